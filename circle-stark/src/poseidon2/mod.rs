@@ -13,7 +13,7 @@
 //! native path and is cross-checked against the generic one.
 
 pub mod constants;
-mod sponge;
+pub mod sponge;
 
 use std::ops::{Add, Mul};
 

@@ -1,0 +1,100 @@
+//! Errors of proving and verifying.
+
+use crate::air::DataRootStatement;
+use crate::proof::{AirId, ProofFormatError};
+
+/// Why a proof could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProveError {
+    /// Nothing to prove.
+    #[error("no records to prove")]
+    NoRecords,
+    /// Record length outside 1..=64 limbs.
+    #[error("records must have 1..={max} limbs, got {got}")]
+    RecordLimbs {
+        /// [`crate::air::MAX_RECORD_LIMBS`].
+        max: usize,
+        /// Given.
+        got: usize,
+    },
+    /// The flat record buffer is not a whole number of records.
+    #[error("{len} limbs is not a multiple of the record length {record_limbs}")]
+    RaggedRecords {
+        /// Limbs given.
+        len: usize,
+        /// Limbs per record.
+        record_limbs: usize,
+    },
+    /// More records than one proof takes.
+    #[error("{got} records exceed the limit of {max} per proof")]
+    TooManyRecords {
+        /// The limit.
+        max: usize,
+        /// Given.
+        got: usize,
+    },
+    /// A limb ≥ p: cannot come from poe's encoders.
+    #[error("record {record}, limb {limb} is not a canonical field element")]
+    NonCanonicalLimb {
+        /// Record index.
+        record: usize,
+        /// Limb index.
+        limb: usize,
+    },
+    /// stwo refused to prove: the trace does not satisfy the AIR (a bug in poe).
+    #[error("prover failed: {0}")]
+    Stwo(String),
+}
+
+/// Why a proof was rejected. Each variant names one check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The bytes are not a well-formed proof.
+    #[error("malformed proof: {0}")]
+    Format(#[from] ProofFormatError),
+    /// A proof for another statement type.
+    #[error("proof is for AIR {got:?}, expected {expected:?}")]
+    WrongAir {
+        /// What the verifier checks.
+        expected: AirId,
+        /// What the proof says.
+        got: AirId,
+    },
+    /// Below the verifier's minimum security.
+    #[error("proof has {got} bits of conjectured security, minimum is {expected}")]
+    SecurityTooLow {
+        /// The policy's minimum.
+        expected: u32,
+        /// The proof's.
+        got: u32,
+    },
+    /// The proof's public inputs are not the statement being checked.
+    #[error("public inputs differ: expected {expected:?}, proof has {got:?}")]
+    PublicInputMismatch {
+        /// The statement the verifier was given.
+        expected: Box<DataRootStatement>,
+        /// Decoded from the proof, if decodable.
+        got: Option<Box<DataRootStatement>>,
+    },
+    /// The statement itself is out of range (no records, bad record length, too many).
+    #[error("invalid statement: {0}")]
+    InvalidStatement(String),
+    /// The proof's shape (trees, columns, components) is not the AIR's.
+    #[error("proof structure does not match the AIR: {0}")]
+    Structure(String),
+    /// The LogUp sums do not close the Merkle relation at the public root.
+    #[error("LogUp sums do not match the public root")]
+    LogUpSumMismatch,
+    /// The out-of-domain sample does not satisfy the constraints.
+    #[error("constraint check at the out-of-domain point failed")]
+    OodsMismatch,
+    /// A Merkle decommitment of the trace failed.
+    #[error("trace decommitment rejected: {0}")]
+    Merkle(String),
+    /// FRI low-degree test failed.
+    #[error("FRI rejected: {0}")]
+    Fri(String),
+    /// Proof-of-work nonce does not meet the grinding bits.
+    #[error("proof of work is invalid")]
+    ProofOfWork,
+}

@@ -1,0 +1,309 @@
+//! poe's canonical, versioned proof format (`specs/proof-format.md`).
+//!
+//! One encoding per proof: fixed little-endian integers, counts before every list, canonical
+//! field elements only, nothing after the last field. [`Proof::from_bytes`] rejects anything
+//! else with a specific [`ProofFormatError`], and re-encoding a decoded proof gives back the
+//! same bytes.
+
+use sha3::{Digest as _, Sha3_256};
+use stwo::core::fri::{FriLayerProof, FriProof};
+use stwo::core::pcs::quotients::CommitmentSchemeProof;
+use stwo::core::pcs::TreeVec;
+use stwo::core::poly::line::LinePoly;
+use stwo::core::proof::StarkProof;
+use stwo::core::vcs::blake2_hash::Blake2sHash;
+use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleHasher;
+use stwo::core::vcs_lifted::verifier::MerkleDecommitmentLifted;
+
+use crate::config::{ConfigError, SecurityConfig};
+use crate::field::{m31_from_canonical, qm31_from_array, qm31_to_array, SecureField, M31};
+
+/// The first eight bytes of every proof file.
+pub const MAGIC: [u8; 8] = *b"POEPROOF";
+/// The one format version this build reads and writes.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// The stwo proof type poe uses: Blake2s Merkle commitments.
+pub type StwoProof = StarkProof<Blake2sMerkleHasher>;
+
+/// Which statement a proof is about; each has its own AIR and public-input layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum AirId {
+    /// `air::DataRootStatement`: records ↦ Poseidon2-M31 Merkle root.
+    DataRoot = 1,
+}
+
+impl AirId {
+    /// Parses the wire value.
+    pub fn from_u16(value: u16) -> Option<Self> {
+        match value {
+            1 => Some(Self::DataRoot),
+            _ => None,
+        }
+    }
+
+    /// Human name, also the AIR's identity in specs and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DataRoot => "poe/data-root/v1",
+        }
+    }
+}
+
+/// A proof: what it proves (AIR and public inputs), under which parameters, and the STARK.
+#[derive(Debug, Clone)]
+pub struct Proof {
+    /// The AIR.
+    pub air: AirId,
+    /// FRI and grinding parameters the proof was made with.
+    pub config: SecurityConfig,
+    /// Public inputs, in the AIR's canonical order.
+    pub public_inputs: Vec<M31>,
+    /// LogUp sums claimed per component, in component order.
+    pub claimed_sums: Vec<SecureField>,
+    /// The stwo proof.
+    pub stark: StwoProof,
+}
+
+/// Why bytes are not a proof.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofFormatError {
+    /// Not a poe proof at all.
+    #[error("bad magic: expected {expected:?}, got {got:?}")]
+    BadMagic {
+        /// `POEPROOF`.
+        expected: [u8; 8],
+        /// What the file starts with.
+        got: Vec<u8>,
+    },
+    /// A format version this build does not know.
+    #[error("unsupported proof format version: expected {expected}, got {got}")]
+    UnsupportedVersion {
+        /// [`FORMAT_VERSION`].
+        expected: u16,
+        /// Found.
+        got: u16,
+    },
+    /// An AIR id this build does not know.
+    #[error("unknown AIR id {got}")]
+    UnknownAir {
+        /// Found.
+        got: u16,
+    },
+    /// The input ends inside a field.
+    #[error("truncated: {needed} more bytes needed at offset {offset}")]
+    Truncated {
+        /// Where the field starts.
+        offset: usize,
+        /// Bytes missing.
+        needed: usize,
+    },
+    /// Bytes after the last field.
+    #[error("{count} trailing bytes after the proof")]
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+    /// A field element encoded as a value ≥ p.
+    #[error("non-canonical field element {value:#010x} at offset {offset}")]
+    NonCanonicalField {
+        /// Where.
+        offset: usize,
+        /// The raw value.
+        value: u32,
+    },
+    /// A list count that cannot fit in the remaining input.
+    #[error("list of {count} items at offset {offset} exceeds the remaining {remaining} bytes")]
+    LengthOverflow {
+        /// Where the count is.
+        offset: usize,
+        /// The count.
+        count: u32,
+        /// Bytes left.
+        remaining: usize,
+    },
+    /// The last FRI layer must have a power-of-two number of coefficients.
+    #[error("FRI last layer has {got} coefficients, not a power of two")]
+    LastLayerNotPowerOfTwo {
+        /// Found.
+        got: usize,
+    },
+    /// Parameters outside their ranges.
+    #[error("invalid security configuration: {0}")]
+    Config(#[from] ConfigError),
+}
+
+impl Proof {
+    /// The canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.bytes(&MAGIC);
+        w.u16(FORMAT_VERSION);
+        w.u16(self.air as u16);
+        w.u32(self.config.log_blowup());
+        w.u32(self.config.n_queries());
+        w.u32(self.config.pow_bits());
+        w.list(&self.public_inputs, |w, x| w.m31(*x));
+        w.list(&self.claimed_sums, |w, x| w.qm31(*x));
+        let p = &self.stark.0;
+        w.list(&p.commitments, |w, h| w.hash(h));
+        w.list(&p.sampled_values, |w, tree| w.list(tree, |w, col| w.list(col, |w, x| w.qm31(*x))));
+        w.list(&p.decommitments, |w, d| w.list(&d.hash_witness, |w, h| w.hash(h)));
+        w.list(&p.queried_values, |w, tree| w.list(tree, |w, col| w.list(col, |w, x| w.m31(*x))));
+        w.u64(p.proof_of_work);
+        w.fri_layer(&p.fri_proof.first_layer);
+        w.list(&p.fri_proof.inner_layers, |w, l| w.fri_layer(l));
+        w.list(&p.fri_proof.last_layer_poly, |w, x| w.qm31(*x));
+        w.out
+    }
+
+    /// Parses canonical bytes.
+    ///
+    /// # Errors
+    /// The first [`ProofFormatError`] met, reading front to back.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let magic = r.take(8)?;
+        if magic != MAGIC {
+            return Err(ProofFormatError::BadMagic { expected: MAGIC, got: magic.to_vec() });
+        }
+        let version = r.u16()?;
+        if version != FORMAT_VERSION {
+            return Err(ProofFormatError::UnsupportedVersion { expected: FORMAT_VERSION, got: version });
+        }
+        let air_raw = r.u16()?;
+        let air = AirId::from_u16(air_raw).ok_or(ProofFormatError::UnknownAir { got: air_raw })?;
+        let config = SecurityConfig::new(r.u32()?, r.u32()?, r.u32()?)?;
+        let public_inputs = r.list(4, |r| r.m31())?;
+        let claimed_sums = r.list(16, |r| r.qm31())?;
+        let commitments = TreeVec(r.list(32, |r| r.hash())?);
+        let sampled_values = TreeVec(r.list(4, |r| r.list(4, |r| r.list(16, |r| r.qm31())))?);
+        let decommitments =
+            TreeVec(r.list(4, |r| Ok(MerkleDecommitmentLifted { hash_witness: r.list(32, |r| r.hash())? }))?);
+        let queried_values = TreeVec(r.list(4, |r| r.list(4, |r| r.list(4, |r| r.m31())))?);
+        let proof_of_work = r.u64()?;
+        let first_layer = r.fri_layer()?;
+        let inner_layers = r.list(40, |r| r.fri_layer())?;
+        let coeffs = r.list(16, |r| r.qm31())?;
+        if !coeffs.len().is_power_of_two() {
+            return Err(ProofFormatError::LastLayerNotPowerOfTwo { got: coeffs.len() });
+        }
+        if r.pos != bytes.len() {
+            return Err(ProofFormatError::TrailingBytes { count: bytes.len() - r.pos });
+        }
+        let stark = StarkProof(CommitmentSchemeProof {
+            config: config.pcs_config(),
+            commitments,
+            sampled_values,
+            decommitments,
+            queried_values,
+            proof_of_work,
+            fri_proof: FriProof { first_layer, inner_layers, last_layer_poly: LinePoly::new(coeffs) },
+        });
+        Ok(Proof { air, config, public_inputs, claimed_sums, stark })
+    }
+
+    /// SHA3-256 of the canonical bytes: the proof's address in archives.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha3_256::digest(self.to_bytes()).into()
+    }
+}
+
+#[derive(Default)]
+struct Writer {
+    out: Vec<u8>,
+}
+
+impl Writer {
+    fn bytes(&mut self, b: &[u8]) {
+        self.out.extend_from_slice(b);
+    }
+    fn u16(&mut self, v: u16) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn m31(&mut self, v: M31) {
+        self.u32(v.0);
+    }
+    fn qm31(&mut self, v: SecureField) {
+        qm31_to_array(v).into_iter().for_each(|x| self.m31(x));
+    }
+    fn hash(&mut self, h: &Blake2sHash) {
+        self.bytes(&h.0);
+    }
+    fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) {
+        self.u32(u32::try_from(items.len()).expect("proof lists are far below 2^32 items"));
+        for item in items {
+            each(self, item);
+        }
+    }
+    fn fri_layer(&mut self, layer: &FriLayerProof<Blake2sMerkleHasher>) {
+        self.list(&layer.fri_witness, |w, x| w.qm31(*x));
+        self.list(&layer.decommitment.hash_witness, |w, h| w.hash(h));
+        self.hash(&layer.commitment);
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ProofFormatError> {
+        let remaining = self.bytes.len() - self.pos;
+        if remaining < n {
+            return Err(ProofFormatError::Truncated { offset: self.pos, needed: n - remaining });
+        }
+        let out = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+    fn u16(&mut self) -> Result<u16, ProofFormatError> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+    }
+    fn u32(&mut self) -> Result<u32, ProofFormatError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64, ProofFormatError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn m31(&mut self) -> Result<M31, ProofFormatError> {
+        let offset = self.pos;
+        let value = self.u32()?;
+        m31_from_canonical(value).ok_or(ProofFormatError::NonCanonicalField { offset, value })
+    }
+    fn qm31(&mut self) -> Result<SecureField, ProofFormatError> {
+        Ok(qm31_from_array([self.m31()?, self.m31()?, self.m31()?, self.m31()?]))
+    }
+    fn hash(&mut self) -> Result<Blake2sHash, ProofFormatError> {
+        Ok(Blake2sHash(self.take(32)?.try_into().expect("32 bytes")))
+    }
+    /// A count, then items of at least `min_item_bytes` each; the count is checked against the
+    /// remaining input before anything is allocated.
+    fn list<T>(
+        &mut self,
+        min_item_bytes: usize,
+        mut each: impl FnMut(&mut Self) -> Result<T, ProofFormatError>,
+    ) -> Result<Vec<T>, ProofFormatError> {
+        let offset = self.pos;
+        let count = self.u32()?;
+        let remaining = self.bytes.len() - self.pos;
+        if (count as usize).saturating_mul(min_item_bytes) > remaining {
+            return Err(ProofFormatError::LengthOverflow { offset, count, remaining });
+        }
+        (0..count).map(|_| each(self)).collect()
+    }
+    fn fri_layer(&mut self) -> Result<FriLayerProof<Blake2sMerkleHasher>, ProofFormatError> {
+        let fri_witness = self.list(16, |r| r.qm31())?;
+        let hash_witness = self.list(32, |r| r.hash())?;
+        let commitment = self.hash()?;
+        Ok(FriLayerProof { fri_witness, decommitment: MerkleDecommitmentLifted { hash_witness }, commitment })
+    }
+}
