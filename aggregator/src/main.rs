@@ -1,1 +1,307 @@
-fn main() {}
+//! `poe`: the command-line tool.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use poe_aggregator::{batch, rss};
+use poe_circle_stark::air::DataRootStatement;
+use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_circle_stark::field::M31;
+use poe_circle_stark::poseidon2::{permute, Digest, WIDTH};
+use poe_circle_stark::verifier::verify_data_root_bytes;
+
+#[derive(Parser)]
+#[command(
+    name = "poe",
+    version,
+    about = "post-quantum proof-of-everything aggregator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prove and verify a synthetic batch of records; print size, time and security.
+    ProveBatch {
+        /// Number of records (operations) in the batch.
+        #[arg(long, default_value_t = 4096)]
+        ops: usize,
+        /// Security preset: production or testing.
+        #[arg(long, default_value = "production")]
+        preset: String,
+        /// Seed of the synthetic records.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the canonical proof here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// One JSON line instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a data-root proof file against a statement.
+    VerifyProof {
+        /// The proof file.
+        proof: PathBuf,
+        /// Expected data root (64 hex characters).
+        #[arg(long)]
+        root: String,
+        /// Expected number of records.
+        #[arg(long)]
+        records: u32,
+        /// Limbs per record.
+        #[arg(long, default_value_t = 12)]
+        limbs: u32,
+        /// Refuse proofs below this many bits of conjectured security.
+        #[arg(long, default_value_t = 100)]
+        min_security_bits: u32,
+    },
+    /// Benchmark data-root proofs from 2^min-log to 2^max-log records, one process per size.
+    Bench {
+        /// Smallest size, log2 of records.
+        #[arg(long, default_value_t = 10)]
+        min_log: u32,
+        /// Largest size, log2 of records.
+        #[arg(long, default_value_t = 16)]
+        max_log: u32,
+        /// Runs per size; the table shows medians.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Security preset.
+        #[arg(long, default_value = "production")]
+        preset: String,
+    },
+}
+
+fn preset(name: &str) -> Result<SecurityConfig, String> {
+    SecurityConfig::preset(name)
+        .ok_or_else(|| format!("unknown preset {name:?}: use production or testing"))
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::ProveBatch {
+            ops,
+            preset: p,
+            seed,
+            out,
+            json,
+        } => prove_batch(ops, &p, seed, out, json),
+        Command::VerifyProof {
+            proof,
+            root,
+            records,
+            limbs,
+            min_security_bits,
+        } => {
+            let bytes =
+                std::fs::read(&proof).map_err(|e| format!("reading {}: {e}", proof.display()))?;
+            let root = Digest::from_hex(&root).map_err(|e| format!("--root: {e}"))?;
+            let statement = DataRootStatement {
+                n_records: records,
+                record_limbs: limbs,
+                root,
+            };
+            let t = Instant::now();
+            verify_data_root_bytes(&bytes, &statement, &VerifierPolicy { min_security_bits })
+                .map_err(|e| format!("proof rejected: {e}"))?;
+            println!(
+                "proof OK: {records} records, root {root}, verified in {:.1} ms",
+                t.elapsed().as_secs_f64() * 1e3
+            );
+            Ok(())
+        }
+        Command::Bench {
+            min_log,
+            max_log,
+            runs,
+            preset: p,
+        } => bench(min_log, max_log, runs, &p),
+    }
+}
+
+fn prove_batch(
+    ops: usize,
+    p: &str,
+    seed: u64,
+    out: Option<PathBuf>,
+    json: bool,
+) -> Result<(), String> {
+    let config = preset(p)?;
+    if !json {
+        eprintln!(
+            "proving {ops} synthetic cash movements ({p}, {} bits)…",
+            config.security_bits()
+        );
+    }
+    let report = batch::run(ops, seed, config).map_err(|e| e.to_string())?;
+    if let Some(path) = &out {
+        std::fs::write(path, &report.proof)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    let rss = rss::peak_rss_bytes().unwrap_or(0);
+    if json {
+        println!(
+            "{{\"records\":{},\"permutations\":{},\"prove_s\":{:.4},\"verify_ms\":{:.3},\"proof_bytes\":{},\"peak_rss_bytes\":{},\"security_bits\":{}}}",
+            report.statement.n_records,
+            report.permutations,
+            report.prove.as_secs_f64(),
+            report.verify.as_secs_f64() * 1e3,
+            report.proof_bytes,
+            rss,
+            config.security_bits()
+        );
+        return Ok(());
+    }
+    let (leaf_log, node_log) = report.log_rows;
+    let rows = [
+        ("records", report.statement.n_records.to_string()),
+        ("data root", report.statement.root.to_hex()),
+        ("Poseidon2 permutations", report.permutations.to_string()),
+        (
+            "trace",
+            format!(
+                "2^{leaf_log} leaf rows + 2^{node_log} node rows, {} columns",
+                report.columns
+            ),
+        ),
+        (
+            "security",
+            format!(
+                "{} bits ({} queries, blowup 2^{}, {} PoW bits)",
+                config.security_bits(),
+                config.n_queries(),
+                config.log_blowup(),
+                config.pow_bits()
+            ),
+        ),
+        (
+            "prove",
+            format!(
+                "{:.2} s ({:.0} records/s)",
+                report.prove.as_secs_f64(),
+                report.records_per_second()
+            ),
+        ),
+        (
+            "verify",
+            format!("{:.1} ms", report.verify.as_secs_f64() * 1e3),
+        ),
+        (
+            "proof size",
+            format!(
+                "{} bytes ({:.1} KiB)",
+                report.proof_bytes,
+                report.proof_bytes as f64 / 1024.0
+            ),
+        ),
+        (
+            "peak RSS",
+            format!("{:.2} GiB", rss as f64 / (1u64 << 30) as f64),
+        ),
+    ];
+    for (k, v) in rows {
+        println!("{k:<24} {v}");
+    }
+    if let Some(path) = out {
+        println!("{:<24} {}", "proof written to", path.display());
+    }
+    Ok(())
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn bench(min_log: u32, max_log: u32, runs: usize, p: &str) -> Result<(), String> {
+    let config = preset(p)?;
+    if min_log > max_log || max_log > 22 || runs == 0 {
+        return Err("need min-log <= max-log <= 22 and runs >= 1".into());
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    println!(
+        "poe bench: data-root proofs, preset {p} ({} bits), {runs} run(s) per size, medians",
+        config.security_bits()
+    );
+    println!(
+        "| records | permutations | prove s | records/s | verify ms | proof bytes | peak RSS GiB |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for log in min_log..=max_log {
+        let mut samples: Vec<[f64; 5]> = Vec::new();
+        let mut perms = 0.0;
+        for run in 0..runs {
+            eprintln!("  2^{log} records, run {}/{runs}…", run + 1);
+            let out = std::process::Command::new(&exe)
+                .args([
+                    "prove-batch",
+                    "--json",
+                    "--preset",
+                    p,
+                    "--ops",
+                    &(1u64 << log).to_string(),
+                ])
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!("2^{log}: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+            let line = String::from_utf8_lossy(&out.stdout);
+            let field = |k: &str| -> f64 {
+                line.split(&format!("\"{k}\":"))
+                    .nth(1)
+                    .and_then(|r| r.split([',', '}']).next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN)
+            };
+            perms = field("permutations");
+            samples.push([
+                field("prove_s"),
+                field("verify_ms"),
+                field("proof_bytes"),
+                field("peak_rss_bytes"),
+                field("records"),
+            ]);
+        }
+        let col = |i: usize| median(samples.iter().map(|s| s[i]).collect());
+        let records = col(4);
+        println!(
+            "| 2^{log} | {perms:.0} | {:.2} | {:.0} | {:.1} | {:.0} | {:.2} |",
+            col(0),
+            records / col(0),
+            col(1),
+            col(2),
+            col(3) / (1u64 << 30) as f64
+        );
+    }
+    // Native permutation throughput, one core.
+    let n = 2_000_000u32;
+    let mut state = [M31::from_u32_unchecked(1); WIDTH];
+    let t = Instant::now();
+    for _ in 0..n {
+        permute(&mut state);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!();
+    println!(
+        "native Poseidon2-M31 permutation, one core: {:.2} M/s (checksum {})",
+        f64::from(n) / secs / 1e6,
+        state[0].0
+    );
+    Ok(())
+}

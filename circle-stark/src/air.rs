@@ -13,12 +13,16 @@
 //! root; with a collision-resistant hash this pins every leaf to its position.
 
 use stwo::core::fields::qm31::SecureField;
-use stwo_constraint_framework::{relation, EvalAtRow, FrameworkComponent, FrameworkEval, RelationEntry};
+use stwo_constraint_framework::{
+    relation, EvalAtRow, FrameworkComponent, FrameworkEval, RelationEntry,
+};
 
 use crate::field::M31;
 use crate::merkle::{depth_for, empty_digests, empty_siblings, n_internal_nodes};
 use crate::poseidon2::sponge::{n_absorptions, sponge_init};
-use crate::poseidon2::{permute_generic, Digest, Domain, SboxSink, DIGEST_LEN, N_SBOXES, RATE, WIDTH};
+use crate::poseidon2::{
+    permute_generic, Digest, Domain, SboxSink, DIGEST_LEN, N_SBOXES, RATE, WIDTH,
+};
 
 relation!(MerkleNodeRelation, 9);
 
@@ -58,16 +62,25 @@ pub struct DataRootStatement {
 impl DataRootStatement {
     /// Public inputs in their canonical order: `n_records, record_limbs, root[0..8]`.
     pub fn to_public_inputs(&self) -> Vec<M31> {
-        let mut out = vec![M31::from_u32_unchecked(self.n_records), M31::from_u32_unchecked(self.record_limbs)];
+        let mut out = vec![
+            M31::from_u32_unchecked(self.n_records),
+            M31::from_u32_unchecked(self.record_limbs),
+        ];
         out.extend(self.root.0);
         out
     }
 
     /// Inverse of [`DataRootStatement::to_public_inputs`]; `None` for a wrong count.
     pub fn from_public_inputs(inputs: &[M31]) -> Option<Self> {
-        let [n, limbs, root @ ..] = inputs else { return None };
+        let [n, limbs, root @ ..] = inputs else {
+            return None;
+        };
         let root: [M31; DIGEST_LEN] = root.try_into().ok()?;
-        Some(Self { n_records: n.0, record_limbs: limbs.0, root: Digest(root) })
+        Some(Self {
+            n_records: n.0,
+            record_limbs: limbs.0,
+            root: Digest(root),
+        })
     }
 
     /// Row counts (log2) of the leaf and node components.
@@ -99,7 +112,10 @@ impl DataRootStatement {
 
 /// `max(MIN_LOG_ROWS, ⌈log2 rows⌉)`.
 pub fn log_rows_for(rows: usize) -> u32 {
-    rows.max(1).next_power_of_two().trailing_zeros().max(MIN_LOG_ROWS)
+    rows.max(1)
+        .next_power_of_two()
+        .trailing_zeros()
+        .max(MIN_LOG_ROWS)
 }
 
 /// Leaf component: `enabled, index, limbs[L], k × PERM_CELLS` with `k = ⌈L/8⌉`.
@@ -132,19 +148,29 @@ impl FrameworkEval for LeafEval {
     fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
         let enabled = eval.next_trace_mask();
         let index = eval.next_trace_mask();
-        let limbs: Vec<E::F> = (0..self.record_limbs).map(|_| eval.next_trace_mask()).collect();
+        let limbs: Vec<E::F> = (0..self.record_limbs)
+            .map(|_| eval.next_trace_mask())
+            .collect();
         eval.add_constraint(enabled.clone() * enabled.clone() - enabled.clone());
 
-        let mut state: [E::F; WIDTH] = sponge_init(Domain::RecordLeaf, self.record_limbs).map(E::F::from);
+        let mut state: [E::F; WIDTH] =
+            sponge_init(Domain::RecordLeaf, self.record_limbs).map(E::F::from);
         for block in 0..n_absorptions(self.record_limbs) {
-            for (s, limb) in state.iter_mut().zip(limbs.iter().skip(block * RATE).take(RATE)) {
+            for (s, limb) in state
+                .iter_mut()
+                .zip(limbs.iter().skip(block * RATE).take(RATE))
+            {
                 *s = s.clone() + limb.clone();
             }
             state = permute_generic(state, &mut AirSbox { eval: &mut eval });
         }
         let mut entry = vec![index];
         entry.extend(state.into_iter().take(DIGEST_LEN));
-        eval.add_to_relation(RelationEntry::new(&self.relation, E::EF::from(enabled), &entry));
+        eval.add_to_relation(RelationEntry::new(
+            &self.relation,
+            E::EF::from(enabled),
+            &entry,
+        ));
         eval.finalize_logup_in_pairs();
         eval
     }

@@ -41,23 +41,40 @@ impl SecurityConfig {
             if (min..=max).contains(&got) {
                 Ok(())
             } else {
-                Err(ConfigError::OutOfRange { name, min, max, got })
+                Err(ConfigError::OutOfRange {
+                    name,
+                    min,
+                    max,
+                    got,
+                })
             }
         };
         check("log_blowup", 1, 4, log_blowup)?;
         check("n_queries", 1, 256, n_queries)?;
         check("pow_bits", 0, 30, pow_bits)?;
-        Ok(Self { log_blowup, n_queries, pow_bits })
+        Ok(Self {
+            log_blowup,
+            n_queries,
+            pow_bits,
+        })
     }
 
     /// 104 conjectured bits: blowup 2, 84 queries, 20 bits of grinding. What poe publishes.
     pub const fn production() -> Self {
-        Self { log_blowup: 1, n_queries: 84, pow_bits: 20 }
+        Self {
+            log_blowup: 1,
+            n_queries: 84,
+            pow_bits: 20,
+        }
     }
 
     /// 16 bits — fast, for tests only; the default verifier policy refuses it.
     pub const fn testing() -> Self {
-        Self { log_blowup: 1, n_queries: 12, pow_bits: 4 }
+        Self {
+            log_blowup: 1,
+            n_queries: 12,
+            pow_bits: 4,
+        }
     }
 
     /// A preset by name: `production` or `testing`.
@@ -109,14 +126,18 @@ pub struct VerifierPolicy {
 impl Default for VerifierPolicy {
     /// 100 bits.
     fn default() -> Self {
-        Self { min_security_bits: 100 }
+        Self {
+            min_security_bits: 100,
+        }
     }
 }
 
 impl VerifierPolicy {
     /// Accepts any configuration: for tests that prove with [`SecurityConfig::testing`].
     pub const fn insecure_for_tests() -> Self {
-        Self { min_security_bits: 0 }
+        Self {
+            min_security_bits: 0,
+        }
     }
 }
 
@@ -127,18 +148,41 @@ mod tests {
     #[test]
     fn presets_have_the_documented_security() {
         assert_eq!(SecurityConfig::production().security_bits(), 104);
-        assert!(SecurityConfig::production().security_bits() >= VerifierPolicy::default().min_security_bits);
+        assert!(
+            SecurityConfig::production().security_bits()
+                >= VerifierPolicy::default().min_security_bits
+        );
         assert_eq!(SecurityConfig::testing().security_bits(), 16);
-        assert_eq!(SecurityConfig::production().pcs_config().security_bits(), 104);
+        assert_eq!(
+            SecurityConfig::production().pcs_config().security_bits(),
+            104
+        );
     }
 
     #[test]
     fn out_of_range_is_named() {
         assert_eq!(
             SecurityConfig::new(0, 10, 10),
-            Err(ConfigError::OutOfRange { name: "log_blowup", min: 1, max: 4, got: 0 })
+            Err(ConfigError::OutOfRange {
+                name: "log_blowup",
+                min: 1,
+                max: 4,
+                got: 0
+            })
         );
-        assert!(matches!(SecurityConfig::new(1, 0, 10), Err(ConfigError::OutOfRange { name: "n_queries", .. })));
-        assert!(matches!(SecurityConfig::new(1, 10, 31), Err(ConfigError::OutOfRange { name: "pow_bits", .. })));
+        assert!(matches!(
+            SecurityConfig::new(1, 0, 10),
+            Err(ConfigError::OutOfRange {
+                name: "n_queries",
+                ..
+            })
+        ));
+        assert!(matches!(
+            SecurityConfig::new(1, 10, 31),
+            Err(ConfigError::OutOfRange {
+                name: "pow_bits",
+                ..
+            })
+        ));
     }
 }

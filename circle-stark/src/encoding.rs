@@ -50,7 +50,10 @@ pub fn u64_limbs(value: u64) -> [M31; 4] {
 
 /// Splits a `u32` into two 16-bit limbs, least significant first.
 pub fn u32_limbs(value: u32) -> [M31; 2] {
-    [M31::from_u32_unchecked(value & LIMB_MASK), M31::from_u32_unchecked(value >> 16)]
+    [
+        M31::from_u32_unchecked(value & LIMB_MASK),
+        M31::from_u32_unchecked(value >> 16),
+    ]
 }
 
 fn check_limb(limbs: &[M31], index: usize, max: u32) -> Result<u32, EncodingError> {
@@ -66,7 +69,9 @@ fn check_limb(limbs: &[M31], index: usize, max: u32) -> Result<u32, EncodingErro
 /// # Errors
 /// [`EncodingError::LimbRange`] if a limb is ≥ 2^16.
 pub fn read_u64(limbs: &[M31], at: usize) -> Result<u64, EncodingError> {
-    (0..4).try_fold(0u64, |acc, i| Ok(acc | (u64::from(check_limb(limbs, at + i, LIMB_MASK)?) << (16 * i))))
+    (0..4).try_fold(0u64, |acc, i| {
+        Ok(acc | (u64::from(check_limb(limbs, at + i, LIMB_MASK)?) << (16 * i)))
+    })
 }
 
 /// Reads two 16-bit limbs starting at `at`.
@@ -95,10 +100,17 @@ pub trait Record: Sized {
 /// Checks the tag and the length shared by every record kind.
 fn check_header<R: Record>(limbs: &[M31]) -> Result<(), EncodingError> {
     if limbs.len() != R::LIMBS {
-        return Err(EncodingError::Length { kind: R::KIND, expected: R::LIMBS, got: limbs.len() });
+        return Err(EncodingError::Length {
+            kind: R::KIND,
+            expected: R::LIMBS,
+            got: limbs.len(),
+        });
     }
     if limbs[0].0 != R::KIND {
-        return Err(EncodingError::Kind { expected: R::KIND, got: limbs[0].0 });
+        return Err(EncodingError::Kind {
+            expected: R::KIND,
+            got: limbs[0].0,
+        });
     }
     Ok(())
 }
@@ -183,7 +195,11 @@ mod tests {
         limbs[5] = M31::from_u32_unchecked(1 << 16);
         assert_eq!(
             CashMovement::decode(&limbs),
-            Err(EncodingError::LimbRange { index: 5, value: 1 << 16, max: 0xffff })
+            Err(EncodingError::LimbRange {
+                index: 5,
+                value: 1 << 16,
+                max: 0xffff
+            })
         );
     }
 
@@ -191,14 +207,27 @@ mod tests {
     fn wrong_kind_length_and_flag_are_rejected() {
         let mut limbs = sample().encode();
         limbs[0] = M31::from_u32_unchecked(2);
-        assert_eq!(CashMovement::decode(&limbs), Err(EncodingError::Kind { expected: 1, got: 2 }));
+        assert_eq!(
+            CashMovement::decode(&limbs),
+            Err(EncodingError::Kind {
+                expected: 1,
+                got: 2
+            })
+        );
         let limbs = sample().encode();
-        assert!(matches!(CashMovement::decode(&limbs[..11]), Err(EncodingError::Length { got: 11, .. })));
+        assert!(matches!(
+            CashMovement::decode(&limbs[..11]),
+            Err(EncodingError::Length { got: 11, .. })
+        ));
         let mut limbs = sample().encode();
         limbs[1] = M31::from_u32_unchecked(2);
         assert_eq!(
             CashMovement::decode(&limbs),
-            Err(EncodingError::LimbRange { index: 1, value: 2, max: 1 })
+            Err(EncodingError::LimbRange {
+                index: 1,
+                value: 2,
+                max: 1
+            })
         );
     }
 }

@@ -3,9 +3,9 @@
 //! stwo's [`M31`] deserialises any `u32`, including values ≥ p; everything that enters poe
 //! from bytes goes through [`m31_from_canonical`] instead.
 
+use stwo::core::fields::cm31::CM31;
 pub use stwo::core::fields::m31::{BaseField, M31, P};
 pub use stwo::core::fields::qm31::{SecureField, QM31};
-use stwo::core::fields::cm31::CM31;
 
 /// The modulus p = 2^31 − 1.
 pub const MODULUS: u32 = P;
@@ -44,7 +44,10 @@ mod tests {
     #[test]
     fn canonical_rejects_p_and_above() {
         assert_eq!(m31_from_canonical(0), Some(M31::from_u32_unchecked(0)));
-        assert_eq!(m31_from_canonical(MODULUS - 1).map(|m| m.0), Some(MODULUS - 1));
+        assert_eq!(
+            m31_from_canonical(MODULUS - 1).map(|m| m.0),
+            Some(MODULUS - 1)
+        );
         assert_eq!(m31_from_canonical(MODULUS), None);
         assert_eq!(m31_from_canonical(u32::MAX), None);
     }

@@ -1,13 +1,13 @@
 #![doc = include_str!("../README.md")]
 
-pub mod field;
-pub mod poseidon2;
-pub mod encoding;
-pub mod merkle;
 pub mod air;
 pub mod config;
-pub mod proof;
+pub mod encoding;
 pub mod error;
-pub mod verifier;
+pub mod field;
+pub mod merkle;
+pub mod poseidon2;
+pub mod proof;
 #[cfg(feature = "prover")]
 pub mod prover;
+pub mod verifier;

@@ -28,7 +28,9 @@ pub fn real_nodes_at(n_leaves: usize, height: u32) -> usize {
 
 /// Internal nodes that hash at least one real leaf: the rows of the node component.
 pub fn n_internal_nodes(n_leaves: usize) -> usize {
-    (1..=depth_for(n_leaves)).map(|h| real_nodes_at(n_leaves, h)).sum()
+    (1..=depth_for(n_leaves))
+        .map(|h| real_nodes_at(n_leaves, h))
+        .sum()
 }
 
 /// Empty siblings of real nodes, as `(heap index, height)`: at most one per level.
@@ -111,7 +113,10 @@ impl MerkleTree {
                 *self.levels[h].get(pos).unwrap_or(&self.empty[h])
             })
             .collect();
-        Some(InclusionProof { index: index as u64, siblings })
+        Some(InclusionProof {
+            index: index as u64,
+            siblings,
+        })
     }
 }
 
@@ -120,7 +125,11 @@ impl InclusionProof {
     pub fn root_from(&self, leaf: &Digest) -> Digest {
         let mut acc = *leaf;
         for (h, sibling) in self.siblings.iter().enumerate() {
-            acc = if (self.index >> h) & 1 == 0 { compress(&acc, sibling) } else { compress(sibling, &acc) };
+            acc = if (self.index >> h) & 1 == 0 {
+                compress(&acc, sibling)
+            } else {
+                compress(sibling, &acc)
+            };
         }
         acc
     }
@@ -133,7 +142,9 @@ mod tests {
     use crate::poseidon2::{hash_elements, Domain};
 
     fn leaves(n: usize) -> Vec<Digest> {
-        (0..n).map(|i| hash_elements(Domain::Message, &[M31::from_u32_unchecked(i as u32)])).collect()
+        (0..n)
+            .map(|i| hash_elements(Domain::Message, &[M31::from_u32_unchecked(i as u32)]))
+            .collect()
     }
 
     /// The same root, computed the slow way: pad the leaves with `Z_0` to a power of two.
@@ -150,7 +161,11 @@ mod tests {
     fn root_equals_fully_padded_tree() {
         for n in [1, 2, 3, 5, 8, 13, 64, 100] {
             let l = leaves(n);
-            assert_eq!(MerkleTree::new(l.clone()).root(), padded_root(&l), "n = {n}");
+            assert_eq!(
+                MerkleTree::new(l.clone()).root(),
+                padded_root(&l),
+                "n = {n}"
+            );
         }
     }
 
@@ -173,6 +188,9 @@ mod tests {
         assert_eq!(empty_siblings(5), vec![(13, 0), (7, 1)]);
         assert_eq!(n_internal_nodes(1), 0);
         assert!(empty_siblings(8).is_empty());
-        assert_eq!(MerkleTree::new(leaves(5)).level(1).len(), real_nodes_at(5, 1));
+        assert_eq!(
+            MerkleTree::new(leaves(5)).level(1).len(),
+            real_nodes_at(5, 1)
+        );
     }
 }

@@ -148,9 +148,15 @@ impl Proof {
         w.list(&self.claimed_sums, |w, x| w.qm31(*x));
         let p = &self.stark.0;
         w.list(&p.commitments, |w, h| w.hash(h));
-        w.list(&p.sampled_values, |w, tree| w.list(tree, |w, col| w.list(col, |w, x| w.qm31(*x))));
-        w.list(&p.decommitments, |w, d| w.list(&d.hash_witness, |w, h| w.hash(h)));
-        w.list(&p.queried_values, |w, tree| w.list(tree, |w, col| w.list(col, |w, x| w.m31(*x))));
+        w.list(&p.sampled_values, |w, tree| {
+            w.list(tree, |w, col| w.list(col, |w, x| w.qm31(*x)))
+        });
+        w.list(&p.decommitments, |w, d| {
+            w.list(&d.hash_witness, |w, h| w.hash(h))
+        });
+        w.list(&p.queried_values, |w, tree| {
+            w.list(tree, |w, col| w.list(col, |w, x| w.m31(*x)))
+        });
         w.u64(p.proof_of_work);
         w.fri_layer(&p.fri_proof.first_layer);
         w.list(&p.fri_proof.inner_layers, |w, l| w.fri_layer(l));
@@ -166,11 +172,17 @@ impl Proof {
         let mut r = Reader { bytes, pos: 0 };
         let magic = r.take(8)?;
         if magic != MAGIC {
-            return Err(ProofFormatError::BadMagic { expected: MAGIC, got: magic.to_vec() });
+            return Err(ProofFormatError::BadMagic {
+                expected: MAGIC,
+                got: magic.to_vec(),
+            });
         }
         let version = r.u16()?;
         if version != FORMAT_VERSION {
-            return Err(ProofFormatError::UnsupportedVersion { expected: FORMAT_VERSION, got: version });
+            return Err(ProofFormatError::UnsupportedVersion {
+                expected: FORMAT_VERSION,
+                got: version,
+            });
         }
         let air_raw = r.u16()?;
         let air = AirId::from_u16(air_raw).ok_or(ProofFormatError::UnknownAir { got: air_raw })?;
@@ -179,8 +191,11 @@ impl Proof {
         let claimed_sums = r.list(16, |r| r.qm31())?;
         let commitments = TreeVec(r.list(32, |r| r.hash())?);
         let sampled_values = TreeVec(r.list(4, |r| r.list(4, |r| r.list(16, |r| r.qm31())))?);
-        let decommitments =
-            TreeVec(r.list(4, |r| Ok(MerkleDecommitmentLifted { hash_witness: r.list(32, |r| r.hash())? }))?);
+        let decommitments = TreeVec(r.list(4, |r| {
+            Ok(MerkleDecommitmentLifted {
+                hash_witness: r.list(32, |r| r.hash())?,
+            })
+        })?);
         let queried_values = TreeVec(r.list(4, |r| r.list(4, |r| r.list(4, |r| r.m31())))?);
         let proof_of_work = r.u64()?;
         let first_layer = r.fri_layer()?;
@@ -190,7 +205,9 @@ impl Proof {
             return Err(ProofFormatError::LastLayerNotPowerOfTwo { got: coeffs.len() });
         }
         if r.pos != bytes.len() {
-            return Err(ProofFormatError::TrailingBytes { count: bytes.len() - r.pos });
+            return Err(ProofFormatError::TrailingBytes {
+                count: bytes.len() - r.pos,
+            });
         }
         let stark = StarkProof(CommitmentSchemeProof {
             config: config.pcs_config(),
@@ -199,9 +216,19 @@ impl Proof {
             decommitments,
             queried_values,
             proof_of_work,
-            fri_proof: FriProof { first_layer, inner_layers, last_layer_poly: LinePoly::new(coeffs) },
+            fri_proof: FriProof {
+                first_layer,
+                inner_layers,
+                last_layer_poly: LinePoly::new(coeffs),
+            },
         });
-        Ok(Proof { air, config, public_inputs, claimed_sums, stark })
+        Ok(Proof {
+            air,
+            config,
+            public_inputs,
+            claimed_sums,
+            stark,
+        })
     }
 
     /// SHA3-256 of the canonical bytes: the proof's address in archives.
@@ -259,20 +286,29 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], ProofFormatError> {
         let remaining = self.bytes.len() - self.pos;
         if remaining < n {
-            return Err(ProofFormatError::Truncated { offset: self.pos, needed: n - remaining });
+            return Err(ProofFormatError::Truncated {
+                offset: self.pos,
+                needed: n - remaining,
+            });
         }
         let out = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
         Ok(out)
     }
     fn u16(&mut self) -> Result<u16, ProofFormatError> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     fn u32(&mut self) -> Result<u32, ProofFormatError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64, ProofFormatError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn m31(&mut self) -> Result<M31, ProofFormatError> {
         let offset = self.pos;
@@ -280,7 +316,12 @@ impl<'a> Reader<'a> {
         m31_from_canonical(value).ok_or(ProofFormatError::NonCanonicalField { offset, value })
     }
     fn qm31(&mut self) -> Result<SecureField, ProofFormatError> {
-        Ok(qm31_from_array([self.m31()?, self.m31()?, self.m31()?, self.m31()?]))
+        Ok(qm31_from_array([
+            self.m31()?,
+            self.m31()?,
+            self.m31()?,
+            self.m31()?,
+        ]))
     }
     fn hash(&mut self) -> Result<Blake2sHash, ProofFormatError> {
         Ok(Blake2sHash(self.take(32)?.try_into().expect("32 bytes")))
@@ -296,7 +337,11 @@ impl<'a> Reader<'a> {
         let count = self.u32()?;
         let remaining = self.bytes.len() - self.pos;
         if (count as usize).saturating_mul(min_item_bytes) > remaining {
-            return Err(ProofFormatError::LengthOverflow { offset, count, remaining });
+            return Err(ProofFormatError::LengthOverflow {
+                offset,
+                count,
+                remaining,
+            });
         }
         (0..count).map(|_| each(self)).collect()
     }
@@ -304,6 +349,10 @@ impl<'a> Reader<'a> {
         let fri_witness = self.list(16, |r| r.qm31())?;
         let hash_witness = self.list(32, |r| r.hash())?;
         let commitment = self.hash()?;
-        Ok(FriLayerProof { fri_witness, decommitment: MerkleDecommitmentLifted { hash_witness }, commitment })
+        Ok(FriLayerProof {
+            fri_witness,
+            decommitment: MerkleDecommitmentLifted { hash_witness },
+            commitment,
+        })
     }
 }

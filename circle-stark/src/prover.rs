@@ -15,7 +15,9 @@ use stwo::prover::poly::BitReversedOrder;
 use stwo::prover::{prove, CommitmentSchemeProver};
 use stwo_constraint_framework::{LogupTraceGenerator, Relation};
 
-use crate::air::{DataRootStatement, LeafEval, MerkleNodeRelation, NodeEval, MAX_RECORD_LIMBS, PERM_CELLS};
+use crate::air::{
+    DataRootStatement, LeafEval, MerkleNodeRelation, NodeEval, MAX_RECORD_LIMBS, PERM_CELLS,
+};
 use crate::config::SecurityConfig;
 use crate::error::ProveError;
 use crate::field::{M31, MODULUS};
@@ -23,7 +25,9 @@ use crate::merkle::{depth_for, empty_digests, real_nodes_at};
 use crate::poseidon2::sponge::sponge_init;
 use crate::poseidon2::{permute_generic, Digest, Domain, RecordingSbox, DIGEST_LEN, RATE, WIDTH};
 use crate::proof::{AirId, Proof};
-use crate::verifier::{build_components, check_statement, mix_claimed_sums, mix_preamble, MAX_RECORDS};
+use crate::verifier::{
+    build_components, check_statement, mix_claimed_sums, mix_preamble, MAX_RECORDS,
+};
 
 type Evaluation = CircleEvaluation<SimdBackend, M31, BitReversedOrder>;
 
@@ -51,10 +55,20 @@ where
         .for_each(|(row, (cells, digest))| *digest = fill(row, cells));
     let columns = (0..n_columns)
         .into_par_iter()
-        .map(|c| (0..rows).map(|r| buffer[r * n_columns + c]).collect::<BaseColumn>())
+        .map(|c| {
+            (0..rows)
+                .map(|r| buffer[r * n_columns + c])
+                .collect::<BaseColumn>()
+        })
         .collect();
-    let yielded = (0..DIGEST_LEN).map(|i| digests.iter().map(|d| d.0[i]).collect::<BaseColumn>()).collect();
-    ComponentTrace { log_rows, columns, yielded }
+    let yielded = (0..DIGEST_LEN)
+        .map(|i| digests.iter().map(|d| d.0[i]).collect::<BaseColumn>())
+        .collect();
+    ComponentTrace {
+        log_rows,
+        columns,
+        yielded,
+    }
 }
 
 /// Writes `enabled, index, limbs, cells…` and returns the leaf digest.
@@ -65,7 +79,10 @@ fn fill_leaf(cells: &mut [M31], enabled: bool, index: u32, limbs: &[M31]) -> Dig
     cells[2..2 + l].copy_from_slice(limbs);
     let mut state = sponge_init(Domain::RecordLeaf, l);
     for (block, perm_cells) in cells[2 + l..].chunks_exact_mut(PERM_CELLS).enumerate() {
-        for (s, &m) in state.iter_mut().zip(limbs.iter().skip(block * RATE).take(RATE)) {
+        for (s, &m) in state
+            .iter_mut()
+            .zip(limbs.iter().skip(block * RATE).take(RATE))
+        {
             *s += m;
         }
         state = permute_generic(state, &mut RecordingSbox::new(perm_cells));
@@ -74,7 +91,13 @@ fn fill_leaf(cells: &mut [M31], enabled: bool, index: u32, limbs: &[M31]) -> Dig
 }
 
 /// Writes `enabled, index, left, right, cells…` and returns the parent digest.
-fn fill_node(cells: &mut [M31], enabled: bool, index: u32, left: &Digest, right: &Digest) -> Digest {
+fn fill_node(
+    cells: &mut [M31],
+    enabled: bool,
+    index: u32,
+    left: &Digest,
+    right: &Digest,
+) -> Digest {
     cells[0] = M31::from_u32_unchecked(u32::from(enabled));
     cells[1] = M31::from_u32_unchecked(index);
     let mut input = [M31::from_u32_unchecked(0); WIDTH];
@@ -112,7 +135,10 @@ fn node_trace(leaves: &[Digest], log_rows: u32, depth: u32) -> (ComponentTrace, 
             .into_par_iter()
             .map(|j| {
                 let left = level[2 * j];
-                let right = level.get(2 * j + 1).copied().unwrap_or(empty[h as usize - 1]);
+                let right = level
+                    .get(2 * j + 1)
+                    .copied()
+                    .unwrap_or(empty[h as usize - 1]);
                 let parent = crate::poseidon2::compress(&left, &right);
                 (base + j as u32, left, right, parent)
             })
@@ -121,9 +147,11 @@ fn node_trace(leaves: &[Digest], log_rows: u32, depth: u32) -> (ComponentTrace, 
         jobs.extend(parents.into_iter().map(|(i, l, r, _)| (i, l, r)));
     }
     let root = level[0];
-    let trace = build_trace(log_rows, NodeEval::N_COLUMNS, |row, cells| match jobs.get(row) {
-        Some((index, left, right)) => fill_node(cells, true, *index, left, right),
-        None => fill_node(cells, false, 0, &Digest::ZERO, &Digest::ZERO),
+    let trace = build_trace(log_rows, NodeEval::N_COLUMNS, |row, cells| {
+        match jobs.get(row) {
+            Some((index, left, right)) => fill_node(cells, true, *index, left, right),
+            None => fill_node(cells, false, 0, &Digest::ZERO, &Digest::ZERO),
+        }
     });
     (trace, root)
 }
@@ -133,7 +161,10 @@ fn packed(col: &BaseColumn, vec_row: usize) -> PackedBaseField {
 }
 
 /// One LogUp column for the leaf component: `+enabled / c(index, digest)`.
-fn leaf_interaction(t: &ComponentTrace, relation: &MerkleNodeRelation) -> (Vec<Evaluation>, SecureField) {
+fn leaf_interaction(
+    t: &ComponentTrace,
+    relation: &MerkleNodeRelation,
+) -> (Vec<Evaluation>, SecureField) {
     let mut logup = LogupTraceGenerator::new(t.log_rows);
     let mut col = logup.new_col();
     for vec_row in 0..1 << (t.log_rows - LOG_N_LANES) {
@@ -148,12 +179,20 @@ fn leaf_interaction(t: &ComponentTrace, relation: &MerkleNodeRelation) -> (Vec<E
 
 /// Two LogUp columns for the node component: `(+e/c(parent) − e/c(left))` and `−e/c(right)`,
 /// paired as `finalize_logup_in_pairs` expects.
-fn node_interaction(t: &ComponentTrace, relation: &MerkleNodeRelation) -> (Vec<Evaluation>, SecureField) {
+fn node_interaction(
+    t: &ComponentTrace,
+    relation: &MerkleNodeRelation,
+) -> (Vec<Evaluation>, SecureField) {
     let n_vec_rows = 1 << (t.log_rows - LOG_N_LANES);
     let two = PackedBaseField::broadcast(M31::from_u32_unchecked(2));
     let one = PackedBaseField::broadcast(M31::from_u32_unchecked(1));
     let child = |vec_row: usize, right: bool| -> PackedSecureField {
-        let index = packed(&t.columns[1], vec_row) * two + if right { one } else { PackedBaseField::broadcast(M31::from_u32_unchecked(0)) };
+        let index = packed(&t.columns[1], vec_row) * two
+            + if right {
+                one
+            } else {
+                PackedBaseField::broadcast(M31::from_u32_unchecked(0))
+            };
         let offset = 2 + if right { DIGEST_LEN } else { 0 };
         let mut values = vec![index];
         values.extend((0..DIGEST_LEN).map(|i| packed(&t.columns[offset + i], vec_row)));
@@ -181,7 +220,10 @@ fn node_interaction(t: &ComponentTrace, relation: &MerkleNodeRelation) -> (Vec<E
 
 fn evaluations(log_rows: u32, columns: Vec<BaseColumn>) -> Vec<Evaluation> {
     let domain = CanonicCoset::new(log_rows).circle_domain();
-    columns.into_iter().map(|c| CircleEvaluation::new(domain, c)).collect()
+    columns
+        .into_iter()
+        .map(|c| CircleEvaluation::new(domain, c))
+        .collect()
 }
 
 /// Proves that `records` (flat, `record_limbs` limbs each, in order) are the leaves of the
@@ -195,39 +237,65 @@ pub fn prove_data_root(
     config: SecurityConfig,
 ) -> Result<(DataRootStatement, Proof), ProveError> {
     if record_limbs == 0 || record_limbs > MAX_RECORD_LIMBS {
-        return Err(ProveError::RecordLimbs { max: MAX_RECORD_LIMBS, got: record_limbs });
+        return Err(ProveError::RecordLimbs {
+            max: MAX_RECORD_LIMBS,
+            got: record_limbs,
+        });
     }
     if records.len() % record_limbs != 0 {
-        return Err(ProveError::RaggedRecords { len: records.len(), record_limbs });
+        return Err(ProveError::RaggedRecords {
+            len: records.len(),
+            record_limbs,
+        });
     }
     let n = records.len() / record_limbs;
     if n == 0 {
         return Err(ProveError::NoRecords);
     }
     if n > MAX_RECORDS {
-        return Err(ProveError::TooManyRecords { max: MAX_RECORDS, got: n });
+        return Err(ProveError::TooManyRecords {
+            max: MAX_RECORDS,
+            got: n,
+        });
     }
     if let Some(i) = records.iter().position(|x| x.0 >= MODULUS) {
-        return Err(ProveError::NonCanonicalLimb { record: i / record_limbs, limb: i % record_limbs });
+        return Err(ProveError::NonCanonicalLimb {
+            record: i / record_limbs,
+            limb: i % record_limbs,
+        });
     }
     let depth = depth_for(n);
-    let provisional = DataRootStatement { n_records: n as u32, record_limbs: record_limbs as u32, root: Digest::ZERO };
+    let provisional = DataRootStatement {
+        n_records: n as u32,
+        record_limbs: record_limbs as u32,
+        root: Digest::ZERO,
+    };
     check_statement(&provisional).map_err(ProveError::Stwo)?;
     let (leaf_log, node_log) = provisional.log_rows();
 
     let leaves_t = leaf_trace(records, record_limbs, leaf_log, depth);
-    let leaf_digests: Vec<Digest> = (0..n).map(|r| Digest(std::array::from_fn(|i| leaves_t.yielded[i].at(r)))).collect();
+    let leaf_digests: Vec<Digest> = (0..n)
+        .map(|r| Digest(std::array::from_fn(|i| leaves_t.yielded[i].at(r))))
+        .collect();
     let (nodes_t, root) = node_trace(&leaf_digests, node_log, depth);
-    let statement = DataRootStatement { root, ..provisional };
+    let statement = DataRootStatement {
+        root,
+        ..provisional
+    };
     let public_inputs = statement.to_public_inputs();
 
     let max_log = leaf_log.max(node_log);
     let twiddles = SimdBackend::precompute_twiddles(
-        CanonicCoset::new(max_log + 1 + config.log_blowup()).circle_domain().half_coset,
+        CanonicCoset::new(max_log + 1 + config.log_blowup())
+            .circle_domain()
+            .half_coset,
     );
     let channel = &mut Blake2sChannel::default();
     mix_preamble(channel, AirId::DataRoot, &config, &public_inputs);
-    let mut scheme = CommitmentSchemeProver::<SimdBackend, Blake2sMerkleChannel>::new(config.pcs_config(), &twiddles);
+    let mut scheme = CommitmentSchemeProver::<SimdBackend, Blake2sMerkleChannel>::new(
+        config.pcs_config(),
+        &twiddles,
+    );
 
     let tree = scheme.tree_builder();
     tree.commit(channel);
@@ -250,7 +318,13 @@ pub fn prove_data_root(
     let (leaf, node) = build_components(&statement, relation, [leaf_sum, node_sum]);
     let stark = prove::<SimdBackend, Blake2sMerkleChannel>(&[&leaf, &node], channel, scheme)
         .map_err(|e| ProveError::Stwo(e.to_string()))?;
-    let proof = Proof { air: AirId::DataRoot, config, public_inputs, claimed_sums: vec![leaf_sum, node_sum], stark };
+    let proof = Proof {
+        air: AirId::DataRoot,
+        config,
+        public_inputs,
+        claimed_sums: vec![leaf_sum, node_sum],
+        stark,
+    };
     Ok((statement, proof))
 }
 
@@ -271,7 +345,9 @@ mod tests {
     use super::*;
 
     fn records(n: usize, l: usize) -> Vec<M31> {
-        (0..n * l).map(|i| M31::from_u32_unchecked((i as u32).wrapping_mul(2654435761) & 0xffff)).collect()
+        (0..n * l)
+            .map(|i| M31::from_u32_unchecked((i as u32).wrapping_mul(2654435761) & 0xffff))
+            .collect()
     }
 
     fn check_leaf_trace(t: &ComponentTrace, l: usize) {
@@ -280,8 +356,19 @@ mod tests {
         let main: Vec<Vec<M31>> = t.columns.iter().map(|c| c.clone().into_cpu_vec()).collect();
         let inter: Vec<Vec<M31>> = inter.into_iter().map(|e| e.values.into_cpu_vec()).collect();
         let trees = TreeVec(vec![vec![], main.iter().collect(), inter.iter().collect()]);
-        let eval = LeafEval { log_rows: t.log_rows, record_limbs: l, relation };
-        assert_constraints_on_trace(&trees, t.log_rows, |e| { eval.evaluate(e); }, sum);
+        let eval = LeafEval {
+            log_rows: t.log_rows,
+            record_limbs: l,
+            relation,
+        };
+        assert_constraints_on_trace(
+            &trees,
+            t.log_rows,
+            |e| {
+                eval.evaluate(e);
+            },
+            sum,
+        );
     }
 
     #[test]
@@ -310,26 +397,60 @@ mod tests {
         let (n, l) = (21, 12);
         let recs = records(n, l);
         let depth = depth_for(n);
-        let st = DataRootStatement { n_records: n as u32, record_limbs: l as u32, root: Digest::ZERO };
+        let st = DataRootStatement {
+            n_records: n as u32,
+            record_limbs: l as u32,
+            root: Digest::ZERO,
+        };
         let (leaf_log, node_log) = st.log_rows();
         let leaves_t = leaf_trace(&recs, l, leaf_log, depth);
-        let leaf_digests: Vec<Digest> =
-            (0..n).map(|r| Digest(std::array::from_fn(|i| leaves_t.yielded[i].at(r)))).collect();
+        let leaf_digests: Vec<Digest> = (0..n)
+            .map(|r| Digest(std::array::from_fn(|i| leaves_t.yielded[i].at(r))))
+            .collect();
         let (nodes_t, root) = node_trace(&leaf_digests, node_log, depth);
-        assert_eq!(root, data_root(&recs, l), "trace generator and native tree disagree");
+        assert_eq!(
+            root,
+            data_root(&recs, l),
+            "trace generator and native tree disagree"
+        );
 
         let relation = MerkleNodeRelation::dummy();
         for (t, is_leaf) in [(&leaves_t, true), (&nodes_t, false)] {
-            let (inter, sum) = if is_leaf { leaf_interaction(t, &relation) } else { node_interaction(t, &relation) };
+            let (inter, sum) = if is_leaf {
+                leaf_interaction(t, &relation)
+            } else {
+                node_interaction(t, &relation)
+            };
             let main: Vec<Vec<M31>> = t.columns.iter().map(|c| c.clone().into_cpu_vec()).collect();
             let inter: Vec<Vec<M31>> = inter.into_iter().map(|e| e.values.into_cpu_vec()).collect();
             let trees = TreeVec(vec![vec![], main.iter().collect(), inter.iter().collect()]);
             if is_leaf {
-                let eval = LeafEval { log_rows: t.log_rows, record_limbs: l, relation: relation.clone() };
-                assert_constraints_on_trace(&trees, t.log_rows, |e| { eval.evaluate(e); }, sum);
+                let eval = LeafEval {
+                    log_rows: t.log_rows,
+                    record_limbs: l,
+                    relation: relation.clone(),
+                };
+                assert_constraints_on_trace(
+                    &trees,
+                    t.log_rows,
+                    |e| {
+                        eval.evaluate(e);
+                    },
+                    sum,
+                );
             } else {
-                let eval = NodeEval { log_rows: t.log_rows, relation: relation.clone() };
-                assert_constraints_on_trace(&trees, t.log_rows, |e| { eval.evaluate(e); }, sum);
+                let eval = NodeEval {
+                    log_rows: t.log_rows,
+                    relation: relation.clone(),
+                };
+                assert_constraints_on_trace(
+                    &trees,
+                    t.log_rows,
+                    |e| {
+                        eval.evaluate(e);
+                    },
+                    sum,
+                );
             }
         }
     }

@@ -10,7 +10,10 @@ use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo::core::verifier::{verify, VerificationError};
 use stwo_constraint_framework::TraceLocationAllocator;
 
-use crate::air::{DataRootStatement, LeafComponent, LeafEval, MerkleNodeRelation, NodeComponent, NodeEval, MAX_RECORD_LIMBS};
+use crate::air::{
+    DataRootStatement, LeafComponent, LeafEval, MerkleNodeRelation, NodeComponent, NodeEval,
+    MAX_RECORD_LIMBS,
+};
 use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::VerifyError;
 use crate::field::{qm31_to_array, M31};
@@ -24,7 +27,12 @@ const TRANSCRIPT_TAG: [u32; 2] = [u32::from_le_bytes(*b"poe/"), u32::from_le_byt
 
 /// Binds format version, AIR identity, parameters and public inputs before any commitment
 /// (`specs/proof-format.md` §4).
-pub(crate) fn mix_preamble(channel: &mut Blake2sChannel, air: AirId, config: &SecurityConfig, public_inputs: &[M31]) {
+pub(crate) fn mix_preamble(
+    channel: &mut Blake2sChannel,
+    air: AirId,
+    config: &SecurityConfig,
+    public_inputs: &[M31],
+) {
     channel.mix_u32s(&TRANSCRIPT_TAG);
     channel.mix_u32s(&[u32::from(FORMAT_VERSION), air as u32]);
     config.pcs_config().mix_into(channel);
@@ -47,10 +55,21 @@ pub(crate) fn build_components(
     let mut allocator = TraceLocationAllocator::default();
     let leaf = LeafComponent::new(
         &mut allocator,
-        LeafEval { log_rows: leaf_log, record_limbs: statement.record_limbs as usize, relation: relation.clone() },
+        LeafEval {
+            log_rows: leaf_log,
+            record_limbs: statement.record_limbs as usize,
+            relation: relation.clone(),
+        },
         sums[0],
     );
-    let node = NodeComponent::new(&mut allocator, NodeEval { log_rows: node_log, relation }, sums[1]);
+    let node = NodeComponent::new(
+        &mut allocator,
+        NodeEval {
+            log_rows: node_log,
+            relation,
+        },
+        sums[1],
+    );
     (leaf, node)
 }
 
@@ -62,7 +81,9 @@ pub(crate) fn check_statement(statement: &DataRootStatement) -> Result<(), Strin
     }
     let l = statement.record_limbs as usize;
     if l == 0 || l > MAX_RECORD_LIMBS {
-        return Err(format!("record_limbs must be in 1..={MAX_RECORD_LIMBS}, got {l}"));
+        return Err(format!(
+            "record_limbs must be in 1..={MAX_RECORD_LIMBS}, got {l}"
+        ));
     }
     Ok(())
 }
@@ -88,13 +109,23 @@ pub fn verify_data_root_bytes(
 ///
 /// # Errors
 /// The first failing check, as a specific [`VerifyError`].
-pub fn verify_data_root(proof: Proof, statement: &DataRootStatement, policy: &VerifierPolicy) -> Result<(), VerifyError> {
+pub fn verify_data_root(
+    proof: Proof,
+    statement: &DataRootStatement,
+    policy: &VerifierPolicy,
+) -> Result<(), VerifyError> {
     if proof.air != AirId::DataRoot {
-        return Err(VerifyError::WrongAir { expected: AirId::DataRoot, got: proof.air });
+        return Err(VerifyError::WrongAir {
+            expected: AirId::DataRoot,
+            got: proof.air,
+        });
     }
     let bits = proof.config.security_bits();
     if bits < policy.min_security_bits {
-        return Err(VerifyError::SecurityTooLow { expected: policy.min_security_bits, got: bits });
+        return Err(VerifyError::SecurityTooLow {
+            expected: policy.min_security_bits,
+            got: bits,
+        });
     }
     check_statement(statement).map_err(VerifyError::InvalidStatement)?;
     let public_inputs = statement.to_public_inputs();
@@ -104,23 +135,33 @@ pub fn verify_data_root(proof: Proof, statement: &DataRootStatement, policy: &Ve
             got: DataRootStatement::from_public_inputs(&proof.public_inputs).map(Box::new),
         });
     }
-    let sums: [SecureField; 2] = proof
-        .claimed_sums
-        .as_slice()
-        .try_into()
-        .map_err(|_| VerifyError::Structure(format!("expected 2 LogUp sums, got {}", proof.claimed_sums.len())))?;
+    let sums: [SecureField; 2] = proof.claimed_sums.as_slice().try_into().map_err(|_| {
+        VerifyError::Structure(format!(
+            "expected 2 LogUp sums, got {}",
+            proof.claimed_sums.len()
+        ))
+    })?;
     let n_trees = proof.stark.0.commitments.len();
     if n_trees != 4 {
-        return Err(VerifyError::Structure(format!("expected 4 commitment trees, got {n_trees}")));
+        return Err(VerifyError::Structure(format!(
+            "expected 4 commitment trees, got {n_trees}"
+        )));
     }
 
     let channel = &mut Blake2sChannel::default();
     mix_preamble(channel, AirId::DataRoot, &proof.config, &public_inputs);
-    let mut scheme = CommitmentSchemeVerifier::<Blake2sMerkleChannel>::new(proof.config.pcs_config());
+    let mut scheme =
+        CommitmentSchemeVerifier::<Blake2sMerkleChannel>::new(proof.config.pcs_config());
 
     // Column sizes do not depend on the challenges: take them from a component with dummy ones.
     let (shape_leaf, shape_node) = build_components(statement, MerkleNodeRelation::dummy(), sums);
-    let sizes = TreeVec::concat_cols([shape_leaf.trace_log_degree_bounds(), shape_node.trace_log_degree_bounds()].into_iter());
+    let sizes = TreeVec::concat_cols(
+        [
+            shape_leaf.trace_log_degree_bounds(),
+            shape_node.trace_log_degree_bounds(),
+        ]
+        .into_iter(),
+    );
     let commitments = proof.stark.0.commitments.clone();
     scheme.commit(commitments[0], &sizes[0], channel);
     scheme.commit(commitments[1], &sizes[1], channel);
@@ -135,7 +176,9 @@ pub fn verify_data_root(proof: Proof, statement: &DataRootStatement, policy: &Ve
     let (leaf, node) = build_components(statement, relation, sums);
     // stwo indexes into the proof without checking every length; a malformed proof must be an
     // error, never a crash of the auditor's process.
-    let result = catch_unwind(AssertUnwindSafe(|| verify(&[&leaf, &node], channel, &mut scheme, proof.stark)));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        verify(&[&leaf, &node], channel, &mut scheme, proof.stark)
+    }));
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(map_stwo_error(e)),
@@ -162,5 +205,8 @@ fn map_stwo_error(e: VerificationError) -> VerifyError {
 
 /// Short hex of a secure-field element, for logs.
 pub fn qm31_hex(x: SecureField) -> String {
-    qm31_to_array(x).iter().map(|m| format!("{:08x}", m.0)).collect()
+    qm31_to_array(x)
+        .iter()
+        .map(|m| format!("{:08x}", m.0))
+        .collect()
 }

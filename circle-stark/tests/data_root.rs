@@ -26,7 +26,11 @@ fn records(n: usize) -> Vec<M31> {
     (0..n)
         .flat_map(|i| {
             CashMovement {
-                direction: if i % 3 == 0 { Direction::Withdrawal } else { Direction::Deposit },
+                direction: if i % 3 == 0 {
+                    Direction::Withdrawal
+                } else {
+                    Direction::Deposit
+                },
                 account: 1000 + (i as u32 % 7),
                 amount: 1_000_000 * (i as u64 + 1),
                 timestamp_us: 1_795_000_000_000_000 + i as u64 * 1_000,
@@ -40,7 +44,8 @@ fn records(n: usize) -> Vec<M31> {
 fn honest() -> &'static (DataRootStatement, Vec<u8>) {
     static PROOF: OnceLock<(DataRootStatement, Vec<u8>)> = OnceLock::new();
     PROOF.get_or_init(|| {
-        let (statement, proof) = prove_data_root(&records(N), CashMovement::LIMBS, config()).unwrap();
+        let (statement, proof) =
+            prove_data_root(&records(N), CashMovement::LIMBS, config()).unwrap();
         (statement, proof.to_bytes())
     })
 }
@@ -66,7 +71,8 @@ fn encoding_is_canonical_round_trip() {
 #[test]
 fn single_record_and_power_of_two_batches_verify() {
     for n in [1, 16, 64] {
-        let (statement, proof) = prove_data_root(&records(n), CashMovement::LIMBS, config()).unwrap();
+        let (statement, proof) =
+            prove_data_root(&records(n), CashMovement::LIMBS, config()).unwrap();
         verify_data_root(proof, &statement, &policy()).unwrap_or_else(|e| panic!("n = {n}: {e}"));
     }
 }
@@ -74,10 +80,13 @@ fn single_record_and_power_of_two_batches_verify() {
 #[test]
 fn other_record_lengths_verify() {
     for limbs in [1, 8, 9, 20] {
-        let recs: Vec<M31> = (0..50 * limbs).map(|i| M31::from_u32_unchecked(i as u32 % 65_536)).collect();
+        let recs: Vec<M31> = (0..50 * limbs)
+            .map(|i| M31::from_u32_unchecked(i as u32 % 65_536))
+            .collect();
         let (statement, proof) = prove_data_root(&recs, limbs, config()).unwrap();
         assert_eq!(statement.root, data_root(&recs, limbs));
-        verify_data_root(proof, &statement, &policy()).unwrap_or_else(|e| panic!("limbs = {limbs}: {e}"));
+        verify_data_root(proof, &statement, &policy())
+            .unwrap_or_else(|e| panic!("limbs = {limbs}: {e}"));
     }
 }
 
@@ -86,12 +95,18 @@ fn altered_data_root_is_rejected() {
     let (statement, bytes) = honest();
     let mut forged = *statement;
     forged.root.0[3] += M31::from_u32_unchecked(1);
-    assert!(matches!(verify_bytes(bytes, &forged), Err(VerifyError::PublicInputMismatch { .. })));
+    assert!(matches!(
+        verify_bytes(bytes, &forged),
+        Err(VerifyError::PublicInputMismatch { .. })
+    ));
 
     // The same with the proof's public inputs edited to match: the LogUp sums no longer close.
     let mut proof = Proof::from_bytes(bytes).unwrap();
     proof.public_inputs = forged.to_public_inputs();
-    assert_eq!(verify_data_root(proof, &forged, &policy()), Err(VerifyError::LogUpSumMismatch));
+    assert_eq!(
+        verify_data_root(proof, &forged, &policy()),
+        Err(VerifyError::LogUpSumMismatch)
+    );
 }
 
 #[test]
@@ -99,21 +114,34 @@ fn record_altered_after_proving_is_rejected() {
     let (statement, bytes) = honest();
     let mut recs = records(N);
     recs[5 * CashMovement::LIMBS + 4] += M31::from_u32_unchecked(1); // amount of record 5
-    let altered = DataRootStatement { root: data_root(&recs, CashMovement::LIMBS), ..*statement };
+    let altered = DataRootStatement {
+        root: data_root(&recs, CashMovement::LIMBS),
+        ..*statement
+    };
     assert_ne!(altered.root, statement.root);
     let mut proof = Proof::from_bytes(bytes).unwrap();
     proof.public_inputs = altered.to_public_inputs();
-    assert_eq!(verify_data_root(proof, &altered, &policy()), Err(VerifyError::LogUpSumMismatch));
+    assert_eq!(
+        verify_data_root(proof, &altered, &policy()),
+        Err(VerifyError::LogUpSumMismatch)
+    );
 }
 
 #[test]
 fn dropped_record_is_rejected() {
     let (statement, bytes) = honest();
     let recs = records(N - 1);
-    let shorter = DataRootStatement { n_records: (N - 1) as u32, root: data_root(&recs, CashMovement::LIMBS), ..*statement };
+    let shorter = DataRootStatement {
+        n_records: (N - 1) as u32,
+        root: data_root(&recs, CashMovement::LIMBS),
+        ..*statement
+    };
     let mut proof = Proof::from_bytes(bytes).unwrap();
     proof.public_inputs = shorter.to_public_inputs();
-    assert_eq!(verify_data_root(proof, &shorter, &policy()), Err(VerifyError::LogUpSumMismatch));
+    assert_eq!(
+        verify_data_root(proof, &shorter, &policy()),
+        Err(VerifyError::LogUpSumMismatch)
+    );
 }
 
 #[test]
@@ -124,7 +152,10 @@ fn claimed_sums_shifted_between_components_are_rejected() {
     proof.claimed_sums[0] -= delta;
     proof.claimed_sums[1] += delta;
     // The total still closes, but the sums are bound into the transcript and the constraints.
-    assert_eq!(verify_data_root(proof, statement, &policy()), Err(VerifyError::OodsMismatch));
+    assert_eq!(
+        verify_data_root(proof, statement, &policy()),
+        Err(VerifyError::OodsMismatch)
+    );
 }
 
 #[test]
@@ -133,7 +164,10 @@ fn flipped_byte_in_trace_commitment_is_rejected() {
     let mut proof = Proof::from_bytes(bytes).unwrap();
     proof.stark.0.commitments[1].0[0] ^= 1;
     // The commitment seeds the LogUp challenges, so the claimed sums stop closing first.
-    assert_eq!(verify_data_root(proof, statement, &policy()), Err(VerifyError::LogUpSumMismatch));
+    assert_eq!(
+        verify_data_root(proof, statement, &policy()),
+        Err(VerifyError::LogUpSumMismatch)
+    );
 }
 
 #[test]
@@ -141,7 +175,10 @@ fn flipped_byte_in_queried_values_is_rejected() {
     let (statement, bytes) = honest();
     let mut proof = Proof::from_bytes(bytes).unwrap();
     proof.stark.0.queried_values[1][0][0] += M31::from_u32_unchecked(1);
-    assert!(matches!(verify_data_root(proof, statement, &policy()), Err(VerifyError::Merkle(_))));
+    assert!(matches!(
+        verify_data_root(proof, statement, &policy()),
+        Err(VerifyError::Merkle(_))
+    ));
 }
 
 #[test]
@@ -150,7 +187,10 @@ fn flipped_byte_in_fri_witness_is_rejected() {
     let mut proof = Proof::from_bytes(bytes).unwrap();
     let layer = &mut proof.stark.0.fri_proof.inner_layers[0];
     layer.fri_witness[0] += poe_circle_stark::field::SecureField::from_u32_unchecked(1, 0, 0, 0);
-    assert!(matches!(verify_data_root(proof, statement, &policy()), Err(VerifyError::Fri(_))));
+    assert!(matches!(
+        verify_data_root(proof, statement, &policy()),
+        Err(VerifyError::Fri(_))
+    ));
 }
 
 #[test]
@@ -158,7 +198,10 @@ fn flipped_proof_of_work_nonce_is_rejected() {
     let (statement, bytes) = honest();
     let mut proof = Proof::from_bytes(bytes).unwrap();
     proof.stark.0.proof_of_work ^= 1;
-    assert_eq!(verify_data_root(proof, statement, &policy()), Err(VerifyError::ProofOfWork));
+    assert_eq!(
+        verify_data_root(proof, statement, &policy()),
+        Err(VerifyError::ProofOfWork)
+    );
 }
 
 #[test]
@@ -168,7 +211,11 @@ fn every_single_bit_flip_in_a_sample_of_positions_is_rejected() {
     for pos in (0..bytes.len()).step_by(97) {
         let mut tampered = bytes.clone();
         tampered[pos] ^= 0x04;
-        assert!(verify_bytes(&tampered, statement).is_err(), "flip at byte {pos} of {} accepted", bytes.len());
+        assert!(
+            verify_bytes(&tampered, statement).is_err(),
+            "flip at byte {pos} of {} accepted",
+            bytes.len()
+        );
     }
 }
 
@@ -178,9 +225,17 @@ fn truncated_proof_is_rejected() {
     let cut = &bytes[..bytes.len() - 5];
     assert!(matches!(
         verify_bytes(cut, statement),
-        Err(VerifyError::Format(ProofFormatError::Truncated { .. } | ProofFormatError::LengthOverflow { .. }))
+        Err(VerifyError::Format(
+            ProofFormatError::Truncated { .. } | ProofFormatError::LengthOverflow { .. }
+        ))
     ));
-    assert!(matches!(verify_bytes(&bytes[..3], statement), Err(VerifyError::Format(ProofFormatError::Truncated { offset: 0, needed: 5 }))));
+    assert!(matches!(
+        verify_bytes(&bytes[..3], statement),
+        Err(VerifyError::Format(ProofFormatError::Truncated {
+            offset: 0,
+            needed: 5
+        }))
+    ));
 }
 
 #[test]
@@ -188,7 +243,12 @@ fn trailing_bytes_are_rejected() {
     let (statement, bytes) = honest();
     let mut long = bytes.clone();
     long.extend_from_slice(&[0, 0]);
-    assert_eq!(verify_bytes(&long, statement), Err(VerifyError::Format(ProofFormatError::TrailingBytes { count: 2 })));
+    assert_eq!(
+        verify_bytes(&long, statement),
+        Err(VerifyError::Format(ProofFormatError::TrailingBytes {
+            count: 2
+        }))
+    );
 }
 
 /// Offset of the first public input: magic 8, version 2, AIR 2, config 12, count 4.
@@ -203,7 +263,10 @@ fn non_canonical_element_in_proof_is_rejected() {
     tampered[FIRST_PUBLIC_INPUT..FIRST_PUBLIC_INPUT + 4].copy_from_slice(&raw.to_le_bytes());
     assert_eq!(
         verify_bytes(&tampered, statement),
-        Err(VerifyError::Format(ProofFormatError::NonCanonicalField { offset: FIRST_PUBLIC_INPUT, value: raw }))
+        Err(VerifyError::Format(ProofFormatError::NonCanonicalField {
+            offset: FIRST_PUBLIC_INPUT,
+            value: raw
+        }))
     );
 }
 
@@ -212,7 +275,10 @@ fn proof_with_unknown_air_id_is_rejected() {
     let (statement, bytes) = honest();
     let mut tampered = bytes.clone();
     tampered[10..12].copy_from_slice(&7u16.to_le_bytes());
-    assert_eq!(verify_bytes(&tampered, statement), Err(VerifyError::Format(ProofFormatError::UnknownAir { got: 7 })));
+    assert_eq!(
+        verify_bytes(&tampered, statement),
+        Err(VerifyError::Format(ProofFormatError::UnknownAir { got: 7 }))
+    );
 }
 
 #[test]
@@ -222,7 +288,10 @@ fn proof_with_unknown_version_is_rejected() {
     tampered[8..10].copy_from_slice(&2u16.to_le_bytes());
     assert_eq!(
         verify_bytes(&tampered, statement),
-        Err(VerifyError::Format(ProofFormatError::UnsupportedVersion { expected: 1, got: 2 }))
+        Err(VerifyError::Format(ProofFormatError::UnsupportedVersion {
+            expected: 1,
+            got: 2
+        }))
     );
 }
 
@@ -231,7 +300,10 @@ fn wrong_magic_is_rejected() {
     let (statement, bytes) = honest();
     let mut tampered = bytes.clone();
     tampered[0] = b'X';
-    assert!(matches!(verify_bytes(&tampered, statement), Err(VerifyError::Format(ProofFormatError::BadMagic { .. }))));
+    assert!(matches!(
+        verify_bytes(&tampered, statement),
+        Err(VerifyError::Format(ProofFormatError::BadMagic { .. }))
+    ));
 }
 
 #[test]
@@ -239,7 +311,10 @@ fn security_below_minimum_is_rejected() {
     let (statement, bytes) = honest();
     assert_eq!(
         verify_data_root_bytes(bytes, statement, &VerifierPolicy::default()),
-        Err(VerifyError::SecurityTooLow { expected: 100, got: 22 })
+        Err(VerifyError::SecurityTooLow {
+            expected: 100,
+            got: 22
+        })
     );
 }
 

@@ -21,24 +21,41 @@ fn to_p3(x: u32) -> Mersenne31 {
 
 /// Plonky3's building blocks, assembled with the paper's `M4` (Plonky3 calls it `HLMDSMat4`)
 /// and Plonky3's width-16 internal layer.
-fn plonky3_permute(state: &mut [Mersenne31; WIDTH], rc: &poe_circle_stark::poseidon2::RoundConstants) {
-    let initial: Vec<[Mersenne31; WIDTH]> = rc.external_initial.iter().map(|r| r.map(to_p3)).collect();
-    let terminal: Vec<[Mersenne31; WIDTH]> = rc.external_terminal.iter().map(|r| r.map(to_p3)).collect();
+fn plonky3_permute(
+    state: &mut [Mersenne31; WIDTH],
+    rc: &poe_circle_stark::poseidon2::RoundConstants,
+) {
+    let initial: Vec<[Mersenne31; WIDTH]> =
+        rc.external_initial.iter().map(|r| r.map(to_p3)).collect();
+    let terminal: Vec<[Mersenne31; WIDTH]> =
+        rc.external_terminal.iter().map(|r| r.map(to_p3)).collect();
     let internal: Vec<Mersenne31> = rc.internal.iter().copied().map(to_p3).collect();
-    external_initial_permute_state(state, &initial, add_rc_and_sbox_generic::<_, _, 5>, &HLMDSMat4);
+    external_initial_permute_state(
+        state,
+        &initial,
+        add_rc_and_sbox_generic::<_, _, 5>,
+        &HLMDSMat4,
+    );
     internal_permute_state::<Mersenne31, Mersenne31, WIDTH, 5>(
         state,
         GenericPoseidon2LinearLayersMersenne31::internal_linear_layer,
         &internal,
     );
-    external_terminal_permute_state(state, &terminal, add_rc_and_sbox_generic::<_, _, 5>, &HLMDSMat4);
+    external_terminal_permute_state(
+        state,
+        &terminal,
+        add_rc_and_sbox_generic::<_, _, 5>,
+        &HLMDSMat4,
+    );
 }
 
 #[test]
 fn grain_constants_equal_plonky3_tables() {
     let rc = round_constants();
-    let p3_initial = MERSENNE31_POSEIDON2_RC_16_EXTERNAL_INITIAL.map(|r| r.map(|x| x.as_canonical_u32()));
-    let p3_final = MERSENNE31_POSEIDON2_RC_16_EXTERNAL_FINAL.map(|r| r.map(|x| x.as_canonical_u32()));
+    let p3_initial =
+        MERSENNE31_POSEIDON2_RC_16_EXTERNAL_INITIAL.map(|r| r.map(|x| x.as_canonical_u32()));
+    let p3_final =
+        MERSENNE31_POSEIDON2_RC_16_EXTERNAL_FINAL.map(|r| r.map(|x| x.as_canonical_u32()));
     let p3_internal = MERSENNE31_POSEIDON2_RC_16_INTERNAL.map(|x| x.as_canonical_u32());
     assert_eq!(rc.external_initial, p3_initial);
     assert_eq!(rc.internal, p3_internal);
@@ -67,7 +84,11 @@ fn permutation_equals_plonky3_on_random_states() {
 fn permutation_equals_plonky3_on_edge_states() {
     let rc = round_constants();
     let p_minus_1 = (1u32 << 31) - 2;
-    for input in [[0u32; WIDTH], [p_minus_1; WIDTH], std::array::from_fn(|i| i as u32)] {
+    for input in [
+        [0u32; WIDTH],
+        [p_minus_1; WIDTH],
+        std::array::from_fn(|i| i as u32),
+    ] {
         let mut ours = input.map(M31::from_u32_unchecked);
         permute(&mut ours);
         let mut theirs = input.map(to_p3);

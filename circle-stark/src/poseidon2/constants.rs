@@ -49,7 +49,10 @@ impl Grain {
         push(full_rounds, 10);
         push(partial_rounds, 10);
         push((1 << 30) - 1, 30);
-        let mut grain = Self { state: bits.try_into().expect("80 seed bits"), head: 0 };
+        let mut grain = Self {
+            state: bits.try_into().expect("80 seed bits"),
+            head: 0,
+        };
         for _ in 0..160 {
             grain.clock();
         }
@@ -59,7 +62,9 @@ impl Grain {
     /// Shifts the register once and returns the new bit. The register is a ring buffer:
     /// `head` is the position of the oldest bit.
     fn clock(&mut self) -> bool {
-        let bit = Self::TAPS.iter().fold(false, |acc, &t| acc ^ self.state[(self.head + t) % 80]);
+        let bit = Self::TAPS
+            .iter()
+            .fold(false, |acc, &t| acc ^ self.state[(self.head + t) % 80]);
         self.state[self.head] = bit;
         self.head = (self.head + 1) % 80;
         bit
@@ -87,12 +92,21 @@ impl Grain {
 }
 
 fn generate() -> RoundConstants {
-    let mut grain = Grain::new(31, WIDTH as u32, N_FULL_ROUNDS as u32, N_PARTIAL_ROUNDS as u32);
+    let mut grain = Grain::new(
+        31,
+        WIDTH as u32,
+        N_FULL_ROUNDS as u32,
+        N_PARTIAL_ROUNDS as u32,
+    );
     let mut full = || std::array::from_fn(|_| std::array::from_fn(|_| grain.field_element()));
     let external_initial = full();
     let internal = std::array::from_fn(|_| grain.field_element());
     let external_terminal = std::array::from_fn(|_| std::array::from_fn(|_| grain.field_element()));
-    RoundConstants { external_initial, internal, external_terminal }
+    RoundConstants {
+        external_initial,
+        internal,
+        external_terminal,
+    }
 }
 
 #[cfg(test)]
@@ -110,7 +124,11 @@ mod tests {
         let mut sorted = all.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        assert_eq!(sorted.len(), all.len(), "a repeated constant would hint at a broken LFSR");
+        assert_eq!(
+            sorted.len(),
+            all.len(),
+            "a repeated constant would hint at a broken LFSR"
+        );
     }
 
     #[test]

@@ -76,7 +76,11 @@ pub struct RecordingSbox<'a> {
 impl<'a> RecordingSbox<'a> {
     /// `cells` must hold `2 * N_SBOXES` elements.
     pub fn new(cells: &'a mut [M31]) -> Self {
-        assert_eq!(cells.len(), 2 * N_SBOXES, "one square and one fifth power per S-box");
+        assert_eq!(
+            cells.len(),
+            2 * N_SBOXES,
+            "one square and one fifth power per S-box"
+        );
         Self { cells, at: 0 }
     }
 }
@@ -122,7 +126,8 @@ pub fn apply_external_layer<F: Clone + Add<Output = F>>(state: &mut [F; WIDTH]) 
         }
     }
     for j in 0..4 {
-        let sum = state[j].clone() + state[j + 4].clone() + state[j + 8].clone() + state[j + 12].clone();
+        let sum =
+            state[j].clone() + state[j + 4].clone() + state[j + 8].clone() + state[j + 12].clone();
         for i in 0..4 {
             state[4 * i + j] = state[4 * i + j].clone() + sum.clone();
         }
@@ -135,7 +140,10 @@ pub fn apply_internal_layer<F>(state: &mut [F; WIDTH], diag: &[M31; WIDTH])
 where
     F: Clone + Add<Output = F> + Mul<M31, Output = F>,
 {
-    let sum = state[1..].iter().cloned().fold(state[0].clone(), |acc, s| acc + s);
+    let sum = state[1..]
+        .iter()
+        .cloned()
+        .fold(state[0].clone(), |acc, s| acc + s);
     for (s, &d) in state.iter_mut().zip(diag) {
         *s = sum.clone() + s.clone() * d;
     }
@@ -310,6 +318,9 @@ mod tests {
         b[15] = M31::from_u32_unchecked(1);
         permute(&mut a);
         permute(&mut b);
-        assert!(a.iter().zip(&b).all(|(x, y)| x != y), "one input bit must change every output");
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| x != y),
+            "one input bit must change every output"
+        );
     }
 }

@@ -70,12 +70,16 @@ impl Digest {
     /// element ≥ p.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DigestError> {
         if bytes.len() != 32 {
-            return Err(DigestError::Length { expected: 32, got: bytes.len() });
+            return Err(DigestError::Length {
+                expected: 32,
+                got: bytes.len(),
+            });
         }
         let mut out = [M31(0); DIGEST_LEN];
         for (index, chunk) in bytes.chunks_exact(4).enumerate() {
             let value = u32::from_le_bytes(chunk.try_into().expect("4 bytes"));
-            out[index] = m31_from_canonical(value).ok_or(DigestError::NonCanonical { index, value })?;
+            out[index] =
+                m31_from_canonical(value).ok_or(DigestError::NonCanonical { index, value })?;
         }
         Ok(Digest(out))
     }
@@ -91,13 +95,18 @@ impl Digest {
     /// As [`Digest::from_bytes`], plus [`DigestError::NotHex`].
     pub fn from_hex(hex: &str) -> Result<Self, DigestError> {
         if hex.len() != 64 {
-            return Err(DigestError::Length { expected: 32, got: hex.len() / 2 });
+            return Err(DigestError::Length {
+                expected: 32,
+                got: hex.len() / 2,
+            });
         }
         if !hex.is_ascii() {
             return Err(DigestError::NotHex);
         }
         let bytes = (0..32)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| DigestError::NotHex))
+            .map(|i| {
+                u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| DigestError::NotHex)
+            })
             .collect::<Result<Vec<u8>, _>>()?;
         Self::from_bytes(&bytes)
     }
@@ -175,13 +184,19 @@ mod tests {
         let a = hash_elements(Domain::Message, &[m(1), m(2)]);
         let b = hash_elements(Domain::Message, &[m(1), m(2), m(0)]);
         assert_ne!(a, b);
-        assert_ne!(hash_elements(Domain::Message, &[]), hash_elements(Domain::Message, &[m(0)]));
+        assert_ne!(
+            hash_elements(Domain::Message, &[]),
+            hash_elements(Domain::Message, &[m(0)])
+        );
     }
 
     #[test]
     fn domains_separate() {
         let msg = [m(7); 9];
-        assert_ne!(hash_elements(Domain::Message, &msg), hash_elements(Domain::RecordLeaf, &msg));
+        assert_ne!(
+            hash_elements(Domain::Message, &msg),
+            hash_elements(Domain::RecordLeaf, &msg)
+        );
     }
 
     #[test]
@@ -190,7 +205,10 @@ mod tests {
             let msg: Vec<M31> = (0..len).map(|i| m(i as u32 + 1)).collect();
             let mut longer = msg.clone();
             longer.push(m(1));
-            assert_ne!(hash_elements(Domain::Message, &msg), hash_elements(Domain::Message, &longer));
+            assert_ne!(
+                hash_elements(Domain::Message, &msg),
+                hash_elements(Domain::Message, &longer)
+            );
         }
     }
 
@@ -210,8 +228,17 @@ mod tests {
         bytes[4..8].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
         assert_eq!(
             Digest::from_bytes(&bytes),
-            Err(DigestError::NonCanonical { index: 1, value: 0x7fff_ffff })
+            Err(DigestError::NonCanonical {
+                index: 1,
+                value: 0x7fff_ffff
+            })
         );
-        assert_eq!(Digest::from_bytes(&bytes[..31]), Err(DigestError::Length { expected: 32, got: 31 }));
+        assert_eq!(
+            Digest::from_bytes(&bytes[..31]),
+            Err(DigestError::Length {
+                expected: 32,
+                got: 31
+            })
+        );
     }
 }

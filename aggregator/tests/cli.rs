@@ -1,0 +1,73 @@
+//! The `poe` binary as a user runs it.
+
+use std::process::Command;
+
+fn poe() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_poe"))
+}
+
+fn stdout_field(out: &str, key: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l[key.len()..].split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {key:?} in output:\n{out}"))
+        .to_string()
+}
+
+#[test]
+fn prove_batch_writes_a_proof_that_verify_proof_accepts_and_a_wrong_root_fails() {
+    let dir = std::env::temp_dir().join(format!("poe-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let proof = dir.join("batch.proof");
+    let out = poe()
+        .args(["prove-batch", "--ops", "100", "--preset", "testing", "--out"])
+        .arg(&proof)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout_field(&text, "records"), "100");
+    assert_eq!(stdout_field(&text, "security"), "16");
+    let root = stdout_field(&text, "data root");
+    assert_eq!(root.len(), 64);
+
+    let verify = |root: &str, min_bits: &str| {
+        poe()
+            .arg("verify-proof")
+            .arg(&proof)
+            .args(["--root", root, "--records", "100", "--min-security-bits", min_bits])
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&root, "0");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("proof OK"));
+
+    let mut wrong = root.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    let bad = verify(std::str::from_utf8(&wrong).unwrap(), "0");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("public inputs differ"));
+
+    let weak = verify(&root, "100");
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("16 bits of conjectured security, minimum is 100"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unknown_preset_is_a_clear_error() {
+    let out = poe().args(["prove-batch", "--ops", "4", "--preset", "fast"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown preset \"fast\""));
+}
+
+#[test]
+fn malformed_root_is_a_clear_error() {
+    let out = poe()
+        .args(["verify-proof", "/nonexistent", "--root", "zz", "--records", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading /nonexistent"));
+}
