@@ -20,11 +20,22 @@ fn prove_batch_writes_a_proof_that_verify_proof_accepts_and_a_wrong_root_fails()
     std::fs::create_dir_all(&dir).unwrap();
     let proof = dir.join("batch.proof");
     let out = poe()
-        .args(["prove-batch", "--ops", "100", "--preset", "testing", "--out"])
+        .args([
+            "prove-batch",
+            "--ops",
+            "100",
+            "--preset",
+            "testing",
+            "--out",
+        ])
         .arg(&proof)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout_field(&text, "records"), "100");
     assert_eq!(stdout_field(&text, "security"), "16");
@@ -35,12 +46,23 @@ fn prove_batch_writes_a_proof_that_verify_proof_accepts_and_a_wrong_root_fails()
         poe()
             .arg("verify-proof")
             .arg(&proof)
-            .args(["--root", root, "--records", "100", "--min-security-bits", min_bits])
+            .args([
+                "--root",
+                root,
+                "--records",
+                "100",
+                "--min-security-bits",
+                min_bits,
+            ])
             .output()
             .unwrap()
     };
     let ok = verify(&root, "0");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("proof OK"));
 
     let mut wrong = root.clone().into_bytes();
@@ -51,13 +73,17 @@ fn prove_batch_writes_a_proof_that_verify_proof_accepts_and_a_wrong_root_fails()
 
     let weak = verify(&root, "100");
     assert!(!weak.status.success());
-    assert!(String::from_utf8_lossy(&weak.stderr).contains("16 bits of conjectured security, minimum is 100"));
+    assert!(String::from_utf8_lossy(&weak.stderr)
+        .contains("16 bits of conjectured security, minimum is 100"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn unknown_preset_is_a_clear_error() {
-    let out = poe().args(["prove-batch", "--ops", "4", "--preset", "fast"]).output().unwrap();
+    let out = poe()
+        .args(["prove-batch", "--ops", "4", "--preset", "fast"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown preset \"fast\""));
 }
@@ -65,7 +91,14 @@ fn unknown_preset_is_a_clear_error() {
 #[test]
 fn malformed_root_is_a_clear_error() {
     let out = poe()
-        .args(["verify-proof", "/nonexistent", "--root", "zz", "--records", "1"])
+        .args([
+            "verify-proof",
+            "/nonexistent",
+            "--root",
+            "zz",
+            "--records",
+            "1",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -34,8 +34,8 @@ pub const MIN_LOG_ROWS: u32 = 4;
 pub const MAX_RECORD_LIMBS: usize = 64;
 
 /// Turns S-boxes into two committed cells and two constraints of degree ≤ 3.
-struct AirSbox<'a, E: EvalAtRow> {
-    eval: &'a mut E,
+pub(crate) struct AirSbox<'a, E: EvalAtRow> {
+    pub(crate) eval: &'a mut E,
 }
 
 impl<E: EvalAtRow> SboxSink<E::F> for AirSbox<'_, E> {
