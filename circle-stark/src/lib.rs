@@ -11,4 +11,5 @@ pub mod poseidon2;
 pub mod proof;
 #[cfg(feature = "prover")]
 pub mod prover;
+pub mod venue;
 pub mod verifier;

@@ -20,6 +20,10 @@ pub enum Domain {
     RecordLeaf = 1,
     /// A free-form message of field elements.
     Message = 2,
+    /// An instrument of a venue's list (`specs/batch-air.md`).
+    Instrument = 3,
+    /// A leaf of a venue's state tree.
+    StateLeaf = 4,
 }
 
 /// A Poseidon2-M31 digest: eight canonical field elements.
