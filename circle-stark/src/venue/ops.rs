@@ -144,21 +144,21 @@ impl Operation {
         }
     }
 
-    /// Canonical limbs (`specs/encoding.md` §3): one layout for all kinds,
-    /// `kind ‖ a(2) ‖ b(2) ‖ instrument(2) ‖ x(4) ‖ y(4) ‖ f1(4) ‖ f2(4) ‖ ts(4) ‖ 0…`.
-    pub fn encode(&self) -> Vec<M31> {
-        let z = 0u64;
+    /// The operation as nine integers, in record order:
+    /// `kind, a, b, instrument, x, y, f1, f2, ts` (`specs/batch-air.md` §3). Native commitments
+    /// and the limb encoding both start from this.
+    pub fn fields(&self) -> [u64; 9] {
         let (k, a, b, inst, x, y, f1, f2, ts) = match *self {
             Self::Deposit {
                 account,
                 amount,
                 timestamp_us,
-            } => (kind::DEPOSIT, account, 0, 0, amount, z, z, z, timestamp_us),
+            } => (kind::DEPOSIT, account, 0, 0, amount, 0, 0, 0, timestamp_us),
             Self::Withdraw {
                 account,
                 amount,
                 timestamp_us,
-            } => (kind::WITHDRAW, account, 0, 0, amount, z, z, z, timestamp_us),
+            } => (kind::WITHDRAW, account, 0, 0, amount, 0, 0, 0, timestamp_us),
             Self::Trade {
                 buyer,
                 seller,
@@ -183,14 +183,31 @@ impl Operation {
                 instrument,
                 price,
                 timestamp_us,
-            } => (kind::SETTLE, 0, 0, instrument, z, price, z, z, timestamp_us),
+            } => (kind::SETTLE, 0, 0, instrument, 0, price, 0, 0, timestamp_us),
         };
+        [
+            u64::from(k),
+            u64::from(a),
+            u64::from(b),
+            u64::from(inst),
+            x,
+            y,
+            f1,
+            f2,
+            ts,
+        ]
+    }
+
+    /// Canonical limbs (`specs/encoding.md` §3): one layout for all kinds,
+    /// `kind ‖ a(2) ‖ b(2) ‖ instrument(2) ‖ x(4) ‖ y(4) ‖ f1(4) ‖ f2(4) ‖ ts(4) ‖ 0…`.
+    pub fn encode(&self) -> Vec<M31> {
+        let f = self.fields();
         let mut out = Vec::with_capacity(OP_LIMBS);
-        out.push(M31::from_u32_unchecked(k));
-        out.extend(u32_limbs(a));
-        out.extend(u32_limbs(b));
-        out.extend(u32_limbs(inst));
-        for v in [x, y, f1, f2, ts] {
+        out.push(M31::from_u32_unchecked(f[0] as u32));
+        for &v in &f[1..4] {
+            out.extend(u32_limbs(v as u32));
+        }
+        for &v in &f[4..] {
             out.extend(u64_limbs(v));
         }
         out.resize(OP_LIMBS, M31::from_u32_unchecked(0));
