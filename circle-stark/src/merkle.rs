@@ -44,6 +44,19 @@ pub fn empty_siblings(n_leaves: usize) -> Vec<(u64, u32)> {
         .collect()
 }
 
+/// The data root of `records` (flat, `record_limbs` each): the Merkle root over
+/// `hash_elements(RecordLeaf, record)` — what a data-root proof proves (`specs/data-root-air.md`).
+///
+/// # Panics
+/// If there are no records or `record_limbs` is zero.
+pub fn data_root(records: &[crate::field::M31], record_limbs: usize) -> Digest {
+    let leaves = records
+        .chunks(record_limbs)
+        .map(|r| crate::poseidon2::hash_elements(crate::poseidon2::Domain::RecordLeaf, r))
+        .collect();
+    MerkleTree::new(leaves).root()
+}
+
 /// A Merkle tree with all its real nodes kept, for roots and inclusion proofs.
 #[derive(Debug, Clone)]
 pub struct MerkleTree {

@@ -328,14 +328,7 @@ pub fn prove_data_root(
     Ok((statement, proof))
 }
 
-/// The root that [`prove_data_root`] would prove, computed natively (no proof).
-pub fn data_root(records: &[M31], record_limbs: usize) -> Digest {
-    let leaves: Vec<Digest> = records
-        .par_chunks(record_limbs)
-        .map(|r| crate::poseidon2::hash_elements(Domain::RecordLeaf, r))
-        .collect();
-    crate::merkle::MerkleTree::new(leaves).root()
-}
+pub use crate::merkle::data_root;
 
 #[cfg(test)]
 mod tests {

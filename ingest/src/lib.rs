@@ -1,5 +1,10 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub mod client;
 pub mod commitment;
+pub mod intake;
+pub mod model;
+pub mod registry;
 pub mod short_string;
+pub mod store;

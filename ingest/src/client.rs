@@ -1,0 +1,130 @@
+//! Building signed submissions as a rollup does: keep a replica of the venue, apply the batch,
+//! commit, sign (`specs/api.md` §2). Used by `poe demo`, the tests, and as a reference for rollups.
+
+use poe_circle_stark::venue::{Operation, Venue};
+use serde_json::{json, Value};
+use sha3::{Digest as _, Keccak256};
+use starknet_crypto::{get_public_key, rfc6979_generate_k, sign, Felt};
+
+use crate::commitment::{commit, CommittedOp, Scheme};
+use crate::model::{Header, HEADER_DOMAIN};
+use crate::short_string::ShortString;
+
+/// A rollup's signing side.
+#[derive(Debug, Clone)]
+pub struct RollupClient {
+    /// Wire name.
+    pub name: ShortString,
+    /// Private key.
+    pub private_key: Felt,
+    /// Native commitment scheme.
+    pub scheme: Scheme,
+    /// Instrument names, index order (as registered).
+    pub instrument_names: Vec<String>,
+    /// The rollup's own replica of its state.
+    pub venue: Venue,
+    /// Last seq submitted.
+    pub seq: u64,
+}
+
+impl RollupClient {
+    /// The public key to register.
+    pub fn public_key(&self) -> Felt {
+        get_public_key(&self.private_key)
+    }
+
+    /// Applies `ops` to the replica and returns the signed request body for the next seq, with
+    /// `proof_system`/`proof_bytes` as the rollup's own proof.
+    ///
+    /// # Panics
+    /// If the batch breaks a venue rule (a rollup would not submit it) or is empty.
+    pub fn next_batch(
+        &mut self,
+        ops: &[CommittedOp],
+        proof_system: &str,
+        proof_bytes: &[u8],
+    ) -> Vec<u8> {
+        let effect = self
+            .venue
+            .apply_batch(&ops.iter().map(|o| o.op).collect::<Vec<_>>())
+            .expect("valid batch");
+        self.seq += 1;
+        let header = Header {
+            rollup: self.name.clone(),
+            seq: self.seq,
+            pre_state_root: effect.pre_state_root,
+            post_state_root: effect.post_state_root,
+            scheme: self.scheme,
+            commitment: commit(self.scheme, ops).expect("non-empty"),
+            proof_system: ShortString::try_from(proof_system).expect("short system name"),
+            vk_id: None,
+            proof_digest: Keccak256::digest(proof_bytes).into(),
+            n_ops: ops.len() as u32,
+        };
+        debug_assert!(header.signed_bytes().starts_with(HEADER_DOMAIN));
+        let body = self.body(&header, ops, proof_bytes);
+        serde_json::to_vec(&body).expect("JSON")
+    }
+
+    /// The JSON body for a header and operations, signed with this client's key.
+    pub fn body(&self, header: &Header, ops: &[CommittedOp], proof_bytes: &[u8]) -> Value {
+        let msg = header.message_hash();
+        let k = rfc6979_generate_k(&msg, &self.private_key, None);
+        let sig = sign(&self.private_key, &msg, &k).expect("valid key and message");
+        json!({
+            "header": {
+                "rollup": header.rollup.as_str(),
+                "seq": header.seq,
+                "pre_state_root": header.pre_state_root.to_hex(),
+                "post_state_root": header.post_state_root.to_hex(),
+                "native_commitment": {"scheme": header.scheme.name(), "value": format!("0x{}", hex::encode(header.commitment))},
+                "rollup_proof": {"system": header.proof_system.as_str(), "bytes": format!("0x{}", hex::encode(proof_bytes))},
+                "n_ops": header.n_ops,
+            },
+            "signature": {"r": format!("{:#066x}", sig.r), "s": format!("{:#066x}", sig.s)},
+            "operations": ops.iter().map(|o| self.op_json(o)).collect::<Vec<_>>(),
+        })
+    }
+
+    fn op_json(&self, o: &CommittedOp) -> Value {
+        let id = o.trade_id.as_str();
+        let name = |i: u32| self.instrument_names[i as usize].clone();
+        match o.op {
+            Operation::Deposit {
+                account,
+                amount,
+                timestamp_us,
+            } => {
+                json!({"type": "deposit", "id": id, "account": account, "amount": amount.to_string(), "timestamp_us": timestamp_us.to_string()})
+            }
+            Operation::Withdraw {
+                account,
+                amount,
+                timestamp_us,
+            } => {
+                json!({"type": "withdraw", "id": id, "account": account, "amount": amount.to_string(), "timestamp_us": timestamp_us.to_string()})
+            }
+            Operation::Trade {
+                buyer,
+                seller,
+                instrument,
+                qty,
+                price,
+                buyer_fee,
+                seller_fee,
+                timestamp_us,
+            } => json!({
+                "type": "trade", "id": id, "buyer": buyer, "seller": seller, "instrument": name(instrument),
+                "qty": qty.to_string(), "price": price.to_string(), "buyer_fee": buyer_fee.to_string(),
+                "seller_fee": seller_fee.to_string(), "timestamp_us": timestamp_us.to_string(),
+            }),
+            Operation::Settle {
+                instrument,
+                price,
+                timestamp_us,
+            } => json!({
+                "type": "settle", "id": id, "instrument": name(instrument), "price": price.to_string(), "timestamp_us": timestamp_us.to_string(),
+            }),
+        }
+    }
+}

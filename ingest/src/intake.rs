@@ -1,0 +1,358 @@
+//! Intake: authenticate, check commitments and continuity, re-execute, persist, acknowledge
+//! (`specs/api.md` §2–§4).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use poe_circle_stark::air::DataRootStatement;
+use poe_circle_stark::config::VerifierPolicy;
+use poe_circle_stark::merkle::data_root;
+use poe_circle_stark::poseidon2::Digest;
+use poe_circle_stark::venue::ops::OP_LIMBS;
+use poe_circle_stark::venue::Venue;
+use poe_circle_stark::verifier::verify_data_root_bytes;
+
+use crate::auth;
+use crate::commitment::commit;
+use crate::model::{parse_submission, Refusal, Submission, POE_PROOF_SYSTEM};
+use crate::registry::{Registry, Rollup};
+use crate::store::{Store, StoreError, StoredBatch};
+
+/// What happened to the rollup's own proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollupProofStatus {
+    /// A `poe-circle-stark/v1` proof that verified.
+    Verified,
+    /// Another system: kept, labelled, re-proven by poe.
+    Unverified,
+}
+
+/// The receipt of an accepted batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// SHA3-256 of the canonical submission.
+    pub batch_id: [u8; 32],
+    /// Rollup wire name.
+    pub rollup: String,
+    /// Sequence number.
+    pub seq: u64,
+    /// UTC day the batch belongs to (`YYYY-MM-DD`), from its acceptance time.
+    pub day: String,
+    /// Acceptance time, µs since the epoch.
+    pub accepted_us: u64,
+    /// Operations.
+    pub n_ops: u32,
+    /// State roots.
+    pub pre_state_root: Digest,
+    /// See `pre_state_root`.
+    pub post_state_root: Digest,
+    /// Poseidon2-M31 root of the operation records (what poe's proofs commit to).
+    pub data_root: Digest,
+    /// The rollup's proof system label.
+    pub rollup_proof_system: String,
+    /// Whether poe verified the rollup's proof.
+    pub rollup_proof: RollupProofStatus,
+}
+
+/// Accepted now, or accepted earlier with the same content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Newly accepted and persisted (HTTP 202).
+    Accepted(Receipt),
+    /// The same batch was accepted before (HTTP 200).
+    Duplicate(Receipt),
+}
+
+/// Why a submission failed: refused (client's fault) or not stored (ours).
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// Refused with a code; nothing was stored.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Could not persist; nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+struct Head {
+    venue: Venue,
+    seq: u64,
+    root: Digest,
+}
+
+/// The intake: registry, store, and each rollup's re-executed state.
+#[derive(Debug)]
+pub struct Intake {
+    registry: Registry,
+    store: Store,
+    heads: HashMap<String, Head>,
+}
+
+/// `YYYY-MM-DD` of a UTC instant (proleptic Gregorian; H. Hinnant's civil-from-days).
+pub fn utc_day(us: u64) -> String {
+    let days = (us / 86_400_000_000) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn records_of(sub: &Submission) -> Vec<poe_circle_stark::field::M31> {
+    sub.ops.iter().flat_map(|o| o.op.encode()).collect()
+}
+
+impl Intake {
+    /// Opens the store and rebuilds every rollup's state by re-executing its stored batches.
+    ///
+    /// # Errors
+    /// [`IntakeError::Store`] on I/O failure; a stored batch that no longer parses or applies
+    /// (registry changed incompatibly) is reported as a refusal with its seq.
+    pub fn open(registry: Registry, path: &Path) -> Result<Self, IntakeError> {
+        let store = Store::open(path)?;
+        let mut heads = HashMap::new();
+        for rollup in registry.rollups() {
+            let mut head = Head {
+                venue: Venue::new(rollup.instruments.clone()),
+                seq: 0,
+                root: Digest::ZERO,
+            };
+            head.root = head.venue.state_root();
+            for (seq, stored) in store.batches_of(&rollup.name.to_be_bytes32())? {
+                let (sub, _) = parse_submission(&stored.body, &registry)?;
+                let effect = head
+                    .venue
+                    .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
+                    .map_err(|v| {
+                        Refusal::new(
+                            "replay_failed",
+                            format!("{} seq {seq}", rollup.name),
+                            v.to_string(),
+                        )
+                    })?;
+                head.seq = seq;
+                head.root = effect.post_state_root;
+            }
+            heads.insert(rollup.name.as_str().to_owned(), head);
+        }
+        Ok(Self {
+            registry,
+            store,
+            heads,
+        })
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Last accepted `(seq, post_state_root)` of a rollup (`(0, empty root)` before any).
+    pub fn head(&self, rollup: &str) -> Option<(u64, Digest)> {
+        self.heads.get(rollup).map(|h| (h.seq, h.root))
+    }
+
+    /// Submits a request body accepted at `now_us`.
+    ///
+    /// # Errors
+    /// [`IntakeError::Refused`] with the check that failed; [`IntakeError::Store`] if the batch
+    /// could not be persisted. Either way nothing changes.
+    pub fn submit(&mut self, body: &[u8], now_us: u64) -> Result<Outcome, IntakeError> {
+        let (sub, rollup) = parse_submission(body, &self.registry)?;
+        let rollup = rollup.clone();
+        authenticate(&sub, &rollup)?;
+        let batch_id = sub.batch_id();
+        let name_key = rollup.name.to_be_bytes32();
+
+        if let Some(existing) = self.store.id_at(&name_key, sub.header.seq)? {
+            if existing == batch_id {
+                let stored = self.store.get(&existing)?.expect("indexed batch exists");
+                return Ok(Outcome::Duplicate(self.receipt(
+                    &sub,
+                    &rollup,
+                    stored.accepted_us,
+                )?));
+            }
+            return Err(Refusal::new(
+                "seq_conflict",
+                "header.seq",
+                format!(
+                    "seq {} was already accepted with batch id {}",
+                    sub.header.seq,
+                    hex::encode(existing)
+                ),
+            )
+            .into());
+        }
+        let head = self
+            .heads
+            .get(rollup.name.as_str())
+            .expect("every registered rollup has a head");
+        if sub.header.seq != head.seq + 1 {
+            return Err(Refusal::new(
+                "seq_gap",
+                "header.seq",
+                format!("expected seq {}, got {}", head.seq + 1, sub.header.seq),
+            )
+            .into());
+        }
+        if sub.header.pre_state_root != head.root {
+            return Err(Refusal::new(
+                "state_fork",
+                "header.pre_state_root",
+                format!(
+                    "expected {} (post state of seq {}), got {}",
+                    head.root, head.seq, sub.header.pre_state_root
+                ),
+            )
+            .into());
+        }
+        check_commitment(&sub, &rollup)?;
+        let receipt = self.receipt(&sub, &rollup, now_us)?;
+
+        let mut venue = head.venue.clone();
+        let effect = venue
+            .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
+            .map_err(|v| Refusal {
+                code: "rule_violation",
+                path: format!("operations[{}]", v.op_index),
+                message: v.rule.to_string(),
+                op_index: Some(v.op_index),
+            })?;
+        if effect.post_state_root != sub.header.post_state_root {
+            return Err(Refusal::new(
+                "post_state_root_mismatch",
+                "header.post_state_root",
+                format!(
+                    "re-execution gives {}, header says {}",
+                    effect.post_state_root, sub.header.post_state_root
+                ),
+            )
+            .into());
+        }
+
+        self.store.put(
+            &name_key,
+            sub.header.seq,
+            &StoredBatch {
+                batch_id,
+                accepted_us: now_us,
+                body: body.to_vec(),
+            },
+        )?;
+        self.heads.insert(
+            rollup.name.as_str().to_owned(),
+            Head {
+                venue,
+                seq: sub.header.seq,
+                root: effect.post_state_root,
+            },
+        );
+        Ok(Outcome::Accepted(receipt))
+    }
+
+    fn receipt(
+        &self,
+        sub: &Submission,
+        rollup: &Rollup,
+        accepted_us: u64,
+    ) -> Result<Receipt, Refusal> {
+        let records = records_of(sub);
+        let data_root = data_root(&records, OP_LIMBS);
+        let rollup_proof = if sub.header.proof_system.as_str() == POE_PROOF_SYSTEM {
+            let statement = DataRootStatement {
+                n_records: sub.ops.len() as u32,
+                record_limbs: OP_LIMBS as u32,
+                root: data_root,
+            };
+            verify_data_root_bytes(&sub.proof_bytes, &statement, &VerifierPolicy::default())
+                .map_err(|e| {
+                    Refusal::new(
+                        "rollup_proof_invalid",
+                        "header.rollup_proof.bytes",
+                        e.to_string(),
+                    )
+                })?;
+            RollupProofStatus::Verified
+        } else {
+            RollupProofStatus::Unverified
+        };
+        Ok(Receipt {
+            batch_id: sub.batch_id(),
+            rollup: rollup.name.as_str().to_owned(),
+            seq: sub.header.seq,
+            day: utc_day(accepted_us),
+            accepted_us,
+            n_ops: sub.header.n_ops,
+            pre_state_root: sub.header.pre_state_root,
+            post_state_root: sub.header.post_state_root,
+            data_root,
+            rollup_proof_system: sub.header.proof_system.as_str().to_owned(),
+            rollup_proof,
+        })
+    }
+
+    /// The receipt of a stored batch.
+    ///
+    /// # Errors
+    /// [`IntakeError`] if the store fails or the stored body no longer parses.
+    pub fn receipt_of(&self, batch_id: &[u8; 32]) -> Result<Option<Receipt>, IntakeError> {
+        let Some(stored) = self.store.get(batch_id)? else {
+            return Ok(None);
+        };
+        let (sub, rollup) = parse_submission(&stored.body, &self.registry)?;
+        Ok(Some(self.receipt(&sub, rollup, stored.accepted_us)?))
+    }
+}
+
+fn authenticate(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
+    let (r, s) = &sub.signature;
+    auth::verify(&rollup.public_key, &sub.header.message_hash(), r, s)
+        .map_err(|e| Refusal::new("bad_signature", "signature", e.to_string()))
+}
+
+fn check_commitment(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
+    if sub.header.scheme != rollup.scheme {
+        return Err(Refusal::new(
+            "commitment_scheme_mismatch",
+            "header.native_commitment.scheme",
+            format!(
+                "rollup {} is registered with {}, got {}",
+                rollup.name, rollup.scheme, sub.header.scheme
+            ),
+        ));
+    }
+    let expected = commit(rollup.scheme, &sub.ops).expect("batches are not empty");
+    if expected != sub.header.commitment {
+        return Err(Refusal::new(
+            "commitment_mismatch",
+            "header.native_commitment.value",
+            format!(
+                "recomputed 0x{}, header says 0x{}",
+                hex::encode(expected),
+                hex::encode(sub.header.commitment)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_days() {
+        assert_eq!(utc_day(0), "1970-01-01");
+        assert_eq!(utc_day(1_795_000_000_000_000), "2026-11-18");
+        assert_eq!(utc_day(951_782_400_000_000), "2000-02-29");
+        assert_eq!(utc_day(951_868_799_999_999), "2000-02-29");
+        assert_eq!(utc_day(951_868_800_000_000), "2000-03-01");
+    }
+}

@@ -1,0 +1,431 @@
+//! The submission wire format (`specs/api/openapi.yaml`, `specs/api.md` §2) and its parsing at
+//! the edge: after [`parse_submission`] every identifier, amount and root is a checked value.
+
+use poe_circle_stark::poseidon2::Digest;
+use poe_circle_stark::venue::Operation;
+use serde::Deserialize;
+use sha3::{Digest as _, Keccak256, Sha3_256};
+use starknet_crypto::Felt;
+
+use crate::auth::{parse_felt, starknet_keccak};
+use crate::commitment::{keccak_leaf_bytes, Commitment, CommittedOp, Scheme};
+use crate::registry::{Registry, Rollup};
+use crate::short_string::ShortString;
+
+/// The system name of proofs made with poe's own prover.
+pub const POE_PROOF_SYSTEM: &str = "poe-circle-stark/v1";
+/// Domain separator at the start of the signed header.
+pub const HEADER_DOMAIN: &[u8] = b"poe/batch-header/v1";
+
+/// A refusal at the door: a stable code, the JSON path it concerns, and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code} at {path}: {message}")]
+pub struct Refusal {
+    /// Stable machine-readable code (`specs/api.md` §3).
+    pub code: &'static str,
+    /// JSON path (`operations[3].qty`) or `""` for the whole body.
+    pub path: String,
+    /// Human explanation, with expected and received values where there are any.
+    pub message: String,
+    /// Index of the offending operation, if one.
+    pub op_index: Option<usize>,
+}
+
+impl Refusal {
+    /// A refusal without an operation index.
+    pub fn new(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            path: path.into(),
+            message: message.into(),
+            op_index: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BodyJson {
+    header: HeaderJson,
+    signature: SignatureJson,
+    operations: Vec<OpJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderJson {
+    rollup: String,
+    seq: u64,
+    pre_state_root: String,
+    post_state_root: String,
+    native_commitment: CommitmentJson,
+    rollup_proof: ProofJson,
+    n_ops: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitmentJson {
+    scheme: String,
+    value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProofJson {
+    system: String,
+    bytes: String,
+    #[serde(default)]
+    vk_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureJson {
+    r: String,
+    s: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum OpJson {
+    Deposit {
+        id: String,
+        account: u32,
+        amount: String,
+        timestamp_us: String,
+    },
+    Withdraw {
+        id: String,
+        account: u32,
+        amount: String,
+        timestamp_us: String,
+    },
+    Trade {
+        id: String,
+        buyer: u32,
+        seller: u32,
+        instrument: String,
+        qty: String,
+        price: String,
+        buyer_fee: String,
+        seller_fee: String,
+        timestamp_us: String,
+    },
+    Settle {
+        id: String,
+        instrument: String,
+        price: String,
+        timestamp_us: String,
+    },
+}
+
+/// The checked header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Rollup wire name.
+    pub rollup: ShortString,
+    /// Sequence number, from 1.
+    pub seq: u64,
+    /// poe state root before the batch.
+    pub pre_state_root: Digest,
+    /// poe state root after the batch.
+    pub post_state_root: Digest,
+    /// The rollup's commitment scheme.
+    pub scheme: Scheme,
+    /// The rollup's commitment value.
+    pub commitment: Commitment,
+    /// Proof system label.
+    pub proof_system: ShortString,
+    /// Verification key id, if the rollup gave one.
+    pub vk_id: Option<ShortString>,
+    /// Keccak-256 of the rollup's proof bytes.
+    pub proof_digest: [u8; 32],
+    /// Operation count.
+    pub n_ops: u32,
+}
+
+/// A parsed, checked submission (not yet authenticated or re-executed).
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The header.
+    pub header: Header,
+    /// Signature `(r, s)` over [`Header::message_hash`].
+    pub signature: (Felt, Felt),
+    /// Operations in batch order.
+    pub ops: Vec<CommittedOp>,
+    /// The rollup's own proof.
+    pub proof_bytes: Vec<u8>,
+}
+
+impl Header {
+    /// The signed bytes (`specs/api.md` §2.2).
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_DOMAIN.len() + 7 * 32 + 13);
+        out.extend_from_slice(HEADER_DOMAIN);
+        out.extend_from_slice(&self.rollup.to_be_bytes32());
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.pre_state_root.to_bytes());
+        out.extend_from_slice(&self.post_state_root.to_bytes());
+        out.push(scheme_code(self.scheme));
+        out.extend_from_slice(&self.commitment);
+        out.extend_from_slice(&self.n_ops.to_be_bytes());
+        out.extend_from_slice(&self.proof_system.to_be_bytes32());
+        out.extend_from_slice(
+            &self
+                .vk_id
+                .as_ref()
+                .map_or([0u8; 32], ShortString::to_be_bytes32),
+        );
+        out.extend_from_slice(&self.proof_digest);
+        out
+    }
+
+    /// `starknet_keccak(signed_bytes)`: what the rollup signs.
+    pub fn message_hash(&self) -> Felt {
+        starknet_keccak(&self.signed_bytes())
+    }
+}
+
+/// 1..=4 in [`Scheme::ALL`] order.
+pub fn scheme_code(s: Scheme) -> u8 {
+    Scheme::ALL.iter().position(|&x| x == s).expect("listed") as u8 + 1
+}
+
+impl Submission {
+    /// Canonical bytes: signed header, `r`, `s`, then each operation's 85 packed bytes.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = self.header.signed_bytes();
+        out.extend_from_slice(&self.signature.0.to_bytes_be());
+        out.extend_from_slice(&self.signature.1.to_bytes_be());
+        for op in &self.ops {
+            out.extend_from_slice(&keccak_leaf_bytes(op));
+        }
+        out
+    }
+
+    /// The batch id: SHA3-256 of the canonical bytes.
+    pub fn batch_id(&self) -> [u8; 32] {
+        Sha3_256::digest(self.canonical_bytes()).into()
+    }
+}
+
+/// A canonical unsigned decimal: `0` or no leading zero, at most 2^63 − 1.
+fn parse_amount(path: &str, text: &str) -> Result<u64, Refusal> {
+    let bad = || {
+        Refusal::new(
+            "malformed_amount",
+            path,
+            format!("{text:?} is not a canonical decimal integer in 0..=2^63-1"),
+        )
+    };
+    if text.is_empty()
+        || text.len() > 19
+        || !text.bytes().all(|b| b.is_ascii_digit())
+        || (text.len() > 1 && text.starts_with('0'))
+    {
+        return Err(bad());
+    }
+    let v: u64 = text.parse().map_err(|_| bad())?;
+    if v > poe_circle_stark::venue::MAX_AMOUNT {
+        return Err(bad());
+    }
+    Ok(v)
+}
+
+fn parse_digest(path: &str, text: &str) -> Result<Digest, Refusal> {
+    Digest::from_hex(text).map_err(|e| Refusal::new("malformed_root", path, e.to_string()))
+}
+
+fn parse_short(path: &str, text: &str) -> Result<ShortString, Refusal> {
+    ShortString::try_from(text)
+        .map_err(|e| Refusal::new("malformed_identifier", path, e.to_string()))
+}
+
+fn parse_hex_bytes(path: &str, text: &str) -> Result<Vec<u8>, Refusal> {
+    text.strip_prefix("0x")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or_else(|| Refusal::new("malformed_hex", path, "expected 0x-prefixed hex bytes"))
+}
+
+/// Parses a request body against the registry.
+///
+/// # Errors
+/// [`Refusal`] with code `malformed_json`, `unknown_rollup`, `unknown_instrument`,
+/// `malformed_*`, `n_ops_mismatch` or `empty_batch`.
+pub fn parse_submission<'r>(
+    body: &[u8],
+    registry: &'r Registry,
+) -> Result<(Submission, &'r Rollup), Refusal> {
+    let json: BodyJson = serde_json::from_slice(body).map_err(|e| {
+        Refusal::new(
+            "malformed_json",
+            format!("line {} column {}", e.line(), e.column()),
+            e.to_string(),
+        )
+    })?;
+    let h = json.header;
+    let rollup = registry.get(&h.rollup).ok_or_else(|| {
+        Refusal::new(
+            "unknown_rollup",
+            "header.rollup",
+            format!("rollup {:?} is not registered", h.rollup),
+        )
+    })?;
+    let scheme = Scheme::from_name(&h.native_commitment.scheme).ok_or_else(|| {
+        Refusal::new(
+            "malformed_commitment",
+            "header.native_commitment.scheme",
+            format!("unknown scheme {:?}", h.native_commitment.scheme),
+        )
+    })?;
+    let value = parse_hex_bytes("header.native_commitment.value", &h.native_commitment.value)?;
+    let commitment: Commitment = value.try_into().map_err(|_| {
+        Refusal::new(
+            "malformed_commitment",
+            "header.native_commitment.value",
+            "expected 32 bytes",
+        )
+    })?;
+    let proof_bytes = parse_hex_bytes("header.rollup_proof.bytes", &h.rollup_proof.bytes)?;
+    let header = Header {
+        rollup: rollup.name.clone(),
+        seq: h.seq,
+        pre_state_root: parse_digest("header.pre_state_root", &h.pre_state_root)?,
+        post_state_root: parse_digest("header.post_state_root", &h.post_state_root)?,
+        scheme,
+        commitment,
+        proof_system: parse_short("header.rollup_proof.system", &h.rollup_proof.system)?,
+        vk_id: h
+            .rollup_proof
+            .vk_id
+            .as_deref()
+            .map(|v| parse_short("header.rollup_proof.vk_id", v))
+            .transpose()?,
+        proof_digest: Keccak256::digest(&proof_bytes).into(),
+        n_ops: h.n_ops,
+    };
+    let signature = (
+        parse_felt("r", &json.signature.r)
+            .map_err(|e| Refusal::new("malformed_signature", "signature.r", e.to_string()))?,
+        parse_felt("s", &json.signature.s)
+            .map_err(|e| Refusal::new("malformed_signature", "signature.s", e.to_string()))?,
+    );
+    if json.operations.is_empty() {
+        return Err(Refusal::new(
+            "empty_batch",
+            "operations",
+            "a batch needs at least one operation",
+        ));
+    }
+    if json.operations.len() != h.n_ops as usize {
+        return Err(Refusal::new(
+            "n_ops_mismatch",
+            "header.n_ops",
+            format!(
+                "header says {} operations, body has {}",
+                h.n_ops,
+                json.operations.len()
+            ),
+        ));
+    }
+    let ops = json
+        .operations
+        .into_iter()
+        .enumerate()
+        .map(|(i, op)| {
+            parse_op(i, op, rollup).map_err(|mut r| {
+                r.op_index = Some(i);
+                r
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((
+        Submission {
+            header,
+            signature,
+            ops,
+            proof_bytes,
+        },
+        rollup,
+    ))
+}
+
+fn parse_op(i: usize, op: OpJson, rollup: &Rollup) -> Result<CommittedOp, Refusal> {
+    let at = |f: &str| format!("operations[{i}].{f}");
+    let instrument = |name: &str| {
+        rollup.instrument_index(name).ok_or_else(|| {
+            Refusal::new(
+                "unknown_instrument",
+                at("instrument"),
+                format!("{name:?} is not an instrument of {}", rollup.name),
+            )
+        })
+    };
+    let (id, op) = match op {
+        OpJson::Deposit {
+            id,
+            account,
+            amount,
+            timestamp_us,
+        } => (
+            id,
+            Operation::Deposit {
+                account,
+                amount: parse_amount(&at("amount"), &amount)?,
+                timestamp_us: parse_amount(&at("timestamp_us"), &timestamp_us)?,
+            },
+        ),
+        OpJson::Withdraw {
+            id,
+            account,
+            amount,
+            timestamp_us,
+        } => (
+            id,
+            Operation::Withdraw {
+                account,
+                amount: parse_amount(&at("amount"), &amount)?,
+                timestamp_us: parse_amount(&at("timestamp_us"), &timestamp_us)?,
+            },
+        ),
+        OpJson::Trade {
+            id,
+            buyer,
+            seller,
+            instrument: name,
+            qty,
+            price,
+            buyer_fee,
+            seller_fee,
+            timestamp_us,
+        } => (
+            id,
+            Operation::Trade {
+                buyer,
+                seller,
+                instrument: instrument(&name)?,
+                qty: parse_amount(&at("qty"), &qty)?,
+                price: parse_amount(&at("price"), &price)?,
+                buyer_fee: parse_amount(&at("buyer_fee"), &buyer_fee)?,
+                seller_fee: parse_amount(&at("seller_fee"), &seller_fee)?,
+                timestamp_us: parse_amount(&at("timestamp_us"), &timestamp_us)?,
+            },
+        ),
+        OpJson::Settle {
+            id,
+            instrument: name,
+            price,
+            timestamp_us,
+        } => (
+            id,
+            Operation::Settle {
+                instrument: instrument(&name)?,
+                price: parse_amount(&at("price"), &price)?,
+                timestamp_us: parse_amount(&at("timestamp_us"), &timestamp_us)?,
+            },
+        ),
+    };
+    let trade_id = parse_short(&at("id"), &id)?;
+    Ok(CommittedOp { trade_id, op })
+}
