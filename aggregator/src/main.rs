@@ -60,6 +60,24 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         min_security_bits: u32,
     },
+    /// Run the intake service: rollups submit batches over HTTP.
+    Serve {
+        /// The rollup registry.
+        #[arg(long, default_value = "poe.toml")]
+        config: PathBuf,
+        /// Where the intake store lives (created if missing).
+        #[arg(long, default_value = "poe-data")]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Largest request body, bytes.
+        #[arg(long, default_value_t = 256 << 20)]
+        max_body_bytes: u64,
+        /// Submissions processed at once.
+        #[arg(long, default_value_t = 4)]
+        max_inflight: usize,
+    },
     /// Benchmark data-root proofs from 2^min-log to 2^max-log records, one process per size.
     Bench {
         /// Smallest size, log2 of records.
@@ -131,7 +149,60 @@ fn run(cli: Cli) -> Result<(), String> {
             runs,
             preset: p,
         } => bench(min_log, max_log, runs, &p),
+        Command::Serve {
+            config,
+            data,
+            listen,
+            max_body_bytes,
+            max_inflight,
+        } => serve(
+            &config,
+            &data,
+            &listen,
+            poe_api::ApiConfig {
+                max_body_bytes,
+                max_inflight,
+            },
+        ),
     }
+}
+
+fn serve(
+    config: &std::path::Path,
+    data: &std::path::Path,
+    listen: &str,
+    api: poe_api::ApiConfig,
+) -> Result<(), String> {
+    let registry = poe_ingest::registry::Registry::load(config)
+        .map_err(|e| format!("{}: {e}", config.display()))?;
+    std::fs::create_dir_all(data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+    let n_rollups = registry.rollups().len();
+    let intake = poe_ingest::intake::Intake::open(registry, &data.join("intake.redb"))
+        .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("binding {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // Tests and supervisors read this line to learn the port (listen on :0 for a free one).
+        println!(
+            "poe serving on http://{addr} ({n_rollups} rollups, store {})",
+            data.display()
+        );
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("shutting down: draining requests in flight");
+        };
+        poe_api::run(listener, poe_api::AppState::new(intake, api), shutdown).await;
+        Ok(())
+    })
 }
 
 fn prove_batch(

@@ -1,1 +1,378 @@
 #![doc = include_str!("../README.md")]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use poe_ingest::intake::{Intake, IntakeError, Outcome, Receipt, RollupProofStatus};
+use poe_ingest::model::Refusal;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use warp::http::{header, StatusCode};
+use warp::hyper::body::Bytes;
+use warp::{Filter, Rejection, Reply};
+
+/// Limits of the service.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiConfig {
+    /// Largest request body accepted (413 above it).
+    pub max_body_bytes: u64,
+    /// Submissions processed at once; more get 429.
+    pub max_inflight: usize,
+}
+
+impl Default for ApiConfig {
+    /// 256 MiB bodies (≈ 1M operations), 4 submissions at once.
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 256 << 20,
+            max_inflight: 4,
+        }
+    }
+}
+
+/// Shared state of the routes.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    intake: Arc<Mutex<Intake>>,
+    inflight: Arc<Semaphore>,
+    draining: Arc<AtomicBool>,
+    config: ApiConfig,
+}
+
+impl AppState {
+    /// Wraps an intake.
+    pub fn new(intake: Intake, config: ApiConfig) -> Self {
+        Self {
+            intake: Arc::new(Mutex::new(intake)),
+            inflight: Arc::new(Semaphore::new(config.max_inflight)),
+            draining: Arc::new(AtomicBool::new(false)),
+            config,
+        }
+    }
+}
+
+impl AppState {
+    /// Starts refusing new submissions with 503 (what `run` does when shutdown begins).
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+}
+
+/// An RFC 9457 problem: the one place where errors become HTTP statuses.
+#[derive(Debug)]
+struct Problem {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    path: Option<String>,
+    op_index: Option<usize>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            path: None,
+            op_index: None,
+        }
+    }
+
+    fn from_refusal(r: Refusal) -> Self {
+        let status = match r.code {
+            "malformed_signature" => StatusCode::UNAUTHORIZED,
+            "bad_signature" => StatusCode::FORBIDDEN,
+            "unknown_rollup" => StatusCode::NOT_FOUND,
+            "seq_conflict" | "seq_gap" | "state_fork" => StatusCode::CONFLICT,
+            "unknown_instrument"
+            | "commitment_mismatch"
+            | "commitment_scheme_mismatch"
+            | "rule_violation"
+            | "post_state_root_mismatch"
+            | "rollup_proof_invalid" => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self {
+            status,
+            code: r.code,
+            detail: r.message,
+            path: Some(r.path),
+            op_index: r.op_index,
+        }
+    }
+
+    fn reply(&self) -> warp::reply::Response {
+        let mut body = json!({
+            "type": format!("urn:poe:problem:{}", self.code),
+            "title": self.status.canonical_reason().unwrap_or("error"),
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "detail": self.detail,
+        });
+        if let Some(p) = &self.path {
+            body["path"] = p.clone().into();
+        }
+        if let Some(i) = self.op_index {
+            body["op_index"] = i.into();
+        }
+        let mut resp =
+            warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/problem+json"),
+        );
+        resp
+    }
+}
+
+fn receipt_json(r: &Receipt, status: &str) -> Value {
+    let id = hex::encode(r.batch_id);
+    json!({
+        "batch_id": id,
+        "status": status,
+        "rollup": r.rollup,
+        "seq": r.seq,
+        "day": r.day,
+        "accepted_us": r.accepted_us.to_string(),
+        "n_ops": r.n_ops,
+        "pre_state_root": r.pre_state_root.to_hex(),
+        "post_state_root": r.post_state_root.to_hex(),
+        "data_root": r.data_root.to_hex(),
+        "rollup_proof": {
+            "system": r.rollup_proof_system,
+            "verified": r.rollup_proof == RollupProofStatus::Verified,
+        },
+        "status_url": format!("/v1/batches/{id}"),
+    })
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+async fn submit(
+    state: AppState,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Result<warp::reply::Response, Infallible> {
+    if state.draining.load(Ordering::SeqCst) {
+        return Ok(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the service is shutting down; retry",
+        )
+        .reply());
+    }
+    let json_type = content_type
+        .as_deref()
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return Ok(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "expected application/json, got {}",
+                content_type.as_deref().unwrap_or("no content type")
+            ),
+        )
+        .reply());
+    }
+    let Ok(permit) = state.inflight.clone().try_acquire_owned() else {
+        return Ok(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue_full",
+            "too many submissions in flight; retry later",
+        )
+        .reply());
+    };
+    let intake = state.intake.clone();
+    // Parsing, signature checks, re-execution and the fsync are blocking work.
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut intake = intake.lock().unwrap_or_else(|p| p.into_inner());
+        intake.submit(&body, now_us())
+    })
+    .await;
+    Ok(match result {
+        Ok(Ok(Outcome::Accepted(r))) => {
+            let mut resp = warp::reply::with_status(
+                warp::reply::json(&receipt_json(&r, "accepted")),
+                StatusCode::ACCEPTED,
+            )
+            .into_response();
+            if let Ok(v) =
+                header::HeaderValue::from_str(&format!("/v1/batches/{}", hex::encode(r.batch_id)))
+            {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
+        Ok(Ok(Outcome::Duplicate(r))) => warp::reply::with_status(
+            warp::reply::json(&receipt_json(&r, "accepted")),
+            StatusCode::OK,
+        )
+        .into_response(),
+        Ok(Err(IntakeError::Refused(r))) => Problem::from_refusal(r).reply(),
+        Ok(Err(IntakeError::Store(e))) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_failed",
+            e.to_string(),
+        )
+        .reply(),
+        Err(e) => {
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply()
+        }
+    })
+}
+
+async fn get_batch(state: AppState, id: String) -> Result<warp::reply::Response, Infallible> {
+    let Some(bytes) = hex::decode(&id)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+    else {
+        return Ok(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_batch_id",
+            "a batch id is 64 hex characters",
+        )
+        .reply());
+    };
+    let intake = state.intake.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        intake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .receipt_of(&bytes)
+    })
+    .await;
+    Ok(match got {
+        Ok(Ok(Some(r))) => warp::reply::json(&receipt_json(&r, "accepted")).into_response(),
+        Ok(Ok(None)) => Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown_batch",
+            format!("no batch {id}"),
+        )
+        .reply(),
+        Ok(Err(e)) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_failed",
+            e.to_string(),
+        )
+        .reply(),
+        Err(e) => {
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply()
+        }
+    })
+}
+
+async fn get_head(state: AppState, rollup: String) -> Result<warp::reply::Response, Infallible> {
+    let head = state
+        .intake
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .head(&rollup);
+    Ok(match head {
+        Some((seq, root)) => warp::reply::json(
+            &json!({"rollup": rollup, "seq": seq, "post_state_root": root.to_hex()}),
+        )
+        .into_response(),
+        None => Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown_rollup",
+            format!("rollup {rollup:?} is not registered"),
+        )
+        .reply(),
+    })
+}
+
+async fn rejection(r: Rejection) -> Result<warp::reply::Response, Infallible> {
+    let p = if r.is_not_found() {
+        Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the body exceeds the configured limit",
+        )
+    } else if r.find::<warp::reject::LengthRequired>().is_some() {
+        Problem::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "send a Content-Length",
+        )
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )
+    } else {
+        Problem::new(StatusCode::BAD_REQUEST, "bad_request", format!("{r:?}"))
+    };
+    Ok(p.reply())
+}
+
+/// The routes (`specs/api/openapi.yaml`).
+pub fn routes(
+    state: AppState,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
+    let with_state = {
+        let s = state.clone();
+        warp::any().map(move || s.clone())
+    };
+    let post = warp::path!("v1" / "batches")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::content_length_limit(
+            state.config.max_body_bytes,
+        ))
+        .and(warp::body::bytes())
+        .and_then(submit);
+    let batch = warp::path!("v1" / "batches" / String)
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|id, s| get_batch(s, id));
+    let head = warp::path!("v1" / "rollups" / String / "head")
+        .and(warp::get())
+        .and(with_state)
+        .and_then(|r, s| get_head(s, r));
+    let health = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
+    post.or(batch)
+        .unify()
+        .or(head)
+        .unify()
+        .or(health)
+        .unify()
+        .recover(rejection)
+        .unify()
+}
+
+/// Serves until `shutdown` resolves, then refuses new submissions with 503 and drains the
+/// requests in flight.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let draining = state.draining.clone();
+    let signal = async move {
+        shutdown.await;
+        draining.store(true, Ordering::SeqCst);
+    };
+    warp::serve(routes(state))
+        .incoming(listener)
+        .graceful(signal)
+        .run()
+        .await;
+}

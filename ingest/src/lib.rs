@@ -8,3 +8,4 @@ pub mod model;
 pub mod registry;
 pub mod short_string;
 pub mod store;
+pub mod testkit;

@@ -1,7 +1,7 @@
 //! Intake end to end (without HTTP): every refusal names its check, refused batches leave no
 //! trace, duplicates are idempotent, and a reopened store restores every rollup's head.
 
-use poe_circle_stark::venue::{Instrument, Operation, OptionKind, Venue};
+use poe_circle_stark::venue::{Operation, Venue};
 use poe_ingest::client::RollupClient;
 use poe_ingest::commitment::{CommittedOp, Scheme};
 use poe_ingest::intake::{Intake, IntakeError, Outcome, RollupProofStatus};
@@ -11,91 +11,16 @@ use poe_ingest::short_string::ShortString;
 use serde_json::Value;
 use starknet_crypto::Felt;
 
-const T0: u64 = 1_795_000_000_000_000;
-const EXPIRY: u64 = T0 + 86_400_000_000;
+use poe_ingest::testkit::{funding, instruments, op, registry as registry_of, T0};
+
 const NOW: u64 = T0 + 5_000_000;
 
-fn instruments() -> Vec<(String, Instrument)> {
-    vec![
-        (
-            "BTC-19NOV26-100-C".into(),
-            Instrument {
-                underlying: 1,
-                expiry_us: EXPIRY,
-                strike: 100,
-                kind: OptionKind::Call,
-                collateral: 60,
-            },
-        ),
-        (
-            "BTC-19NOV26-80-P".into(),
-            Instrument {
-                underlying: 1,
-                expiry_us: EXPIRY,
-                strike: 80,
-                kind: OptionKind::Put,
-                collateral: 80,
-            },
-        ),
-    ]
-}
-
 fn client() -> RollupClient {
-    let inst = instruments();
-    RollupClient {
-        name: ShortString::try_from("aurora").unwrap(),
-        private_key: Felt::from_hex("0x1234567890abcdef1234567890abcdef").unwrap(),
-        scheme: Scheme::PoseidonFelt252,
-        instrument_names: inst.iter().map(|i| i.0.clone()).collect(),
-        venue: Venue::new(inst.into_iter().map(|i| i.1).collect()),
-        seq: 0,
-    }
+    poe_ingest::testkit::client("aurora", 1, Scheme::PoseidonFelt252)
 }
 
 fn registry(c: &RollupClient) -> Registry {
-    let mut t = format!(
-        "[[rollups]]\nid = 1\nname = \"aurora\"\npublic_key = \"{:#066x}\"\ncommitment = \"poseidon-felt252\"\n",
-        c.public_key()
-    );
-    for (name, i) in instruments() {
-        t += &format!(
-            "[[rollups.instruments]]\nname = \"{name}\"\nunderlying = {}\nexpiry_us = {}\nstrike = {}\nkind = \"{}\"\ncollateral = {}\n",
-            i.underlying,
-            i.expiry_us,
-            i.strike,
-            if i.kind == OptionKind::Call { "call" } else { "put" },
-            i.collateral
-        );
-    }
-    Registry::parse(&t).unwrap()
-}
-
-fn op(id: &str, op: Operation) -> CommittedOp {
-    CommittedOp {
-        trade_id: ShortString::try_from(id).unwrap(),
-        op,
-    }
-}
-
-fn funding() -> Vec<CommittedOp> {
-    vec![
-        op(
-            "D-1",
-            Operation::Deposit {
-                account: 1,
-                amount: 100_000,
-                timestamp_us: T0,
-            },
-        ),
-        op(
-            "D-2",
-            Operation::Deposit {
-                account: 2,
-                amount: 100_000,
-                timestamp_us: T0 + 1,
-            },
-        ),
-    ]
+    registry_of(&[c])
 }
 
 fn trades(ts: u64) -> Vec<CommittedOp> {

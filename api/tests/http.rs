@@ -1,0 +1,225 @@
+//! The HTTP API through warp's test client, and once over a real socket (`spawn_app`).
+
+use std::io::{Read, Write};
+
+use poe_api::{routes, run, ApiConfig, AppState};
+use poe_ingest::commitment::Scheme;
+use poe_ingest::intake::Intake;
+use poe_ingest::testkit::{client, funding, registry, trade_at, T0};
+use serde_json::Value;
+use warp::http::StatusCode;
+
+struct App {
+    state: AppState,
+    dir: std::path::PathBuf,
+    client: poe_ingest::client::RollupClient,
+}
+
+fn app(tag: &str, config: ApiConfig) -> App {
+    let dir = std::env::temp_dir().join(format!("poe-api-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let client = client("aurora", 3, Scheme::Keccak256);
+    let intake = Intake::open(registry(&[&client]), &dir.join("intake.redb")).unwrap();
+    App {
+        state: AppState::new(intake, config),
+        dir,
+        client,
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn post(state: &AppState, content_type: &str, body: &[u8]) -> (StatusCode, String, Value) {
+    let resp = warp::test::request()
+        .method("POST")
+        .path("/v1/batches")
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .body(body.to_vec())
+        .reply(&routes(state.clone()))
+        .await;
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (
+        resp.status(),
+        ct,
+        serde_json::from_slice(resp.body()).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn accepted_then_duplicate_then_status() {
+    let mut a = app("ok", ApiConfig::default());
+    let body = a.client.next_batch(&funding(), "groth16", b"p");
+    let (status, _, receipt) = post(&a.state, "application/json", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
+    assert_eq!(receipt["seq"], 1);
+    let (status, _, again) = post(&a.state, "application/json; charset=utf-8", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["batch_id"], receipt["batch_id"]);
+    let url = receipt["status_url"].as_str().unwrap().to_owned();
+    let resp = warp::test::request()
+        .path(&url)
+        .reply(&routes(a.state.clone()))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = warp::test::request()
+        .path("/v1/rollups/aurora/head")
+        .reply(&routes(a.state.clone()))
+        .await;
+    let head: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(
+        (head["seq"].as_u64(), head["post_state_root"].clone()),
+        (Some(1), receipt["post_state_root"].clone())
+    );
+}
+
+#[tokio::test]
+async fn refusals_are_problem_json_with_their_status() {
+    let mut a = app("problems", ApiConfig::default());
+    let good = a.client.next_batch(&funding(), "groth16", b"p");
+    let (s, ct, p) = post(&a.state, "text/plain", &good).await;
+    assert_eq!(
+        (s, ct.as_str(), p["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "application/problem+json",
+            Some("unsupported_media_type")
+        )
+    );
+
+    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    v["header"]["rollup"] = "borealis".into();
+    let (s, _, p) = post(
+        &a.state,
+        "application/json",
+        &serde_json::to_vec(&v).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, p["code"].as_str(), p["path"].as_str()),
+        (
+            StatusCode::NOT_FOUND,
+            Some("unknown_rollup"),
+            Some("header.rollup")
+        )
+    );
+
+    let (s, _, p) = post(&a.state, "application/json", b"{not json").await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json"))
+    );
+
+    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    v["signature"]["s"] = v["signature"]["r"].clone();
+    let (s, _, p) = post(
+        &a.state,
+        "application/json",
+        &serde_json::to_vec(&v).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("bad_signature"))
+    );
+
+    assert_eq!(
+        post(&a.state, "application/json", &good).await.0,
+        StatusCode::ACCEPTED
+    );
+    let mut skip = a.client.clone();
+    skip.seq += 1;
+    let (s, _, p) = post(
+        &a.state,
+        "application/json",
+        &skip.next_batch(&trade_at(T0 + 5), "groth16", b"p"),
+    )
+    .await;
+    assert_eq!(
+        (s, p["code"].as_str(), p["detail"].as_str()),
+        (
+            StatusCode::CONFLICT,
+            Some("seq_gap"),
+            Some("expected seq 2, got 3")
+        )
+    );
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_and_full_queue_is_429_and_draining_is_503() {
+    let mut a = app(
+        "limits",
+        ApiConfig {
+            max_body_bytes: 64,
+            max_inflight: 4,
+        },
+    );
+    let body = a.client.next_batch(&funding(), "groth16", b"p");
+    let (s, _, p) = post(&a.state, "application/json", &body).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+
+    let b = app(
+        "queue",
+        ApiConfig {
+            max_body_bytes: 1 << 20,
+            max_inflight: 0,
+        },
+    );
+    let (s, _, p) = post(&b.state, "application/json", &body).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("queue_full"))
+    );
+
+    let c = app("drain", ApiConfig::default());
+    c.state.begin_drain();
+    let (s, _, p) = post(&c.state, "application/json", &body).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("shutting_down"))
+    );
+}
+
+/// A real server on 127.0.0.1:0, a raw HTTP/1.1 client, and a graceful shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_app_serves_over_tcp_and_shuts_down() {
+    let mut a = app("tcp", ApiConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, a.state.clone(), async {
+        let _ = stopped.await;
+    }));
+    let body = a.client.next_batch(&funding(), "groth16", b"p");
+    let response = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "POST /v1/batches HTTP/1.1\r\nHost: poe\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+        s.write_all(&body).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 202"), "{response}");
+    assert!(response
+        .to_ascii_lowercase()
+        .contains("location: /v1/batches/"));
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("drains in time")
+        .unwrap();
+}

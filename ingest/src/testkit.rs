@@ -1,0 +1,130 @@
+//! Ready-made rollups, registries and operations for tests, benchmarks and demos.
+
+use poe_circle_stark::venue::{Instrument, Operation, OptionKind, Venue};
+use starknet_crypto::Felt;
+
+use crate::client::RollupClient;
+use crate::commitment::{CommittedOp, Scheme};
+use crate::registry::Registry;
+use crate::short_string::ShortString;
+
+/// 2026-11-18T19:33:20Z, the start of the fixtures' clock.
+pub const T0: u64 = 1_795_000_000_000_000;
+/// Expiry of the fixture instruments: one day after [`T0`].
+pub const EXPIRY: u64 = T0 + 86_400_000_000;
+
+/// Two instruments: a call (strike 100, collateral cap 60) and a put (strike 80).
+pub fn instruments() -> Vec<(String, Instrument)> {
+    vec![
+        (
+            "BTC-19NOV26-100-C".into(),
+            Instrument {
+                underlying: 1,
+                expiry_us: EXPIRY,
+                strike: 100,
+                kind: OptionKind::Call,
+                collateral: 60,
+            },
+        ),
+        (
+            "BTC-19NOV26-80-P".into(),
+            Instrument {
+                underlying: 1,
+                expiry_us: EXPIRY,
+                strike: 80,
+                kind: OptionKind::Put,
+                collateral: 80,
+            },
+        ),
+    ]
+}
+
+/// A rollup client named `name` with a key derived from `key_seed`.
+pub fn client(name: &str, key_seed: u64, scheme: Scheme) -> RollupClient {
+    let inst = instruments();
+    RollupClient {
+        name: ShortString::try_from(name).expect("short name"),
+        private_key: Felt::from(0x1234_5678_9abc_def0_u64) * Felt::from(key_seed + 1),
+        scheme,
+        instrument_names: inst.iter().map(|i| i.0.clone()).collect(),
+        venue: Venue::new(inst.into_iter().map(|i| i.1).collect()),
+        seq: 0,
+    }
+}
+
+/// The `poe.toml` text registering `clients` (ids 1, 2, …).
+pub fn registry_toml(clients: &[&RollupClient]) -> String {
+    let mut t = String::new();
+    for (i, c) in clients.iter().enumerate() {
+        t += &format!(
+            "[[rollups]]\nid = {}\nname = \"{}\"\npublic_key = \"{:#066x}\"\ncommitment = \"{}\"\n",
+            i + 1,
+            c.name,
+            c.public_key(),
+            c.scheme.name()
+        );
+        for (name, inst) in instruments() {
+            t += &format!(
+                "[[rollups.instruments]]\nname = \"{name}\"\nunderlying = {}\nexpiry_us = {}\nstrike = {}\nkind = \"{}\"\ncollateral = {}\n",
+                inst.underlying,
+                inst.expiry_us,
+                inst.strike,
+                if inst.kind == OptionKind::Call { "call" } else { "put" },
+                inst.collateral
+            );
+        }
+    }
+    t
+}
+
+/// The registry of `clients`.
+pub fn registry(clients: &[&RollupClient]) -> Registry {
+    Registry::parse(&registry_toml(clients)).expect("fixture registry")
+}
+
+/// An operation with a trade id.
+pub fn op(id: &str, op: Operation) -> CommittedOp {
+    CommittedOp {
+        trade_id: ShortString::try_from(id).expect("short id"),
+        op,
+    }
+}
+
+/// Deposits of 100,000 to accounts 1 and 2.
+pub fn funding() -> Vec<CommittedOp> {
+    vec![
+        op(
+            "D-1",
+            Operation::Deposit {
+                account: 1,
+                amount: 100_000,
+                timestamp_us: T0,
+            },
+        ),
+        op(
+            "D-2",
+            Operation::Deposit {
+                account: 2,
+                amount: 100_000,
+                timestamp_us: T0 + 1,
+            },
+        ),
+    ]
+}
+
+/// One small trade of the call between accounts 1 and 2 at `ts`.
+pub fn trade_at(ts: u64) -> Vec<CommittedOp> {
+    vec![op(
+        &format!("T-{ts}"),
+        Operation::Trade {
+            buyer: 1,
+            seller: 2,
+            instrument: 0,
+            qty: 1,
+            price: 7,
+            buyer_fee: 1,
+            seller_fee: 1,
+            timestamp_us: ts,
+        },
+    )]
+}
