@@ -40,7 +40,7 @@ async fn post(state: &AppState, content_type: &str, body: &[u8]) -> (StatusCode,
         .path("/v1/batches")
         .header("content-type", content_type)
         .header("content-length", body.len())
-        .body(body.to_vec())
+        .body(body)
         .reply(&routes(state.clone()))
         .await;
     let ct = resp
