@@ -78,6 +78,13 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         max_inflight: usize,
     },
+    /// Measure intake: parse, authenticate, recompute the native commitment, re-execute and
+    /// store one batch of N operations, for each commitment scheme.
+    BenchIntake {
+        /// Operations in the batch.
+        #[arg(long, default_value_t = 100_000)]
+        ops: usize,
+    },
     /// Benchmark data-root proofs from 2^min-log to 2^max-log records, one process per size.
     Bench {
         /// Smallest size, log2 of records.
@@ -149,6 +156,7 @@ fn run(cli: Cli) -> Result<(), String> {
             runs,
             preset: p,
         } => bench(min_log, max_log, runs, &p),
+        Command::BenchIntake { ops } => bench_intake(ops),
         Command::Serve {
             config,
             data,
@@ -203,6 +211,48 @@ fn serve(
         poe_api::run(listener, poe_api::AppState::new(intake, api), shutdown).await;
         Ok(())
     })
+}
+
+fn bench_intake(n: usize) -> Result<(), String> {
+    use poe_ingest::commitment::Scheme;
+    use poe_ingest::intake::{Intake, Outcome};
+    use poe_ingest::testkit::{client, realistic_ops, registry, T0};
+    if n < 64 {
+        return Err("--ops must be at least 64".into());
+    }
+    println!("poe bench-intake: one batch of {n} operations (50 accounts, ~95% trades)");
+    println!("| scheme | body MB | build+sign s | submit s | ops/s |");
+    println!("|---|---:|---:|---:|---:|");
+    for scheme in Scheme::ALL {
+        let dir = std::env::temp_dir().join(format!(
+            "poe-bench-intake-{}-{}",
+            scheme.name(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut c = client("bench", 5, scheme);
+        let mut intake =
+            Intake::open(registry(&[&c]), &dir.join("intake.redb")).map_err(|e| e.to_string())?;
+        let ops = realistic_ops(n, 9, T0);
+        let t = Instant::now();
+        let body = c.next_batch(&ops, "groth16", b"opaque");
+        let build = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let outcome = intake.submit(&body, T0 + 1).map_err(|e| e.to_string())?;
+        let submit = t.elapsed().as_secs_f64();
+        if !matches!(outcome, Outcome::Accepted(_)) {
+            return Err("batch was not accepted".into());
+        }
+        println!(
+            "| {} | {:.1} | {build:.2} | {submit:.2} | {:.0} |",
+            scheme.name(),
+            body.len() as f64 / 1e6,
+            n as f64 / submit
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
 }
 
 fn prove_batch(

@@ -37,6 +37,7 @@ impl Default for ApiConfig {
 /// Shared state of the routes.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    registry: Arc<poe_ingest::registry::Registry>,
     intake: Arc<Mutex<Intake>>,
     inflight: Arc<Semaphore>,
     draining: Arc<AtomicBool>,
@@ -47,6 +48,7 @@ impl AppState {
     /// Wraps an intake.
     pub fn new(intake: Intake, config: ApiConfig) -> Self {
         Self {
+            registry: Arc::new(intake.registry().clone()),
             intake: Arc::new(Mutex::new(intake)),
             inflight: Arc::new(Semaphore::new(config.max_inflight)),
             draining: Arc::new(AtomicBool::new(false)),
@@ -194,11 +196,15 @@ async fn submit(
         .reply());
     };
     let intake = state.intake.clone();
-    // Parsing, signature checks, re-execution and the fsync are blocking work.
+    let registry = state.registry.clone();
+    // Blocking work: the stateless checks (parse, signature, native commitment) run outside the
+    // lock, so that a slow commitment does not hold up other rollups; re-execution and the
+    // fsync run under it.
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        let checked = poe_ingest::intake::check(&registry, &body)?;
         let mut intake = intake.lock().unwrap_or_else(|p| p.into_inner());
-        intake.submit(&body, now_us())
+        intake.admit(checked, &body, now_us())
     })
     .await;
     Ok(match result {

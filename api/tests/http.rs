@@ -223,3 +223,14 @@ async fn spawn_app_serves_over_tcp_and_shuts_down() {
         .expect("drains in time")
         .unwrap();
 }
+
+#[tokio::test]
+async fn batch_of_100k_operations_is_accepted() {
+    let mut a = app("large", ApiConfig::default());
+    let ops = poe_ingest::testkit::realistic_ops(100_000, 1, T0);
+    let body = a.client.next_batch(&ops, "groth16", b"p");
+    assert!(body.len() > 15_000_000, "about 17 MB of JSON");
+    let (status, _, receipt) = post(&a.state, "application/json", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
+    assert_eq!(receipt["n_ops"], 100_000);
+}

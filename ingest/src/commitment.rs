@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use ff_ce::{PrimeField, PrimeFieldRepr};
 use poe_circle_stark::venue::Operation;
 use poseidon_rs::{Fr, FrRepr, Poseidon};
+use rayon::prelude::*;
 use sha3::{Digest as _, Keccak256};
 use starknet_crypto::{pedersen_hash, poseidon_hash, poseidon_hash_many, Felt};
 
@@ -78,14 +79,18 @@ pub fn commit(scheme: Scheme, ops: &[CommittedOp]) -> Option<Commitment> {
         return None;
     }
     Some(match scheme {
-        Scheme::Keccak256 => merkle(ops.iter().map(keccak_leaf).collect(), [0u8; 32], |l, r| {
-            let mut h = Keccak256::new();
-            h.update(l);
-            h.update(r);
-            h.finalize().into()
-        }),
+        Scheme::Keccak256 => merkle(
+            ops.par_iter().map(keccak_leaf).collect(),
+            [0u8; 32],
+            |l, r| {
+                let mut h = Keccak256::new();
+                h.update(l);
+                h.update(r);
+                h.finalize().into()
+            },
+        ),
         Scheme::PoseidonBn254 => {
-            let leaves = ops.iter().map(bn254_leaf).collect();
+            let leaves = ops.par_iter().map(bn254_leaf).collect();
             fr_to_bytes(&merkle(
                 leaves,
                 Fr::from_repr(FrRepr::from(0)).expect("zero"),
@@ -93,7 +98,10 @@ pub fn commit(scheme: Scheme, ops: &[CommittedOp]) -> Option<Commitment> {
             ))
         }
         Scheme::PoseidonFelt252 => {
-            let leaves = ops.iter().map(|o| poseidon_hash_many(&felts(o))).collect();
+            let leaves = ops
+                .par_iter()
+                .map(|o| poseidon_hash_many(&felts(o)))
+                .collect();
             merkle(leaves, Felt::ZERO, |l, r| poseidon_hash(*l, *r)).to_bytes_be()
         }
         Scheme::PedersenFelt252 => {
@@ -106,10 +114,16 @@ pub fn commit(scheme: Scheme, ops: &[CommittedOp]) -> Option<Commitment> {
     })
 }
 
-fn merkle<T: Clone>(mut level: Vec<T>, zero: T, node: impl Fn(&T, &T) -> T) -> T {
+/// Leaves and each level are hashed in parallel: a 100k-operation batch under the slower
+/// schemes is hundreds of thousands of hashes.
+fn merkle<T: Clone + Send + Sync>(
+    mut level: Vec<T>,
+    zero: T,
+    node: impl Fn(&T, &T) -> T + Sync,
+) -> T {
     level.resize(level.len().next_power_of_two(), zero);
     while level.len() > 1 {
-        level = level.chunks(2).map(|p| node(&p[0], &p[1])).collect();
+        level = level.par_chunks(2).map(|p| node(&p[0], &p[1])).collect();
     }
     level.remove(0)
 }

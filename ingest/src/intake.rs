@@ -158,15 +158,28 @@ impl Intake {
         self.heads.get(rollup).map(|h| (h.seq, h.root))
     }
 
-    /// Submits a request body accepted at `now_us`.
+    /// Submits a request body accepted at `now_us`: [`check`] then [`Intake::admit`].
     ///
     /// # Errors
     /// [`IntakeError::Refused`] with the check that failed; [`IntakeError::Store`] if the batch
     /// could not be persisted. Either way nothing changes.
     pub fn submit(&mut self, body: &[u8], now_us: u64) -> Result<Outcome, IntakeError> {
-        let (sub, rollup) = parse_submission(body, &self.registry)?;
-        let rollup = rollup.clone();
-        authenticate(&sub, &rollup)?;
+        let checked = check(&self.registry, body)?;
+        self.admit(checked, body, now_us)
+    }
+
+    /// The stateful half of intake: idempotency, continuity, the rollup's proof, re-execution,
+    /// then the fsync'd write. `body` must be the bytes `checked` came from.
+    ///
+    /// # Errors
+    /// As [`Intake::submit`].
+    pub fn admit(
+        &mut self,
+        checked: Checked,
+        body: &[u8],
+        now_us: u64,
+    ) -> Result<Outcome, IntakeError> {
+        let Checked { sub, rollup } = checked;
         let batch_id = sub.batch_id();
         let name_key = rollup.name.to_be_bytes32();
 
@@ -213,7 +226,6 @@ impl Intake {
             )
             .into());
         }
-        check_commitment(&sub, &rollup)?;
         let receipt = self.receipt(&sub, &rollup, now_us)?;
 
         let mut venue = head.venue.clone();
@@ -309,6 +321,29 @@ impl Intake {
         let (sub, rollup) = parse_submission(&stored.body, &self.registry)?;
         Ok(Some(self.receipt(&sub, rollup, stored.accepted_us)?))
     }
+}
+
+/// A submission that passed the stateless checks: parsed, signed by its rollup, and matching
+/// its native commitment.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    sub: Submission,
+    rollup: Rollup,
+}
+
+/// The stateless half of intake, safe to run outside any lock: parse, signature, native
+/// commitment (the costly part for the field-based schemes).
+///
+/// # Errors
+/// The first failing check as a [`Refusal`].
+pub fn check(registry: &Registry, body: &[u8]) -> Result<Checked, Refusal> {
+    let (sub, rollup) = parse_submission(body, registry)?;
+    authenticate(&sub, rollup)?;
+    check_commitment(&sub, rollup)?;
+    Ok(Checked {
+        sub,
+        rollup: rollup.clone(),
+    })
 }
 
 fn authenticate(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {

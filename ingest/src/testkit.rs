@@ -128,3 +128,60 @@ pub fn trade_at(ts: u64) -> Vec<CommittedOp> {
         },
     )]
 }
+
+/// A valid batch of `n` operations (n ≥ 64): deposits for 50 accounts, then mostly trades of
+/// both instruments with some withdrawals — deterministic from `seed`. Timestamps start at
+/// `start_us`, one µs apart.
+pub fn realistic_ops(n: usize, seed: u64, start_us: u64) -> Vec<CommittedOp> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    let accounts = 50u32;
+    let mut out = Vec::with_capacity(n);
+    for a in 1..=accounts {
+        out.push(op(
+            &format!("D-{a}"),
+            Operation::Deposit {
+                account: a,
+                amount: 1_000_000_000_000,
+                timestamp_us: start_us,
+            },
+        ));
+    }
+    while out.len() < n {
+        let ts = start_us + out.len() as u64;
+        let i = out.len();
+        if next() % 20 == 0 {
+            let account = 1 + (next() % u64::from(accounts)) as u32;
+            out.push(op(
+                &format!("W-{i}"),
+                Operation::Withdraw {
+                    account,
+                    amount: next() % 1_000,
+                    timestamp_us: ts,
+                },
+            ));
+        } else {
+            let buyer = 1 + (next() % u64::from(accounts)) as u32;
+            let seller = 1 + (buyer + (next() % u64::from(accounts - 1)) as u32) % accounts;
+            out.push(op(
+                &format!("T-{i}"),
+                Operation::Trade {
+                    buyer,
+                    seller,
+                    instrument: (next() % 2) as u32,
+                    qty: 1 + next() % 20,
+                    price: 1 + next() % 50,
+                    buyer_fee: next() % 3,
+                    seller_fee: next() % 3,
+                    timestamp_us: ts,
+                },
+            ));
+        }
+    }
+    out
+}

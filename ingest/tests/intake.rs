@@ -313,3 +313,36 @@ fn reopened_intake_restores_heads_and_continues() {
     ));
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
+
+#[test]
+fn poe_circle_stark_rollup_proof_is_verified_at_the_door() {
+    use poe_circle_stark::config::SecurityConfig;
+    use poe_circle_stark::prover::prove_data_root;
+    use poe_circle_stark::venue::ops::OP_LIMBS;
+    let mut f = fixture("poeproof");
+    let ops = funding();
+    let records: Vec<_> = ops.iter().flat_map(|o| o.op.encode()).collect();
+    let (_, proof) = prove_data_root(&records, OP_LIMBS, SecurityConfig::production()).unwrap();
+    let mut bad = f.client.clone();
+    let body = f
+        .client
+        .next_batch(&ops, "poe-circle-stark/v1", &proof.to_bytes());
+    let Outcome::Accepted(r) = f.intake.submit(&body, NOW).unwrap() else {
+        panic!("not accepted")
+    };
+    assert_eq!(r.rollup_proof, RollupProofStatus::Verified);
+
+    // A proof of other records (one deposit changed) is refused.
+    let mut other = records.clone();
+    other[7] = poe_circle_stark::field::M31::from_u32_unchecked(9);
+    let (_, wrong) = prove_data_root(&other, OP_LIMBS, SecurityConfig::production()).unwrap();
+    let mut f2 = fixture("poeproof2");
+    let r = refusal(f2.intake.submit(
+        &bad.next_batch(&ops, "poe-circle-stark/v1", &wrong.to_bytes()),
+        NOW,
+    ));
+    assert_eq!(r.code, "rollup_proof_invalid");
+    assert!(r.message.contains("public inputs differ"), "{}", r.message);
+    std::fs::remove_dir_all(&f.dir).unwrap();
+    std::fs::remove_dir_all(&f2.dir).unwrap();
+}
