@@ -16,7 +16,7 @@ use crate::auth;
 use crate::commitment::commit;
 use crate::model::{parse_submission, Refusal, Submission, POE_PROOF_SYSTEM};
 use crate::registry::{Registry, Rollup};
-use crate::store::{Store, StoreError, StoredBatch};
+use crate::store::{Store, StoreError};
 
 /// What happened to the rollup's own proof.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,15 +249,8 @@ impl Intake {
             .into());
         }
 
-        self.store.put(
-            &name_key,
-            sub.header.seq,
-            &StoredBatch {
-                batch_id,
-                accepted_us: now_us,
-                body: body.to_vec(),
-            },
-        )?;
+        self.store
+            .put(&name_key, sub.header.seq, &batch_id, now_us, body)?;
         self.heads.insert(
             rollup.name.as_str().to_owned(),
             Head {

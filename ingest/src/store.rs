@@ -9,8 +9,10 @@ use std::path::Path;
 
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 
-/// `batch id → accepted_us (8 bytes BE) ‖ request body`.
+/// `batch id → request body`, written straight from the request buffer (no copy).
 const BATCHES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("batches");
+/// `batch id → accepted_us`.
+const ACCEPTED: TableDefinition<&[u8], u64> = TableDefinition::new("accepted");
 /// `rollup name (32 bytes) ‖ seq (8 bytes BE) → batch id`.
 const SEQS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("seqs");
 
@@ -57,29 +59,39 @@ impl Store {
         let db = Database::create(path).map_err(e)?;
         let txn = db.begin_write().map_err(e)?;
         txn.open_table(BATCHES).map_err(e)?;
+        txn.open_table(ACCEPTED).map_err(e)?;
         txn.open_table(SEQS).map_err(e)?;
         txn.commit().map_err(e)?;
         Ok(Self { db })
     }
 
-    /// Stores a batch under `(rollup, seq)` and returns once it is on disk.
+    /// Stores a batch under `(rollup, seq)` and returns once it is on disk: one atomic,
+    /// fsync'd commit of all three tables, the body written straight from the request buffer.
     ///
     /// # Errors
     /// [`StoreError`] on any I/O failure; nothing is then stored.
-    pub fn put(&self, rollup: &[u8; 32], seq: u64, batch: &StoredBatch) -> Result<(), StoreError> {
+    pub fn put(
+        &self,
+        rollup: &[u8; 32],
+        seq: u64,
+        batch_id: &[u8; 32],
+        accepted_us: u64,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(e)?;
         txn.set_durability(Durability::Immediate).map_err(e)?;
         {
-            let mut value = Vec::with_capacity(8 + batch.body.len());
-            value.extend_from_slice(&batch.accepted_us.to_be_bytes());
-            value.extend_from_slice(&batch.body);
             txn.open_table(BATCHES)
                 .map_err(e)?
-                .insert(&batch.batch_id[..], &value[..])
+                .insert(&batch_id[..], body)
+                .map_err(e)?;
+            txn.open_table(ACCEPTED)
+                .map_err(e)?
+                .insert(&batch_id[..], accepted_us)
                 .map_err(e)?;
             txn.open_table(SEQS)
                 .map_err(e)?
-                .insert(&seq_key(rollup, seq)[..], &batch.batch_id[..])
+                .insert(&seq_key(rollup, seq)[..], &batch_id[..])
                 .map_err(e)?;
         }
         txn.commit().map_err(e)
@@ -99,24 +111,32 @@ impl Store {
     /// A batch by id.
     ///
     /// # Errors
-    /// [`StoreError`] on I/O failure or a corrupt record.
+    /// [`StoreError`] on I/O failure or a record without its acceptance time.
     pub fn get(&self, batch_id: &[u8; 32]) -> Result<Option<StoredBatch>, StoreError> {
         let txn = self.db.begin_read().map_err(e)?;
-        let table = txn.open_table(BATCHES).map_err(e)?;
-        let Some(v) = table.get(&batch_id[..]).map_err(e)? else {
+        let Some(body) = txn
+            .open_table(BATCHES)
+            .map_err(e)?
+            .get(&batch_id[..])
+            .map_err(e)?
+        else {
             return Ok(None);
         };
-        let v = v.value();
-        if v.len() < 8 {
-            return Err(StoreError(format!(
-                "record {} is truncated",
-                hex::encode(batch_id)
-            )));
-        }
+        let accepted = txn
+            .open_table(ACCEPTED)
+            .map_err(e)?
+            .get(&batch_id[..])
+            .map_err(e)?
+            .ok_or_else(|| {
+                StoreError(format!(
+                    "batch {} has no acceptance time",
+                    hex::encode(batch_id)
+                ))
+            })?;
         Ok(Some(StoredBatch {
             batch_id: *batch_id,
-            accepted_us: u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
-            body: v[8..].to_vec(),
+            accepted_us: accepted.value(),
+            body: body.value().to_vec(),
         }))
     }
 
@@ -163,24 +183,11 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             for seq in [2u64, 1, 3] {
-                let b = StoredBatch {
-                    batch_id: [seq as u8; 32],
-                    accepted_us: seq * 10,
-                    body: vec![seq as u8; 5],
-                };
-                store.put(&rollup, seq, &b).unwrap();
+                store
+                    .put(&rollup, seq, &[seq as u8; 32], seq * 10, &[seq as u8; 5])
+                    .unwrap();
             }
-            store
-                .put(
-                    &[8u8; 32],
-                    1,
-                    &StoredBatch {
-                        batch_id: [99; 32],
-                        accepted_us: 0,
-                        body: vec![],
-                    },
-                )
-                .unwrap();
+            store.put(&[8u8; 32], 1, &[99; 32], 0, &[]).unwrap();
         }
         let store = Store::open(&path).unwrap();
         let got = store.batches_of(&rollup).unwrap();
@@ -188,7 +195,10 @@ mod tests {
             got.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
-        assert_eq!(got[1].1.body, vec![2u8; 5]);
+        assert_eq!(
+            (got[1].1.body.clone(), got[1].1.accepted_us),
+            (vec![2u8; 5], 20)
+        );
         assert_eq!(store.id_at(&rollup, 3).unwrap(), Some([3u8; 32]));
         assert_eq!(store.id_at(&rollup, 4).unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();
