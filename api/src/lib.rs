@@ -148,6 +148,7 @@ fn receipt_json(r: &Receipt, status: &str) -> Value {
         "rollup_proof": {
             "system": r.rollup_proof_system,
             "verified": r.rollup_proof == RollupProofStatus::Verified,
+            "keccak256": format!("0x{}", hex::encode(r.rollup_proof_digest)),
         },
         "status_url": format!("/v1/batches/{id}"),
     })

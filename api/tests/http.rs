@@ -62,6 +62,11 @@ async fn accepted_then_duplicate_then_status() {
     let (status, _, receipt) = post(&a.state, "application/json", &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
     assert_eq!(receipt["seq"], 1);
+    assert_eq!(receipt["rollup_proof"]["verified"], false);
+    assert_eq!(
+        receipt["rollup_proof"]["keccak256"].as_str().map(str::len),
+        Some(66)
+    );
     let (status, _, again) = post(&a.state, "application/json; charset=utf-8", &body).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["batch_id"], receipt["batch_id"]);

@@ -52,6 +52,8 @@ pub struct Receipt {
     pub rollup_proof_system: String,
     /// Whether poe verified the rollup's proof.
     pub rollup_proof: RollupProofStatus,
+    /// Keccak-256 of the rollup's proof bytes (stored with the batch).
+    pub rollup_proof_digest: [u8; 32],
 }
 
 /// Accepted now, or accepted earlier with the same content.
@@ -300,6 +302,7 @@ impl Intake {
             data_root,
             rollup_proof_system: sub.header.proof_system.as_str().to_owned(),
             rollup_proof,
+            rollup_proof_digest: sub.header.proof_digest,
         })
     }
 

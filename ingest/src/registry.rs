@@ -232,3 +232,14 @@ mod tests {
         assert!(Registry::parse("[[rollups]]\nid = 1\nnmae = \"x\"\n").is_err());
     }
 }
+
+#[cfg(test)]
+mod example {
+    #[test]
+    fn the_shipped_example_registry_is_valid() {
+        let text = include_str!("../../aggregator/poe.example.toml");
+        let r = super::Registry::parse(text).unwrap();
+        assert_eq!(r.rollups().len(), 2);
+        assert_eq!(r.get("aurora-options").unwrap().instruments.len(), 2);
+    }
+}
