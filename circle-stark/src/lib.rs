@@ -6,10 +6,13 @@ pub mod config;
 pub mod encoding;
 pub mod error;
 pub mod field;
+#[cfg(all(test, feature = "prover"))]
+pub(crate) mod harness;
 pub mod merkle;
 pub mod poseidon2;
 pub mod proof;
 #[cfg(feature = "prover")]
 pub mod prover;
+pub mod range;
 pub mod venue;
 pub mod verifier;

@@ -1,0 +1,116 @@
+//! A small prove-then-verify pipeline for AIR tests (one main trace, one interaction trace,
+//! LogUp closed by an expected total), so that each component's tests state only what differs.
+
+use stwo::core::channel::{Blake2sChannel, Channel};
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::pcs::{CommitmentSchemeVerifier, TreeVec};
+use stwo::core::poly::circle::CanonicCoset;
+use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
+use stwo::core::verifier::verify;
+use stwo::prover::backend::simd::column::BaseColumn;
+use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::poly::circle::{CircleEvaluation, PolyOps};
+use stwo::prover::poly::BitReversedOrder;
+use stwo::prover::{prove, CommitmentSchemeProver, ComponentProver};
+use stwo_constraint_framework::TraceLocationAllocator;
+
+use crate::config::SecurityConfig;
+use crate::field::M31;
+
+/// A column set committed at one size.
+pub(crate) type Evaluations = Vec<CircleEvaluation<SimdBackend, M31, BitReversedOrder>>;
+
+/// Columns of `log_rows` rows as evaluations.
+pub(crate) fn evaluations(log_rows: u32, cols: &[Vec<M31>]) -> Evaluations {
+    let domain = CanonicCoset::new(log_rows).circle_domain();
+    cols.iter()
+        .map(|c| CircleEvaluation::new(domain, c.iter().copied().collect::<BaseColumn>()))
+        .collect()
+}
+
+/// What a test supplies: the main trace, how to draw the relation challenges, the interaction
+/// trace and claimed sums, the components, and the LogUp total the verifier expects.
+pub(crate) struct Air<R, Draw, Inter, Comps, Total>
+where
+    Draw: Fn(&mut Blake2sChannel) -> R,
+    Inter: Fn(&R) -> Vec<(Evaluations, SecureField)>,
+    Comps: Fn(
+        &R,
+        &[SecureField],
+        &mut TraceLocationAllocator,
+    ) -> Vec<Box<dyn ComponentProver<SimdBackend>>>,
+    Total: Fn(&R) -> SecureField,
+{
+    pub main: Vec<Evaluations>,
+    pub max_log_rows: u32,
+    pub draw: Draw,
+    pub interaction: Inter,
+    pub components: Comps,
+    pub expected_total: Total,
+}
+
+/// Proves, then verifies as an outside verifier would (re-deriving every challenge). Errors are
+/// strings naming the failed step: `logup total`, or stwo's verification error.
+pub(crate) fn prove_and_verify<R, Draw, Inter, Comps, Total>(
+    air: Air<R, Draw, Inter, Comps, Total>,
+) -> Result<(), String>
+where
+    Draw: Fn(&mut Blake2sChannel) -> R,
+    Inter: Fn(&R) -> Vec<(Evaluations, SecureField)>,
+    Comps: Fn(
+        &R,
+        &[SecureField],
+        &mut TraceLocationAllocator,
+    ) -> Vec<Box<dyn ComponentProver<SimdBackend>>>,
+    Total: Fn(&R) -> SecureField,
+{
+    let config = SecurityConfig::testing();
+    let twiddles = SimdBackend::precompute_twiddles(
+        CanonicCoset::new(air.max_log_rows + 1 + config.log_blowup())
+            .circle_domain()
+            .half_coset,
+    );
+    let channel = &mut Blake2sChannel::default();
+    let mut scheme = CommitmentSchemeProver::<SimdBackend, Blake2sMerkleChannel>::new(
+        config.pcs_config(),
+        &twiddles,
+    );
+    scheme.tree_builder().commit(channel);
+    let mut tree = scheme.tree_builder();
+    for evals in air.main {
+        tree.extend_evals(evals);
+    }
+    tree.commit(channel);
+    let relations = (air.draw)(channel);
+    let (inter, sums): (Vec<Evaluations>, Vec<SecureField>) =
+        (air.interaction)(&relations).into_iter().unzip();
+    channel.mix_felts(&sums);
+    let mut tree = scheme.tree_builder();
+    for evals in inter {
+        tree.extend_evals(evals);
+    }
+    tree.commit(channel);
+    let comps = (air.components)(&relations, &sums, &mut TraceLocationAllocator::default());
+    let refs: Vec<&dyn ComponentProver<SimdBackend>> = comps.iter().map(|c| c.as_ref()).collect();
+    let proof = prove::<SimdBackend, Blake2sMerkleChannel>(&refs, channel, scheme)
+        .map_err(|e| e.to_string())?;
+
+    // The verifier's side.
+    let channel = &mut Blake2sChannel::default();
+    let mut vscheme = CommitmentSchemeVerifier::<Blake2sMerkleChannel>::new(config.pcs_config());
+    let sizes = TreeVec::concat_cols(comps.iter().map(|c| c.trace_log_degree_bounds()));
+    vscheme.commit(proof.0.commitments[0], &sizes[0], channel);
+    vscheme.commit(proof.0.commitments[1], &sizes[1], channel);
+    let relations = (air.draw)(channel);
+    channel.mix_felts(&sums);
+    vscheme.commit(proof.0.commitments[2], &sizes[2], channel);
+    if sums.iter().copied().sum::<SecureField>() != (air.expected_total)(&relations) {
+        return Err("logup total".into());
+    }
+    let comps = (air.components)(&relations, &sums, &mut TraceLocationAllocator::default());
+    let refs: Vec<&dyn stwo::core::air::Component> = comps
+        .iter()
+        .map(|c| c.as_ref() as &dyn stwo::core::air::Component)
+        .collect();
+    verify(&refs, channel, &mut vscheme, proof).map_err(|e| e.to_string())
+}
