@@ -173,9 +173,11 @@ fn acknowledged_batches_survive_sigkill() {
 }
 
 fn verify(addr: SocketAddr, acked: &[(u64, String)], c: &RollupClient) {
+    // Strictly increasing, not consecutive: a batch stored just before a kill is in the store
+    // (and in the head) without ever having been acknowledged.
     assert!(
-        acked.windows(2).all(|w| w[1].0 == w[0].0 + 1),
-        "acknowledged seqs must be consecutive"
+        acked.windows(2).all(|w| w[1].0 > w[0].0),
+        "acknowledged seqs must increase"
     );
     for (seq, id) in acked {
         let (code, r) = http(addr, "GET", &format!("/v1/batches/{id}"), b"").unwrap();
