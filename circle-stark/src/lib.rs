@@ -8,6 +8,7 @@ pub mod error;
 pub mod field;
 #[cfg(all(test, feature = "prover"))]
 pub(crate) mod harness;
+pub mod memory;
 pub mod merkle;
 pub mod poseidon2;
 pub mod proof;
