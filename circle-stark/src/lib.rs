@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod air;
+pub mod cash;
 pub mod chip;
 pub mod config;
 pub mod encoding;
