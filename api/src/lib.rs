@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+pub mod metrics;
+
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +45,7 @@ pub struct AppState {
     inflight: Arc<Semaphore>,
     draining: Arc<AtomicBool>,
     config: ApiConfig,
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -53,6 +57,7 @@ impl AppState {
             inflight: Arc::new(Semaphore::new(config.max_inflight)),
             draining: Arc::new(AtomicBool::new(false)),
             config,
+            metrics: Arc::default(),
         }
     }
 }
@@ -160,41 +165,73 @@ fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// One JSON line per submission on stderr: the service's structured log.
+fn log_submission(status: StatusCode, seconds: f64, body_len: usize, detail: &Value) {
+    let line = json!({
+        "ts_us": now_us(),
+        "event": "submit",
+        "status": status.as_u16(),
+        "ms": (seconds * 1e6).round() / 1e3,
+        "bytes": body_len,
+        "rollup": detail.get("rollup"),
+        "seq": detail.get("seq"),
+        "batch_id": detail.get("batch_id"),
+        "code": detail.get("code"),
+    });
+    eprintln!("{line}");
+}
+
 async fn submit(
     state: AppState,
     content_type: Option<String>,
     body: Bytes,
 ) -> Result<warp::reply::Response, Infallible> {
+    let started = std::time::Instant::now();
+    let len = body.len();
+    let metrics = state.metrics.clone();
+    let (resp, detail) = submit_inner(state, content_type, body).await;
+    let seconds = started.elapsed().as_secs_f64();
+    metrics.submission(resp.status().as_u16(), seconds);
+    log_submission(resp.status(), seconds, len, &detail);
+    Ok(resp)
+}
+
+async fn submit_inner(
+    state: AppState,
+    content_type: Option<String>,
+    body: Bytes,
+) -> (warp::reply::Response, Value) {
+    let problem = |p: Problem| {
+        let detail = json!({"code": p.code});
+        (p.reply(), detail)
+    };
     if state.draining.load(Ordering::SeqCst) {
-        return Ok(Problem::new(
+        return problem(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "the service is shutting down; retry",
-        )
-        .reply());
+        ));
     }
     let json_type = content_type
         .as_deref()
         .and_then(|c| c.split(';').next())
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
     if !json_type {
-        return Ok(Problem::new(
+        return problem(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             format!(
                 "expected application/json, got {}",
                 content_type.as_deref().unwrap_or("no content type")
             ),
-        )
-        .reply());
+        ));
     }
     let Ok(permit) = state.inflight.clone().try_acquire_owned() else {
-        return Ok(Problem::new(
+        return problem(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "queue_full",
             "too many submissions in flight; retry later",
-        )
-        .reply());
+        ));
     };
     let intake = state.intake.clone();
     let registry = state.registry.clone();
@@ -208,27 +245,87 @@ async fn submit(
         intake.admit(checked, &body, now_us())
     })
     .await;
-    Ok(match result {
+    match result {
         Ok(Ok(Outcome::Accepted(r))) => {
-            let mut resp = warp::reply::with_status(
-                warp::reply::json(&receipt_json(&r, "accepted")),
-                StatusCode::ACCEPTED,
-            )
-            .into_response();
+            state.metrics.accepted(r.n_ops);
+            let body = receipt_json(&r, "accepted");
+            let mut resp = warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED)
+                .into_response();
             if let Ok(v) =
                 header::HeaderValue::from_str(&format!("/v1/batches/{}", hex::encode(r.batch_id)))
             {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
-            resp
+            (resp, body)
         }
-        Ok(Ok(Outcome::Duplicate(r))) => warp::reply::with_status(
-            warp::reply::json(&receipt_json(&r, "accepted")),
-            StatusCode::OK,
+        Ok(Ok(Outcome::Duplicate(r))) => {
+            let body = receipt_json(&r, "accepted");
+            (
+                warp::reply::with_status(warp::reply::json(&body), StatusCode::OK).into_response(),
+                body,
+            )
+        }
+        Ok(Err(IntakeError::Refused(r))) => problem(Problem::from_refusal(r)),
+        Ok(Err(IntakeError::Store(e))) => problem(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_failed",
+            e.to_string(),
+        )),
+        Err(e) => problem(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )),
+    }
+}
+
+async fn list_batches(
+    state: AppState,
+    rollup: String,
+    query: HashMap<String, String>,
+) -> Result<warp::reply::Response, Infallible> {
+    let parse = |k: &str, default: u64| {
+        query
+            .get(k)
+            .map_or(Ok(default), |v| v.parse::<u64>().map_err(|_| k.to_owned()))
+    };
+    let (from_seq, limit) = match (parse("from_seq", 1), parse("limit", 100)) {
+        (Ok(f), Ok(l)) => (f, l.clamp(1, 1000) as usize),
+        (Err(k), _) | (_, Err(k)) => {
+            return Ok(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_query",
+                format!("{k} must be an unsigned integer"),
+            )
+            .reply())
+        }
+    };
+    let intake = state.intake.clone();
+    let name = rollup.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        intake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .receipts_from(&name, from_seq, limit)
+    })
+    .await;
+    Ok(match got {
+        Ok(Ok(Some(receipts))) => {
+            let batches: Vec<Value> = receipts
+                .iter()
+                .map(|r| receipt_json(r, "accepted"))
+                .collect();
+            let next = receipts.last().map(|r| r.seq + 1);
+            warp::reply::json(&json!({"rollup": rollup, "batches": batches, "next_from_seq": next}))
+                .into_response()
+        }
+        Ok(Ok(None)) => Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown_rollup",
+            format!("rollup {rollup:?} is not registered"),
         )
-        .into_response(),
-        Ok(Err(IntakeError::Refused(r))) => Problem::from_refusal(r).reply(),
-        Ok(Err(IntakeError::Store(e))) => Problem::new(
+        .reply(),
+        Ok(Err(e)) => Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "store_failed",
             e.to_string(),
@@ -350,16 +447,50 @@ pub fn routes(
         .and_then(|id, s| get_batch(s, id));
     let head = warp::path!("v1" / "rollups" / String / "head")
         .and(warp::get())
-        .and(with_state)
+        .and(with_state.clone())
         .and_then(|r, s| get_head(s, r));
+    let list = warp::path!("v1" / "rollups" / String / "batches")
+        .and(warp::get())
+        .and(with_state)
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(|r, s, q| list_batches(s, r, q));
+    let ready = {
+        let s = state.clone();
+        warp::path!("readyz").and(warp::get()).map(move || {
+            if s.draining.load(Ordering::SeqCst) {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "draining").reply()
+            } else {
+                warp::reply::json(&json!({"status": "ready"})).into_response()
+            }
+        })
+    };
+    let metrics = {
+        let s = state.clone();
+        warp::path!("metrics").and(warp::get()).map(move || {
+            let capacity = s.config.max_inflight;
+            let in_flight = capacity.saturating_sub(s.inflight.available_permits());
+            let mut resp = s.metrics.render(in_flight, capacity).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            resp
+        })
+    };
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
     post.or(batch)
         .unify()
+        .or(list)
+        .unify()
         .or(head)
         .unify()
         .or(health)
+        .unify()
+        .or(ready)
+        .unify()
+        .or(metrics)
         .unify()
         .recover(rejection)
         .unify()

@@ -239,3 +239,52 @@ async fn batch_of_100k_operations_is_accepted() {
     assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
     assert_eq!(receipt["n_ops"], 100_000);
 }
+
+#[tokio::test]
+async fn listing_readiness_and_metrics() {
+    let mut a = app("ops", ApiConfig::default());
+    for ops in [funding(), trade_at(T0 + 5), trade_at(T0 + 6)] {
+        let body = a.client.next_batch(&ops, "groth16", b"p");
+        assert_eq!(
+            post(&a.state, "application/json", &body).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    let filter = routes(a.state.clone());
+    let get = |path: &str| warp::test::request().path(path).reply(&filter);
+    let resp = get("/v1/rollups/aurora/batches?from_seq=2&limit=5").await;
+    let list: Value = serde_json::from_slice(resp.body()).unwrap();
+    let seqs: Vec<u64> = list["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        (seqs, list["next_from_seq"].as_u64()),
+        (vec![2, 3], Some(4))
+    );
+    assert_eq!(
+        get("/v1/rollups/aurora/batches?from_seq=x").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get("/v1/rollups/borealis/batches").await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    assert_eq!(get("/readyz").await.status(), StatusCode::OK);
+    let metrics = String::from_utf8(get("/metrics").await.body().to_vec()).unwrap();
+    assert!(
+        metrics.contains("poe_submissions_total{code=\"202\"} 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("poe_batches_accepted_total 3"));
+    assert!(metrics.contains("poe_operations_accepted_total 4"));
+    assert!(metrics.contains("poe_submission_seconds_count 3"));
+    a.state.begin_drain();
+    assert_eq!(
+        get("/readyz").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}

@@ -306,6 +306,30 @@ impl Intake {
         })
     }
 
+    /// Receipts of a rollup's batches from `from_seq` on, at most `limit`; `None` for an
+    /// unknown rollup.
+    ///
+    /// # Errors
+    /// [`IntakeError`] if the store fails or a stored body no longer parses.
+    pub fn receipts_from(
+        &self,
+        rollup: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<Receipt>>, IntakeError> {
+        let Some(r) = self.registry.get(rollup) else {
+            return Ok(None);
+        };
+        let ids = self
+            .store
+            .ids_from(&r.name.to_be_bytes32(), from_seq, limit)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (_, id) in ids {
+            out.extend(self.receipt_of(&id)?);
+        }
+        Ok(Some(out))
+    }
+
     /// The receipt of a stored batch.
     ///
     /// # Errors

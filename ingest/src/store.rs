@@ -140,6 +140,31 @@ impl Store {
         }))
     }
 
+    /// Up to `limit` batch ids of a rollup from `from_seq` on, as `(seq, id)` in order.
+    ///
+    /// # Errors
+    /// [`StoreError`] on I/O failure.
+    pub fn ids_from(
+        &self,
+        rollup: &[u8; 32],
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        let txn = self.db.begin_read().map_err(e)?;
+        let table = txn.open_table(SEQS).map_err(e)?;
+        let range = table
+            .range(&seq_key(rollup, from_seq)[..]..=&seq_key(rollup, u64::MAX)[..])
+            .map_err(e)?;
+        range
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item.map_err(e)?;
+                let seq = u64::from_be_bytes(k.value()[32..].try_into().expect("8 bytes"));
+                Ok((seq, v.value().try_into().expect("32-byte ids")))
+            })
+            .collect()
+    }
+
     /// All batches of a rollup in sequence order, as `(seq, batch)`.
     ///
     /// # Errors

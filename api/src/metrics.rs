@@ -1,0 +1,133 @@
+//! Prometheus text metrics (`GET /metrics`), kept as atomics: no lock on the request path.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Upper bounds of the submission latency histogram, seconds.
+const BUCKETS: [f64; 9] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+/// Status codes counted individually; anything else lands in `other`.
+const CODES: [u16; 16] = [
+    200, 202, 400, 401, 403, 404, 409, 411, 413, 415, 422, 429, 500, 503, 405, 0,
+];
+
+/// Counters of the service.
+#[derive(Debug)]
+pub struct Metrics {
+    submissions: [AtomicU64; CODES.len()],
+    batches_accepted: AtomicU64,
+    operations_accepted: AtomicU64,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            submissions: std::array::from_fn(|_| AtomicU64::new(0)),
+            batches_accepted: AtomicU64::new(0),
+            operations_accepted: AtomicU64::new(0),
+            latency_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_count: AtomicU64::new(0),
+            latency_sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one submission's outcome and latency.
+    pub fn submission(&self, status: u16, seconds: f64) {
+        let i = CODES
+            .iter()
+            .position(|&c| c == status)
+            .unwrap_or(CODES.len() - 1);
+        self.submissions[i].fetch_add(1, Ordering::Relaxed);
+        for (b, bound) in self.latency_buckets.iter().zip(BUCKETS) {
+            if seconds <= bound {
+                b.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// Records a newly accepted batch.
+    pub fn accepted(&self, n_ops: u32) {
+        self.batches_accepted.fetch_add(1, Ordering::Relaxed);
+        self.operations_accepted
+            .fetch_add(u64::from(n_ops), Ordering::Relaxed);
+    }
+
+    /// The text exposition format; `in_flight` and `capacity` describe the intake queue now.
+    pub fn render(&self, in_flight: usize, capacity: usize) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP poe_submissions_total Batch submissions by HTTP status."
+        );
+        let _ = writeln!(out, "# TYPE poe_submissions_total counter");
+        for (code, n) in CODES.iter().zip(&self.submissions) {
+            let label = if *code == 0 {
+                "other".to_string()
+            } else {
+                code.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "poe_submissions_total{{code=\"{label}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP poe_batches_accepted_total Batches accepted and stored."
+        );
+        let _ = writeln!(out, "# TYPE poe_batches_accepted_total counter");
+        let _ = writeln!(
+            out,
+            "poe_batches_accepted_total {}",
+            self.batches_accepted.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP poe_operations_accepted_total Operations in accepted batches."
+        );
+        let _ = writeln!(out, "# TYPE poe_operations_accepted_total counter");
+        let _ = writeln!(
+            out,
+            "poe_operations_accepted_total {}",
+            self.operations_accepted.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP poe_intake_in_flight Submissions being processed."
+        );
+        let _ = writeln!(out, "# TYPE poe_intake_in_flight gauge");
+        let _ = writeln!(out, "poe_intake_in_flight {in_flight}");
+        let _ = writeln!(
+            out,
+            "# HELP poe_intake_capacity Submissions processed at once before 429."
+        );
+        let _ = writeln!(out, "# TYPE poe_intake_capacity gauge");
+        let _ = writeln!(out, "poe_intake_capacity {capacity}");
+        let _ = writeln!(out, "# HELP poe_submission_seconds Submission latency.");
+        let _ = writeln!(out, "# TYPE poe_submission_seconds histogram");
+        for (b, bound) in self.latency_buckets.iter().zip(BUCKETS) {
+            let _ = writeln!(
+                out,
+                "poe_submission_seconds_bucket{{le=\"{bound}\"}} {}",
+                b.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "poe_submission_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "poe_submission_seconds_sum {}",
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "poe_submission_seconds_count {count}");
+        out
+    }
+}

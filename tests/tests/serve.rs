@@ -1,0 +1,102 @@
+//! `poe serve` as an operator runs it: SIGTERM drains and exits cleanly, and what was accepted
+//! is there after a restart.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use poe_ingest::commitment::Scheme;
+use poe_ingest::testkit::{client, funding, registry_toml};
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let dir = std::env::temp_dir().join(format!("poe-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = client("term", 4, Scheme::Keccak256);
+    let config = dir.join("poe.toml");
+    std::fs::write(&config, registry_toml(&[&c])).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("poe");
+    if !bin.exists() {
+        assert!(Command::new(env!("CARGO"))
+            .args(["build", "-p", "poe-aggregator", "--bin", "poe"])
+            .status()
+            .unwrap()
+            .success());
+    }
+    let mut child = Command::new(&bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(dir.join("data"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("poe serving on http://127.0.0.1:"),
+        "{line}"
+    );
+    // Let it accept a batch first, so there is something to keep.
+    let addr: std::net::SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut c = c;
+    let body = c.next_batch(&funding(), "groth16", b"p");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    use std::io::{Read, Write};
+    write!(s, "POST /v1/batches HTTP/1.1\r\nHost: poe\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 202"), "{resp}");
+
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "poe serve did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("shutting down"), "{stderr}");
+    // The structured log has one JSON line per submission.
+    let log: serde_json::Value = serde_json::from_str(
+        stderr
+            .lines()
+            .find(|l| l.contains("\"event\":\"submit\""))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(log["status"], 202);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
