@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
 
 pub mod batch;
+pub mod load;
 pub mod rss;

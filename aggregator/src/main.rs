@@ -85,6 +85,16 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         ops: usize,
     },
+    /// Load the intake service on loopback: concurrent rollups submitting batches of 1k and 10k
+    /// trades over HTTP, fsync on; prints accepted operations/s and latency quantiles.
+    BenchLoad {
+        /// Concurrent rollups (one client each).
+        #[arg(long, default_value_t = 4)]
+        rollups: usize,
+        /// Timed batches per rollup and size.
+        #[arg(long, default_value_t = 20)]
+        batches: usize,
+    },
     /// Benchmark data-root proofs from 2^min-log to 2^max-log records, one process per size.
     Bench {
         /// Smallest size, log2 of records.
@@ -157,6 +167,22 @@ fn run(cli: Cli) -> Result<(), String> {
             preset: p,
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
+        Command::BenchLoad { rollups, batches } => {
+            println!("poe bench-load: {rollups} rollups on loopback, {batches} timed batches each, keccak256, fsync per batch");
+            println!("| trades/batch | batches | ops/s accepted | p50 ms | p99 ms |");
+            println!("|---:|---:|---:|---:|---:|");
+            for size in [1_000, 10_000] {
+                let r = poe_aggregator::load::run(rollups, batches, size)?;
+                println!(
+                    "| {size} | {} | {:.0} | {:.1} | {:.1} |",
+                    r.batches,
+                    r.ops_per_second(),
+                    r.quantile(0.5).as_secs_f64() * 1e3,
+                    r.quantile(0.99).as_secs_f64() * 1e3
+                );
+            }
+            Ok(())
+        }
         Command::Serve {
             config,
             data,
