@@ -279,6 +279,31 @@ async fn submit_inner(
     }
 }
 
+/// Runs a read of the intake off the async threads; its failures become 500 problems.
+async fn read_intake<T: Send + 'static>(
+    state: &AppState,
+    read: impl FnOnce(&Intake) -> Result<T, IntakeError> + Send + 'static,
+) -> Result<T, warp::reply::Response> {
+    let intake = state.intake.clone();
+    match tokio::task::spawn_blocking(move || {
+        read(&intake.lock().unwrap_or_else(|p| p.into_inner()))
+    })
+    .await
+    {
+        Ok(Ok(v)) => Ok(v),
+        // A stored body that no longer parses is the store's fault, not the caller's.
+        Ok(Err(e)) => Err(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_failed",
+            e.to_string(),
+        )
+        .reply()),
+        Err(e) => {
+            Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply())
+        }
+    }
+}
+
 async fn list_batches(
     state: AppState,
     rollup: String,
@@ -300,41 +325,29 @@ async fn list_batches(
             .reply())
         }
     };
-    let intake = state.intake.clone();
     let name = rollup.clone();
-    let got = tokio::task::spawn_blocking(move || {
-        intake
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .receipts_from(&name, from_seq, limit)
-    })
-    .await;
-    Ok(match got {
-        Ok(Ok(Some(receipts))) => {
-            let batches: Vec<Value> = receipts
-                .iter()
-                .map(|r| receipt_json(r, "accepted"))
-                .collect();
-            let next = receipts.last().map(|r| r.seq + 1);
-            warp::reply::json(&json!({"rollup": rollup, "batches": batches, "next_from_seq": next}))
+    Ok(
+        match read_intake(&state, move |i| i.receipts_from(&name, from_seq, limit)).await {
+            Ok(Some(receipts)) => {
+                let batches: Vec<Value> = receipts
+                    .iter()
+                    .map(|r| receipt_json(r, "accepted"))
+                    .collect();
+                let next = receipts.last().map(|r| r.seq + 1);
+                warp::reply::json(
+                    &json!({"rollup": rollup, "batches": batches, "next_from_seq": next}),
+                )
                 .into_response()
-        }
-        Ok(Ok(None)) => Problem::new(
-            StatusCode::NOT_FOUND,
-            "unknown_rollup",
-            format!("rollup {rollup:?} is not registered"),
-        )
-        .reply(),
-        Ok(Err(e)) => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_failed",
-            e.to_string(),
-        )
-        .reply(),
-        Err(e) => {
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply()
-        }
-    })
+            }
+            Ok(None) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown_rollup",
+                format!("rollup {rollup:?} is not registered"),
+            )
+            .reply(),
+            Err(resp) => resp,
+        },
+    )
 }
 
 async fn get_batch(state: AppState, id: String) -> Result<warp::reply::Response, Infallible> {
@@ -349,32 +362,18 @@ async fn get_batch(state: AppState, id: String) -> Result<warp::reply::Response,
         )
         .reply());
     };
-    let intake = state.intake.clone();
-    let got = tokio::task::spawn_blocking(move || {
-        intake
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .receipt_of(&bytes)
-    })
-    .await;
-    Ok(match got {
-        Ok(Ok(Some(r))) => warp::reply::json(&receipt_json(&r, "accepted")).into_response(),
-        Ok(Ok(None)) => Problem::new(
-            StatusCode::NOT_FOUND,
-            "unknown_batch",
-            format!("no batch {id}"),
-        )
-        .reply(),
-        Ok(Err(e)) => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_failed",
-            e.to_string(),
-        )
-        .reply(),
-        Err(e) => {
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply()
-        }
-    })
+    Ok(
+        match read_intake(&state, move |i| i.receipt_of(&bytes)).await {
+            Ok(Some(r)) => warp::reply::json(&receipt_json(&r, "accepted")).into_response(),
+            Ok(None) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown_batch",
+                format!("no batch {id}"),
+            )
+            .reply(),
+            Err(resp) => resp,
+        },
+    )
 }
 
 async fn get_head(state: AppState, rollup: String) -> Result<warp::reply::Response, Infallible> {
