@@ -56,7 +56,7 @@ pub fn u32_limbs(value: u32) -> [M31; 2] {
     ]
 }
 
-fn check_limb(limbs: &[M31], index: usize, max: u32) -> Result<u32, EncodingError> {
+pub(crate) fn check_limb(limbs: &[M31], index: usize, max: u32) -> Result<u32, EncodingError> {
     let value = limbs[index].0;
     if value > max {
         return Err(EncodingError::LimbRange { index, value, max });
@@ -98,7 +98,7 @@ pub trait Record: Sized {
 }
 
 /// Checks the tag and the length shared by every record kind.
-fn check_header<R: Record>(limbs: &[M31]) -> Result<(), EncodingError> {
+pub(crate) fn check_header<R: Record>(limbs: &[M31]) -> Result<(), EncodingError> {
     if limbs.len() != R::LIMBS {
         return Err(EncodingError::Length {
             kind: R::KIND,

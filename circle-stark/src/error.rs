@@ -41,6 +41,9 @@ pub enum ProveError {
         /// Limb index.
         limb: usize,
     },
+    /// The statements are not a day.
+    #[error("not a day: {0}")]
+    Day(#[from] crate::statement::DayError),
     /// stwo refused to prove: the trace does not satisfy the AIR (a bug in poe).
     #[error("prover failed: {0}")]
     Stwo(String),
@@ -75,6 +78,12 @@ pub enum VerifyError {
         expected: Box<DataRootStatement>,
         /// Decoded from the proof, if decodable.
         got: Option<Box<DataRootStatement>>,
+    },
+    /// The day proof is for another day statement.
+    #[error("day statement differs in {field}: the proof is for another statement")]
+    DayStatementMismatch {
+        /// The first differing field (`day`, `day_root`, `manifest_hash`, ...).
+        field: &'static str,
     },
     /// The statement itself is out of range (no records, bad record length, too many).
     #[error("invalid statement: {0}")]

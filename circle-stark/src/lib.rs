@@ -16,5 +16,6 @@ pub mod proof;
 #[cfg(feature = "prover")]
 pub mod prover;
 pub mod range;
+pub mod statement;
 pub mod venue;
 pub mod verifier;

@@ -32,6 +32,9 @@ pub type StwoProof = StarkProof<Blake2sMerkleHasher>;
 pub enum AirId {
     /// `air::DataRootStatement`: records ↦ Poseidon2-M31 Merkle root.
     DataRoot = 1,
+    /// `statement::DayStatement`: the day's batch statements ↦ day root, with the day's
+    /// summary bound as public input (`specs/day-proof.md`).
+    DayRoot = 2,
 }
 
 impl AirId {
@@ -39,6 +42,7 @@ impl AirId {
     pub fn from_u16(value: u16) -> Option<Self> {
         match value {
             1 => Some(Self::DataRoot),
+            2 => Some(Self::DayRoot),
             _ => None,
         }
     }
@@ -47,6 +51,7 @@ impl AirId {
     pub fn name(self) -> &'static str {
         match self {
             Self::DataRoot => "poe/data-root/v1",
+            Self::DayRoot => "poe/day-root/v1",
         }
     }
 }

@@ -19,6 +19,8 @@ use crate::air::{
     DataRootStatement, LeafEval, MerkleNodeRelation, NodeEval, MAX_RECORD_LIMBS, PERM_CELLS,
 };
 use crate::config::SecurityConfig;
+use crate::encoding::Record;
+use crate::statement::{BatchStatement, DayStatement};
 use crate::error::ProveError;
 use crate::field::{M31, MODULUS};
 use crate::merkle::{depth_for, empty_digests, real_nodes_at};
@@ -236,6 +238,44 @@ pub fn prove_data_root(
     record_limbs: usize,
     config: SecurityConfig,
 ) -> Result<(DataRootStatement, Proof), ProveError> {
+    prove_records(AirId::DataRoot, records, record_limbs, |_| Vec::new(), config)
+}
+
+/// Proves a day: the batch statements (canonical order, chained per rollup) are the leaves of
+/// the day tree, with the day's summary and `manifest_hash` bound as public input
+/// (`specs/day-proof.md`).
+///
+/// # Errors
+/// [`ProveError::Day`] for statements that are not a day; otherwise as [`prove_data_root`].
+pub fn prove_day(
+    day: u32,
+    statements: &[BatchStatement],
+    manifest_hash: [u8; 32],
+    config: SecurityConfig,
+) -> Result<(DayStatement, Proof), ProveError> {
+    let statement = DayStatement::derive(day, statements, manifest_hash)?;
+    let records: Vec<M31> = statements.iter().flat_map(Record::encode).collect();
+    let bound = statement.bound_inputs();
+    let (inner, proof) = prove_records(
+        AirId::DayRoot,
+        &records,
+        BatchStatement::LIMBS,
+        |_| bound,
+        config,
+    )?;
+    debug_assert_eq!(inner, statement.data_root_statement());
+    Ok((statement, proof))
+}
+
+/// The data-root prover under `air`, with `bound(statement)` appended to the public inputs:
+/// those are bound by the transcript only, never by a constraint.
+fn prove_records(
+    air: AirId,
+    records: &[M31],
+    record_limbs: usize,
+    bound: impl FnOnce(&DataRootStatement) -> Vec<M31>,
+    config: SecurityConfig,
+) -> Result<(DataRootStatement, Proof), ProveError> {
     if record_limbs == 0 || record_limbs > MAX_RECORD_LIMBS {
         return Err(ProveError::RecordLimbs {
             max: MAX_RECORD_LIMBS,
@@ -282,7 +322,8 @@ pub fn prove_data_root(
         root,
         ..provisional
     };
-    let public_inputs = statement.to_public_inputs();
+    let mut public_inputs = statement.to_public_inputs();
+    public_inputs.extend(bound(&statement));
 
     let max_log = leaf_log.max(node_log);
     let twiddles = SimdBackend::precompute_twiddles(
@@ -291,7 +332,7 @@ pub fn prove_data_root(
             .half_coset,
     );
     let channel = &mut Blake2sChannel::default();
-    mix_preamble(channel, AirId::DataRoot, &config, &public_inputs);
+    mix_preamble(channel, air, &config, &public_inputs);
     let mut scheme = CommitmentSchemeProver::<SimdBackend, Blake2sMerkleChannel>::new(
         config.pcs_config(),
         &twiddles,
@@ -319,7 +360,7 @@ pub fn prove_data_root(
     let stark = prove::<SimdBackend, Blake2sMerkleChannel>(&[&leaf, &node], channel, scheme)
         .map_err(|e| ProveError::Stwo(e.to_string()))?;
     let proof = Proof {
-        air: AirId::DataRoot,
+        air,
         config,
         public_inputs,
         claimed_sums: vec![leaf_sum, node_sum],

@@ -1,4 +1,4 @@
-//! Verifying data-root proofs. Builds without the `prover` feature.
+//! Verifying data-root and day proofs. Builds without the `prover` feature.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -18,6 +18,7 @@ use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::VerifyError;
 use crate::field::{qm31_to_array, M31};
 use crate::proof::{AirId, Proof, FORMAT_VERSION};
+use crate::statement::DayStatement;
 
 /// Largest record count one data-root proof may state (2^22 rows per component).
 pub const MAX_RECORDS: usize = 1 << 22;
@@ -114,9 +115,63 @@ pub fn verify_data_root(
     statement: &DataRootStatement,
     policy: &VerifierPolicy,
 ) -> Result<(), VerifyError> {
-    if proof.air != AirId::DataRoot {
+    check_air_and_policy(&proof, AirId::DataRoot, policy)?;
+    check_statement(statement).map_err(VerifyError::InvalidStatement)?;
+    let public_inputs = statement.to_public_inputs();
+    if proof.public_inputs != public_inputs {
+        return Err(VerifyError::PublicInputMismatch {
+            expected: Box::new(*statement),
+            got: DataRootStatement::from_public_inputs(&proof.public_inputs).map(Box::new),
+        });
+    }
+    verify_records(proof, AirId::DataRoot, statement, &public_inputs)
+}
+
+/// Decodes and verifies a day proof against the day statement the auditor derived.
+///
+/// # Errors
+/// [`VerifyError::Format`] for bytes that are not a canonical proof, otherwise as
+/// [`verify_day`].
+pub fn verify_day_bytes(
+    bytes: &[u8],
+    statement: &DayStatement,
+    policy: &VerifierPolicy,
+) -> Result<(), VerifyError> {
+    verify_day(Proof::from_bytes(bytes)?, statement, policy)
+}
+
+/// Verifies that `proof` shows the day `statement`: its day root is the Merkle root of the
+/// day's batch statements, and the day summary and manifest hash are the ones bound into it.
+///
+/// # Errors
+/// [`VerifyError::DayStatementMismatch`] naming the first field that differs, otherwise the
+/// first failing check as for [`verify_data_root`].
+pub fn verify_day(
+    proof: Proof,
+    statement: &DayStatement,
+    policy: &VerifierPolicy,
+) -> Result<(), VerifyError> {
+    check_air_and_policy(&proof, AirId::DayRoot, policy)?;
+    let inner = statement.data_root_statement();
+    check_statement(&inner).map_err(VerifyError::InvalidStatement)?;
+    let public_inputs = statement.to_public_inputs();
+    if proof.public_inputs != public_inputs {
+        let field = DayStatement::from_public_inputs(&proof.public_inputs)
+            .map_or(Some("encoding"), |got| statement.first_difference(&got))
+            .unwrap_or("encoding");
+        return Err(VerifyError::DayStatementMismatch { field });
+    }
+    verify_records(proof, AirId::DayRoot, &inner, &public_inputs)
+}
+
+fn check_air_and_policy(
+    proof: &Proof,
+    air: AirId,
+    policy: &VerifierPolicy,
+) -> Result<(), VerifyError> {
+    if proof.air != air {
         return Err(VerifyError::WrongAir {
-            expected: AirId::DataRoot,
+            expected: air,
             got: proof.air,
         });
     }
@@ -127,14 +182,17 @@ pub fn verify_data_root(
             got: bits,
         });
     }
-    check_statement(statement).map_err(VerifyError::InvalidStatement)?;
-    let public_inputs = statement.to_public_inputs();
-    if proof.public_inputs != public_inputs {
-        return Err(VerifyError::PublicInputMismatch {
-            expected: Box::new(*statement),
-            got: DataRootStatement::from_public_inputs(&proof.public_inputs).map(Box::new),
-        });
-    }
+    Ok(())
+}
+
+/// The data-root STARK check, with the full public inputs (already compared against the
+/// statement) mixed into the transcript.
+fn verify_records(
+    proof: Proof,
+    air: AirId,
+    statement: &DataRootStatement,
+    public_inputs: &[M31],
+) -> Result<(), VerifyError> {
     let sums: [SecureField; 2] = proof.claimed_sums.as_slice().try_into().map_err(|_| {
         VerifyError::Structure(format!(
             "expected 2 LogUp sums, got {}",
@@ -149,7 +207,7 @@ pub fn verify_data_root(
     }
 
     let channel = &mut Blake2sChannel::default();
-    mix_preamble(channel, AirId::DataRoot, &proof.config, &public_inputs);
+    mix_preamble(channel, air, &proof.config, public_inputs);
     let mut scheme =
         CommitmentSchemeVerifier::<Blake2sMerkleChannel>::new(proof.config.pcs_config());
 
