@@ -33,6 +33,16 @@ pub enum EncodingError {
         /// Largest allowed value.
         max: u32,
     },
+    /// An integer field too large for its limbs.
+    #[error("field {field} is {value}, above its maximum {max}")]
+    FieldRange {
+        /// Field position.
+        field: usize,
+        /// The value.
+        value: u64,
+        /// Largest allowed.
+        max: u64,
+    },
     /// The first limb names another record kind.
     #[error("record kind {got} where {expected} was expected")]
     Kind {

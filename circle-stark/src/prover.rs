@@ -20,13 +20,13 @@ use crate::air::{
 };
 use crate::config::SecurityConfig;
 use crate::encoding::Record;
-use crate::statement::{BatchStatement, DayStatement};
 use crate::error::ProveError;
 use crate::field::{M31, MODULUS};
 use crate::merkle::{depth_for, empty_digests, real_nodes_at};
 use crate::poseidon2::sponge::sponge_init;
 use crate::poseidon2::{permute_generic, Digest, Domain, RecordingSbox, DIGEST_LEN, RATE, WIDTH};
 use crate::proof::{AirId, Proof};
+use crate::statement::{BatchStatement, DayStatement};
 use crate::verifier::{
     build_components, check_statement, mix_claimed_sums, mix_preamble, MAX_RECORDS,
 };
@@ -238,7 +238,13 @@ pub fn prove_data_root(
     record_limbs: usize,
     config: SecurityConfig,
 ) -> Result<(DataRootStatement, Proof), ProveError> {
-    prove_records(AirId::DataRoot, records, record_limbs, |_| Vec::new(), config)
+    prove_records(
+        AirId::DataRoot,
+        records,
+        record_limbs,
+        |_| Vec::new(),
+        config,
+    )
 }
 
 /// Proves a day: the batch statements (canonical order, chained per rollup) are the leaves of

@@ -289,7 +289,10 @@ impl DayStatement {
         let e = |m: String| DayInputsError(m);
         let head = 2 + DIGEST_LEN + 24;
         if inputs.len() < head {
-            return Err(e(format!("{} inputs, at least {head} needed", inputs.len())));
+            return Err(e(format!(
+                "{} inputs, at least {head} needed",
+                inputs.len()
+            )));
         }
         let inner = crate::air::DataRootStatement::from_public_inputs(&inputs[..2 + DIGEST_LEN])
             .ok_or_else(|| e("data-root part".into()))?;
@@ -371,7 +374,9 @@ mod tests {
     use super::*;
 
     fn d(x: u32) -> Digest {
-        Digest(std::array::from_fn(|i| M31::from_u32_unchecked(x * 16 + i as u32)))
+        Digest(std::array::from_fn(|i| {
+            M31::from_u32_unchecked(x * 16 + i as u32)
+        }))
     }
 
     fn chain(rollup_id: u32, first_seq: u64, n: usize) -> Vec<BatchStatement> {
@@ -424,7 +429,11 @@ mod tests {
         gap.remove(1);
         assert!(matches!(
             DayStatement::derive(1, &gap, [0; 32]),
-            Err(DayError::SeqGap { expected: 1, got: 2, .. })
+            Err(DayError::SeqGap {
+                expected: 1,
+                got: 2,
+                ..
+            })
         ));
         let mut broken = chain(1, 0, 3);
         broken[2].pre_state_root = d(5);

@@ -138,7 +138,12 @@ fn data_root_proof_cannot_pose_as_a_day_proof() {
         .iter()
         .flat_map(poe_circle_stark::encoding::Record::encode)
         .collect();
-    let (_, proof) = prove_data_root(&flat, <BatchStatement as poe_circle_stark::encoding::Record>::LIMBS, config()).unwrap();
+    let (_, proof) = prove_data_root(
+        &flat,
+        <BatchStatement as poe_circle_stark::encoding::Record>::LIMBS,
+        config(),
+    )
+    .unwrap();
     assert_eq!(
         verify_day(proof, &honest().0, &policy()),
         Err(VerifyError::WrongAir {

@@ -13,7 +13,7 @@ pub mod ops;
 pub mod state;
 
 pub use engine::{Venue, Violation};
-pub use ops::{Instrument, Operation, OptionKind};
+pub use ops::{instruments_root, Instrument, Operation, OptionKind, OP_LIMBS};
 pub use state::{AccountState, StateKey, StateTree, STATE_DEPTH};
 
 /// Largest amount, quantity or price: every value fits 63 bits, so sums of two never wrap a u64.

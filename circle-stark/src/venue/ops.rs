@@ -214,6 +214,35 @@ impl Operation {
         out
     }
 
+    /// Inverse of [`Operation::fields`], through the canonical limbs.
+    ///
+    /// # Errors
+    /// [`EncodingError::FieldRange`] for an account or instrument field above `u32`, else as
+    /// [`Operation::decode`].
+    pub fn from_fields(f: [u64; 9]) -> Result<Self, EncodingError> {
+        let mut limbs = Vec::with_capacity(OP_LIMBS);
+        for (i, &v) in f[..4].iter().enumerate() {
+            let max = if i == 0 { 0xffff } else { u64::from(u32::MAX) };
+            if v > max {
+                return Err(EncodingError::FieldRange {
+                    field: i,
+                    value: v,
+                    max,
+                });
+            }
+            if i == 0 {
+                limbs.push(M31::from_u32_unchecked(v as u32));
+            } else {
+                limbs.extend(u32_limbs(v as u32));
+            }
+        }
+        for &v in &f[4..] {
+            limbs.extend(u64_limbs(v));
+        }
+        limbs.resize(OP_LIMBS, M31::from_u32_unchecked(0));
+        Self::decode(&limbs)
+    }
+
     /// Inverse of [`Operation::encode`]; fields a kind does not use must be zero.
     ///
     /// # Errors

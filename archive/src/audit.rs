@@ -1,0 +1,714 @@
+//! Auditing a day's bundle offline, trusting nothing the operator wrote (`specs/archive.md` §6).
+//!
+//! The auditor derives the day statement itself — from `statements.parquet` and the hash of
+//! `manifest.json` — and checks the root proof against that, never against `statement.json`.
+//! Every check runs even after another fails, so one report names every problem.
+
+use std::collections::BTreeMap;
+
+use poe_circle_stark::config::VerifierPolicy;
+use poe_circle_stark::merkle::data_root;
+use poe_circle_stark::poseidon2::Digest;
+use poe_circle_stark::proof::{AirId, Proof};
+use poe_circle_stark::statement::{BatchStatement, DayStatement};
+use poe_circle_stark::venue::{instruments_root, Instrument, Operation, OptionKind, OP_LIMBS};
+use poe_circle_stark::verifier::{verify_data_root_bytes, verify_day};
+use serde::Serialize;
+use sha3::{Digest as _, Sha3_256};
+
+use crate::bundle::rollup_proof_digest;
+use crate::day::Day;
+use crate::manifest::{sha3_hex, Manifest, StatementJson, VerifierParams};
+use crate::parquet_io;
+use crate::records::{
+    statement_rows, statements_schema, trade_rows, trades_schema, NamedInstrument, RowKey,
+    StatementRow, TradeRow, STATEMENTS_SCHEMA_VERSION, TRADES_SCHEMA_VERSION,
+};
+use crate::storage::Storage;
+
+/// What to check. The default is a full audit under the default verifier policy.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditOptions {
+    /// Stop after the root proof: skip re-hashing the trade records.
+    pub proof_only: bool,
+    /// Also verify the leaf and rollup proofs that poe can verify.
+    pub leaves: bool,
+    /// Minimum security of accepted proofs.
+    pub policy: VerifierPolicy,
+}
+
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Check {
+    /// Check name (`manifest`, `statements`, `root-proof`, `trades rollup=…`, …).
+    pub name: String,
+    /// Pass or fail.
+    pub passed: bool,
+    /// What was found; for a failure, the file, batch and row.
+    pub detail: String,
+}
+
+/// Per-rollup figures recomputed from the AIR integers of the rows.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RollupFigures {
+    /// Rollup name.
+    pub rollup: String,
+    /// Batches.
+    pub batches: u64,
+    /// Operations.
+    pub ops: u64,
+    /// Trades.
+    pub trades: u64,
+    /// Σ qty × price over trades, quote units, exact decimal.
+    pub notional: String,
+}
+
+/// The audit's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    /// The day audited.
+    pub day: String,
+    /// Every check, in order.
+    pub checks: Vec<Check>,
+    /// Figures per rollup (empty with `proof_only`).
+    pub rollups: Vec<RollupFigures>,
+}
+
+impl AuditReport {
+    /// True if every check passed.
+    pub fn passed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// Progress: rows re-hashed so far of the day's total.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+struct Auditor<'a> {
+    storage: &'a dyn Storage,
+    checks: Vec<Check>,
+}
+
+impl Auditor<'_> {
+    fn pass(&mut self, name: impl Into<String>, detail: impl Into<String>) {
+        self.checks.push(Check {
+            name: name.into(),
+            passed: true,
+            detail: detail.into(),
+        });
+    }
+
+    fn fail(&mut self, name: impl Into<String>, detail: impl Into<String>) {
+        self.checks.push(Check {
+            name: name.into(),
+            passed: false,
+            detail: detail.into(),
+        });
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+        self.storage.read(path).map_err(|e| format!("{path}: {e}"))
+    }
+}
+
+fn format_decimal(unscaled: i128, scale: u32) -> String {
+    let p = 10i128.pow(scale);
+    let sign = if unscaled < 0 { "-" } else { "" };
+    let a = unscaled.unsigned_abs();
+    let p = p as u128;
+    format!("{sign}{}.{:0width$}", a / p, a % p, width = scale as usize)
+}
+
+fn parse_digest(row: usize, name: &str, hex: &str) -> Result<Digest, String> {
+    Digest::from_hex(hex).map_err(|e| format!("statements.parquet row {row}: {name}: {e}"))
+}
+
+fn instrument_of(e: &crate::manifest::InstrumentEntry) -> Result<NamedInstrument, String> {
+    let kind = match e.kind.as_str() {
+        "call" => OptionKind::Call,
+        "put" => OptionKind::Put,
+        k => return Err(format!("instrument {}: kind {k:?}", e.name)),
+    };
+    Ok(NamedInstrument {
+        name: e.name.clone(),
+        instrument: Instrument {
+            underlying: e.underlying,
+            expiry_us: e.expiry_us,
+            strike: e.strike,
+            kind,
+            collateral: e.collateral,
+        },
+    })
+}
+
+/// Audits the bundle whose day directory is the root of `storage`.
+pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'_>) -> AuditReport {
+    let mut a = Auditor {
+        storage,
+        checks: Vec::new(),
+    };
+    let mut report_day = String::from("?");
+
+    // 1. The manifest and every file it lists.
+    let manifest_bytes = match a.read("manifest.json") {
+        Ok(b) => b,
+        Err(e) => {
+            a.fail("manifest", e);
+            return AuditReport {
+                day: report_day,
+                checks: a.checks,
+                rollups: Vec::new(),
+            };
+        }
+    };
+    let manifest_hash: [u8; 32] = Sha3_256::digest(&manifest_bytes).into();
+    let manifest = match Manifest::from_bytes(&manifest_bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            a.fail("manifest", e.to_string());
+            return AuditReport {
+                day: report_day,
+                checks: a.checks,
+                rollups: Vec::new(),
+            };
+        }
+    };
+    report_day = manifest.day.clone();
+    check_manifest(&mut a, &manifest, options.proof_only);
+    let day = match manifest.day.parse::<Day>() {
+        Ok(d) => d,
+        Err(e) => {
+            a.fail("manifest", e.to_string());
+            return AuditReport {
+                day: report_day,
+                checks: a.checks,
+                rollups: Vec::new(),
+            };
+        }
+    };
+
+    // 2. Statements: canonical order, continuity, instrument tables.
+    let mut rollup_tables: BTreeMap<u32, (String, Vec<NamedInstrument>, Digest)> = BTreeMap::new();
+    for r in &manifest.rollups {
+        match r
+            .instruments
+            .iter()
+            .map(instrument_of)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(table) => {
+                let terms: Vec<_> = table.iter().map(|n| n.instrument.clone()).collect();
+                let root = instruments_root(&terms);
+                if root.to_hex() != r.instruments_root {
+                    a.fail(
+                        "instruments",
+                        format!(
+                            "manifest rollup {}: instruments_root does not match its table",
+                            r.name
+                        ),
+                    );
+                }
+                rollup_tables.insert(r.id, (r.name.clone(), table, root));
+            }
+            Err(e) => a.fail("instruments", format!("manifest rollup {}: {e}", r.name)),
+        }
+    }
+    let statements = read_statements(&mut a, day, &rollup_tables);
+
+    // 3. The root proof, against the statement derived here.
+    let derived = statements.as_ref().and_then(|(_, s)| {
+        match DayStatement::derive(day.0, s, manifest_hash) {
+            Ok(d) => {
+                let spans = d
+                    .rollups
+                    .iter()
+                    .map(|r| format!("{}: seq {}..={}", r.rollup_id, r.first_seq, r.last_seq))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                a.pass(
+                    "continuity",
+                    format!(
+                        "{} batches, state roots chained per rollup ({spans})",
+                        d.n_batches
+                    ),
+                );
+                Some(d)
+            }
+            Err(e) => {
+                a.fail("continuity", format!("statements.parquet: {e}"));
+                None
+            }
+        }
+    });
+    check_root_proof(&mut a, &manifest, derived.as_ref(), options);
+
+    if options.proof_only {
+        return AuditReport {
+            day: report_day,
+            checks: a.checks,
+            rollups: Vec::new(),
+        };
+    }
+
+    // 4. Trade records: every batch's data root from its rows.
+    let mut figures = Vec::new();
+    if let Some((rows, stmts)) = &statements {
+        let total: u64 = stmts.iter().map(|s| u64::from(s.n_ops)).sum();
+        let mut done = 0u64;
+        for (id, (name, table, _)) in &rollup_tables {
+            let batches: Vec<(&StatementRow, &BatchStatement)> = rows
+                .iter()
+                .zip(stmts)
+                .filter(|(_, s)| s.rollup_id == *id)
+                .collect();
+            if let Some(f) = check_trades(&mut a, day, *id, name, table, &batches, &mut |n| {
+                done += n;
+                progress(done, total);
+            }) {
+                figures.push(f);
+            }
+        }
+        check_rollup_proofs(&mut a, rows, stmts, options.leaves);
+    }
+    AuditReport {
+        day: report_day,
+        checks: a.checks,
+        rollups: figures,
+    }
+}
+
+fn check_manifest(a: &mut Auditor<'_>, m: &Manifest, proof_only: bool) {
+    let mut problems = Vec::new();
+    if m.schemas.trades != TRADES_SCHEMA_VERSION
+        || m.schemas.statements != STATEMENTS_SCHEMA_VERSION
+    {
+        problems.push(format!(
+            "schema versions trades {} statements {}, this auditor reads {TRADES_SCHEMA_VERSION} and {STATEMENTS_SCHEMA_VERSION}",
+            m.schemas.trades, m.schemas.statements
+        ));
+    }
+    if !m.files.windows(2).all(|w| w[0].path < w[1].path) {
+        problems.push("files are not sorted by path (or repeat)".into());
+    }
+    let listed: std::collections::BTreeSet<&str> =
+        m.files.iter().map(|f| f.path.as_str()).collect();
+    let mut checked = 0usize;
+    for f in &m.files {
+        // With --proof-only only the files the root proof's statement is derived from are
+        // re-hashed; the trade files are what makes a full audit linear in the rows.
+        if proof_only && f.path != "statements.parquet" {
+            continue;
+        }
+        match a.storage.read(&f.path) {
+            Ok(bytes) => {
+                checked += 1;
+                if bytes.len() as u64 != f.bytes {
+                    problems.push(format!(
+                        "{}: {} bytes, manifest says {}",
+                        f.path,
+                        bytes.len(),
+                        f.bytes
+                    ));
+                } else if sha3_hex(&bytes) != f.sha3_256 {
+                    problems.push(format!(
+                        "{}: sha3-256 {} differs from the manifest's {}",
+                        f.path,
+                        sha3_hex(&bytes),
+                        f.sha3_256
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("{}: listed but unreadable: {e}", f.path)),
+        }
+    }
+    if !proof_only {
+        match a.storage.list("") {
+            Ok(present) => {
+                for (path, _) in present {
+                    let bound =
+                        ["manifest.json", "root.proof", "statement.json"].contains(&path.as_str());
+                    if !bound && !listed.contains(path.as_str()) {
+                        problems.push(format!("{path}: present but not in the manifest"));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("listing the bundle: {e}")),
+        }
+    }
+    if problems.is_empty() {
+        a.pass(
+            "manifest",
+            format!("{checked} files match their sizes and SHA3-256"),
+        );
+    } else {
+        a.fail("manifest", problems.join("; "));
+    }
+}
+
+type Statements = (Vec<StatementRow>, Vec<BatchStatement>);
+
+fn read_statements(
+    a: &mut Auditor<'_>,
+    day: Day,
+    tables: &BTreeMap<u32, (String, Vec<NamedInstrument>, Digest)>,
+) -> Option<Statements> {
+    let bytes = match a.read("statements.parquet") {
+        Ok(b) => b,
+        Err(e) => {
+            a.fail("statements", e);
+            return None;
+        }
+    };
+    let rows =
+        match parquet_io::read(bytes, &statements_schema()).and_then(|r| statement_rows(&r.rows)) {
+            Ok(r) => r,
+            Err(e) => {
+                a.fail("statements", format!("statements.parquet: {e}"));
+                return None;
+            }
+        };
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let at = format!(
+            "statements.parquet row {i} (rollup {} seq {})",
+            r.rollup, r.seq
+        );
+        let problem = if r.leaf_index as usize != i {
+            Some(format!("leaf_index {}", r.leaf_index))
+        } else if r.day != day.0 as i32 {
+            Some(format!("day {} is not the bundle's", r.day))
+        } else {
+            match tables.get(&r.rollup_id) {
+                None => Some(format!("rollup id {} is not in the manifest", r.rollup_id)),
+                Some((name, _, _)) if *name != r.rollup => Some(format!(
+                    "rollup {:?} is id {} in the manifest as {name:?}",
+                    r.rollup, r.rollup_id
+                )),
+                Some((_, _, root)) if root.to_hex() != r.instruments_root => {
+                    Some("instruments_root differs from the manifest's table".into())
+                }
+                _ => None,
+            }
+        };
+        if let Some(p) = problem {
+            a.fail("statements", format!("{at}: {p}"));
+            return None;
+        }
+        let parsed = (|| {
+            Ok::<_, String>(BatchStatement {
+                rollup_id: r.rollup_id,
+                seq: r.seq,
+                pre_state_root: parse_digest(i, "pre_state_root", &r.pre_state_root)?,
+                post_state_root: parse_digest(i, "post_state_root", &r.post_state_root)?,
+                data_root: parse_digest(i, "data_root", &r.data_root)?,
+                instruments_root: parse_digest(i, "instruments_root", &r.instruments_root)?,
+                n_ops: r.n_ops,
+            })
+        })();
+        match parsed {
+            Ok(s) => out.push(s),
+            Err(e) => {
+                a.fail("statements", e);
+                return None;
+            }
+        }
+    }
+    a.pass(
+        "statements",
+        format!("{} batch statements read", rows.len()),
+    );
+    Some((rows, out))
+}
+
+fn check_root_proof(
+    a: &mut Auditor<'_>,
+    manifest: &Manifest,
+    derived: Option<&DayStatement>,
+    options: &AuditOptions,
+) {
+    let bytes = match a.read("root.proof") {
+        Ok(b) => b,
+        Err(e) => {
+            a.fail("root-proof", e);
+            return;
+        }
+    };
+    let Some(statement) = derived else {
+        a.fail(
+            "root-proof",
+            "no day statement to verify against (see above)",
+        );
+        return;
+    };
+    let proof = match Proof::from_bytes(&bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            a.fail("root-proof", format!("root.proof: {e}"));
+            return;
+        }
+    };
+    if proof.air == AirId::DayRoot && VerifierParams::day_root(&proof.config) != manifest.verifier {
+        a.fail(
+            "root-proof",
+            "root.proof parameters differ from the manifest's verifier section",
+        );
+    }
+    let start = std::time::Instant::now();
+    match verify_day(proof, statement, &options.policy) {
+        Ok(()) => a.pass(
+            "root-proof",
+            format!(
+                "day root {} over {} batches and {} ops verified in {:.1} ms ({} bytes)",
+                statement.day_root.to_hex(),
+                statement.n_batches,
+                statement.n_ops,
+                start.elapsed().as_secs_f64() * 1e3,
+                bytes.len()
+            ),
+        ),
+        Err(e) => a.fail("root-proof", format!("root.proof: {e}")),
+    }
+    match a.read("statement.json").and_then(|b| {
+        serde_json::from_slice::<StatementJson>(&b).map_err(|e| format!("statement.json: {e}"))
+    }) {
+        Ok(published) => {
+            let expected = StatementJson::new(&manifest.day, statement, &bytes);
+            if published == expected {
+                a.pass(
+                    "statement.json",
+                    "matches the statement derived from the bundle",
+                );
+            } else {
+                a.fail(
+                    "statement.json",
+                    "differs from the statement derived from the bundle",
+                );
+            }
+        }
+        Err(e) => a.fail("statement.json", e),
+    }
+}
+
+fn check_trades(
+    a: &mut Auditor<'_>,
+    day: Day,
+    rollup_id: u32,
+    name: &str,
+    table: &[NamedInstrument],
+    batches: &[(&StatementRow, &BatchStatement)],
+    progress: &mut dyn FnMut(u64),
+) -> Option<RollupFigures> {
+    let check = format!("trades rollup={name}");
+    let dir = format!("trades/rollup={name}");
+    let files = match a.storage.list(&dir) {
+        Ok(f) => f,
+        Err(e) => {
+            a.fail(&check, format!("{dir}: {e}"));
+            return None;
+        }
+    };
+    let expected_ops: u64 = batches.iter().map(|(_, s)| u64::from(s.n_ops)).sum();
+    let mut figures = RollupFigures {
+        rollup: name.to_string(),
+        batches: batches.len() as u64,
+        ops: 0,
+        trades: 0,
+        notional: String::new(),
+    };
+    let mut notional = 0i128;
+    let mut batch_i = 0usize;
+    let mut records = Vec::new();
+    let mut next_index = 0u32;
+    let mut ok_batches = 0usize;
+    for (file, _) in &files {
+        let path = format!("{dir}/{file}");
+        let bytes = match a.read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                a.fail(&check, e);
+                return None;
+            }
+        };
+        let read = match parquet_io::read(bytes, &trades_schema()) {
+            Ok(r) => r,
+            Err(e) => {
+                a.fail(&check, format!("{path}: {e}"));
+                return None;
+            }
+        };
+        let meta: BTreeMap<_, _> = read.metadata.iter().cloned().collect();
+        let want = [
+            ("poe.day", day.to_string()),
+            ("poe.rollup", name.to_string()),
+            ("poe.schema_version", TRADES_SCHEMA_VERSION.to_string()),
+        ];
+        for (k, v) in want {
+            if meta.get(k) != Some(&v) {
+                a.fail(
+                    &check,
+                    format!("{path}: metadata {k} is {:?}, expected {v:?}", meta.get(k)),
+                );
+                return None;
+            }
+        }
+        let rows = match trade_rows(&read.rows) {
+            Ok(r) => r,
+            Err(e) => {
+                a.fail(&check, format!("{path}: {e}"));
+                return None;
+            }
+        };
+        for (row_i, row) in rows.iter().enumerate() {
+            let Some((srow, s)) = batches.get(batch_i) else {
+                a.fail(&check, format!("{path} row {row_i}: a row beyond the day's {expected_ops} operations (batch_seq {} op_index {})", row.batch_seq, row.op_index));
+                return None;
+            };
+            let at = format!("{path} row {row_i} (batch seq {} op {})", s.seq, next_index);
+            if row.batch_seq != s.seq || row.op_index != next_index {
+                a.fail(
+                    &check,
+                    format!(
+                        "{at}: found batch_seq {} op_index {}: rows missing, added or out of order",
+                        row.batch_seq, row.op_index
+                    ),
+                );
+                return None;
+            }
+            let op = match Operation::from_fields(row.air) {
+                Ok(op) => op,
+                Err(e) => {
+                    a.fail(&check, format!("{at}: AIR fields do not decode: {e}"));
+                    return None;
+                }
+            };
+            let key = RowKey {
+                day: day.0,
+                rollup: name,
+                rollup_id,
+                batch_seq: s.seq,
+                op_index: next_index,
+                venue_trade_id: &row.venue_trade_id,
+            };
+            match TradeRow::new(&key, &op, table) {
+                Some(expected) => {
+                    if let Some(col) = expected.first_difference(row) {
+                        a.fail(
+                            &check,
+                            format!("{at}: column {col} does not match the operation's AIR record"),
+                        );
+                        return None;
+                    }
+                }
+                None => {
+                    a.fail(
+                        &check,
+                        format!("{at}: instrument index outside the rollup's table"),
+                    );
+                    return None;
+                }
+            }
+            if let Operation::Trade { qty, price, .. } = op {
+                figures.trades += 1;
+                notional += i128::from(qty) * i128::from(price);
+            }
+            records.extend(op.encode());
+            next_index += 1;
+            figures.ops += 1;
+            if next_index == s.n_ops {
+                let root = data_root(&records, OP_LIMBS);
+                if root != s.data_root {
+                    a.fail(
+                        &check,
+                        format!(
+                            "{path}: batch seq {} ({}): data root from its {} rows is {}, statement says {}",
+                            s.seq, srow.batch_id, s.n_ops, root.to_hex(), s.data_root.to_hex()
+                        ),
+                    );
+                    return None;
+                }
+                records.clear();
+                next_index = 0;
+                batch_i += 1;
+                ok_batches += 1;
+            }
+        }
+        progress(rows.len() as u64);
+    }
+    if batch_i != batches.len() || next_index != 0 {
+        let (_, s) = batches[batch_i.min(batches.len() - 1)];
+        a.fail(
+            &check,
+            format!(
+                "{dir}: rows end inside or before batch seq {} ({} of {} operations present)",
+                s.seq, figures.ops, expected_ops
+            ),
+        );
+        return None;
+    }
+    figures.notional = format_decimal(notional, 6);
+    a.pass(
+        &check,
+        format!(
+            "{} rows in {} files; {ok_batches} data roots recomputed and equal",
+            figures.ops,
+            files.len()
+        ),
+    );
+    Some(figures)
+}
+
+fn check_rollup_proofs(
+    a: &mut Auditor<'_>,
+    rows: &[StatementRow],
+    stmts: &[BatchStatement],
+    leaves: bool,
+) {
+    let mut problems = Vec::new();
+    let mut verified = 0usize;
+    for (r, s) in rows.iter().zip(stmts) {
+        let path = format!("rollup-proofs/{}", r.rollup_proof_digest);
+        match a.storage.read(&path) {
+            Ok(bytes) => {
+                if rollup_proof_digest(&bytes) != r.rollup_proof_digest {
+                    problems.push(format!(
+                        "{path}: keccak-256 differs from its name (batch seq {})",
+                        r.seq
+                    ));
+                } else if leaves && r.rollup_proof_system == "poe-circle-stark/v1" {
+                    let st = poe_circle_stark::air::DataRootStatement {
+                        n_records: s.n_ops,
+                        record_limbs: OP_LIMBS as u32,
+                        root: s.data_root,
+                    };
+                    match verify_data_root_bytes(&bytes, &st, &VerifierPolicy::default()) {
+                        Ok(()) => verified += 1,
+                        Err(e) => problems.push(format!("{path} (batch seq {}): {e}", r.seq)),
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("{path}: {e}")),
+        }
+        if let Some(d) = &r.leaf_proof_digest {
+            let path = format!("leaf-proofs/{d}");
+            match a.storage.read(&path) {
+                Ok(bytes) if sha3_hex(&bytes) == *d => {}
+                Ok(_) => problems.push(format!("{path}: sha3-256 differs from its name")),
+                Err(e) => problems.push(format!("{path}: {e}")),
+            }
+        }
+    }
+    if problems.is_empty() {
+        let extra = if leaves {
+            format!("; {verified} poe-circle-stark/v1 rollup proofs verified")
+        } else {
+            String::new()
+        };
+        a.pass(
+            "proof-files",
+            format!("{} rollup proof digests match{extra}", rows.len()),
+        );
+    } else {
+        a.fail("proof-files", problems.join("; "));
+    }
+}

@@ -1,0 +1,454 @@
+//! A real bundle, written and audited, then every tamper an operator could try on it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use poe_archive::audit::{audit, AuditOptions, AuditReport};
+use poe_archive::bundle::{write_day, ArchivedOp, BatchInput, DayInput, RollupInfo};
+use poe_archive::day::Day;
+use poe_archive::manifest::{sha3_hex, Manifest};
+use poe_archive::parquet_io;
+use poe_archive::records::{trade_rows, trades_batch, trades_schema, NamedInstrument};
+use poe_archive::storage::{LocalDir, Storage};
+use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_circle_stark::field::M31;
+use poe_circle_stark::merkle::data_root;
+use poe_circle_stark::poseidon2::Digest;
+use poe_circle_stark::prover::prove_day;
+use poe_circle_stark::statement::BatchStatement;
+use poe_circle_stark::venue::{instruments_root, Instrument, Operation, OptionKind, OP_LIMBS};
+
+const DAY: Day = Day(20_417); // 2025-11-25
+
+fn config() -> SecurityConfig {
+    SecurityConfig::new(1, 12, 4).unwrap()
+}
+
+fn options() -> AuditOptions {
+    AuditOptions {
+        policy: VerifierPolicy::insecure_for_tests(),
+        ..AuditOptions::default()
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "poe-archive-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn instruments() -> Vec<NamedInstrument> {
+    let expiry = DAY.next().start_us() + 8 * 3_600_000_000;
+    vec![
+        NamedInstrument {
+            name: "BTC-26NOV25-60000-C".into(),
+            instrument: Instrument {
+                underlying: 1,
+                expiry_us: expiry,
+                strike: 6_000_000,
+                kind: OptionKind::Call,
+                collateral: 3_000_000,
+            },
+        },
+        NamedInstrument {
+            name: "BTC-26NOV25-60000-P".into(),
+            instrument: Instrument {
+                underlying: 1,
+                expiry_us: expiry,
+                strike: 6_000_000,
+                kind: OptionKind::Put,
+                collateral: 6_000_000,
+            },
+        },
+    ]
+}
+
+fn d(x: u32) -> Digest {
+    Digest(std::array::from_fn(|i| {
+        M31::from_u32_unchecked(x.wrapping_mul(0x9e37_79b9).wrapping_add(i as u32) >> 1)
+    }))
+}
+
+/// Two rollups; 3 and 2 batches of deposits, trades, a withdrawal.
+fn input() -> DayInput {
+    let table = instruments();
+    let terms: Vec<Instrument> = table.iter().map(|n| n.instrument.clone()).collect();
+    let iroot = instruments_root(&terms);
+    let rollups = vec![
+        RollupInfo {
+            id: 1,
+            name: "aurora".into(),
+            native_scheme: "keccak256".into(),
+            instruments: table.clone(),
+        },
+        RollupInfo {
+            id: 2,
+            name: "borealis".into(),
+            native_scheme: "poseidon-felt252".into(),
+            instruments: table,
+        },
+    ];
+    let mut batches = Vec::new();
+    let t0 = DAY.start_us() + 3_600_000_000;
+    for (rollup_id, n_batches) in [(1u32, 3u64), (2, 2)] {
+        for seq in 0..n_batches {
+            let ts = t0 + seq * 1_000_000;
+            let mut ops = vec![ArchivedOp {
+                venue_trade_id: format!("dep-{rollup_id}-{seq}"),
+                op: Operation::Deposit {
+                    account: 7,
+                    amount: 1_000_000_000,
+                    timestamp_us: ts,
+                },
+            }];
+            for k in 0..5u64 {
+                ops.push(ArchivedOp {
+                    venue_trade_id: format!("T{rollup_id}{seq}{k}"),
+                    op: Operation::Trade {
+                        buyer: 7,
+                        seller: 8,
+                        instrument: (k % 2) as u32,
+                        qty: 100 + k,
+                        price: 25_000 + 17 * k,
+                        buyer_fee: 30,
+                        seller_fee: 31,
+                        timestamp_us: ts + k,
+                    },
+                });
+            }
+            ops.push(ArchivedOp {
+                venue_trade_id: format!("wd-{rollup_id}-{seq}"),
+                op: Operation::Withdraw {
+                    account: 8,
+                    amount: 5_000,
+                    timestamp_us: ts + 10,
+                },
+            });
+            let records: Vec<M31> = ops.iter().flat_map(|o| o.op.encode()).collect();
+            let at = rollup_id * 100 + seq as u32;
+            batches.push(BatchInput {
+                statement: BatchStatement {
+                    rollup_id,
+                    seq: 40 + seq,
+                    pre_state_root: d(at),
+                    post_state_root: d(at + 1),
+                    data_root: data_root(&records, OP_LIMBS),
+                    instruments_root: iroot,
+                    n_ops: ops.len() as u32,
+                },
+                batch_id: [at as u8; 32],
+                accepted_us: ts + 500,
+                native_commitment: [rollup_id as u8; 32],
+                rollup_proof_system: "groth16".into(),
+                rollup_proof: format!("proof of {rollup_id}/{seq}").into_bytes(),
+                leaf_proof: None,
+                ops,
+            });
+        }
+    }
+    DayInput {
+        day: DAY,
+        rollups,
+        batches,
+        root_config: config(),
+    }
+}
+
+fn write(root: &Path, input: &DayInput) -> PathBuf {
+    let storage = LocalDir::new(root);
+    write_day(
+        &storage,
+        input,
+        |statements, manifest_hash| {
+            prove_day(input.day.0, statements, manifest_hash, config())
+                .map(|(_, p)| p.to_bytes())
+                .map_err(|e| e.to_string())
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    root.join("days").join(input.day.to_string())
+}
+
+/// One pristine bundle; each tamper test works on its own copy.
+fn pristine() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| write(&scratch("pristine"), &input()))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn copy() -> PathBuf {
+    let dir = scratch("tamper");
+    copy_dir(pristine(), &dir);
+    dir
+}
+
+fn run(dir: &Path) -> AuditReport {
+    audit(&LocalDir::new(dir), &options(), &mut |_, _| {})
+}
+
+/// The failing checks as `name: detail`.
+fn failures(r: &AuditReport) -> Vec<String> {
+    r.checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect()
+}
+
+fn assert_fails_with(r: &AuditReport, check: &str, needle: &str) {
+    assert!(!r.passed(), "audit passed");
+    let f = failures(r);
+    assert!(
+        f.iter().any(|l| l.starts_with(check) && l.contains(needle)),
+        "no failing {check:?} mentioning {needle:?} in {f:#?}"
+    );
+}
+
+/// What a careful forger does after editing a file: re-list it in the manifest.
+fn refresh_manifest(dir: &Path) {
+    let storage = LocalDir::new(dir);
+    let mut m = Manifest::from_bytes(&storage.read("manifest.json").unwrap()).unwrap();
+    for f in &mut m.files {
+        let bytes = storage.read(&f.path).unwrap();
+        f.bytes = bytes.len() as u64;
+        f.sha3_256 = sha3_hex(&bytes);
+    }
+    storage.write("manifest.json", &m.to_bytes()).unwrap();
+}
+
+const PART: &str = "trades/rollup=aurora/part-0000.parquet";
+
+fn edit_rows(dir: &Path, edit: impl FnOnce(&mut Vec<poe_archive::records::TradeRow>)) {
+    let storage = LocalDir::new(dir);
+    let read = parquet_io::read(storage.read(PART).unwrap(), &trades_schema()).unwrap();
+    let mut rows = trade_rows(&read.rows).unwrap();
+    edit(&mut rows);
+    let bytes = parquet_io::write(&trades_batch(&rows).unwrap(), read.metadata).unwrap();
+    storage.write(PART, &bytes).unwrap();
+}
+
+#[test]
+fn pristine_bundle_passes_every_check() {
+    let r = run(pristine());
+    assert!(r.passed(), "{:#?}", failures(&r));
+    let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
+    for expected in [
+        "manifest",
+        "statements",
+        "continuity",
+        "root-proof",
+        "statement.json",
+        "trades rollup=aurora",
+        "trades rollup=borealis",
+        "proof-files",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    assert_eq!(r.rollups.len(), 2);
+    assert_eq!(r.rollups[0].ops, 3 * 7);
+    assert_eq!(r.rollups[0].trades, 3 * 5);
+    let notional: u64 = (0..3)
+        .map(|_| {
+            (0..5u64)
+                .map(|k| (100 + k) * (25_000 + 17 * k))
+                .sum::<u64>()
+        })
+        .sum();
+    assert_eq!(
+        r.rollups[0].notional,
+        format!("{}.{:06}", notional / 1_000_000, notional % 1_000_000)
+    );
+}
+
+#[test]
+fn proof_only_audit_skips_the_records_but_verifies_the_root() {
+    let r = audit(
+        &LocalDir::new(pristine()),
+        &AuditOptions {
+            proof_only: true,
+            ..options()
+        },
+        &mut |_, _| {},
+    );
+    assert!(r.passed(), "{:#?}", failures(&r));
+    assert!(r.checks.iter().any(|c| c.name == "root-proof"));
+    assert!(!r.checks.iter().any(|c| c.name.starts_with("trades")));
+}
+
+#[test]
+fn rewriting_the_day_gives_byte_identical_files() {
+    let again = write(&scratch("again"), &input());
+    let a = LocalDir::new(pristine()).list("").unwrap();
+    let b = LocalDir::new(&again).list("").unwrap();
+    assert_eq!(a, b);
+    for (path, _) in a {
+        assert_eq!(
+            std::fs::read(pristine().join(&path)).unwrap(),
+            std::fs::read(again.join(&path)).unwrap(),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn changed_price_in_one_row_is_caught_by_the_manifest() {
+    let dir = copy();
+    edit_rows(&dir, |rows| {
+        rows[3].price = Some(rows[3].price.unwrap() + 1)
+    });
+    assert_fails_with(&run(&dir), "manifest", PART);
+}
+
+#[test]
+fn changed_price_with_a_refreshed_manifest_names_the_row_and_fails_the_root_proof() {
+    let dir = copy();
+    edit_rows(&dir, |rows| {
+        rows[3].price = Some(rows[3].price.unwrap() + 1)
+    });
+    refresh_manifest(&dir);
+    let r = run(&dir);
+    assert_fails_with(
+        &r,
+        "trades rollup=aurora",
+        "row 3 (batch seq 40 op 3): column price",
+    );
+    assert_fails_with(&r, "root-proof", "manifest_hash");
+}
+
+#[test]
+fn changed_price_in_the_air_fields_too_fails_the_data_root() {
+    let dir = copy();
+    edit_rows(&dir, |rows| {
+        let r = &mut rows[3];
+        r.air[5] += 1;
+        r.price = Some(r.price.unwrap() + 1);
+        r.notional = Some(r.qty.unwrap() * r.price.unwrap());
+    });
+    refresh_manifest(&dir);
+    assert_fails_with(&run(&dir), "trades rollup=aurora", "batch seq 40");
+    assert_fails_with(&run(&dir), "trades rollup=aurora", "data root");
+}
+
+#[test]
+fn dropped_row_is_rejected() {
+    let dir = copy();
+    edit_rows(&dir, |rows| {
+        rows.remove(9);
+    });
+    refresh_manifest(&dir);
+    assert_fails_with(
+        &run(&dir),
+        "trades rollup=aurora",
+        "rows missing, added or out of order",
+    );
+}
+
+#[test]
+fn two_swapped_rows_are_rejected() {
+    let dir = copy();
+    edit_rows(&dir, |rows| rows.swap(2, 3));
+    refresh_manifest(&dir);
+    assert_fails_with(
+        &run(&dir),
+        "trades rollup=aurora",
+        "row 2 (batch seq 40 op 2)",
+    );
+}
+
+#[test]
+fn added_row_is_rejected() {
+    let dir = copy();
+    edit_rows(&dir, |rows| {
+        let extra = rows.last().unwrap().clone();
+        rows.push(extra);
+    });
+    refresh_manifest(&dir);
+    assert_fails_with(
+        &run(&dir),
+        "trades rollup=aurora",
+        "beyond the day's 21 operations",
+    );
+}
+
+#[test]
+fn edited_statement_is_rejected_by_the_root_proof() {
+    use poe_archive::records::{statement_rows, statements_batch, statements_schema};
+    let dir = copy();
+    let storage = LocalDir::new(&dir);
+    let read = parquet_io::read(
+        storage.read("statements.parquet").unwrap(),
+        &statements_schema(),
+    )
+    .unwrap();
+    let mut rows = statement_rows(&read.rows).unwrap();
+    rows[1].native_commitment = "00".repeat(32);
+    rows[4].post_state_root = d(999).to_hex();
+    let bytes = parquet_io::write(&statements_batch(&rows).unwrap(), read.metadata).unwrap();
+    storage.write("statements.parquet", &bytes).unwrap();
+    refresh_manifest(&dir);
+    let r = run(&dir);
+    assert_fails_with(&r, "root-proof", "day statement differs in day_root");
+    assert_fails_with(&r, "statement.json", "differs");
+}
+
+#[test]
+fn root_proof_of_another_day_is_rejected() {
+    let mut other = input();
+    other.day = DAY.next();
+    for b in &mut other.batches {
+        b.accepted_us += 86_400_000_000;
+    }
+    let other_dir = write(&scratch("other-day"), &other);
+    let dir = copy();
+    std::fs::copy(other_dir.join("root.proof"), dir.join("root.proof")).unwrap();
+    assert_fails_with(&run(&dir), "root-proof", "day statement differs in day");
+}
+
+#[test]
+fn edited_manifest_hash_is_rejected() {
+    let dir = copy();
+    let storage = LocalDir::new(&dir);
+    let mut m = Manifest::from_bytes(&storage.read("manifest.json").unwrap()).unwrap();
+    m.files[0].sha3_256 = "ab".repeat(32);
+    let path = m.files[0].path.clone();
+    storage.write("manifest.json", &m.to_bytes()).unwrap();
+    let r = run(&dir);
+    assert_fails_with(&r, "manifest", &format!("{path}: sha3-256"));
+    assert_fails_with(&r, "root-proof", "manifest_hash");
+}
+
+#[test]
+fn truncated_parquet_file_is_rejected() {
+    let dir = copy();
+    let path = dir.join(PART);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    refresh_manifest(&dir);
+    assert_fails_with(&run(&dir), "trades rollup=aurora", PART);
+}
+
+#[test]
+fn unlisted_file_is_rejected() {
+    let dir = copy();
+    std::fs::write(dir.join("trades/rollup=aurora/part-0001.parquet"), b"extra").unwrap();
+    assert_fails_with(&run(&dir), "manifest", "present but not in the manifest");
+}
