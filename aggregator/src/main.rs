@@ -78,6 +78,44 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         max_inflight: usize,
     },
+    /// Close a finished UTC day: write its bundle (Parquet trade records, batch statements,
+    /// manifest) under ARCHIVE/days/DAY and prove the day root. Idempotent. Run it with
+    /// `poe serve` stopped: it opens the intake store.
+    CloseDay {
+        /// The day, YYYY-MM-DD (UTC); it must have ended.
+        day: String,
+        /// The rollup registry.
+        #[arg(long, default_value = "poe.toml")]
+        config: PathBuf,
+        /// The intake store directory of `poe serve`.
+        #[arg(long, default_value = "poe-data")]
+        data: PathBuf,
+        /// Archive root; the bundle goes to ARCHIVE/days/DAY.
+        #[arg(long, default_value = "poe-archive")]
+        archive: PathBuf,
+        /// Security preset of the day proof.
+        #[arg(long, default_value = "production")]
+        preset: String,
+    },
+    /// Audit a day's bundle offline: manifest hashes, the day proof against the statement
+    /// derived from the bundle, continuity, and every batch's data root from its Parquet rows.
+    /// Exit status 0 only if every check passes.
+    Audit {
+        /// The day directory (…/days/YYYY-MM-DD).
+        dir: PathBuf,
+        /// Verify the root proof only (milliseconds); skip re-hashing the records.
+        #[arg(long)]
+        proof_only: bool,
+        /// Also verify the batch proofs poe can verify (poe-circle-stark/v1).
+        #[arg(long)]
+        leaves: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Refuse proofs below this many bits of conjectured security.
+        #[arg(long, default_value_t = 100)]
+        min_security_bits: u32,
+    },
     /// Measure intake: parse, authenticate, recompute the native commitment, re-execute and
     /// store one batch of N operations, for each commitment scheme.
     BenchIntake {
@@ -160,6 +198,28 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::CloseDay {
+            day,
+            config,
+            data,
+            archive,
+            preset: p,
+        } => close_day(&day, &config, &data, &archive, &p),
+        Command::Audit {
+            dir,
+            proof_only,
+            leaves,
+            json,
+            min_security_bits,
+        } => audit(
+            &dir,
+            poe_archive::AuditOptions {
+                proof_only,
+                leaves,
+                policy: VerifierPolicy { min_security_bits },
+            },
+            json,
+        ),
         Command::Bench {
             min_log,
             max_log,
@@ -198,6 +258,140 @@ fn run(cli: Cli) -> Result<(), String> {
                 max_inflight,
             },
         ),
+    }
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros() as u64
+}
+
+fn bar(len: u64, unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {{msg:<14}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{eta}})"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+fn close_day(
+    day: &str,
+    config: &std::path::Path,
+    data: &std::path::Path,
+    archive: &std::path::Path,
+    p: &str,
+) -> Result<(), String> {
+    let day: poe_archive::Day = day.parse().map_err(|e| format!("{e}"))?;
+    if now_us() < day.next().start_us() {
+        return Err(format!(
+            "{day} has not ended (UTC): a day is closed only after midnight, so that no batch of it can arrive later"
+        ));
+    }
+    let config_sec = preset(p)?;
+    let registry = poe_ingest::registry::Registry::load(config)
+        .map_err(|e| format!("{}: {e}", config.display()))?;
+    let intake = poe_ingest::intake::Intake::open(registry, &data.join("intake.redb"))
+        .map_err(|e| e.to_string())?;
+    let storage = poe_archive::LocalDir::new(archive);
+    let pb = bar(0, "ops");
+    pb.set_message("writing trades");
+    let closed = poe_aggregator::day::close_day(&intake, &storage, day, config_sec, &mut |stage| {
+        match stage {
+            poe_archive::Stage::Trades { done, total } => {
+                pb.set_length(total);
+                pb.set_position(done);
+            }
+            poe_archive::Stage::ProvingRoot => pb.set_message("proving root"),
+            poe_archive::Stage::Done => pb.finish_and_clear(),
+        }
+    })?;
+    pb.finish_and_clear();
+    let s = &closed.summary.statement;
+    let dir = archive.join(&closed.summary.prefix);
+    if !closed.summary.written {
+        println!("{day} was already closed: {} (left as it was)", dir.display());
+    } else {
+        let bytes: u64 = closed.summary.files.iter().map(|f| f.bytes).sum();
+        println!(
+            "closed {day}: {} batches, {} ops, {} rollups -> {}",
+            s.n_batches,
+            s.n_ops,
+            s.rollups.len(),
+            dir.display()
+        );
+        println!(
+            "  day root {}  root proof {} bytes in {:.2} s  data files {} bytes  total {:.2} s",
+            s.day_root, s.root_proof_bytes, closed.prove_s, bytes, closed.total_s
+        );
+    }
+    Ok(())
+}
+
+fn audit(
+    dir: &std::path::Path,
+    options: poe_archive::AuditOptions,
+    json: bool,
+) -> Result<(), String> {
+    if !dir.join("manifest.json").exists() {
+        return Err(format!(
+            "{}: no manifest.json (expected a day directory, …/days/YYYY-MM-DD)",
+            dir.display()
+        ));
+    }
+    let storage = poe_archive::LocalDir::new(dir);
+    let pb = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        bar(0, "rows")
+    };
+    pb.set_message("re-hashing");
+    let start = Instant::now();
+    let report = poe_archive::audit(&storage, &options, &mut |done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    });
+    pb.finish_and_clear();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "day": report.day,
+                "passed": report.passed(),
+                "checks": report.checks,
+                "rollups": report.rollups,
+                "seconds": start.elapsed().as_secs_f64(),
+            }))
+            .expect("serialisable")
+        );
+    } else {
+        println!("audit of {} ({})", report.day, dir.display());
+        for c in &report.checks {
+            println!(
+                "  {} {:<24} {}",
+                if c.passed { "PASS" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+        for r in &report.rollups {
+            println!(
+                "  rollup {:<20} {} batches, {} ops, {} trades, notional {}",
+                r.rollup, r.batches, r.ops, r.trades, r.notional
+            );
+        }
+        println!("  {:.2} s", start.elapsed().as_secs_f64());
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        let failed = report.checks.iter().filter(|c| !c.passed).count();
+        Err(format!("audit failed: {failed} checks did not pass"))
     }
 }
 

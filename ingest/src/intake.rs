@@ -91,6 +91,21 @@ pub struct Intake {
     heads: HashMap<String, Head>,
 }
 
+/// A stored batch, parsed, with where and when it was accepted.
+#[derive(Debug, Clone)]
+pub struct AcceptedBatch {
+    /// Registry id of its rollup.
+    pub rollup_id: u32,
+    /// Its seq.
+    pub seq: u64,
+    /// SHA3-256 batch id.
+    pub batch_id: [u8; 32],
+    /// Acceptance time, µs.
+    pub accepted_us: u64,
+    /// The submission as parsed at the door.
+    pub submission: Submission,
+}
+
 /// `YYYY-MM-DD` of a UTC instant (proleptic Gregorian; H. Hinnant's civil-from-days).
 pub fn utc_day(us: u64) -> String {
     let days = (us / 86_400_000_000) as i64;
@@ -148,6 +163,36 @@ impl Intake {
             store,
             heads,
         })
+    }
+
+    /// Every batch accepted in `[from_us, to_us)`, parsed, by rollup id then seq.
+    ///
+    /// # Errors
+    /// [`IntakeError::Store`] on I/O failure; a stored body that no longer parses is a refusal.
+    pub fn accepted_between(
+        &self,
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Vec<AcceptedBatch>, IntakeError> {
+        let mut rollups: Vec<&Rollup> = self.registry.rollups().iter().collect();
+        rollups.sort_by_key(|r| r.id);
+        let mut out = Vec::new();
+        for rollup in rollups {
+            for (seq, stored) in
+                self.store
+                    .accepted_between(&rollup.name.to_be_bytes32(), from_us, to_us)?
+            {
+                let (submission, _) = parse_submission(&stored.body, &self.registry)?;
+                out.push(AcceptedBatch {
+                    rollup_id: rollup.id,
+                    seq,
+                    batch_id: stored.batch_id,
+                    accepted_us: stored.accepted_us,
+                    submission,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The registry.

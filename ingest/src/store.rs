@@ -165,6 +165,50 @@ impl Store {
             .collect()
     }
 
+    /// The batches of a rollup accepted in `[from_us, to_us)`, in sequence order. Reads only
+    /// acceptance times for the rest, so a day costs its own batches plus one index scan.
+    ///
+    /// # Errors
+    /// [`StoreError`] on I/O failure or a dangling index entry.
+    pub fn accepted_between(
+        &self,
+        rollup: &[u8; 32],
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Vec<(u64, StoredBatch)>, StoreError> {
+        let hits: Vec<(u64, [u8; 32])> = {
+            let txn = self.db.begin_read().map_err(e)?;
+            let seqs = txn.open_table(SEQS).map_err(e)?;
+            let accepted = txn.open_table(ACCEPTED).map_err(e)?;
+            let range = seqs
+                .range(&seq_key(rollup, 0)[..]..=&seq_key(rollup, u64::MAX)[..])
+                .map_err(e)?;
+            let mut hits = Vec::new();
+            for item in range {
+                let (k, v) = item.map_err(e)?;
+                let seq = u64::from_be_bytes(k.value()[32..].try_into().expect("8 bytes"));
+                let id: [u8; 32] = v.value().try_into().expect("32-byte ids");
+                let at = accepted
+                    .get(&id[..])
+                    .map_err(e)?
+                    .ok_or_else(|| StoreError(format!("batch {} has no acceptance time", hex::encode(id))))?
+                    .value();
+                if (from_us..to_us).contains(&at) {
+                    hits.push((seq, id));
+                }
+            }
+            hits
+        };
+        hits.into_iter()
+            .map(|(seq, id)| {
+                let batch = self.get(&id)?.ok_or_else(|| {
+                    StoreError(format!("index names missing batch {}", hex::encode(id)))
+                })?;
+                Ok((seq, batch))
+            })
+            .collect()
+    }
+
     /// All batches of a rollup in sequence order, as `(seq, batch)`.
     ///
     /// # Errors

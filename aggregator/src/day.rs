@@ -1,0 +1,134 @@
+//! Closing a UTC day: the day's accepted batches become batch statements, the bundle is written
+//! and the day proof is made over the manifest's hash (`specs/day-proof.md`).
+
+use std::time::Instant;
+
+use poe_archive::bundle::{write_day, ArchivedOp, BatchInput, DayInput, RollupInfo, Stage};
+use poe_archive::records::NamedInstrument;
+use poe_archive::{BundleSummary, Day, Storage};
+use poe_circle_stark::config::SecurityConfig;
+use poe_circle_stark::merkle::data_root;
+use poe_circle_stark::prover::prove_day;
+use poe_circle_stark::statement::BatchStatement;
+use poe_circle_stark::venue::{instruments_root, OP_LIMBS};
+use poe_ingest::intake::Intake;
+
+/// The archive input for `day` from what intake accepted in it. Rollups without a batch that
+/// day are left out.
+///
+/// # Errors
+/// Store failures, as text.
+pub fn day_input(intake: &Intake, day: Day, config: SecurityConfig) -> Result<DayInput, String> {
+    let accepted = intake
+        .accepted_between(day.start_us(), day.next().start_us())
+        .map_err(|e| e.to_string())?;
+    let mut rollups: Vec<RollupInfo> = Vec::new();
+    let mut batches = Vec::with_capacity(accepted.len());
+    for b in accepted {
+        let rollup = intake
+            .registry()
+            .rollups()
+            .iter()
+            .find(|r| r.id == b.rollup_id)
+            .expect("intake lists registered rollups");
+        if rollups.last().is_none_or(|r| r.id != rollup.id) {
+            rollups.push(RollupInfo {
+                id: rollup.id,
+                name: rollup.name.as_str().to_string(),
+                native_scheme: rollup.scheme.name().to_string(),
+                instruments: rollup
+                    .instruments
+                    .iter()
+                    .zip(&rollup.instrument_names)
+                    .map(|(i, n)| NamedInstrument {
+                        name: n.clone(),
+                        instrument: i.clone(),
+                    })
+                    .collect(),
+            });
+        }
+        let sub = b.submission;
+        let records: Vec<_> = sub.ops.iter().flat_map(|o| o.op.encode()).collect();
+        batches.push(BatchInput {
+            statement: BatchStatement {
+                rollup_id: rollup.id,
+                seq: b.seq,
+                pre_state_root: sub.header.pre_state_root,
+                post_state_root: sub.header.post_state_root,
+                data_root: data_root(&records, OP_LIMBS),
+                instruments_root: instruments_root(&rollup.instruments),
+                n_ops: sub.ops.len() as u32,
+            },
+            batch_id: b.batch_id,
+            accepted_us: b.accepted_us,
+            native_commitment: sub.header.commitment,
+            rollup_proof_system: sub.header.proof_system.as_str().to_string(),
+            rollup_proof: sub.proof_bytes,
+            leaf_proof: None,
+            ops: sub
+                .ops
+                .into_iter()
+                .map(|o| ArchivedOp {
+                    venue_trade_id: o.trade_id.as_str().to_string(),
+                    op: o.op,
+                })
+                .collect(),
+        });
+    }
+    Ok(DayInput {
+        day,
+        rollups,
+        batches,
+        root_config: config,
+    })
+}
+
+/// Timings of a day close.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    /// What was written.
+    pub summary: BundleSummary,
+    /// Seconds spent on the root proof (0 if the day was already archived).
+    pub prove_s: f64,
+    /// Seconds in all.
+    pub total_s: f64,
+}
+
+/// Closes `day`: writes its bundle to `archive` with a day proof under `config`.
+/// Idempotent: an archived day is returned as it is.
+///
+/// # Errors
+/// An empty day, store or archive failures, as text.
+pub fn close_day(
+    intake: &Intake,
+    archive: &dyn Storage,
+    day: Day,
+    config: SecurityConfig,
+    progress: &mut dyn FnMut(Stage),
+) -> Result<Closed, String> {
+    let start = Instant::now();
+    let input = day_input(intake, day, config)?;
+    if input.batches.is_empty() && !archive.exists(&format!("days/{day}/statement.json")) {
+        return Err(format!("no batches were accepted on {day}"));
+    }
+    let mut prove_s = 0.0;
+    let summary = write_day(
+        archive,
+        &input,
+        |statements, manifest_hash| {
+            let t = Instant::now();
+            let r = prove_day(day.0, statements, manifest_hash, config)
+                .map(|(_, proof)| proof.to_bytes())
+                .map_err(|e| e.to_string());
+            prove_s = t.elapsed().as_secs_f64();
+            r
+        },
+        progress,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Closed {
+        summary,
+        prove_s,
+        total_s: start.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,70 @@
+//! Shared by the end-to-end tests: the `poe` binary, scratch directories, and a small real day.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use poe_archive::Day;
+use poe_ingest::commitment::Scheme;
+use poe_ingest::intake::{Intake, Outcome};
+use poe_ingest::registry::Registry;
+use poe_ingest::testkit::{client, realistic_ops, registry_toml, T0};
+
+/// The `poe` binary of this workspace build: `target/<profile>/poe`, built if missing.
+pub fn poe_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("poe");
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "poe-aggregator", "--bin", "poe"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    bin
+}
+
+/// A fresh directory under the system temp dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("poe-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The day of [`T0`]: 2026-11-18.
+pub fn day() -> Day {
+    Day::of_us(T0)
+}
+
+/// Three rollups with the three native schemes the demo uses, each submitting three batches
+/// through intake during [`day`], plus one late batch of the first accepted the next day.
+/// Returns the intake and the registry text. Deterministic: same bytes every run.
+pub fn submit_day(data: &Path, ops_per_batch: usize) -> (Intake, String) {
+    let mut clients = vec![
+        client("aurora", 1, Scheme::Keccak256),
+        client("borealis", 2, Scheme::PoseidonBn254),
+        client("cygnus", 3, Scheme::PoseidonFelt252),
+    ];
+    let toml = registry_toml(&clients.iter().collect::<Vec<_>>());
+    let registry = Registry::parse(&toml).unwrap();
+    let mut intake = Intake::open(registry, &data.join("intake.redb")).unwrap();
+    let mut now = T0 + 1_000_000;
+    for batch in 0..3u64 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            let start = T0 + (batch * 3 + i as u64) * 10_000_000;
+            let ops = realistic_ops(ops_per_batch, 7 * batch + i as u64, start);
+            let body = c.next_batch(&ops, "groth16", format!("{}-{batch}", c.name).as_bytes());
+            now += 1_000_000;
+            assert!(matches!(intake.submit(&body, now).unwrap(), Outcome::Accepted(_)));
+        }
+    }
+    // Accepted after midnight: belongs to the next day.
+    let late = realistic_ops(ops_per_batch, 99, T0 + 3_600_000_000);
+    let body = clients[0].next_batch(&late, "groth16", b"late");
+    let next_day = day().next().start_us() + 5_000_000;
+    assert!(matches!(intake.submit(&body, next_day).unwrap(), Outcome::Accepted(_)));
+    (intake, toml)
+}
