@@ -2,5 +2,6 @@
 
 pub mod batch;
 pub mod day;
+pub mod fetch;
 pub mod load;
 pub mod rss;

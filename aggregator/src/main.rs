@@ -71,6 +71,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Archive root whose closed days are served on /v1/days (see close-day).
+        #[arg(long, default_value = "poe-archive")]
+        archive: PathBuf,
         /// Largest request body, bytes.
         #[arg(long, default_value_t = 256 << 20)]
         max_body_bytes: u64,
@@ -101,8 +104,18 @@ enum Command {
     /// derived from the bundle, continuity, and every batch's data root from its Parquet rows.
     /// Exit status 0 only if every check passes.
     Audit {
-        /// The day directory (…/days/YYYY-MM-DD).
-        dir: PathBuf,
+        /// The day directory (…/days/YYYY-MM-DD); not with --from.
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        dir: Option<PathBuf>,
+        /// Download the bundle from a poe server (http://host:port) first; needs --day.
+        #[arg(long, requires = "day")]
+        from: Option<String>,
+        /// The day to download with --from, YYYY-MM-DD.
+        #[arg(long)]
+        day: Option<String>,
+        /// Keep the downloaded bundle here (default: a temporary directory, removed after).
+        #[arg(long, requires = "from")]
+        keep: Option<PathBuf>,
         /// Verify the root proof only (milliseconds); skip re-hashing the records.
         #[arg(long)]
         proof_only: bool,
@@ -207,19 +220,25 @@ fn run(cli: Cli) -> Result<(), String> {
         } => close_day(&day, &config, &data, &archive, &p),
         Command::Audit {
             dir,
+            from,
+            day,
+            keep,
             proof_only,
             leaves,
             json,
             min_security_bits,
-        } => audit(
-            &dir,
-            poe_archive::AuditOptions {
+        } => {
+            let options = poe_archive::AuditOptions {
                 proof_only,
                 leaves,
                 policy: VerifierPolicy { min_security_bits },
-            },
-            json,
-        ),
+            };
+            match (dir, from, day) {
+                (Some(dir), None, _) => audit(&dir, options, json),
+                (None, Some(from), Some(day)) => audit_from(&from, &day, keep, options, json),
+                _ => Err("give a bundle directory, or --from URL --day YYYY-MM-DD".into()),
+            }
+        }
         Command::Bench {
             min_log,
             max_log,
@@ -246,12 +265,14 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Serve {
             config,
             data,
+            archive,
             listen,
             max_body_bytes,
             max_inflight,
         } => serve(
             &config,
             &data,
+            &archive,
             &listen,
             poe_api::ApiConfig {
                 max_body_bytes,
@@ -301,21 +322,28 @@ fn close_day(
     let storage = poe_archive::LocalDir::new(archive);
     let pb = bar(0, "ops");
     pb.set_message("writing trades");
-    let closed = poe_aggregator::day::close_day(&intake, &storage, day, config_sec, &mut |stage| {
-        match stage {
+    let closed = poe_aggregator::day::close_day(
+        &intake,
+        &storage,
+        day,
+        config_sec,
+        &mut |stage| match stage {
             poe_archive::Stage::Trades { done, total } => {
                 pb.set_length(total);
                 pb.set_position(done);
             }
             poe_archive::Stage::ProvingRoot => pb.set_message("proving root"),
             poe_archive::Stage::Done => pb.finish_and_clear(),
-        }
-    })?;
+        },
+    )?;
     pb.finish_and_clear();
     let s = &closed.summary.statement;
     let dir = archive.join(&closed.summary.prefix);
     if !closed.summary.written {
-        println!("{day} was already closed: {} (left as it was)", dir.display());
+        println!(
+            "{day} was already closed: {} (left as it was)",
+            dir.display()
+        );
     } else {
         let bytes: u64 = closed.summary.files.iter().map(|f| f.bytes).sum();
         println!(
@@ -331,6 +359,52 @@ fn close_day(
         );
     }
     Ok(())
+}
+
+fn audit_from(
+    from: &str,
+    day: &str,
+    keep: Option<PathBuf>,
+    options: poe_archive::AuditOptions,
+    json: bool,
+) -> Result<(), String> {
+    let day: poe_archive::Day = day.parse().map_err(|e| format!("--day: {e}"))?;
+    let temp = keep.is_none();
+    let dir = keep.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("poe-audit-{day}-{}", std::process::id()))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let pb = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        bar(0, "files")
+    };
+    pb.set_message("downloading");
+    let t = Instant::now();
+    let fetched = poe_aggregator::fetch::download_day(
+        from,
+        &day.to_string(),
+        &dir,
+        options.proof_only,
+        &mut |done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        },
+    );
+    pb.finish_and_clear();
+    let result = fetched.and_then(|bytes| {
+        if !json {
+            println!(
+                "downloaded {bytes} bytes of {day} from {from} in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        audit(&dir, options, json)
+    });
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
 }
 
 fn audit(
@@ -398,6 +472,7 @@ fn audit(
 fn serve(
     config: &std::path::Path,
     data: &std::path::Path,
+    archive: &std::path::Path,
     listen: &str,
     api: poe_api::ApiConfig,
 ) -> Result<(), String> {
@@ -428,7 +503,9 @@ fn serve(
             }
             eprintln!("shutting down: draining requests in flight");
         };
-        poe_api::run(listener, poe_api::AppState::new(intake, api), shutdown).await;
+        let state = poe_api::AppState::new(intake, api)
+            .with_archive(std::sync::Arc::new(poe_archive::LocalDir::new(archive)));
+        poe_api::run(listener, state, shutdown).await;
         Ok(())
     })
 }

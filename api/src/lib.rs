@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod days;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -38,7 +39,7 @@ impl Default for ApiConfig {
 }
 
 /// Shared state of the routes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     registry: Arc<poe_ingest::registry::Registry>,
     intake: Arc<Mutex<Intake>>,
@@ -46,6 +47,7 @@ pub struct AppState {
     draining: Arc<AtomicBool>,
     config: ApiConfig,
     metrics: Arc<metrics::Metrics>,
+    archive: Option<Arc<dyn poe_archive::Storage>>,
 }
 
 impl AppState {
@@ -58,7 +60,24 @@ impl AppState {
             draining: Arc::new(AtomicBool::new(false)),
             config,
             metrics: Arc::default(),
+            archive: None,
         }
+    }
+
+    /// Serves the daily bundles under `storage` on the `/v1/days` routes.
+    #[must_use]
+    pub fn with_archive(mut self, storage: Arc<dyn poe_archive::Storage>) -> Self {
+        self.archive = Some(storage);
+        self
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("archive", &self.archive.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,7 +90,7 @@ impl AppState {
 
 /// An RFC 9457 problem: the one place where errors become HTTP statuses.
 #[derive(Debug)]
-struct Problem {
+pub(crate) struct Problem {
     status: StatusCode,
     code: &'static str,
     detail: String,
@@ -80,7 +99,7 @@ struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -113,7 +132,7 @@ impl Problem {
         }
     }
 
-    fn reply(&self) -> warp::reply::Response {
+    pub(crate) fn reply(&self) -> warp::reply::Response {
         let mut body = json!({
             "type": format!("urn:poe:problem:{}", self.code),
             "title": self.status.canonical_reason().unwrap_or("error"),
@@ -448,6 +467,30 @@ pub fn routes(
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|r, s| get_head(s, r));
+    let days = warp::path!("v1" / "days")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(days::list);
+    let day = warp::path!("v1" / "days" / String)
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|d, s| days::statement(s, d));
+    let proof = warp::path!("v1" / "days" / String / "proof")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|d, s| days::fixed_file(s, d, "root.proof", "application/octet-stream"));
+    let manifest = warp::path!("v1" / "days" / String / "manifest")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|d, s| days::fixed_file(s, d, "manifest.json", "application/json"));
+    let file = warp::path!("v1" / "days" / String / "files" / ..)
+        .and(warp::path::tail())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(warp::header::optional::<String>("range"))
+        .and_then(|d, tail: warp::path::Tail, s, range| {
+            days::file(s, d, tail.as_str().to_string(), range)
+        });
     let list = warp::path!("v1" / "rollups" / String / "batches")
         .and(warp::get())
         .and(with_state)
@@ -490,6 +533,16 @@ pub fn routes(
         .or(ready)
         .unify()
         .or(metrics)
+        .unify()
+        .or(days)
+        .unify()
+        .or(day)
+        .unify()
+        .or(proof)
+        .unify()
+        .or(manifest)
+        .unify()
+        .or(file)
         .unify()
         .recover(rejection)
         .unify()

@@ -37,7 +37,6 @@ pub struct AuditOptions {
     pub policy: VerifierPolicy,
 }
 
-
 /// One line of the report.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Check {

@@ -25,6 +25,11 @@ pub trait Storage: Send + Sync {
     /// # Errors
     /// I/O errors; a missing prefix lists as empty.
     fn list(&self, prefix: &str) -> io::Result<Vec<(String, u64)>>;
+    /// Names directly under `prefix` (files and sub-prefixes), sorted.
+    ///
+    /// # Errors
+    /// I/O errors; a missing prefix lists as empty.
+    fn children(&self, prefix: &str) -> io::Result<Vec<String>>;
     /// Whether `path` exists (file or prefix).
     fn exists(&self, path: &str) -> bool;
     /// Removes everything under `prefix`.
@@ -124,6 +129,21 @@ impl Storage for LocalDir {
                     out.push((rel, meta.len()));
                 }
             }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn children(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        match fs::read_dir(self.resolve(prefix)?) {
+            Ok(entries) => {
+                for e in entries {
+                    out.push(e?.file_name().to_string_lossy().into_owned());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
         out.sort();
         Ok(out)

@@ -191,7 +191,9 @@ impl Store {
                 let at = accepted
                     .get(&id[..])
                     .map_err(e)?
-                    .ok_or_else(|| StoreError(format!("batch {} has no acceptance time", hex::encode(id))))?
+                    .ok_or_else(|| {
+                        StoreError(format!("batch {} has no acceptance time", hex::encode(id)))
+                    })?
                     .value();
                 if (from_us..to_us).contains(&at) {
                     hits.push((seq, id));

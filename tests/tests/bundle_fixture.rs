@@ -22,7 +22,11 @@ fn fixture() -> PathBuf {
 
 #[test]
 fn golden_bundle_still_audits() {
-    let report = audit(&LocalDir::new(fixture()), &AuditOptions::default(), &mut |_, _| {});
+    let report = audit(
+        &LocalDir::new(fixture()),
+        &AuditOptions::default(),
+        &mut |_, _| {},
+    );
     let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();
     assert!(report.passed(), "{failed:#?}");
     assert_eq!(report.rollups.len(), 3);

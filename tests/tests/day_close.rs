@@ -40,7 +40,11 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["passed"], true);
 
@@ -92,9 +96,8 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout
-            .lines()
-            .any(|l| l.contains("FAIL manifest") && l.contains("trades/rollup=borealis/part-0000.parquet")),
+        stdout.lines().any(|l| l.contains("FAIL manifest")
+            && l.contains("trades/rollup=borealis/part-0000.parquet")),
         "{stdout}"
     );
     assert!(stdout.contains("PASS root-proof"), "{stdout}");

@@ -43,7 +43,7 @@ pub fn day() -> Day {
 /// through intake during [`day`], plus one late batch of the first accepted the next day.
 /// Returns the intake and the registry text. Deterministic: same bytes every run.
 pub fn submit_day(data: &Path, ops_per_batch: usize) -> (Intake, String) {
-    let mut clients = vec![
+    let mut clients = [
         client("aurora", 1, Scheme::Keccak256),
         client("borealis", 2, Scheme::PoseidonBn254),
         client("cygnus", 3, Scheme::PoseidonFelt252),
@@ -58,13 +58,19 @@ pub fn submit_day(data: &Path, ops_per_batch: usize) -> (Intake, String) {
             let ops = realistic_ops(ops_per_batch, 7 * batch + i as u64, start);
             let body = c.next_batch(&ops, "groth16", format!("{}-{batch}", c.name).as_bytes());
             now += 1_000_000;
-            assert!(matches!(intake.submit(&body, now).unwrap(), Outcome::Accepted(_)));
+            assert!(matches!(
+                intake.submit(&body, now).unwrap(),
+                Outcome::Accepted(_)
+            ));
         }
     }
     // Accepted after midnight: belongs to the next day.
     let late = realistic_ops(ops_per_batch, 99, T0 + 3_600_000_000);
     let body = clients[0].next_batch(&late, "groth16", b"late");
     let next_day = day().next().start_us() + 5_000_000;
-    assert!(matches!(intake.submit(&body, next_day).unwrap(), Outcome::Accepted(_)));
+    assert!(matches!(
+        intake.submit(&body, next_day).unwrap(),
+        Outcome::Accepted(_)
+    ));
     (intake, toml)
 }

@@ -1,0 +1,296 @@
+//! The archive endpoints: closed days, their statements, root proofs, manifests and files
+//! (`specs/api.md` §6). Everything here is read-only and served from the archive storage.
+
+// Early returns carry the finished error response; it is built once per failed request, so
+// boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use poe_archive::{Day, Storage};
+use serde_json::{json, Value};
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::Reply;
+
+use crate::{AppState, Problem};
+
+fn day_of(text: &str) -> Result<Day, warp::reply::Response> {
+    text.parse::<Day>()
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed_day", e.to_string()).reply())
+}
+
+fn archive(state: &AppState) -> Result<Arc<dyn Storage>, warp::reply::Response> {
+    state.archive.clone().ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "no_archive",
+            "this server has no archive configured",
+        )
+        .reply()
+    })
+}
+
+async fn read(
+    storage: Arc<dyn Storage>,
+    path: String,
+) -> Result<Option<Vec<u8>>, warp::reply::Response> {
+    match tokio::task::spawn_blocking(move || storage.read(&path)).await {
+        Ok(Ok(b)) => Ok(Some(b)),
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            Err(Problem::new(StatusCode::BAD_REQUEST, "malformed_path", e.to_string()).reply())
+        }
+        Ok(Err(e)) => Err(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "archive_failed",
+            e.to_string(),
+        )
+        .reply()),
+        Err(e) => {
+            Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply())
+        }
+    }
+}
+
+fn not_closed(day: Day) -> warp::reply::Response {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "day_not_closed",
+        format!("{day} has no published bundle"),
+    )
+    .reply()
+}
+
+fn bytes_reply(bytes: Vec<u8>, content_type: &'static str) -> warp::reply::Response {
+    let mut resp = warp::reply::Response::new(bytes.into());
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// `GET /v1/days`: every published day with its statement summary.
+pub async fn list(state: AppState) -> Result<warp::reply::Response, Infallible> {
+    let storage = match archive(&state) {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let listed = {
+        let storage = storage.clone();
+        tokio::task::spawn_blocking(move || storage.children("days")).await
+    };
+    let names = match listed {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            return Ok(Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "archive_failed",
+                e.to_string(),
+            )
+            .reply())
+        }
+        Err(e) => {
+            return Ok(
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply(),
+            )
+        }
+    };
+    let mut days = Vec::new();
+    // Staging directories (".staging-…") do not parse as days: a half-written day is never
+    // listed.
+    for day in names.iter().filter_map(|n| n.parse::<Day>().ok()) {
+        match read(storage.clone(), format!("days/{day}/statement.json")).await {
+            Ok(Some(b)) => {
+                let s: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+                days.push(json!({
+                    "day": day.to_string(),
+                    "status": "closed",
+                    "n_batches": s["n_batches"],
+                    "n_ops": s["n_ops"],
+                    "day_root": s["day_root"],
+                }));
+            }
+            Ok(None) => {}
+            Err(r) => return Ok(r),
+        }
+    }
+    Ok(warp::reply::json(&json!({ "days": days })).into_response())
+}
+
+/// `GET /v1/days/{day}`: the day statement and status.
+pub async fn statement(state: AppState, day: String) -> Result<warp::reply::Response, Infallible> {
+    let (storage, day) = match archive(&state).and_then(|s| Ok((s, day_of(&day)?))) {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    Ok(
+        match read(storage, format!("days/{day}/statement.json")).await {
+            Ok(Some(b)) => {
+                let s: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+                warp::reply::json(&json!({
+                    "day": day.to_string(),
+                    "status": "closed",
+                    "statement": s,
+                    "proof_url": format!("/v1/days/{day}/proof"),
+                    "manifest_url": format!("/v1/days/{day}/manifest"),
+                }))
+                .into_response()
+            }
+            Ok(None) => not_closed(day),
+            Err(r) => r,
+        },
+    )
+}
+
+/// `GET /v1/days/{day}/proof` and `/manifest`.
+pub async fn fixed_file(
+    state: AppState,
+    day: String,
+    name: &'static str,
+    content_type: &'static str,
+) -> Result<warp::reply::Response, Infallible> {
+    let (storage, day) = match archive(&state).and_then(|s| Ok((s, day_of(&day)?))) {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    Ok(match read(storage, format!("days/{day}/{name}")).await {
+        Ok(Some(b)) => bytes_reply(b, content_type),
+        Ok(None) => not_closed(day),
+        Err(r) => r,
+    })
+}
+
+/// A range that no byte of the file satisfies (or that does not parse): HTTP 416.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// A single byte range `bytes=a-b`, `bytes=a-` or `bytes=-n` of a `len`-byte file:
+/// `Ok(None)` to serve it whole (no header, or a form this server does not split, such as
+/// several ranges), [`Unsatisfiable`] otherwise.
+///
+/// # Errors
+/// [`Unsatisfiable`] for a range outside the file or malformed.
+pub fn parse_range(value: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(Unsatisfiable)?;
+    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| Unsatisfiable);
+    let (start, end) = match (a.trim().is_empty(), b.trim().is_empty()) {
+        (true, false) => {
+            let n = num(b)?;
+            if n == 0 {
+                return Err(Unsatisfiable);
+            }
+            (
+                len.saturating_sub(n),
+                len.checked_sub(1).ok_or(Unsatisfiable)?,
+            )
+        }
+        (false, true) => (num(a)?, len.checked_sub(1).ok_or(Unsatisfiable)?),
+        (false, false) => (num(a)?, num(b)?.min(len.saturating_sub(1))),
+        (true, true) => return Err(Unsatisfiable),
+    };
+    if start >= len || start > end {
+        return Err(Unsatisfiable);
+    }
+    Ok(Some((start, end)))
+}
+
+/// `GET /v1/days/{day}/files/{path}` with single-range support.
+pub async fn file(
+    state: AppState,
+    day: String,
+    tail: String,
+    range: Option<String>,
+) -> Result<warp::reply::Response, Infallible> {
+    let (storage, day) = match archive(&state).and_then(|s| Ok((s, day_of(&day)?))) {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    if tail.is_empty() || tail.split('/').any(|c| c.is_empty() || c.starts_with('.')) {
+        return Ok(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_path",
+            "a file path is relative, without empty or hidden components",
+        )
+        .reply());
+    }
+    if !storage.exists(&format!("days/{day}/statement.json")) {
+        return Ok(not_closed(day));
+    }
+    let path = format!("days/{day}/{tail}");
+    let bytes = match read(storage, path).await {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return Ok(Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown_file",
+                format!("{day} has no file {tail}"),
+            )
+            .reply())
+        }
+        Err(r) => return Ok(r),
+    };
+    let len = bytes.len() as u64;
+    let mut resp = match parse_range(range.as_deref(), len) {
+        Ok(None) => bytes_reply(bytes, "application/octet-stream"),
+        Ok(Some((start, end))) => {
+            let mut r = bytes_reply(
+                bytes[start as usize..=end as usize].to_vec(),
+                "application/octet-stream",
+            );
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")).expect("ascii"),
+            );
+            r
+        }
+        Err(Unsatisfiable) => {
+            let mut r = Problem::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the file has {len} bytes"),
+            )
+            .reply();
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
+            );
+            r
+        }
+    };
+    resp.headers_mut()
+        .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_range, Unsatisfiable};
+
+    #[test]
+    fn ranges_parse_as_rfc_9110_says() {
+        assert_eq!(parse_range(None, 10), Ok(None));
+        assert_eq!(parse_range(Some("bytes=0-3"), 10), Ok(Some((0, 3))));
+        assert_eq!(parse_range(Some("bytes=4-"), 10), Ok(Some((4, 9))));
+        assert_eq!(parse_range(Some("bytes=-3"), 10), Ok(Some((7, 9))));
+        assert_eq!(parse_range(Some("bytes=5-100"), 10), Ok(Some((5, 9))));
+        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), Ok(None));
+        assert_eq!(parse_range(Some("bytes=10-"), 10), Err(Unsatisfiable));
+        assert_eq!(parse_range(Some("bytes=5-2"), 10), Err(Unsatisfiable));
+        assert_eq!(parse_range(Some("bytes=x-2"), 10), Err(Unsatisfiable));
+        assert_eq!(parse_range(Some("bytes=-0"), 10), Err(Unsatisfiable));
+    }
+}

@@ -1,0 +1,134 @@
+//! The archive over HTTP: `poe serve` publishes closed days, `poe audit --from` downloads and
+//! audits one, and files are served with byte ranges.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use common::{poe_binary, scratch};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_golden() -> (Server, String) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let data = scratch("archive-api");
+    let mut child = Command::new(poe_binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(root.join("../aggregator/poe.example.toml"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--archive")
+        .arg(root.join("fixtures/bundle_v1"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap()
+        .to_string();
+    (Server(child), addr)
+}
+
+/// Status line and headers, and the body.
+fn raw_get(addr: &str, path: &str, extra: &str) -> (String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    (
+        String::from_utf8_lossy(&raw[..split]).to_lowercase(),
+        raw[split + 4..].to_vec(),
+    )
+}
+
+#[test]
+fn audit_from_a_server_and_byte_ranges() {
+    let (_server, addr) = serve_golden();
+    let base = format!("http://{addr}");
+
+    let out = Command::new(poe_binary())
+        .args(["audit", "--from", &base, "--day", "2026-11-18"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("PASS root-proof"), "{stdout}");
+    assert!(stdout.contains("PASS trades rollup=cygnus"), "{stdout}");
+
+    let (head, body) = raw_get(&addr, "/v1/days", "");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let days: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(days["days"][0]["day"], "2026-11-18");
+    assert_eq!(days["days"][0]["n_batches"], 9);
+
+    let whole = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/bundle_v1/days/2026-11-18/statements.parquet"),
+    )
+    .unwrap();
+    let (head, body) = raw_get(
+        &addr,
+        "/v1/days/2026-11-18/files/statements.parquet",
+        "Range: bytes=-8\r\n",
+    );
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert!(
+        head.contains(&format!(
+            "content-range: bytes {}-{}/{}",
+            whole.len() - 8,
+            whole.len() - 1,
+            whole.len()
+        )),
+        "{head}"
+    );
+    assert_eq!(body, &whole[whole.len() - 8..]);
+    assert_eq!(&body[4..], b"PAR1", "a Parquet file ends with its magic");
+
+    let (head, _) = raw_get(
+        &addr,
+        "/v1/days/2026-11-18/files/statements.parquet",
+        &format!("Range: bytes={}-\r\n", whole.len()),
+    );
+    assert!(head.starts_with("http/1.1 416"), "{head}");
+
+    for (path, status) in [
+        ("/v1/days/2026-11-19", "404"),
+        ("/v1/days/2026-13-01", "400"),
+        ("/v1/days/2026-11-18/files/..%2F..%2Fpoe.toml", "400"),
+        ("/v1/days/2026-11-18/files/.staging/x", "400"),
+        ("/v1/days/2026-11-18/files/nope.parquet", "404"),
+    ] {
+        let (head, _) = raw_get(&addr, path, "");
+        assert!(
+            head.starts_with(&format!("http/1.1 {status}")),
+            "{path}: {head}"
+        );
+    }
+}
