@@ -108,6 +108,27 @@ pub fn close_day(
 ) -> Result<Closed, String> {
     let start = Instant::now();
     let input = day_input(intake, day, config)?;
+    close_input(input, archive, config, progress, start)
+}
+
+/// Closes a day from an input already read (so that the intake lock is not held while
+/// proving): leaf proofs, bundle, day proof.
+///
+/// # Errors
+/// As [`close_day`].
+pub fn close_input(
+    mut input: DayInput,
+    archive: &dyn Storage,
+    config: SecurityConfig,
+    progress: &mut dyn FnMut(Stage),
+    start: Instant,
+) -> Result<Closed, String> {
+    let day = input.day;
+    if archive.exists(&format!("days/{day}/statement.json")) {
+        input.batches.clear();
+    } else {
+        prove_leaves(&mut input, config, &mut |_, _| {})?;
+    }
     if input.batches.is_empty() && !archive.exists(&format!("days/{day}/statement.json")) {
         return Err(format!("no batches were accepted on {day}"));
     }
@@ -131,4 +152,56 @@ pub fn close_day(
         prove_s,
         total_s: start.elapsed().as_secs_f64(),
     })
+}
+
+/// What leaf proving did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeafStats {
+    /// Batches proven here.
+    pub proven: usize,
+    /// Batches whose verified `poe-circle-stark/v1` rollup proof was used as it is.
+    pub reused: usize,
+    /// Operations covered by the proofs made here.
+    pub ops_proven: u64,
+    /// Seconds spent proving.
+    pub seconds: f64,
+}
+
+/// Gives every batch of `input` its leaf proof: the rollup's own `poe-circle-stark/v1` proof
+/// (intake verified it against the batch's data root) or a fresh one. Until the batch-validity
+/// AIR lands a leaf proof is a data-root proof of the batch's operation records
+/// (`specs/day-proof.md` §4). `progress(ops_done, ops_total)` after each batch.
+///
+/// # Errors
+/// A prover failure, as text.
+pub fn prove_leaves(
+    input: &mut DayInput,
+    config: SecurityConfig,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<LeafStats, String> {
+    let total: u64 = input.batches.iter().map(|b| b.ops.len() as u64).sum();
+    let mut stats = LeafStats::default();
+    let mut done = 0u64;
+    let start = Instant::now();
+    for b in &mut input.batches {
+        if b.leaf_proof.is_none() {
+            if b.rollup_proof_system == poe_ingest::model::POE_PROOF_SYSTEM {
+                b.leaf_proof = Some(b.rollup_proof.clone());
+                stats.reused += 1;
+            } else {
+                let records: Vec<_> = b.ops.iter().flat_map(|o| o.op.encode()).collect();
+                let (statement, proof) =
+                    poe_circle_stark::prover::prove_data_root(&records, OP_LIMBS, config)
+                        .map_err(|e| format!("leaf proof of seq {}: {e}", b.statement.seq))?;
+                debug_assert_eq!(statement.root, b.statement.data_root);
+                b.leaf_proof = Some(proof.to_bytes());
+                stats.proven += 1;
+                stats.ops_proven += b.ops.len() as u64;
+            }
+        }
+        done += b.ops.len() as u64;
+        progress(done, total);
+    }
+    stats.seconds = start.elapsed().as_secs_f64();
+    Ok(stats)
 }

@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 pub mod batch;
+pub mod bench_archive;
 pub mod day;
+pub mod demo;
 pub mod fetch;
 pub mod load;
 pub mod rss;

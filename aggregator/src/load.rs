@@ -87,6 +87,7 @@ pub fn run(rollups: usize, batches: usize, batch_trades: usize) -> Result<LoadRe
         poe_api::ApiConfig {
             max_body_bytes: 256 << 20,
             max_inflight: 2 * rollups,
+            ..poe_api::ApiConfig::default()
         },
     );
     let server = runtime.spawn(poe_api::run(listener, state, async {

@@ -25,6 +25,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job on the embedded default: poe in-process on a temporary directory, three
+    /// rollups trading a day of BTC/ETH options over HTTP, leaf proofs, the day closed into its
+    /// bundle and day proof, and the bundle audited. Prints a summary table.
+    Demo {
+        /// Operations in the day, across the three rollups.
+        #[arg(long, default_value_t = 30_000)]
+        ops: usize,
+        /// Operations per batch.
+        #[arg(long, default_value_t = 1_000)]
+        batch_ops: usize,
+        /// Security preset of the proofs: production or testing.
+        #[arg(long, default_value = "production")]
+        preset: String,
+        /// Keep the working directory here (default: a temporary one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Seed of the generated day.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Prove and verify a synthetic batch of records; print size, time and security.
     ProveBatch {
         /// Number of records (operations) in the batch.
@@ -146,6 +166,16 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         batches: usize,
     },
+    /// Write and audit day bundles of realistic operations (10k-operation batches, four
+    /// rollups): write time with the day proof, bytes, full audit and --proof-only audit.
+    BenchArchive {
+        /// Day sizes in operations, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        ops: Vec<usize>,
+        /// Operations per batch.
+        #[arg(long, default_value_t = 10_000)]
+        batch_ops: usize,
+    },
     /// Benchmark data-root proofs from 2^min-log to 2^max-log records, one process per size.
     Bench {
         /// Smallest size, log2 of records.
@@ -211,6 +241,13 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Demo {
+            ops,
+            batch_ops,
+            preset: p,
+            dir,
+            seed,
+        } => demo(ops, batch_ops, &p, dir, seed),
         Command::CloseDay {
             day,
             config,
@@ -246,6 +283,30 @@ fn run(cli: Cli) -> Result<(), String> {
             preset: p,
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
+        Command::BenchArchive { ops, batch_ops } => {
+            println!("poe bench-archive: {batch_ops}-op batches, 4 rollups, production day proof; audit medians of 3 (full) and 5 (--proof-only)");
+            println!("| ops | batches | write s (of which day proof) | MB on disk | root proof KB | full audit s | audit ops/s | --proof-only ms |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+            let dir =
+                std::env::temp_dir().join(format!("poe-bench-archive-{}", std::process::id()));
+            for n in ops {
+                let r = poe_aggregator::bench_archive::run(n, batch_ops, &dir)?;
+                println!(
+                    "| {} | {} | {:.2} ({:.2}) | {:.1} | {:.0} | {:.2} | {:.0} | {:.1} |",
+                    r.ops,
+                    r.batches,
+                    r.write_s,
+                    r.prove_s,
+                    r.bytes as f64 / 1e6,
+                    r.proof_bytes as f64 / 1024.0,
+                    r.audit_s,
+                    r.ops as f64 / r.audit_s,
+                    r.proof_only_ms
+                );
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }
         Command::BenchLoad { rollups, batches } => {
             println!("poe bench-load: {rollups} rollups on loopback, {batches} timed batches each, keccak256, fsync per batch");
             println!("| trades/batch | batches | ops/s accepted | p50 ms | p99 ms |");
@@ -277,6 +338,7 @@ fn run(cli: Cli) -> Result<(), String> {
             poe_api::ApiConfig {
                 max_body_bytes,
                 max_inflight,
+                ..poe_api::ApiConfig::default()
             },
         ),
     }
@@ -301,6 +363,112 @@ fn bar(len: u64, unit: &str) -> indicatif::ProgressBar {
     bar
 }
 
+struct Bars {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl poe_aggregator::demo::DemoProgress for Bars {
+    fn phase(&mut self, name: &str, total: u64) {
+        let b = bar(total, "ops");
+        b.set_message(name.to_string());
+        self.bar = Some(b);
+    }
+
+    fn advance(&mut self, done: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn demo(
+    ops: usize,
+    batch_ops: usize,
+    p: &str,
+    dir: Option<PathBuf>,
+    seed: u64,
+) -> Result<(), String> {
+    let config = preset(p)?;
+    println!(
+        "poe demo: {ops} operations on 3 rollups (keccak256, poseidon-bn254, poseidon-felt252), {batch_ops}-op batches, {p} security ({} bits)",
+        config.security_bits()
+    );
+    let t = Instant::now();
+    let r = poe_aggregator::demo::run(
+        &poe_aggregator::demo::DemoConfig {
+            ops,
+            batch_ops,
+            config,
+            dir,
+            seed,
+        },
+        &mut Bars { bar: None },
+    )?;
+    println!("audit of {} ({}):", r.day, r.bundle.display());
+    for l in &r.audit_lines {
+        println!("  {l}");
+    }
+    let rate = |n: u64, s: f64| n as f64 / s.max(1e-9);
+    println!();
+    println!(
+        "| {:<34} | {:>26} |",
+        "replayed day (UTC)",
+        r.day.to_string()
+    );
+    println!("|{:-<36}|{:->28}|", "", "");
+    let rows = [
+        ("operations (trades)", format!("{} ({})", r.ops, r.trades)),
+        ("batches", r.batches.to_string()),
+        (
+            "intake over HTTP",
+            format!("{:.1} s, {:.0} ops/s", r.intake_s, rate(r.ops, r.intake_s)),
+        ),
+        (
+            "leaf proofs",
+            format!("{:.1} s, {:.0} ops/s", r.leaves_s, rate(r.ops, r.leaves_s)),
+        ),
+        (
+            "day close (bundle + day proof)",
+            format!("{:.1} s (proof {:.2} s)", r.close_s, r.root_prove_s),
+        ),
+        (
+            "root proof",
+            format!("{:.0} KB", r.root_proof_bytes as f64 / 1024.0),
+        ),
+        ("root proof verify", format!("{:.1} ms", r.root_verify_ms)),
+        ("bundle", format!("{:.2} MB", r.bundle_bytes as f64 / 1e6)),
+        (
+            "audit (all rows, leaf proofs)",
+            format!("{:.1} s", r.audit_s),
+        ),
+        (
+            "audit",
+            if r.audit_passed {
+                "PASS".into()
+            } else {
+                "FAIL".into()
+            },
+        ),
+        ("total", format!("{:.1} s", t.elapsed().as_secs_f64())),
+    ];
+    for (k, v) in rows {
+        println!("| {k:<34} | {v:>26} |");
+    }
+    println!();
+    println!("check it yourself: poe audit {}", r.bundle.display());
+    if r.audit_passed {
+        Ok(())
+    } else {
+        Err("the demo's audit failed".into())
+    }
+}
+
 fn close_day(
     day: &str,
     config: &std::path::Path,
@@ -320,12 +488,27 @@ fn close_day(
     let intake = poe_ingest::intake::Intake::open(registry, &data.join("intake.redb"))
         .map_err(|e| e.to_string())?;
     let storage = poe_archive::LocalDir::new(archive);
+    let start = Instant::now();
+    let mut input = poe_aggregator::day::day_input(&intake, day, config_sec)?;
+    if !poe_archive::Storage::exists(&storage, &format!("days/{day}/statement.json")) {
+        let pb = bar(0, "ops");
+        pb.set_message("leaf proofs");
+        let stats =
+            poe_aggregator::day::prove_leaves(&mut input, config_sec, &mut |done, total| {
+                pb.set_length(total);
+                pb.set_position(done);
+            })?;
+        pb.finish_and_clear();
+        println!(
+            "leaf proofs: {} made ({} ops) and {} reused in {:.2} s",
+            stats.proven, stats.ops_proven, stats.reused, stats.seconds
+        );
+    }
     let pb = bar(0, "ops");
     pb.set_message("writing trades");
-    let closed = poe_aggregator::day::close_day(
-        &intake,
+    let closed = poe_aggregator::day::close_input(
+        input,
         &storage,
-        day,
         config_sec,
         &mut |stage| match stage {
             poe_archive::Stage::Trades { done, total } => {
@@ -335,6 +518,7 @@ fn close_day(
             poe_archive::Stage::ProvingRoot => pb.set_message("proving root"),
             poe_archive::Stage::Done => pb.finish_and_clear(),
         },
+        start,
     )?;
     pb.finish_and_clear();
     let s = &closed.summary.statement;

@@ -26,6 +26,8 @@ pub struct ApiConfig {
     pub max_body_bytes: u64,
     /// Submissions processed at once; more get 429.
     pub max_inflight: usize,
+    /// One JSON log line per submission on stderr.
+    pub log_submissions: bool,
 }
 
 impl Default for ApiConfig {
@@ -34,6 +36,7 @@ impl Default for ApiConfig {
         Self {
             max_body_bytes: 256 << 20,
             max_inflight: 4,
+            log_submissions: true,
         }
     }
 }
@@ -48,7 +51,11 @@ pub struct AppState {
     config: ApiConfig,
     metrics: Arc<metrics::Metrics>,
     archive: Option<Arc<dyn poe_archive::Storage>>,
+    clock: Clock,
 }
+
+/// Where acceptance times come from: µs since the epoch.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 impl AppState {
     /// Wraps an intake.
@@ -61,7 +68,21 @@ impl AppState {
             config,
             metrics: Arc::default(),
             archive: None,
+            clock: Arc::new(now_us),
         }
+    }
+
+    /// Runs `f` on the intake under its lock (blocking: call from a blocking context).
+    pub fn with_intake<T>(&self, f: impl FnOnce(&Intake) -> T) -> T {
+        f(&self.intake.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Takes acceptance times from `clock` instead of the system clock (`poe demo` replays a
+    /// past trading day; tests pin days).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Serves the daily bundles under `storage` on the `/v1/days` routes.
@@ -208,10 +229,13 @@ async fn submit(
     let started = std::time::Instant::now();
     let len = body.len();
     let metrics = state.metrics.clone();
+    let log = state.config.log_submissions;
     let (resp, detail) = submit_inner(state, content_type, body).await;
     let seconds = started.elapsed().as_secs_f64();
     metrics.submission(resp.status().as_u16(), seconds);
-    log_submission(resp.status(), seconds, len, &detail);
+    if log {
+        log_submission(resp.status(), seconds, len, &detail);
+    }
     Ok(resp)
 }
 
@@ -254,6 +278,7 @@ async fn submit_inner(
     };
     let intake = state.intake.clone();
     let registry = state.registry.clone();
+    let clock = state.clock.clone();
     // Blocking work: the stateless checks (parse, signature, native commitment) run outside the
     // lock, so that a slow commitment does not hold up other rollups; re-execution and the
     // fsync run under it.
@@ -261,7 +286,7 @@ async fn submit_inner(
         let _permit = permit;
         let checked = poe_ingest::intake::check(&registry, &body)?;
         let mut intake = intake.lock().unwrap_or_else(|p| p.into_inner());
-        intake.admit(checked, &body, now_us())
+        intake.admit(checked, &body, clock())
     })
     .await;
     match result {

@@ -166,6 +166,7 @@ async fn oversized_body_is_413_and_full_queue_is_429_and_draining_is_503() {
         ApiConfig {
             max_body_bytes: 64,
             max_inflight: 4,
+            ..ApiConfig::default()
         },
     );
     let body = a.client.next_batch(&funding(), "groth16", b"p");
@@ -180,6 +181,7 @@ async fn oversized_body_is_413_and_full_queue_is_429_and_draining_is_503() {
         ApiConfig {
             max_body_bytes: 1 << 20,
             max_inflight: 0,
+            ..ApiConfig::default()
         },
     );
     let (s, _, p) = post(&b.state, "application/json", &body).await;

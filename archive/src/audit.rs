@@ -268,7 +268,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
                 figures.push(f);
             }
         }
-        check_rollup_proofs(&mut a, rows, stmts, options.leaves);
+        check_rollup_proofs(&mut a, rows, stmts, options);
     }
     AuditReport {
         day: report_day,
@@ -661,10 +661,17 @@ fn check_rollup_proofs(
     a: &mut Auditor<'_>,
     rows: &[StatementRow],
     stmts: &[BatchStatement],
-    leaves: bool,
+    options: &AuditOptions,
 ) {
+    let leaves = options.leaves;
     let mut problems = Vec::new();
     let mut verified = 0usize;
+    let mut leaf_verified = 0usize;
+    let data_statement = |s: &BatchStatement| poe_circle_stark::air::DataRootStatement {
+        n_records: s.n_ops,
+        record_limbs: OP_LIMBS as u32,
+        root: s.data_root,
+    };
     for (r, s) in rows.iter().zip(stmts) {
         let path = format!("rollup-proofs/{}", r.rollup_proof_digest);
         match a.storage.read(&path) {
@@ -675,12 +682,7 @@ fn check_rollup_proofs(
                         r.seq
                     ));
                 } else if leaves && r.rollup_proof_system == "poe-circle-stark/v1" {
-                    let st = poe_circle_stark::air::DataRootStatement {
-                        n_records: s.n_ops,
-                        record_limbs: OP_LIMBS as u32,
-                        root: s.data_root,
-                    };
-                    match verify_data_root_bytes(&bytes, &st, &VerifierPolicy::default()) {
+                    match verify_data_root_bytes(&bytes, &data_statement(s), &options.policy) {
                         Ok(()) => verified += 1,
                         Err(e) => problems.push(format!("{path} (batch seq {}): {e}", r.seq)),
                     }
@@ -691,7 +693,16 @@ fn check_rollup_proofs(
         if let Some(d) = &r.leaf_proof_digest {
             let path = format!("leaf-proofs/{d}");
             match a.storage.read(&path) {
-                Ok(bytes) if sha3_hex(&bytes) == *d => {}
+                Ok(bytes) if sha3_hex(&bytes) == *d => {
+                    if leaves {
+                        // Leaf proofs are data-root proofs of the batch's operation records
+                        // until the batch-validity AIR replaces them (specs/day-proof.md §4).
+                        match verify_data_root_bytes(&bytes, &data_statement(s), &options.policy) {
+                            Ok(()) => leaf_verified += 1,
+                            Err(e) => problems.push(format!("{path} (batch seq {}): {e}", r.seq)),
+                        }
+                    }
+                }
                 Ok(_) => problems.push(format!("{path}: sha3-256 differs from its name")),
                 Err(e) => problems.push(format!("{path}: {e}")),
             }
@@ -699,7 +710,9 @@ fn check_rollup_proofs(
     }
     if problems.is_empty() {
         let extra = if leaves {
-            format!("; {verified} poe-circle-stark/v1 rollup proofs verified")
+            format!(
+                "; {leaf_verified} leaf proofs and {verified} poe-circle-stark/v1 rollup proofs verified"
+            )
         } else {
             String::new()
         };

@@ -375,7 +375,7 @@ mod tests {
 
     fn d(x: u32) -> Digest {
         Digest(std::array::from_fn(|i| {
-            M31::from_u32_unchecked(x * 16 + i as u32)
+            M31::from_u32_unchecked(x.wrapping_mul(16).wrapping_add(i as u32) >> 1)
         }))
     }
 
@@ -384,8 +384,8 @@ mod tests {
             .map(|i| BatchStatement {
                 rollup_id,
                 seq: first_seq + i as u64,
-                pre_state_root: d(rollup_id * 1000 + i as u32),
-                post_state_root: d(rollup_id * 1000 + i as u32 + 1),
+                pre_state_root: d(rollup_id.wrapping_mul(1000) + i as u32),
+                post_state_root: d(rollup_id.wrapping_mul(1000) + i as u32 + 1),
                 data_root: d(7 + i as u32),
                 instruments_root: d(99),
                 n_ops: 10 + i as u32,

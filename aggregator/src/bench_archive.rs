@@ -1,0 +1,185 @@
+//! `poe bench-archive`: writing a day's bundle and auditing it, at 10^4 … 10^6 operations.
+//!
+//! The batches are realistic operation mixes (`testkit::realistic_ops`) in 10k-operation
+//! batches over four rollups. They are not run through intake (that is `bench-load`): state
+//! roots are a synthetic chain, which the archive and the audit only check for continuity.
+
+use std::time::Instant;
+
+use poe_archive::bundle::{write_day, ArchivedOp, BatchInput, DayInput, RollupInfo};
+use poe_archive::records::NamedInstrument;
+use poe_archive::{audit, AuditOptions, Day, LocalDir};
+use poe_circle_stark::config::SecurityConfig;
+use poe_circle_stark::merkle::data_root;
+use poe_circle_stark::poseidon2::{hash_elements, Digest, Domain};
+use poe_circle_stark::prover::prove_day;
+use poe_circle_stark::statement::BatchStatement;
+use poe_circle_stark::venue::{instruments_root, OP_LIMBS};
+use poe_ingest::testkit::{instruments, realistic_ops, T0};
+
+/// One measured size.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Operations in the day.
+    pub ops: usize,
+    /// Batches.
+    pub batches: usize,
+    /// Seconds to write the bundle, day proof included.
+    pub write_s: f64,
+    /// Of which the day proof.
+    pub prove_s: f64,
+    /// Bytes on disk (all files).
+    pub bytes: u64,
+    /// Root proof bytes.
+    pub proof_bytes: u64,
+    /// Median full audit, seconds.
+    pub audit_s: f64,
+    /// Median `--proof-only` audit, milliseconds.
+    pub proof_only_ms: f64,
+}
+
+fn chain_root(rollup: u32, i: u64) -> Digest {
+    use poe_circle_stark::field::M31;
+    hash_elements(
+        Domain::Message,
+        &[
+            M31::from_u32_unchecked(rollup),
+            M31::from_u32_unchecked(i as u32),
+        ],
+    )
+}
+
+/// Builds, writes and audits one day of `ops` operations under `dir`.
+///
+/// # Errors
+/// Archive or audit failures, as text.
+pub fn run(ops: usize, batch_ops: usize, dir: &std::path::Path) -> Result<Row, String> {
+    let day = Day::of_us(T0);
+    let table: Vec<NamedInstrument> = instruments()
+        .into_iter()
+        .map(|(name, instrument)| NamedInstrument { name, instrument })
+        .collect();
+    let iroot = instruments_root(
+        &table
+            .iter()
+            .map(|n| n.instrument.clone())
+            .collect::<Vec<_>>(),
+    );
+    let n_rollups = 4u32;
+    let rollups: Vec<RollupInfo> = (1..=n_rollups)
+        .map(|id| RollupInfo {
+            id,
+            name: format!("rollup-{id}"),
+            native_scheme: "keccak256".into(),
+            instruments: table.clone(),
+        })
+        .collect();
+    let n_batches = ops.div_ceil(batch_ops);
+    let mut per_rollup: Vec<Vec<BatchInput>> = vec![Vec::new(); n_rollups as usize];
+    for b in 0..n_batches {
+        let size = batch_ops.min(ops - b * batch_ops);
+        let r = (b % n_rollups as usize) as u32 + 1;
+        let k = per_rollup[r as usize - 1].len() as u64;
+        let committed = realistic_ops(size.max(64), b as u64, T0 + b as u64 * 1_000_000);
+        let committed = &committed[..size];
+        let records: Vec<_> = committed.iter().flat_map(|o| o.op.encode()).collect();
+        per_rollup[r as usize - 1].push(BatchInput {
+            statement: BatchStatement {
+                rollup_id: r,
+                seq: k + 1,
+                pre_state_root: chain_root(r, k),
+                post_state_root: chain_root(r, k + 1),
+                data_root: data_root(&records, OP_LIMBS),
+                instruments_root: iroot,
+                n_ops: size as u32,
+            },
+            batch_id: [b as u8; 32],
+            accepted_us: T0 + b as u64 * 1_000_000,
+            native_commitment: [0; 32],
+            rollup_proof_system: "groth16".into(),
+            rollup_proof: format!("proof {b}").into_bytes(),
+            leaf_proof: None,
+            ops: committed
+                .iter()
+                .map(|o| ArchivedOp {
+                    venue_trade_id: o.trade_id.as_str().to_string(),
+                    op: o.op,
+                })
+                .collect(),
+        });
+    }
+    let input = DayInput {
+        day,
+        rollups,
+        batches: per_rollup.into_iter().flatten().collect(),
+        root_config: SecurityConfig::production(),
+    };
+    let _ = std::fs::remove_dir_all(dir);
+    let storage = LocalDir::new(dir);
+    let t = Instant::now();
+    let mut prove_s = 0.0;
+    let summary = write_day(
+        &storage,
+        &input,
+        |statements, manifest_hash| {
+            let t = Instant::now();
+            let r = prove_day(
+                day.0,
+                statements,
+                manifest_hash,
+                SecurityConfig::production(),
+            )
+            .map(|(_, p)| p.to_bytes())
+            .map_err(|e| e.to_string());
+            prove_s = t.elapsed().as_secs_f64();
+            r
+        },
+        &mut |_| {},
+    )
+    .map_err(|e| e.to_string())?;
+    let write_s = t.elapsed().as_secs_f64();
+    drop(input);
+    let day_dir = LocalDir::new(dir.join(&summary.prefix));
+    let bytes: u64 = poe_archive::Storage::list(&day_dir, "")
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    let mut full = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = audit(&day_dir, &AuditOptions::default(), &mut |_, _| {});
+        full.push(t.elapsed().as_secs_f64());
+        if !r.passed() {
+            return Err(format!("audit failed: {:?}", r.checks));
+        }
+    }
+    let mut quick = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = audit(
+            &day_dir,
+            &AuditOptions {
+                proof_only: true,
+                ..AuditOptions::default()
+            },
+            &mut |_, _| {},
+        );
+        quick.push(t.elapsed().as_secs_f64() * 1e3);
+        if !r.passed() {
+            return Err(format!("proof-only audit failed: {:?}", r.checks));
+        }
+    }
+    full.sort_by(f64::total_cmp);
+    quick.sort_by(f64::total_cmp);
+    Ok(Row {
+        ops,
+        batches: n_batches,
+        write_s,
+        prove_s,
+        bytes,
+        proof_bytes: summary.statement.root_proof_bytes,
+        audit_s: full[1],
+        proof_only_ms: quick[2],
+    })
+}
