@@ -23,7 +23,7 @@ use poe_ingest::client::RollupClient;
 use poe_ingest::commitment::{CommittedOp, Scheme};
 use poe_ingest::registry::Registry;
 use poe_ingest::short_string::ShortString;
-use poe_ingest::testkit::op;
+use poe_ingest::testkit::{op, registry_toml_with};
 use starknet_crypto::Felt;
 
 use crate::day::{close_input, day_input, prove_leaves};
@@ -224,6 +224,31 @@ fn spot_paths(rng: &mut Rng) -> [Vec<f64>; 2] {
     })
 }
 
+/// Cash settlement of every instrument in `expiring` at the spot of `expiry`, a µs after it.
+fn settlements(
+    expiring: &[usize],
+    listings: &[Listing],
+    spots: &[Vec<f64>; 2],
+    expiry: u64,
+    tag: &str,
+) -> Vec<CommittedOp> {
+    let minute = ((expiry % (24 * HOUR)) / 60_000_000) as usize;
+    expiring
+        .iter()
+        .map(|&e| {
+            let spot = spots[listings[e].underlying][minute];
+            op(
+                &format!("{tag}-S{e}"),
+                Operation::Settle {
+                    instrument: e as u32,
+                    price: (spot * 100.0).round() as u64,
+                    timestamp_us: expiry + 1,
+                },
+            )
+        })
+        .collect()
+}
+
 /// One rollup's operations of the day, in time order.
 fn rollup_day(
     rng: &mut Rng,
@@ -258,18 +283,7 @@ fn rollup_day(
         let ts = start + HOUR / 2 + span * i as u64 / remaining.max(1) as u64;
         if !settled && ts > expiry {
             // The morning expiry settles at the 08:00 spot.
-            for &e in &expiring {
-                let l = &listings[e];
-                let spot = spots[l.underlying][8 * 60];
-                out.push(op(
-                    &format!("{tag}-S{e}"),
-                    Operation::Settle {
-                        instrument: e as u32,
-                        price: (spot * 100.0).round() as u64,
-                        timestamp_us: expiry + 1,
-                    },
-                ));
-            }
+            out.extend(settlements(&expiring, listings, spots, expiry, tag));
             settled = true;
         }
         if rng.below(100) < 3 {
@@ -319,45 +333,9 @@ fn rollup_day(
         ));
     }
     if !settled {
-        for &e in &expiring {
-            let spot = spots[listings[e].underlying][8 * 60];
-            out.push(op(
-                &format!("{tag}-S{e}"),
-                Operation::Settle {
-                    instrument: e as u32,
-                    price: (spot * 100.0).round() as u64,
-                    timestamp_us: expiry + 1,
-                },
-            ));
-        }
+        out.extend(settlements(&expiring, listings, spots, expiry, tag));
     }
     out
-}
-
-fn registry_toml(clients: &[RollupClient], listings: &[Listing]) -> String {
-    let mut t = String::new();
-    for (i, c) in clients.iter().enumerate() {
-        t += &format!(
-            "[[rollups]]\nid = {}\nname = \"{}\"\npublic_key = \"{:#066x}\"\ncommitment = \"{}\"\n",
-            i + 1,
-            c.name,
-            c.public_key(),
-            c.scheme.name()
-        );
-        for l in listings {
-            let inst = &l.instrument;
-            t += &format!(
-                "[[rollups.instruments]]\nname = \"{}\"\nunderlying = {}\nexpiry_us = {}\nstrike = {}\nkind = \"{}\"\ncollateral = {}\n",
-                l.name,
-                inst.underlying,
-                inst.expiry_us,
-                inst.strike,
-                if inst.kind == OptionKind::Call { "call" } else { "put" },
-                inst.collateral
-            );
-        }
-    }
-    t
 }
 
 /// Progress callbacks of a demo run.
@@ -408,8 +386,12 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
             seq: 0,
         })
         .collect();
-    let registry =
-        Registry::parse(&registry_toml(&clients, &listings)).map_err(|e| e.to_string())?;
+    let table: Vec<(String, Instrument)> = listings
+        .iter()
+        .map(|l| (l.name.clone(), l.instrument.clone()))
+        .collect();
+    let toml = registry_toml_with(&clients.iter().collect::<Vec<_>>(), &table);
+    let registry = Registry::parse(&toml).map_err(|e| e.to_string())?;
     let intake = poe_ingest::intake::Intake::open(registry, &dir.join("intake.redb"))
         .map_err(|e| e.to_string())?;
     let archive = Arc::new(LocalDir::new(dir.join("archive")));

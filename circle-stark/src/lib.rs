@@ -4,6 +4,7 @@ pub mod air;
 pub mod cash;
 pub mod chip;
 pub mod config;
+pub mod day;
 pub mod encoding;
 pub mod error;
 pub mod field;

@@ -106,19 +106,9 @@ pub struct AcceptedBatch {
     pub submission: Submission,
 }
 
-/// `YYYY-MM-DD` of a UTC instant (proleptic Gregorian; H. Hinnant's civil-from-days).
+/// `YYYY-MM-DD` of a UTC instant.
 pub fn utc_day(us: u64) -> String {
-    let days = (us / 86_400_000_000) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    poe_circle_stark::day::Day::of_us(us).to_string()
 }
 
 fn records_of(sub: &Submission) -> Vec<poe_circle_stark::field::M31> {

@@ -201,14 +201,7 @@ impl Store {
             }
             hits
         };
-        hits.into_iter()
-            .map(|(seq, id)| {
-                let batch = self.get(&id)?.ok_or_else(|| {
-                    StoreError(format!("index names missing batch {}", hex::encode(id)))
-                })?;
-                Ok((seq, batch))
-            })
-            .collect()
+        self.load(hits)
     }
 
     /// All batches of a rollup in sequence order, as `(seq, batch)`.
@@ -230,6 +223,11 @@ impl Store {
                 })
                 .collect::<Result<_, StoreError>>()?
         };
+        self.load(ids)
+    }
+
+    /// The batches an index scan named, as `(seq, batch)`.
+    fn load(&self, ids: Vec<(u64, [u8; 32])>) -> Result<Vec<(u64, StoredBatch)>, StoreError> {
         ids.into_iter()
             .map(|(seq, id)| {
                 let batch = self.get(&id)?.ok_or_else(|| {

@@ -52,8 +52,16 @@ pub fn client(name: &str, key_seed: u64, scheme: Scheme) -> RollupClient {
     }
 }
 
-/// The `poe.toml` text registering `clients` (ids 1, 2, …).
+/// The `poe.toml` text registering `clients` (ids 1, 2, …) with the fixture instruments.
 pub fn registry_toml(clients: &[&RollupClient]) -> String {
+    registry_toml_with(clients, &instruments())
+}
+
+/// The `poe.toml` text registering `clients` (ids 1, 2, …), each listing `instruments`.
+pub fn registry_toml_with(
+    clients: &[&RollupClient],
+    instruments: &[(String, Instrument)],
+) -> String {
     let mut t = String::new();
     for (i, c) in clients.iter().enumerate() {
         t += &format!(
@@ -63,7 +71,7 @@ pub fn registry_toml(clients: &[&RollupClient]) -> String {
             c.public_key(),
             c.scheme.name()
         );
-        for (name, inst) in instruments() {
+        for (name, inst) in instruments {
             t += &format!(
                 "[[rollups.instruments]]\nname = \"{name}\"\nunderlying = {}\nexpiry_us = {}\nstrike = {}\nkind = \"{}\"\ncollateral = {}\n",
                 inst.underlying,

@@ -3,10 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use common::{poe_binary, scratch};
 
@@ -22,28 +23,14 @@ impl Drop for Server {
 fn serve_golden() -> (Server, String) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let data = scratch("archive-api");
-    let mut child = Command::new(poe_binary())
-        .arg("serve")
-        .arg("--config")
-        .arg(root.join("../aggregator/poe.example.toml"))
-        .arg("--data")
-        .arg(&data)
-        .arg("--archive")
-        .arg(root.join("fixtures/bundle_v1"))
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .unwrap()
-        .to_string();
+    let (child, addr) = common::spawn_serve([
+        OsStr::new("--config"),
+        root.join("../aggregator/poe.example.toml").as_os_str(),
+        OsStr::new("--data"),
+        data.as_os_str(),
+        OsStr::new("--archive"),
+        root.join("fixtures/bundle_v1").as_os_str(),
+    ]);
     (Server(child), addr)
 }
 

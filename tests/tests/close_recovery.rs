@@ -67,7 +67,10 @@ fn killed_day_close_resumes_to_an_identical_bundle() {
             assert!(published.join("root.proof").exists());
         }
     }
-    assert!(kills >= 2, "the close finished before most kills; only {kills} landed");
+    assert!(
+        kills >= 2,
+        "the close finished before most kills; only {kills} landed"
+    );
     assert!(close(&config, &dir, &archive).wait().unwrap().success());
 
     let ours = files(&archive.join("days"));

@@ -3,10 +3,13 @@
 //! intact and in order, the store reopens cleanly, and the service's re-executed state equals
 //! the rollup's own replica.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use poe_circle_stark::venue::Operation;
@@ -17,45 +20,14 @@ use serde_json::Value;
 
 const KILLS: usize = 6;
 
-/// The `poe` binary of this workspace build: `target/<profile>/poe`, built if missing.
-fn poe_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("poe");
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "poe-aggregator", "--bin", "poe"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    bin
-}
-
 fn start(config: &Path, data: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(poe_binary())
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .arg("--data")
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .parse()
-        .unwrap();
-    (child, addr)
+    let (child, addr) = common::spawn_serve([
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--data"),
+        data.as_os_str(),
+    ]);
+    (child, addr.parse().unwrap())
 }
 
 /// One HTTP/1.1 exchange; `None` if the connection broke (the server died).

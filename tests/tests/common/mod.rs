@@ -2,8 +2,10 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use poe_archive::Day;
 use poe_ingest::commitment::Scheme;
@@ -24,6 +26,34 @@ pub fn poe_binary() -> PathBuf {
         assert!(status.success());
     }
     bin
+}
+
+/// Starts `poe serve` on a free loopback port with `args` (config, data, …); returns the child
+/// and its `host:port`, read from the line it prints once listening.
+pub fn spawn_serve<I, S>(args: I) -> (Child, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut child = Command::new(poe_binary())
+        .arg("serve")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, addr)
 }
 
 /// A fresh directory under the system temp dir.
