@@ -276,6 +276,91 @@ pub async fn file(
     Ok(resp)
 }
 
+/// `GET /v1/batches/{id}/inclusion`: the batch's Merkle path from its statement to the day
+/// root, once its day is published.
+pub async fn inclusion(state: AppState, id: String) -> Result<warp::reply::Response, Infallible> {
+    let storage = match archive(&state) {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let Some(bytes) = hex::decode(&id)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+    else {
+        return Ok(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_batch_id",
+            "a batch id is 64 hex characters",
+        )
+        .reply());
+    };
+    let receipt = match crate::read_intake(&state, move |i| i.receipt_of(&bytes)).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return Ok(Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown_batch",
+                format!("no batch {id}"),
+            )
+            .reply())
+        }
+        Err(r) => return Ok(r),
+    };
+    let day: Day = match receipt.day.parse() {
+        Ok(d) => d,
+        Err(e) => {
+            return Ok(
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply(),
+            )
+        }
+    };
+    let key = id.to_ascii_lowercase();
+    let found = tokio::task::spawn_blocking(move || {
+        poe_archive::inclusion::inclusion(storage.as_ref(), day, &key)
+    })
+    .await;
+    Ok(match found {
+        Ok(Ok(Some(inc))) => {
+            let s = &inc.statement;
+            warp::reply::json(&json!({
+                "batch_id": id,
+                "day": day.to_string(),
+                "status": "included",
+                "statement": {
+                    "rollup_id": s.rollup_id,
+                    "seq": s.seq,
+                    "pre_state_root": s.pre_state_root.to_hex(),
+                    "post_state_root": s.post_state_root.to_hex(),
+                    "data_root": s.data_root.to_hex(),
+                    "instruments_root": s.instruments_root.to_hex(),
+                    "n_ops": s.n_ops,
+                },
+                "leaf": inc.leaf.to_hex(),
+                "leaf_index": inc.proof.index,
+                "siblings": inc.proof.siblings.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
+                "day_root": inc.day_root.to_hex(),
+                "root_proof_url": format!("/v1/days/{day}/proof"),
+            }))
+            .into_response()
+        }
+        Ok(Ok(None)) => Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_yet_included",
+            format!("batch accepted on {day}, which has no published bundle yet"),
+        )
+        .reply(),
+        Ok(Err(e)) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "archive_failed",
+            e.to_string(),
+        )
+        .reply(),
+        Err(e) => {
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply()
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::{parse_range, Unsatisfiable};

@@ -324,7 +324,7 @@ async fn submit_inner(
 }
 
 /// Runs a read of the intake off the async threads; its failures become 500 problems.
-async fn read_intake<T: Send + 'static>(
+pub(crate) async fn read_intake<T: Send + 'static>(
     state: &AppState,
     read: impl FnOnce(&Intake) -> Result<T, IntakeError> + Send + 'static,
 ) -> Result<T, warp::reply::Response> {
@@ -488,6 +488,10 @@ pub fn routes(
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|id, s| get_batch(s, id));
+    let inclusion = warp::path!("v1" / "batches" / String / "inclusion")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|id, s| days::inclusion(s, id));
     let head = warp::path!("v1" / "rollups" / String / "head")
         .and(warp::get())
         .and(with_state.clone())
@@ -560,6 +564,8 @@ pub fn routes(
         .or(metrics)
         .unify()
         .or(days)
+        .unify()
+        .or(inclusion)
         .unify()
         .or(day)
         .unify()

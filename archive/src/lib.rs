@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bundle;
 pub mod day;
 pub mod error;
+pub mod inclusion;
 pub mod manifest;
 pub mod parquet_io;
 pub mod records;

@@ -8,6 +8,10 @@ use std::process::Command;
 use common::{day, poe_binary, scratch, submit_day};
 use poe_archive::{LocalDir, Stage};
 use poe_circle_stark::config::SecurityConfig;
+use poe_circle_stark::encoding::Record;
+use poe_circle_stark::merkle::InclusionProof;
+use poe_circle_stark::poseidon2::{hash_elements, Digest, Domain};
+use poe_circle_stark::statement::BatchStatement;
 use poe_circle_stark::venue::Operation;
 use serde_json::Value;
 
@@ -101,6 +105,62 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
         "{stdout}"
     );
     assert!(stdout.contains("PASS root-proof"), "{stdout}");
+
+    // Inclusion proofs over HTTP: a batch of the day leads to the day root; the late batch's day
+    // is not published yet.
+    let ids: Vec<String> = accepted.iter().map(|b| hex::encode(b.batch_id)).collect();
+    let late = intake
+        .accepted_between(day().next().start_us(), day().next().next().start_us())
+        .unwrap();
+    let late_id = hex::encode(late[0].batch_id);
+    let state = poe_api::AppState::new(intake, poe_api::ApiConfig::default())
+        .with_archive(std::sync::Arc::new(LocalDir::new(dir.join("archive"))));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    runtime.spawn(poe_api::run(listener, state, std::future::pending()));
+    let base = format!("http://{addr}");
+    let day_root = closed.summary.statement.day_root.clone();
+    for id in [&ids[0], &ids[4], &ids[8]] {
+        let body =
+            poe_aggregator::fetch::get(&base, &format!("/v1/batches/{id}/inclusion")).unwrap();
+        let inc: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(inc["day_root"], day_root.as_str());
+        let st = &inc["statement"];
+        let digest = |k: &str| Digest::from_hex(st[k].as_str().unwrap()).unwrap();
+        let statement = BatchStatement {
+            rollup_id: st["rollup_id"].as_u64().unwrap() as u32,
+            seq: st["seq"].as_u64().unwrap(),
+            pre_state_root: digest("pre_state_root"),
+            post_state_root: digest("post_state_root"),
+            data_root: digest("data_root"),
+            instruments_root: digest("instruments_root"),
+            n_ops: st["n_ops"].as_u64().unwrap() as u32,
+        };
+        let leaf = hash_elements(Domain::RecordLeaf, &statement.encode());
+        let proof = InclusionProof {
+            index: inc["leaf_index"].as_u64().unwrap(),
+            siblings: inc["siblings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| Digest::from_hex(d.as_str().unwrap()).unwrap())
+                .collect(),
+        };
+        assert_eq!(proof.root_from(&leaf).to_hex(), day_root);
+        let mut forged = statement;
+        forged.n_ops += 1;
+        let forged_leaf = hash_elements(Domain::RecordLeaf, &forged.encode());
+        assert_ne!(proof.root_from(&forged_leaf).to_hex(), day_root);
+    }
+    let err =
+        poe_aggregator::fetch::get(&base, &format!("/v1/batches/{late_id}/inclusion")).unwrap_err();
+    assert!(
+        err.contains("HTTP 404") && err.contains("not_yet_included"),
+        "{err}"
+    );
 }
 
 #[test]
