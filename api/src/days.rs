@@ -283,16 +283,9 @@ pub async fn inclusion(state: AppState, id: String) -> Result<warp::reply::Respo
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
-    let Some(bytes) = hex::decode(&id)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-    else {
-        return Ok(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_batch_id",
-            "a batch id is 64 hex characters",
-        )
-        .reply());
+    let bytes = match crate::parse_batch_id(&id) {
+        Ok(b) => b,
+        Err(p) => return Ok(p.reply()),
     };
     let receipt = match crate::read_intake(&state, move |i| i.receipt_of(&bytes)).await {
         Ok(Some(r)) => r,

@@ -394,17 +394,24 @@ async fn list_batches(
     )
 }
 
-async fn get_batch(state: AppState, id: String) -> Result<warp::reply::Response, Infallible> {
-    let Some(bytes) = hex::decode(&id)
+/// A batch id from its path segment: 64 hex characters, else a 400 problem.
+pub(crate) fn parse_batch_id(id: &str) -> Result<[u8; 32], Problem> {
+    hex::decode(id)
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
-    else {
-        return Ok(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_batch_id",
-            "a batch id is 64 hex characters",
-        )
-        .reply());
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_batch_id",
+                "a batch id is 64 hex characters",
+            )
+        })
+}
+
+async fn get_batch(state: AppState, id: String) -> Result<warp::reply::Response, Infallible> {
+    let bytes = match parse_batch_id(&id) {
+        Ok(b) => b,
+        Err(p) => return Ok(p.reply()),
     };
     Ok(
         match read_intake(&state, move |i| i.receipt_of(&bytes)).await {
