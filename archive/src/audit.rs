@@ -106,6 +106,14 @@ impl Auditor<'_> {
         });
     }
 
+    fn report(self, day: String, rollups: Vec<RollupFigures>) -> AuditReport {
+        AuditReport {
+            day,
+            checks: self.checks,
+            rollups,
+        }
+    }
+
     fn read(&self, path: &str) -> Result<Vec<u8>, String> {
         self.storage.read(path).map_err(|e| format!("{path}: {e}"))
     }
@@ -154,11 +162,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
         Ok(b) => b,
         Err(e) => {
             a.fail("manifest", e);
-            return AuditReport {
-                day: report_day,
-                checks: a.checks,
-                rollups: Vec::new(),
-            };
+            return a.report(report_day, Vec::new());
         }
     };
     let manifest_hash: [u8; 32] = Sha3_256::digest(&manifest_bytes).into();
@@ -166,11 +170,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
         Ok(m) => m,
         Err(e) => {
             a.fail("manifest", e.to_string());
-            return AuditReport {
-                day: report_day,
-                checks: a.checks,
-                rollups: Vec::new(),
-            };
+            return a.report(report_day, Vec::new());
         }
     };
     report_day = manifest.day.clone();
@@ -179,11 +179,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
         Ok(d) => d,
         Err(e) => {
             a.fail("manifest", e.to_string());
-            return AuditReport {
-                day: report_day,
-                checks: a.checks,
-                rollups: Vec::new(),
-            };
+            return a.report(report_day, Vec::new());
         }
     };
 
@@ -243,11 +239,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
     check_root_proof(&mut a, &manifest, derived.as_ref(), options);
 
     if options.proof_only {
-        return AuditReport {
-            day: report_day,
-            checks: a.checks,
-            rollups: Vec::new(),
-        };
+        return a.report(report_day, Vec::new());
     }
 
     // 4. Trade records: every batch's data root from its rows.
@@ -270,11 +262,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
         }
         check_rollup_proofs(&mut a, rows, stmts, options);
     }
-    AuditReport {
-        day: report_day,
-        checks: a.checks,
-        rollups: figures,
-    }
+    a.report(report_day, figures)
 }
 
 fn check_manifest(a: &mut Auditor<'_>, m: &Manifest, proof_only: bool) {
