@@ -11,7 +11,8 @@ use poe_circle_stark::merkle::data_root;
 use poe_circle_stark::prover::prove_day;
 use poe_circle_stark::statement::BatchStatement;
 use poe_circle_stark::venue::{instruments_root, OP_LIMBS};
-use poe_ingest::intake::Intake;
+use poe_ingest::intake::{AcceptedBatch, Intake};
+use poe_ingest::registry::Rollup;
 
 /// The archive input for `day` from what intake accepted in it. Rollups without a batch that
 /// day are left out.
@@ -47,33 +48,7 @@ pub fn day_input(intake: &Intake, day: Day, config: SecurityConfig) -> Result<Da
                     .collect(),
             });
         }
-        let sub = b.submission;
-        let records: Vec<_> = sub.ops.iter().flat_map(|o| o.op.encode()).collect();
-        batches.push(BatchInput {
-            statement: BatchStatement {
-                rollup_id: rollup.id,
-                seq: b.seq,
-                pre_state_root: sub.header.pre_state_root,
-                post_state_root: sub.header.post_state_root,
-                data_root: data_root(&records, OP_LIMBS),
-                instruments_root: instruments_root(&rollup.instruments),
-                n_ops: sub.ops.len() as u32,
-            },
-            batch_id: b.batch_id,
-            accepted_us: b.accepted_us,
-            native_commitment: sub.header.commitment,
-            rollup_proof_system: sub.header.proof_system.as_str().to_string(),
-            rollup_proof: sub.proof_bytes,
-            leaf_proof: None,
-            ops: sub
-                .ops
-                .into_iter()
-                .map(|o| ArchivedOp {
-                    venue_trade_id: o.trade_id.as_str().to_string(),
-                    op: o.op,
-                })
-                .collect(),
-        });
+        batches.push(batch_input(rollup, b));
     }
     Ok(DayInput {
         day,
@@ -81,6 +56,37 @@ pub fn day_input(intake: &Intake, day: Day, config: SecurityConfig) -> Result<Da
         batches,
         root_config: config,
     })
+}
+
+/// The archive's view of one accepted batch (no leaf proof yet).
+pub fn batch_input(rollup: &Rollup, b: AcceptedBatch) -> BatchInput {
+    let sub = b.submission;
+    let records: Vec<_> = sub.ops.iter().flat_map(|o| o.op.encode()).collect();
+    BatchInput {
+        statement: BatchStatement {
+            rollup_id: rollup.id,
+            seq: b.seq,
+            pre_state_root: sub.header.pre_state_root,
+            post_state_root: sub.header.post_state_root,
+            data_root: data_root(&records, OP_LIMBS),
+            instruments_root: instruments_root(&rollup.instruments),
+            n_ops: sub.ops.len() as u32,
+        },
+        batch_id: b.batch_id,
+        accepted_us: b.accepted_us,
+        native_commitment: sub.header.commitment,
+        rollup_proof_system: sub.header.proof_system.as_str().to_string(),
+        rollup_proof: sub.proof_bytes,
+        leaf_proof: None,
+        ops: sub
+            .ops
+            .into_iter()
+            .map(|o| ArchivedOp {
+                venue_trade_id: o.trade_id.as_str().to_string(),
+                op: o.op,
+            })
+            .collect(),
+    }
 }
 
 /// Timings of a day close.
@@ -185,16 +191,11 @@ pub fn prove_leaves(
     let start = Instant::now();
     for b in &mut input.batches {
         if b.leaf_proof.is_none() {
-            if b.rollup_proof_system == poe_ingest::model::POE_PROOF_SYSTEM {
-                b.leaf_proof = Some(b.rollup_proof.clone());
+            let (proof, reused) = leaf_proof(b, config)?;
+            b.leaf_proof = Some(proof);
+            if reused {
                 stats.reused += 1;
             } else {
-                let records: Vec<_> = b.ops.iter().flat_map(|o| o.op.encode()).collect();
-                let (statement, proof) =
-                    poe_circle_stark::prover::prove_data_root(&records, OP_LIMBS, config)
-                        .map_err(|e| format!("leaf proof of seq {}: {e}", b.statement.seq))?;
-                debug_assert_eq!(statement.root, b.statement.data_root);
-                b.leaf_proof = Some(proof.to_bytes());
                 stats.proven += 1;
                 stats.ops_proven += b.ops.len() as u64;
             }
@@ -204,4 +205,21 @@ pub fn prove_leaves(
     }
     stats.seconds = start.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// One batch's leaf proof and whether it is the rollup's own: a verified
+/// `poe-circle-stark/v1` proof is used as it is (intake verified it against the batch's data
+/// root), anything else is re-proven here.
+///
+/// # Errors
+/// A prover failure, as text.
+pub fn leaf_proof(b: &BatchInput, config: SecurityConfig) -> Result<(Vec<u8>, bool), String> {
+    if b.rollup_proof_system == poe_ingest::model::POE_PROOF_SYSTEM {
+        return Ok((b.rollup_proof.clone(), true));
+    }
+    let records: Vec<_> = b.ops.iter().flat_map(|o| o.op.encode()).collect();
+    let (statement, proof) = poe_circle_stark::prover::prove_data_root(&records, OP_LIMBS, config)
+        .map_err(|e| format!("leaf proof of seq {}: {e}", b.statement.seq))?;
+    debug_assert_eq!(statement.root, b.statement.data_root);
+    Ok((proof.to_bytes(), false))
 }

@@ -6,4 +6,5 @@ pub mod day;
 pub mod demo;
 pub mod fetch;
 pub mod load;
+pub mod pipeline;
 pub mod rss;

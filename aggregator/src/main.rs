@@ -91,7 +91,8 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Archive root whose closed days are served on /v1/days (see close-day).
+        /// Archive root: the day pipeline publishes each closed day under ARCHIVE/days, and
+        /// /v1/days serves them.
         #[arg(long, default_value = "poe-archive")]
         archive: PathBuf,
         /// Largest request body, bytes.
@@ -100,6 +101,19 @@ enum Command {
         /// Submissions processed at once.
         #[arg(long, default_value_t = 4)]
         max_inflight: usize,
+        /// Leaf prover threads of the day pipeline (each proof is itself parallel).
+        #[arg(long, default_value_t = 1)]
+        leaf_workers: usize,
+        /// Seconds after UTC midnight at which the day is closed.
+        #[arg(long, default_value_t = 5)]
+        close_grace_s: u64,
+        /// Security preset of leaf and root proofs: production or testing.
+        #[arg(long, default_value = "production")]
+        preset: String,
+        /// Intake and archive serving only: no leaf proving, no automatic day close
+        /// (close days with `poe close-day` while stopped).
+        #[arg(long)]
+        no_pipeline: bool,
     },
     /// Close a finished UTC day: write its bundle (Parquet trade records, batch statements,
     /// manifest) under ARCHIVE/days/DAY and prove the day root. Idempotent. Run it with
@@ -330,6 +344,10 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
             max_body_bytes,
             max_inflight,
+            leaf_workers,
+            close_grace_s,
+            preset: p,
+            no_pipeline,
         } => serve(
             &config,
             &data,
@@ -340,6 +358,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 max_inflight,
                 ..poe_api::ApiConfig::default()
             },
+            (!no_pipeline).then_some(poe_aggregator::pipeline::PipelineConfig {
+                workers: leaf_workers,
+                security: preset(&p)?,
+                close_grace_us: close_grace_s.saturating_mul(1_000_000),
+                ..poe_aggregator::pipeline::PipelineConfig::production()
+            }),
         ),
     }
 }
@@ -659,6 +683,7 @@ fn serve(
     archive: &std::path::Path,
     listen: &str,
     api: poe_api::ApiConfig,
+    pipeline: Option<poe_aggregator::pipeline::PipelineConfig>,
 ) -> Result<(), String> {
     let registry = poe_ingest::registry::Registry::load(config)
         .map_err(|e| format!("{}: {e}", config.display()))?;
@@ -687,9 +712,32 @@ fn serve(
             }
             eprintln!("shutting down: draining requests in flight");
         };
-        let state = poe_api::AppState::new(intake, api)
-            .with_archive(std::sync::Arc::new(poe_archive::LocalDir::new(archive)));
+        let archive: std::sync::Arc<dyn poe_archive::Storage> =
+            std::sync::Arc::new(poe_archive::LocalDir::new(archive));
+        let leaves: std::sync::Arc<dyn poe_archive::Storage> =
+            std::sync::Arc::new(poe_archive::LocalDir::new(data.join("leaves")));
+        let mut state = poe_api::AppState::new(intake, api)
+            .with_archive(archive.clone())
+            .with_leaf_store(leaves.clone());
+        let pipeline = match pipeline {
+            Some(config) => {
+                let p = poe_aggregator::pipeline::Pipeline::start(
+                    state.clone(),
+                    archive,
+                    leaves,
+                    config,
+                )?;
+                state = state.with_accept_hook(p.hook());
+                Some(p)
+            }
+            None => None,
+        };
         poe_api::run(listener, state, shutdown).await;
+        // A leaf proof or day close in progress is abandoned, not awaited: nothing is
+        // published half-way, and the next start redoes it.
+        if let Some(p) = pipeline {
+            p.stop(false);
+        }
         Ok(())
     })
 }

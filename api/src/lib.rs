@@ -51,7 +51,18 @@ pub struct AppState {
     config: ApiConfig,
     metrics: Arc<metrics::Metrics>,
     archive: Option<Arc<dyn poe_archive::Storage>>,
+    leaves: Option<Arc<dyn poe_archive::Storage>>,
+    on_accept: Option<AcceptHook>,
     clock: Clock,
+}
+
+/// Called with every newly accepted batch's receipt, after it is on disk (the day pipeline
+/// queues it for leaf proving). Runs on a blocking thread; must not block for long.
+pub type AcceptHook = Arc<dyn Fn(&Receipt) + Send + Sync>;
+
+/// The name under which a batch's leaf proof waits in the leaf store until its day closes.
+pub fn leaf_file(batch_id: &[u8; 32]) -> String {
+    format!("{}.leaf", hex::encode(batch_id))
 }
 
 /// Where acceptance times come from: µs since the epoch.
@@ -68,6 +79,8 @@ impl AppState {
             config,
             metrics: Arc::default(),
             archive: None,
+            leaves: None,
+            on_accept: None,
             clock: Arc::new(now_us),
         }
     }
@@ -83,6 +96,56 @@ impl AppState {
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Runs `f` on the intake under its lock, mutably (the day pipeline closes days with it).
+    pub fn with_intake_mut<T>(&self, f: impl FnOnce(&mut Intake) -> T) -> T {
+        f(&mut self.intake.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The service's counters (the day pipeline writes its own into `pipeline`).
+    pub fn metrics(&self) -> Arc<metrics::Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The clock acceptance times come from.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
+    /// Reports batch statuses `proven` from the leaf proofs waiting in `storage`
+    /// (named by [`leaf_file`]).
+    #[must_use]
+    pub fn with_leaf_store(mut self, storage: Arc<dyn poe_archive::Storage>) -> Self {
+        self.leaves = Some(storage);
+        self
+    }
+
+    /// Calls `hook` with each newly accepted batch.
+    #[must_use]
+    pub fn with_accept_hook(mut self, hook: AcceptHook) -> Self {
+        self.on_accept = Some(hook);
+        self
+    }
+
+    /// `included` once the batch's day is published, `proven` once its leaf proof is stored,
+    /// else `accepted` (`specs/api.md` §5).
+    pub fn batch_status(&self, r: &Receipt) -> &'static str {
+        if self
+            .archive
+            .as_ref()
+            .is_some_and(|a| a.exists(&format!("days/{}/statement.json", r.day)))
+        {
+            "included"
+        } else if self
+            .leaves
+            .as_ref()
+            .is_some_and(|l| l.exists(&leaf_file(&r.batch_id)))
+        {
+            "proven"
+        } else {
+            "accepted"
+        }
     }
 
     /// Serves the daily bundles under `storage` on the `/v1/days` routes.
@@ -279,6 +342,7 @@ async fn submit_inner(
     let intake = state.intake.clone();
     let registry = state.registry.clone();
     let clock = state.clock.clone();
+    let hook = state.on_accept.clone();
     // Blocking work: the stateless checks (parse, signature, native commitment) run outside the
     // lock, so that a slow commitment does not hold up other rollups; re-execution and the
     // fsync run under it.
@@ -286,13 +350,18 @@ async fn submit_inner(
         let _permit = permit;
         let checked = poe_ingest::intake::check(&registry, &body)?;
         let mut intake = intake.lock().unwrap_or_else(|p| p.into_inner());
-        intake.admit(checked, &body, clock())
+        let outcome = intake.admit(checked, &body, clock());
+        drop(intake);
+        if let (Ok(Outcome::Accepted(r)), Some(hook)) = (&outcome, &hook) {
+            hook(r);
+        }
+        outcome
     })
     .await;
     match result {
         Ok(Ok(Outcome::Accepted(r))) => {
             state.metrics.accepted(r.n_ops);
-            let body = receipt_json(&r, "accepted");
+            let body = receipt_json(&r, state.batch_status(&r));
             let mut resp = warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED)
                 .into_response();
             if let Ok(v) =
@@ -303,7 +372,7 @@ async fn submit_inner(
             (resp, body)
         }
         Ok(Ok(Outcome::Duplicate(r))) => {
-            let body = receipt_json(&r, "accepted");
+            let body = receipt_json(&r, state.batch_status(&r));
             (
                 warp::reply::with_status(warp::reply::json(&body), StatusCode::OK).into_response(),
                 body,
@@ -375,7 +444,7 @@ async fn list_batches(
             Ok(Some(receipts)) => {
                 let batches: Vec<Value> = receipts
                     .iter()
-                    .map(|r| receipt_json(r, "accepted"))
+                    .map(|r| receipt_json(r, state.batch_status(r)))
                     .collect();
                 let next = receipts.last().map(|r| r.seq + 1);
                 warp::reply::json(
@@ -415,7 +484,9 @@ async fn get_batch(state: AppState, id: String) -> Result<warp::reply::Response,
     };
     Ok(
         match read_intake(&state, move |i| i.receipt_of(&bytes)).await {
-            Ok(Some(r)) => warp::reply::json(&receipt_json(&r, "accepted")).into_response(),
+            Ok(Some(r)) => {
+                warp::reply::json(&receipt_json(&r, state.batch_status(&r))).into_response()
+            }
             Ok(None) => Problem::new(
                 StatusCode::NOT_FOUND,
                 "unknown_batch",

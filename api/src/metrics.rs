@@ -19,6 +19,31 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
+    /// The day pipeline's figures (all zero when `poe serve` runs without it).
+    pub pipeline: PipelineMetrics,
+}
+
+/// Counters and gauges of the day pipeline, written by the aggregator's workers.
+#[derive(Debug, Default)]
+pub struct PipelineMetrics {
+    /// Leaf proofs made by poe.
+    pub leaves_proven: AtomicU64,
+    /// Leaf proofs taken from a verified `poe-circle-stark/v1` rollup proof.
+    pub leaves_reused: AtomicU64,
+    /// Operations covered by the leaf proofs made by poe.
+    pub leaf_ops_proven: AtomicU64,
+    /// Microseconds spent making leaf proofs.
+    pub leaf_prove_us: AtomicU64,
+    /// Accepted batches of open days without a leaf proof yet.
+    pub leaf_backlog: AtomicU64,
+    /// Days closed (bundle and root proof published).
+    pub days_closed: AtomicU64,
+    /// Microseconds the last day close took.
+    pub last_close_us: AtomicU64,
+    /// Operations of the last closed day.
+    pub last_day_ops: AtomicU64,
+    /// Day closes or leaf proofs that failed (each retried on the next tick).
+    pub failures: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -30,6 +55,7 @@ impl Default for Metrics {
             latency_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_count: AtomicU64::new(0),
             latency_sum_us: AtomicU64::new(0),
+            pipeline: PipelineMetrics::default(),
         }
     }
 }
@@ -128,6 +154,67 @@ impl Metrics {
             self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "poe_submission_seconds_count {count}");
+        let p = &self.pipeline;
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        metric(
+            "poe_leaf_proofs_total",
+            "counter",
+            "Leaf proofs made by poe.",
+            get(&p.leaves_proven).to_string(),
+        );
+        metric(
+            "poe_leaf_proofs_reused_total",
+            "counter",
+            "Leaf proofs taken from the rollup's verified poe-circle-stark/v1 proof.",
+            get(&p.leaves_reused).to_string(),
+        );
+        metric(
+            "poe_leaf_operations_proven_total",
+            "counter",
+            "Operations covered by leaf proofs made by poe.",
+            get(&p.leaf_ops_proven).to_string(),
+        );
+        metric(
+            "poe_leaf_prove_seconds_total",
+            "counter",
+            "Time spent making leaf proofs.",
+            (get(&p.leaf_prove_us) as f64 / 1e6).to_string(),
+        );
+        metric(
+            "poe_leaf_backlog",
+            "gauge",
+            "Accepted batches of open days still without a leaf proof.",
+            get(&p.leaf_backlog).to_string(),
+        );
+        metric(
+            "poe_days_closed_total",
+            "counter",
+            "Days closed into a published bundle with a root proof.",
+            get(&p.days_closed).to_string(),
+        );
+        metric(
+            "poe_last_day_close_seconds",
+            "gauge",
+            "How long the last day close took (bundle and root proof).",
+            (get(&p.last_close_us) as f64 / 1e6).to_string(),
+        );
+        metric(
+            "poe_last_day_operations",
+            "gauge",
+            "Operations of the last closed day.",
+            get(&p.last_day_ops).to_string(),
+        );
+        metric(
+            "poe_pipeline_failures_total",
+            "counter",
+            "Leaf proofs or day closes that failed and will be retried.",
+            get(&p.failures).to_string(),
+        );
         out
     }
 }

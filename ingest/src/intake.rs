@@ -89,6 +89,9 @@ pub struct Intake {
     registry: Registry,
     store: Store,
     heads: HashMap<String, Head>,
+    /// Acceptance times are clamped up to this: the start of the first day not yet closed, so
+    /// a closed day never gains a batch (`specs/day-proof.md` §5).
+    open_from_us: u64,
 }
 
 /// A stored batch, parsed, with where and when it was accepted.
@@ -152,7 +155,60 @@ impl Intake {
             registry,
             store,
             heads,
+            open_from_us: 0,
         })
+    }
+
+    /// Marks every day up to and including `day` closed: from now on a batch is accepted no
+    /// earlier than the start of the next day (a late arrival belongs to the next open day).
+    /// Never moves backwards.
+    pub fn close_through(&mut self, day: poe_circle_stark::day::Day) {
+        self.open_from_us = self.open_from_us.max(day.next().start_us());
+    }
+
+    /// The earliest acceptance time a new batch can get.
+    pub fn open_from_us(&self) -> u64 {
+        self.open_from_us
+    }
+
+    /// `(accepted_us, batch id)` of every batch accepted at or after `from_us`, in acceptance
+    /// order (ties by rollup id, then seq). Reads the indexes only.
+    ///
+    /// # Errors
+    /// [`IntakeError::Store`] on I/O failure.
+    pub fn ids_accepted_from(&self, from_us: u64) -> Result<Vec<(u64, [u8; 32])>, IntakeError> {
+        let mut rollups: Vec<&Rollup> = self.registry.rollups().iter().collect();
+        rollups.sort_by_key(|r| r.id);
+        let mut out = Vec::new();
+        for rollup in rollups {
+            for (_, id, at) in
+                self.store
+                    .ids_accepted_between(&rollup.name.to_be_bytes32(), from_us, u64::MAX)?
+            {
+                out.push((at, id));
+            }
+        }
+        // Stable: equal times keep rollup-then-seq order.
+        out.sort_by_key(|&(at, _)| at);
+        Ok(out)
+    }
+
+    /// One stored batch, parsed; `None` if there is no such batch.
+    ///
+    /// # Errors
+    /// [`IntakeError::Store`] on I/O failure; a stored body that no longer parses is a refusal.
+    pub fn batch(&self, batch_id: &[u8; 32]) -> Result<Option<AcceptedBatch>, IntakeError> {
+        let Some(stored) = self.store.get(batch_id)? else {
+            return Ok(None);
+        };
+        let (submission, rollup) = parse_submission(&stored.body, &self.registry)?;
+        Ok(Some(AcceptedBatch {
+            rollup_id: rollup.id,
+            seq: submission.header.seq,
+            batch_id: stored.batch_id,
+            accepted_us: stored.accepted_us,
+            submission,
+        }))
     }
 
     /// Every batch accepted in `[from_us, to_us)`, parsed, by rollup id then seq.
@@ -216,6 +272,7 @@ impl Intake {
         body: &[u8],
         now_us: u64,
     ) -> Result<Outcome, IntakeError> {
+        let now_us = now_us.max(self.open_from_us);
         let Checked { sub, rollup } = checked;
         let batch_id = sub.batch_id();
         let name_key = rollup.name.to_be_bytes32();

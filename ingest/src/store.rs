@@ -176,32 +176,48 @@ impl Store {
         from_us: u64,
         to_us: u64,
     ) -> Result<Vec<(u64, StoredBatch)>, StoreError> {
-        let hits: Vec<(u64, [u8; 32])> = {
-            let txn = self.db.begin_read().map_err(e)?;
-            let seqs = txn.open_table(SEQS).map_err(e)?;
-            let accepted = txn.open_table(ACCEPTED).map_err(e)?;
-            let range = seqs
-                .range(&seq_key(rollup, 0)[..]..=&seq_key(rollup, u64::MAX)[..])
-                .map_err(e)?;
-            let mut hits = Vec::new();
-            for item in range {
-                let (k, v) = item.map_err(e)?;
-                let seq = u64::from_be_bytes(k.value()[32..].try_into().expect("8 bytes"));
-                let id: [u8; 32] = v.value().try_into().expect("32-byte ids");
-                let at = accepted
-                    .get(&id[..])
-                    .map_err(e)?
-                    .ok_or_else(|| {
-                        StoreError(format!("batch {} has no acceptance time", hex::encode(id)))
-                    })?
-                    .value();
-                if (from_us..to_us).contains(&at) {
-                    hits.push((seq, id));
-                }
-            }
-            hits
-        };
+        let hits = self
+            .ids_accepted_between(rollup, from_us, to_us)?
+            .into_iter()
+            .map(|(seq, id, _)| (seq, id))
+            .collect();
         self.load(hits)
+    }
+
+    /// `(seq, batch id, acceptance time)` of a rollup's batches accepted in `[from_us, to_us)`,
+    /// in sequence order, without reading their bodies.
+    ///
+    /// # Errors
+    /// [`StoreError`] on I/O failure or a dangling index entry.
+    pub fn ids_accepted_between(
+        &self,
+        rollup: &[u8; 32],
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Vec<(u64, [u8; 32], u64)>, StoreError> {
+        let txn = self.db.begin_read().map_err(e)?;
+        let seqs = txn.open_table(SEQS).map_err(e)?;
+        let accepted = txn.open_table(ACCEPTED).map_err(e)?;
+        let range = seqs
+            .range(&seq_key(rollup, 0)[..]..=&seq_key(rollup, u64::MAX)[..])
+            .map_err(e)?;
+        let mut hits = Vec::new();
+        for item in range {
+            let (k, v) = item.map_err(e)?;
+            let seq = u64::from_be_bytes(k.value()[32..].try_into().expect("8 bytes"));
+            let id: [u8; 32] = v.value().try_into().expect("32-byte ids");
+            let at = accepted
+                .get(&id[..])
+                .map_err(e)?
+                .ok_or_else(|| {
+                    StoreError(format!("batch {} has no acceptance time", hex::encode(id)))
+                })?
+                .value();
+            if (from_us..to_us).contains(&at) {
+                hits.push((seq, id, at));
+            }
+        }
+        Ok(hits)
     }
 
     /// All batches of a rollup in sequence order, as `(seq, batch)`.

@@ -1,6 +1,7 @@
 //! Recovery of a day close: `poe close-day` killed at arbitrary points (leaf proving, Parquet
 //! writing, root proving, publishing) and run again ends with a bundle byte-identical to an
-//! uninterrupted run, and never leaves a half-written day visible.
+//! uninterrupted run, and never leaves a half-written day visible. The same for `poe serve`'s
+//! day pipeline, which closes ended days by itself.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{day, poe_binary, scratch, submit_day};
+use common::{day, poe_binary, scratch, spawn_serve, submit_day};
 
 fn close(config: &Path, data: &Path, archive: &Path) -> std::process::Child {
     Command::new(poe_binary())
@@ -85,5 +86,103 @@ fn killed_day_close_resumes_to_an_identical_bundle() {
     );
     for ((p, a), (_, b)) in ours.iter().zip(&theirs) {
         assert!(a == b, "{p} differs from the uninterrupted run");
+    }
+}
+
+fn serve(config: &Path, data: &Path, archive: &Path) -> (std::process::Child, String) {
+    spawn_serve([
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--archive".as_ref(),
+        archive.as_os_str(),
+        "--preset".as_ref(),
+        "testing".as_ref(),
+        "--close-grace-s".as_ref(),
+        "0".as_ref(),
+    ])
+}
+
+#[test]
+fn killed_service_pipeline_resumes_to_identical_bundles() {
+    let dir = scratch("pipeline-recovery");
+    let (intake, toml) = submit_day(&dir, 200);
+    drop(intake);
+    let config = dir.join("poe.toml");
+    std::fs::write(&config, toml).unwrap();
+    // Both days have ended (2026-11-18 and the late batch's 11-19): the service proves their
+    // leaves and closes them as soon as it starts.
+    let days = [day(), day().next()];
+    let reference = dir.join("reference");
+    for d in days {
+        let ok = Command::new(poe_binary())
+            .arg("close-day")
+            .arg(d.to_string())
+            .arg("--config")
+            .arg(&config)
+            .arg("--data")
+            .arg(&dir)
+            .arg("--archive")
+            .arg(&reference)
+            .args(["--preset", "testing"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    let archive = dir.join("archive");
+    let published =
+        |d: &poe_archive::Day| archive.join(format!("days/{d}/statement.json")).exists();
+    let mut kills = 0;
+    for delay_ms in [10u64, 40, 90, 160, 250, 400, 600] {
+        let (mut child, _) = serve(&config, &dir, &archive);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if !days.iter().all(published) {
+            kills += 1;
+        }
+    }
+    assert!(
+        kills >= 2,
+        "the pipeline finished before most kills; only {kills} landed"
+    );
+
+    let (mut child, addr) = serve(&config, &dir, &archive);
+    let start = std::time::Instant::now();
+    while !days.iter().all(published) {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "days not closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listed: serde_json::Value = serde_json::from_slice(
+        &poe_aggregator::fetch::get(&format!("http://{addr}"), "/v1/days").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(listed["days"].as_array().unwrap().len(), 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert!(
+        std::fs::read_dir(dir.join("leaves"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "leaf proofs of published days are cleared"
+    );
+    let ours = files(&archive.join("days"));
+    let theirs = files(&reference.join("days"));
+    assert_eq!(
+        ours.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        theirs.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    for ((p, a), (_, b)) in ours.iter().zip(&theirs) {
+        assert!(a == b, "{p} differs from `poe close-day`'s");
     }
 }

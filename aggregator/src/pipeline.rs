@@ -1,0 +1,429 @@
+//! The day pipeline inside `poe serve` (`specs/day-proof.md` §5): a bounded pool of leaf
+//! provers fed by intake, and a closer that turns each ended UTC day into its published bundle
+//! and root proof.
+//!
+//! Everything it knows survives a crash as files: accepted batches are in the intake store,
+//! leaf proofs wait in the leaf store (each one written by an atomic rename) until their day
+//! is published, and a day is published by one rename (`poe_archive::bundle`). On start the
+//! pipeline rebuilds its queue from those; proofs are deterministic, so a restarted pipeline
+//! ends with the bytes an uninterrupted one would have written.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use poe_api::{leaf_file, AppState};
+use poe_archive::{Day, Storage};
+use poe_circle_stark::config::SecurityConfig;
+use poe_ingest::intake::Receipt;
+use serde_json::json;
+
+use crate::day::{batch_input, close_input, day_input, leaf_proof};
+
+/// How the pipeline runs.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineConfig {
+    /// Leaf prover threads (each proof is itself parallel, so 1 suits a 2-core machine).
+    pub workers: usize,
+    /// Security of leaf and root proofs.
+    pub security: SecurityConfig,
+    /// How long after midnight a day is closed (µs): room for a skewed rollup clock. Batches
+    /// arriving after the close go to the next day regardless.
+    pub close_grace_us: u64,
+    /// How often the closer looks at the clock.
+    pub tick: Duration,
+    /// One JSON line per leaf proof and day close on stderr.
+    pub log: bool,
+}
+
+impl PipelineConfig {
+    /// One worker, production security, close 5 s after midnight, look every second.
+    pub fn production() -> Self {
+        Self {
+            workers: 1,
+            security: SecurityConfig::production(),
+            close_grace_us: 5_000_000,
+            tick: Duration::from_secs(1),
+            log: true,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Batches waiting for a worker, in acceptance order.
+    jobs: VecDeque<[u8; 32]>,
+    /// Batches queued or being proven (never queued twice).
+    queued: HashSet<[u8; 32]>,
+    /// Batches of open days: `(accepted_us, batch id)`.
+    pending: BTreeSet<(u64, [u8; 32])>,
+}
+
+struct Shared {
+    state: AppState,
+    archive: Arc<dyn Storage>,
+    leaves: Arc<dyn Storage>,
+    config: PipelineConfig,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    stop: AtomicBool,
+}
+
+/// A running pipeline; [`Pipeline::stop`] ends it.
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn log(shared: &Shared, line: serde_json::Value) {
+    if shared.config.log {
+        eprintln!("{line}");
+    }
+}
+
+/// Days published in `archive`, oldest first.
+///
+/// # Errors
+/// Archive listing failures.
+pub fn published_days(archive: &dyn Storage) -> std::io::Result<Vec<Day>> {
+    Ok(archive
+        .children("days")?
+        .iter()
+        .filter_map(|n| n.parse::<Day>().ok())
+        .filter(|d| archive.exists(&format!("days/{d}/statement.json")))
+        .collect())
+}
+
+impl Pipeline {
+    /// Starts the pipeline over `state`'s intake: closes intake through the last published
+    /// day, drops leaf proofs of published days, queues every batch of an open day that has
+    /// no leaf proof yet, and starts the workers and the closer. Feed it new batches through
+    /// [`Pipeline::hook`].
+    ///
+    /// # Errors
+    /// Store or archive failures, as text; a pool of zero workers.
+    pub fn start(
+        state: AppState,
+        archive: Arc<dyn Storage>,
+        leaves: Arc<dyn Storage>,
+        config: PipelineConfig,
+    ) -> Result<Self, String> {
+        if config.workers == 0 {
+            return Err("the pipeline needs at least one leaf prover".into());
+        }
+        let published = published_days(&*archive).map_err(|e| format!("archive: {e}"))?;
+        if let Some(last) = published.last() {
+            state.with_intake_mut(|i| i.close_through(*last));
+        }
+        let pending = state
+            .with_intake(|i| i.ids_accepted_from(i.open_from_us()))
+            .map_err(|e| e.to_string())?;
+        let pending_ids: HashSet<[u8; 32]> = pending.iter().map(|(_, id)| *id).collect();
+        // Leaf proofs left behind by a crash between publishing a day and clearing its leaves.
+        for (name, _) in leaves.list("").map_err(|e| format!("leaf store: {e}"))? {
+            let id = name
+                .strip_suffix(".leaf")
+                .and_then(|h| hex::decode(h).ok())
+                .and_then(|b| <[u8; 32]>::try_from(b).ok());
+            if id.is_none_or(|id| !pending_ids.contains(&id)) {
+                leaves
+                    .remove(&name)
+                    .map_err(|e| format!("leaf store: {e}"))?;
+            }
+        }
+        let mut queue = Queue::default();
+        for &(at, id) in &pending {
+            queue.pending.insert((at, id));
+            if !leaves.exists(&leaf_file(&id)) {
+                queue.jobs.push_back(id);
+                queue.queued.insert(id);
+            }
+        }
+        state
+            .metrics()
+            .pipeline
+            .leaf_backlog
+            .store(queue.jobs.len() as u64, Ordering::Relaxed);
+        let shared = Arc::new(Shared {
+            state,
+            archive,
+            leaves,
+            config,
+            queue: Mutex::new(queue),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        log(
+            &shared,
+            json!({"event": "pipeline_started", "workers": config.workers,
+                   "open_batches": pending.len(), "leaf_backlog": shared.lock().jobs.len(),
+                   "last_closed_day": published.last().map(ToString::to_string)}),
+        );
+        let mut threads = Vec::new();
+        for n in 0..config.workers {
+            let s = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("poe-leaf-{n}"))
+                    .spawn(move || worker(&s))
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let s = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("poe-day-closer".into())
+                .spawn(move || closer(&s))
+                .map_err(|e| e.to_string())?,
+        );
+        Ok(Self { shared, threads })
+    }
+
+    /// The intake hook that queues each newly accepted batch
+    /// ([`AppState::with_accept_hook`]).
+    pub fn hook(&self) -> poe_api::AcceptHook {
+        let shared = self.shared.clone();
+        Arc::new(move |r: &Receipt| {
+            let mut q = shared.lock();
+            q.pending.insert((r.accepted_us, r.batch_id));
+            if q.queued.insert(r.batch_id) {
+                q.jobs.push_back(r.batch_id);
+                shared
+                    .state
+                    .metrics()
+                    .pipeline
+                    .leaf_backlog
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            drop(q);
+            shared.wake.notify_all();
+        })
+    }
+
+    /// Stops taking work. With `join`, waits for the proof or close in progress to finish;
+    /// without, leaves it to die with the process (a restart redoes it: nothing is published
+    /// half-way).
+    pub fn stop(self, join: bool) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_all();
+        if join {
+            for t in self.threads {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn prove_leaf(&self, id: &[u8; 32]) -> Result<(), String> {
+        let name = leaf_file(id);
+        if self.leaves.exists(&name) {
+            return Ok(());
+        }
+        let (batch, rollup) = self
+            .state
+            .with_intake(|i| {
+                let b = i.batch(id)?;
+                Ok::<_, poe_ingest::intake::IntakeError>(b.map(|b| {
+                    let rollup = i
+                        .registry()
+                        .rollups()
+                        .iter()
+                        .find(|r| r.id == b.rollup_id)
+                        .expect("stored batches belong to registered rollups")
+                        .clone();
+                    (b, rollup)
+                }))
+            })
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("batch {} is not in the store", hex::encode(id)))?;
+        let input = batch_input(&rollup, batch);
+        let t = Instant::now();
+        let (proof, reused) = leaf_proof(&input, self.config.security)?;
+        let seconds = t.elapsed().as_secs_f64();
+        self.leaves
+            .write(&name, &proof)
+            .map_err(|e| format!("leaf store: {e}"))?;
+        let m = &self.state.metrics().pipeline;
+        if reused {
+            m.leaves_reused.fetch_add(1, Ordering::Relaxed);
+        } else {
+            m.leaves_proven.fetch_add(1, Ordering::Relaxed);
+            m.leaf_ops_proven
+                .fetch_add(input.ops.len() as u64, Ordering::Relaxed);
+            m.leaf_prove_us
+                .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        }
+        log(
+            self,
+            json!({"event": "leaf_proven", "batch_id": hex::encode(id),
+                   "rollup": rollup.name.as_str(), "seq": input.statement.seq,
+                   "n_ops": input.ops.len(), "reused": reused, "bytes": proof.len(),
+                   "ms": (seconds * 1e6).round() / 1e3}),
+        );
+        Ok(())
+    }
+
+    /// Closes the oldest open day if it has ended and all its leaf proofs are in. `Ok(true)`
+    /// if a day was published.
+    fn try_close(&self) -> Result<bool, String> {
+        let Some(&(first_at, _)) = self.lock().pending.first() else {
+            return Ok(false);
+        };
+        let day = Day::of_us(first_at);
+        let now = (self.state.clock())();
+        if now
+            < day
+                .next()
+                .start_us()
+                .saturating_add(self.config.close_grace_us)
+        {
+            return Ok(false);
+        }
+        // From here on intake stamps new batches into the next day at the earliest, so the
+        // store's view of `day` is final.
+        let ids: Vec<[u8; 32]> = self
+            .state
+            .with_intake_mut(|i| {
+                i.close_through(day);
+                i.ids_accepted_from(day.start_us())
+            })
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|&(at, _)| at < day.next().start_us())
+            .map(|(_, id)| id)
+            .collect();
+        let missing: Vec<[u8; 32]> = ids
+            .iter()
+            .filter(|id| !self.leaves.exists(&leaf_file(id)))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            // Normally already queued; a failed proof is queued again here.
+            let mut q = self.lock();
+            for id in missing {
+                if q.queued.insert(id) {
+                    q.jobs.push_back(id);
+                }
+            }
+            drop(q);
+            self.wake.notify_all();
+            return Ok(false);
+        }
+        let start = Instant::now();
+        let mut input = self
+            .state
+            .with_intake(|i| day_input(i, day, self.config.security))?;
+        for b in &mut input.batches {
+            b.leaf_proof = Some(
+                self.leaves
+                    .read(&leaf_file(&b.batch_id))
+                    .map_err(|e| format!("leaf store: {e}"))?,
+            );
+        }
+        let n_ops: u64 = input.batches.iter().map(|b| b.ops.len() as u64).sum();
+        let closed = close_input(
+            input,
+            &*self.archive,
+            self.config.security,
+            &mut |_| {},
+            start,
+        )?;
+        {
+            let mut q = self.lock();
+            let end = day.next().start_us();
+            q.pending = q.pending.split_off(&(end, [0u8; 32]));
+        }
+        for id in &ids {
+            self.leaves
+                .remove(&leaf_file(id))
+                .map_err(|e| format!("leaf store: {e}"))?;
+        }
+        let m = &self.state.metrics().pipeline;
+        m.days_closed.fetch_add(1, Ordering::Relaxed);
+        m.last_close_us
+            .store((closed.total_s * 1e6) as u64, Ordering::Relaxed);
+        m.last_day_ops.store(n_ops, Ordering::Relaxed);
+        log(
+            self,
+            json!({"event": "day_closed", "day": day.to_string(), "n_batches": ids.len(),
+                   "n_ops": n_ops, "written": closed.summary.written,
+                   "prove_s": closed.prove_s, "total_s": closed.total_s}),
+        );
+        Ok(true)
+    }
+}
+
+fn worker(shared: &Shared) {
+    loop {
+        let id = {
+            let mut q = shared.lock();
+            loop {
+                if shared.stopped() {
+                    return;
+                }
+                if let Some(id) = q.jobs.pop_front() {
+                    break id;
+                }
+                q = shared.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let result = shared.prove_leaf(&id);
+        shared.lock().queued.remove(&id);
+        let m = &shared.state.metrics().pipeline;
+        let _ = m
+            .leaf_backlog
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(1))
+            });
+        if let Err(e) = result {
+            m.failures.fetch_add(1, Ordering::Relaxed);
+            log(
+                shared,
+                json!({"event": "leaf_failed", "batch_id": hex::encode(id), "error": e}),
+            );
+        }
+        shared.wake.notify_all();
+    }
+}
+
+fn closer(shared: &Shared) {
+    while !shared.stopped() {
+        match shared.try_close() {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                shared
+                    .state
+                    .metrics()
+                    .pipeline
+                    .failures
+                    .fetch_add(1, Ordering::Relaxed);
+                log(shared, json!({"event": "close_failed", "error": e}));
+            }
+        }
+        let q = shared.lock();
+        if shared.stopped() {
+            return;
+        }
+        let _ = shared.wake.wait_timeout(q, shared.config.tick);
+    }
+}

@@ -1,0 +1,222 @@
+//! The day pipeline inside the service, in-process with a clock the test moves: batches
+//! submitted over HTTP go `accepted` → `proven` → `included`, the day closes on its own once
+//! midnight has passed, a late arrival stamped before midnight by a skewed clock lands in the
+//! next day, and the published bundle audits and is byte-identical to `close_day`'s.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{day, scratch};
+use poe_aggregator::fetch::get;
+use poe_aggregator::load::post;
+use poe_aggregator::pipeline::{Pipeline, PipelineConfig};
+use poe_archive::audit::{audit, AuditOptions};
+use poe_archive::{LocalDir, Storage};
+use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_ingest::client::RollupClient;
+use poe_ingest::commitment::Scheme;
+use poe_ingest::intake::Intake;
+use poe_ingest::registry::Registry;
+use poe_ingest::testkit::{client, realistic_ops, registry_toml, T0};
+use serde_json::Value;
+
+fn json(base: &str, path: &str) -> Value {
+    serde_json::from_slice(&get(base, path).unwrap()).unwrap()
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn status(base: &str, id: &str) -> String {
+    json(base, &format!("/v1/batches/{id}"))["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+struct Service {
+    runtime: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pipeline: Option<Pipeline>,
+    addr: SocketAddr,
+}
+
+impl Service {
+    fn start(dir: &std::path::Path, registry: Registry, clock: Arc<AtomicU64>) -> Self {
+        let intake = Intake::open(registry, &dir.join("intake.redb")).unwrap();
+        let archive: Arc<dyn Storage> = Arc::new(LocalDir::new(dir.join("archive")));
+        let leaves: Arc<dyn Storage> = Arc::new(LocalDir::new(dir.join("leaves")));
+        let state = poe_api::AppState::new(
+            intake,
+            poe_api::ApiConfig {
+                log_submissions: false,
+                ..poe_api::ApiConfig::default()
+            },
+        )
+        .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)))
+        .with_archive(archive.clone())
+        .with_leaf_store(leaves.clone());
+        let pipeline = Pipeline::start(
+            state.clone(),
+            archive,
+            leaves,
+            PipelineConfig {
+                workers: 1,
+                security: SecurityConfig::testing(),
+                close_grace_us: 0,
+                tick: Duration::from_millis(20),
+                log: false,
+            },
+        )
+        .unwrap();
+        let state = state.with_accept_hook(pipeline.hook());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(poe_api::run(listener, state, async {
+            let _ = rx.await;
+        }));
+        Self {
+            runtime,
+            stop: Some(tx),
+            pipeline: Some(pipeline),
+            addr,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn submit(&self, c: &mut RollupClient, n_ops: usize, seed: u64, ts: u64) -> String {
+        let ops = realistic_ops(n_ops, seed, ts);
+        let body = c.next_batch(&ops, "groth16", format!("{seed}").as_bytes());
+        assert_eq!(post(self.addr, &body).unwrap(), 202);
+        let page = json(
+            &self.base(),
+            &format!("/v1/rollups/{}/batches?from_seq={}", c.name, c.seq),
+        );
+        page["batches"][0]["batch_id"].as_str().unwrap().to_string()
+    }
+
+    fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.pipeline.take().unwrap().stop(true);
+        self.runtime.shutdown_timeout(Duration::from_secs(10));
+    }
+}
+
+#[test]
+fn batches_are_proven_then_the_ended_day_closes_itself() {
+    let dir = scratch("pipeline");
+    let mut clients = [
+        client("aurora", 1, Scheme::Keccak256),
+        client("cygnus", 3, Scheme::PoseidonFelt252),
+    ];
+    let toml = registry_toml(&clients.iter().collect::<Vec<_>>());
+    let clock = Arc::new(AtomicU64::new(T0 + 3_600_000_000));
+    let service = Service::start(&dir, Registry::parse(&toml).unwrap(), clock.clone());
+    let base = service.base();
+
+    let mut ids = Vec::new();
+    for round in 0..2u64 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            clock.fetch_add(1_000_000, Ordering::SeqCst);
+            let n = round * 2 + i as u64;
+            ids.push(service.submit(c, 64, n, T0 + n * 10_000_000));
+        }
+    }
+    wait_for("leaf proofs", || {
+        ids.iter().all(|id| status(&base, id) == "proven")
+    });
+    assert!(
+        json(&base, "/v1/days")["days"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a day that has not ended is not closed"
+    );
+
+    // Midnight passes: the pipeline closes the day by itself.
+    clock.store(day().next().start_us(), Ordering::SeqCst);
+    wait_for("the day close", || {
+        get(&base, &format!("/v1/days/{}", day())).is_ok()
+    });
+    for id in &ids {
+        assert_eq!(status(&base, id), "included");
+    }
+    let statement = json(&base, &format!("/v1/days/{}", day()));
+    assert_eq!(statement["statement"]["n_batches"], 4);
+    assert!(
+        std::fs::read_dir(dir.join("leaves"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "leaf proofs of a published day are cleared from the leaf store"
+    );
+    let metrics = String::from_utf8(get(&base, "/metrics").unwrap()).unwrap();
+    assert!(metrics.contains("poe_days_closed_total 1"), "{metrics}");
+    assert!(metrics.contains("poe_leaf_proofs_total 4"), "{metrics}");
+
+    // A rollup clock (or ours) running behind stamps a batch before midnight: the day is
+    // closed, so the batch goes to the next one.
+    clock.store(day().next().start_us() - 60_000_000, Ordering::SeqCst);
+    let late = service.submit(&mut clients[0], 16, 77, T0 + 600_000_000);
+    let receipt = json(&base, &format!("/v1/batches/{late}"));
+    assert_eq!(receipt["day"], day().next().to_string());
+    assert_eq!(
+        receipt["accepted_us"],
+        day().next().start_us().to_string(),
+        "stamped at the start of the next open day"
+    );
+    service.shutdown();
+
+    let report = audit(
+        &LocalDir::new(dir.join("archive").join(format!("days/{}", day()))),
+        &AuditOptions {
+            proof_only: false,
+            leaves: true,
+            policy: VerifierPolicy::insecure_for_tests(),
+        },
+        &mut |_, _| {},
+    );
+    assert!(report.passed(), "{:#?}", report.checks);
+
+    // The same day closed by `close_day` from the same store: the same bytes.
+    let intake = Intake::open(Registry::parse(&toml).unwrap(), &dir.join("intake.redb")).unwrap();
+    let reference = LocalDir::new(dir.join("reference"));
+    poe_aggregator::day::close_day(
+        &intake,
+        &reference,
+        day(),
+        SecurityConfig::testing(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let ours = LocalDir::new(dir.join("archive"));
+    let prefix = format!("days/{}", day());
+    let listed = ours.list(&prefix).unwrap();
+    assert_eq!(listed, reference.list(&prefix).unwrap());
+    for (path, _) in listed {
+        let p = format!("{prefix}/{path}");
+        assert!(
+            ours.read(&p).unwrap() == reference.read(&p).unwrap(),
+            "{p} differs"
+        );
+    }
+}
