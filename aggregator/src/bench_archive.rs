@@ -36,6 +36,19 @@ pub struct Row {
     pub audit_s: f64,
     /// Median `--proof-only` audit, milliseconds.
     pub proof_only_ms: f64,
+    /// With leaf proofs: what making and checking them costs.
+    pub leaves: Option<LeafRow>,
+}
+
+/// The auditor's alternative to the root proof: every batch's leaf proof.
+#[derive(Debug, Clone, Copy)]
+pub struct LeafRow {
+    /// Seconds to prove every leaf (production security).
+    pub prove_s: f64,
+    /// Bytes of all leaf proofs.
+    pub bytes: u64,
+    /// Median milliseconds to verify every leaf proof.
+    pub verify_ms: f64,
 }
 
 fn chain_root(rollup: u32, i: u64) -> Digest {
@@ -53,7 +66,12 @@ fn chain_root(rollup: u32, i: u64) -> Digest {
 ///
 /// # Errors
 /// Archive or audit failures, as text.
-pub fn run(ops: usize, batch_ops: usize, dir: &std::path::Path) -> Result<Row, String> {
+pub fn run(
+    ops: usize,
+    batch_ops: usize,
+    leaves: bool,
+    dir: &std::path::Path,
+) -> Result<Row, String> {
     let day = Day::of_us(T0);
     let table: Vec<NamedInstrument> = instruments()
         .into_iter()
@@ -108,11 +126,48 @@ pub fn run(ops: usize, batch_ops: usize, dir: &std::path::Path) -> Result<Row, S
                 .collect(),
         });
     }
-    let input = DayInput {
+    let mut input = DayInput {
         day,
         rollups,
         batches: per_rollup.into_iter().flatten().collect(),
         root_config: SecurityConfig::production(),
+    };
+    let leaf_row = if leaves {
+        let t = Instant::now();
+        for b in &mut input.batches {
+            b.leaf_proof = Some(crate::day::leaf_proof(b, SecurityConfig::production())?.0);
+        }
+        let prove_s = t.elapsed().as_secs_f64();
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            for b in &input.batches {
+                let statement = poe_circle_stark::air::DataRootStatement {
+                    n_records: b.statement.n_ops,
+                    record_limbs: OP_LIMBS as u32,
+                    root: b.statement.data_root,
+                };
+                poe_circle_stark::verifier::verify_data_root_bytes(
+                    b.leaf_proof.as_deref().expect("proven above"),
+                    &statement,
+                    &poe_circle_stark::config::VerifierPolicy::default(),
+                )
+                .map_err(|e| format!("leaf of seq {}: {e}", b.statement.seq))?;
+            }
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        Some(LeafRow {
+            prove_s,
+            bytes: input
+                .batches
+                .iter()
+                .map(|b| b.leaf_proof.as_ref().map_or(0, Vec::len) as u64)
+                .sum(),
+            verify_ms: times[1],
+        })
+    } else {
+        None
     };
     let _ = std::fs::remove_dir_all(dir);
     let storage = LocalDir::new(dir);
@@ -181,5 +236,6 @@ pub fn run(ops: usize, batch_ops: usize, dir: &std::path::Path) -> Result<Row, S
         proof_bytes: summary.statement.root_proof_bytes,
         audit_s: full[1],
         proof_only_ms: quick[2],
+        leaves: leaf_row,
     })
 }

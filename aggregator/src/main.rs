@@ -1,4 +1,5 @@
 //! `poe`: the command-line tool.
+#![recursion_limit = "256"]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -189,6 +190,9 @@ enum Command {
         /// Operations per batch.
         #[arg(long, default_value_t = 10_000)]
         batch_ops: usize,
+        /// Also prove every batch's leaf and compare verifying them all with the root proof.
+        #[arg(long)]
+        leaves: bool,
     },
     /// Benchmark data-root proofs from 2^min-log to 2^max-log records, one process per size.
     Bench {
@@ -297,14 +301,22 @@ fn run(cli: Cli) -> Result<(), String> {
             preset: p,
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
-        Command::BenchArchive { ops, batch_ops } => {
+        Command::BenchArchive {
+            ops,
+            batch_ops,
+            leaves,
+        } => {
             println!("poe bench-archive: {batch_ops}-op batches, 4 rollups, production day proof; audit medians of 3 (full) and 5 (--proof-only)");
             println!("| ops | batches | write s (of which day proof) | MB on disk | root proof KB | full audit s | audit ops/s | --proof-only ms |");
             println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
             let dir =
                 std::env::temp_dir().join(format!("poe-bench-archive-{}", std::process::id()));
+            let mut leaf_rows = Vec::new();
             for n in ops {
-                let r = poe_aggregator::bench_archive::run(n, batch_ops, &dir)?;
+                let r = poe_aggregator::bench_archive::run(n, batch_ops, leaves, &dir)?;
+                if let Some(l) = r.leaves {
+                    leaf_rows.push((r.ops, r.batches, l, r.proof_only_ms));
+                }
                 println!(
                     "| {} | {} | {:.2} ({:.2}) | {:.1} | {:.0} | {:.2} | {:.0} | {:.1} |",
                     r.ops,
@@ -317,6 +329,22 @@ fn run(cli: Cli) -> Result<(), String> {
                     r.ops as f64 / r.audit_s,
                     r.proof_only_ms
                 );
+            }
+            if !leaf_rows.is_empty() {
+                println!();
+                println!("Root proof versus every leaf proof (production security; verify medians of 3):");
+                println!("| ops | leaf proofs | prove all s | ops/s | all leaf proofs MB | verify all ms | --proof-only audit ms | ratio |");
+                println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+                for (ops, batches, l, root_ms) in leaf_rows {
+                    println!(
+                        "| {ops} | {batches} | {:.1} | {:.0} | {:.1} | {:.1} | {root_ms:.1} | {:.0}× |",
+                        l.prove_s,
+                        ops as f64 / l.prove_s,
+                        l.bytes as f64 / 1e6,
+                        l.verify_ms,
+                        l.verify_ms / root_ms
+                    );
+                }
             }
             let _ = std::fs::remove_dir_all(&dir);
             Ok(())

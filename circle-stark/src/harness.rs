@@ -28,6 +28,47 @@ pub(crate) fn evaluations(log_rows: u32, cols: &[Vec<M31>]) -> Evaluations {
         .collect()
 }
 
+/// LogUp columns of a component whose rows each add the same number of fractions
+/// `(numerator, denominator)`, in the order the component adds them (paired as
+/// `finalize_logup_in_pairs` pairs them). `row(r)` gives row `r`'s fractions, in natural
+/// (coset) order.
+pub(crate) fn logup_columns(
+    log_rows: u32,
+    row: impl Fn(usize) -> Vec<(SecureField, SecureField)>,
+) -> (Evaluations, SecureField) {
+    use stwo::prover::backend::simd::m31::{LOG_N_LANES, N_LANES};
+    use stwo::prover::backend::simd::qm31::PackedSecureField;
+    use stwo_constraint_framework::LogupTraceGenerator;
+
+    let n = 1usize << log_rows;
+    // Same layout as `evaluations`: row r is lane r % 16 of packed row r / 16.
+    let rows: Vec<Vec<(SecureField, SecureField)>> = (0..n).map(&row).collect();
+    let width = rows[0].len();
+    let mut gen = LogupTraceGenerator::new(log_rows);
+    for first in (0..width).step_by(2) {
+        let mut col = gen.new_col();
+        for vr in 0..1 << (log_rows - LOG_N_LANES) {
+            let frac = |k: usize| -> (PackedSecureField, PackedSecureField) {
+                let lanes: [(SecureField, SecureField); N_LANES] =
+                    std::array::from_fn(|l| rows[vr * N_LANES + l][k]);
+                (
+                    PackedSecureField::from_array(lanes.map(|x| x.0)),
+                    PackedSecureField::from_array(lanes.map(|x| x.1)),
+                )
+            };
+            let (n0, d0) = frac(first);
+            if first + 1 < width {
+                let (n1, d1) = frac(first + 1);
+                col.write_frac(vr, n0 * d1 + n1 * d0, d0 * d1);
+            } else {
+                col.write_frac(vr, n0, d0);
+            }
+        }
+        col.finalize_col();
+    }
+    gen.finalize_last()
+}
+
 /// What a test supplies: the main trace, how to draw the relation challenges, the interaction
 /// trace and claimed sums, the components, and the LogUp total the verifier expects.
 pub(crate) struct Air<R, Draw, Inter, Comps, Total>

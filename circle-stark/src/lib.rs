@@ -12,6 +12,7 @@ pub mod field;
 pub(crate) mod harness;
 pub mod memory;
 pub mod merkle;
+pub mod mul;
 pub mod poseidon2;
 pub mod proof;
 #[cfg(feature = "prover")]
