@@ -19,5 +19,6 @@ pub mod proof;
 pub mod prover;
 pub mod range;
 pub mod statement;
+pub mod trade;
 pub mod venue;
 pub mod verifier;
