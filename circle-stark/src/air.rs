@@ -25,6 +25,12 @@ use crate::poseidon2::{
 };
 
 relation!(MerkleNodeRelation, 9);
+relation!(OpRelation, 28);
+
+/// Limbs of an operation record that carry data (`kind ‖ a ‖ b ‖ instrument ‖ x ‖ y ‖ f1 ‖ f2 ‖
+/// ts`); the remaining five are zero, fixed by the data root. `OpRelation` carries the op index
+/// and these (28 values).
+pub const OP_FIELDS: usize = 27;
 
 /// Committed cells per permutation: a square and a fifth power per S-box.
 pub const PERM_CELLS: usize = 2 * N_SBOXES;
@@ -127,6 +133,9 @@ pub struct LeafEval {
     pub record_limbs: usize,
     /// The relation's challenges.
     pub relation: MerkleNodeRelation,
+    /// In a batch-validity proof: also yield `Op(i, record[..27])` for the record of leaf `i`
+    /// (tree index `2^depth + i`), for the operation rows to consume.
+    pub ops: Option<(OpRelation, u32)>,
 }
 
 impl LeafEval {
@@ -164,13 +173,18 @@ impl FrameworkEval for LeafEval {
             }
             state = permute_generic(state, &mut AirSbox { eval: &mut eval });
         }
-        let mut entry = vec![index];
+        let mut entry = vec![index.clone()];
         entry.extend(state.into_iter().take(DIGEST_LEN));
         eval.add_to_relation(RelationEntry::new(
             &self.relation,
-            E::EF::from(enabled),
+            E::EF::from(enabled.clone()),
             &entry,
         ));
+        if let Some((ops, depth)) = &self.ops {
+            let mut op = vec![index - E::F::from(M31::from_u32_unchecked(1 << depth))];
+            op.extend(limbs.iter().take(OP_FIELDS).cloned());
+            eval.add_to_relation(RelationEntry::new(ops, E::EF::from(enabled), &op));
+        }
         eval.finalize_logup_in_pairs();
         eval
     }

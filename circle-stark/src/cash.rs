@@ -7,6 +7,7 @@
 
 use stwo_constraint_framework::{EvalAtRow, FrameworkComponent, FrameworkEval, RelationEntry};
 
+use crate::air::OpRelation;
 use crate::field::M31;
 use crate::memory::{eval_access, AccessCells, StateRel};
 use crate::range::RangeRelations;
@@ -71,7 +72,15 @@ pub struct CashEval {
     pub state: StateRel,
     /// Range-check challenges.
     pub range: RangeRelations,
+    /// In a batch-validity proof: bind each row to its operation record (columns `index,
+    /// ts[4]` appended; the access happens at time `16·index + 1`).
+    pub ops: Option<OpRelation>,
 }
+
+/// Extra columns of a bound cash row: `index, ts[4]`.
+pub const CASH_BOUND_COLUMNS: usize = 5;
+/// LogUp entries of a bound cash row: two u63 checks, one access, one operation.
+pub const CASH_LOOKUPS: usize = 5 + 5 + 4 + 1;
 
 impl FrameworkEval for CashEval {
     fn log_size(&self) -> u32 {
@@ -106,7 +115,24 @@ impl FrameworkEval for CashEval {
         }
         eval_range_u63(&mut eval, &self.range, &e, &amount);
         eval_range_u63(&mut eval, &self.range, &e, &new_cash);
+        let (key, t) = (cells.key.clone(), cells.times[1].clone());
         eval_access(&mut eval, &self.state, &self.range, cells);
+        if let Some(ops) = &self.ops {
+            let index = eval.next_trace_mask();
+            let ts: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
+            let slot = M31::from_u32_unchecked(crate::trade::SLOTS_PER_OP);
+            eval.add_constraint(
+                e.clone() * (t - index.clone() * slot - E::F::from(M31::from_u32_unchecked(1))),
+            );
+            let zero = || E::F::from(M31::from_u32_unchecked(0));
+            let kind = is_withdraw + E::F::from(M31::from_u32_unchecked(2));
+            let mut op = vec![index, kind, key[0].clone(), key[1].clone()];
+            op.extend((0..4).map(|_| zero()));
+            op.extend(amount.iter().cloned());
+            op.extend((0..12).map(|_| zero()));
+            op.extend(ts);
+            eval.add_to_relation(RelationEntry::new(ops, -E::EF::from(e), &op));
+        }
         eval.finalize_logup_in_pairs();
         eval
     }
@@ -114,6 +140,87 @@ impl FrameworkEval for CashEval {
 
 /// The cash component.
 pub type Cash = FrameworkComponent<CashEval>;
+
+/// A deposit or withdrawal row as plain values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CashRow {
+    /// Operation index in the batch.
+    pub index: u32,
+    /// Account.
+    pub account: u32,
+    /// Withdrawal (else deposit).
+    pub withdraw: bool,
+    /// Amount.
+    pub amount: u64,
+    /// The account before and after.
+    pub before: crate::venue::AccountState,
+    /// See `before`.
+    pub after: crate::venue::AccountState,
+    /// Time of the account leaf's previous access.
+    pub t_prev: u32,
+    /// The operation's timestamp.
+    pub timestamp: u64,
+}
+
+impl CashRow {
+    /// The leaf access of the row (at time `16·index + 1`).
+    pub fn access(&self) -> crate::trade::Access {
+        use crate::venue::state::{account_leaf, StateKey};
+        crate::trade::Access {
+            key: StateKey::Account(self.account).index(),
+            old: account_leaf(&self.before),
+            new: account_leaf(&self.after),
+            t_prev: self.t_prev,
+            t: self.index * crate::trade::SLOTS_PER_OP + 1,
+        }
+    }
+
+    /// Cells and lookups in the order [`CashEval`] (with `ops`) reads and adds them.
+    pub fn witness(&self) -> crate::trade::RowWitness {
+        use crate::encoding::u64_limbs;
+        use crate::trade::{Lookup, RowWitness};
+        let m = M31::from_u32_unchecked;
+        let mut w = RowWitness::default();
+        // The addend `amount` is added to: `old` for a deposit, `new` for a withdrawal.
+        let a = if self.withdraw {
+            self.after.cash
+        } else {
+            self.before.cash
+        };
+        let mut carries = [m(0); 3];
+        let mut carry = 0u64;
+        for (i, slot) in carries.iter_mut().enumerate() {
+            let s = ((a >> (16 * i)) & 0xffff) + ((self.amount >> (16 * i)) & 0xffff) + carry;
+            carry = s >> 16;
+            *slot = m(carry as u32);
+        }
+        w.push([m(u32::from(self.withdraw))]);
+        w.push(u64_limbs(self.amount));
+        w.push(carries);
+        let access = self.access();
+        w.access_cells(&access);
+        w.u63(u64_limbs(self.amount));
+        w.u63(u64_limbs(self.after.cash));
+        w.access_lookups(&access);
+        let ts = u64_limbs(self.timestamp);
+        w.push([m(self.index)]);
+        w.push(ts);
+        let mut op = vec![
+            m(self.index),
+            m(2 + u32::from(self.withdraw)),
+            m(self.account & 0xffff),
+            m(self.account >> 16),
+        ];
+        op.extend([m(0); 4]);
+        op.extend(u64_limbs(self.amount));
+        op.extend([m(0); 12]);
+        op.extend(ts);
+        w.lookups.push(Lookup::Op(op));
+        debug_assert_eq!(w.cells.len(), CASH_COLUMNS + CASH_BOUND_COLUMNS);
+        debug_assert_eq!(w.lookups.len(), CASH_LOOKUPS);
+        w
+    }
+}
 
 #[cfg(all(test, feature = "prover"))]
 mod tests {
@@ -396,6 +503,7 @@ mod tests {
                             log_rows: LOG,
                             state: rel.state.clone(),
                             range: rel.range.clone(),
+                            ops: None,
                         },
                         sums[1],
                     )),

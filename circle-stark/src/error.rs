@@ -44,6 +44,12 @@ pub enum ProveError {
     /// The statements are not a day.
     #[error("not a day: {0}")]
     Day(#[from] crate::statement::DayError),
+    /// The batch breaks a venue rule: it has no validity proof.
+    #[error("the batch breaks a rule: {0}")]
+    Rule(#[from] crate::venue::Violation),
+    /// An operation the batch AIR cannot prove yet.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// stwo refused to prove: the trace does not satisfy the AIR (a bug in poe).
     #[error("prover failed: {0}")]
     Stwo(String),
@@ -83,6 +89,12 @@ pub enum VerifyError {
     #[error("day statement differs in {field}: the proof is for another statement")]
     DayStatementMismatch {
         /// The first differing field (`day`, `day_root`, `manifest_hash`, ...).
+        field: &'static str,
+    },
+    /// The proof's batch-validity statement is not the one asked about.
+    #[error("batch-validity statement differs in {field}")]
+    BatchStatementMismatch {
+        /// The first field that differs (`encoding` if the proof's does not decode).
         field: &'static str,
     },
     /// The statement itself is out of range (no records, bad record length, too many).

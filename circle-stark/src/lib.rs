@@ -20,5 +20,8 @@ pub mod prover;
 pub mod range;
 pub mod statement;
 pub mod trade;
+pub mod validity;
+#[cfg(all(test, feature = "prover"))]
+mod validity_tests;
 pub mod venue;
 pub mod verifier;

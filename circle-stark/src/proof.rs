@@ -35,6 +35,9 @@ pub enum AirId {
     /// `statement::DayStatement`: the day's batch statements ↦ day root, with the day's
     /// summary bound as public input (`specs/day-proof.md`).
     DayRoot = 2,
+    /// `validity::ValidityStatement`: a batch of operations obeys the venue rules
+    /// (`specs/batch-air.md` §5; v0: touched leaves stated in the clear).
+    BatchValidity = 3,
 }
 
 impl AirId {
@@ -43,6 +46,7 @@ impl AirId {
         match value {
             1 => Some(Self::DataRoot),
             2 => Some(Self::DayRoot),
+            3 => Some(Self::BatchValidity),
             _ => None,
         }
     }
@@ -52,6 +56,7 @@ impl AirId {
         match self {
             Self::DataRoot => "poe/data-root/v1",
             Self::DayRoot => "poe/day-root/v1",
+            Self::BatchValidity => "poe/batch-validity/v0",
         }
     }
 }

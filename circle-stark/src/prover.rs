@@ -375,6 +375,324 @@ fn prove_records(
     Ok((statement, proof))
 }
 
+/// One LogUp column for the leaf component of a validity proof: `+e/c(index, digest)` paired
+/// with `+e/c(index − 2^depth, record[..27])`.
+fn leaf_op_interaction(
+    t: &ComponentTrace,
+    merkle: &MerkleNodeRelation,
+    ops: &crate::air::OpRelation,
+    depth: u32,
+) -> (Vec<Evaluation>, SecureField) {
+    let mut logup = LogupTraceGenerator::new(t.log_rows);
+    let mut col = logup.new_col();
+    let offset = PackedBaseField::broadcast(M31::from_u32_unchecked(1 << depth));
+    for vec_row in 0..1 << (t.log_rows - LOG_N_LANES) {
+        let mut values = vec![packed(&t.columns[1], vec_row)];
+        values.extend(t.yielded.iter().map(|c| packed(c, vec_row)));
+        let d_node: PackedSecureField = merkle.combine(&values);
+        let mut op = vec![packed(&t.columns[1], vec_row) - offset];
+        op.extend((0..crate::air::OP_FIELDS).map(|j| packed(&t.columns[2 + j], vec_row)));
+        let d_op: PackedSecureField = ops.combine(&op);
+        let e: PackedSecureField = packed(&t.columns[0], vec_row).into();
+        col.write_frac(vec_row, e * (d_node + d_op), d_node * d_op);
+    }
+    col.finalize_col();
+    logup.finalize_last()
+}
+
+/// The range table's LogUp column: `uses/c_range(v) − 1/c_table(v)`.
+fn range_interaction(
+    table: &[BaseColumn; 2],
+    rels: &crate::range::RangeRelations,
+) -> (Vec<Evaluation>, SecureField) {
+    let mut logup = LogupTraceGenerator::new(crate::range::LOG_RANGE);
+    let mut col = logup.new_col();
+    for vec_row in 0..1 << (crate::range::LOG_RANGE - LOG_N_LANES) {
+        let v = packed(&table[0], vec_row);
+        let d_range: PackedSecureField = rels.range.combine(&[v]);
+        let d_table: PackedSecureField = rels.table.combine(&[v]);
+        let uses: PackedSecureField = packed(&table[1], vec_row).into();
+        col.write_frac(vec_row, uses * d_table - d_range, d_range * d_table);
+    }
+    col.finalize_col();
+    logup.finalize_last()
+}
+
+/// LogUp columns of operation rows from their witnesses (`width` lookups per row, paired in
+/// order; rows past the witnesses are padding with no lookups).
+fn witness_interaction(
+    log_rows: u32,
+    rows: &[crate::trade::RowWitness],
+    width: usize,
+    rels: &crate::validity::ValidityRelations,
+) -> (Vec<Evaluation>, SecureField) {
+    use crate::trade::Lookup;
+    use stwo::prover::backend::simd::m31::N_LANES;
+    let one = SecureField::from(M31::from_u32_unchecked(1));
+    let frac = |row: usize, k: usize| -> (SecureField, SecureField) {
+        match rows.get(row).map(|w| &w.lookups[k]) {
+            None => (SecureField::from(M31::from_u32_unchecked(0)), one),
+            Some(Lookup::Range(v)) => (-one, rels.range.range.combine(&[*v])),
+            Some(Lookup::Read(v)) => (-one, rels.state.combine(v)),
+            Some(Lookup::Write(v)) => (one, rels.state.combine(v)),
+            Some(Lookup::Op(v)) => (-one, rels.ops.combine(v)),
+        }
+    };
+    let mut logup = LogupTraceGenerator::new(log_rows);
+    for first in (0..width).step_by(2) {
+        let packed_rows: Vec<(PackedSecureField, PackedSecureField)> = (0..1usize
+            << (log_rows - LOG_N_LANES))
+            .into_par_iter()
+            .map(|vr| {
+                let lanes: [(SecureField, SecureField); N_LANES] = std::array::from_fn(|l| {
+                    let r = vr * N_LANES + l;
+                    let (n0, d0) = frac(r, first);
+                    if first + 1 < width {
+                        let (n1, d1) = frac(r, first + 1);
+                        (n0 * d1 + n1 * d0, d0 * d1)
+                    } else {
+                        (n0, d0)
+                    }
+                });
+                (
+                    PackedSecureField::from_array(lanes.map(|x| x.0)),
+                    PackedSecureField::from_array(lanes.map(|x| x.1)),
+                )
+            })
+            .collect();
+        let mut col = logup.new_col();
+        for (vr, (n, d)) in packed_rows.into_iter().enumerate() {
+            col.write_frac(vr, n, d);
+        }
+        col.finalize_col();
+    }
+    logup.finalize_last()
+}
+
+/// Columns of `2^log_rows` rows from row witnesses (zero padding).
+fn witness_columns(
+    log_rows: u32,
+    rows: &[crate::trade::RowWitness],
+    width: usize,
+) -> Vec<BaseColumn> {
+    let n = 1usize << log_rows;
+    (0..width)
+        .into_par_iter()
+        .map(|c| {
+            (0..n)
+                .map(|r| {
+                    rows.get(r)
+                        .map_or(M31::from_u32_unchecked(0), |w| w.cells[c])
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Proves that `ops`, applied in order to `venue`'s state, obey the venue rules (batch
+/// validity v0, `specs/batch-air.md` §5): deposits, withdrawals and trades.
+///
+/// # Errors
+/// [`ProveError::Rule`] if the batch breaks a rule (naming the operation),
+/// [`ProveError::Unsupported`] for settlements, size errors as for [`prove_data_root`].
+pub fn prove_validity(
+    venue: &crate::venue::Venue,
+    ops: &[crate::venue::Operation],
+    config: SecurityConfig,
+) -> Result<(crate::validity::ValidityStatement, Proof), ProveError> {
+    prove_validity_with(venue, ops, ops, |_| {}, config)
+}
+
+/// The validity prover with its seams exposed for attack tests: the data tree is built from
+/// `records`, the operation rows from `rows` (applied natively, so each row is valid on its
+/// own), and `edit` may rewrite the statement before it is bound. Anything but
+/// `records == rows` and a no-op `edit` yields a proof that must not verify.
+pub(crate) fn prove_validity_with(
+    venue: &crate::venue::Venue,
+    records_ops: &[crate::venue::Operation],
+    ops: &[crate::venue::Operation],
+    edit: impl FnOnce(&mut crate::validity::ValidityStatement),
+    config: SecurityConfig,
+) -> Result<(crate::validity::ValidityStatement, Proof), ProveError> {
+    use std::collections::BTreeMap;
+
+    use crate::cash::{CashRow, CASH_BOUND_COLUMNS, CASH_COLUMNS};
+    use crate::trade::{trade_row, Access, Lookup, TRADE_COLUMNS};
+    use crate::validity::{
+        Components, Touched, ValidityRelations, ValidityStatement, MAX_OPS, N_COMPONENTS,
+    };
+    use crate::venue::{Operation, OP_LIMBS};
+
+    if ops.is_empty() {
+        return Err(ProveError::NoRecords);
+    }
+    if ops.len() > MAX_OPS {
+        return Err(ProveError::TooManyRecords {
+            max: MAX_OPS,
+            got: ops.len(),
+        });
+    }
+    let mut venue = venue.clone();
+    let mut last: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut touched: BTreeMap<u32, Touched> = BTreeMap::new();
+    let mut touch = |a: &Access| {
+        let t = touched.entry(a.key).or_insert(Touched {
+            key: a.key,
+            before: a.old,
+            after: a.old,
+            last_access: 0,
+        });
+        t.after = a.new;
+        t.last_access = a.t;
+    };
+    let at =
+        |i: usize| move |v: crate::venue::Violation| crate::venue::Violation { op_index: i, ..v };
+    let (mut cash_rows, mut trade_rows) = (Vec::new(), Vec::new());
+    for (i, op) in ops.iter().enumerate() {
+        match *op {
+            Operation::Deposit {
+                account,
+                amount,
+                timestamp_us,
+            }
+            | Operation::Withdraw {
+                account,
+                amount,
+                timestamp_us,
+            } => {
+                let before = venue.account(account);
+                venue.apply_batch(std::slice::from_ref(op)).map_err(at(i))?;
+                let mut row = CashRow {
+                    index: i as u32,
+                    account,
+                    withdraw: matches!(op, Operation::Withdraw { .. }),
+                    amount,
+                    before,
+                    after: venue.account(account),
+                    t_prev: 0,
+                    timestamp: timestamp_us,
+                };
+                let a = row.access();
+                row.t_prev = last.insert(a.key, a.t).unwrap_or(0);
+                touch(&row.access());
+                cash_rows.push(row);
+            }
+            Operation::Trade { .. } => {
+                let row = trade_row(&mut venue, op, i as u32, &mut last).map_err(at(i))?;
+                for a in row.accesses() {
+                    touch(&a);
+                }
+                trade_rows.push(row);
+            }
+            Operation::Settle { .. } => {
+                return Err(ProveError::Unsupported(
+                    "settlement rows are not in the batch AIR yet (specs/batch-air.md §4)",
+                ))
+            }
+        }
+    }
+    let cash_w: Vec<_> = cash_rows.par_iter().map(CashRow::witness).collect();
+    let trade_w: Vec<_> = trade_rows.par_iter().map(|r| r.witness(true)).collect();
+    drop((cash_rows, trade_rows));
+    let ranges = cash_w.iter().chain(&trade_w).flat_map(|w| {
+        w.lookups.iter().filter_map(|l| match l {
+            Lookup::Range(v) => Some(*v),
+            _ => None,
+        })
+    });
+    let table = crate::range::table_columns(ranges);
+    let table: [BaseColumn; 2] = table.map(|c| c.into_iter().collect());
+
+    let records: Vec<M31> = records_ops.iter().flat_map(Operation::encode).collect();
+    let n = records_ops.len();
+    let depth = depth_for(n);
+    let mut statement = ValidityStatement {
+        n_ops: n as u32,
+        data_root: Digest::ZERO,
+        log_cash_rows: crate::air::log_rows_for(cash_w.len()),
+        log_trade_rows: crate::air::log_rows_for(trade_w.len()),
+        touched: touched.into_values().collect(),
+    };
+    let (leaf_log, node_log) = statement.data_root_statement().log_rows();
+    let leaves_t = leaf_trace(&records, OP_LIMBS, leaf_log, depth);
+    let leaf_digests: Vec<Digest> = (0..n)
+        .map(|r| Digest(std::array::from_fn(|i| leaves_t.yielded[i].at(r))))
+        .collect();
+    let (nodes_t, root) = node_trace(&leaf_digests, node_log, depth);
+    statement.data_root = root;
+    edit(&mut statement);
+    statement.check().map_err(ProveError::Stwo)?;
+    let cash_width = CASH_COLUMNS + CASH_BOUND_COLUMNS;
+    let trade_width = TRADE_COLUMNS + 4;
+    let cash_cols = witness_columns(statement.log_cash_rows, &cash_w, cash_width);
+    let trade_cols = witness_columns(statement.log_trade_rows, &trade_w, trade_width);
+
+    let public_inputs = statement.to_public_inputs();
+    let max_log = Components::max_log_rows(&statement);
+    let twiddles = SimdBackend::precompute_twiddles(
+        CanonicCoset::new(max_log + 1 + config.log_blowup())
+            .circle_domain()
+            .half_coset,
+    );
+    let channel = &mut Blake2sChannel::default();
+    mix_preamble(channel, AirId::BatchValidity, &config, &public_inputs);
+    let mut scheme = CommitmentSchemeProver::<SimdBackend, Blake2sMerkleChannel>::new(
+        config.pcs_config(),
+        &twiddles,
+    );
+    scheme.tree_builder().commit(channel);
+    let mut tree = scheme.tree_builder();
+    tree.extend_evals(evaluations(crate::range::LOG_RANGE, table.to_vec()));
+    tree.extend_evals(evaluations(leaf_log, leaves_t.columns.clone()));
+    tree.extend_evals(evaluations(node_log, nodes_t.columns.clone()));
+    tree.extend_evals(evaluations(statement.log_cash_rows, cash_cols));
+    tree.extend_evals(evaluations(statement.log_trade_rows, trade_cols));
+    tree.commit(channel);
+
+    let rels = ValidityRelations::draw(channel);
+    let inter = [
+        range_interaction(&table, &rels.range),
+        leaf_op_interaction(&leaves_t, &rels.merkle, &rels.ops, depth),
+        node_interaction(&nodes_t, &rels.merkle),
+        witness_interaction(
+            statement.log_cash_rows,
+            &cash_w,
+            crate::cash::CASH_LOOKUPS,
+            &rels,
+        ),
+        witness_interaction(
+            statement.log_trade_rows,
+            &trade_w,
+            crate::trade::TRADE_LOOKUPS,
+            &rels,
+        ),
+    ];
+    drop((leaves_t, nodes_t, cash_w, trade_w));
+    let sums: [SecureField; N_COMPONENTS] = std::array::from_fn(|i| inter[i].1);
+    mix_claimed_sums(channel, &sums);
+    let mut tree = scheme.tree_builder();
+    for (evals, _) in inter {
+        tree.extend_evals(evals);
+    }
+    tree.commit(channel);
+
+    let c = Components::new(&statement, &rels, &sums);
+    let stark = prove::<SimdBackend, Blake2sMerkleChannel>(
+        &[&c.range, &c.leaf, &c.node, &c.cash, &c.trade],
+        channel,
+        scheme,
+    )
+    .map_err(|e| ProveError::Stwo(e.to_string()))?;
+    let proof = Proof {
+        air: AirId::BatchValidity,
+        config,
+        public_inputs,
+        claimed_sums: sums.to_vec(),
+        stark,
+    };
+    Ok((statement, proof))
+}
+
 pub use crate::merkle::data_root;
 
 #[cfg(test)]
@@ -400,6 +718,7 @@ mod tests {
             log_rows: t.log_rows,
             record_limbs: l,
             relation,
+            ops: None,
         };
         assert_constraints_on_trace(
             &trees,
@@ -469,6 +788,7 @@ mod tests {
                     log_rows: t.log_rows,
                     record_limbs: l,
                     relation: relation.clone(),
+                    ops: None,
                 };
                 assert_constraints_on_trace(
                     &trees,

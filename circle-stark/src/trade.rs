@@ -31,6 +31,9 @@ pub const SUM_CARRY_OFFSET: u32 = 8;
 pub const SLOTS_PER_OP: u32 = 16;
 /// Sum identities in a trade row.
 pub const TRADE_SUMS: usize = 9;
+/// LogUp entries of a bound trade row: instrument, five inputs, two account keys, five
+/// accesses, three products, nine identities, seven written values, the operation.
+pub const TRADE_LOOKUPS: usize = 1 + 25 + 4 + 5 * 4 + 3 * 28 + TRADE_SUMS * SUM_CARRIES + 35 + 1;
 /// Columns of a trade row.
 pub const TRADE_COLUMNS: usize = 3
     + 20
@@ -96,6 +99,9 @@ pub struct TradeEval {
     pub state: StateRel,
     /// Range-check challenges.
     pub range: RangeRelations,
+    /// In a batch-validity proof: bind each row to its operation record (columns `ts[4]`
+    /// appended).
+    pub ops: Option<crate::air::OpRelation>,
 }
 
 fn u64_of<F: Clone>(cells: &[F]) -> [F; 4] {
@@ -229,6 +235,19 @@ impl FrameworkEval for TradeEval {
             u64_of(&pos_b.new[1..5]),
             u64_of(&pos_s.new[1..5]),
         ];
+        let mut op: Vec<E::F> = vec![
+            index.clone(),
+            E::F::from(c(crate::venue::ops::kind::TRADE)),
+            acc_b.key[0].clone(),
+            acc_b.key[1].clone(),
+            acc_s.key[0].clone(),
+            acc_s.key[1].clone(),
+            instrument.clone(),
+            E::F::from(c(0)),
+        ];
+        for v in [&qty, &price, &fee_b, &fee_s] {
+            op.extend(v.iter().cloned());
+        }
         let (old_b, new_b) = (acc_b.old.clone(), acc_b.new.clone());
         let (old_s, new_s) = (acc_s.old.clone(), acc_s.new.clone());
         let (old_f, new_f) = (acc_f.old.clone(), acc_f.new.clone());
@@ -293,6 +312,10 @@ impl FrameworkEval for TradeEval {
         for v in &written {
             eval_range_u63(&mut eval, range, &e, v);
         }
+        if let Some(ops) = &self.ops {
+            op.extend((0..4).map(|_| eval.next_trace_mask()));
+            eval.add_to_relation(RelationEntry::new(ops, neg(&e), &op));
+        }
         eval.finalize_logup_in_pairs();
         eval
     }
@@ -310,6 +333,8 @@ pub enum Lookup {
     Read(Vec<M31>),
     /// Yields `State(key, value, t)`.
     Write(Vec<M31>),
+    /// Consumes `Op(index, record fields)`.
+    Op(Vec<M31>),
 }
 
 /// One access of a row: leaf key, value before and after, time of the previous access and of
@@ -342,22 +367,22 @@ fn limbs(v: u64) -> [M31; 4] {
 }
 
 impl RowWitness {
-    fn push(&mut self, v: impl IntoIterator<Item = M31>) {
+    pub(crate) fn push(&mut self, v: impl IntoIterator<Item = M31>) {
         self.cells.extend(v);
     }
 
-    fn range(&mut self, v: M31) {
+    pub(crate) fn range(&mut self, v: M31) {
         self.lookups.push(Lookup::Range(v));
     }
 
-    fn u63(&mut self, v: [M31; 4]) {
+    pub(crate) fn u63(&mut self, v: [M31; 4]) {
         for l in v {
             self.range(l);
         }
         self.range(v[3] * c(2));
     }
 
-    fn access_cells(&mut self, a: &Access) {
+    pub(crate) fn access_cells(&mut self, a: &Access) {
         let d = c(a.t) - c(a.t_prev) - c(1);
         self.push([c(1), c(a.key & 0xffff), c(a.key >> 16)]);
         self.push(a.old);
@@ -365,7 +390,7 @@ impl RowWitness {
         self.push([c(a.t_prev), c(a.t), c(d.0 & 0xffff), c(d.0 >> 16)]);
     }
 
-    fn access_lookups(&mut self, a: &Access) {
+    pub(crate) fn access_lookups(&mut self, a: &Access) {
         let entry = |v: &[M31; LEAF_LIMBS], t: u32| -> Vec<M31> {
             let mut out = vec![c(a.key & 0xffff), c(a.key >> 16)];
             out.extend(v);
@@ -379,14 +404,14 @@ impl RowWitness {
         self.range(c(d.0 >> 16) * c(1 << (32 - TIME_BITS)));
     }
 
-    fn mul(&mut self, w: &MulWitness) {
+    pub(crate) fn mul(&mut self, w: &MulWitness) {
         self.push(w.cells().map(c));
         for v in w.range_lookups() {
             self.range(crate::field::m31_reduce(v));
         }
     }
 
-    fn sum_eq(&mut self, lhs: &[[M31; 4]], rhs: &[[M31; 4]]) {
+    pub(crate) fn sum_eq(&mut self, lhs: &[[M31; 4]], rhs: &[[M31; 4]]) {
         // Carries solved over the field: true identities give small carries, false ones give
         // carries out of range or an unsatisfiable top limb.
         let inv = c(1 << 16).inverse();
@@ -452,6 +477,8 @@ pub struct TradeRow {
     pub added: (u64, u64),
     /// Previous access time of each of the five leaves (buyer, seller, fee, positions).
     pub t_prev: [u32; 5],
+    /// The operation's timestamp (bound to its record, not yet checked against the clock).
+    pub timestamp: u64,
 }
 
 impl TradeRow {
@@ -485,8 +512,9 @@ impl TradeRow {
         ]
     }
 
-    /// Cells and lookups in the order [`TradeEval`] reads and adds them.
-    pub fn witness(&self) -> RowWitness {
+    /// Cells and lookups in the order [`TradeEval`] reads and adds them; `bound` as
+    /// `TradeEval::ops` is set.
+    pub fn witness(&self, bound: bool) -> RowWitness {
         let mut w = RowWitness::default();
         w.push([c(1), c(self.index), c(self.instrument)]);
         w.range(c(self.instrument) * c(1 << 4));
@@ -580,6 +608,26 @@ impl TradeRow {
             w.u63(l(v));
         }
         debug_assert_eq!(w.cells.len(), TRADE_COLUMNS);
+        if bound {
+            let ts = l(self.timestamp);
+            w.push(ts);
+            let mut op = vec![
+                c(self.index),
+                c(crate::venue::ops::kind::TRADE),
+                c(self.buyer & 0xffff),
+                c(self.buyer >> 16),
+                c(self.seller & 0xffff),
+                c(self.seller >> 16),
+                c(self.instrument),
+                c(0),
+            ];
+            for v in [self.qty, self.price, self.fee_b, self.fee_s] {
+                op.extend(l(v));
+            }
+            op.extend(ts);
+            w.lookups.push(Lookup::Op(op));
+            debug_assert_eq!(w.lookups.len(), TRADE_LOOKUPS);
+        }
         w
     }
 }
@@ -646,6 +694,7 @@ impl TradeRow {
             released: (released, rv),
             added: (added, av),
             t_prev: [0; 5],
+            timestamp: 0,
         }
     }
 }
@@ -714,6 +763,7 @@ pub fn trade_row(
         released: (released, released * collateral),
         added: (added, added * collateral),
         t_prev: [0; 5],
+        timestamp: op.timestamp_us(),
     };
     for (k, a) in row.accesses().iter().enumerate() {
         row.t_prev[k] = last_access.insert(a.key, a.t).unwrap_or(0);
@@ -846,7 +896,7 @@ mod tests {
     fn run((rows, init, fin): &Trace) -> Result<(), String> {
         let n = 1usize << LOG;
         assert!(rows.len() <= n);
-        let witnesses: Vec<RowWitness> = rows.iter().map(TradeRow::witness).collect();
+        let witnesses: Vec<RowWitness> = rows.iter().map(|r| r.witness(false)).collect();
         let mut cols = vec![vec![m(0); n]; TRADE_COLUMNS];
         let mut uses = vec![0u32; 1 << LOG_RANGE];
         for (r, w) in witnesses.iter().enumerate() {
@@ -912,6 +962,7 @@ mod tests {
                             Lookup::Range(v) => (-one, rel.range.range.combine(&[*v])),
                             Lookup::Read(v) => (-one, rel.state.combine(v)),
                             Lookup::Write(v) => (one, rel.state.combine(v)),
+                            Lookup::Op(_) => unreachable!("unbound rows"),
                         })
                         .collect(),
                     None => vec![(zero, one); width],
@@ -944,6 +995,7 @@ mod tests {
                             log_rows: LOG,
                             state: rel.state.clone(),
                             range: rel.range.clone(),
+                            ops: None,
                         },
                         sums[1],
                     )),
@@ -1003,7 +1055,11 @@ mod tests {
                 timestamp_us: 10 + i as u64,
             };
             let engine = trade_row(&mut venue, &op, i as u32, &mut last).unwrap();
-            assert_eq!(engine, rows[i], "trade {i}");
+            let ours = TradeRow {
+                timestamp: op.timestamp_us(),
+                ..rows[i].clone()
+            };
+            assert_eq!(engine, ours, "trade {i}");
         }
     }
 

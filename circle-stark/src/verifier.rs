@@ -60,6 +60,7 @@ pub(crate) fn build_components(
             log_rows: leaf_log,
             record_limbs: statement.record_limbs as usize,
             relation: relation.clone(),
+            ops: None,
         },
         sums[0],
     );
@@ -164,7 +165,7 @@ pub fn verify_day(
     verify_records(proof, AirId::DayRoot, &inner, &public_inputs)
 }
 
-fn check_air_and_policy(
+pub(crate) fn check_air_and_policy(
     proof: &Proof,
     air: AirId,
     policy: &VerifierPolicy,
@@ -232,10 +233,21 @@ fn verify_records(
     }
 
     let (leaf, node) = build_components(statement, relation, sums);
+    run_stark(&[&leaf, &node], channel, &mut scheme, proof)
+}
+
+/// stwo's STARK check over `components`, with the transcript at the point after the
+/// interaction commitment.
+pub(crate) fn run_stark(
+    components: &[&dyn Component],
+    channel: &mut Blake2sChannel,
+    scheme: &mut CommitmentSchemeVerifier<Blake2sMerkleChannel>,
+    proof: Proof,
+) -> Result<(), VerifyError> {
     // stwo indexes into the proof without checking every length; a malformed proof must be an
     // error, never a crash of the auditor's process.
     let result = catch_unwind(AssertUnwindSafe(|| {
-        verify(&[&leaf, &node], channel, &mut scheme, proof.stark)
+        verify(components, channel, scheme, proof.stark)
     }));
     match result {
         Ok(Ok(())) => Ok(()),

@@ -10,6 +10,7 @@
 
 pub mod engine;
 pub mod ops;
+pub mod sample;
 pub mod state;
 
 pub use engine::{Venue, Violation};

@@ -1,0 +1,175 @@
+//! Batch-validity proofs end to end, and the attacks on what binds the rows together: the
+//! operation records (dropped, reordered, duplicated operations) and the touched state.
+
+use crate::config::{SecurityConfig, VerifierPolicy};
+use crate::error::{ProveError, VerifyError};
+use crate::field::M31;
+use crate::prover::{prove_validity, prove_validity_with};
+use crate::validity::{verify_validity, ValidityStatement};
+use crate::venue::engine::Rule;
+use crate::venue::{sample, Operation, Venue};
+
+const T0: u64 = 1_800_000_000_000_000;
+
+fn policy() -> VerifierPolicy {
+    VerifierPolicy::insecure_for_tests()
+}
+
+/// 96 operations, all at one timestamp so that any order is valid.
+fn batch() -> (Venue, Vec<Operation>) {
+    sample::batch(96, 12, 7, T0, 0)
+}
+
+fn forged(
+    rows: impl FnOnce(&mut Vec<Operation>),
+    edit: impl FnOnce(&mut ValidityStatement),
+) -> Result<(), VerifyError> {
+    let (venue, ops) = batch();
+    let mut row_ops = ops.clone();
+    rows(&mut row_ops);
+    let (statement, proof) =
+        prove_validity_with(&venue, &ops, &row_ops, edit, SecurityConfig::testing()).unwrap();
+    verify_validity(proof, &statement, &policy())
+}
+
+#[test]
+fn realistic_batch_proves_and_verifies() {
+    let (venue, ops) = sample::batch(300, 24, 3, T0, 1_000);
+    let kinds = |k: fn(&Operation) -> bool| ops.iter().filter(|o| k(o)).count();
+    assert!(kinds(|o| matches!(o, Operation::Trade { .. })) > 200);
+    assert!(kinds(|o| matches!(o, Operation::Deposit { .. })) > 10);
+    assert!(kinds(|o| matches!(o, Operation::Withdraw { .. })) > 3);
+    let (statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    let records: Vec<M31> = ops.iter().flat_map(Operation::encode).collect();
+    assert_eq!(
+        statement.data_root,
+        crate::merkle::data_root(&records, crate::venue::OP_LIMBS)
+    );
+    // The stated after-values are what the engine computes.
+    let mut after = venue.clone();
+    after.apply_batch(&ops).unwrap();
+    for t in &statement.touched {
+        if t.key < crate::venue::MAX_ACCOUNTS {
+            let a = crate::venue::state::account_leaf(&after.account(t.key));
+            assert_eq!(t.after, a, "account {}", t.key);
+        }
+    }
+    let bytes = proof.to_bytes();
+    crate::validity::verify_validity_bytes(&bytes, &statement, &policy()).unwrap();
+    let decoded = ValidityStatement::from_public_inputs(&statement.to_public_inputs()).unwrap();
+    assert_eq!(decoded, statement);
+}
+
+#[test]
+fn dropped_operation_is_rejected() {
+    let e = forged(
+        |rows| {
+            rows.pop();
+        },
+        |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn reordered_operations_are_rejected() {
+    let e = forged(|rows| rows.swap(40, 41), |_| {}).unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn duplicated_operation_is_rejected() {
+    // Replace the last operation's row by a second copy of the one before it.
+    let e = forged(
+        |rows| {
+            let n = rows.len();
+            rows[n - 1] = rows[n - 2];
+        },
+        |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn operations_not_matching_the_data_root_are_rejected() {
+    // Rows for a batch with one price changed; the data tree of the original.
+    let e = forged(
+        |rows| {
+            let k = rows
+                .iter()
+                .position(|o| matches!(o, Operation::Trade { .. }))
+                .unwrap();
+            if let Operation::Trade { price, .. } = &mut rows[k] {
+                *price += 1;
+            }
+        },
+        |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn wrong_post_state_is_rejected() {
+    let e = forged(
+        |_| {},
+        |s| s.touched[3].after[0] += M31::from_u32_unchecked(1),
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn richer_pre_state_is_rejected() {
+    // Claim an account started with more cash than the rows read.
+    let e = forged(
+        |_| {},
+        |s| s.touched[1].before[0] += M31::from_u32_unchecked(1),
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn statement_with_another_data_root_is_rejected() {
+    let (venue, ops) = batch();
+    let (mut statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    statement.data_root.0[0] += M31::from_u32_unchecked(1);
+    assert_eq!(
+        verify_validity(proof, &statement, &policy()).unwrap_err(),
+        VerifyError::BatchStatementMismatch { field: "data_root" }
+    );
+}
+
+#[test]
+fn rule_breaking_batch_has_no_proof() {
+    let (venue, mut ops) = batch();
+    ops.push(Operation::Withdraw {
+        account: 1,
+        amount: venue.account(1).cash + 1_000_000_000_000_000,
+        timestamp_us: T0,
+    });
+    match prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap_err() {
+        ProveError::Rule(v) => {
+            assert_eq!(v.op_index, ops.len() - 1);
+            assert!(matches!(v.rule, Rule::InsufficientCash { .. }));
+        }
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn settlement_is_not_provable_yet() {
+    let (venue, mut ops) = batch();
+    ops.push(Operation::Settle {
+        instrument: 0,
+        price: 1,
+        timestamp_us: T0 + 400 * 86_400_000_000,
+    });
+    assert!(matches!(
+        prove_validity(&venue, &ops, SecurityConfig::testing()),
+        Err(ProveError::Unsupported(_))
+    ));
+}
