@@ -9,3 +9,4 @@ pub mod fetch;
 pub mod load;
 pub mod pipeline;
 pub mod rss;
+pub mod validity;

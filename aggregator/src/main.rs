@@ -46,9 +46,59 @@ enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
-    /// Prove and verify a synthetic batch of records; print size, time and security.
+    /// Prove that a generated realistic batch (trades, deposits, withdrawals) obeys the venue
+    /// rules (batch-validity proof v0), verify it, print the figures.
     ProveBatch {
-        /// Number of records (operations) in the batch.
+        /// Operations in the batch.
+        #[arg(long, default_value_t = 4096)]
+        ops: usize,
+        /// Funded accounts trading.
+        #[arg(long, default_value_t = 256)]
+        accounts: u32,
+        /// Security preset: production or testing.
+        #[arg(long, default_value = "production")]
+        preset: String,
+        /// Seed of the generated batch.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the canonical proof here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the statement (public inputs) here, for verify-batch.
+        #[arg(long)]
+        statement: Option<PathBuf>,
+        /// One JSON line instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a batch-validity proof against a statement file (from prove-batch --statement).
+    VerifyBatch {
+        /// The proof file.
+        proof: PathBuf,
+        /// The statement file.
+        #[arg(long)]
+        statement: PathBuf,
+        /// Refuse proofs below this many bits of conjectured security.
+        #[arg(long, default_value_t = 100)]
+        min_security_bits: u32,
+    },
+    /// Benchmark batch-validity proofs from 2^min-log to 2^max-log operations, one process per
+    /// size, next to the same machine's Poseidon2 permutation throughput.
+    BenchBatch {
+        /// Smallest size, log2 of operations.
+        #[arg(long, default_value_t = 10)]
+        min_log: u32,
+        /// Largest size, log2 of operations.
+        #[arg(long, default_value_t = 16)]
+        max_log: u32,
+        /// Security preset.
+        #[arg(long, default_value = "production")]
+        preset: String,
+    },
+    /// Prove and verify a data-root proof over synthetic records; print size, time and
+    /// security.
+    ProveRecords {
+        /// Number of records in the batch.
         #[arg(long, default_value_t = 4096)]
         ops: usize,
         /// Security preset: production or testing.
@@ -228,13 +278,40 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::ProveBatch {
+        Command::ProveRecords {
             ops,
             preset: p,
             seed,
             out,
             json,
-        } => prove_batch(ops, &p, seed, out, json),
+        } => prove_records(ops, &p, seed, out, json),
+        Command::ProveBatch {
+            ops,
+            accounts,
+            preset: p,
+            seed,
+            out,
+            statement,
+            json,
+        } => poe_aggregator::validity::prove_command(
+            ops,
+            accounts,
+            preset(&p)?,
+            seed,
+            out.as_deref(),
+            statement.as_deref(),
+            json,
+        ),
+        Command::VerifyBatch {
+            proof,
+            statement,
+            min_security_bits,
+        } => poe_aggregator::validity::verify_command(&proof, &statement, min_security_bits),
+        Command::BenchBatch {
+            min_log,
+            max_log,
+            preset: p,
+        } => poe_aggregator::validity::bench_command(min_log, max_log, &p, preset(&p)?),
         Command::VerifyProof {
             proof,
             root,
@@ -812,7 +889,7 @@ fn bench_intake(n: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn prove_batch(
+fn prove_records(
     ops: usize,
     p: &str,
     seed: u64,
@@ -927,7 +1004,7 @@ fn bench(min_log: u32, max_log: u32, runs: usize, p: &str) -> Result<(), String>
             eprintln!("  2^{log} records, run {}/{runs}…", run + 1);
             let out = std::process::Command::new(&exe)
                 .args([
-                    "prove-batch",
+                    "prove-records",
                     "--json",
                     "--preset",
                     p,

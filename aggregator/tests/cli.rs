@@ -15,13 +15,13 @@ fn stdout_field(out: &str, key: &str) -> String {
 }
 
 #[test]
-fn prove_batch_writes_a_proof_that_verify_proof_accepts_and_a_wrong_root_fails() {
+fn prove_records_writes_a_proof_that_verify_proof_accepts_and_a_wrong_root_fails() {
     let dir = std::env::temp_dir().join(format!("poe-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let proof = dir.join("batch.proof");
     let out = poe()
         .args([
-            "prove-batch",
+            "prove-records",
             "--ops",
             "100",
             "--preset",
@@ -81,7 +81,7 @@ fn prove_batch_writes_a_proof_that_verify_proof_accepts_and_a_wrong_root_fails()
 #[test]
 fn unknown_preset_is_a_clear_error() {
     let out = poe()
-        .args(["prove-batch", "--ops", "4", "--preset", "fast"])
+        .args(["prove-records", "--ops", "4", "--preset", "fast"])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -103,4 +103,63 @@ fn malformed_root_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("reading /nonexistent"));
+}
+
+#[test]
+fn prove_batch_round_trips_through_verify_batch_and_a_foreign_statement_fails() {
+    let dir = std::env::temp_dir().join(format!("poe-cli-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prove = |seed: &str, name: &str| {
+        let out = poe()
+            .args([
+                "prove-batch",
+                "--ops",
+                "200",
+                "--accounts",
+                "16",
+                "--preset",
+                "testing",
+            ])
+            .args(["--seed", seed, "--out"])
+            .arg(dir.join(format!("{name}.proof")))
+            .arg("--statement")
+            .arg(dir.join(format!("{name}.statement")))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = prove("1", "a");
+    assert!(text.contains("200 ("), "{text}");
+    prove("2", "b");
+    let verify = |proof: &str, statement: &str| {
+        poe()
+            .arg("verify-batch")
+            .arg(dir.join(proof))
+            .arg("--statement")
+            .arg(dir.join(statement))
+            .args(["--min-security-bits", "0"])
+            .output()
+            .unwrap()
+    };
+    let ok = verify("a.proof", "a.statement");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("proof OK: 200 operations"));
+    let bad = verify("a.proof", "b.statement");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("batch-validity statement differs in data_root"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -71,6 +71,7 @@ pub struct ValidityStatement {
 }
 
 const HEADER: usize = 1 + DIGEST_LEN + 3;
+const STATEMENT_MAGIC: [u8; 8] = *b"POEVST01";
 const PER_TOUCHED: usize = 2 + 2 * LEAF_LIMBS + 1;
 
 impl ValidityStatement {
@@ -127,6 +128,50 @@ impl ValidityStatement {
             log_trade_rows: inputs[2 + DIGEST_LEN].0,
             touched,
         })
+    }
+
+    /// The statement as a file: `POEVST01`, then the public inputs as a `u32` count and
+    /// little-endian `u32`s.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let inputs = self.to_public_inputs();
+        let mut out = STATEMENT_MAGIC.to_vec();
+        out.extend((inputs.len() as u32).to_le_bytes());
+        for x in inputs {
+            out.extend(x.0.to_le_bytes());
+        }
+        out
+    }
+
+    /// Inverse of [`ValidityStatement::to_bytes`]: refuses another magic, a wrong length,
+    /// non-canonical field elements and non-canonical encodings.
+    ///
+    /// # Errors
+    /// What is wrong, as text.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let rest = bytes
+            .strip_prefix(&STATEMENT_MAGIC)
+            .ok_or("not a batch-validity statement (magic POEVST01 expected)")?;
+        let (count, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or("truncated before the count")?;
+        let count = u32::from_le_bytes(*count) as usize;
+        if rest.len() != count.saturating_mul(4) {
+            return Err(format!(
+                "expected {count} field elements ({} bytes), got {} bytes",
+                count * 4,
+                rest.len()
+            ));
+        }
+        let inputs = rest
+            .chunks_exact(4)
+            .enumerate()
+            .map(|(i, c)| {
+                let v = u32::from_le_bytes(c.try_into().expect("4 bytes"));
+                crate::field::m31_from_canonical(v)
+                    .ok_or_else(|| format!("element {i} is {v}, not below p"))
+            })
+            .collect::<Result<Vec<M31>, String>>()?;
+        Self::from_public_inputs(&inputs).ok_or_else(|| "not a canonical statement".into())
     }
 
     /// The data-root part: the operation records' tree.

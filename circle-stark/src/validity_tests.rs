@@ -58,6 +58,17 @@ fn realistic_batch_proves_and_verifies() {
     crate::validity::verify_validity_bytes(&bytes, &statement, &policy()).unwrap();
     let decoded = ValidityStatement::from_public_inputs(&statement.to_public_inputs()).unwrap();
     assert_eq!(decoded, statement);
+    let file = statement.to_bytes();
+    assert_eq!(ValidityStatement::from_bytes(&file).unwrap(), statement);
+    let mut trailing = file.clone();
+    trailing.push(0);
+    assert!(ValidityStatement::from_bytes(&trailing).is_err());
+    let mut non_canonical = file;
+    let at = non_canonical.len() - 4;
+    non_canonical[at..].copy_from_slice(&crate::field::P.to_le_bytes());
+    assert!(ValidityStatement::from_bytes(&non_canonical)
+        .unwrap_err()
+        .contains("not below p"));
 }
 
 #[test]

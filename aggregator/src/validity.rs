@@ -1,0 +1,220 @@
+//! `poe prove-batch`, `poe verify-batch`, `poe bench-batch`: batch-validity proofs
+//! (`specs/batch-air.md` §5) on generated realistic batches.
+
+use std::path::Path;
+use std::time::Instant;
+
+use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_circle_stark::prover::prove_validity;
+use poe_circle_stark::validity::{verify_validity_bytes, ValidityStatement};
+use poe_circle_stark::venue::{sample, Operation};
+
+/// Start of the generated batches' timestamps (2027-01-15).
+const T0: u64 = 1_800_000_000_000_000;
+
+fn count(ops: &[Operation], pick: fn(&Operation) -> bool) -> usize {
+    ops.iter().filter(|o| pick(o)).count()
+}
+
+/// Generates, proves, verifies; prints a table or one JSON line.
+///
+/// # Errors
+/// Proving or verification failures, I/O errors, as text.
+pub fn prove_command(
+    n: usize,
+    accounts: u32,
+    config: SecurityConfig,
+    seed: u64,
+    out: Option<&Path>,
+    statement_out: Option<&Path>,
+    json: bool,
+) -> Result<(), String> {
+    if accounts < 2 {
+        return Err("--accounts must be at least 2".into());
+    }
+    if !json {
+        eprintln!(
+            "generating {n} operations over {accounts} accounts and proving them ({} bits)…",
+            config.security_bits()
+        );
+    }
+    let (venue, ops) = sample::batch(n, accounts, seed, T0, 1_000);
+    let t = Instant::now();
+    let (statement, proof) = prove_validity(&venue, &ops, config).map_err(|e| e.to_string())?;
+    let prove_s = t.elapsed().as_secs_f64();
+    let bytes = proof.to_bytes();
+    let policy = VerifierPolicy {
+        min_security_bits: 0,
+    };
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        verify_validity_bytes(&bytes, &statement, &policy)
+            .map_err(|e| format!("the proof just made does not verify: {e}"))?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let verify_ms = times[2];
+    if let Some(p) = out {
+        std::fs::write(p, &bytes).map_err(|e| format!("writing {}: {e}", p.display()))?;
+    }
+    if let Some(p) = statement_out {
+        std::fs::write(p, statement.to_bytes())
+            .map_err(|e| format!("writing {}: {e}", p.display()))?;
+    }
+    let rss = crate::rss::peak_rss_bytes().unwrap_or(0);
+    let trades = count(&ops, |o| matches!(o, Operation::Trade { .. }));
+    let public_bytes = statement.to_public_inputs().len() * 4;
+    if json {
+        println!(
+            "{{\"ops\":{n},\"trades\":{trades},\"touched\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{}}}",
+            statement.touched.len(),
+            bytes.len(),
+            config.security_bits()
+        );
+        return Ok(());
+    }
+    let rows = [
+        (
+            "operations",
+            format!(
+                "{n} ({trades} trades, {} deposits, {} withdrawals)",
+                count(&ops, |o| matches!(o, Operation::Deposit { .. })),
+                count(&ops, |o| matches!(o, Operation::Withdraw { .. }))
+            ),
+        ),
+        ("data root", statement.data_root.to_hex()),
+        (
+            "rows",
+            format!(
+                "2^{} cash rows, 2^{} trade rows, {} state leaves touched",
+                statement.log_cash_rows,
+                statement.log_trade_rows,
+                statement.touched.len()
+            ),
+        ),
+        ("security", format!("{} bits", config.security_bits())),
+        (
+            "prove",
+            format!("{prove_s:.2} s ({:.0} ops/s)", n as f64 / prove_s),
+        ),
+        ("verify", format!("{verify_ms:.1} ms (median of 5)")),
+        (
+            "proof",
+            format!(
+                "{} bytes (+ {public_bytes} bytes of public input)",
+                bytes.len()
+            ),
+        ),
+        (
+            "peak RSS",
+            format!("{:.2} GiB", rss as f64 / (1u64 << 30) as f64),
+        ),
+    ];
+    for (k, v) in rows {
+        println!("{k:<12} {v}");
+    }
+    Ok(())
+}
+
+/// Verifies a proof file against a statement file.
+///
+/// # Errors
+/// Unreadable files, a malformed statement, or the verifier's error.
+pub fn verify_command(
+    proof: &Path,
+    statement: &Path,
+    min_security_bits: u32,
+) -> Result<(), String> {
+    let bytes = std::fs::read(proof).map_err(|e| format!("reading {}: {e}", proof.display()))?;
+    let st =
+        std::fs::read(statement).map_err(|e| format!("reading {}: {e}", statement.display()))?;
+    let st =
+        ValidityStatement::from_bytes(&st).map_err(|e| format!("{}: {e}", statement.display()))?;
+    let t = Instant::now();
+    verify_validity_bytes(&bytes, &st, &VerifierPolicy { min_security_bits })
+        .map_err(|e| format!("proof rejected: {e}"))?;
+    println!(
+        "proof OK: {} operations with data root {} obey the venue rules ({} state leaves; {:.1} ms)",
+        st.n_ops,
+        st.data_root.to_hex(),
+        st.touched.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn json_field(line: &str, k: &str) -> f64 {
+    line.split(&format!("\"{k}\":"))
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// One process per size (so peak RSS is per size), after a Poseidon2 reference run.
+///
+/// # Errors
+/// A failed child process.
+pub fn bench_command(
+    min_log: u32,
+    max_log: u32,
+    p: &str,
+    config: SecurityConfig,
+) -> Result<(), String> {
+    if min_log > max_log || max_log > 18 {
+        return Err("need min-log <= max-log <= 18".into());
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let child = |args: &[String]| -> Result<String, String> {
+        let out = std::process::Command::new(&exe)
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    eprintln!("  reference: data-root proof of 2^16 records (Poseidon2 permutations/s)…");
+    let reference = child(&[
+        "prove-records".into(),
+        "--json".into(),
+        "--preset".into(),
+        p.into(),
+        "--ops".into(),
+        (1u32 << 16).to_string(),
+    ])?;
+    let perms_per_s = json_field(&reference, "permutations") / json_field(&reference, "prove_s");
+    println!(
+        "poe bench-batch: batch-validity proofs v0, preset {p} ({} bits); Poseidon2 reference {perms_per_s:.0} permutations/s",
+        config.security_bits()
+    );
+    println!("| ops | trades | leaves touched | prove s | ops/s | perm-equiv/op | verify ms | proof KB | public input KB | peak RSS GiB |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for log in min_log..=max_log {
+        eprintln!("  2^{log} operations…");
+        let line = child(&[
+            "prove-batch".into(),
+            "--json".into(),
+            "--preset".into(),
+            p.into(),
+            "--ops".into(),
+            (1u64 << log).to_string(),
+        ])?;
+        let f = |k: &str| json_field(&line, k);
+        let ops_per_s = f("ops") / f("prove_s");
+        println!(
+            "| 2^{log} | {:.0} | {:.0} | {:.2} | {ops_per_s:.0} | {:.1} | {:.1} | {:.0} | {:.0} | {:.2} |",
+            f("trades"),
+            f("touched"),
+            f("prove_s"),
+            perms_per_s / ops_per_s,
+            f("verify_ms"),
+            f("proof_bytes") / 1024.0,
+            f("public_input_bytes") / 1024.0,
+            f("peak_rss_bytes") / (1u64 << 30) as f64
+        );
+    }
+    Ok(())
+}
