@@ -135,7 +135,7 @@ pub fn run(
     let leaf_row = if leaves {
         let t = Instant::now();
         for b in &mut input.batches {
-            b.leaf_proof = Some(crate::day::leaf_proof(b, SecurityConfig::production())?.0);
+            b.leaf_proof = Some(crate::day::leaf_proof(b, None, SecurityConfig::production())?.0);
         }
         let prove_s = t.elapsed().as_secs_f64();
         let mut times = Vec::new();

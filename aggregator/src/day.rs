@@ -11,8 +11,10 @@ use poe_circle_stark::merkle::data_root;
 use poe_circle_stark::prover::prove_day;
 use poe_circle_stark::statement::BatchStatement;
 use poe_circle_stark::venue::{instruments_root, OP_LIMBS};
+use poe_circle_stark::venue::{Operation, Venue};
 use poe_ingest::intake::{AcceptedBatch, Intake};
 use poe_ingest::registry::Rollup;
+use std::collections::HashMap;
 
 /// The archive input for `day` from what intake accepted in it. Rollups without a batch that
 /// day are left out.
@@ -114,7 +116,8 @@ pub fn close_day(
 ) -> Result<Closed, String> {
     let start = Instant::now();
     let input = day_input(intake, day, config)?;
-    close_input(input, archive, config, progress, start)
+    let mut venues = day_venues(intake, &input)?;
+    close_input(input, &mut venues, archive, config, progress, start)
 }
 
 /// Closes a day from an input already read (so that the intake lock is not held while
@@ -124,6 +127,7 @@ pub fn close_day(
 /// As [`close_day`].
 pub fn close_input(
     mut input: DayInput,
+    venues: &mut Venues,
     archive: &dyn Storage,
     config: SecurityConfig,
     progress: &mut dyn FnMut(Stage),
@@ -133,7 +137,7 @@ pub fn close_input(
     if archive.exists(&format!("days/{day}/statement.json")) {
         input.batches.clear();
     } else {
-        prove_leaves(&mut input, config, &mut |_, _| {})?;
+        prove_leaves(&mut input, venues, config, &mut |_, _| {})?;
     }
     if input.batches.is_empty() && !archive.exists(&format!("days/{day}/statement.json")) {
         return Err(format!("no batches were accepted on {day}"));
@@ -163,8 +167,10 @@ pub fn close_input(
 /// What leaf proving did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LeafStats {
-    /// Batches proven here.
+    /// Batches proven here (batch-validity or data-root proofs).
     pub proven: usize,
+    /// Of which batch-validity proofs.
+    pub validity: usize,
     /// Batches whose verified `poe-circle-stark/v1` rollup proof was used as it is.
     pub reused: usize,
     /// Operations covered by the proofs made here.
@@ -173,15 +179,16 @@ pub struct LeafStats {
     pub seconds: f64,
 }
 
-/// Gives every batch of `input` its leaf proof: the rollup's own `poe-circle-stark/v1` proof
-/// (intake verified it against the batch's data root) or a fresh one. Until the batch-validity
-/// AIR lands a leaf proof is a data-root proof of the batch's operation records
-/// (`specs/day-proof.md` §4). `progress(ops_done, ops_total)` after each batch.
+/// Gives every batch of `input` that has none its leaf proof ([`leaf_proof`]), walking each
+/// rollup's venue state in `venues` forward batch by batch (rollups without an entry get
+/// data-root leaves).
+/// `progress(ops_done, ops_total)` after each batch.
 ///
 /// # Errors
-/// A prover failure, as text.
+/// A prover failure, or a batch that no longer applies to its rollup's state, as text.
 pub fn prove_leaves(
     input: &mut DayInput,
+    venues: &mut Venues,
     config: SecurityConfig,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<LeafStats, String> {
@@ -190,15 +197,28 @@ pub fn prove_leaves(
     let mut done = 0u64;
     let start = Instant::now();
     for b in &mut input.batches {
+        if b.leaf_proof.is_some() {
+            // Proven before: the rollup's tracked state would fall behind this batch, so stop
+            // tracking it (later batches without a leaf get data-root proofs).
+            venues.remove(&b.statement.rollup_id);
+        }
+        let venue = venues.get_mut(&b.statement.rollup_id);
         if b.leaf_proof.is_none() {
-            let (proof, reused) = leaf_proof(b, config)?;
+            let (proof, kind) = leaf_proof(b, venue.as_deref(), config)?;
             b.leaf_proof = Some(proof);
-            if reused {
-                stats.reused += 1;
-            } else {
-                stats.proven += 1;
-                stats.ops_proven += b.ops.len() as u64;
+            match kind {
+                LeafKind::Reused => stats.reused += 1,
+                LeafKind::Validity | LeafKind::DataRoot => {
+                    stats.proven += 1;
+                    stats.validity += usize::from(kind == LeafKind::Validity);
+                    stats.ops_proven += b.ops.len() as u64;
+                }
             }
+        }
+        if let Some(v) = venues.get_mut(&b.statement.rollup_id) {
+            let ops: Vec<Operation> = b.ops.iter().map(|o| o.op).collect();
+            v.apply_batch(&ops)
+                .map_err(|e| format!("seq {} no longer applies: {e}", b.statement.seq))?;
         }
         done += b.ops.len() as u64;
         progress(done, total);
@@ -207,19 +227,70 @@ pub fn prove_leaves(
     Ok(stats)
 }
 
-/// One batch's leaf proof and whether it is the rollup's own: a verified
-/// `poe-circle-stark/v1` proof is used as it is (intake verified it against the batch's data
-/// root), anything else is re-proven here.
+/// Which kind of leaf proof a batch got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafKind {
+    /// The rollup's own verified `poe-circle-stark/v1` proof, used as it is.
+    Reused,
+    /// A batch-validity proof (`poe/batch-validity/v0`).
+    Validity,
+    /// A data-root proof of the records: for batches the validity AIR cannot prove yet
+    /// (settlements) or when the venue state before the batch is not at hand.
+    DataRoot,
+}
+
+/// One batch's leaf proof (`specs/day-proof.md` §4): a verified `poe-circle-stark/v1`
+/// rollup proof is used as it is (intake verified it against the batch's data root); otherwise,
+/// with the venue state before the batch, a batch-validity proof; failing that (settlements,
+/// no state at hand), a data-root proof of the records.
 ///
 /// # Errors
 /// A prover failure, as text.
-pub fn leaf_proof(b: &BatchInput, config: SecurityConfig) -> Result<(Vec<u8>, bool), String> {
+pub fn leaf_proof(
+    b: &BatchInput,
+    venue: Option<&Venue>,
+    config: SecurityConfig,
+) -> Result<(Vec<u8>, LeafKind), String> {
     if b.rollup_proof_system == poe_ingest::model::POE_PROOF_SYSTEM {
-        return Ok((b.rollup_proof.clone(), true));
+        return Ok((b.rollup_proof.clone(), LeafKind::Reused));
     }
-    let records: Vec<_> = b.ops.iter().flat_map(|o| o.op.encode()).collect();
+    let ops: Vec<Operation> = b.ops.iter().map(|o| o.op).collect();
+    if let Some(venue) = venue {
+        match poe_circle_stark::prover::prove_validity(venue, &ops, config) {
+            Ok((statement, proof)) => {
+                debug_assert_eq!(statement.data_root, b.statement.data_root);
+                return Ok((proof.to_bytes(), LeafKind::Validity));
+            }
+            Err(poe_circle_stark::error::ProveError::Unsupported(_)) => {}
+            Err(e) => return Err(format!("leaf proof of seq {}: {e}", b.statement.seq)),
+        }
+    }
+    let records: Vec<_> = ops.iter().flat_map(Operation::encode).collect();
     let (statement, proof) = poe_circle_stark::prover::prove_data_root(&records, OP_LIMBS, config)
         .map_err(|e| format!("leaf proof of seq {}: {e}", b.statement.seq))?;
     debug_assert_eq!(statement.root, b.statement.data_root);
-    Ok((proof.to_bytes(), false))
+    Ok((proof.to_bytes(), LeafKind::DataRoot))
+}
+
+/// Each rollup's venue state, by registry id, as the leaf provers walk a day.
+pub type Venues = HashMap<u32, Venue>;
+
+/// The venue state of every rollup of `input` before its first batch of the day, replayed
+/// from the intake store.
+///
+/// # Errors
+/// Store or replay failures, as text.
+pub fn day_venues(intake: &Intake, input: &DayInput) -> Result<Venues, String> {
+    let mut out = Venues::new();
+    for b in &input.batches {
+        let id = b.statement.rollup_id;
+        if let std::collections::hash_map::Entry::Vacant(e) = out.entry(id) {
+            e.insert(
+                intake
+                    .venue_before(id, b.statement.seq)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    Ok(out)
 }

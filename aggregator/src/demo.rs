@@ -26,7 +26,7 @@ use poe_ingest::short_string::ShortString;
 use poe_ingest::testkit::{op, registry_toml_with};
 use starknet_crypto::Felt;
 
-use crate::day::{close_input, day_input, prove_leaves};
+use crate::day::{close_input, day_input, day_venues, prove_leaves};
 
 /// µs per hour.
 const HOUR: u64 = 3_600_000_000;
@@ -469,13 +469,20 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
     let intake_s = t.elapsed().as_secs_f64();
 
     // Read the day under the intake lock, then prove without it.
-    let mut input = state.with_intake(|i| day_input(i, day, cfg.config))?;
+    let (mut input, mut venues) = state.with_intake(|i| {
+        let input = day_input(i, day, cfg.config)?;
+        let venues = day_venues(i, &input)?;
+        Ok::<_, String>((input, venues))
+    })?;
     progress.phase("leaf proofs", total_ops);
-    let leaves = prove_leaves(&mut input, cfg.config, &mut |d, _| progress.advance(d))?;
+    let leaves = prove_leaves(&mut input, &mut venues, cfg.config, &mut |d, _| {
+        progress.advance(d)
+    })?;
     progress.finish();
     progress.phase("day proof", 1);
     let closed = close_input(
         input,
+        &mut venues,
         archive.as_ref(),
         cfg.config,
         &mut |_| {},

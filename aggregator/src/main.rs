@@ -619,24 +619,35 @@ fn close_day(
     let storage = poe_archive::LocalDir::new(archive);
     let start = Instant::now();
     let mut input = poe_aggregator::day::day_input(&intake, day, config_sec)?;
+    let mut venues = poe_aggregator::day::day_venues(&intake, &input)?;
     if !poe_archive::Storage::exists(&storage, &format!("days/{day}/statement.json")) {
         let pb = bar(0, "ops");
         pb.set_message("leaf proofs");
-        let stats =
-            poe_aggregator::day::prove_leaves(&mut input, config_sec, &mut |done, total| {
+        let stats = poe_aggregator::day::prove_leaves(
+            &mut input,
+            &mut venues,
+            config_sec,
+            &mut |done, total| {
                 pb.set_length(total);
                 pb.set_position(done);
-            })?;
+            },
+        )?;
         pb.finish_and_clear();
         println!(
-            "leaf proofs: {} made ({} ops) and {} reused in {:.2} s",
-            stats.proven, stats.ops_proven, stats.reused, stats.seconds
+            "leaf proofs: {} made ({} batch-validity, {} data-root; {} ops) and {} reused in {:.2} s",
+            stats.proven,
+            stats.validity,
+            stats.proven - stats.validity,
+            stats.ops_proven,
+            stats.reused,
+            stats.seconds
         );
     }
     let pb = bar(0, "ops");
     pb.set_message("writing trades");
     let closed = poe_aggregator::day::close_input(
         input,
+        &mut venues,
         &storage,
         config_sec,
         &mut |stage| match stage {

@@ -20,7 +20,10 @@ use poe_circle_stark::config::SecurityConfig;
 use poe_ingest::intake::Receipt;
 use serde_json::json;
 
-use crate::day::{batch_input, close_input, day_input, leaf_proof};
+use crate::day::{batch_input, close_input, day_input, leaf_proof, LeafKind};
+use poe_archive::bundle::BatchInput;
+use poe_circle_stark::venue::{Operation, Venue};
+use std::collections::HashMap;
 
 /// How the pipeline runs.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +72,9 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     stop: AtomicBool,
+    /// Per rollup id: the next seq to prove and the venue state before it, so that proving a
+    /// day's batches in order replays nothing.
+    venues: Mutex<HashMap<u32, (u64, Venue)>>,
 }
 
 /// A running pipeline; [`Pipeline::stop`] ends it.
@@ -162,6 +168,7 @@ impl Pipeline {
             queue: Mutex::new(queue),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
+            venues: Mutex::new(HashMap::new()),
         });
         log(
             &shared,
@@ -256,8 +263,10 @@ impl Shared {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("batch {} is not in the store", hex::encode(id)))?;
         let input = batch_input(&rollup, batch);
+        let venue = self.venue_before(rollup.id, &input)?;
         let t = Instant::now();
-        let (proof, reused) = leaf_proof(&input, self.config.security)?;
+        let (proof, kind) = leaf_proof(&input, Some(&venue), self.config.security)?;
+        let reused = kind == LeafKind::Reused;
         let seconds = t.elapsed().as_secs_f64();
         self.leaves
             .write(&name, &proof)
@@ -280,6 +289,27 @@ impl Shared {
                    "ms": (seconds * 1e6).round() / 1e3}),
         );
         Ok(())
+    }
+
+    /// The venue state before `b`, from the cache when batches come in order (then advanced
+    /// past `b` at once, so that the next worker finds it), else replayed from the store.
+    fn venue_before(&self, rollup_id: u32, b: &BatchInput) -> Result<Venue, String> {
+        let seq = b.statement.seq;
+        let mut cache = self.venues.lock().unwrap_or_else(|p| p.into_inner());
+        let before = match cache.get(&rollup_id) {
+            Some((next, v)) if *next == seq => v.clone(),
+            _ => self
+                .state
+                .with_intake(|i| i.venue_before(rollup_id, seq))
+                .map_err(|e| e.to_string())?,
+        };
+        let mut after = before.clone();
+        let ops: Vec<Operation> = b.ops.iter().map(|o| o.op).collect();
+        after
+            .apply_batch(&ops)
+            .map_err(|e| format!("seq {seq} no longer applies: {e}"))?;
+        cache.insert(rollup_id, (seq + 1, after));
+        Ok(before)
     }
 
     /// Closes the oldest open day if it has ended and all its leaf proofs are in. `Ok(true)`
@@ -342,6 +372,7 @@ impl Shared {
         let n_ops: u64 = input.batches.iter().map(|b| b.ops.len() as u64).sum();
         let closed = close_input(
             input,
+            &mut crate::day::Venues::new(),
             &*self.archive,
             self.config.security,
             &mut |_| {},

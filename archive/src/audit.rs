@@ -12,7 +12,7 @@ use poe_circle_stark::poseidon2::Digest;
 use poe_circle_stark::proof::{AirId, Proof};
 use poe_circle_stark::statement::{BatchStatement, DayStatement};
 use poe_circle_stark::venue::{instruments_root, Instrument, Operation, OptionKind, OP_LIMBS};
-use poe_circle_stark::verifier::{verify_data_root_bytes, verify_day};
+use poe_circle_stark::verifier::{verify_data_root, verify_data_root_bytes, verify_day};
 use serde::Serialize;
 use sha3::{Digest as _, Sha3_256};
 
@@ -645,6 +645,49 @@ fn check_trades(
     Some(figures)
 }
 
+/// Verifies one leaf proof; `Ok(0)` for a batch-validity proof, `Ok(1)` for a data-root one.
+fn verify_leaf(
+    bytes: &[u8],
+    s: &BatchStatement,
+    data: &poe_circle_stark::air::DataRootStatement,
+    chain: &mut std::collections::HashMap<(u32, u32), [poe_circle_stark::field::M31; 8]>,
+    options: &AuditOptions,
+) -> Result<usize, String> {
+    use poe_circle_stark::proof::{AirId, Proof};
+    use poe_circle_stark::validity::{verify_validity, ValidityStatement};
+    let proof = Proof::from_bytes(bytes).map_err(|e| e.to_string())?;
+    match proof.air {
+        AirId::BatchValidity => {
+            let st = ValidityStatement::from_public_inputs(&proof.public_inputs)
+                .ok_or("its statement does not decode")?;
+            if st.n_ops != s.n_ops || st.data_root != s.data_root {
+                return Err(format!(
+                    "a validity proof of another batch ({} operations, data root {})",
+                    st.n_ops, st.data_root
+                ));
+            }
+            for t in &st.touched {
+                if let Some(prev) = chain.get(&(s.rollup_id, t.key)) {
+                    if *prev != t.before {
+                        return Err(format!(
+                            "state leaf {} starts from another value than the previous batch left",
+                            t.key
+                        ));
+                    }
+                }
+            }
+            verify_validity(proof, &st, &options.policy).map_err(|e| e.to_string())?;
+            for t in &st.touched {
+                chain.insert((s.rollup_id, t.key), t.after);
+            }
+            Ok(0)
+        }
+        _ => verify_data_root(proof, data, &options.policy)
+            .map(|()| 1)
+            .map_err(|e| e.to_string()),
+    }
+}
+
 fn check_rollup_proofs(
     a: &mut Auditor<'_>,
     rows: &[StatementRow],
@@ -654,7 +697,11 @@ fn check_rollup_proofs(
     let leaves = options.leaves;
     let mut problems = Vec::new();
     let mut verified = 0usize;
-    let mut leaf_verified = 0usize;
+    let mut leaf_verified = [0usize; 2];
+    // Per rollup, the last stated value of every leaf a validity proof touched: the next proof
+    // of the same rollup must start from it.
+    let mut chain: std::collections::HashMap<(u32, u32), [poe_circle_stark::field::M31; 8]> =
+        std::collections::HashMap::new();
     let data_statement = |s: &BatchStatement| poe_circle_stark::air::DataRootStatement {
         n_records: s.n_ops,
         record_limbs: OP_LIMBS as u32,
@@ -683,10 +730,11 @@ fn check_rollup_proofs(
             match a.storage.read(&path) {
                 Ok(bytes) if sha3_hex(&bytes) == *d => {
                     if leaves {
-                        // Leaf proofs are data-root proofs of the batch's operation records
-                        // until the batch-validity AIR replaces them (specs/day-proof.md §4).
-                        match verify_data_root_bytes(&bytes, &data_statement(s), &options.policy) {
-                            Ok(()) => leaf_verified += 1,
+                        // A leaf proof is a batch-validity proof, or — for batches the
+                        // validity AIR cannot prove yet — a data-root proof of the batch's
+                        // operation records (specs/day-proof.md §4).
+                        match verify_leaf(&bytes, s, &data_statement(s), &mut chain, options) {
+                            Ok(kind) => leaf_verified[kind] += 1,
                             Err(e) => problems.push(format!("{path} (batch seq {}): {e}", r.seq)),
                         }
                     }
@@ -699,7 +747,10 @@ fn check_rollup_proofs(
     if problems.is_empty() {
         let extra = if leaves {
             format!(
-                "; {leaf_verified} leaf proofs and {verified} poe-circle-stark/v1 rollup proofs verified"
+                "; {} leaf proofs ({} batch-validity, {} data-root) and {verified} poe-circle-stark/v1 rollup proofs verified",
+                leaf_verified[0] + leaf_verified[1],
+                leaf_verified[0],
+                leaf_verified[1]
             )
         } else {
             String::new()

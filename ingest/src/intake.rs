@@ -193,6 +193,44 @@ impl Intake {
         Ok(out)
     }
 
+    /// The venue state of rollup `rollup_id` before its batch `seq`, replayed from the store
+    /// (the witness of a validity proof starts there). O(batches before `seq`).
+    ///
+    /// # Errors
+    /// [`IntakeError::Store`] on I/O failure; an unknown rollup or a stored batch that no
+    /// longer replays is a refusal.
+    pub fn venue_before(&self, rollup_id: u32, seq: u64) -> Result<Venue, IntakeError> {
+        let rollup = self
+            .registry
+            .rollups()
+            .iter()
+            .find(|r| r.id == rollup_id)
+            .ok_or_else(|| {
+                Refusal::new(
+                    "unknown_rollup",
+                    "rollup_id",
+                    format!("no rollup {rollup_id}"),
+                )
+            })?;
+        let mut venue = Venue::new(rollup.instruments.clone());
+        for (s, stored) in self.store.batches_of(&rollup.name.to_be_bytes32())? {
+            if s >= seq {
+                break;
+            }
+            let (sub, _) = parse_submission(&stored.body, &self.registry)?;
+            venue
+                .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
+                .map_err(|v| {
+                    Refusal::new(
+                        "replay_failed",
+                        format!("{} seq {s}", rollup.name),
+                        v.to_string(),
+                    )
+                })?;
+        }
+        Ok(venue)
+    }
+
     /// One stored batch, parsed; `None` if there is no such batch.
     ///
     /// # Errors
