@@ -682,9 +682,14 @@ fn verify_leaf(
             }
             Ok(0)
         }
-        _ => verify_data_root(proof, data, &options.policy)
-            .map(|()| 1)
-            .map_err(|e| e.to_string()),
+        _ => {
+            // A batch proven without its state (a settlement, or the rollup's own data-root
+            // proof) moves leaves no proof states: the chain restarts after it.
+            chain.retain(|(rollup, _), _| *rollup != s.rollup_id);
+            verify_data_root(proof, data, &options.policy)
+                .map(|()| 1)
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -742,6 +747,8 @@ fn check_rollup_proofs(
                 Ok(_) => problems.push(format!("{path}: sha3-256 differs from its name")),
                 Err(e) => problems.push(format!("{path}: {e}")),
             }
+        } else {
+            chain.retain(|(rollup, _), _| *rollup != s.rollup_id);
         }
     }
     if problems.is_empty() {
@@ -761,5 +768,82 @@ fn check_rollup_proofs(
         );
     } else {
         a.fail("proof-files", problems.join("; "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+    use poe_circle_stark::prover::prove_validity;
+    use poe_circle_stark::venue::{sample, Operation};
+
+    use super::*;
+
+    fn statement(seq: u64, ops: &[Operation]) -> BatchStatement {
+        let records: Vec<_> = ops.iter().flat_map(Operation::encode).collect();
+        BatchStatement {
+            rollup_id: 1,
+            seq,
+            pre_state_root: poe_circle_stark::poseidon2::Digest::ZERO,
+            post_state_root: poe_circle_stark::poseidon2::Digest::ZERO,
+            data_root: poe_circle_stark::merkle::data_root(&records, OP_LIMBS),
+            instruments_root: poe_circle_stark::poseidon2::Digest::ZERO,
+            n_ops: ops.len() as u32,
+        }
+    }
+
+    #[test]
+    fn validity_leaves_must_chain_through_the_touched_state() {
+        let (venue, ops) = sample::batch(64, 6, 5, 1_800_000_000_000_000, 10);
+        let (first, second) = ops.split_at(32);
+        let options = AuditOptions {
+            proof_only: false,
+            leaves: true,
+            policy: VerifierPolicy::insecure_for_tests(),
+        };
+        let prove = |v: &poe_circle_stark::venue::Venue, ops: &[Operation]| {
+            prove_validity(v, ops, SecurityConfig::testing())
+                .unwrap()
+                .1
+                .to_bytes()
+        };
+        let mut after_first = venue.clone();
+        after_first.apply_batch(first).unwrap();
+        let leaf1 = prove(&venue, first);
+        let honest2 = prove(&after_first, second);
+        // The second batch proven from a state in which an account it touches had one more
+        // unit of cash: a valid proof on its own, but not of this rollup's history.
+        let touched = match second[0] {
+            Operation::Trade { buyer, .. } => buyer,
+            Operation::Deposit { account, .. } | Operation::Withdraw { account, .. } => account,
+            Operation::Settle { .. } => unreachable!(),
+        };
+        let mut richer = after_first.clone();
+        richer
+            .apply_batch(&[Operation::Deposit {
+                account: touched,
+                amount: 1,
+                timestamp_us: second[0].timestamp_us(),
+            }])
+            .unwrap();
+        let forged2 = prove(&richer, second);
+
+        let (s1, s2) = (statement(1, first), statement(2, second));
+        let check = |leaf2: &[u8]| {
+            let mut chain = std::collections::HashMap::new();
+            verify_leaf(&leaf1, &s1, &data(&s1), &mut chain, &options)?;
+            verify_leaf(leaf2, &s2, &data(&s2), &mut chain, &options)
+        };
+        assert_eq!(check(&honest2), Ok(0));
+        let err = check(&forged2).unwrap_err();
+        assert!(err.contains("starts from another value"), "{err}");
+    }
+
+    fn data(s: &BatchStatement) -> poe_circle_stark::air::DataRootStatement {
+        poe_circle_stark::air::DataRootStatement {
+            n_records: s.n_ops,
+            record_limbs: OP_LIMBS as u32,
+            root: s.data_root,
+        }
     }
 }
