@@ -666,6 +666,13 @@ fn verify_leaf(
                     st.n_ops, st.data_root
                 ));
             }
+            let listed = poe_circle_stark::venue::instruments_root(&st.instruments);
+            if listed != s.instruments_root {
+                return Err(format!(
+                    "its instrument list has root {listed}, the batch's instruments root is {}",
+                    s.instruments_root
+                ));
+            }
             for t in &st.touched {
                 if let Some(prev) = chain.get(&(s.rollup_id, t.key)) {
                     if *prev != t.before {
@@ -779,7 +786,11 @@ mod tests {
 
     use super::*;
 
-    fn statement(seq: u64, ops: &[Operation]) -> BatchStatement {
+    fn statement(
+        seq: u64,
+        ops: &[Operation],
+        venue: &poe_circle_stark::venue::Venue,
+    ) -> BatchStatement {
         let records: Vec<_> = ops.iter().flat_map(Operation::encode).collect();
         BatchStatement {
             rollup_id: 1,
@@ -787,7 +798,7 @@ mod tests {
             pre_state_root: poe_circle_stark::poseidon2::Digest::ZERO,
             post_state_root: poe_circle_stark::poseidon2::Digest::ZERO,
             data_root: poe_circle_stark::merkle::data_root(&records, OP_LIMBS),
-            instruments_root: poe_circle_stark::poseidon2::Digest::ZERO,
+            instruments_root: poe_circle_stark::venue::instruments_root(venue.instruments()),
             n_ops: ops.len() as u32,
         }
     }
@@ -828,7 +839,7 @@ mod tests {
             .unwrap();
         let forged2 = prove(&richer, second);
 
-        let (s1, s2) = (statement(1, first), statement(2, second));
+        let (s1, s2) = (statement(1, first, &venue), statement(2, second, &venue));
         let check = |leaf2: &[u8]| {
             let mut chain = std::collections::HashMap::new();
             verify_leaf(&leaf1, &s1, &data(&s1), &mut chain, &options)?;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod field;
 #[cfg(all(test, feature = "prover"))]
 pub(crate) mod harness;
+pub mod instruments;
 pub mod memory;
 pub mod merkle;
 pub mod mul;

@@ -418,6 +418,26 @@ fn range_interaction(
     logup.finalize_last()
 }
 
+/// The instrument table's LogUp column: `uses/c_inst(terms) − enabled/c_table(terms)`.
+fn instrument_interaction(
+    log_rows: u32,
+    cols: &[BaseColumn],
+    rels: &crate::validity::ValidityRelations,
+) -> (Vec<Evaluation>, SecureField) {
+    let mut logup = LogupTraceGenerator::new(log_rows);
+    let mut col = logup.new_col();
+    for vec_row in 0..1 << (log_rows - LOG_N_LANES) {
+        let values: Vec<PackedBaseField> = (1..10).map(|c| packed(&cols[c], vec_row)).collect();
+        let d_inst: PackedSecureField = rels.instrument.combine(&values);
+        let d_table: PackedSecureField = rels.instrument_table.combine(&values);
+        let uses: PackedSecureField = packed(&cols[10], vec_row).into();
+        let enabled: PackedSecureField = packed(&cols[0], vec_row).into();
+        col.write_frac(vec_row, uses * d_table - enabled * d_inst, d_inst * d_table);
+    }
+    col.finalize_col();
+    logup.finalize_last()
+}
+
 /// LogUp columns of operation rows from their witnesses (`width` lookups per row, paired in
 /// order; rows past the witnesses are padding with no lookups).
 fn witness_interaction(
@@ -436,6 +456,7 @@ fn witness_interaction(
             Some(Lookup::Read(v)) => (-one, rels.state.combine(v)),
             Some(Lookup::Write(v)) => (one, rels.state.combine(v)),
             Some(Lookup::Op(v)) => (-one, rels.ops.combine(v)),
+            Some(Lookup::Instrument(v)) => (-one, rels.instrument.combine(v)),
         }
     };
     let mut logup = LogupTraceGenerator::new(log_rows);
@@ -611,6 +632,7 @@ pub(crate) fn prove_validity_with(
         data_root: Digest::ZERO,
         log_cash_rows: crate::air::log_rows_for(cash_w.len()),
         log_trade_rows: crate::air::log_rows_for(trade_w.len()),
+        instruments: venue.instruments().to_vec(),
         touched: touched.into_values().collect(),
     };
     let (leaf_log, node_log) = statement.data_root_statement().log_rows();
@@ -623,7 +645,33 @@ pub(crate) fn prove_validity_with(
     edit(&mut statement);
     statement.check().map_err(ProveError::Stwo)?;
     let cash_width = CASH_COLUMNS + CASH_BOUND_COLUMNS;
-    let trade_width = TRADE_COLUMNS + 4;
+    let trade_width = TRADE_COLUMNS;
+    let inst_log = crate::validity::log_instrument_rows(statement.instruments.len());
+    let mut inst_uses = vec![0u32; statement.instruments.len()];
+    for w in &trade_w {
+        for l in &w.lookups {
+            if let Lookup::Instrument(v) = l {
+                inst_uses[v[0].0 as usize] += 1;
+            }
+        }
+    }
+    let inst_cols: Vec<BaseColumn> = {
+        let n = 1usize << inst_log;
+        let rows: Vec<[M31; crate::instruments::INSTRUMENT_COLUMNS]> = (0..n)
+            .map(|r| {
+                let mut row = [M31::from_u32_unchecked(0); crate::instruments::INSTRUMENT_COLUMNS];
+                if let Some(inst) = statement.instruments.get(r) {
+                    row[0] = M31::from_u32_unchecked(1);
+                    row[1..10].copy_from_slice(&crate::instruments::terms(r as u32, inst));
+                    row[10] = M31::from_u32_unchecked(inst_uses[r]);
+                }
+                row
+            })
+            .collect();
+        (0..crate::instruments::INSTRUMENT_COLUMNS)
+            .map(|c| rows.iter().map(|r| r[c]).collect())
+            .collect()
+    };
     let cash_cols = witness_columns(statement.log_cash_rows, &cash_w, cash_width);
     let trade_cols = witness_columns(statement.log_trade_rows, &trade_w, trade_width);
 
@@ -643,6 +691,7 @@ pub(crate) fn prove_validity_with(
     scheme.tree_builder().commit(channel);
     let mut tree = scheme.tree_builder();
     tree.extend_evals(evaluations(crate::range::LOG_RANGE, table.to_vec()));
+    tree.extend_evals(evaluations(inst_log, inst_cols.clone()));
     tree.extend_evals(evaluations(leaf_log, leaves_t.columns.clone()));
     tree.extend_evals(evaluations(node_log, nodes_t.columns.clone()));
     tree.extend_evals(evaluations(statement.log_cash_rows, cash_cols));
@@ -652,6 +701,7 @@ pub(crate) fn prove_validity_with(
     let rels = ValidityRelations::draw(channel);
     let inter = [
         range_interaction(&table, &rels.range),
+        instrument_interaction(inst_log, &inst_cols, &rels),
         leaf_op_interaction(&leaves_t, &rels.merkle, &rels.ops, depth),
         node_interaction(&nodes_t, &rels.merkle),
         witness_interaction(
@@ -678,7 +728,14 @@ pub(crate) fn prove_validity_with(
 
     let c = Components::new(&statement, &rels, &sums);
     let stark = prove::<SimdBackend, Blake2sMerkleChannel>(
-        &[&c.range, &c.leaf, &c.node, &c.cash, &c.trade],
+        &[
+            &c.range,
+            &c.instruments,
+            &c.leaf,
+            &c.node,
+            &c.cash,
+            &c.trade,
+        ],
         channel,
         scheme,
     )

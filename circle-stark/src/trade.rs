@@ -32,8 +32,10 @@ pub const SLOTS_PER_OP: u32 = 16;
 /// Sum identities in a trade row.
 pub const TRADE_SUMS: usize = 9;
 /// LogUp entries of a bound trade row: instrument, five inputs, two account keys, five
-/// accesses, three products, nine identities, seven written values, the operation.
-pub const TRADE_LOOKUPS: usize = 1 + 25 + 4 + 5 * 4 + 3 * 28 + TRADE_SUMS * SUM_CARRIES + 35 + 1;
+/// accesses, three products, nine identities, seven written values, the expiry check (three
+/// u63s and an identity), the operation and the instrument's terms.
+pub const TRADE_LOOKUPS: usize =
+    1 + 25 + 4 + 5 * 4 + 3 * 28 + TRADE_SUMS * SUM_CARRIES + 35 + 15 + SUM_CARRIES + 2;
 /// Columns of a trade row.
 pub const TRADE_COLUMNS: usize = 3
     + 20
@@ -44,7 +46,9 @@ pub const TRADE_COLUMNS: usize = 3
     + 4
     + MUL_COLUMNS
     + 2 * (8 + MUL_COLUMNS)
-    + TRADE_SUMS * SUM_CARRIES;
+    + TRADE_SUMS * SUM_CARRIES
+    + 12
+    + SUM_CARRIES;
 
 fn c(v: u32) -> M31 {
     M31::from_u32_unchecked(v)
@@ -99,9 +103,9 @@ pub struct TradeEval {
     pub state: StateRel,
     /// Range-check challenges.
     pub range: RangeRelations,
-    /// In a batch-validity proof: bind each row to its operation record (columns `ts[4]`
-    /// appended).
-    pub ops: Option<crate::air::OpRelation>,
+    /// In a batch-validity proof: bind each row to its operation record and its collateral
+    /// and expiry to the instrument table.
+    pub ops: Option<(crate::air::OpRelation, crate::instruments::InstrumentRel)>,
 }
 
 fn u64_of<F: Clone>(cells: &[F]) -> [F; 4] {
@@ -248,6 +252,7 @@ impl FrameworkEval for TradeEval {
         for v in [&qty, &price, &fee_b, &fee_s] {
             op.extend(v.iter().cloned());
         }
+        let (instrument_col, coll_copy) = (instrument.clone(), coll.clone());
         let (old_b, new_b) = (acc_b.old.clone(), acc_b.new.clone());
         let (old_s, new_s) = (acc_s.old.clone(), acc_s.new.clone());
         let (old_f, new_f) = (acc_f.old.clone(), acc_f.new.clone());
@@ -312,9 +317,36 @@ impl FrameworkEval for TradeEval {
         for v in &written {
             eval_range_u63(&mut eval, range, &e, v);
         }
-        if let Some(ops) = &self.ops {
-            op.extend((0..4).map(|_| eval.next_trace_mask()));
+        // Trades happen before expiry: ts + 1 + gap = expiry with gap a u63.
+        let ts: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
+        let expiry: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
+        let gap: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
+        for v in [&ts, &expiry, &gap] {
+            eval_range_u63(&mut eval, range, &e, v);
+        }
+        // `enabled` rather than 1, so that all-zero padding rows satisfy the identity.
+        let unit = [
+            e.clone(),
+            E::F::from(c(0)),
+            E::F::from(c(0)),
+            E::F::from(c(0)),
+        ];
+        let carries: [E::F; SUM_CARRIES] = std::array::from_fn(|_| eval.next_trace_mask());
+        eval_sum_eq(
+            &mut eval,
+            range,
+            &e,
+            &[ts.clone(), unit, gap],
+            std::slice::from_ref(&expiry),
+            carries,
+        );
+        if let Some((ops, instruments)) = &self.ops {
+            op.extend(ts);
             eval.add_to_relation(RelationEntry::new(ops, neg(&e), &op));
+            let mut terms = vec![instrument_col];
+            terms.extend(expiry);
+            terms.extend(coll_copy);
+            eval.add_to_relation(RelationEntry::new(instruments, neg(&e), &terms));
         }
         eval.finalize_logup_in_pairs();
         eval
@@ -335,6 +367,8 @@ pub enum Lookup {
     Write(Vec<M31>),
     /// Consumes `Op(index, record fields)`.
     Op(Vec<M31>),
+    /// Consumes `Instrument(id, expiry[4], collateral[4])`.
+    Instrument(Vec<M31>),
 }
 
 /// One access of a row: leaf key, value before and after, time of the previous access and of
@@ -479,6 +513,8 @@ pub struct TradeRow {
     pub t_prev: [u32; 5],
     /// The operation's timestamp (bound to its record, not yet checked against the clock).
     pub timestamp: u64,
+    /// The instrument's expiry.
+    pub expiry: u64,
 }
 
 impl TradeRow {
@@ -607,10 +643,17 @@ impl TradeRow {
         ] {
             w.u63(l(v));
         }
+        let ts = l(self.timestamp);
+        let gap = self.expiry.wrapping_sub(self.timestamp).wrapping_sub(1);
+        w.push(ts);
+        w.push(l(self.expiry));
+        w.push(l(gap));
+        for v in [self.timestamp, self.expiry, gap] {
+            w.u63(l(v));
+        }
+        w.sum_eq(&[ts, l(1), l(gap)], &[l(self.expiry)]);
         debug_assert_eq!(w.cells.len(), TRADE_COLUMNS);
         if bound {
-            let ts = l(self.timestamp);
-            w.push(ts);
             let mut op = vec![
                 c(self.index),
                 c(crate::venue::ops::kind::TRADE),
@@ -626,6 +669,10 @@ impl TradeRow {
             }
             op.extend(ts);
             w.lookups.push(Lookup::Op(op));
+            let mut terms = vec![c(self.instrument)];
+            terms.extend(l(self.expiry));
+            terms.extend(l(self.collateral));
+            w.lookups.push(Lookup::Instrument(terms));
             debug_assert_eq!(w.lookups.len(), TRADE_LOOKUPS);
         }
         w
@@ -695,6 +742,7 @@ impl TradeRow {
             added: (added, av),
             t_prev: [0; 5],
             timestamp: 0,
+            expiry: u64::MAX >> 1,
         }
     }
 }
@@ -725,6 +773,7 @@ pub fn trade_row(
         panic!("trade_row takes trades");
     };
     let collateral = venue.instruments()[instrument as usize].collateral;
+    let expiry = venue.instruments()[instrument as usize].expiry_us;
     let before_acc = [
         venue.account(buyer),
         venue.account(seller),
@@ -764,6 +813,7 @@ pub fn trade_row(
         added: (added, added * collateral),
         t_prev: [0; 5],
         timestamp: op.timestamp_us(),
+        expiry,
     };
     for (k, a) in row.accesses().iter().enumerate() {
         row.t_prev[k] = last_access.insert(a.key, a.t).unwrap_or(0);
@@ -863,6 +913,8 @@ mod tests {
                 [acct(b), acct(s), acct(0)],
                 [pos(b), pos(s)],
             );
+            row.expiry = insts[inst as usize].expiry_us;
+            row.timestamp = 10 + i as u64;
             forge(i, &mut row);
             for (k, a) in row.accesses().iter().enumerate() {
                 row.t_prev[k] = last.insert(a.key, a.t).unwrap_or(0);
@@ -962,7 +1014,9 @@ mod tests {
                             Lookup::Range(v) => (-one, rel.range.range.combine(&[*v])),
                             Lookup::Read(v) => (-one, rel.state.combine(v)),
                             Lookup::Write(v) => (one, rel.state.combine(v)),
-                            Lookup::Op(_) => unreachable!("unbound rows"),
+                            Lookup::Op(_) | Lookup::Instrument(_) => {
+                                unreachable!("unbound rows")
+                            }
                         })
                         .collect(),
                     None => vec![(zero, one); width],
@@ -1055,11 +1109,7 @@ mod tests {
                 timestamp_us: 10 + i as u64,
             };
             let engine = trade_row(&mut venue, &op, i as u32, &mut last).unwrap();
-            let ours = TradeRow {
-                timestamp: op.timestamp_us(),
-                ..rows[i].clone()
-            };
-            assert_eq!(engine, ours, "trade {i}");
+            assert_eq!(engine, rows[i], "trade {i}");
         }
     }
 
@@ -1169,6 +1219,16 @@ mod tests {
         let mut f = funded();
         f.push((0, 1_000_000));
         assert_eq!(run(&build(&t, &f, |_, _| {})).unwrap_err(), UNSAT);
+    }
+
+    #[test]
+    fn trade_at_expiry_is_rejected() {
+        let trace = build(&trades(), &funded(), |i, r| {
+            if i == 6 {
+                r.timestamp = r.expiry;
+            }
+        });
+        assert_eq!(run(&trace).unwrap_err(), UNSAT);
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::cash::{Cash, CashEval};
 use crate::config::VerifierPolicy;
 use crate::error::VerifyError;
 use crate::field::M31;
+use crate::instruments::{InstrumentRel, InstrumentTable, InstrumentTableEval, InstrumentTableRel};
 use crate::memory::StateRel;
 use crate::merkle::depth_for;
 use crate::poseidon2::{Digest, DIGEST_LEN};
@@ -36,7 +37,7 @@ use crate::proof::{AirId, Proof};
 use crate::range::{RangeRelations, RangeTable, RangeTableEval, LOG_RANGE};
 use crate::trade::{Trade, TradeEval};
 use crate::venue::state::LEAF_LIMBS;
-use crate::venue::OP_LIMBS;
+use crate::venue::{Instrument, OP_LIMBS};
 
 /// Largest batch one proof covers: access times `16·i + k` stay below 2^22.
 pub const MAX_OPS: usize = 1 << 18;
@@ -66,26 +67,31 @@ pub struct ValidityStatement {
     pub log_cash_rows: u32,
     /// log2 of the trade component's rows.
     pub log_trade_rows: u32,
+    /// The rollup's listed instruments (instrument `i` is entry `i`); their Merkle root is
+    /// the batch's `instruments_root`.
+    pub instruments: Vec<Instrument>,
     /// Every leaf the batch touched, by increasing key.
     pub touched: Vec<Touched>,
 }
 
-const HEADER: usize = 1 + DIGEST_LEN + 3;
+const HEADER: usize = 1 + DIGEST_LEN + 2;
 const STATEMENT_MAGIC: [u8; 8] = *b"POEVST01";
 const PER_TOUCHED: usize = 2 + 2 * LEAF_LIMBS + 1;
 
 impl ValidityStatement {
-    /// Public inputs: `n_ops, data_root[8], log_cash_rows, log_trade_rows, n_touched`, then
-    /// per leaf `key_lo, key_hi, before[8], after[8], last_access`.
+    /// Public inputs: `n_ops, data_root[8], log_cash_rows, log_trade_rows, n_instruments`,
+    /// the instruments' 16-limb encodings, `n_touched`, then per leaf `key_lo, key_hi,
+    /// before[8], after[8], last_access`.
     pub fn to_public_inputs(&self) -> Vec<M31> {
         let m = M31::from_u32_unchecked;
         let mut out = vec![m(self.n_ops)];
         out.extend(self.data_root.0);
-        out.extend([
-            m(self.log_cash_rows),
-            m(self.log_trade_rows),
-            m(self.touched.len() as u32),
-        ]);
+        out.extend([m(self.log_cash_rows), m(self.log_trade_rows)]);
+        out.push(m(self.instruments.len() as u32));
+        for i in &self.instruments {
+            out.extend(i.encode());
+        }
+        out.push(m(self.touched.len() as u32));
         for t in &self.touched {
             out.extend([m(t.key & 0xffff), m(t.key >> 16)]);
             out.extend(t.before);
@@ -98,15 +104,24 @@ impl ValidityStatement {
     /// Inverse of [`ValidityStatement::to_public_inputs`]; `None` unless the encoding is the
     /// canonical one (lengths, key limbs below 2^16, keys strictly increasing).
     pub fn from_public_inputs(inputs: &[M31]) -> Option<Self> {
-        if inputs.len() < HEADER {
+        if inputs.len() < HEADER + 1 {
             return None;
         }
-        let n_touched = inputs[HEADER - 1].0 as usize;
-        if inputs.len() != HEADER + n_touched * PER_TOUCHED {
+        let n_inst = inputs[HEADER].0 as usize;
+        let inst_end = HEADER + 1 + n_inst.checked_mul(Instrument::LIMBS)?;
+        let instruments = inputs
+            .get(HEADER + 1..inst_end)?
+            .chunks_exact(Instrument::LIMBS)
+            .map(Instrument::decode)
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        let n_touched = inputs.get(inst_end)?.0 as usize;
+        let rest = &inputs[inst_end + 1..];
+        if rest.len() != n_touched.checked_mul(PER_TOUCHED)? {
             return None;
         }
         let mut touched = Vec::with_capacity(n_touched);
-        for chunk in inputs[HEADER..].chunks_exact(PER_TOUCHED) {
+        for chunk in rest.chunks_exact(PER_TOUCHED) {
             if chunk[0].0 >= 1 << 16 || chunk[1].0 >= 1 << 16 {
                 return None;
             }
@@ -126,6 +141,7 @@ impl ValidityStatement {
             data_root: Digest(inputs[1..1 + DIGEST_LEN].try_into().ok()?),
             log_cash_rows: inputs[1 + DIGEST_LEN].0,
             log_trade_rows: inputs[2 + DIGEST_LEN].0,
+            instruments,
             touched,
         })
     }
@@ -204,6 +220,15 @@ impl ValidityStatement {
                 ));
             }
         }
+        if self.instruments.is_empty()
+            || self.instruments.len() > crate::venue::MAX_INSTRUMENTS as usize
+        {
+            return Err(format!(
+                "1..={} instruments, got {}",
+                crate::venue::MAX_INSTRUMENTS,
+                self.instruments.len()
+            ));
+        }
         if self.touched.windows(2).any(|w| w[0].key >= w[1].key) {
             return Err("touched leaves must be in strictly increasing key order".into());
         }
@@ -228,6 +253,7 @@ impl ValidityStatement {
         let inv = SecureField::batch_inverse(&denoms);
         let state: SecureField = inv.chunks_exact(2).map(|p| p[0] - p[1]).sum();
         rels.range.expected_component_sum()
+            + crate::instruments::expected_table_sum(&rels.instrument_table, &self.instruments)
             + self.data_root_statement().expected_logup_sum(&rels.merkle)
             + state
     }
@@ -244,6 +270,10 @@ pub struct ValidityRelations {
     pub ops: OpRelation,
     /// State accesses.
     pub state: StateRel,
+    /// Trade rows ↔ instrument table.
+    pub instrument: InstrumentRel,
+    /// Instrument table ↔ verifier.
+    pub instrument_table: InstrumentTableRel,
 }
 
 impl ValidityRelations {
@@ -254,6 +284,8 @@ impl ValidityRelations {
             merkle: MerkleNodeRelation::draw(channel),
             ops: OpRelation::draw(channel),
             state: StateRel::draw(channel),
+            instrument: InstrumentRel::draw(channel),
+            instrument_table: InstrumentTableRel::draw(channel),
         }
     }
 
@@ -267,16 +299,25 @@ impl ValidityRelations {
             merkle: MerkleNodeRelation::dummy(),
             ops: OpRelation::dummy(),
             state: StateRel::dummy(),
+            instrument: InstrumentRel::dummy(),
+            instrument_table: InstrumentTableRel::dummy(),
         }
     }
 }
 
 /// Number of components, hence of claimed sums.
-pub const N_COMPONENTS: usize = 5;
+pub const N_COMPONENTS: usize = 6;
 
-/// The components in commitment order: range table, leaves, nodes, cash rows, trade rows.
+/// log2 rows of the instrument table for `n` instruments.
+pub fn log_instrument_rows(n: usize) -> u32 {
+    log_rows_for(n)
+}
+
+/// The components in commitment order: range table, instrument table, leaves, nodes, cash
+/// rows, trade rows.
 pub(crate) struct Components {
     pub(crate) range: RangeTable,
+    pub(crate) instruments: InstrumentTable,
     pub(crate) leaf: LeafComponent,
     pub(crate) node: NodeComponent,
     pub(crate) cash: Cash,
@@ -301,6 +342,15 @@ impl Components {
                 },
                 sums[0],
             ),
+            instruments: InstrumentTable::new(
+                alloc,
+                InstrumentTableEval {
+                    log_rows: log_instrument_rows(s.instruments.len()),
+                    instrument: rels.instrument.clone(),
+                    table: rels.instrument_table.clone(),
+                },
+                sums[1],
+            ),
             leaf: FrameworkComponent::new(
                 alloc,
                 LeafEval {
@@ -309,7 +359,7 @@ impl Components {
                     relation: rels.merkle.clone(),
                     ops: Some((rels.ops.clone(), depth)),
                 },
-                sums[1],
+                sums[2],
             ),
             node: FrameworkComponent::new(
                 alloc,
@@ -317,7 +367,7 @@ impl Components {
                     log_rows: node_log,
                     relation: rels.merkle.clone(),
                 },
-                sums[2],
+                sums[3],
             ),
             cash: Cash::new(
                 alloc,
@@ -327,7 +377,7 @@ impl Components {
                     range: rels.range.clone(),
                     ops: Some(rels.ops.clone()),
                 },
-                sums[3],
+                sums[4],
             ),
             trade: Trade::new(
                 alloc,
@@ -335,15 +385,22 @@ impl Components {
                     log_rows: s.log_trade_rows,
                     state: rels.state.clone(),
                     range: rels.range.clone(),
-                    ops: Some(rels.ops.clone()),
+                    ops: Some((rels.ops.clone(), rels.instrument.clone())),
                 },
-                sums[4],
+                sums[5],
             ),
         }
     }
 
     pub(crate) fn as_components(&self) -> [&dyn Component; N_COMPONENTS] {
-        [&self.range, &self.leaf, &self.node, &self.cash, &self.trade]
+        [
+            &self.range,
+            &self.instruments,
+            &self.leaf,
+            &self.node,
+            &self.cash,
+            &self.trade,
+        ]
     }
 
     /// The largest component, log2 rows.
@@ -354,6 +411,7 @@ impl Components {
             .max(node_log)
             .max(s.log_cash_rows)
             .max(s.log_trade_rows)
+            .max(log_instrument_rows(s.instruments.len()))
     }
 }
 
@@ -432,6 +490,8 @@ fn first_difference(a: &ValidityStatement, b: &ValidityStatement) -> &'static st
         "data_root"
     } else if (a.log_cash_rows, a.log_trade_rows) != (b.log_cash_rows, b.log_trade_rows) {
         "component sizes"
+    } else if a.instruments != b.instruments {
+        "instruments"
     } else if a.touched.len() != b.touched.len()
         || a.touched
             .iter()

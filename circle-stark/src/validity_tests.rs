@@ -144,6 +144,14 @@ fn richer_pre_state_is_rejected() {
 }
 
 #[test]
+fn collateral_other_than_the_listed_instruments_is_rejected() {
+    // The public list says instrument 0 needs less collateral than the rows locked (or, read
+    // the other way, the rows used terms that are not listed).
+    let e = forged(|_| {}, |s| s.instruments[0].collateral -= 1).unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
 fn statement_with_another_data_root_is_rejected() {
     let (venue, ops) = batch();
     let (mut statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();

@@ -45,6 +45,33 @@ impl Instrument {
         out
     }
 
+    /// Inverse of [`Instrument::encode`], canonical only: 16 limbs, every limb in range, the
+    /// kind 0 or 1, the last limb 0.
+    ///
+    /// # Errors
+    /// [`EncodingError`] naming the offending limb.
+    pub fn decode(limbs: &[M31]) -> Result<Self, EncodingError> {
+        if limbs.len() != Self::LIMBS {
+            return Err(EncodingError::Length {
+                kind: 0,
+                expected: Self::LIMBS,
+                got: limbs.len(),
+            });
+        }
+        let kind = match crate::encoding::check_limb(limbs, 10, 1)? {
+            0 => OptionKind::Call,
+            _ => OptionKind::Put,
+        };
+        crate::encoding::check_limb(limbs, 15, 0)?;
+        Ok(Self {
+            underlying: read_u32(limbs, 0)?,
+            expiry_us: read_u64(limbs, 2)?,
+            strike: read_u64(limbs, 6)?,
+            kind,
+            collateral: read_u64(limbs, 11)?,
+        })
+    }
+
     /// The per-lot payoff at settlement price `price`: intrinsic value capped at the collateral.
     pub fn payoff(&self, price: u64) -> u64 {
         let intrinsic = match self.kind {
