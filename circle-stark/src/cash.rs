@@ -77,10 +77,11 @@ pub struct CashEval {
     pub ops: Option<OpRelation>,
 }
 
-/// Extra columns of a bound cash row: `index, ts[4]`.
-pub const CASH_BOUND_COLUMNS: usize = 5;
-/// LogUp entries of a bound cash row: two u63 checks, one access, one operation.
-pub const CASH_LOOKUPS: usize = 5 + 5 + 4 + 1;
+/// Extra columns of a bound cash row: `index, ts[4]`, the clock access, `d[4]`, carries.
+pub const CASH_BOUND_COLUMNS: usize = 5 + crate::memory::ACCESS_COLUMNS + 4 + 3;
+/// LogUp entries of a bound cash row: two u63 checks, one access, one operation, then the
+/// clock: two u63 checks, an identity's carries, an access.
+pub const CASH_LOOKUPS: usize = 5 + 5 + 4 + 1 + 5 + 5 + 3 + 4;
 
 impl FrameworkEval for CashEval {
     fn log_size(&self) -> u32 {
@@ -126,12 +127,45 @@ impl FrameworkEval for CashEval {
             );
             let zero = || E::F::from(M31::from_u32_unchecked(0));
             let kind = is_withdraw + E::F::from(M31::from_u32_unchecked(2));
-            let mut op = vec![index, kind, key[0].clone(), key[1].clone()];
+            let ts_copy = ts.clone();
+            let mut op = vec![index.clone(), kind, key[0].clone(), key[1].clone()];
             op.extend((0..4).map(|_| zero()));
             op.extend(amount.iter().cloned());
             op.extend((0..12).map(|_| zero()));
             op.extend(ts);
-            eval.add_to_relation(RelationEntry::new(ops, -E::EF::from(e), &op));
+            eval.add_to_relation(RelationEntry::new(ops, -E::EF::from(e.clone()), &op));
+            // The clock leaf at time 16·index + 2: `ts = clock + d`, `d` a u63, `clock ← ts`.
+            let clock = AccessCells::read(&mut eval);
+            let d: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
+            eval.add_constraint(clock.enabled.clone() - e.clone());
+            eval.add_constraint(
+                e.clone()
+                    * (clock.times[1].clone()
+                        - index * slot
+                        - E::F::from(M31::from_u32_unchecked(2))),
+            );
+            eval.add_constraint(clock.key[0].clone());
+            eval.add_constraint(
+                clock.key[1].clone()
+                    - e.clone() * M31::from_u32_unchecked(crate::trade::CLOCK_KEY_HI),
+            );
+            for (i, t) in ts_copy.iter().enumerate() {
+                eval.add_constraint(clock.new[i].clone() - t.clone());
+                eval.add_constraint(clock.new[4 + i].clone());
+            }
+            eval_range_u63(&mut eval, &self.range, &e, &ts_copy);
+            eval_range_u63(&mut eval, &self.range, &e, &d);
+            let carries: [E::F; 3] = std::array::from_fn(|_| eval.next_trace_mask());
+            let old: [E::F; 4] = std::array::from_fn(|i| clock.old[i].clone());
+            crate::trade::eval_sum_eq(
+                &mut eval,
+                &self.range,
+                &e,
+                &[old, d],
+                std::slice::from_ref(&ts_copy),
+                carries,
+            );
+            eval_access(&mut eval, &self.state, &self.range, clock);
         }
         eval.finalize_logup_in_pairs();
         eval
@@ -160,6 +194,10 @@ pub struct CashRow {
     pub t_prev: u32,
     /// The operation's timestamp.
     pub timestamp: u64,
+    /// The clock before the operation.
+    pub clock: u64,
+    /// Time of the clock leaf's previous access.
+    pub clock_t_prev: u32,
 }
 
 impl CashRow {
@@ -172,6 +210,18 @@ impl CashRow {
             new: account_leaf(&self.after),
             t_prev: self.t_prev,
             t: self.index * crate::trade::SLOTS_PER_OP + 1,
+        }
+    }
+
+    /// The clock leaf's access (at time `16·index + 2`).
+    pub fn clock_access(&self) -> crate::trade::Access {
+        use crate::venue::state::{clock_leaf, StateKey};
+        crate::trade::Access {
+            key: StateKey::Clock.index(),
+            old: clock_leaf(self.clock),
+            new: clock_leaf(self.timestamp),
+            t_prev: self.clock_t_prev,
+            t: self.index * crate::trade::SLOTS_PER_OP + 2,
         }
     }
 
@@ -216,6 +266,14 @@ impl CashRow {
         op.extend([m(0); 12]);
         op.extend(ts);
         w.lookups.push(Lookup::Op(op));
+        let clock = self.clock_access();
+        let d = self.timestamp.wrapping_sub(self.clock);
+        w.access_cells(&clock);
+        w.push(u64_limbs(d));
+        w.u63(ts);
+        w.u63(u64_limbs(d));
+        w.sum_eq(&[u64_limbs(self.clock), u64_limbs(d)], &[ts]);
+        w.access_lookups(&clock);
         debug_assert_eq!(w.cells.len(), CASH_COLUMNS + CASH_BOUND_COLUMNS);
         debug_assert_eq!(w.lookups.len(), CASH_LOOKUPS);
         w

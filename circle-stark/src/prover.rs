@@ -582,6 +582,7 @@ pub(crate) fn prove_validity_with(
                 timestamp_us,
             } => {
                 let before = venue.account(account);
+                let clock = venue.clock();
                 venue.apply_batch(std::slice::from_ref(op)).map_err(at(i))?;
                 let mut row = CashRow {
                     index: i as u32,
@@ -592,10 +593,15 @@ pub(crate) fn prove_validity_with(
                     after: venue.account(account),
                     t_prev: 0,
                     timestamp: timestamp_us,
+                    clock,
+                    clock_t_prev: 0,
                 };
                 let a = row.access();
                 row.t_prev = last.insert(a.key, a.t).unwrap_or(0);
+                let k = row.clock_access();
+                row.clock_t_prev = last.insert(k.key, k.t).unwrap_or(0);
                 touch(&row.access());
+                touch(&row.clock_access());
                 cash_rows.push(row);
             }
             Operation::Trade { .. } => {

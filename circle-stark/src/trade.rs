@@ -29,13 +29,17 @@ pub const SUM_CARRIES: usize = 3;
 pub const SUM_CARRY_OFFSET: u32 = 8;
 /// Access time slots per operation: operation `i`'s `k`-th access is at time `16·i + k + 1`.
 pub const SLOTS_PER_OP: u32 = 16;
+/// High limb of the clock leaf's key `3·2^30` (its low limb is 0).
+pub const CLOCK_KEY_HI: u32 = 0xc000;
+
 /// Sum identities in a trade row.
 pub const TRADE_SUMS: usize = 9;
 /// LogUp entries of a bound trade row: instrument, five inputs, two account keys, five
 /// accesses, three products, nine identities, seven written values, the expiry check (three
-/// u63s and an identity), the operation and the instrument's terms.
+/// u63s and an identity), the clock (an access, a u63 and an identity), the operation and the
+/// instrument's terms.
 pub const TRADE_LOOKUPS: usize =
-    1 + 25 + 4 + 5 * 4 + 3 * 28 + TRADE_SUMS * SUM_CARRIES + 35 + 15 + SUM_CARRIES + 2;
+    1 + 25 + 4 + 5 * 4 + 3 * 28 + TRADE_SUMS * SUM_CARRIES + 35 + 15 + SUM_CARRIES + 12 + 2;
 /// Columns of a trade row.
 pub const TRADE_COLUMNS: usize = 3
     + 20
@@ -48,6 +52,9 @@ pub const TRADE_COLUMNS: usize = 3
     + 2 * (8 + MUL_COLUMNS)
     + TRADE_SUMS * SUM_CARRIES
     + 12
+    + SUM_CARRIES
+    + ACCESS_COLUMNS
+    + 4
     + SUM_CARRIES;
 
 fn c(v: u32) -> M31 {
@@ -340,6 +347,29 @@ impl FrameworkEval for TradeEval {
             std::slice::from_ref(&expiry),
             carries,
         );
+        // The clock leaf: `ts = clock + d` with `d` a u63 (time never runs backwards), then
+        // `clock ← ts`, at time 16·index + 6.
+        let clock = AccessCells::read(&mut eval);
+        let d: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
+        eval.add_constraint(clock.enabled.clone() - e.clone());
+        eval.add_constraint(e.clone() * (clock.times[1].clone() - slot_time(6)));
+        eval.add_constraint(clock.key[0].clone());
+        eval.add_constraint(clock.key[1].clone() - e.clone() * c(CLOCK_KEY_HI));
+        for (i, t) in ts.iter().enumerate() {
+            eval.add_constraint(clock.new[i].clone() - t.clone());
+            eval.add_constraint(clock.new[4 + i].clone());
+        }
+        eval_range_u63(&mut eval, range, &e, &d);
+        let carries: [E::F; SUM_CARRIES] = std::array::from_fn(|_| eval.next_trace_mask());
+        eval_sum_eq(
+            &mut eval,
+            range,
+            &e,
+            &[u64_of(&clock.old[..4]), d],
+            std::slice::from_ref(&ts),
+            carries,
+        );
+        eval_access(&mut eval, &self.state, range, clock);
         if let Some((ops, instruments)) = &self.ops {
             op.extend(ts);
             eval.add_to_relation(RelationEntry::new(ops, neg(&e), &op));
@@ -509,8 +539,10 @@ pub struct TradeRow {
     pub released: (u64, u64),
     /// Lots of short the seller opened, and their collateral.
     pub added: (u64, u64),
-    /// Previous access time of each of the five leaves (buyer, seller, fee, positions).
-    pub t_prev: [u32; 5],
+    /// Previous access time of each of the six leaves (buyer, seller, fee, positions, clock).
+    pub t_prev: [u32; 6],
+    /// The clock before the trade.
+    pub clock: u64,
     /// The operation's timestamp (bound to its record, not yet checked against the clock).
     pub timestamp: u64,
     /// The instrument's expiry.
@@ -518,8 +550,8 @@ pub struct TradeRow {
 }
 
 impl TradeRow {
-    /// The row's five accesses.
-    pub fn accesses(&self) -> [Access; 5] {
+    /// The row's six accesses.
+    pub fn accesses(&self) -> [Access; 6] {
         let t = |k: u32| self.index * SLOTS_PER_OP + k;
         let acct = |k: usize, id: u32| Access {
             key: StateKey::Account(id).index(),
@@ -539,12 +571,20 @@ impl TradeRow {
             t_prev: self.t_prev[3 + k],
             t: t(4 + k as u32),
         };
+        let clock = Access {
+            key: StateKey::Clock.index(),
+            old: crate::venue::state::clock_leaf(self.clock),
+            new: crate::venue::state::clock_leaf(self.timestamp),
+            t_prev: self.t_prev[5],
+            t: t(6),
+        };
         [
             acct(0, self.buyer),
             acct(1, self.seller),
             acct(2, 0),
             pos(0, self.buyer),
             pos(1, self.seller),
+            clock,
         ]
     }
 
@@ -570,7 +610,7 @@ impl TradeRow {
         let qty_sum = limbs(self.qty).into_iter().fold(c(0), |a, b| a + b);
         w.push([inverse_or_zero(qty_sum)]);
         let accesses = self.accesses();
-        for a in &accesses {
+        for a in &accesses[..5] {
             w.access_cells(a);
         }
         let (b, s) = (c(self.buyer), c(self.seller));
@@ -586,7 +626,7 @@ impl TradeRow {
             w.range(c(a.key & 0xffff));
             w.range(c(a.key >> 16) * c(1 << 14));
         }
-        for a in &accesses {
+        for a in &accesses[..5] {
             w.access_lookups(a);
         }
         let mul = |a: u64, b: u64, prod: u64| {
@@ -652,6 +692,13 @@ impl TradeRow {
             w.u63(l(v));
         }
         w.sum_eq(&[ts, l(1), l(gap)], &[l(self.expiry)]);
+        let clock = &accesses[5];
+        let d = self.timestamp.wrapping_sub(self.clock);
+        w.access_cells(clock);
+        w.push(l(d));
+        w.u63(l(d));
+        w.sum_eq(&[l(self.clock), l(d)], &[ts]);
+        w.access_lookups(clock);
         debug_assert_eq!(w.cells.len(), TRADE_COLUMNS);
         if bound {
             let mut op = vec![
@@ -740,7 +787,8 @@ impl TradeRow {
             notional,
             released: (released, rv),
             added: (added, av),
-            t_prev: [0; 5],
+            t_prev: [0; 6],
+            clock: 0,
             timestamp: 0,
             expiry: u64::MAX >> 1,
         }
@@ -773,6 +821,7 @@ pub fn trade_row(
         panic!("trade_row takes trades");
     };
     let collateral = venue.instruments()[instrument as usize].collateral;
+    let clock = venue.clock();
     let expiry = venue.instruments()[instrument as usize].expiry_us;
     let before_acc = [
         venue.account(buyer),
@@ -811,7 +860,8 @@ pub fn trade_row(
         notional: qty * price,
         released: (released, released * collateral),
         added: (added, added * collateral),
-        t_prev: [0; 5],
+        t_prev: [0; 6],
+        clock,
         timestamp: op.timestamp_us(),
         expiry,
     };
@@ -901,6 +951,8 @@ mod tests {
         let mut init: BTreeMap<u32, [M31; 8]> = BTreeMap::new();
         let mut fin: BTreeMap<u32, ([M31; 8], u32)> = BTreeMap::new();
         let mut rows = Vec::new();
+        // The funding deposits of `honest_rows_equal_the_engines` ran at time 1.
+        let mut clock = 1u64;
         for (i, &(b, s, inst, qty, price, fb, fs)) in trades.iter().enumerate() {
             let acct = |a: u32| accounts.get(&a).copied().unwrap_or_default();
             let pos = |a: u32| positions.get(&(inst, a)).copied().unwrap_or(0);
@@ -915,7 +967,9 @@ mod tests {
             );
             row.expiry = insts[inst as usize].expiry_us;
             row.timestamp = 10 + i as u64;
+            row.clock = clock;
             forge(i, &mut row);
+            clock = row.timestamp;
             for (k, a) in row.accesses().iter().enumerate() {
                 row.t_prev[k] = last.insert(a.key, a.t).unwrap_or(0);
                 init.entry(a.key).or_insert(a.old);
@@ -1226,6 +1280,17 @@ mod tests {
         let trace = build(&trades(), &funded(), |i, r| {
             if i == 6 {
                 r.timestamp = r.expiry;
+            }
+        });
+        assert_eq!(run(&trace).unwrap_err(), UNSAT);
+    }
+
+    #[test]
+    fn timestamp_before_the_clock_is_rejected() {
+        // Trade 5 stamped before trade 4: time would run backwards.
+        let trace = build(&trades(), &funded(), |i, r| {
+            if i == 5 {
+                r.timestamp = r.clock - 1;
             }
         });
         assert_eq!(run(&trace).unwrap_err(), UNSAT);

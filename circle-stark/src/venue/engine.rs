@@ -176,6 +176,11 @@ impl Venue {
             .unwrap_or(0)
     }
 
+    /// Timestamp of the last operation applied (0 before any).
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
     /// Sum of long positions in an instrument.
     pub fn open_interest(&self, instrument: u32) -> u64 {
         self.open_interest.get(&instrument).copied().unwrap_or(0)
