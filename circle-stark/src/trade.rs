@@ -31,15 +31,17 @@ pub const SUM_CARRY_OFFSET: u32 = 8;
 pub const SLOTS_PER_OP: u32 = 16;
 /// High limb of the clock leaf's key `3·2^30` (its low limb is 0).
 pub const CLOCK_KEY_HI: u32 = 0xc000;
+/// High limb of an open-interest leaf's key `2^31 + instrument` (instrument < 2^12).
+pub const OI_KEY_HI: u32 = 0x8000;
 
 /// Sum identities in a trade row.
 pub const TRADE_SUMS: usize = 9;
 /// LogUp entries of a bound trade row: instrument, five inputs, two account keys, five
 /// accesses, three products, nine identities, seven written values, the expiry check (three
-/// u63s and an identity), the clock (an access, a u63 and an identity), the operation and the
-/// instrument's terms.
+/// u63s and an identity), the clock (an access, a u63 and an identity), open interest (an
+/// access, an identity, a u63), the operation and the instrument's terms.
 pub const TRADE_LOOKUPS: usize =
-    1 + 25 + 4 + 5 * 4 + 3 * 28 + TRADE_SUMS * SUM_CARRIES + 35 + 15 + SUM_CARRIES + 12 + 2;
+    1 + 25 + 4 + 5 * 4 + 3 * 28 + TRADE_SUMS * SUM_CARRIES + 35 + 15 + SUM_CARRIES + 12 + 12 + 2;
 /// Columns of a trade row.
 pub const TRADE_COLUMNS: usize = 3
     + 20
@@ -55,6 +57,8 @@ pub const TRADE_COLUMNS: usize = 3
     + SUM_CARRIES
     + ACCESS_COLUMNS
     + 4
+    + SUM_CARRIES
+    + ACCESS_COLUMNS
     + SUM_CARRIES;
 
 fn c(v: u32) -> M31 {
@@ -235,6 +239,12 @@ impl FrameworkEval for TradeEval {
         let (long_b2, short_b2) = long_short(&pos_b.new);
         let (long_s, short_s) = long_short(&pos_s.old);
         let (long_s2, short_s2) = long_short(&pos_s.new);
+        let longs = [
+            long_b.clone(),
+            long_b2.clone(),
+            long_s.clone(),
+            long_s2.clone(),
+        ];
         let cash = |v: &[E::F; LEAF_LIMBS]| u64_of(&v[..4]);
         let locked = |v: &[E::F; LEAF_LIMBS]| u64_of(&v[4..]);
         let written: Vec<[E::F; 4]> = vec![
@@ -370,6 +380,28 @@ impl FrameworkEval for TradeEval {
             carries,
         );
         eval_access(&mut eval, &self.state, range, clock);
+        // Open interest (Σ long lots) of the instrument moves by the change in longs:
+        // oi' + long_b + long_s = oi + long_b' + long_s'; seventh access, time 16·index + 7.
+        let oi = AccessCells::read(&mut eval);
+        eval.add_constraint(oi.enabled.clone() - e.clone());
+        eval.add_constraint(e.clone() * (oi.times[1].clone() - slot_time(7)));
+        eval.add_constraint(oi.key[0].clone() - instrument_col.clone());
+        eval.add_constraint(oi.key[1].clone() - e.clone() * c(OI_KEY_HI));
+        for i in 4..8 {
+            eval.add_constraint(oi.new[i].clone());
+        }
+        let [long_b, long_b2, long_s, long_s2] = longs;
+        let carries: [E::F; SUM_CARRIES] = std::array::from_fn(|_| eval.next_trace_mask());
+        eval_sum_eq(
+            &mut eval,
+            range,
+            &e,
+            &[u64_of(&oi.new[..4]), long_b, long_s],
+            &[u64_of(&oi.old[..4]), long_b2, long_s2],
+            carries,
+        );
+        eval_range_u63(&mut eval, range, &e, &u64_of(&oi.new[..4]));
+        eval_access(&mut eval, &self.state, range, oi);
         if let Some((ops, instruments)) = &self.ops {
             op.extend(ts);
             eval.add_to_relation(RelationEntry::new(ops, neg(&e), &op));
@@ -539,8 +571,11 @@ pub struct TradeRow {
     pub released: (u64, u64),
     /// Lots of short the seller opened, and their collateral.
     pub added: (u64, u64),
-    /// Previous access time of each of the six leaves (buyer, seller, fee, positions, clock).
-    pub t_prev: [u32; 6],
+    /// Previous access time of each of the seven leaves (buyer, seller, fee, positions,
+    /// clock, open interest).
+    pub t_prev: [u32; 7],
+    /// The instrument's open interest before and after.
+    pub open_interest: (u64, u64),
     /// The clock before the trade.
     pub clock: u64,
     /// The operation's timestamp (bound to its record, not yet checked against the clock).
@@ -550,8 +585,8 @@ pub struct TradeRow {
 }
 
 impl TradeRow {
-    /// The row's six accesses.
-    pub fn accesses(&self) -> [Access; 6] {
+    /// The row's seven accesses.
+    pub fn accesses(&self) -> [Access; 7] {
         let t = |k: u32| self.index * SLOTS_PER_OP + k;
         let acct = |k: usize, id: u32| Access {
             key: StateKey::Account(id).index(),
@@ -578,6 +613,13 @@ impl TradeRow {
             t_prev: self.t_prev[5],
             t: t(6),
         };
+        let oi = Access {
+            key: StateKey::OpenInterest(self.instrument).index(),
+            old: crate::venue::state::open_interest_leaf(self.open_interest.0),
+            new: crate::venue::state::open_interest_leaf(self.open_interest.1),
+            t_prev: self.t_prev[6],
+            t: t(7),
+        };
         [
             acct(0, self.buyer),
             acct(1, self.seller),
@@ -585,6 +627,7 @@ impl TradeRow {
             pos(0, self.buyer),
             pos(1, self.seller),
             clock,
+            oi,
         ]
     }
 
@@ -699,6 +742,12 @@ impl TradeRow {
         w.u63(l(d));
         w.sum_eq(&[l(self.clock), l(d)], &[ts]);
         w.access_lookups(clock);
+        let oi = &accesses[6];
+        w.access_cells(oi);
+        let (oi0, oi1) = self.open_interest;
+        w.sum_eq(&[l(oi1), long_b, long_s], &[l(oi0), long_b2, long_s2]);
+        w.u63(l(oi1));
+        w.access_lookups(oi);
         debug_assert_eq!(w.cells.len(), TRADE_COLUMNS);
         if bound {
             let mut op = vec![
@@ -740,9 +789,16 @@ impl TradeRow {
         collateral: u64,
         accounts: [AccountState; 3],
         positions: [i64; 2],
+        open_interest: u64,
     ) -> Self {
         let q = qty as i64;
         let new_pos = [positions[0].wrapping_add(q), positions[1].wrapping_sub(q)];
+        let long = |p: i64| if p > 0 { p.unsigned_abs() } else { 0 };
+        let oi_after = open_interest
+            .wrapping_add(long(new_pos[0]))
+            .wrapping_add(long(new_pos[1]))
+            .wrapping_sub(long(positions[0]))
+            .wrapping_sub(long(positions[1]));
         let short = |p: i64| if p < 0 { p.unsigned_abs() } else { 0 };
         let released = short(positions[0]).wrapping_sub(short(new_pos[0]));
         let added = short(new_pos[1]).wrapping_sub(short(positions[1]));
@@ -787,7 +843,8 @@ impl TradeRow {
             notional,
             released: (released, rv),
             added: (added, av),
-            t_prev: [0; 6],
+            t_prev: [0; 7],
+            open_interest: (open_interest, oi_after),
             clock: 0,
             timestamp: 0,
             expiry: u64::MAX >> 1,
@@ -822,6 +879,7 @@ pub fn trade_row(
     };
     let collateral = venue.instruments()[instrument as usize].collateral;
     let clock = venue.clock();
+    let oi_before = venue.open_interest(instrument);
     let expiry = venue.instruments()[instrument as usize].expiry_us;
     let before_acc = [
         venue.account(buyer),
@@ -860,7 +918,8 @@ pub fn trade_row(
         notional: qty * price,
         released: (released, released * collateral),
         added: (added, added * collateral),
-        t_prev: [0; 6],
+        t_prev: [0; 7],
+        open_interest: (oi_before, venue.open_interest(instrument)),
         clock,
         timestamp: op.timestamp_us(),
         expiry,
@@ -885,7 +944,7 @@ mod tests {
     use crate::venue::{Instrument, Operation, OptionKind, Venue};
 
     const LOG: u32 = 4;
-    const BLOG: u32 = 4;
+    const BLOG: u32 = 5;
     const EXPIRY: u64 = 2_000_000_000_000_000;
 
     fn instruments() -> Vec<Instrument> {
@@ -947,6 +1006,7 @@ mod tests {
             .map(|&(a, cash)| (a, AccountState { cash, locked: 0 }))
             .collect();
         let mut positions: BTreeMap<(u32, u32), i64> = BTreeMap::new();
+        let mut open_interest: BTreeMap<u32, u64> = BTreeMap::new();
         let mut last: BTreeMap<u32, u32> = BTreeMap::new();
         let mut init: BTreeMap<u32, [M31; 8]> = BTreeMap::new();
         let mut fin: BTreeMap<u32, ([M31; 8], u32)> = BTreeMap::new();
@@ -956,6 +1016,7 @@ mod tests {
         for (i, &(b, s, inst, qty, price, fb, fs)) in trades.iter().enumerate() {
             let acct = |a: u32| accounts.get(&a).copied().unwrap_or_default();
             let pos = |a: u32| positions.get(&(inst, a)).copied().unwrap_or(0);
+            let oi_before = open_interest.get(&inst).copied().unwrap_or(0);
             let mut row = TradeRow::unchecked(
                 i as u32,
                 inst,
@@ -964,6 +1025,7 @@ mod tests {
                 insts[inst as usize].collateral,
                 [acct(b), acct(s), acct(0)],
                 [pos(b), pos(s)],
+                oi_before,
             );
             row.expiry = insts[inst as usize].expiry_us;
             row.timestamp = 10 + i as u64;
@@ -980,6 +1042,7 @@ mod tests {
             accounts.insert(0, row.accounts[2].1);
             positions.insert((row.instrument, row.buyer), row.positions[0].1);
             positions.insert((row.instrument, row.seller), row.positions[1].1);
+            open_interest.insert(row.instrument, row.open_interest.1);
             rows.push(row);
         }
         (
@@ -1291,6 +1354,16 @@ mod tests {
         let trace = build(&trades(), &funded(), |i, r| {
             if i == 5 {
                 r.timestamp = r.clock - 1;
+            }
+        });
+        assert_eq!(run(&trace).unwrap_err(), UNSAT);
+    }
+
+    #[test]
+    fn open_interest_not_following_the_longs_is_rejected() {
+        let trace = build(&trades(), &funded(), |i, r| {
+            if i == 2 {
+                r.open_interest.1 += 1;
             }
         });
         assert_eq!(run(&trace).unwrap_err(), UNSAT);
