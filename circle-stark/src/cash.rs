@@ -288,10 +288,13 @@ mod tests {
     use stwo::prover::backend::simd::qm31::PackedSecureField;
     use stwo_constraint_framework::{LogupTraceGenerator, Relation, TraceLocationAllocator};
 
+    use stwo::prover::backend::simd::SimdBackend;
+    use stwo::prover::ComponentProver;
+
     use super::*;
     use crate::encoding::u64_limbs;
-    use crate::harness::{evaluations, prove_and_verify, Air, Evaluations};
-    use crate::memory::{Boundary, BoundaryEval, TIME_BITS};
+    use crate::harness::{boundary_components, evaluations, prove_and_verify, Air, Evaluations};
+    use crate::memory::TIME_BITS;
     use crate::range::{RangeTable, RangeTableEval, LOG_RANGE};
     use crate::venue::state::LEAF_LIMBS;
 
@@ -554,7 +557,7 @@ mod tests {
                             relations: rel.range.clone(),
                         },
                         sums[0],
-                    )) as Box<_>,
+                    )) as Box<dyn ComponentProver<SimdBackend>>,
                     Box::new(Cash::new(
                         alloc,
                         CashEval {
@@ -565,25 +568,15 @@ mod tests {
                         },
                         sums[1],
                     )),
-                    Box::new(Boundary::new(
-                        alloc,
-                        BoundaryEval {
-                            log_rows: BLOG,
-                            state: rel.state.clone(),
-                            is_init: true,
-                        },
-                        sums[2],
-                    )),
-                    Box::new(Boundary::new(
-                        alloc,
-                        BoundaryEval {
-                            log_rows: BLOG,
-                            state: rel.state.clone(),
-                            is_init: false,
-                        },
-                        sums[3],
-                    )),
                 ]
+                .into_iter()
+                .chain(boundary_components(
+                    alloc,
+                    &rel.state,
+                    BLOG,
+                    [sums[2], sums[3]],
+                ))
+                .collect()
             },
             expected_total: |rel: &Rels| rel.range.expected_component_sum(),
         })

@@ -28,6 +28,29 @@ pub(crate) fn evaluations(log_rows: u32, cols: &[Vec<M31>]) -> Evaluations {
         .collect()
 }
 
+/// The init and final boundary components of the memory argument, as the component tests
+/// place them after their own components.
+pub(crate) fn boundary_components(
+    alloc: &mut TraceLocationAllocator,
+    state: &crate::memory::StateRel,
+    log_rows: u32,
+    sums: [SecureField; 2],
+) -> [Box<dyn ComponentProver<SimdBackend>>; 2] {
+    use crate::memory::{Boundary, BoundaryEval};
+    let mut component = |is_init: bool, sum| -> Box<dyn ComponentProver<SimdBackend>> {
+        Box::new(Boundary::new(
+            alloc,
+            BoundaryEval {
+                log_rows,
+                state: state.clone(),
+                is_init,
+            },
+            sum,
+        ))
+    };
+    [component(true, sums[0]), component(false, sums[1])]
+}
+
 /// LogUp columns of a component whose rows each add the same number of fractions
 /// `(numerator, denominator)`, in the order the component adds them (paired as
 /// `finalize_logup_in_pairs` pairs them). `row(r)` gives row `r`'s fractions, in natural

@@ -937,9 +937,11 @@ mod tests {
     use stwo::core::fields::qm31::SecureField;
     use stwo_constraint_framework::{Relation, TraceLocationAllocator};
 
+    use stwo::prover::backend::simd::SimdBackend;
+    use stwo::prover::ComponentProver;
+
     use super::*;
-    use crate::harness::{evaluations, logup_columns, prove_and_verify, Air};
-    use crate::memory::{Boundary, BoundaryEval};
+    use crate::harness::{boundary_components, evaluations, logup_columns, prove_and_verify, Air};
     use crate::range::{RangeTable, RangeTableEval, LOG_RANGE};
     use crate::venue::{Instrument, Operation, OptionKind, Venue};
 
@@ -1159,7 +1161,7 @@ mod tests {
                             relations: rel.range.clone(),
                         },
                         sums[0],
-                    )) as Box<_>,
+                    )) as Box<dyn ComponentProver<SimdBackend>>,
                     Box::new(Trade::new(
                         alloc,
                         TradeEval {
@@ -1170,25 +1172,15 @@ mod tests {
                         },
                         sums[1],
                     )),
-                    Box::new(Boundary::new(
-                        alloc,
-                        BoundaryEval {
-                            log_rows: BLOG,
-                            state: rel.state.clone(),
-                            is_init: true,
-                        },
-                        sums[2],
-                    )),
-                    Box::new(Boundary::new(
-                        alloc,
-                        BoundaryEval {
-                            log_rows: BLOG,
-                            state: rel.state.clone(),
-                            is_init: false,
-                        },
-                        sums[3],
-                    )),
                 ]
+                .into_iter()
+                .chain(boundary_components(
+                    alloc,
+                    &rel.state,
+                    BLOG,
+                    [sums[2], sums[3]],
+                ))
+                .collect()
             },
             expected_total: |rel: &Rels| rel.range.expected_component_sum(),
         })
