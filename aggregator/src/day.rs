@@ -232,7 +232,7 @@ pub fn prove_leaves(
 pub enum LeafKind {
     /// The rollup's own verified `poe-circle-stark/v1` proof, used as it is.
     Reused,
-    /// A batch-validity proof (`poe/batch-validity/v0`).
+    /// A batch-validity proof (`poe/batch-validity/v1`).
     Validity,
     /// A data-root proof of the records: for batches the validity AIR cannot prove yet
     /// (settlements) or when the venue state before the batch is not at hand.

@@ -47,7 +47,7 @@ enum Command {
         seed: u64,
     },
     /// Prove that a generated realistic batch (trades, deposits, withdrawals) obeys the venue
-    /// rules (batch-validity proof v0), verify it, print the figures.
+    /// rules and moves its state root (batch-validity proof v1), verify it, print the figures.
     ProveBatch {
         /// Operations in the batch.
         #[arg(long, default_value_t = 4096)]

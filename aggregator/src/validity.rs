@@ -67,8 +67,9 @@ pub fn prove_command(
     let public_bytes = statement.to_public_inputs().len() * 4;
     if json {
         println!(
-            "{{\"ops\":{n},\"trades\":{trades},\"touched\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{}}}",
-            statement.touched.len(),
+            "{{\"ops\":{n},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{}}}",
+            statement.log_state_leaf_rows,
+            statement.log_state_node_rows,
             bytes.len(),
             config.security_bits()
         );
@@ -84,13 +85,16 @@ pub fn prove_command(
             ),
         ),
         ("data root", statement.data_root.to_hex()),
+        ("pre state", statement.pre_state_root.to_hex()),
+        ("post state", statement.post_state_root.to_hex()),
         (
             "rows",
             format!(
-                "2^{} cash rows, 2^{} trade rows, {} state leaves touched",
+                "2^{} cash, 2^{} trade, 2^{} state-leaf, 2^{} state-node",
                 statement.log_cash_rows,
                 statement.log_trade_rows,
-                statement.touched.len()
+                statement.log_state_leaf_rows,
+                statement.log_state_node_rows
             ),
         ),
         ("security", format!("{} bits", config.security_bits())),
@@ -135,10 +139,11 @@ pub fn verify_command(
     verify_validity_bytes(&bytes, &st, &VerifierPolicy { min_security_bits })
         .map_err(|e| format!("proof rejected: {e}"))?;
     println!(
-        "proof OK: {} operations with data root {} obey the venue rules ({} state leaves; {:.1} ms)",
+        "proof OK: {} operations with data root {} obey the venue rules and take state {} to {} ({:.1} ms)",
         st.n_ops,
         st.data_root.to_hex(),
-        st.touched.len(),
+        st.pre_state_root.to_hex(),
+        st.post_state_root.to_hex(),
         t.elapsed().as_secs_f64() * 1e3
     );
     Ok(())
@@ -187,10 +192,10 @@ pub fn bench_command(
     ])?;
     let perms_per_s = json_field(&reference, "permutations") / json_field(&reference, "prove_s");
     println!(
-        "poe bench-batch: batch-validity proofs v0, preset {p} ({} bits); Poseidon2 reference {perms_per_s:.0} permutations/s",
+        "poe bench-batch: batch-validity proofs v1, preset {p} ({} bits); Poseidon2 reference {perms_per_s:.0} permutations/s",
         config.security_bits()
     );
-    println!("| ops | trades | leaves touched | prove s | ops/s | perm-equiv/op | verify ms | proof KB | public input KB | peak RSS GiB |");
+    println!("| ops | trades | state rows (leaf/node) | prove s | ops/s | perm-equiv/op | verify ms | proof KB | public input KB | peak RSS GiB |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for log in min_log..=max_log {
         eprintln!("  2^{log} operations…");
@@ -205,9 +210,10 @@ pub fn bench_command(
         let f = |k: &str| json_field(&line, k);
         let ops_per_s = f("ops") / f("prove_s");
         println!(
-            "| 2^{log} | {:.0} | {:.0} | {:.2} | {ops_per_s:.0} | {:.1} | {:.1} | {:.0} | {:.0} | {:.2} |",
+            "| 2^{log} | {:.0} | 2^{:.0} / 2^{:.0} | {:.2} | {ops_per_s:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.2} |",
             f("trades"),
-            f("touched"),
+            f("log_state_leaf_rows"),
+            f("log_state_node_rows"),
             f("prove_s"),
             perms_per_s / ops_per_s,
             f("verify_ms"),

@@ -650,7 +650,6 @@ fn verify_leaf(
     bytes: &[u8],
     s: &BatchStatement,
     data: &poe_circle_stark::air::DataRootStatement,
-    chain: &mut std::collections::HashMap<(u32, u32), [poe_circle_stark::field::M31; 8]>,
     options: &AuditOptions,
 ) -> Result<usize, String> {
     use poe_circle_stark::proof::{AirId, Proof};
@@ -666,6 +665,18 @@ fn verify_leaf(
                     st.n_ops, st.data_root
                 ));
             }
+            // The batch statements chain per rollup (checked with the day statement), so
+            // equal roots chain the validity proofs too.
+            for (what, proven, stated) in [
+                ("pre", st.pre_state_root, s.pre_state_root),
+                ("post", st.post_state_root, s.post_state_root),
+            ] {
+                if proven != stated {
+                    return Err(format!(
+                        "its {what}-state root is {proven}, the batch's is {stated}"
+                    ));
+                }
+            }
             let listed = poe_circle_stark::venue::instruments_root(&st.instruments);
             if listed != s.instruments_root {
                 return Err(format!(
@@ -673,30 +684,12 @@ fn verify_leaf(
                     s.instruments_root
                 ));
             }
-            for t in &st.touched {
-                if let Some(prev) = chain.get(&(s.rollup_id, t.key)) {
-                    if *prev != t.before {
-                        return Err(format!(
-                            "state leaf {} starts from another value than the previous batch left",
-                            t.key
-                        ));
-                    }
-                }
-            }
             verify_validity(proof, &st, &options.policy).map_err(|e| e.to_string())?;
-            for t in &st.touched {
-                chain.insert((s.rollup_id, t.key), t.after);
-            }
             Ok(0)
         }
-        _ => {
-            // A batch proven without its state (a settlement, or the rollup's own data-root
-            // proof) moves leaves no proof states: the chain restarts after it.
-            chain.retain(|(rollup, _), _| *rollup != s.rollup_id);
-            verify_data_root(proof, data, &options.policy)
-                .map(|()| 1)
-                .map_err(|e| e.to_string())
-        }
+        _ => verify_data_root(proof, data, &options.policy)
+            .map(|()| 1)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -710,10 +703,6 @@ fn check_rollup_proofs(
     let mut problems = Vec::new();
     let mut verified = 0usize;
     let mut leaf_verified = [0usize; 2];
-    // Per rollup, the last stated value of every leaf a validity proof touched: the next proof
-    // of the same rollup must start from it.
-    let mut chain: std::collections::HashMap<(u32, u32), [poe_circle_stark::field::M31; 8]> =
-        std::collections::HashMap::new();
     let data_statement = |s: &BatchStatement| poe_circle_stark::air::DataRootStatement {
         n_records: s.n_ops,
         record_limbs: OP_LIMBS as u32,
@@ -745,7 +734,7 @@ fn check_rollup_proofs(
                         // A leaf proof is a batch-validity proof, or — for batches the
                         // validity AIR cannot prove yet — a data-root proof of the batch's
                         // operation records (specs/day-proof.md §4).
-                        match verify_leaf(&bytes, s, &data_statement(s), &mut chain, options) {
+                        match verify_leaf(&bytes, s, &data_statement(s), options) {
                             Ok(kind) => leaf_verified[kind] += 1,
                             Err(e) => problems.push(format!("{path} (batch seq {}): {e}", r.seq)),
                         }
@@ -754,8 +743,6 @@ fn check_rollup_proofs(
                 Ok(_) => problems.push(format!("{path}: sha3-256 differs from its name")),
                 Err(e) => problems.push(format!("{path}: {e}")),
             }
-        } else {
-            chain.retain(|(rollup, _), _| *rollup != s.rollup_id);
         }
     }
     if problems.is_empty() {
@@ -792,11 +779,13 @@ mod tests {
         venue: &poe_circle_stark::venue::Venue,
     ) -> BatchStatement {
         let records: Vec<_> = ops.iter().flat_map(Operation::encode).collect();
+        let mut after = venue.clone();
+        let effect = after.apply_batch(ops).unwrap();
         BatchStatement {
             rollup_id: 1,
             seq,
-            pre_state_root: poe_circle_stark::poseidon2::Digest::ZERO,
-            post_state_root: poe_circle_stark::poseidon2::Digest::ZERO,
+            pre_state_root: effect.pre_state_root,
+            post_state_root: effect.post_state_root,
             data_root: poe_circle_stark::merkle::data_root(&records, OP_LIMBS),
             instruments_root: poe_circle_stark::venue::instruments_root(venue.instruments()),
             n_ops: ops.len() as u32,
@@ -804,7 +793,7 @@ mod tests {
     }
 
     #[test]
-    fn validity_leaves_must_chain_through_the_touched_state() {
+    fn validity_leaf_from_another_pre_state_is_rejected() {
         let (venue, ops) = sample::batch(64, 6, 5, 1_800_000_000_000_000, 10);
         let (first, second) = ops.split_at(32);
         let options = AuditOptions {
@@ -839,15 +828,17 @@ mod tests {
             .unwrap();
         let forged2 = prove(&richer, second);
 
-        let (s1, s2) = (statement(1, first, &venue), statement(2, second, &venue));
-        let check = |leaf2: &[u8]| {
-            let mut chain = std::collections::HashMap::new();
-            verify_leaf(&leaf1, &s1, &data(&s1), &mut chain, &options)?;
-            verify_leaf(leaf2, &s2, &data(&s2), &mut chain, &options)
-        };
-        assert_eq!(check(&honest2), Ok(0));
-        let err = check(&forged2).unwrap_err();
-        assert!(err.contains("starts from another value"), "{err}");
+        let (s1, s2) = (
+            statement(1, first, &venue),
+            statement(2, second, &after_first),
+        );
+        assert_eq!(verify_leaf(&leaf1, &s1, &data(&s1), &options), Ok(0));
+        assert_eq!(verify_leaf(&honest2, &s2, &data(&s2), &options), Ok(0));
+        let err = verify_leaf(&forged2, &s2, &data(&s2), &options).unwrap_err();
+        assert!(err.contains("pre-state root is"), "{err}");
+        // The first batch's proof offered for the second.
+        let err = verify_leaf(&leaf1, &s2, &data(&s2), &options).unwrap_err();
+        assert!(err.contains("another batch"), "{err}");
     }
 
     fn data(s: &BatchStatement) -> poe_circle_stark::air::DataRootStatement {

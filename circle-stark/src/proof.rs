@@ -36,8 +36,9 @@ pub enum AirId {
     /// summary bound as public input (`specs/day-proof.md`).
     DayRoot = 2,
     /// `validity::ValidityStatement`: a batch of operations obeys the venue rules
-    /// (`specs/batch-air.md` §5; v0: touched leaves stated in the clear).
-    BatchValidity = 3,
+    /// (`specs/batch-air.md` §5: bound to the pre- and post-state roots).
+    /// (Id 3 was v0, which stated the touched leaves in the clear; retired.)
+    BatchValidity = 4,
 }
 
 impl AirId {
@@ -46,7 +47,7 @@ impl AirId {
         match value {
             1 => Some(Self::DataRoot),
             2 => Some(Self::DayRoot),
-            3 => Some(Self::BatchValidity),
+            4 => Some(Self::BatchValidity),
             _ => None,
         }
     }
@@ -56,7 +57,7 @@ impl AirId {
         match self {
             Self::DataRoot => "poe/data-root/v1",
             Self::DayRoot => "poe/day-root/v1",
-            Self::BatchValidity => "poe/batch-validity/v0",
+            Self::BatchValidity => "poe/batch-validity/v1",
         }
     }
 }

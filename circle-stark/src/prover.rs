@@ -448,16 +448,8 @@ fn witness_interaction(
 ) -> (Vec<Evaluation>, SecureField) {
     use crate::trade::Lookup;
     use stwo::prover::backend::simd::m31::N_LANES;
-    let one = SecureField::from(M31::from_u32_unchecked(1));
     let frac = |row: usize, k: usize| -> (SecureField, SecureField) {
-        match rows.get(row).map(|w| &w.lookups[k]) {
-            None => (SecureField::from(M31::from_u32_unchecked(0)), one),
-            Some(Lookup::Range(v)) => (-one, rels.range.range.combine(&[*v])),
-            Some(Lookup::Read(v)) => (-one, rels.state.combine(v)),
-            Some(Lookup::Write(v)) => (one, rels.state.combine(v)),
-            Some(Lookup::Op(v)) => (-one, rels.ops.combine(v)),
-            Some(Lookup::Instrument(v)) => (-one, rels.instrument.combine(v)),
-        }
+        rels.fraction(rows.get(row).map_or(&Lookup::Nothing, |w| &w.lookups[k]))
     };
     let mut logup = LogupTraceGenerator::new(log_rows);
     for first in (0..width).step_by(2) {
@@ -490,28 +482,36 @@ fn witness_interaction(
     logup.finalize_last()
 }
 
-/// Columns of `2^log_rows` rows from row witnesses (zero padding).
+/// Columns of `2^log_rows` rows from row witnesses, padded with zero rows.
 fn witness_columns(
     log_rows: u32,
     rows: &[crate::trade::RowWitness],
     width: usize,
 ) -> Vec<BaseColumn> {
+    padded_columns(log_rows, rows, &vec![M31::from_u32_unchecked(0); width])
+}
+
+/// Columns of `2^log_rows` rows from row witnesses, padded with `pad` (for components whose
+/// constraints a zero row does not satisfy, such as in-row permutations).
+fn padded_columns(
+    log_rows: u32,
+    rows: &[crate::trade::RowWitness],
+    pad: &[M31],
+) -> Vec<BaseColumn> {
     let n = 1usize << log_rows;
-    (0..width)
+    (0..pad.len())
         .into_par_iter()
         .map(|c| {
             (0..n)
-                .map(|r| {
-                    rows.get(r)
-                        .map_or(M31::from_u32_unchecked(0), |w| w.cells[c])
-                })
+                .map(|r| rows.get(r).map_or(pad[c], |w| w.cells[c]))
                 .collect()
         })
         .collect()
 }
 
-/// Proves that `ops`, applied in order to `venue`'s state, obey the venue rules (batch
-/// validity v0, `specs/batch-air.md` §5): deposits, withdrawals and trades.
+/// Proves that `ops`, applied in order to `venue`'s state, obey the venue rules and turn its
+/// state root into the returned statement's post-state root (batch validity v1,
+/// `specs/batch-air.md` §5): deposits, withdrawals and trades.
 ///
 /// # Errors
 /// [`ProveError::Rule`] if the batch breaks a rule (naming the operation),
@@ -538,9 +538,10 @@ pub(crate) fn prove_validity_with(
     use std::collections::BTreeMap;
 
     use crate::cash::{CashRow, CASH_BOUND_COLUMNS, CASH_COLUMNS};
+    use crate::state_tree::{Touched, STATE_LEAF_LOOKUPS, STATE_NODE_LOOKUPS};
     use crate::trade::{trade_row, Access, Lookup, TRADE_COLUMNS};
     use crate::validity::{
-        Components, Touched, ValidityRelations, ValidityStatement, MAX_OPS, N_COMPONENTS,
+        Components, ValidityRelations, ValidityStatement, MAX_OPS, N_COMPONENTS,
     };
     use crate::venue::{Operation, OP_LIMBS};
 
@@ -554,6 +555,7 @@ pub(crate) fn prove_validity_with(
         });
     }
     let mut venue = venue.clone();
+    let pre_tree = venue.state_tree().clone();
     let mut last: BTreeMap<u32, u32> = BTreeMap::new();
     let mut touched: BTreeMap<u32, Touched> = BTreeMap::new();
     let mut touch = |a: &Access| {
@@ -621,12 +623,24 @@ pub(crate) fn prove_validity_with(
     let cash_w: Vec<_> = cash_rows.par_iter().map(CashRow::witness).collect();
     let trade_w: Vec<_> = trade_rows.par_iter().map(|r| r.witness(true)).collect();
     drop((cash_rows, trade_rows));
-    let ranges = cash_w.iter().chain(&trade_w).flat_map(|w| {
-        w.lookups.iter().filter_map(|l| match l {
-            Lookup::Range(v) => Some(*v),
-            _ => None,
-        })
-    });
+    let touched: Vec<Touched> = touched.into_values().collect();
+    let state = crate::state_tree::tree_witness(&pre_tree, &touched).map_err(ProveError::Stwo)?;
+    drop(pre_tree);
+    if state.post_root != venue.state_root() {
+        return Err(ProveError::Stwo(
+            "bug: the state tree's post root differs from the engine's".into(),
+        ));
+    }
+    let ranges = cash_w
+        .iter()
+        .chain(&trade_w)
+        .chain(&state.leaves)
+        .flat_map(|w| {
+            w.lookups.iter().filter_map(|l| match l {
+                Lookup::Range(v) => Some(*v),
+                _ => None,
+            })
+        });
     let table = crate::range::table_columns(ranges);
     let table: [BaseColumn; 2] = table.map(|c| c.into_iter().collect());
 
@@ -638,8 +652,11 @@ pub(crate) fn prove_validity_with(
         data_root: Digest::ZERO,
         log_cash_rows: crate::air::log_rows_for(cash_w.len()),
         log_trade_rows: crate::air::log_rows_for(trade_w.len()),
+        pre_state_root: state.pre_root,
+        post_state_root: state.post_root,
+        log_state_leaf_rows: crate::air::log_rows_for(state.leaves.len()),
+        log_state_node_rows: crate::air::log_rows_for(state.nodes.len()),
         instruments: venue.instruments().to_vec(),
-        touched: touched.into_values().collect(),
     };
     let (leaf_log, node_log) = statement.data_root_statement().log_rows();
     let leaves_t = leaf_trace(&records, OP_LIMBS, leaf_log, depth);
@@ -680,6 +697,16 @@ pub(crate) fn prove_validity_with(
     };
     let cash_cols = witness_columns(statement.log_cash_rows, &cash_w, cash_width);
     let trade_cols = witness_columns(statement.log_trade_rows, &trade_w, trade_width);
+    let leaf_cols = padded_columns(
+        statement.log_state_leaf_rows,
+        &state.leaves,
+        &crate::state_tree::padding_leaf(),
+    );
+    let node_cols = padded_columns(
+        statement.log_state_node_rows,
+        &state.nodes,
+        &crate::state_tree::padding_node(),
+    );
 
     let public_inputs = statement.to_public_inputs();
     let max_log = Components::max_log_rows(&statement);
@@ -702,6 +729,8 @@ pub(crate) fn prove_validity_with(
     tree.extend_evals(evaluations(node_log, nodes_t.columns.clone()));
     tree.extend_evals(evaluations(statement.log_cash_rows, cash_cols));
     tree.extend_evals(evaluations(statement.log_trade_rows, trade_cols));
+    tree.extend_evals(evaluations(statement.log_state_leaf_rows, leaf_cols));
+    tree.extend_evals(evaluations(statement.log_state_node_rows, node_cols));
     tree.commit(channel);
 
     let rels = ValidityRelations::draw(channel);
@@ -722,8 +751,20 @@ pub(crate) fn prove_validity_with(
             crate::trade::TRADE_LOOKUPS,
             &rels,
         ),
+        witness_interaction(
+            statement.log_state_leaf_rows,
+            &state.leaves,
+            STATE_LEAF_LOOKUPS,
+            &rels,
+        ),
+        witness_interaction(
+            statement.log_state_node_rows,
+            &state.nodes,
+            STATE_NODE_LOOKUPS,
+            &rels,
+        ),
     ];
-    drop((leaves_t, nodes_t, cash_w, trade_w));
+    drop((leaves_t, nodes_t, cash_w, trade_w, state));
     let sums: [SecureField; N_COMPONENTS] = std::array::from_fn(|i| inter[i].1);
     mix_claimed_sums(channel, &sums);
     let mut tree = scheme.tree_builder();
@@ -741,6 +782,8 @@ pub(crate) fn prove_validity_with(
             &c.node,
             &c.cash,
             &c.trade,
+            &c.state_leaf,
+            &c.state_node,
         ],
         channel,
         scheme,

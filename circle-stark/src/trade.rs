@@ -431,6 +431,12 @@ pub enum Lookup {
     Op(Vec<M31>),
     /// Consumes `Instrument(id, expiry[4], collateral[4])`.
     Instrument(Vec<M31>),
+    /// Yields `StateNode(level, parent, side, flag, pre[8], post[8])`.
+    NodeYield(Vec<M31>),
+    /// Consumes `StateNode(…)`.
+    NodeUse(Vec<M31>),
+    /// An entry whose multiplicity is zero in this row.
+    Nothing,
 }
 
 /// One access of a row: leaf key, value before and after, time of the previous access and of
@@ -1133,9 +1139,7 @@ mod tests {
                             Lookup::Range(v) => (-one, rel.range.range.combine(&[*v])),
                             Lookup::Read(v) => (-one, rel.state.combine(v)),
                             Lookup::Write(v) => (one, rel.state.combine(v)),
-                            Lookup::Op(_) | Lookup::Instrument(_) => {
-                                unreachable!("unbound rows")
-                            }
+                            _ => unreachable!("unbound rows"),
                         })
                         .collect(),
                     None => vec![(zero, one); width],

@@ -1,17 +1,16 @@
-//! The batch-validity proof, v0 (`specs/batch-air.md` §5): one STARK showing that the
-//! operations committed by `data_root`, applied in order to the touched state leaves' values
-//! `before`, obey the venue rules and leave the values `after`.
+//! The batch-validity proof, v1 (`specs/batch-air.md` §5): one STARK showing that the
+//! operations committed by `data_root`, applied in order to the state committed by
+//! `pre_state_root`, obey the venue rules and yield the state committed by `post_state_root`.
 //!
-//! Components: the range table, the data-root leaf and node components (the leaves also yield
-//! `Op(i, record)`), deposit/withdrawal rows and trade rows (each consuming its `Op` and
-//! accessing state through the memory argument at times `16·i + k`). The verifier closes the
-//! state relation itself from the statement's touched leaves — yielding `(key, before, 0)` and
-//! consuming `(key, after, t_last)` — as it closes the range table and the Merkle tree.
+//! Components: the range table, the instrument table, the data-root leaf and node components
+//! (the leaves also yield `Op(i, record)`), deposit/withdrawal rows and trade rows (each
+//! consuming its `Op` and accessing state through the memory argument at times `16·i + k`),
+//! and the state tree's leaf and node components, which open the memory argument at the
+//! touched leaves' values under `pre_state_root` and close it at their values under
+//! `post_state_root` (`state_tree`). The verifier closes the range table, the instrument
+//! table, the data tree and the state tree's root itself.
 //!
-//! v0 states the touched leaves in the clear; binding them to `pre_state_root` and
-//! `post_state_root` inside the proof (a sparse multiproof over the Poseidon2 chip), settlement
-//! rows, the clock, expiry and open-interest checks and the instrument lookup are not in it
-//! yet.
+//! Not in v1: settlement rows.
 
 use stwo::core::air::Component;
 use stwo::core::channel::Blake2sChannel;
@@ -35,26 +34,15 @@ use crate::merkle::depth_for;
 use crate::poseidon2::{Digest, DIGEST_LEN};
 use crate::proof::{AirId, Proof};
 use crate::range::{RangeRelations, RangeTable, RangeTableEval, LOG_RANGE};
-use crate::trade::{Trade, TradeEval};
-use crate::venue::state::LEAF_LIMBS;
+use crate::state_tree::{
+    root_tuple, StateLeaf, StateLeafEval, StateNode, StateNodeEval, StateNodeRel,
+};
+use crate::trade::{Lookup, Trade, TradeEval};
+use crate::venue::state::STATE_DEPTH;
 use crate::venue::{Instrument, OP_LIMBS};
 
 /// Largest batch one proof covers: access times `16·i + k` stay below 2^22.
 pub const MAX_OPS: usize = 1 << 18;
-
-/// A state leaf the batch touched: its value before the batch, after it, and the time of its
-/// last access.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Touched {
-    /// Leaf index (`specs/batch-air.md` §2).
-    pub key: u32,
-    /// Value before the batch.
-    pub before: [M31; LEAF_LIMBS],
-    /// Value after the batch.
-    pub after: [M31; LEAF_LIMBS],
-    /// Time of the last access.
-    pub last_access: u32,
-}
 
 /// What a batch-validity proof states.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,90 +51,87 @@ pub struct ValidityStatement {
     pub n_ops: u32,
     /// Poseidon2-M31 root of their records.
     pub data_root: Digest,
+    /// Root of the rollup's state tree before the batch.
+    pub pre_state_root: Digest,
+    /// Root after it.
+    pub post_state_root: Digest,
     /// log2 of the deposit/withdrawal component's rows.
     pub log_cash_rows: u32,
     /// log2 of the trade component's rows.
     pub log_trade_rows: u32,
+    /// log2 of the state-leaf component's rows (touched keys).
+    pub log_state_leaf_rows: u32,
+    /// log2 of the state-node component's rows (nodes on the touched keys' paths).
+    pub log_state_node_rows: u32,
     /// The rollup's listed instruments (instrument `i` is entry `i`); their Merkle root is
     /// the batch's `instruments_root`.
     pub instruments: Vec<Instrument>,
-    /// Every leaf the batch touched, by increasing key.
-    pub touched: Vec<Touched>,
 }
 
-const HEADER: usize = 1 + DIGEST_LEN + 2;
-const STATEMENT_MAGIC: [u8; 8] = *b"POEVST01";
-const PER_TOUCHED: usize = 2 + 2 * LEAF_LIMBS + 1;
+const HEADER: usize = 1 + 3 * DIGEST_LEN + 4;
+const STATEMENT_MAGIC: [u8; 8] = *b"POEVST02";
 
 impl ValidityStatement {
-    /// Public inputs: `n_ops, data_root[8], log_cash_rows, log_trade_rows, n_instruments`,
-    /// the instruments' 16-limb encodings, `n_touched`, then per leaf `key_lo, key_hi,
-    /// before[8], after[8], last_access`.
+    /// Public inputs: `n_ops, data_root[8], pre_state_root[8], post_state_root[8],
+    /// log_cash_rows, log_trade_rows, log_state_leaf_rows, log_state_node_rows,
+    /// n_instruments`, then the instruments' 16-limb encodings.
     pub fn to_public_inputs(&self) -> Vec<M31> {
         let m = M31::from_u32_unchecked;
         let mut out = vec![m(self.n_ops)];
         out.extend(self.data_root.0);
-        out.extend([m(self.log_cash_rows), m(self.log_trade_rows)]);
+        out.extend(self.pre_state_root.0);
+        out.extend(self.post_state_root.0);
+        out.extend(
+            [
+                self.log_cash_rows,
+                self.log_trade_rows,
+                self.log_state_leaf_rows,
+                self.log_state_node_rows,
+            ]
+            .map(m),
+        );
         out.push(m(self.instruments.len() as u32));
         for i in &self.instruments {
             out.extend(i.encode());
-        }
-        out.push(m(self.touched.len() as u32));
-        for t in &self.touched {
-            out.extend([m(t.key & 0xffff), m(t.key >> 16)]);
-            out.extend(t.before);
-            out.extend(t.after);
-            out.push(m(t.last_access));
         }
         out
     }
 
     /// Inverse of [`ValidityStatement::to_public_inputs`]; `None` unless the encoding is the
-    /// canonical one (lengths, key limbs below 2^16, keys strictly increasing).
+    /// canonical one (lengths, instrument encodings).
     pub fn from_public_inputs(inputs: &[M31]) -> Option<Self> {
         if inputs.len() < HEADER + 1 {
             return None;
         }
         let n_inst = inputs[HEADER].0 as usize;
-        let inst_end = HEADER + 1 + n_inst.checked_mul(Instrument::LIMBS)?;
-        let instruments = inputs
-            .get(HEADER + 1..inst_end)?
+        let rest = &inputs[HEADER + 1..];
+        if rest.len() != n_inst.checked_mul(Instrument::LIMBS)? {
+            return None;
+        }
+        let instruments = rest
             .chunks_exact(Instrument::LIMBS)
             .map(Instrument::decode)
             .collect::<Result<Vec<_>, _>>()
             .ok()?;
-        let n_touched = inputs.get(inst_end)?.0 as usize;
-        let rest = &inputs[inst_end + 1..];
-        if rest.len() != n_touched.checked_mul(PER_TOUCHED)? {
-            return None;
-        }
-        let mut touched = Vec::with_capacity(n_touched);
-        for chunk in rest.chunks_exact(PER_TOUCHED) {
-            if chunk[0].0 >= 1 << 16 || chunk[1].0 >= 1 << 16 {
-                return None;
-            }
-            let key = chunk[0].0 | (chunk[1].0 << 16);
-            if touched.last().is_some_and(|t: &Touched| t.key >= key) {
-                return None;
-            }
-            touched.push(Touched {
-                key,
-                before: chunk[2..2 + LEAF_LIMBS].try_into().ok()?,
-                after: chunk[2 + LEAF_LIMBS..2 + 2 * LEAF_LIMBS].try_into().ok()?,
-                last_access: chunk[PER_TOUCHED - 1].0,
-            });
-        }
+        let digest = |k: usize| -> Option<Digest> {
+            let at = 1 + k * DIGEST_LEN;
+            Some(Digest(inputs[at..at + DIGEST_LEN].try_into().ok()?))
+        };
+        let logs = &inputs[1 + 3 * DIGEST_LEN..HEADER];
         Some(Self {
             n_ops: inputs[0].0,
-            data_root: Digest(inputs[1..1 + DIGEST_LEN].try_into().ok()?),
-            log_cash_rows: inputs[1 + DIGEST_LEN].0,
-            log_trade_rows: inputs[2 + DIGEST_LEN].0,
+            data_root: digest(0)?,
+            pre_state_root: digest(1)?,
+            post_state_root: digest(2)?,
+            log_cash_rows: logs[0].0,
+            log_trade_rows: logs[1].0,
+            log_state_leaf_rows: logs[2].0,
+            log_state_node_rows: logs[3].0,
             instruments,
-            touched,
         })
     }
 
-    /// The statement as a file: `POEVST01`, then the public inputs as a `u32` count and
+    /// The statement as a file: `POEVST02`, then the public inputs as a `u32` count and
     /// little-endian `u32`s.
     pub fn to_bytes(&self) -> Vec<u8> {
         let inputs = self.to_public_inputs();
@@ -166,7 +151,7 @@ impl ValidityStatement {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let rest = bytes
             .strip_prefix(&STATEMENT_MAGIC)
-            .ok_or("not a batch-validity statement (magic POEVST01 expected)")?;
+            .ok_or("not a batch-validity v1 statement (magic POEVST02 expected)")?;
         let (count, rest) = rest
             .split_first_chunk::<4>()
             .ok_or("truncated before the count")?;
@@ -209,13 +194,27 @@ impl ValidityStatement {
             return Err(format!("n_ops must be in 1..={MAX_OPS}, got {n}"));
         }
         let max_log = log_rows_for(n);
-        for (name, log) in [
-            ("log_cash_rows", self.log_cash_rows),
-            ("log_trade_rows", self.log_trade_rows),
+        // Each operation touches at most `SLOTS_PER_OP` leaves; each leaf adds at most
+        // `STATE_DEPTH` nodes.
+        let max_leaf_log = log_rows_for(n * crate::trade::SLOTS_PER_OP as usize);
+        let max_node_log = max_leaf_log + STATE_DEPTH.next_power_of_two().trailing_zeros();
+        for (name, log, max) in [
+            ("log_cash_rows", self.log_cash_rows, max_log),
+            ("log_trade_rows", self.log_trade_rows, max_log),
+            (
+                "log_state_leaf_rows",
+                self.log_state_leaf_rows,
+                max_leaf_log,
+            ),
+            (
+                "log_state_node_rows",
+                self.log_state_node_rows,
+                max_node_log,
+            ),
         ] {
-            if !(crate::air::MIN_LOG_ROWS..=max_log).contains(&log) {
+            if !(crate::air::MIN_LOG_ROWS..=max).contains(&log) {
                 return Err(format!(
-                    "{name} must be in {}..={max_log}, got {log}",
+                    "{name} must be in {}..={max}, got {log}",
                     crate::air::MIN_LOG_ROWS
                 ));
             }
@@ -229,33 +228,20 @@ impl ValidityStatement {
                 self.instruments.len()
             ));
         }
-        if self.touched.windows(2).any(|w| w[0].key >= w[1].key) {
-            return Err("touched leaves must be in strictly increasing key order".into());
-        }
         Ok(())
     }
 
-    /// The LogUp total the components must claim: the range table's closure, the data tree's,
-    /// and the state relation's (`Σ 1/c(key, after, t_last) − 1/c(key, before, 0)`).
+    /// The LogUp total the components must claim: the range table's closure, the instrument
+    /// table's, the data tree's, and the state tree's root (`+1/c(root tuple)`: the verifier
+    /// consumes it).
     pub fn expected_logup_sum(&self, rels: &ValidityRelations) -> SecureField {
-        let m = M31::from_u32_unchecked;
-        let entry = |t: &Touched, after: bool| -> SecureField {
-            let mut v = vec![m(t.key & 0xffff), m(t.key >> 16)];
-            v.extend(if after { t.after } else { t.before });
-            v.push(if after { m(t.last_access) } else { m(0) });
-            rels.state.combine(&v)
-        };
-        let denoms: Vec<SecureField> = self
-            .touched
-            .iter()
-            .flat_map(|t| [entry(t, true), entry(t, false)])
-            .collect();
-        let inv = SecureField::batch_inverse(&denoms);
-        let state: SecureField = inv.chunks_exact(2).map(|p| p[0] - p[1]).sum();
+        let root: SecureField = rels
+            .node
+            .combine(&root_tuple(&self.pre_state_root, &self.post_state_root));
         rels.range.expected_component_sum()
             + crate::instruments::expected_table_sum(&rels.instrument_table, &self.instruments)
             + self.data_root_statement().expected_logup_sum(&rels.merkle)
-            + state
+            + root.inverse()
     }
 }
 
@@ -274,6 +260,8 @@ pub struct ValidityRelations {
     pub instrument: InstrumentRel,
     /// Instrument table ↔ verifier.
     pub instrument_table: InstrumentTableRel,
+    /// The state tree's nodes.
+    pub node: StateNodeRel,
 }
 
 impl ValidityRelations {
@@ -286,6 +274,7 @@ impl ValidityRelations {
             state: StateRel::draw(channel),
             instrument: InstrumentRel::draw(channel),
             instrument_table: InstrumentTableRel::draw(channel),
+            node: StateNodeRel::draw(channel),
         }
     }
 
@@ -301,20 +290,36 @@ impl ValidityRelations {
             state: StateRel::dummy(),
             instrument: InstrumentRel::dummy(),
             instrument_table: InstrumentTableRel::dummy(),
+            node: StateNodeRel::dummy(),
+        }
+    }
+
+    /// The LogUp fraction `(numerator, denominator)` of a witnessed entry.
+    pub fn fraction(&self, lookup: &Lookup) -> (SecureField, SecureField) {
+        let one = SecureField::from(M31::from_u32_unchecked(1));
+        match lookup {
+            Lookup::Range(v) => (-one, self.range.range.combine(&[*v])),
+            Lookup::Read(v) => (-one, self.state.combine(v)),
+            Lookup::Write(v) => (one, self.state.combine(v)),
+            Lookup::Op(v) => (-one, self.ops.combine(v)),
+            Lookup::Instrument(v) => (-one, self.instrument.combine(v)),
+            Lookup::NodeYield(v) => (one, self.node.combine(v)),
+            Lookup::NodeUse(v) => (-one, self.node.combine(v)),
+            Lookup::Nothing => (SecureField::from(M31::from_u32_unchecked(0)), one),
         }
     }
 }
 
 /// Number of components, hence of claimed sums.
-pub const N_COMPONENTS: usize = 6;
+pub const N_COMPONENTS: usize = 8;
 
 /// log2 rows of the instrument table for `n` instruments.
 pub fn log_instrument_rows(n: usize) -> u32 {
     log_rows_for(n)
 }
 
-/// The components in commitment order: range table, instrument table, leaves, nodes, cash
-/// rows, trade rows.
+/// The components in commitment order: range table, instrument table, data leaves, data
+/// nodes, cash rows, trade rows, state leaves, state nodes.
 pub(crate) struct Components {
     pub(crate) range: RangeTable,
     pub(crate) instruments: InstrumentTable,
@@ -322,6 +327,8 @@ pub(crate) struct Components {
     pub(crate) node: NodeComponent,
     pub(crate) cash: Cash,
     pub(crate) trade: Trade,
+    pub(crate) state_leaf: StateLeaf,
+    pub(crate) state_node: StateNode,
 }
 
 impl Components {
@@ -389,6 +396,24 @@ impl Components {
                 },
                 sums[5],
             ),
+            state_leaf: StateLeaf::new(
+                alloc,
+                StateLeafEval {
+                    log_rows: s.log_state_leaf_rows,
+                    state: rels.state.clone(),
+                    range: rels.range.clone(),
+                    node: rels.node.clone(),
+                },
+                sums[6],
+            ),
+            state_node: StateNode::new(
+                alloc,
+                StateNodeEval {
+                    log_rows: s.log_state_node_rows,
+                    node: rels.node.clone(),
+                },
+                sums[7],
+            ),
         }
     }
 
@@ -400,6 +425,8 @@ impl Components {
             &self.node,
             &self.cash,
             &self.trade,
+            &self.state_leaf,
+            &self.state_node,
         ]
     }
 
@@ -411,6 +438,8 @@ impl Components {
             .max(node_log)
             .max(s.log_cash_rows)
             .max(s.log_trade_rows)
+            .max(s.log_state_leaf_rows)
+            .max(s.log_state_node_rows)
             .max(log_instrument_rows(s.instruments.len()))
     }
 }
@@ -488,32 +517,13 @@ fn first_difference(a: &ValidityStatement, b: &ValidityStatement) -> &'static st
         "n_ops"
     } else if a.data_root != b.data_root {
         "data_root"
-    } else if (a.log_cash_rows, a.log_trade_rows) != (b.log_cash_rows, b.log_trade_rows) {
-        "component sizes"
+    } else if a.pre_state_root != b.pre_state_root {
+        "pre_state_root"
+    } else if a.post_state_root != b.post_state_root {
+        "post_state_root"
     } else if a.instruments != b.instruments {
         "instruments"
-    } else if a.touched.len() != b.touched.len()
-        || a.touched
-            .iter()
-            .zip(&b.touched)
-            .any(|(x, y)| x.key != y.key)
-    {
-        "touched keys"
-    } else if a
-        .touched
-        .iter()
-        .zip(&b.touched)
-        .any(|(x, y)| x.before != y.before)
-    {
-        "touched.before"
-    } else if a
-        .touched
-        .iter()
-        .zip(&b.touched)
-        .any(|(x, y)| x.after != y.after)
-    {
-        "touched.after"
     } else {
-        "touched.last_access"
+        "component sizes"
     }
 }

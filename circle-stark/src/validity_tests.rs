@@ -1,5 +1,5 @@
 //! Batch-validity proofs end to end, and the attacks on what binds the rows together: the
-//! operation records (dropped, reordered, duplicated operations) and the touched state.
+//! operation records (dropped, reordered, duplicated operations) and the state roots.
 
 use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::{ProveError, VerifyError};
@@ -45,15 +45,11 @@ fn realistic_batch_proves_and_verifies() {
         statement.data_root,
         crate::merkle::data_root(&records, crate::venue::OP_LIMBS)
     );
-    // The stated after-values are what the engine computes.
+    // The stated roots are the engine's.
     let mut after = venue.clone();
+    assert_eq!(statement.pre_state_root, after.state_root());
     after.apply_batch(&ops).unwrap();
-    for t in &statement.touched {
-        if t.key < crate::venue::MAX_ACCOUNTS {
-            let a = crate::venue::state::account_leaf(&after.account(t.key));
-            assert_eq!(t.after, a, "account {}", t.key);
-        }
-    }
+    assert_eq!(statement.post_state_root, after.state_root());
     let bytes = proof.to_bytes();
     crate::validity::verify_validity_bytes(&bytes, &statement, &policy()).unwrap();
     let decoded = ValidityStatement::from_public_inputs(&statement.to_public_inputs()).unwrap();
@@ -123,24 +119,54 @@ fn operations_not_matching_the_data_root_are_rejected() {
 }
 
 #[test]
-fn wrong_post_state_is_rejected() {
+fn wrong_post_state_root_is_rejected() {
     let e = forged(
         |_| {},
-        |s| s.touched[3].after[0] += M31::from_u32_unchecked(1),
+        |s| s.post_state_root.0[0] += M31::from_u32_unchecked(1),
     )
     .unwrap_err();
     assert_eq!(e, VerifyError::LogUpSumMismatch);
 }
 
 #[test]
-fn richer_pre_state_is_rejected() {
-    // Claim an account started with more cash than the rows read.
-    let e = forged(
-        |_| {},
-        |s| s.touched[1].before[0] += M31::from_u32_unchecked(1),
+fn richer_pre_state_than_the_pre_root_is_rejected() {
+    // The rows start from a venue where account 1 has more cash; the statement names the
+    // honest venue's root.
+    let (venue, ops) = batch();
+    let mut richer = venue.clone();
+    richer
+        .apply_batch(&[Operation::Deposit {
+            account: 1,
+            amount: 1_000_000,
+            timestamp_us: T0,
+        }])
+        .unwrap();
+    let honest_root = venue.clone().state_root();
+    let (statement, proof) = prove_validity_with(
+        &richer,
+        &ops,
+        &ops,
+        |s| s.pre_state_root = honest_root,
+        SecurityConfig::testing(),
     )
-    .unwrap_err();
-    assert_eq!(e, VerifyError::LogUpSumMismatch);
+    .unwrap();
+    assert_eq!(
+        verify_validity(proof, &statement, &policy()).unwrap_err(),
+        VerifyError::LogUpSumMismatch
+    );
+}
+
+#[test]
+fn statement_with_another_post_root_is_rejected_before_the_stark() {
+    let (venue, ops) = batch();
+    let (mut statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    statement.post_state_root.0[7] += M31::from_u32_unchecked(1);
+    assert_eq!(
+        verify_validity(proof, &statement, &policy()).unwrap_err(),
+        VerifyError::BatchStatementMismatch {
+            field: "post_state_root"
+        }
+    );
 }
 
 #[test]

@@ -211,6 +211,12 @@ impl Venue {
         self.tree.root()
     }
 
+    /// The state tree, after writing every changed leaf into it.
+    pub fn state_tree(&mut self) -> &StateTree {
+        self.state_root();
+        &self.tree
+    }
+
     /// Applies a batch atomically: all operations, or none and the first violation.
     ///
     /// # Errors

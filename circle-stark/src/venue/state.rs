@@ -133,7 +133,8 @@ impl Default for StateTree {
 }
 
 impl StateTree {
-    fn node(&self, height: u32, index: u32) -> Digest {
+    /// The digest of the node at `(height, index at that height)`.
+    pub fn node(&self, height: u32, index: u32) -> Digest {
         *self
             .nodes
             .get(&(height, index))
