@@ -509,6 +509,40 @@ fn padded_columns(
         .collect()
 }
 
+/// Chip rows for every permutation the rows consume (`uses = 1` each).
+pub(crate) fn chip_witness<'a>(
+    rows: impl Iterator<Item = &'a crate::trade::RowWitness>,
+) -> Vec<crate::trade::RowWitness> {
+    use crate::trade::{Lookup, RowWitness};
+    let inputs: Vec<[M31; WIDTH]> = rows
+        .flat_map(|w| &w.lookups)
+        .filter_map(|l| match l {
+            Lookup::Perm(v) => Some(std::array::from_fn(|i| v[i])),
+            _ => None,
+        })
+        .collect();
+    inputs
+        .into_par_iter()
+        .map(|input| {
+            let mut cells =
+                vec![M31::from_u32_unchecked(0); crate::chip::Poseidon2ChipEval::N_COLUMNS];
+            let out = crate::chip::fill_chip_row(&mut cells, 1, input);
+            RowWitness {
+                cells,
+                lookups: vec![Lookup::Chip(input.into_iter().chain(out).collect())],
+            }
+        })
+        .collect()
+}
+
+/// A disabled chip row (`uses = 0`): the permutation of zero, whose cells satisfy the chip's
+/// constraints.
+pub(crate) fn chip_padding() -> Vec<M31> {
+    let mut cells = vec![M31::from_u32_unchecked(0); crate::chip::Poseidon2ChipEval::N_COLUMNS];
+    crate::chip::fill_chip_row(&mut cells, 0, [M31::from_u32_unchecked(0); WIDTH]);
+    cells
+}
+
 /// Proves that `ops`, applied in order to `venue`'s state, obey the venue rules and turn its
 /// state root into the returned statement's post-state root (batch validity v1,
 /// `specs/batch-air.md` §5): deposits, withdrawals and trades.
@@ -538,7 +572,9 @@ pub(crate) fn prove_validity_with(
     use std::collections::BTreeMap;
 
     use crate::cash::{CashRow, CASH_BOUND_COLUMNS, CASH_COLUMNS};
-    use crate::state_tree::{Touched, STATE_LEAF_LOOKUPS, STATE_NODE_LOOKUPS};
+    use crate::state_tree::{
+        Touched, STATE_LEAF_COLUMNS, STATE_LEAF_LOOKUPS, STATE_NODE_COLUMNS, STATE_NODE_LOOKUPS,
+    };
     use crate::trade::{trade_row, Access, Lookup, TRADE_COLUMNS};
     use crate::validity::{
         Components, ValidityRelations, ValidityStatement, MAX_OPS, N_COMPONENTS,
@@ -631,6 +667,7 @@ pub(crate) fn prove_validity_with(
             "bug: the state tree's post root differs from the engine's".into(),
         ));
     }
+    let chip_rows = chip_witness(state.leaves.iter().chain(&state.nodes));
     let ranges = cash_w
         .iter()
         .chain(&trade_w)
@@ -656,6 +693,7 @@ pub(crate) fn prove_validity_with(
         post_state_root: state.post_root,
         log_state_leaf_rows: crate::air::log_rows_for(state.leaves.len()),
         log_state_node_rows: crate::air::log_rows_for(state.nodes.len()),
+        log_chip_rows: crate::air::log_rows_for(chip_rows.len()),
         instruments: venue.instruments().to_vec(),
     };
     let (leaf_log, node_log) = statement.data_root_statement().log_rows();
@@ -697,16 +735,17 @@ pub(crate) fn prove_validity_with(
     };
     let cash_cols = witness_columns(statement.log_cash_rows, &cash_w, cash_width);
     let trade_cols = witness_columns(statement.log_trade_rows, &trade_w, trade_width);
-    let leaf_cols = padded_columns(
+    let leaf_cols = witness_columns(
         statement.log_state_leaf_rows,
         &state.leaves,
-        &crate::state_tree::padding_leaf(),
+        STATE_LEAF_COLUMNS,
     );
-    let node_cols = padded_columns(
+    let node_cols = witness_columns(
         statement.log_state_node_rows,
         &state.nodes,
-        &crate::state_tree::padding_node(),
+        STATE_NODE_COLUMNS,
     );
+    let chip_cols = padded_columns(statement.log_chip_rows, &chip_rows, &chip_padding());
 
     let public_inputs = statement.to_public_inputs();
     let max_log = Components::max_log_rows(&statement);
@@ -731,6 +770,7 @@ pub(crate) fn prove_validity_with(
     tree.extend_evals(evaluations(statement.log_trade_rows, trade_cols));
     tree.extend_evals(evaluations(statement.log_state_leaf_rows, leaf_cols));
     tree.extend_evals(evaluations(statement.log_state_node_rows, node_cols));
+    tree.extend_evals(evaluations(statement.log_chip_rows, chip_cols));
     tree.commit(channel);
 
     let rels = ValidityRelations::draw(channel);
@@ -763,8 +803,9 @@ pub(crate) fn prove_validity_with(
             STATE_NODE_LOOKUPS,
             &rels,
         ),
+        witness_interaction(statement.log_chip_rows, &chip_rows, 1, &rels),
     ];
-    drop((leaves_t, nodes_t, cash_w, trade_w, state));
+    drop((leaves_t, nodes_t, cash_w, trade_w, state, chip_rows));
     let sums: [SecureField; N_COMPONENTS] = std::array::from_fn(|i| inter[i].1);
     mix_claimed_sums(channel, &sums);
     let mut tree = scheme.tree_builder();
@@ -784,6 +825,7 @@ pub(crate) fn prove_validity_with(
             &c.trade,
             &c.state_leaf,
             &c.state_node,
+            &c.chip,
         ],
         channel,
         scheme,

@@ -6,7 +6,9 @@
 //!   consumes its final `State(key, after, t_last)`, hashes both values and yields the tuple
 //!   `StateNode(0, key >> 1, key & 1, 0, H(before), H(after))`.
 //! - A **node** row per node on the union of the touched keys' paths hashes its children twice
-//!   (pre and post state) and yields its own tuple. A child is either consumed from the rows
+//!   (pre and post state) and yields its own tuple.
+//! - Both hash through the Poseidon2 chip (`chip.rs`): a row holds each permutation's output
+//!   (16 cells) and consumes `Poseidon2Io(input ‖ output)`, so the rows stay narrow. A child is either consumed from the rows
 //!   below (`has = 1`) or a free sibling whose pre and post digests are equal: an untouched
 //!   subtree is the same in both trees.
 //! - The verifier consumes the root tuple `(32, 2^30 − 1, 1, 1, pre_state_root,
@@ -29,11 +31,11 @@ use stwo_constraint_framework::{
     relation, EvalAtRow, FrameworkComponent, FrameworkEval, RelationEntry,
 };
 
-use crate::air::{AirSbox, PERM_CELLS};
+use crate::chip::Poseidon2Io;
 use crate::field::M31;
 use crate::memory::StateRel;
 use crate::poseidon2::sponge::sponge_init;
-use crate::poseidon2::{permute_generic, Digest, Domain, RecordingSbox, DIGEST_LEN, RATE, WIDTH};
+use crate::poseidon2::{permute, Digest, Domain, DIGEST_LEN, RATE, WIDTH};
 use crate::range::RangeRelations;
 use crate::trade::{Lookup, RowWitness};
 use crate::venue::state::{leaf_digest, StateTree, LEAF_LIMBS, STATE_DEPTH};
@@ -42,16 +44,16 @@ relation!(StateNodeRel, 20);
 
 /// Values of a node tuple: `level, parent, side, flag, pre[8], post[8]`.
 pub const NODE_TUPLE: usize = 4 + 2 * DIGEST_LEN;
-/// Leaf rows: `enabled, key_lo, key_hi, q, b0, before[8], after[8], t_last`, two
-/// permutations.
-pub const STATE_LEAF_COLUMNS: usize = 6 + 2 * LEAF_LIMBS + 2 * PERM_CELLS;
+/// Leaf rows: `enabled, key_lo, key_hi, q, b0, before[8], after[8], t_last`, the two
+/// permutations' outputs.
+pub const STATE_LEAF_COLUMNS: usize = 6 + 2 * LEAF_LIMBS + 2 * WIDTH;
 /// Relation entries of a leaf row.
-pub const STATE_LEAF_LOOKUPS: usize = 6;
+pub const STATE_LEAF_LOOKUPS: usize = 8;
 /// Node rows: `enabled, level, parent, side, flag, f, has_l, has_r`, the children's pre and
-/// post digests `l_pre, r_pre, l_post, r_post`, two permutations.
-pub const STATE_NODE_COLUMNS: usize = 8 + 4 * DIGEST_LEN + 2 * PERM_CELLS;
+/// post digests `l_pre, r_pre, l_post, r_post`, the two permutations' outputs.
+pub const STATE_NODE_COLUMNS: usize = 8 + 4 * DIGEST_LEN + 2 * WIDTH;
 /// Relation entries of a node row.
-pub const STATE_NODE_LOOKUPS: usize = 3;
+pub const STATE_NODE_LOOKUPS: usize = 5;
 
 /// The root's parent index: `2 · ROOT_PARENT + 1 ≡ 0`, so the root computes index 0 with
 /// side and flag 1.
@@ -93,31 +95,34 @@ fn tuple(level: u32, parent: u32, side: u32, flag: u32, pre: &Digest, post: &Dig
     v
 }
 
-/// `hash_elements(StateLeaf, value)` in the AIR: one permutation.
-fn eval_leaf_hash<E: EvalAtRow>(eval: &mut E, value: &[E::F; LEAF_LIMBS]) -> [E::F; DIGEST_LEN] {
-    let mut state: [E::F; WIDTH] = sponge_init(Domain::StateLeaf, LEAF_LIMBS).map(E::F::from);
-    for (s, v) in state.iter_mut().zip(value.iter().take(RATE)) {
-        *s = s.clone() + v.clone();
-    }
-    let out = permute_generic(state, &mut AirSbox { eval });
-    std::array::from_fn(|i| out[i].clone())
+/// The sponge input of `hash_elements(StateLeaf, value)`: one permutation.
+fn leaf_input<F: Clone + From<M31> + std::ops::Add<Output = F>>(
+    value: &[F; LEAF_LIMBS],
+) -> [F; WIDTH] {
+    let init = sponge_init(Domain::StateLeaf, LEAF_LIMBS);
+    std::array::from_fn(|i| {
+        if i < RATE {
+            F::from(init[i]) + value[i].clone()
+        } else {
+            F::from(init[i])
+        }
+    })
 }
 
-/// `compress(left, right)` in the AIR: one permutation with feed-forward.
-fn eval_compress<E: EvalAtRow>(
+/// Consumes `Poseidon2Io(input ‖ output)` for a permutation whose output the row holds.
+fn eval_perm<E: EvalAtRow>(
     eval: &mut E,
-    left: &[E::F; DIGEST_LEN],
-    right: &[E::F; DIGEST_LEN],
-) -> [E::F; DIGEST_LEN] {
-    let input: [E::F; WIDTH] = std::array::from_fn(|i| {
-        if i < DIGEST_LEN {
-            left[i].clone()
-        } else {
-            right[i - DIGEST_LEN].clone()
-        }
-    });
-    let out = permute_generic(input, &mut AirSbox { eval });
-    std::array::from_fn(|i| out[i].clone() + left[i].clone())
+    perm: &Poseidon2Io,
+    enabled: &E::F,
+    input: [E::F; WIDTH],
+    output: &[E::F; WIDTH],
+) {
+    let values: Vec<E::F> = input.into_iter().chain(output.iter().cloned()).collect();
+    eval.add_to_relation(RelationEntry::new(
+        perm,
+        -E::EF::from(enabled.clone()),
+        &values,
+    ));
 }
 
 fn read<E: EvalAtRow, const N: usize>(eval: &mut E) -> [E::F; N] {
@@ -135,6 +140,8 @@ pub struct StateLeafEval {
     pub range: RangeRelations,
     /// The tree's relation.
     pub node: StateNodeRel,
+    /// The hash chip's relation.
+    pub perm: Poseidon2Io,
 }
 
 impl FrameworkEval for StateLeafEval {
@@ -151,12 +158,15 @@ impl FrameworkEval for StateLeafEval {
         let before: [E::F; LEAF_LIMBS] = read(&mut eval);
         let after: [E::F; LEAF_LIMBS] = read(&mut eval);
         let t_last = eval.next_trace_mask();
+        let out_before: [E::F; WIDTH] = read(&mut eval);
+        let out_after: [E::F; WIDTH] = read(&mut eval);
         eval.add_constraint(enabled.clone() * enabled.clone() - enabled.clone());
         eval.add_constraint(b0.clone() * b0.clone() - b0.clone());
         eval.add_constraint(key_lo.clone() - q.clone() * m(2) - b0.clone());
-        let pre = eval_leaf_hash(&mut eval, &before);
-        let post = eval_leaf_hash(&mut eval, &after);
+        let pre: [E::F; DIGEST_LEN] = std::array::from_fn(|i| out_before[i].clone());
+        let post: [E::F; DIGEST_LEN] = std::array::from_fn(|i| out_after[i].clone());
 
+        let enabled_cell = enabled.clone();
         let e = E::EF::from(enabled);
         let range = &self.range.range;
         eval.add_to_relation(RelationEntry::new(
@@ -186,6 +196,21 @@ impl FrameworkEval for StateLeafEval {
         leaf.extend(pre);
         leaf.extend(post);
         eval.add_to_relation(RelationEntry::new(&self.node, e, &leaf));
+        let enabled_f = enabled_cell;
+        eval_perm(
+            &mut eval,
+            &self.perm,
+            &enabled_f,
+            leaf_input(&before),
+            &out_before,
+        );
+        eval_perm(
+            &mut eval,
+            &self.perm,
+            &enabled_f,
+            leaf_input(&after),
+            &out_after,
+        );
         eval.finalize_logup_in_pairs();
         eval
     }
@@ -198,6 +223,8 @@ pub struct StateNodeEval {
     pub log_rows: u32,
     /// The tree's relation.
     pub node: StateNodeRel,
+    /// The hash chip's relation.
+    pub perm: Poseidon2Io,
 }
 
 impl FrameworkEval for StateNodeEval {
@@ -215,6 +242,8 @@ impl FrameworkEval for StateNodeEval {
         let r_pre: [E::F; DIGEST_LEN] = read(&mut eval);
         let l_post: [E::F; DIGEST_LEN] = read(&mut eval);
         let r_post: [E::F; DIGEST_LEN] = read(&mut eval);
+        let out_pre: [E::F; WIDTH] = read(&mut eval);
+        let out_post: [E::F; WIDTH] = read(&mut eval);
         for b in [&enabled, &has_l, &has_r] {
             eval.add_constraint(b.clone() * b.clone() - b.clone());
         }
@@ -233,8 +262,21 @@ impl FrameworkEval for StateNodeEval {
                 (one.clone() - has_r.clone()) * (r_pre[i].clone() - r_post[i].clone()),
             );
         }
-        let pre = eval_compress(&mut eval, &l_pre, &r_pre);
-        let post = eval_compress(&mut eval, &l_post, &r_post);
+        // compress(l, r) = P(l ‖ r)[..8] + l.
+        let concat = |l: &[E::F; DIGEST_LEN], r: &[E::F; DIGEST_LEN]| -> [E::F; WIDTH] {
+            std::array::from_fn(|i| {
+                if i < DIGEST_LEN {
+                    l[i].clone()
+                } else {
+                    r[i - DIGEST_LEN].clone()
+                }
+            })
+        };
+        let pre: [E::F; DIGEST_LEN] =
+            std::array::from_fn(|i| out_pre[i].clone() + l_pre[i].clone());
+        let post: [E::F; DIGEST_LEN] =
+            std::array::from_fn(|i| out_post[i].clone() + l_post[i].clone());
+        let (in_pre, in_post) = (concat(&l_pre, &r_pre), concat(&l_post, &r_post));
 
         let index = parent.clone() * m(2) + side.clone();
         let mut own = vec![level.clone(), parent, side, flag];
@@ -253,9 +295,15 @@ impl FrameworkEval for StateNodeEval {
         };
         let left = child(0, &l_pre, &l_post);
         let right = child(1, &r_pre, &r_post);
-        eval.add_to_relation(RelationEntry::new(&self.node, E::EF::from(enabled), &own));
+        eval.add_to_relation(RelationEntry::new(
+            &self.node,
+            E::EF::from(enabled.clone()),
+            &own,
+        ));
         eval.add_to_relation(RelationEntry::new(&self.node, -E::EF::from(has_l), &left));
         eval.add_to_relation(RelationEntry::new(&self.node, -E::EF::from(has_r), &right));
+        eval_perm(&mut eval, &self.perm, &enabled, in_pre, &out_pre);
+        eval_perm(&mut eval, &self.perm, &enabled, in_post, &out_post);
         eval.finalize_logup_in_pairs();
         eval
     }
@@ -288,15 +336,14 @@ pub fn leaf_row(t: &Touched) -> RowWitness {
     cells.extend(t.after);
     cells.push(m(t.last_access));
     let mut digests = [Digest::ZERO; 2];
+    let mut perms = Vec::new();
     for (value, digest) in [t.before, t.after].iter().zip(&mut digests) {
-        let mut state = sponge_init(Domain::StateLeaf, LEAF_LIMBS);
-        for (s, v) in state.iter_mut().zip(value) {
-            *s += *v;
-        }
-        let start = cells.len();
-        cells.resize(start + PERM_CELLS, m(0));
-        let out = permute_generic(state, &mut RecordingSbox::new(&mut cells[start..]));
+        let input = leaf_input(value);
+        let mut out = input;
+        permute(&mut out);
+        cells.extend(out);
         *digest = Digest(std::array::from_fn(|i| out[i]));
+        perms.push(Lookup::Perm(input.into_iter().chain(out).collect()));
     }
     let state = |value: &[M31; LEAF_LIMBS], time: u32| {
         let mut v = vec![m(key_lo), m(key_hi)];
@@ -304,7 +351,7 @@ pub fn leaf_row(t: &Touched) -> RowWitness {
         v.push(m(time));
         v
     };
-    let lookups = vec![
+    let mut lookups = vec![
         Lookup::Range(m(q)),
         Lookup::Range(m(key_lo)),
         Lookup::Range(m(key_hi + KEY_HI_SLACK)),
@@ -312,34 +359,8 @@ pub fn leaf_row(t: &Touched) -> RowWitness {
         Lookup::Read(state(&t.after, t.last_access)),
         Lookup::NodeYield(tuple(0, t.key >> 1, b0, 0, &digests[0], &digests[1])),
     ];
+    lookups.extend(perms);
     RowWitness { cells, lookups }
-}
-
-/// A padding leaf row: disabled, its permutation cells those of the zero value (the hash
-/// constraints hold on every row).
-pub fn padding_leaf() -> Vec<M31> {
-    let zero = [m(0); LEAF_LIMBS];
-    let mut cells = leaf_row(&Touched {
-        key: 0,
-        before: zero,
-        after: zero,
-        last_access: 0,
-    })
-    .cells;
-    cells[0] = m(0);
-    cells
-}
-
-/// A padding node row: disabled, consuming nothing, hashing zero digests.
-pub fn padding_node() -> Vec<M31> {
-    let free = Child {
-        has: false,
-        pre: Digest::ZERO,
-        post: Digest::ZERO,
-    };
-    let mut cells = node_row((0, 0, 0, 0), [free, free]).0.cells;
-    cells[0] = m(0);
-    cells
 }
 
 /// One side of a node row: consumed from below, or a free sibling (`pre = post`).
@@ -375,14 +396,16 @@ pub fn node_row(
         cells.extend(d.0);
     }
     let mut out = [Digest::ZERO; 2];
+    let mut perms = Vec::new();
     for (k, (a, b)) in [(l.pre, r.pre), (l.post, r.post)].into_iter().enumerate() {
         let mut input = [m(0); WIDTH];
         input[..DIGEST_LEN].copy_from_slice(&a.0);
         input[DIGEST_LEN..].copy_from_slice(&b.0);
-        let start = cells.len();
-        cells.resize(start + PERM_CELLS, m(0));
-        let o = permute_generic(input, &mut RecordingSbox::new(&mut cells[start..]));
+        let mut o = input;
+        permute(&mut o);
+        cells.extend(o);
         out[k] = Digest(std::array::from_fn(|i| o[i] + a.0[i]));
+        perms.push(Lookup::Perm(input.into_iter().chain(o).collect()));
     }
     let index = (parent.wrapping_mul(2).wrapping_add(side)) % crate::field::MODULUS;
     let use_child = |c: &Child, s: u32| {
@@ -392,11 +415,12 @@ pub fn node_row(
             Lookup::Nothing
         }
     };
-    let lookups = vec![
+    let mut lookups = vec![
         Lookup::NodeYield(tuple(level, parent, side, flag, &out[0], &out[1])),
         use_child(&l, 0),
         use_child(&r, 1),
     ];
+    lookups.extend(perms);
     (RowWitness { cells, lookups }, out[0], out[1])
 }
 
@@ -572,11 +596,19 @@ mod tests {
             })
         });
         let table = crate::range::table_columns(ranges);
+        let chip = crate::prover::chip_witness(leaves.iter().chain(nodes));
+        let chip_log = crate::air::log_rows_for(chip.len());
+        let zero_leaf = vec![m(0); STATE_LEAF_COLUMNS];
+        let zero_node = vec![m(0); STATE_NODE_COLUMNS];
         prove_and_verify(Air {
             main: vec![
                 evaluations(LOG_RANGE, &table),
-                evaluations(leaf_log, &columns(leaves, &padding_leaf(), leaf_log)),
-                evaluations(node_log, &columns(nodes, &padding_node(), node_log)),
+                evaluations(leaf_log, &columns(leaves, &zero_leaf, leaf_log)),
+                evaluations(node_log, &columns(nodes, &zero_node, node_log)),
+                evaluations(
+                    chip_log,
+                    &columns(&chip, &crate::prover::chip_padding(), chip_log),
+                ),
             ],
             max_log_rows: LOG_RANGE,
             draw: ValidityRelations::draw,
@@ -599,6 +631,7 @@ mod tests {
                     table_col,
                     rows_col(leaves, leaf_log, STATE_LEAF_LOOKUPS),
                     rows_col(nodes, node_log, STATE_NODE_LOOKUPS),
+                    rows_col(&chip, chip_log, 1),
                 ]
             },
             components: |rel: &ValidityRelations,
@@ -619,6 +652,7 @@ mod tests {
                             state: rel.state.clone(),
                             range: rel.range.clone(),
                             node: rel.node.clone(),
+                            perm: rel.perm.clone(),
                         },
                         sums[1],
                     )),
@@ -627,8 +661,17 @@ mod tests {
                         StateNodeEval {
                             log_rows: node_log,
                             node: rel.node.clone(),
+                            perm: rel.perm.clone(),
                         },
                         sums[2],
+                    )),
+                    Box::new(crate::chip::Poseidon2Chip::new(
+                        alloc,
+                        crate::chip::Poseidon2ChipEval {
+                            log_rows: chip_log,
+                            relation: rel.perm.clone(),
+                        },
+                        sums[3],
                     )),
                 ]
             },
@@ -746,8 +789,11 @@ mod tests {
                 },
             ],
         );
+        // Disabled: it yields nothing and uses no permutation (its digests are unchecked).
         swallow.cells[0] = m(0);
-        swallow.lookups[0] = Lookup::Nothing;
+        for k in [0, 3, 4] {
+            swallow.lookups[k] = Lookup::Nothing;
+        }
         nodes.push(swallow);
         let leaves: Vec<RowWitness> = touched.iter().map(leaf_row).collect();
         assert_eq!(

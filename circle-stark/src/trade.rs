@@ -435,6 +435,10 @@ pub enum Lookup {
     NodeYield(Vec<M31>),
     /// Consumes `StateNode(…)`.
     NodeUse(Vec<M31>),
+    /// Consumes `Poseidon2Io(input[16] ‖ output[16])` from the hash chip.
+    Perm(Vec<M31>),
+    /// Yields `Poseidon2Io(…)` once: a row of the hash chip.
+    Chip(Vec<M31>),
     /// An entry whose multiplicity is zero in this row.
     Nothing,
 }

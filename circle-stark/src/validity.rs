@@ -7,7 +7,7 @@
 //! consuming its `Op` and accessing state through the memory argument at times `16·i + k`),
 //! and the state tree's leaf and node components, which open the memory argument at the
 //! touched leaves' values under `pre_state_root` and close it at their values under
-//! `post_state_root` (`state_tree`). The verifier closes the range table, the instrument
+//! `post_state_root` (`state_tree`), hashing through the Poseidon2 chip. The verifier closes the range table, the instrument
 //! table, the data tree and the state tree's root itself.
 //!
 //! Not in v1: settlement rows.
@@ -25,6 +25,7 @@ use crate::air::{
     NodeEval, OpRelation,
 };
 use crate::cash::{Cash, CashEval};
+use crate::chip::{Poseidon2Chip, Poseidon2ChipEval, Poseidon2Io};
 use crate::config::VerifierPolicy;
 use crate::error::VerifyError;
 use crate::field::M31;
@@ -63,18 +64,20 @@ pub struct ValidityStatement {
     pub log_state_leaf_rows: u32,
     /// log2 of the state-node component's rows (nodes on the touched keys' paths).
     pub log_state_node_rows: u32,
+    /// log2 of the Poseidon2 chip's rows (the state tree's permutations).
+    pub log_chip_rows: u32,
     /// The rollup's listed instruments (instrument `i` is entry `i`); their Merkle root is
     /// the batch's `instruments_root`.
     pub instruments: Vec<Instrument>,
 }
 
-const HEADER: usize = 1 + 3 * DIGEST_LEN + 4;
+const HEADER: usize = 1 + 3 * DIGEST_LEN + 5;
 const STATEMENT_MAGIC: [u8; 8] = *b"POEVST02";
 
 impl ValidityStatement {
     /// Public inputs: `n_ops, data_root[8], pre_state_root[8], post_state_root[8],
     /// log_cash_rows, log_trade_rows, log_state_leaf_rows, log_state_node_rows,
-    /// n_instruments`, then the instruments' 16-limb encodings.
+    /// log_chip_rows, n_instruments`, then the instruments' 16-limb encodings.
     pub fn to_public_inputs(&self) -> Vec<M31> {
         let m = M31::from_u32_unchecked;
         let mut out = vec![m(self.n_ops)];
@@ -87,6 +90,7 @@ impl ValidityStatement {
                 self.log_trade_rows,
                 self.log_state_leaf_rows,
                 self.log_state_node_rows,
+                self.log_chip_rows,
             ]
             .map(m),
         );
@@ -127,6 +131,7 @@ impl ValidityStatement {
             log_trade_rows: logs[1].0,
             log_state_leaf_rows: logs[2].0,
             log_state_node_rows: logs[3].0,
+            log_chip_rows: logs[4].0,
             instruments,
         })
     }
@@ -262,6 +267,8 @@ pub struct ValidityRelations {
     pub instrument_table: InstrumentTableRel,
     /// The state tree's nodes.
     pub node: StateNodeRel,
+    /// The Poseidon2 chip.
+    pub perm: Poseidon2Io,
 }
 
 impl ValidityRelations {
@@ -275,6 +282,7 @@ impl ValidityRelations {
             instrument: InstrumentRel::draw(channel),
             instrument_table: InstrumentTableRel::draw(channel),
             node: StateNodeRel::draw(channel),
+            perm: Poseidon2Io::draw(channel),
         }
     }
 
@@ -291,6 +299,7 @@ impl ValidityRelations {
             instrument: InstrumentRel::dummy(),
             instrument_table: InstrumentTableRel::dummy(),
             node: StateNodeRel::dummy(),
+            perm: Poseidon2Io::dummy(),
         }
     }
 
@@ -305,13 +314,15 @@ impl ValidityRelations {
             Lookup::Instrument(v) => (-one, self.instrument.combine(v)),
             Lookup::NodeYield(v) => (one, self.node.combine(v)),
             Lookup::NodeUse(v) => (-one, self.node.combine(v)),
+            Lookup::Perm(v) => (-one, self.perm.combine(v)),
+            Lookup::Chip(v) => (one, self.perm.combine(v)),
             Lookup::Nothing => (SecureField::from(M31::from_u32_unchecked(0)), one),
         }
     }
 }
 
 /// Number of components, hence of claimed sums.
-pub const N_COMPONENTS: usize = 8;
+pub const N_COMPONENTS: usize = 9;
 
 /// log2 rows of the instrument table for `n` instruments.
 pub fn log_instrument_rows(n: usize) -> u32 {
@@ -319,7 +330,7 @@ pub fn log_instrument_rows(n: usize) -> u32 {
 }
 
 /// The components in commitment order: range table, instrument table, data leaves, data
-/// nodes, cash rows, trade rows, state leaves, state nodes.
+/// nodes, cash rows, trade rows, state leaves, state nodes, the Poseidon2 chip.
 pub(crate) struct Components {
     pub(crate) range: RangeTable,
     pub(crate) instruments: InstrumentTable,
@@ -329,6 +340,7 @@ pub(crate) struct Components {
     pub(crate) trade: Trade,
     pub(crate) state_leaf: StateLeaf,
     pub(crate) state_node: StateNode,
+    pub(crate) chip: Poseidon2Chip,
 }
 
 impl Components {
@@ -403,6 +415,7 @@ impl Components {
                     state: rels.state.clone(),
                     range: rels.range.clone(),
                     node: rels.node.clone(),
+                    perm: rels.perm.clone(),
                 },
                 sums[6],
             ),
@@ -411,8 +424,17 @@ impl Components {
                 StateNodeEval {
                     log_rows: s.log_state_node_rows,
                     node: rels.node.clone(),
+                    perm: rels.perm.clone(),
                 },
                 sums[7],
+            ),
+            chip: Poseidon2Chip::new(
+                alloc,
+                Poseidon2ChipEval {
+                    log_rows: s.log_chip_rows,
+                    relation: rels.perm.clone(),
+                },
+                sums[8],
             ),
         }
     }
@@ -427,6 +449,7 @@ impl Components {
             &self.trade,
             &self.state_leaf,
             &self.state_node,
+            &self.chip,
         ]
     }
 
@@ -440,6 +463,7 @@ impl Components {
             .max(s.log_trade_rows)
             .max(s.log_state_leaf_rows)
             .max(s.log_state_node_rows)
+            .max(s.log_chip_rows)
             .max(log_instrument_rows(s.instruments.len()))
     }
 }
