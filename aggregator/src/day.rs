@@ -234,15 +234,14 @@ pub enum LeafKind {
     Reused,
     /// A batch-validity proof (`poe/batch-validity/v1`).
     Validity,
-    /// A data-root proof of the records: for batches the validity AIR cannot prove yet
-    /// (settlements) or when the venue state before the batch is not at hand.
+    /// A data-root proof of the records: when the venue state before the batch is not at hand.
     DataRoot,
 }
 
 /// One batch's leaf proof (`specs/day-proof.md` §4): a verified `poe-circle-stark/v1`
 /// rollup proof is used as it is (intake verified it against the batch's data root); otherwise,
-/// with the venue state before the batch, a batch-validity proof; failing that (settlements,
-/// no state at hand), a data-root proof of the records.
+/// with the venue state before the batch, a batch-validity proof; without it, a data-root proof
+/// of the records.
 ///
 /// # Errors
 /// A prover failure, as text.
@@ -256,14 +255,11 @@ pub fn leaf_proof(
     }
     let ops: Vec<Operation> = b.ops.iter().map(|o| o.op).collect();
     if let Some(venue) = venue {
-        match poe_circle_stark::prover::prove_validity(venue, &ops, config) {
-            Ok((statement, proof)) => {
-                debug_assert_eq!(statement.data_root, b.statement.data_root);
-                return Ok((proof.to_bytes(), LeafKind::Validity));
-            }
-            Err(poe_circle_stark::error::ProveError::Unsupported(_)) => {}
-            Err(e) => return Err(format!("leaf proof of seq {}: {e}", b.statement.seq)),
-        }
+        let (statement, proof) = poe_circle_stark::prover::prove_validity(venue, &ops, config)
+            .map_err(|e| format!("leaf proof of seq {}: {e}", b.statement.seq))?;
+        debug_assert_eq!(statement.data_root, b.statement.data_root);
+        debug_assert_eq!(statement.post_state_root, b.statement.post_state_root);
+        return Ok((proof.to_bytes(), LeafKind::Validity));
     }
     let records: Vec<_> = ops.iter().flat_map(Operation::encode).collect();
     let (statement, proof) = poe_circle_stark::prover::prove_data_root(&records, OP_LIMBS, config)

@@ -38,7 +38,10 @@ pub fn prove_command(
             config.security_bits()
         );
     }
-    let (venue, ops) = sample::batch(n, accounts, seed, T0, 1_000);
+    if n < 2 {
+        return Err("--ops must be at least 2 (the batch ends with a settlement)".into());
+    }
+    let (venue, ops) = sample::batch_settling(n, accounts, seed, T0, 1_000);
     let t = Instant::now();
     let (statement, proof) = prove_validity(&venue, &ops, config).map_err(|e| e.to_string())?;
     let prove_s = t.elapsed().as_secs_f64();
@@ -79,7 +82,7 @@ pub fn prove_command(
         (
             "operations",
             format!(
-                "{n} ({trades} trades, {} deposits, {} withdrawals)",
+                "{n} ({trades} trades, {} deposits, {} withdrawals, 1 settlement)",
                 count(&ops, |o| matches!(o, Operation::Deposit { .. })),
                 count(&ops, |o| matches!(o, Operation::Withdraw { .. }))
             ),

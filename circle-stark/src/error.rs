@@ -47,9 +47,6 @@ pub enum ProveError {
     /// The batch breaks a venue rule: it has no validity proof.
     #[error("the batch breaks a rule: {0}")]
     Rule(#[from] crate::venue::Violation),
-    /// An operation the batch AIR cannot prove yet.
-    #[error("{0}")]
-    Unsupported(&'static str),
     /// stwo refused to prove: the trace does not satisfy the AIR (a bug in poe).
     #[error("prover failed: {0}")]
     Stwo(String),

@@ -418,21 +418,39 @@ fn range_interaction(
     logup.finalize_last()
 }
 
-/// The instrument table's LogUp column: `uses/c_inst(terms) − enabled/c_table(terms)`.
+/// The instrument table's LogUp columns: `uses/c_inst(terms) + settle_uses/c_settle(full)`,
+/// then `−enabled/c_table(full)`.
 fn instrument_interaction(
     log_rows: u32,
     cols: &[BaseColumn],
     rels: &crate::validity::ValidityRelations,
 ) -> (Vec<Evaluation>, SecureField) {
     let mut logup = LogupTraceGenerator::new(log_rows);
+    let full = |vec_row: usize| -> Vec<PackedBaseField> {
+        (1..10)
+            .chain(11..16)
+            .map(|c| packed(&cols[c], vec_row))
+            .collect()
+    };
     let mut col = logup.new_col();
     for vec_row in 0..1 << (log_rows - LOG_N_LANES) {
-        let values: Vec<PackedBaseField> = (1..10).map(|c| packed(&cols[c], vec_row)).collect();
-        let d_inst: PackedSecureField = rels.instrument.combine(&values);
-        let d_table: PackedSecureField = rels.instrument_table.combine(&values);
+        let values = full(vec_row);
+        let d_inst: PackedSecureField = rels.instrument.combine(&values[..9]);
+        let d_settle: PackedSecureField = rels.settle_terms.combine(&values);
         let uses: PackedSecureField = packed(&cols[10], vec_row).into();
+        let settle_uses: PackedSecureField = packed(&cols[16], vec_row).into();
+        col.write_frac(
+            vec_row,
+            uses * d_settle + settle_uses * d_inst,
+            d_inst * d_settle,
+        );
+    }
+    col.finalize_col();
+    let mut col = logup.new_col();
+    for vec_row in 0..1 << (log_rows - LOG_N_LANES) {
+        let d_table: PackedSecureField = rels.instrument_table.combine(&full(vec_row));
         let enabled: PackedSecureField = packed(&cols[0], vec_row).into();
-        col.write_frac(vec_row, uses * d_table - enabled * d_inst, d_inst * d_table);
+        col.write_frac(vec_row, -enabled, d_table);
     }
     col.finalize_col();
     logup.finalize_last()
@@ -549,13 +567,13 @@ pub(crate) fn chip_padding() -> Vec<M31> {
 ///
 /// # Errors
 /// [`ProveError::Rule`] if the batch breaks a rule (naming the operation),
-/// [`ProveError::Unsupported`] for settlements, size errors as for [`prove_data_root`].
+/// size errors as for [`prove_data_root`].
 pub fn prove_validity(
     venue: &crate::venue::Venue,
     ops: &[crate::venue::Operation],
     config: SecurityConfig,
 ) -> Result<(crate::validity::ValidityStatement, Proof), ProveError> {
-    prove_validity_with(venue, ops, ops, |_| {}, config)
+    prove_validity_with(venue, ops, ops, |_| {}, |_, _| {}, config)
 }
 
 /// The validity prover with its seams exposed for attack tests: the data tree is built from
@@ -567,9 +585,14 @@ pub(crate) fn prove_validity_with(
     records_ops: &[crate::venue::Operation],
     ops: &[crate::venue::Operation],
     edit: impl FnOnce(&mut crate::validity::ValidityStatement),
+    forge: impl FnOnce(&mut Vec<crate::settle::SettleRow>, &mut Vec<crate::settle::HolderRow>),
     config: SecurityConfig,
 ) -> Result<(crate::validity::ValidityStatement, Proof), ProveError> {
     use std::collections::BTreeMap;
+
+    use crate::settle::{
+        settle_rows, HEADER_COLUMNS, HEADER_LOOKUPS, HOLDER_COLUMNS, HOLDER_LOOKUPS,
+    };
 
     use crate::cash::{CashRow, CASH_BOUND_COLUMNS, CASH_COLUMNS};
     use crate::state_tree::{
@@ -607,6 +630,7 @@ pub(crate) fn prove_validity_with(
     let at =
         |i: usize| move |v: crate::venue::Violation| crate::venue::Violation { op_index: i, ..v };
     let (mut cash_rows, mut trade_rows) = (Vec::new(), Vec::new());
+    let (mut settle_headers, mut holder_rows) = (Vec::new(), Vec::new());
     for (i, op) in ops.iter().enumerate() {
         match *op {
             Operation::Deposit {
@@ -638,39 +662,54 @@ pub(crate) fn prove_validity_with(
                 row.t_prev = last.insert(a.key, a.t).unwrap_or(0);
                 let k = row.clock_access();
                 row.clock_t_prev = last.insert(k.key, k.t).unwrap_or(0);
-                touch(&row.access());
-                touch(&row.clock_access());
                 cash_rows.push(row);
             }
             Operation::Trade { .. } => {
                 let row = trade_row(&mut venue, op, i as u32, &mut last).map_err(at(i))?;
-                for a in row.accesses() {
-                    touch(&a);
-                }
                 trade_rows.push(row);
             }
             Operation::Settle { .. } => {
-                return Err(ProveError::Unsupported(
-                    "settlement rows are not in the batch AIR yet (specs/batch-air.md §4)",
-                ))
+                let (header, holders) =
+                    settle_rows(&mut venue, op, i as u32, &mut last).map_err(at(i))?;
+                settle_headers.push(header);
+                holder_rows.extend(holders);
             }
         }
     }
+    forge(&mut settle_headers, &mut holder_rows);
+    // The touched leaves, from every row's accesses in time order.
+    let mut accesses: Vec<Access> = cash_rows
+        .iter()
+        .flat_map(|r| [r.access(), r.clock_access()])
+        .chain(trade_rows.iter().flat_map(|r| r.accesses()))
+        .chain(settle_headers.iter().flat_map(|r| r.accesses()))
+        .chain(holder_rows.iter().flat_map(|r| r.accesses()))
+        .collect();
+    accesses.sort_by_key(|a| a.t);
+    for a in &accesses {
+        touch(a);
+    }
+    drop(accesses);
+    let settle_w: Vec<_> = settle_headers
+        .par_iter()
+        .map(crate::settle::SettleRow::witness)
+        .collect();
+    let holder_w: Vec<_> = holder_rows
+        .par_iter()
+        .map(crate::settle::HolderRow::witness)
+        .collect();
     let cash_w: Vec<_> = cash_rows.par_iter().map(CashRow::witness).collect();
     let trade_w: Vec<_> = trade_rows.par_iter().map(|r| r.witness(true)).collect();
     drop((cash_rows, trade_rows));
     let touched: Vec<Touched> = touched.into_values().collect();
     let state = crate::state_tree::tree_witness(&pre_tree, &touched).map_err(ProveError::Stwo)?;
     drop(pre_tree);
-    if state.post_root != venue.state_root() {
-        return Err(ProveError::Stwo(
-            "bug: the state tree's post root differs from the engine's".into(),
-        ));
-    }
     let chip_rows = chip_witness(state.leaves.iter().chain(&state.nodes));
     let ranges = cash_w
         .iter()
         .chain(&trade_w)
+        .chain(&settle_w)
+        .chain(&holder_w)
         .chain(&state.leaves)
         .flat_map(|w| {
             w.lookups.iter().filter_map(|l| match l {
@@ -694,6 +733,8 @@ pub(crate) fn prove_validity_with(
         log_state_leaf_rows: crate::air::log_rows_for(state.leaves.len()),
         log_state_node_rows: crate::air::log_rows_for(state.nodes.len()),
         log_chip_rows: crate::air::log_rows_for(chip_rows.len()),
+        log_settle_rows: crate::air::log_rows_for(settle_w.len()),
+        log_holder_rows: crate::air::log_rows_for(holder_w.len()),
         instruments: venue.instruments().to_vec(),
     };
     let (leaf_log, node_log) = statement.data_root_statement().log_rows();
@@ -708,11 +749,13 @@ pub(crate) fn prove_validity_with(
     let cash_width = CASH_COLUMNS + CASH_BOUND_COLUMNS;
     let trade_width = TRADE_COLUMNS;
     let inst_log = crate::validity::log_instrument_rows(statement.instruments.len());
-    let mut inst_uses = vec![0u32; statement.instruments.len()];
-    for w in &trade_w {
+    let mut inst_uses = vec![[0u32; 2]; statement.instruments.len()];
+    for w in trade_w.iter().chain(&settle_w) {
         for l in &w.lookups {
-            if let Lookup::Instrument(v) = l {
-                inst_uses[v[0].0 as usize] += 1;
+            match l {
+                Lookup::Instrument(v) => inst_uses[v[0].0 as usize][0] += 1,
+                Lookup::SettleTerms(v) => inst_uses[v[0].0 as usize][1] += 1,
+                _ => {}
             }
         }
     }
@@ -723,8 +766,11 @@ pub(crate) fn prove_validity_with(
                 let mut row = [M31::from_u32_unchecked(0); crate::instruments::INSTRUMENT_COLUMNS];
                 if let Some(inst) = statement.instruments.get(r) {
                     row[0] = M31::from_u32_unchecked(1);
-                    row[1..10].copy_from_slice(&crate::instruments::terms(r as u32, inst));
-                    row[10] = M31::from_u32_unchecked(inst_uses[r]);
+                    let full = crate::instruments::settle_terms(r as u32, inst);
+                    row[1..10].copy_from_slice(&full[..9]);
+                    row[10] = M31::from_u32_unchecked(inst_uses[r][0]);
+                    row[11..16].copy_from_slice(&full[9..]);
+                    row[16] = M31::from_u32_unchecked(inst_uses[r][1]);
                 }
                 row
             })
@@ -735,6 +781,8 @@ pub(crate) fn prove_validity_with(
     };
     let cash_cols = witness_columns(statement.log_cash_rows, &cash_w, cash_width);
     let trade_cols = witness_columns(statement.log_trade_rows, &trade_w, trade_width);
+    let settle_cols = witness_columns(statement.log_settle_rows, &settle_w, HEADER_COLUMNS);
+    let holder_cols = witness_columns(statement.log_holder_rows, &holder_w, HOLDER_COLUMNS);
     let leaf_cols = witness_columns(
         statement.log_state_leaf_rows,
         &state.leaves,
@@ -771,6 +819,8 @@ pub(crate) fn prove_validity_with(
     tree.extend_evals(evaluations(statement.log_state_leaf_rows, leaf_cols));
     tree.extend_evals(evaluations(statement.log_state_node_rows, node_cols));
     tree.extend_evals(evaluations(statement.log_chip_rows, chip_cols));
+    tree.extend_evals(evaluations(statement.log_settle_rows, settle_cols));
+    tree.extend_evals(evaluations(statement.log_holder_rows, holder_cols));
     tree.commit(channel);
 
     let rels = ValidityRelations::draw(channel);
@@ -804,8 +854,11 @@ pub(crate) fn prove_validity_with(
             &rels,
         ),
         witness_interaction(statement.log_chip_rows, &chip_rows, 1, &rels),
+        witness_interaction(statement.log_settle_rows, &settle_w, HEADER_LOOKUPS, &rels),
+        witness_interaction(statement.log_holder_rows, &holder_w, HOLDER_LOOKUPS, &rels),
     ];
     drop((leaves_t, nodes_t, cash_w, trade_w, state, chip_rows));
+    drop((settle_w, holder_w));
     let sums: [SecureField; N_COMPONENTS] = std::array::from_fn(|i| inter[i].1);
     mix_claimed_sums(channel, &sums);
     let mut tree = scheme.tree_builder();
@@ -826,6 +879,8 @@ pub(crate) fn prove_validity_with(
             &c.state_leaf,
             &c.state_node,
             &c.chip,
+            &c.settle,
+            &c.holder,
         ],
         channel,
         scheme,

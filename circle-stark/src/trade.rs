@@ -103,7 +103,7 @@ pub fn eval_sum_eq<E: EvalAtRow>(
 }
 
 /// `(lhs, rhs)` terms of a sum identity.
-type SumIdentity<F> = (Vec<[F; 4]>, Vec<[F; 4]>);
+pub(crate) type SumIdentity<F> = (Vec<[F; 4]>, Vec<[F; 4]>);
 
 /// The trade component.
 #[derive(Debug, Clone)]
@@ -439,6 +439,12 @@ pub enum Lookup {
     Perm(Vec<M31>),
     /// Yields `Poseidon2Io(…)` once: a row of the hash chip.
     Chip(Vec<M31>),
+    /// Consumes `SettleTerms(id, expiry[4], collateral[4], strike[4], is_put)`.
+    SettleTerms(Vec<M31>),
+    /// Yields `SettleChain(…)`.
+    ChainYield(Vec<M31>),
+    /// Consumes `SettleChain(…)`.
+    ChainUse(Vec<M31>),
     /// An entry whose multiplicity is zero in this row.
     Nothing,
 }

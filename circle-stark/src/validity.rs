@@ -10,7 +10,7 @@
 //! `post_state_root` (`state_tree`), hashing through the Poseidon2 chip. The verifier closes the range table, the instrument
 //! table, the data tree and the state tree's root itself.
 //!
-//! Not in v1: settlement rows.
+//! Settlements are a header row and one row per position holder (`settle`).
 
 use stwo::core::air::Component;
 use stwo::core::channel::Blake2sChannel;
@@ -35,12 +35,16 @@ use crate::merkle::depth_for;
 use crate::poseidon2::{Digest, DIGEST_LEN};
 use crate::proof::{AirId, Proof};
 use crate::range::{RangeRelations, RangeTable, RangeTableEval, LOG_RANGE};
+use crate::settle::{Holder, HolderEval, Settle, SettleChainRel, SettleEval, SettleTermsRel};
 use crate::state_tree::{
     root_tuple, StateLeaf, StateLeafEval, StateNode, StateNodeEval, StateNodeRel,
 };
 use crate::trade::{Lookup, Trade, TradeEval};
 use crate::venue::state::STATE_DEPTH;
 use crate::venue::{Instrument, OP_LIMBS};
+
+/// Largest settlement holder component: 2^22 rows (one per position settled).
+pub const MAX_HOLDER_LOG: u32 = 22;
 
 /// Largest batch one proof covers: access times `16·i + k` stay below 2^22.
 pub const MAX_OPS: usize = 1 << 18;
@@ -66,18 +70,23 @@ pub struct ValidityStatement {
     pub log_state_node_rows: u32,
     /// log2 of the Poseidon2 chip's rows (the state tree's permutations).
     pub log_chip_rows: u32,
+    /// log2 of the settlement header rows.
+    pub log_settle_rows: u32,
+    /// log2 of the settlement holder rows.
+    pub log_holder_rows: u32,
     /// The rollup's listed instruments (instrument `i` is entry `i`); their Merkle root is
     /// the batch's `instruments_root`.
     pub instruments: Vec<Instrument>,
 }
 
-const HEADER: usize = 1 + 3 * DIGEST_LEN + 5;
+const HEADER: usize = 1 + 3 * DIGEST_LEN + 7;
 const STATEMENT_MAGIC: [u8; 8] = *b"POEVST02";
 
 impl ValidityStatement {
     /// Public inputs: `n_ops, data_root[8], pre_state_root[8], post_state_root[8],
     /// log_cash_rows, log_trade_rows, log_state_leaf_rows, log_state_node_rows,
-    /// log_chip_rows, n_instruments`, then the instruments' 16-limb encodings.
+    /// log_chip_rows, log_settle_rows, log_holder_rows, n_instruments`, then the instruments'
+    /// 16-limb encodings.
     pub fn to_public_inputs(&self) -> Vec<M31> {
         let m = M31::from_u32_unchecked;
         let mut out = vec![m(self.n_ops)];
@@ -91,6 +100,8 @@ impl ValidityStatement {
                 self.log_state_leaf_rows,
                 self.log_state_node_rows,
                 self.log_chip_rows,
+                self.log_settle_rows,
+                self.log_holder_rows,
             ]
             .map(m),
         );
@@ -132,6 +143,8 @@ impl ValidityStatement {
             log_state_leaf_rows: logs[2].0,
             log_state_node_rows: logs[3].0,
             log_chip_rows: logs[4].0,
+            log_settle_rows: logs[5].0,
+            log_holder_rows: logs[6].0,
             instruments,
         })
     }
@@ -269,6 +282,10 @@ pub struct ValidityRelations {
     pub node: StateNodeRel,
     /// The Poseidon2 chip.
     pub perm: Poseidon2Io,
+    /// Settlement rows ↔ instrument table.
+    pub settle_terms: SettleTermsRel,
+    /// Settlement header ↔ holder rows.
+    pub chain: SettleChainRel,
 }
 
 impl ValidityRelations {
@@ -283,6 +300,8 @@ impl ValidityRelations {
             instrument_table: InstrumentTableRel::draw(channel),
             node: StateNodeRel::draw(channel),
             perm: Poseidon2Io::draw(channel),
+            settle_terms: SettleTermsRel::draw(channel),
+            chain: SettleChainRel::draw(channel),
         }
     }
 
@@ -300,6 +319,8 @@ impl ValidityRelations {
             instrument_table: InstrumentTableRel::dummy(),
             node: StateNodeRel::dummy(),
             perm: Poseidon2Io::dummy(),
+            settle_terms: SettleTermsRel::dummy(),
+            chain: SettleChainRel::dummy(),
         }
     }
 
@@ -316,13 +337,16 @@ impl ValidityRelations {
             Lookup::NodeUse(v) => (-one, self.node.combine(v)),
             Lookup::Perm(v) => (-one, self.perm.combine(v)),
             Lookup::Chip(v) => (one, self.perm.combine(v)),
+            Lookup::SettleTerms(v) => (-one, self.settle_terms.combine(v)),
+            Lookup::ChainYield(v) => (one, self.chain.combine(v)),
+            Lookup::ChainUse(v) => (-one, self.chain.combine(v)),
             Lookup::Nothing => (SecureField::from(M31::from_u32_unchecked(0)), one),
         }
     }
 }
 
 /// Number of components, hence of claimed sums.
-pub const N_COMPONENTS: usize = 9;
+pub const N_COMPONENTS: usize = 11;
 
 /// log2 rows of the instrument table for `n` instruments.
 pub fn log_instrument_rows(n: usize) -> u32 {
@@ -330,7 +354,8 @@ pub fn log_instrument_rows(n: usize) -> u32 {
 }
 
 /// The components in commitment order: range table, instrument table, data leaves, data
-/// nodes, cash rows, trade rows, state leaves, state nodes, the Poseidon2 chip.
+/// nodes, cash rows, trade rows, state leaves, state nodes, the Poseidon2 chip, settlement
+/// headers, settlement holders.
 pub(crate) struct Components {
     pub(crate) range: RangeTable,
     pub(crate) instruments: InstrumentTable,
@@ -341,6 +366,8 @@ pub(crate) struct Components {
     pub(crate) state_leaf: StateLeaf,
     pub(crate) state_node: StateNode,
     pub(crate) chip: Poseidon2Chip,
+    pub(crate) settle: Settle,
+    pub(crate) holder: Holder,
 }
 
 impl Components {
@@ -367,6 +394,7 @@ impl Components {
                     log_rows: log_instrument_rows(s.instruments.len()),
                     instrument: rels.instrument.clone(),
                     table: rels.instrument_table.clone(),
+                    settle: rels.settle_terms.clone(),
                 },
                 sums[1],
             ),
@@ -436,6 +464,28 @@ impl Components {
                 },
                 sums[8],
             ),
+            settle: Settle::new(
+                alloc,
+                SettleEval {
+                    log_rows: s.log_settle_rows,
+                    state: rels.state.clone(),
+                    range: rels.range.clone(),
+                    ops: rels.ops.clone(),
+                    terms: rels.settle_terms.clone(),
+                    chain: rels.chain.clone(),
+                },
+                sums[9],
+            ),
+            holder: Holder::new(
+                alloc,
+                HolderEval {
+                    log_rows: s.log_holder_rows,
+                    state: rels.state.clone(),
+                    range: rels.range.clone(),
+                    chain: rels.chain.clone(),
+                },
+                sums[10],
+            ),
         }
     }
 
@@ -450,6 +500,8 @@ impl Components {
             &self.state_leaf,
             &self.state_node,
             &self.chip,
+            &self.settle,
+            &self.holder,
         ]
     }
 
@@ -464,6 +516,8 @@ impl Components {
             .max(s.log_state_leaf_rows)
             .max(s.log_state_node_rows)
             .max(s.log_chip_rows)
+            .max(s.log_settle_rows)
+            .max(s.log_holder_rows)
             .max(log_instrument_rows(s.instruments.len()))
     }
 }

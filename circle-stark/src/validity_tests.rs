@@ -5,6 +5,7 @@ use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::{ProveError, VerifyError};
 use crate::field::M31;
 use crate::prover::{prove_validity, prove_validity_with};
+use crate::settle::{HolderRow, SettleRow};
 use crate::validity::{verify_validity, ValidityStatement};
 use crate::venue::engine::Rule;
 use crate::venue::{sample, Operation, Venue};
@@ -27,8 +28,15 @@ fn forged(
     let (venue, ops) = batch();
     let mut row_ops = ops.clone();
     rows(&mut row_ops);
-    let (statement, proof) =
-        prove_validity_with(&venue, &ops, &row_ops, edit, SecurityConfig::testing()).unwrap();
+    let (statement, proof) = prove_validity_with(
+        &venue,
+        &ops,
+        &row_ops,
+        edit,
+        |_, _| {},
+        SecurityConfig::testing(),
+    )
+    .unwrap();
     verify_validity(proof, &statement, &policy())
 }
 
@@ -147,6 +155,7 @@ fn richer_pre_state_than_the_pre_root_is_rejected() {
         &ops,
         &ops,
         |s| s.pre_state_root = honest_root,
+        |_, _| {},
         SecurityConfig::testing(),
     )
     .unwrap();
@@ -205,16 +214,145 @@ fn rule_breaking_batch_has_no_proof() {
     }
 }
 
+/// 160 operations whose last settles instrument 0 (a call, in the money below its cap).
+fn settling() -> (Venue, Vec<Operation>) {
+    sample::batch_settling(160, 10, 11, T0, 1_000)
+}
+
+/// Proves `settling()` with the settlement rows forged by `forge`; records from `records`.
+fn forged_settlement(
+    records: impl FnOnce(&mut Vec<Operation>),
+    forge: impl FnOnce(&mut Vec<SettleRow>, &mut Vec<HolderRow>),
+) -> Result<(), String> {
+    let (venue, ops) = settling();
+    let mut record_ops = ops.clone();
+    records(&mut record_ops);
+    let (statement, proof) = prove_validity_with(
+        &venue,
+        &record_ops,
+        &ops,
+        |_| {},
+        forge,
+        SecurityConfig::testing(),
+    )
+    .map_err(|e| e.to_string())?;
+    verify_validity(proof, &statement, &policy()).map_err(|e| e.to_string())
+}
+
+const UNSAT: &str = "Constraints not satisfied.";
+
+/// A forged row is caught by a constraint (no proof) or, when the forgery shows as a value
+/// outside the range table (a false identity's carry, a wrapped balance), by the LogUp total.
+fn rejected(e: &str) -> bool {
+    e.contains(UNSAT) || e.contains("LogUp")
+}
+
 #[test]
-fn settlement_is_not_provable_yet() {
-    let (venue, mut ops) = batch();
-    ops.push(Operation::Settle {
-        instrument: 0,
-        price: 1,
-        timestamp_us: T0 + 400 * 86_400_000_000,
-    });
-    assert!(matches!(
-        prove_validity(&venue, &ops, SecurityConfig::testing()),
-        Err(ProveError::Unsupported(_))
-    ));
+fn batch_with_a_settlement_proves_and_verifies() {
+    let (venue, ops) = settling();
+    let mut after = venue.clone();
+    after.apply_batch(&ops[..ops.len() - 1]).unwrap();
+    let holders = after.holders(0);
+    assert!(holders.iter().any(|h| h.1 > 0) && holders.iter().any(|h| h.1 < 0));
+    assert!(after.open_interest(0) > 0);
+    let (statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    after.apply_batch(&ops[ops.len() - 1..]).unwrap();
+    assert_eq!(after.open_interest(0), 0);
+    assert_eq!(statement.post_state_root, after.state_root());
+    verify_validity(proof, &statement, &policy()).unwrap();
+}
+
+#[test]
+fn wrong_settlement_payoff_is_rejected() {
+    // One more unit per lot for every long, and the shorts pay it: a consistent chain and
+    // balances, but not the rule's payoff.
+    let e = forged_settlement(
+        |_| {},
+        |headers, holders| {
+            headers[0].payoff += 1;
+            for h in holders {
+                h.payoff += 1;
+                h.account_state.1 =
+                    HolderRow::settled(h.account_state.0, h.position, h.payoff, h.collateral);
+            }
+        },
+    )
+    .unwrap_err();
+    assert!(rejected(&e), "{e}");
+}
+
+#[test]
+fn short_not_charged_at_settlement_is_rejected() {
+    let e = forged_settlement(
+        |_| {},
+        |_, holders| {
+            let h = holders.iter_mut().find(|h| h.position < 0).unwrap();
+            h.account_state.1 = h.account_state.0;
+        },
+    )
+    .unwrap_err();
+    assert!(rejected(&e), "{e}");
+}
+
+#[test]
+fn settlement_leaving_out_a_holder_is_rejected() {
+    // The last holder's row is dropped and the header claims one holder fewer: that position
+    // keeps its lots (and the long its payoff), and the chain cannot end at zero.
+    let e = forged_settlement(
+        |_| {},
+        |headers, holders| {
+            headers[0].holders -= 1;
+            holders.pop();
+        },
+    )
+    .unwrap_err();
+    assert!(e.contains("LogUp"), "{e}");
+}
+
+#[test]
+fn settlement_before_expiry_is_rejected() {
+    // The record settles one microsecond before expiry; the rows are the engine's (at expiry)
+    // with the header's timestamp moved to match the record.
+    let e = forged_settlement(
+        |records| {
+            if let Some(Operation::Settle { timestamp_us, .. }) = records.last_mut() {
+                *timestamp_us -= 1;
+            }
+        },
+        |headers, _| headers[0].timestamp -= 1,
+    )
+    .unwrap_err();
+    assert!(rejected(&e), "{e}");
+}
+
+#[test]
+fn settlement_before_expiry_has_no_proof() {
+    let (venue, mut ops) = settling();
+    if let Some(Operation::Settle { timestamp_us, .. }) = ops.last_mut() {
+        *timestamp_us -= 1;
+    }
+    match prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap_err() {
+        ProveError::Rule(v) => {
+            assert_eq!(v.op_index, ops.len() - 1);
+            assert!(matches!(v.rule, Rule::SettleBeforeExpiry { .. }), "{v}");
+        }
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn settlements_out_of_the_money_and_capped_prove() {
+    // The call's strike is 6,000,000 and its cap 3,000,000 per lot: 5,000,000 pays nothing,
+    // 10,000,000 pays the cap.
+    for settle_price in [5_000_000, 10_000_000] {
+        let (venue, mut ops) = settling();
+        if let Some(Operation::Settle { price, .. }) = ops.last_mut() {
+            *price = settle_price;
+        }
+        let (statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+        let mut after = venue.clone();
+        after.apply_batch(&ops).unwrap();
+        assert_eq!(statement.post_state_root, after.state_root());
+        verify_validity(proof, &statement, &policy()).unwrap();
+    }
 }

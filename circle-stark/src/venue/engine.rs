@@ -176,6 +176,14 @@ impl Venue {
             .unwrap_or(0)
     }
 
+    /// The non-zero positions in an instrument, by account: `(account, lots)`.
+    pub fn holders(&self, instrument: u32) -> Vec<(u32, i64)> {
+        self.positions
+            .range((instrument, 0)..(instrument + 1, 0))
+            .map(|(&(_, a), &q)| (a, q))
+            .collect()
+    }
+
     /// Timestamp of the last operation applied (0 before any).
     pub fn clock(&self) -> u64 {
         self.clock

@@ -47,6 +47,50 @@ pub fn batch(
     start_us: u64,
     step_us: u64,
 ) -> (Venue, Vec<Operation>) {
+    generate(
+        n,
+        accounts,
+        seed,
+        start_us,
+        step_us,
+        instruments(start_us + 365 * 86_400_000_000),
+    )
+}
+
+/// Like [`batch`], but instrument 0 (the BTC call) expires at the batch's last timestamp and
+/// the last of the `n` operations settles it (in the money, below the cap), so the batch holds
+/// one settlement with every holder of instrument 0. `step_us` must be positive.
+pub fn batch_settling(
+    n: usize,
+    accounts: u32,
+    seed: u64,
+    start_us: u64,
+    step_us: u64,
+) -> (Venue, Vec<Operation>) {
+    assert!(
+        n >= 2 && step_us > 0,
+        "a settling batch needs two operations and time"
+    );
+    let expiry = start_us + (n as u64 - 1) * step_us;
+    let mut listed = instruments(start_us + 365 * 86_400_000_000);
+    listed[0].expiry_us = expiry;
+    let (venue, mut ops) = generate(n - 1, accounts, seed, start_us, step_us, listed);
+    ops.push(Operation::Settle {
+        instrument: 0,
+        price: 7_500_000,
+        timestamp_us: expiry,
+    });
+    (venue, ops)
+}
+
+fn generate(
+    n: usize,
+    accounts: u32,
+    seed: u64,
+    start_us: u64,
+    step_us: u64,
+    listed: Vec<Instrument>,
+) -> (Venue, Vec<Operation>) {
     let mut state = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     let mut next = move |m: u64| {
         state = state
@@ -54,7 +98,7 @@ pub fn batch(
             .wrapping_add(1_442_695_040_888_963_407);
         (state >> 33) % m
     };
-    let mut venue = Venue::new(instruments(start_us + 365 * 86_400_000_000));
+    let mut venue = Venue::new(listed);
     let funding: Vec<Operation> = (1..=accounts)
         .map(|account| Operation::Deposit {
             account,

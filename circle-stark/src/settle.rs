@@ -1,0 +1,709 @@
+//! Settlement rows of the batch AIR (`specs/batch-air.md` §4.7).
+//!
+//! A settlement of instrument `i` at price `S` is one **header** row and one **holder** row per
+//! position in `i`:
+//! - the header consumes the operation record and the instrument's terms (strike, kind,
+//!   collateral, expiry) from the instrument table; checks `ts ≥ expiry` and `ts ≥ clock`
+//!   (clock ← ts, time `16·index + 1`); computes the payoff per lot `min(max(0, ±(S − K)), C)`
+//!   with two u64 identities each (a boolean picks which side of the max and of the min is
+//!   zero); reads the open interest `oi` and writes 0 (time `16·index + 2`); starts the chain
+//!   `SettleChain(index, 0, i, payoff, C, oi, oi)` and ends it by consuming
+//!   `SettleChain(index, h, i, payoff, C, 0, 0)`;
+//! - holder row `j` consumes `SettleChain(index, j, …, rl, rs)`, settles one position (read at
+//!   time `16·index + 3`, written as zero) and its account (time `16·index + 4`): a long of `L`
+//!   lots gets `L·payoff`, a short of `S` lots has `S·C` unlocked and gets `S·(C − payoff)`;
+//!   it yields `SettleChain(index, j + 1, …, rl − long, rs − short)` with both u63.
+//!
+//! The chain's indices make the holder rows one path from 0 to `h`, so the long lots they settle
+//! sum to `oi` and so do the short lots. Open interest is the sum of all longs (trade rows keep
+//! it so) and positions sum to zero, so every long and every short of the instrument is settled;
+//! the memory argument gives each position at most one row (two accesses of one key at the same
+//! time are impossible).
+
+use stwo_constraint_framework::{
+    relation, EvalAtRow, FrameworkComponent, FrameworkEval, RelationEntry,
+};
+
+use crate::cash::eval_range_u63;
+use crate::field::M31;
+use crate::memory::{eval_access, AccessCells, StateRel, ACCESS_COLUMNS};
+use crate::mul::{eval_mul_u63, MulCells, MulWitness, MUL_COLUMNS};
+use crate::range::RangeRelations;
+use crate::trade::{
+    eval_sum_eq, Access, Lookup, RowWitness, SumIdentity, CLOCK_KEY_HI, OI_KEY_HI, SLOTS_PER_OP,
+    SUM_CARRIES,
+};
+use crate::venue::state::{
+    account_leaf, clock_leaf, open_interest_leaf, position_leaf, AccountState, StateKey,
+};
+
+relation!(SettleChainRel, 19);
+relation!(SettleTermsRel, 14);
+
+/// Header columns: `enabled, index, instrument, h, is_put, itm, capped`, twelve u64s, the
+/// clock and open-interest accesses, five identities' carries.
+pub const HEADER_COLUMNS: usize = 7 + 12 * 4 + 2 * ACCESS_COLUMNS + 5 * SUM_CARRIES;
+/// Header entries: instrument, nine u63s, five identities, two accesses, the operation, the
+/// terms, the chain's start and end.
+pub const HEADER_LOOKUPS: usize = 1 + 9 * 5 + 5 * SUM_CARRIES + 2 * 4 + 4;
+/// Holder columns: `enabled, index, j, instrument`, six u64s, two accesses, two products,
+/// four identities' carries.
+pub const HOLDER_COLUMNS: usize =
+    4 + 6 * 4 + 2 * ACCESS_COLUMNS + 2 * (4 + MUL_COLUMNS) + 4 * SUM_CARRIES;
+/// Holder entries: the account key, two accesses, two products, four identities, four u63s,
+/// the chain's two links.
+pub const HOLDER_LOOKUPS: usize = 2 + 2 * 4 + 2 * 28 + 4 * SUM_CARRIES + 4 * 5 + 2;
+
+fn c(v: u32) -> M31 {
+    M31::from_u32_unchecked(v)
+}
+
+fn l(v: u64) -> [M31; 4] {
+    crate::encoding::u64_limbs(v)
+}
+
+fn read4<E: EvalAtRow>(eval: &mut E) -> [E::F; 4] {
+    std::array::from_fn(|_| eval.next_trace_mask())
+}
+
+fn u64_of<F: Clone>(cells: &[F]) -> [F; 4] {
+    std::array::from_fn(|i| cells[i].clone())
+}
+
+/// The header component.
+#[derive(Debug, Clone)]
+pub struct SettleEval {
+    /// log2 of the row count.
+    pub log_rows: u32,
+    /// State accesses.
+    pub state: StateRel,
+    /// Range checks.
+    pub range: RangeRelations,
+    /// Operation records.
+    pub ops: crate::air::OpRelation,
+    /// Instrument terms for settlements.
+    pub terms: SettleTermsRel,
+    /// Header ↔ holder rows.
+    pub chain: SettleChainRel,
+}
+
+impl FrameworkEval for SettleEval {
+    fn log_size(&self) -> u32 {
+        self.log_rows
+    }
+
+    fn max_constraint_log_degree_bound(&self) -> u32 {
+        self.log_rows + 1
+    }
+
+    fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
+        let range = &self.range;
+        let one = E::F::from(c(1));
+        let zero = || E::F::from(c(0));
+        let [e, index, instrument, h, is_put, itm, capped] =
+            std::array::from_fn(|_| eval.next_trace_mask());
+        for b in [&e, &is_put, &itm, &capped] {
+            eval.add_constraint(b.clone() * b.clone() - b.clone());
+        }
+        let neg = -E::EF::from(e.clone());
+        eval.add_to_relation(RelationEntry::new(
+            &range.range,
+            neg.clone(),
+            &[instrument.clone() * c(1 << 4)],
+        ));
+        let [s, k, coll, expiry, ts, intr, gap, payoff, over, under, d1, d2] =
+            std::array::from_fn(|_| read4(&mut eval));
+        for v in [&s, &ts, &intr, &gap, &payoff, &over, &under, &d1, &d2] {
+            eval_range_u63(&mut eval, range, &e, v);
+        }
+        for i in 0..4 {
+            // In the money: no gap; out of it: no intrinsic value.
+            eval.add_constraint((one.clone() - itm.clone()) * intr[i].clone());
+            eval.add_constraint(itm.clone() * gap[i].clone());
+            // Capped: payoff = C; not capped: payoff = intrinsic.
+            eval.add_constraint(capped.clone() * under[i].clone());
+            eval.add_constraint((one.clone() - capped.clone()) * over[i].clone());
+        }
+        // A call's intrinsic value is S − K, a put's K − S: A + gap = B + intr.
+        let a: [E::F; 4] =
+            std::array::from_fn(|i| s[i].clone() + is_put.clone() * (k[i].clone() - s[i].clone()));
+        let b: [E::F; 4] =
+            std::array::from_fn(|i| k[i].clone() + is_put.clone() * (s[i].clone() - k[i].clone()));
+        let clock = AccessCells::read(&mut eval);
+        let oi = AccessCells::read(&mut eval);
+        let identities: [SumIdentity<E::F>; 5] = [
+            (vec![a, gap], vec![b, intr.clone()]),
+            (vec![payoff.clone(), over], vec![intr]),
+            (vec![payoff.clone(), under], vec![coll.clone()]),
+            (vec![expiry.clone(), d1], vec![ts.clone()]),
+            (vec![u64_of(&clock.old[..4]), d2], vec![ts.clone()]),
+        ];
+        for (lhs, rhs) in identities {
+            let carries: [E::F; SUM_CARRIES] = std::array::from_fn(|_| eval.next_trace_mask());
+            eval_sum_eq(&mut eval, range, &e, &lhs, &rhs, carries);
+        }
+        let slot = |k: u32| index.clone() * c(SLOTS_PER_OP) + E::F::from(c(k));
+        eval.add_constraint(clock.enabled.clone() - e.clone());
+        eval.add_constraint(e.clone() * (clock.times[1].clone() - slot(1)));
+        eval.add_constraint(clock.key[0].clone());
+        eval.add_constraint(clock.key[1].clone() - e.clone() * c(CLOCK_KEY_HI));
+        for (i, t) in ts.iter().enumerate() {
+            eval.add_constraint(clock.new[i].clone() - t.clone());
+            eval.add_constraint(clock.new[4 + i].clone());
+        }
+        eval.add_constraint(oi.enabled.clone() - e.clone());
+        eval.add_constraint(e.clone() * (oi.times[1].clone() - slot(2)));
+        eval.add_constraint(oi.key[0].clone() - instrument.clone());
+        eval.add_constraint(oi.key[1].clone() - e.clone() * c(OI_KEY_HI));
+        for v in &oi.new {
+            eval.add_constraint(v.clone());
+        }
+        let oi_value = u64_of(&oi.old[..4]);
+        eval_access(&mut eval, &self.state, range, clock);
+        eval_access(&mut eval, &self.state, range, oi);
+
+        let mut op = vec![
+            index.clone(),
+            E::F::from(c(crate::venue::ops::kind::SETTLE)),
+        ];
+        op.extend((0..4).map(|_| zero()));
+        op.extend([instrument.clone(), zero()]);
+        op.extend((0..4).map(|_| zero()));
+        op.extend(s.iter().cloned());
+        op.extend((0..8).map(|_| zero()));
+        op.extend(ts.iter().cloned());
+        eval.add_to_relation(RelationEntry::new(&self.ops, neg.clone(), &op));
+        let mut terms = vec![instrument.clone()];
+        for v in [&expiry, &coll, &k] {
+            terms.extend(v.iter().cloned());
+        }
+        terms.push(is_put);
+        eval.add_to_relation(RelationEntry::new(&self.terms, neg.clone(), &terms));
+        let link = |j: E::F, rl: &[E::F; 4], rs: &[E::F; 4]| {
+            let mut v = vec![index.clone(), j, instrument.clone()];
+            for x in [&payoff, &coll, rl, rs] {
+                v.extend(x.iter().cloned());
+            }
+            v
+        };
+        let zeros: [E::F; 4] = std::array::from_fn(|_| zero());
+        let start = link(zero(), &oi_value, &oi_value);
+        let end = link(h, &zeros, &zeros);
+        eval.add_to_relation(RelationEntry::new(
+            &self.chain,
+            E::EF::from(e.clone()),
+            &start,
+        ));
+        eval.add_to_relation(RelationEntry::new(&self.chain, neg, &end));
+        eval.finalize_logup_in_pairs();
+        eval
+    }
+}
+
+/// The holder component.
+#[derive(Debug, Clone)]
+pub struct HolderEval {
+    /// log2 of the row count.
+    pub log_rows: u32,
+    /// State accesses.
+    pub state: StateRel,
+    /// Range checks.
+    pub range: RangeRelations,
+    /// Header ↔ holder rows.
+    pub chain: SettleChainRel,
+}
+
+impl FrameworkEval for HolderEval {
+    fn log_size(&self) -> u32 {
+        self.log_rows
+    }
+
+    fn max_constraint_log_degree_bound(&self) -> u32 {
+        self.log_rows + 1
+    }
+
+    fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
+        let range = &self.range;
+        let one = E::F::from(c(1));
+        let [e, index, j, instrument] = std::array::from_fn(|_| eval.next_trace_mask());
+        eval.add_constraint(e.clone() * e.clone() - e.clone());
+        let neg = -E::EF::from(e.clone());
+        let [payoff, coll, rl, rs, rl2, rs2] = std::array::from_fn(|_| read4(&mut eval));
+        let pos = AccessCells::read(&mut eval);
+        let acc = AccessCells::read(&mut eval);
+        let slot = |k: u32| index.clone() * c(SLOTS_PER_OP) + E::F::from(c(k));
+        for (cells, k) in [(&pos, 3), (&acc, 4)] {
+            eval.add_constraint(cells.enabled.clone() - e.clone());
+            eval.add_constraint(e.clone() * (cells.times[1].clone() - slot(k)));
+        }
+        // The account (below 2^18) and its position in this instrument.
+        eval.add_to_relation(RelationEntry::new(
+            &range.range,
+            neg.clone(),
+            &[acc.key[0].clone()],
+        ));
+        eval.add_to_relation(RelationEntry::new(
+            &range.range,
+            neg.clone(),
+            &[acc.key[1].clone() * c(1 << 14)],
+        ));
+        eval.add_constraint(pos.key[0].clone() - acc.key[0].clone());
+        eval.add_constraint(
+            e.clone()
+                * (pos.key[1].clone()
+                    - acc.key[1].clone()
+                    - instrument.clone() * c(4)
+                    - E::F::from(c(1 << 14))),
+        );
+        // The position `sign ‖ lots` is read and written as zero.
+        let sign = pos.old[0].clone();
+        eval.add_constraint(sign.clone() * sign.clone() - sign.clone());
+        for v in &pos.new {
+            eval.add_constraint(v.clone());
+        }
+        let lots = u64_of(&pos.old[1..5]);
+        let long: [E::F; 4] =
+            std::array::from_fn(|i| lots[i].clone() * (one.clone() - sign.clone()));
+        let short: [E::F; 4] = std::array::from_fn(|i| lots[i].clone() * sign.clone());
+        let (cash, locked) = (u64_of(&acc.old[..4]), u64_of(&acc.old[4..]));
+        let (cash2, locked2) = (u64_of(&acc.new[..4]), u64_of(&acc.new[4..]));
+        eval_access(&mut eval, &self.state, range, pos);
+        eval_access(&mut eval, &self.state, range, acc);
+
+        // paid = lots · payoff; freed = lots · collateral.
+        let paid = read4(&mut eval);
+        let cells = MulCells::read(&mut eval);
+        eval_mul_u63(&mut eval, range, &e, &lots, &payoff, &paid, cells);
+        let freed = read4(&mut eval);
+        let cells = MulCells::read(&mut eval);
+        eval_mul_u63(&mut eval, range, &e, &lots, &coll, &freed, cells);
+        let by = |s: E::F, v: &[E::F; 4]| -> [E::F; 4] {
+            std::array::from_fn(|i| s.clone() * v[i].clone())
+        };
+        let not_sign = one.clone() - sign.clone();
+        let identities: [SumIdentity<E::F>; 4] = [
+            (vec![rl2.clone(), long], vec![rl.clone()]),
+            (vec![rs2.clone(), short], vec![rs.clone()]),
+            // A long gets `paid`; a short gets `freed − paid` (collateral ≥ payoff).
+            (
+                vec![cash2.clone(), by(sign.clone(), &paid)],
+                vec![cash, by(not_sign, &paid), by(sign.clone(), &freed)],
+            ),
+            (vec![locked2.clone(), by(sign, &freed)], vec![locked]),
+        ];
+        for (lhs, rhs) in identities {
+            let carries: [E::F; SUM_CARRIES] = std::array::from_fn(|_| eval.next_trace_mask());
+            eval_sum_eq(&mut eval, range, &e, &lhs, &rhs, carries);
+        }
+        for v in [&rl2, &rs2, &cash2, &locked2] {
+            eval_range_u63(&mut eval, range, &e, v);
+        }
+        let link = |j: E::F, rl: &[E::F; 4], rs: &[E::F; 4]| {
+            let mut v = vec![index.clone(), j, instrument.clone()];
+            for x in [&payoff, &coll, rl, rs] {
+                v.extend(x.iter().cloned());
+            }
+            v
+        };
+        let (this, next) = (link(j.clone(), &rl, &rs), link(j + one, &rl2, &rs2));
+        eval.add_to_relation(RelationEntry::new(&self.chain, neg, &this));
+        eval.add_to_relation(RelationEntry::new(&self.chain, E::EF::from(e), &next));
+        eval.finalize_logup_in_pairs();
+        eval
+    }
+}
+
+/// The header component.
+pub type Settle = FrameworkComponent<SettleEval>;
+/// The holder component.
+pub type Holder = FrameworkComponent<HolderEval>;
+
+/// A settlement header's values: the engine's, or a test's forgery (the witness derives the
+/// rest with wrapping arithmetic and no checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettleRow {
+    /// Operation index.
+    pub index: u32,
+    /// Instrument.
+    pub instrument: u32,
+    /// Settlement price per lot.
+    pub price: u64,
+    /// The instrument's strike, collateral and expiry; put or call.
+    pub strike: u64,
+    /// Collateral per lot.
+    pub collateral: u64,
+    /// Expiry.
+    pub expiry: u64,
+    /// A put.
+    pub is_put: bool,
+    /// The settlement's timestamp.
+    pub timestamp: u64,
+    /// The clock before.
+    pub clock: u64,
+    /// Open interest before.
+    pub open_interest: u64,
+    /// Payoff per lot (the rule: `min(intrinsic, collateral)`).
+    pub payoff: u64,
+    /// Holder rows.
+    pub holders: u32,
+    /// Previous access times of the clock and the open-interest leaf.
+    pub t_prev: [u32; 2],
+}
+
+/// One holder row's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderRow {
+    /// Operation index.
+    pub index: u32,
+    /// Position in the chain.
+    pub j: u32,
+    /// Instrument.
+    pub instrument: u32,
+    /// The holder.
+    pub account: u32,
+    /// Payoff and collateral per lot (from the header).
+    pub payoff: u64,
+    /// Collateral per lot.
+    pub collateral: u64,
+    /// Long and short lots still to settle before this row.
+    pub remaining: (u64, u64),
+    /// The position before (lots, negative = short).
+    pub position: i64,
+    /// The account before and after.
+    pub account_state: (AccountState, AccountState),
+    /// Previous access times of the position and the account.
+    pub t_prev: [u32; 2],
+}
+
+fn intrinsic(r: &SettleRow) -> (u64, u64, bool) {
+    let (a, b) = if r.is_put {
+        (r.strike, r.price)
+    } else {
+        (r.price, r.strike)
+    };
+    if a >= b {
+        (a - b, 0, true)
+    } else {
+        (0, b - a, false)
+    }
+}
+
+impl SettleRow {
+    /// The clock and open-interest accesses.
+    pub fn accesses(&self) -> [Access; 2] {
+        let t = self.index * SLOTS_PER_OP;
+        [
+            Access {
+                key: StateKey::Clock.index(),
+                old: clock_leaf(self.clock),
+                new: clock_leaf(self.timestamp),
+                t_prev: self.t_prev[0],
+                t: t + 1,
+            },
+            Access {
+                key: StateKey::OpenInterest(self.instrument).index(),
+                old: open_interest_leaf(self.open_interest),
+                new: open_interest_leaf(0),
+                t_prev: self.t_prev[1],
+                t: t + 2,
+            },
+        ]
+    }
+
+    /// Cells and lookups in [`SettleEval`]'s order.
+    pub fn witness(&self) -> RowWitness {
+        let mut w = RowWitness::default();
+        let (intr, gap, itm) = intrinsic(self);
+        let capped = self.payoff == self.collateral && intr >= self.collateral;
+        let (over, under) = (
+            intr.wrapping_sub(self.payoff),
+            self.collateral.wrapping_sub(self.payoff),
+        );
+        let (over, under) = if capped { (over, 0) } else { (0, under) };
+        let d1 = self.timestamp.wrapping_sub(self.expiry);
+        let d2 = self.timestamp.wrapping_sub(self.clock);
+        w.push([
+            c(1),
+            c(self.index),
+            c(self.instrument),
+            c(self.holders),
+            c(u32::from(self.is_put)),
+            c(u32::from(itm)),
+            c(u32::from(capped)),
+        ]);
+        w.range(c(self.instrument) * c(1 << 4));
+        let values = [
+            self.price,
+            self.strike,
+            self.collateral,
+            self.expiry,
+            self.timestamp,
+            intr,
+            gap,
+            self.payoff,
+            over,
+            under,
+            d1,
+            d2,
+        ];
+        for v in values {
+            w.push(l(v));
+        }
+        for v in [
+            self.price,
+            self.timestamp,
+            intr,
+            gap,
+            self.payoff,
+            over,
+            under,
+            d1,
+            d2,
+        ] {
+            w.u63(l(v));
+        }
+        let (a, b) = if self.is_put {
+            (self.strike, self.price)
+        } else {
+            (self.price, self.strike)
+        };
+        let accesses = self.accesses();
+        for x in &accesses {
+            w.access_cells(x);
+        }
+        w.sum_eq(&[l(a), l(gap)], &[l(b), l(intr)]);
+        w.sum_eq(&[l(self.payoff), l(over)], &[l(intr)]);
+        w.sum_eq(&[l(self.payoff), l(under)], &[l(self.collateral)]);
+        w.sum_eq(&[l(self.expiry), l(d1)], &[l(self.timestamp)]);
+        w.sum_eq(&[l(self.clock), l(d2)], &[l(self.timestamp)]);
+        for x in &accesses {
+            w.access_lookups(x);
+        }
+        debug_assert_eq!(w.cells.len(), HEADER_COLUMNS);
+        let mut op = vec![c(self.index), c(crate::venue::ops::kind::SETTLE)];
+        op.extend([c(0); 4]);
+        op.extend([c(self.instrument), c(0)]);
+        op.extend([c(0); 4]);
+        op.extend(l(self.price));
+        op.extend([c(0); 8]);
+        op.extend(l(self.timestamp));
+        w.lookups.push(Lookup::Op(op));
+        let mut terms = vec![c(self.instrument)];
+        for v in [self.expiry, self.collateral, self.strike] {
+            terms.extend(l(v));
+        }
+        terms.push(c(u32::from(self.is_put)));
+        w.lookups.push(Lookup::SettleTerms(terms));
+        let link = |j: u32, rl: u64, rs: u64| {
+            let mut v = vec![c(self.index), c(j), c(self.instrument)];
+            for x in [self.payoff, self.collateral, rl, rs] {
+                v.extend(l(x));
+            }
+            v
+        };
+        w.lookups.push(Lookup::ChainYield(link(
+            0,
+            self.open_interest,
+            self.open_interest,
+        )));
+        w.lookups.push(Lookup::ChainUse(link(self.holders, 0, 0)));
+        debug_assert_eq!(w.lookups.len(), HEADER_LOOKUPS);
+        w
+    }
+}
+
+impl HolderRow {
+    /// `(long, short)` lots of the position.
+    pub fn long_short(&self) -> (u64, u64) {
+        let lots = self.position.unsigned_abs();
+        if self.position < 0 {
+            (0, lots)
+        } else {
+            (lots, 0)
+        }
+    }
+
+    /// The position and account accesses.
+    pub fn accesses(&self) -> [Access; 2] {
+        let t = self.index * SLOTS_PER_OP;
+        [
+            Access {
+                key: StateKey::Position {
+                    instrument: self.instrument,
+                    account: self.account,
+                }
+                .index(),
+                old: position_leaf(self.position),
+                new: position_leaf(0),
+                t_prev: self.t_prev[0],
+                t: t + 3,
+            },
+            Access {
+                key: StateKey::Account(self.account).index(),
+                old: account_leaf(&self.account_state.0),
+                new: account_leaf(&self.account_state.1),
+                t_prev: self.t_prev[1],
+                t: t + 4,
+            },
+        ]
+    }
+
+    /// Cells and lookups in [`HolderEval`]'s order.
+    pub fn witness(&self) -> RowWitness {
+        let mut w = RowWitness::default();
+        let (long, short) = self.long_short();
+        let lots = self.position.unsigned_abs();
+        let (rl, rs) = self.remaining;
+        let (rl2, rs2) = (rl.wrapping_sub(long), rs.wrapping_sub(short));
+        w.push([c(1), c(self.index), c(self.j), c(self.instrument)]);
+        for v in [self.payoff, self.collateral, rl, rs, rl2, rs2] {
+            w.push(l(v));
+        }
+        let accesses = self.accesses();
+        for x in &accesses {
+            w.access_cells(x);
+        }
+        w.range(c(self.account & 0xffff));
+        w.range(c(self.account >> 16) * c(1 << 14));
+        for x in &accesses {
+            w.access_lookups(x);
+        }
+        let paid = lots.wrapping_mul(self.payoff);
+        let freed = lots.wrapping_mul(self.collateral);
+        let mul = |a: u64, b: u64, prod: u64| {
+            MulWitness::new(a, b)
+                .filter(|m| m.c == l(prod).map(|x| x.0))
+                .unwrap_or_else(|| MulWitness::claiming(a, b, prod))
+        };
+        w.push(l(paid));
+        w.mul(&mul(lots, self.payoff, paid));
+        w.push(l(freed));
+        w.mul(&mul(lots, self.collateral, freed));
+        let (before, after) = self.account_state;
+        let is_short = self.position < 0;
+        let gated = |on: bool, v: u64| l(if on { v } else { 0 });
+        w.sum_eq(&[l(rl2), l(long)], &[l(rl)]);
+        w.sum_eq(&[l(rs2), l(short)], &[l(rs)]);
+        w.sum_eq(
+            &[l(after.cash), gated(is_short, paid)],
+            &[
+                l(before.cash),
+                gated(!is_short, paid),
+                gated(is_short, freed),
+            ],
+        );
+        w.sum_eq(
+            &[l(after.locked), gated(is_short, freed)],
+            &[l(before.locked)],
+        );
+        for v in [rl2, rs2, after.cash, after.locked] {
+            w.u63(l(v));
+        }
+        debug_assert_eq!(w.cells.len(), HOLDER_COLUMNS);
+        let link = |j: u32, rl: u64, rs: u64| {
+            let mut v = vec![c(self.index), c(j), c(self.instrument)];
+            for x in [self.payoff, self.collateral, rl, rs] {
+                v.extend(l(x));
+            }
+            v
+        };
+        w.lookups.push(Lookup::ChainUse(link(self.j, rl, rs)));
+        w.lookups
+            .push(Lookup::ChainYield(link(self.j + 1, rl2, rs2)));
+        debug_assert_eq!(w.lookups.len(), HOLDER_LOOKUPS);
+        w
+    }
+
+    /// The account after settling this position by the rule, with wrapping arithmetic (the
+    /// test path: a forged payoff flows through).
+    pub fn settled(
+        before: AccountState,
+        position: i64,
+        payoff: u64,
+        collateral: u64,
+    ) -> AccountState {
+        let lots = position.unsigned_abs();
+        if position < 0 {
+            AccountState {
+                cash: before
+                    .cash
+                    .wrapping_add(lots.wrapping_mul(collateral))
+                    .wrapping_sub(lots.wrapping_mul(payoff)),
+                locked: before.locked.wrapping_sub(lots.wrapping_mul(collateral)),
+            }
+        } else {
+            AccountState {
+                cash: before.cash.wrapping_add(lots.wrapping_mul(payoff)),
+                locked: before.locked,
+            }
+        }
+    }
+}
+
+/// The header and holder rows of a settlement, from the engine (which applies it to `venue`).
+///
+/// # Errors
+/// The engine's violation.
+pub fn settle_rows(
+    venue: &mut crate::venue::Venue,
+    op: &crate::venue::Operation,
+    index: u32,
+    last_access: &mut std::collections::BTreeMap<u32, u32>,
+) -> Result<(SettleRow, Vec<HolderRow>), crate::venue::engine::Violation> {
+    let crate::venue::Operation::Settle {
+        instrument,
+        price,
+        timestamp_us,
+    } = *op
+    else {
+        panic!("settle_rows takes settlements");
+    };
+    let inst = venue.instruments().get(instrument as usize).cloned();
+    let clock = venue.clock();
+    let open_interest = venue.open_interest(instrument);
+    let holders = venue.holders(instrument);
+    let before: Vec<AccountState> = holders.iter().map(|&(a, _)| venue.account(a)).collect();
+    venue.apply_batch(std::slice::from_ref(op))?;
+    let inst = inst.expect("the engine checked the instrument");
+    let mut header = SettleRow {
+        index,
+        instrument,
+        price,
+        strike: inst.strike,
+        collateral: inst.collateral,
+        expiry: inst.expiry_us,
+        is_put: inst.kind == crate::venue::OptionKind::Put,
+        timestamp: timestamp_us,
+        clock,
+        open_interest,
+        payoff: inst.payoff(price),
+        holders: holders.len() as u32,
+        t_prev: [0; 2],
+    };
+    for (k, a) in header.accesses().iter().enumerate() {
+        header.t_prev[k] = last_access.insert(a.key, a.t).unwrap_or(0);
+    }
+    let mut remaining = (open_interest, open_interest);
+    let mut rows = Vec::with_capacity(holders.len());
+    for (j, (&(account, position), before)) in holders.iter().zip(before).enumerate() {
+        let mut row = HolderRow {
+            index,
+            j: j as u32,
+            instrument,
+            account,
+            payoff: header.payoff,
+            collateral: header.collateral,
+            remaining,
+            position,
+            account_state: (before, venue.account(account)),
+            t_prev: [0; 2],
+        };
+        for (k, a) in row.accesses().iter().enumerate() {
+            row.t_prev[k] = last_access.insert(a.key, a.t).unwrap_or(0);
+        }
+        let (long, short) = row.long_short();
+        remaining = (remaining.0 - long, remaining.1 - short);
+        rows.push(row);
+    }
+    Ok((header, rows))
+}
