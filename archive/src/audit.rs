@@ -731,8 +731,8 @@ fn check_rollup_proofs(
             match a.storage.read(&path) {
                 Ok(bytes) if sha3_hex(&bytes) == *d => {
                     if leaves {
-                        // A leaf proof is a batch-validity proof, or — for batches the
-                        // validity AIR cannot prove yet — a data-root proof of the batch's
+                        // A leaf proof is a batch-validity proof, or — where the prover did
+                        // not hold the venue state — a data-root proof of the batch's
                         // operation records (specs/day-proof.md §4).
                         match verify_leaf(&bytes, s, &data_statement(s), options) {
                             Ok(kind) => leaf_verified[kind] += 1,
