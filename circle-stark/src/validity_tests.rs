@@ -356,3 +356,23 @@ fn settlements_out_of_the_money_and_capped_prove() {
         verify_validity(proof, &statement, &policy()).unwrap();
     }
 }
+
+#[test]
+fn put_settlements_prove() {
+    // Instrument 1 is the BTC put, strike 6,000,000 with collateral 6,000,000: at 4,000,000 it
+    // pays 2,000,000 per lot, at 7,000,000 nothing.
+    for price in [4_000_000, 7_000_000] {
+        let (venue, ops) = sample::batch_settling_at(160, 10, 13, T0, 1_000, 1, price);
+        let mut before = venue.clone();
+        before.apply_batch(&ops[..ops.len() - 1]).unwrap();
+        assert!(
+            before.holders(1).len() >= 2,
+            "the put has holders to settle"
+        );
+        let (statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+        let mut after = venue.clone();
+        after.apply_batch(&ops).unwrap();
+        assert_eq!(statement.post_state_root, after.state_root());
+        verify_validity(proof, &statement, &policy()).unwrap();
+    }
+}

@@ -67,17 +67,30 @@ pub fn batch_settling(
     start_us: u64,
     step_us: u64,
 ) -> (Venue, Vec<Operation>) {
+    batch_settling_at(n, accounts, seed, start_us, step_us, 0, 7_500_000)
+}
+
+/// Like [`batch_settling`], for any listed `instrument` and settlement `price`.
+pub fn batch_settling_at(
+    n: usize,
+    accounts: u32,
+    seed: u64,
+    start_us: u64,
+    step_us: u64,
+    instrument: u32,
+    price: u64,
+) -> (Venue, Vec<Operation>) {
     assert!(
         n >= 2 && step_us > 0,
         "a settling batch needs two operations and time"
     );
     let expiry = start_us + (n as u64 - 1) * step_us;
     let mut listed = instruments(start_us + 365 * 86_400_000_000);
-    listed[0].expiry_us = expiry;
+    listed[instrument as usize].expiry_us = expiry;
     let (venue, mut ops) = generate(n - 1, accounts, seed, start_us, step_us, listed);
     ops.push(Operation::Settle {
-        instrument: 0,
-        price: 7_500_000,
+        instrument,
+        price,
         timestamp_us: expiry,
     });
     (venue, ops)
