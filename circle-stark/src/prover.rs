@@ -573,19 +573,24 @@ pub fn prove_validity(
     ops: &[crate::venue::Operation],
     config: SecurityConfig,
 ) -> Result<(crate::validity::ValidityStatement, Proof), ProveError> {
-    prove_validity_with(venue, ops, ops, |_| {}, |_, _| {}, config)
+    prove_validity_with(venue, ops, ops, |_| {}, |_, _, _| {}, config)
 }
 
 /// The validity prover with its seams exposed for attack tests: the data tree is built from
 /// `records`, the operation rows from `rows` (applied natively, so each row is valid on its
-/// own), and `edit` may rewrite the statement before it is bound. Anything but
+/// own), `forge` may rewrite the cash and settlement rows (unchecked), and `edit` may rewrite
+/// the statement before it is bound. Anything but
 /// `records == rows` and a no-op `edit` yields a proof that must not verify.
 pub(crate) fn prove_validity_with(
     venue: &crate::venue::Venue,
     records_ops: &[crate::venue::Operation],
     ops: &[crate::venue::Operation],
     edit: impl FnOnce(&mut crate::validity::ValidityStatement),
-    forge: impl FnOnce(&mut Vec<crate::settle::SettleRow>, &mut Vec<crate::settle::HolderRow>),
+    forge: impl FnOnce(
+        &mut Vec<crate::cash::CashRow>,
+        &mut Vec<crate::settle::SettleRow>,
+        &mut Vec<crate::settle::HolderRow>,
+    ),
     config: SecurityConfig,
 ) -> Result<(crate::validity::ValidityStatement, Proof), ProveError> {
     use std::collections::BTreeMap;
@@ -676,7 +681,7 @@ pub(crate) fn prove_validity_with(
             }
         }
     }
-    forge(&mut settle_headers, &mut holder_rows);
+    forge(&mut cash_rows, &mut settle_headers, &mut holder_rows);
     // The touched leaves, from every row's accesses in time order.
     let mut accesses: Vec<Access> = cash_rows
         .iter()

@@ -33,7 +33,7 @@ fn forged(
         &ops,
         &row_ops,
         edit,
-        |_, _| {},
+        |_, _, _| {},
         SecurityConfig::testing(),
     )
     .unwrap();
@@ -155,7 +155,7 @@ fn richer_pre_state_than_the_pre_root_is_rejected() {
         &ops,
         &ops,
         |s| s.pre_state_root = honest_root,
-        |_, _| {},
+        |_, _, _| {},
         SecurityConfig::testing(),
     )
     .unwrap();
@@ -232,7 +232,7 @@ fn forged_settlement(
         &record_ops,
         &ops,
         |_| {},
-        forge,
+        |_, headers, holders| forge(headers, holders),
         SecurityConfig::testing(),
     )
     .map_err(|e| e.to_string())?;
@@ -375,4 +375,53 @@ fn put_settlements_prove() {
         assert_eq!(statement.post_state_root, after.state_root());
         verify_validity(proof, &statement, &policy()).unwrap();
     }
+}
+
+#[test]
+fn deposit_stamped_before_the_clock_is_rejected() {
+    // The record of the last operation, a deposit, is stamped before the operation that
+    // precedes it; the row (the engine's, at a valid time) is moved to match the record. Only
+    // the clock rule (`ts = clock + d`, `d` a u63) is broken.
+    let (venue, mut ops) = sample::batch(64, 8, 3, T0, 1_000);
+    ops.push(Operation::Deposit {
+        account: 1,
+        amount: 5,
+        timestamp_us: ops.last().unwrap().timestamp_us(),
+    });
+    let mut records = ops.clone();
+    let early = ops[ops.len() - 2].timestamp_us() - 1;
+    if let Some(Operation::Deposit { timestamp_us, .. }) = records.last_mut() {
+        *timestamp_us = early;
+    }
+    let e = prove_validity_with(
+        &venue,
+        &records,
+        &ops,
+        |_| {},
+        |cash, _, _| {
+            let last = cash.last_mut().unwrap();
+            assert_eq!(last.index as usize, ops.len() - 1);
+            last.timestamp = early;
+        },
+        SecurityConfig::testing(),
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|(s, p)| verify_validity(p, &s, &policy()).map_err(|e| e.to_string()))
+    .unwrap_err();
+    assert!(rejected(&e), "{e}");
+}
+
+#[test]
+fn retired_v0_air_id_is_refused() {
+    let (venue, ops) = batch();
+    let (_, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    let mut bytes = proof.to_bytes();
+    // Header: magic, format version (u16), AIR id (u16).
+    let at = crate::proof::MAGIC.len() + 2;
+    assert_eq!(bytes[at..at + 2], 4u16.to_le_bytes());
+    bytes[at..at + 2].copy_from_slice(&3u16.to_le_bytes());
+    assert!(matches!(
+        crate::proof::Proof::from_bytes(&bytes),
+        Err(crate::proof::ProofFormatError::UnknownAir { got: 3 })
+    ));
 }
