@@ -34,7 +34,7 @@ use crate::memory::StateRel;
 use crate::merkle::depth_for;
 use crate::poseidon2::{Digest, DIGEST_LEN};
 use crate::proof::{AirId, Proof};
-use crate::range::{RangeRelations, RangeTable, RangeTableEval, LOG_RANGE};
+use crate::range::{RangeRelations, RangeTable, RangeTableEval};
 use crate::settle::{Holder, HolderEval, Settle, SettleChainRel, SettleEval, SettleTermsRel};
 use crate::state_tree::{
     root_tuple, StateLeaf, StateLeafEval, StateNode, StateNodeEval, StateNodeRel,
@@ -505,10 +505,11 @@ impl Components {
         ]
     }
 
-    /// The largest component, log2 rows.
+    /// The largest component, log2 rows (the prover's twiddle domain).
+    #[cfg(feature = "prover")]
     pub(crate) fn max_log_rows(s: &ValidityStatement) -> u32 {
         let (leaf_log, node_log) = s.data_root_statement().log_rows();
-        LOG_RANGE
+        crate::range::LOG_RANGE
             .max(leaf_log)
             .max(node_log)
             .max(s.log_cash_rows)
