@@ -137,22 +137,8 @@ impl FrameworkEval for CashEval {
             // The clock leaf at time 16·index + 2: `ts = clock + d`, `d` a u63, `clock ← ts`.
             let clock = AccessCells::read(&mut eval);
             let d: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
-            eval.add_constraint(clock.enabled.clone() - e.clone());
-            eval.add_constraint(
-                e.clone()
-                    * (clock.times[1].clone()
-                        - index * slot
-                        - E::F::from(M31::from_u32_unchecked(2))),
-            );
-            eval.add_constraint(clock.key[0].clone());
-            eval.add_constraint(
-                clock.key[1].clone()
-                    - e.clone() * M31::from_u32_unchecked(crate::trade::CLOCK_KEY_HI),
-            );
-            for (i, t) in ts_copy.iter().enumerate() {
-                eval.add_constraint(clock.new[i].clone() - t.clone());
-                eval.add_constraint(clock.new[4 + i].clone());
-            }
+            let time = index * slot + E::F::from(M31::from_u32_unchecked(2));
+            crate::trade::eval_clock_write(&mut eval, &e, &clock, time, &ts_copy);
             eval_range_u63(&mut eval, &self.range, &e, &ts_copy);
             eval_range_u63(&mut eval, &self.range, &e, &d);
             let carries: [E::F; 3] = std::array::from_fn(|_| eval.next_trace_mask());
@@ -288,14 +274,11 @@ mod tests {
     use stwo::prover::backend::simd::qm31::PackedSecureField;
     use stwo_constraint_framework::{LogupTraceGenerator, Relation, TraceLocationAllocator};
 
-    use stwo::prover::backend::simd::SimdBackend;
-    use stwo::prover::ComponentProver;
-
     use super::*;
     use crate::encoding::u64_limbs;
     use crate::harness::{boundary_components, evaluations, prove_and_verify, Air, Evaluations};
     use crate::memory::TIME_BITS;
-    use crate::range::{RangeTable, RangeTableEval, LOG_RANGE};
+    use crate::range::LOG_RANGE;
     use crate::venue::state::LEAF_LIMBS;
 
     const LOG: u32 = 5;
@@ -551,13 +534,7 @@ mod tests {
             },
             components: |rel: &Rels, sums: &[SecureField], alloc: &mut TraceLocationAllocator| {
                 vec![
-                    Box::new(RangeTable::new(
-                        alloc,
-                        RangeTableEval {
-                            relations: rel.range.clone(),
-                        },
-                        sums[0],
-                    )) as Box<dyn ComponentProver<SimdBackend>>,
+                    crate::harness::range_table_component(alloc, &rel.range, sums[0]),
                     Box::new(Cash::new(
                         alloc,
                         CashEval {

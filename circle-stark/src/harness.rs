@@ -178,3 +178,36 @@ where
         .collect();
     verify(&refs, channel, &mut vscheme, proof).map_err(|e| e.to_string())
 }
+
+/// The range table's LogUp column in a component test: `uses/c_range(v) − 1/c_table(v)` per
+/// row, from the table's `[value, uses]` columns.
+pub(crate) fn range_table_column(
+    table: &[Vec<M31>; 2],
+    rels: &crate::range::RangeRelations,
+) -> (Evaluations, SecureField) {
+    use stwo_constraint_framework::Relation;
+    let one = SecureField::from(M31::from_u32_unchecked(1));
+    logup_columns(crate::range::LOG_RANGE, |r| {
+        let v = M31::from_u32_unchecked(r as u32);
+        vec![
+            (table[1][r].into(), rels.range.combine(&[v])),
+            (-one, rels.table.combine(&[v])),
+        ]
+    })
+}
+
+/// The range table component, as the component tests place it first.
+pub(crate) fn range_table_component(
+    alloc: &mut TraceLocationAllocator,
+    rels: &crate::range::RangeRelations,
+    sum: SecureField,
+) -> Box<dyn ComponentProver<SimdBackend>> {
+    use crate::range::{RangeTable, RangeTableEval};
+    Box::new(RangeTable::new(
+        alloc,
+        RangeTableEval {
+            relations: rels.clone(),
+        },
+        sum,
+    ))
+}

@@ -30,8 +30,8 @@ use crate::memory::{eval_access, AccessCells, StateRel, ACCESS_COLUMNS};
 use crate::mul::{eval_mul_u63, MulCells, MulWitness, MUL_COLUMNS};
 use crate::range::RangeRelations;
 use crate::trade::{
-    eval_sum_eq, Access, Lookup, RowWitness, SumIdentity, CLOCK_KEY_HI, OI_KEY_HI, SLOTS_PER_OP,
-    SUM_CARRIES,
+    eval_clock_write, eval_sum_eq, Access, Lookup, RowWitness, SumIdentity, OI_KEY_HI,
+    SLOTS_PER_OP, SUM_CARRIES,
 };
 use crate::venue::state::{
     account_leaf, clock_leaf, open_interest_leaf, position_leaf, AccountState, StateKey,
@@ -60,6 +60,20 @@ fn c(v: u32) -> M31 {
 
 fn l(v: u64) -> [M31; 4] {
     crate::encoding::u64_limbs(v)
+}
+
+/// A `SettleChain` tuple: `(index, j, instrument, payoff, collateral, rl, rs)`.
+fn chain_link<F: Clone>(
+    index: &F,
+    j: F,
+    instrument: &F,
+    [payoff, coll, rl, rs]: [&[F; 4]; 4],
+) -> Vec<F> {
+    let mut v = vec![index.clone(), j, instrument.clone()];
+    for x in [payoff, coll, rl, rs] {
+        v.extend(x.iter().cloned());
+    }
+    v
 }
 
 fn read4<E: EvalAtRow>(eval: &mut E) -> [E::F; 4] {
@@ -143,14 +157,7 @@ impl FrameworkEval for SettleEval {
             eval_sum_eq(&mut eval, range, &e, &lhs, &rhs, carries);
         }
         let slot = |k: u32| index.clone() * c(SLOTS_PER_OP) + E::F::from(c(k));
-        eval.add_constraint(clock.enabled.clone() - e.clone());
-        eval.add_constraint(e.clone() * (clock.times[1].clone() - slot(1)));
-        eval.add_constraint(clock.key[0].clone());
-        eval.add_constraint(clock.key[1].clone() - e.clone() * c(CLOCK_KEY_HI));
-        for (i, t) in ts.iter().enumerate() {
-            eval.add_constraint(clock.new[i].clone() - t.clone());
-            eval.add_constraint(clock.new[4 + i].clone());
-        }
+        eval_clock_write(&mut eval, &e, &clock, slot(1), &ts);
         eval.add_constraint(oi.enabled.clone() - e.clone());
         eval.add_constraint(e.clone() * (oi.times[1].clone() - slot(2)));
         eval.add_constraint(oi.key[0].clone() - instrument.clone());
@@ -180,11 +187,7 @@ impl FrameworkEval for SettleEval {
         terms.push(is_put);
         eval.add_to_relation(RelationEntry::new(&self.terms, neg.clone(), &terms));
         let link = |j: E::F, rl: &[E::F; 4], rs: &[E::F; 4]| {
-            let mut v = vec![index.clone(), j, instrument.clone()];
-            for x in [&payoff, &coll, rl, rs] {
-                v.extend(x.iter().cloned());
-            }
-            v
+            chain_link(&index, j, &instrument, [&payoff, &coll, rl, rs])
         };
         let zeros: [E::F; 4] = std::array::from_fn(|_| zero());
         let start = link(zero(), &oi_value, &oi_value);
@@ -299,11 +302,7 @@ impl FrameworkEval for HolderEval {
             eval_range_u63(&mut eval, range, &e, v);
         }
         let link = |j: E::F, rl: &[E::F; 4], rs: &[E::F; 4]| {
-            let mut v = vec![index.clone(), j, instrument.clone()];
-            for x in [&payoff, &coll, rl, rs] {
-                v.extend(x.iter().cloned());
-            }
-            v
+            chain_link(&index, j, &instrument, [&payoff, &coll, rl, rs])
         };
         let (this, next) = (link(j.clone(), &rl, &rs), link(j + one, &rl2, &rs2));
         eval.add_to_relation(RelationEntry::new(&self.chain, neg, &this));
@@ -495,11 +494,13 @@ impl SettleRow {
         terms.push(c(u32::from(self.is_put)));
         w.lookups.push(Lookup::SettleTerms(terms));
         let link = |j: u32, rl: u64, rs: u64| {
-            let mut v = vec![c(self.index), c(j), c(self.instrument)];
-            for x in [self.payoff, self.collateral, rl, rs] {
-                v.extend(l(x));
-            }
-            v
+            let values = [self.payoff, self.collateral, rl, rs].map(l);
+            chain_link(
+                &c(self.index),
+                c(j),
+                &c(self.instrument),
+                [&values[0], &values[1], &values[2], &values[3]],
+            )
         };
         w.lookups.push(Lookup::ChainYield(link(
             0,
@@ -601,11 +602,13 @@ impl HolderRow {
         }
         debug_assert_eq!(w.cells.len(), HOLDER_COLUMNS);
         let link = |j: u32, rl: u64, rs: u64| {
-            let mut v = vec![c(self.index), c(j), c(self.instrument)];
-            for x in [self.payoff, self.collateral, rl, rs] {
-                v.extend(l(x));
-            }
-            v
+            let values = [self.payoff, self.collateral, rl, rs].map(l);
+            chain_link(
+                &c(self.index),
+                c(j),
+                &c(self.instrument),
+                [&values[0], &values[1], &values[2], &values[3]],
+            )
         };
         w.lookups.push(Lookup::ChainUse(link(self.j, rl, rs)));
         w.lookups

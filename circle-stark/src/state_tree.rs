@@ -516,13 +516,14 @@ pub fn node_rows(
 mod tests {
     use stwo::core::fields::qm31::SecureField;
     use stwo::core::fields::FieldExpOps;
-    use stwo::prover::backend::simd::SimdBackend;
-    use stwo::prover::ComponentProver;
     use stwo_constraint_framework::{Relation, TraceLocationAllocator};
 
     use super::*;
-    use crate::harness::{evaluations, logup_columns, prove_and_verify, Air};
-    use crate::range::{RangeTable, RangeTableEval, LOG_RANGE};
+    use crate::harness::{
+        evaluations, logup_columns, prove_and_verify, range_table_column, range_table_component,
+        Air,
+    };
+    use crate::range::LOG_RANGE;
     use crate::validity::ValidityRelations;
     use crate::venue::state::{account_leaf, AccountState, StateKey};
 
@@ -613,14 +614,7 @@ mod tests {
             max_log_rows: LOG_RANGE,
             draw: ValidityRelations::draw,
             interaction: |rel: &ValidityRelations| {
-                let one = SecureField::from(m(1));
-                let table_col = logup_columns(LOG_RANGE, |r| {
-                    let v = m(r as u32);
-                    vec![
-                        (table[1][r].into(), rel.range.range.combine(&[v])),
-                        (-one, rel.range.table.combine(&[v])),
-                    ]
-                });
+                let table_col = range_table_column(&table, &rel.range);
                 let rows_col = |rows: &[RowWitness], log: u32, width: usize| {
                     logup_columns(log, |r| match rows.get(r) {
                         Some(w) => w.lookups.iter().map(|l| rel.fraction(l)).collect(),
@@ -638,13 +632,7 @@ mod tests {
                          sums: &[SecureField],
                          alloc: &mut TraceLocationAllocator| {
                 vec![
-                    Box::new(RangeTable::new(
-                        alloc,
-                        RangeTableEval {
-                            relations: rel.range.clone(),
-                        },
-                        sums[0],
-                    )) as Box<dyn ComponentProver<SimdBackend>>,
+                    range_table_component(alloc, &rel.range, sums[0]),
                     Box::new(StateLeaf::new(
                         alloc,
                         StateLeafEval {

@@ -102,6 +102,25 @@ pub fn eval_sum_eq<E: EvalAtRow>(
     }
 }
 
+/// The clock leaf's access in an operation row: enabled with the row, at `time`, key
+/// `3·2^30`, and written `ts ‖ 0`. (That `ts ≥` the clock read is the caller's identity.)
+pub(crate) fn eval_clock_write<E: EvalAtRow>(
+    eval: &mut E,
+    enabled: &E::F,
+    clock: &AccessCells<E::F>,
+    time: E::F,
+    ts: &[E::F; 4],
+) {
+    eval.add_constraint(clock.enabled.clone() - enabled.clone());
+    eval.add_constraint(enabled.clone() * (clock.times[1].clone() - time));
+    eval.add_constraint(clock.key[0].clone());
+    eval.add_constraint(clock.key[1].clone() - enabled.clone() * c(CLOCK_KEY_HI));
+    for (i, t) in ts.iter().enumerate() {
+        eval.add_constraint(clock.new[i].clone() - t.clone());
+        eval.add_constraint(clock.new[4 + i].clone());
+    }
+}
+
 /// `(lhs, rhs)` terms of a sum identity.
 pub(crate) type SumIdentity<F> = (Vec<[F; 4]>, Vec<[F; 4]>);
 
@@ -361,14 +380,7 @@ impl FrameworkEval for TradeEval {
         // `clock ← ts`, at time 16·index + 6.
         let clock = AccessCells::read(&mut eval);
         let d: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
-        eval.add_constraint(clock.enabled.clone() - e.clone());
-        eval.add_constraint(e.clone() * (clock.times[1].clone() - slot_time(6)));
-        eval.add_constraint(clock.key[0].clone());
-        eval.add_constraint(clock.key[1].clone() - e.clone() * c(CLOCK_KEY_HI));
-        for (i, t) in ts.iter().enumerate() {
-            eval.add_constraint(clock.new[i].clone() - t.clone());
-            eval.add_constraint(clock.new[4 + i].clone());
-        }
+        eval_clock_write(&mut eval, &e, &clock, slot_time(6), &ts);
         eval_range_u63(&mut eval, range, &e, &d);
         let carries: [E::F; SUM_CARRIES] = std::array::from_fn(|_| eval.next_trace_mask());
         eval_sum_eq(
@@ -953,12 +965,12 @@ mod tests {
     use stwo::core::fields::qm31::SecureField;
     use stwo_constraint_framework::{Relation, TraceLocationAllocator};
 
-    use stwo::prover::backend::simd::SimdBackend;
-    use stwo::prover::ComponentProver;
-
     use super::*;
-    use crate::harness::{boundary_components, evaluations, logup_columns, prove_and_verify, Air};
-    use crate::range::{RangeTable, RangeTableEval, LOG_RANGE};
+    use crate::harness::{
+        boundary_components, evaluations, logup_columns, prove_and_verify, range_table_column,
+        range_table_component, Air,
+    };
+    use crate::range::LOG_RANGE;
     use crate::venue::{Instrument, Operation, OptionKind, Venue};
 
     const LOG: u32 = 4;
@@ -1134,13 +1146,7 @@ mod tests {
             interaction: |rel: &Rels| {
                 let one = SecureField::from(m(1));
                 let zero = SecureField::from(m(0));
-                let table_col = logup_columns(LOG_RANGE, |r| {
-                    let v = m(r as u32);
-                    vec![
-                        (table[1][r].into(), rel.range.range.combine(&[v])),
-                        (-one, rel.range.table.combine(&[v])),
-                    ]
-                });
+                let table_col = range_table_column(&table, &rel.range);
                 let trade_col = logup_columns(LOG, |r| match witnesses.get(r) {
                     Some(w) => w
                         .lookups
@@ -1169,13 +1175,7 @@ mod tests {
             },
             components: |rel: &Rels, sums: &[SecureField], alloc: &mut TraceLocationAllocator| {
                 vec![
-                    Box::new(RangeTable::new(
-                        alloc,
-                        RangeTableEval {
-                            relations: rel.range.clone(),
-                        },
-                        sums[0],
-                    )) as Box<dyn ComponentProver<SimdBackend>>,
+                    range_table_component(alloc, &rel.range, sums[0]),
                     Box::new(Trade::new(
                         alloc,
                         TradeEval {
