@@ -8,7 +8,8 @@ use poe_archive::records::NamedInstrument;
 use poe_archive::{BundleSummary, Day, Storage};
 use poe_circle_stark::config::SecurityConfig;
 use poe_circle_stark::merkle::data_root;
-use poe_circle_stark::prover::prove_day;
+use poe_circle_stark::prover::{prove_day, prove_segment};
+use poe_circle_stark::root::{plan_segments, RootProof, Segment, SEGMENT_CAPACITY_OPS};
 use poe_circle_stark::statement::BatchStatement;
 use poe_circle_stark::venue::{instruments_root, OP_LIMBS};
 use poe_circle_stark::venue::{Operation, Venue};
@@ -121,7 +122,8 @@ pub fn close_day(
 }
 
 /// Closes a day from an input already read (so that the intake lock is not held while
-/// proving): leaf proofs, bundle, day proof.
+/// proving): leaf proofs, bundle, root proof. `venues` holds every rollup's state before its
+/// first batch of the day ([`day_venues`]).
 ///
 /// # Errors
 /// As [`close_day`].
@@ -137,7 +139,9 @@ pub fn close_input(
     if archive.exists(&format!("days/{day}/statement.json")) {
         input.batches.clear();
     } else {
-        prove_leaves(&mut input, venues, config, &mut |_, _| {})?;
+        // Leaf proving walks the states forward; the segments start again from the day's start.
+        let mut walked = venues.clone();
+        prove_leaves(&mut input, &mut walked, config, &mut |_, _| {})?;
     }
     if input.batches.is_empty() && !archive.exists(&format!("days/{day}/statement.json")) {
         return Err(format!("no batches were accepted on {day}"));
@@ -148,9 +152,8 @@ pub fn close_input(
         &input,
         |statements, manifest_hash| {
             let t = Instant::now();
-            let r = prove_day(day.0, statements, manifest_hash, config)
-                .map(|(_, proof)| proof.to_bytes())
-                .map_err(|e| e.to_string());
+            let r = prove_root(&input, statements, manifest_hash, venues, config)
+                .map(|root| root.to_bytes());
             prove_s = t.elapsed().as_secs_f64();
             r
         },
@@ -162,6 +165,64 @@ pub fn close_input(
         prove_s,
         total_s: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The daily root proof (`specs/day-proof.md` §3–4): the day-tree proof over `statements`
+/// (canonical order, `input.batches` in the same order) and the manifest hash, and one
+/// batch-validity segment proof per run of a rollup's batches ([`plan_segments`]), each
+/// rollup's state walked forward from `venues` (its state before the day's first batch).
+///
+/// # Errors
+/// A rollup without a starting state, a batch that does not apply, a prover failure, as text.
+pub fn prove_root(
+    input: &DayInput,
+    statements: &[BatchStatement],
+    manifest_hash: [u8; 32],
+    venues: &Venues,
+    config: SecurityConfig,
+) -> Result<RootProof, String> {
+    let (_, day) =
+        prove_day(input.day.0, statements, manifest_hash, config).map_err(|e| e.to_string())?;
+    let mut walked: Venues = HashMap::new();
+    let mut segments = Vec::new();
+    for (start, end) in plan_segments(statements, SEGMENT_CAPACITY_OPS) {
+        let first = &statements[start];
+        let venue = match walked.entry(first.rollup_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(venues.get(&first.rollup_id).cloned().ok_or_else(|| {
+                    format!(
+                        "no venue state for rollup {} before seq {}",
+                        first.rollup_id, first.seq
+                    )
+                })?)
+            }
+        };
+        let ops: Vec<Vec<Operation>> = input.batches[start..end]
+            .iter()
+            .map(|b| b.ops.iter().map(|o| o.op).collect())
+            .collect();
+        let refs: Vec<&[Operation]> = ops.iter().map(Vec::as_slice).collect();
+        let (statement, proof) = prove_segment(venue, &refs, config).map_err(|e| {
+            format!(
+                "segment of rollup {} seq {}..={}: {e}",
+                first.rollup_id, first.seq, statements[end - 1].seq
+            )
+        })?;
+        debug_assert_eq!(statement.post_state_root, statements[end - 1].post_state_root);
+        for b in &ops {
+            venue
+                .apply_batch(b)
+                .map_err(|e| format!("rollup {}: {e}", first.rollup_id))?;
+        }
+        segments.push(Segment {
+            rollup_id: first.rollup_id,
+            first_seq: first.seq,
+            last_seq: statements[end - 1].seq,
+            proof,
+        });
+    }
+    Ok(RootProof { day, segments })
 }
 
 /// What leaf proving did.
@@ -232,7 +293,7 @@ pub fn prove_leaves(
 pub enum LeafKind {
     /// The rollup's own verified `poe-circle-stark/v1` proof, used as it is.
     Reused,
-    /// A batch-validity proof (`poe/batch-validity/v1`).
+    /// A batch-validity proof (`poe/batch-validity/v2`, one batch).
     Validity,
     /// A data-root proof of the records: when the venue state before the batch is not at hand.
     DataRoot,
@@ -257,7 +318,7 @@ pub fn leaf_proof(
     if let Some(venue) = venue {
         let (statement, proof) = poe_circle_stark::prover::prove_validity(venue, &ops, config)
             .map_err(|e| format!("leaf proof of seq {}: {e}", b.statement.seq))?;
-        debug_assert_eq!(statement.data_root, b.statement.data_root);
+        debug_assert_eq!(statement.batches[0].data_root, b.statement.data_root);
         debug_assert_eq!(statement.post_state_root, b.statement.post_state_root);
         return Ok((proof.to_bytes(), LeafKind::Validity));
     }

@@ -475,7 +475,8 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
         Ok::<_, String>((input, venues))
     })?;
     progress.phase("leaf proofs", total_ops);
-    let leaves = prove_leaves(&mut input, &mut venues, cfg.config, &mut |d, _| {
+    let mut walked = venues.clone();
+    let leaves = prove_leaves(&mut input, &mut walked, cfg.config, &mut |d, _| {
         progress.advance(d)
     })?;
     progress.finish();

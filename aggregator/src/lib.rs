@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod bench_archive;
+pub mod bench_day;
 pub mod day;
 pub mod demo;
 pub mod fetch;

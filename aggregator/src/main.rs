@@ -244,6 +244,29 @@ enum Command {
         #[arg(long)]
         leaves: bool,
     },
+    /// Benchmark the daily root proof v2 (day tree + batch-validity segments) for days of the
+    /// given sizes, one process per size; `--leaves` adds proving and verifying every batch's
+    /// leaf proof for comparison.
+    BenchDay {
+        /// Day sizes in operations, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        ops: Vec<usize>,
+        /// Operations per batch.
+        #[arg(long, default_value_t = 10_000)]
+        batch_ops: usize,
+        /// Rollups sharing the day.
+        #[arg(long, default_value_t = 3)]
+        rollups: u32,
+        /// Also prove and verify every batch's leaf proof.
+        #[arg(long)]
+        leaves: bool,
+        /// Security preset.
+        #[arg(long, default_value = "production")]
+        preset: String,
+        /// Internal: run one size in this process and print JSON.
+        #[arg(long, hide = true)]
+        child: bool,
+    },
     /// Benchmark data-root proofs from 2^min-log to 2^max-log records, one process per size.
     Bench {
         /// Smallest size, log2 of records.
@@ -378,6 +401,26 @@ fn run(cli: Cli) -> Result<(), String> {
             preset: p,
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
+        Command::BenchDay {
+            ops,
+            batch_ops,
+            rollups,
+            leaves,
+            preset: p,
+            child,
+        } => {
+            if batch_ops == 0 || rollups == 0 || ops.iter().any(|&n| n < 2 * rollups as usize) {
+                return Err("--batch-ops and --rollups must be positive, each day at least 2 ops per rollup".into());
+            }
+            let config = preset(&p)?;
+            if child {
+                let line = poe_aggregator::bench_day::run_one(ops[0], batch_ops, rollups, leaves, config)?;
+                println!("{line}");
+                Ok(())
+            } else {
+                poe_aggregator::bench_day::bench_command(&ops, batch_ops, rollups, leaves, &p, config)
+            }
+        }
         Command::BenchArchive {
             ops,
             batch_ops,
@@ -625,7 +668,7 @@ fn close_day(
         pb.set_message("leaf proofs");
         let stats = poe_aggregator::day::prove_leaves(
             &mut input,
-            &mut venues,
+            &mut venues.clone(),
             config_sec,
             &mut |done, total| {
                 pb.set_length(total);

@@ -359,9 +359,11 @@ impl Shared {
             return Ok(false);
         }
         let start = Instant::now();
-        let mut input = self
-            .state
-            .with_intake(|i| day_input(i, day, self.config.security))?;
+        let (mut input, mut venues) = self.state.with_intake(|i| {
+            let input = day_input(i, day, self.config.security)?;
+            let venues = crate::day::day_venues(i, &input)?;
+            Ok::<_, String>((input, venues))
+        })?;
         for b in &mut input.batches {
             b.leaf_proof = Some(
                 self.leaves
@@ -372,7 +374,7 @@ impl Shared {
         let n_ops: u64 = input.batches.iter().map(|b| b.ops.len() as u64).sum();
         let closed = close_input(
             input,
-            &mut crate::day::Venues::new(),
+            &mut venues,
             &*self.archive,
             self.config.security,
             &mut |_| {},

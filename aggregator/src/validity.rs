@@ -87,7 +87,7 @@ pub fn prove_command(
                 count(&ops, |o| matches!(o, Operation::Withdraw { .. }))
             ),
         ),
-        ("data root", statement.data_root.to_hex()),
+        ("data root", statement.batches[0].data_root.to_hex()),
         ("pre state", statement.pre_state_root.to_hex()),
         ("post state", statement.post_state_root.to_hex()),
         (
@@ -143,8 +143,8 @@ pub fn verify_command(
         .map_err(|e| format!("proof rejected: {e}"))?;
     println!(
         "proof OK: {} operations with data root {} obey the venue rules and take state {} to {} ({:.1} ms)",
-        st.n_ops,
-        st.data_root.to_hex(),
+        st.n_ops(),
+        st.batches[0].data_root.to_hex(),
         st.pre_state_root.to_hex(),
         st.post_state_root.to_hex(),
         t.elapsed().as_secs_f64() * 1e3

@@ -109,13 +109,20 @@ pub async fn list(state: AppState) -> Result<warp::reply::Response, Infallible> 
         match read(storage.clone(), format!("days/{day}/statement.json")).await {
             Ok(Some(b)) => {
                 let s: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
-                days.push(json!({
+                let mut entry = json!({
                     "day": day.to_string(),
                     "status": "closed",
                     "n_batches": s["n_batches"],
                     "n_ops": s["n_ops"],
                     "day_root": s["day_root"],
-                }));
+                    "root_air": s["air"],
+                });
+                // v2 root proofs: how the day was cut into segment proofs, and the limit.
+                if let Some(v) = s.get("validity").filter(|v| v.is_object()) {
+                    entry["segments"] = json!(v["segments"].as_array().map_or(0, Vec::len));
+                    entry["segment_capacity_ops"] = v["segment_capacity_ops"].clone();
+                }
+                days.push(entry);
             }
             Ok(None) => {}
             Err(r) => return Ok(r),

@@ -12,6 +12,7 @@ use poe_circle_stark::poseidon2::Digest;
 use poe_circle_stark::proof::{AirId, Proof};
 use poe_circle_stark::statement::{BatchStatement, DayStatement};
 use poe_circle_stark::venue::{instruments_root, Instrument, Operation, OptionKind, OP_LIMBS};
+use poe_circle_stark::root::{verify_root, RootProof};
 use poe_circle_stark::verifier::{verify_data_root, verify_data_root_bytes, verify_day};
 use serde::Serialize;
 use sha3::{Digest as _, Sha3_256};
@@ -236,7 +237,13 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
             }
         }
     });
-    check_root_proof(&mut a, &manifest, derived.as_ref(), options);
+    check_root_proof(
+        &mut a,
+        &manifest,
+        derived.as_ref(),
+        statements.as_ref().map(|(_, s)| s.as_slice()),
+        options,
+    );
 
     if options.proof_only {
         return a.report(report_day, Vec::new());
@@ -412,6 +419,7 @@ fn check_root_proof(
     a: &mut Auditor<'_>,
     manifest: &Manifest,
     derived: Option<&DayStatement>,
+    batches: Option<&[BatchStatement]>,
     options: &AuditOptions,
 ) {
     let bytes = match a.read("root.proof") {
@@ -428,25 +436,54 @@ fn check_root_proof(
         );
         return;
     };
-    let proof = match Proof::from_bytes(&bytes) {
-        Ok(p) => p,
-        Err(e) => {
-            a.fail("root-proof", format!("root.proof: {e}"));
-            return;
+    // v2 (`POEROOT2`): the day-tree proof and the segments re-proving every batch; v1 bundles
+    // (written before segments) hold the day-tree proof alone.
+    let v2 = RootProof::is_v2(&bytes);
+    let (day_proof, root) = if v2 {
+        match RootProof::from_bytes(&bytes) {
+            Ok(r) => (r.day.clone(), Some(r)),
+            Err(e) => {
+                a.fail("root-proof", format!("root.proof: {e}"));
+                return;
+            }
+        }
+    } else {
+        match Proof::from_bytes(&bytes) {
+            Ok(p) => (p, None),
+            Err(e) => {
+                a.fail("root-proof", format!("root.proof: {e}"));
+                return;
+            }
         }
     };
-    if proof.air == AirId::DayRoot && VerifierParams::day_root(&proof.config) != manifest.verifier {
+    if day_proof.air == AirId::DayRoot
+        && VerifierParams::day_root(&day_proof.config) != manifest.verifier
+    {
         a.fail(
             "root-proof",
             "root.proof parameters differ from the manifest's verifier section",
         );
     }
     let start = std::time::Instant::now();
-    match verify_day(proof, statement, &options.policy) {
-        Ok(()) => a.pass(
+    let verified = match (root, batches) {
+        (Some(root), Some(batches)) => verify_root(root, statement, batches, &options.policy)
+            .map(|c| {
+                format!(
+                    "; batch validity of all {} batches ({} ops) re-proven in {} segment proofs",
+                    c.batches, c.ops, c.segments
+                )
+            }),
+        (Some(_), None) => Err(poe_circle_stark::error::VerifyError::InvalidStatement(
+            "no batch statements to check the segments against (see above)".into(),
+        )),
+        (None, _) => verify_day(day_proof, statement, &options.policy)
+            .map(|()| "; v1 root proof: batch validity is not in it (leaf proofs only)".into()),
+    };
+    match verified {
+        Ok(coverage) => a.pass(
             "root-proof",
             format!(
-                "day root {} over {} batches and {} ops verified in {:.1} ms ({} bytes)",
+                "day root {} over {} batches and {} ops verified in {:.1} ms ({} bytes){coverage}",
                 statement.day_root.to_hex(),
                 statement.n_batches,
                 statement.n_ops,
@@ -659,10 +696,16 @@ fn verify_leaf(
         AirId::BatchValidity => {
             let st = ValidityStatement::from_public_inputs(&proof.public_inputs)
                 .ok_or("its statement does not decode")?;
-            if st.n_ops != s.n_ops || st.data_root != s.data_root {
+            let this = poe_circle_stark::validity::BatchTree {
+                n_ops: s.n_ops,
+                data_root: s.data_root,
+            };
+            if st.batches != [this] {
                 return Err(format!(
-                    "a validity proof of another batch ({} operations, data root {})",
-                    st.n_ops, st.data_root
+                    "a validity proof of other batches ({} batches, {} operations, first data root {})",
+                    st.batches.len(),
+                    st.n_ops(),
+                    st.batches.first().map(|b| b.data_root.to_hex()).unwrap_or_default()
                 ));
             }
             // The batch statements chain per rollup (checked with the day statement), so
@@ -838,7 +881,7 @@ mod tests {
         assert!(err.contains("pre-state root is"), "{err}");
         // The first batch's proof offered for the second.
         let err = verify_leaf(&leaf1, &s2, &data(&s2), &options).unwrap_err();
-        assert!(err.contains("another batch"), "{err}");
+        assert!(err.contains("other batches"), "{err}");
     }
 
     fn data(s: &BatchStatement) -> poe_circle_stark::air::DataRootStatement {

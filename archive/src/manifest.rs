@@ -173,6 +173,36 @@ pub struct StatementJson {
     pub root_proof_sha3_256: String,
     /// Size of `root.proof`.
     pub root_proof_bytes: u64,
+    /// The segment proofs of a v2 root proof (absent in v1 bundles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<ValidityJson>,
+}
+
+/// What a v2 root proof's segments cover (`specs/day-proof.md` §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidityJson {
+    /// Most operations one segment proof covers; a rollup's day beyond it is split into
+    /// chained segments.
+    pub segment_capacity_ops: u64,
+    /// The segments, in order.
+    pub segments: Vec<SegmentJson>,
+}
+
+/// One segment proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentJson {
+    /// Registry id.
+    pub rollup_id: u32,
+    /// First batch covered.
+    pub first_seq: u64,
+    /// Last batch covered.
+    pub last_seq: u64,
+    /// Operations covered.
+    pub n_ops: u64,
+    /// Bytes of the segment's proof.
+    pub proof_bytes: u64,
 }
 
 /// A rollup's span of the day.
@@ -194,9 +224,33 @@ pub struct SpanJson {
 impl StatementJson {
     /// The readable form of `s` with the root proof's hash and size.
     pub fn new(day: &str, s: &DayStatement, root_proof: &[u8]) -> Self {
+        use poe_circle_stark::root::{RootProof, ROOT_AIR_NAME, SEGMENT_CAPACITY_OPS};
+        let root = RootProof::from_bytes(root_proof).ok();
+        let validity = root.as_ref().map(|r| ValidityJson {
+            segment_capacity_ops: SEGMENT_CAPACITY_OPS as u64,
+            segments: r
+                .segments
+                .iter()
+                .map(|g| SegmentJson {
+                    rollup_id: g.rollup_id,
+                    first_seq: g.first_seq,
+                    last_seq: g.last_seq,
+                    n_ops: poe_circle_stark::validity::ValidityStatement::from_public_inputs(
+                        &g.proof.public_inputs,
+                    )
+                    .map_or(0, |v| v.n_ops()),
+                    proof_bytes: g.proof.to_bytes().len() as u64,
+                })
+                .collect(),
+        });
         Self {
             day: day.to_string(),
-            air: poe_circle_stark::proof::AirId::DayRoot.name().into(),
+            air: if root.is_some() {
+                ROOT_AIR_NAME.into()
+            } else {
+                poe_circle_stark::proof::AirId::DayRoot.name().into()
+            },
+            validity,
             day_root: s.day_root.to_hex(),
             n_batches: s.n_batches,
             n_ops: s.n_ops,

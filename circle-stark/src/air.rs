@@ -24,7 +24,9 @@ use crate::poseidon2::{
     permute_generic, Digest, Domain, SboxSink, DIGEST_LEN, N_SBOXES, RATE, WIDTH,
 };
 
-relation!(MerkleNodeRelation, 9);
+// Up to 11 values: `(index, digest[8])` in a data-root proof, `(tree, shift, index, digest[8])`
+// in a batch-validity proof's forest of per-batch trees.
+relation!(MerkleNodeRelation, 11);
 relation!(OpRelation, 28);
 
 /// Limbs of an operation record that carry data (`kind ‖ a ‖ b ‖ instrument ‖ x ‖ y ‖ f1 ‖ f2 ‖
@@ -133,15 +135,28 @@ pub struct LeafEval {
     pub record_limbs: usize,
     /// The relation's challenges.
     pub relation: MerkleNodeRelation,
-    /// In a batch-validity proof: also yield `Op(i, record[..27])` for the record of leaf `i`
-    /// (tree index `2^depth + i`), for the operation rows to consume.
-    pub ops: Option<(OpRelation, u32)>,
+    /// In a batch-validity proof, the forest mode: two more columns `tree, shift`, the node
+    /// tuple becomes `(tree, shift, index, digest)` and the row also yields
+    /// `Op(index + shift, record[..27])` for the operation rows to consume. The verifier closes
+    /// tree `t` at `(t, shift_t, 1, root_t)` with `shift_t = base_t − 2^depth_t` (`base_t`: the
+    /// operations of the trees before it), and node rows carry `tree, shift` unchanged from
+    /// parent to children, so every leaf of tree `t` has `shift_t` and leaf `i` yields
+    /// `Op(base_t + i)`.
+    pub ops: Option<OpRelation>,
 }
 
+/// Extra columns of a forest-mode row (leaf or node): `tree, shift`, after the others.
+pub const FOREST_COLUMNS: usize = 2;
+
 impl LeafEval {
-    /// Main-trace columns.
+    /// Main-trace columns (data-root mode).
     pub fn n_columns(record_limbs: usize) -> usize {
         2 + record_limbs + n_absorptions(record_limbs) * PERM_CELLS
+    }
+
+    /// Main-trace columns of this component.
+    pub fn columns(&self) -> usize {
+        Self::n_columns(self.record_limbs) + if self.ops.is_some() { FOREST_COLUMNS } else { 0 }
     }
 }
 
@@ -173,15 +188,22 @@ impl FrameworkEval for LeafEval {
             }
             state = permute_generic(state, &mut AirSbox { eval: &mut eval });
         }
-        let mut entry = vec![index.clone()];
+        let forest = self
+            .ops
+            .as_ref()
+            .map(|_| [eval.next_trace_mask(), eval.next_trace_mask()]);
+        let mut entry = match &forest {
+            Some([tree, shift]) => vec![tree.clone(), shift.clone(), index.clone()],
+            None => vec![index.clone()],
+        };
         entry.extend(state.into_iter().take(DIGEST_LEN));
         eval.add_to_relation(RelationEntry::new(
             &self.relation,
             E::EF::from(enabled.clone()),
             &entry,
         ));
-        if let Some((ops, depth)) = &self.ops {
-            let mut op = vec![index - E::F::from(M31::from_u32_unchecked(1 << depth))];
+        if let (Some(ops), Some([_, shift])) = (&self.ops, forest) {
+            let mut op = vec![index + shift];
             op.extend(limbs.iter().take(OP_FIELDS).cloned());
             eval.add_to_relation(RelationEntry::new(ops, E::EF::from(enabled), &op));
         }
@@ -197,11 +219,18 @@ pub struct NodeEval {
     pub log_rows: u32,
     /// The relation's challenges.
     pub relation: MerkleNodeRelation,
+    /// Forest mode (see [`LeafEval::ops`]): `tree, shift` columns, prefixed to every tuple.
+    pub forest: bool,
 }
 
 impl NodeEval {
-    /// Main-trace columns.
+    /// Main-trace columns (data-root mode).
     pub const N_COLUMNS: usize = 2 + 2 * DIGEST_LEN + PERM_CELLS;
+
+    /// Main-trace columns of this component.
+    pub fn columns(&self) -> usize {
+        Self::N_COLUMNS + if self.forest { FOREST_COLUMNS } else { 0 }
+    }
 }
 
 impl FrameworkEval for NodeEval {
@@ -220,13 +249,21 @@ impl FrameworkEval for NodeEval {
         eval.add_constraint(enabled.clone() * enabled.clone() - enabled.clone());
 
         let out = permute_generic(input.clone(), &mut AirSbox { eval: &mut eval });
-        let mut parent = vec![index.clone()];
+        let prefix: Vec<E::F> = if self.forest {
+            vec![eval.next_trace_mask(), eval.next_trace_mask()]
+        } else {
+            Vec::new()
+        };
+        let mut parent = prefix.clone();
+        parent.push(index.clone());
         parent.extend((0..DIGEST_LEN).map(|i| out[i].clone() + input[i].clone()));
         let left_index = index.clone() * M31::from_u32_unchecked(2);
         let right_index = left_index.clone() + E::F::from(M31::from_u32_unchecked(1));
-        let mut left = vec![left_index];
+        let mut left = prefix.clone();
+        left.push(left_index);
         left.extend(input[..DIGEST_LEN].iter().cloned());
-        let mut right = vec![right_index];
+        let mut right = prefix;
+        right.push(right_index);
         right.extend(input[DIGEST_LEN..].iter().cloned());
 
         let yield_ = E::EF::from(enabled.clone());

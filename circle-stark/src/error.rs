@@ -115,4 +115,26 @@ pub enum VerifyError {
     /// Proof-of-work nonce does not meet the grinding bits.
     #[error("proof of work is invalid")]
     ProofOfWork,
+    /// A root proof's segments do not cover the day's batches exactly once, in order.
+    #[error("segments of rollup {rollup_id}: expected {expected}, got {got}")]
+    SegmentCoverage {
+        /// The rollup where coverage breaks.
+        rollup_id: u32,
+        /// What the batch statements call for.
+        expected: String,
+        /// What the root proof has.
+        got: String,
+    },
+    /// A segment proof of a root proof was rejected.
+    #[error("segment rollup {rollup_id} seq {first_seq}..={last_seq}: {error}")]
+    Segment {
+        /// Its rollup.
+        rollup_id: u32,
+        /// First batch it covers.
+        first_seq: u64,
+        /// Last batch it covers.
+        last_seq: u64,
+        /// Why.
+        error: Box<VerifyError>,
+    },
 }

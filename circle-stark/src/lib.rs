@@ -19,6 +19,7 @@ pub mod proof;
 #[cfg(feature = "prover")]
 pub mod prover;
 pub mod range;
+pub mod root;
 pub mod settle;
 pub mod state_tree;
 pub mod statement;

@@ -35,10 +35,11 @@ pub enum AirId {
     /// `statement::DayStatement`: the day's batch statements ↦ day root, with the day's
     /// summary bound as public input (`specs/day-proof.md`).
     DayRoot = 2,
-    /// `validity::ValidityStatement`: a batch of operations obeys the venue rules
-    /// (`specs/batch-air.md` §5: bound to the pre- and post-state roots).
-    /// (Id 3 was v0, which stated the touched leaves in the clear; retired.)
-    BatchValidity = 4,
+    /// `validity::ValidityStatement`: one or more consecutive batches of a rollup obey the
+    /// venue rules (`specs/batch-air.md` §5: bound to the pre- and post-state roots, one data
+    /// tree per batch). (Retired: id 3, v0, which stated the touched leaves in the clear; id 4,
+    /// v1, one batch per proof.)
+    BatchValidity = 5,
 }
 
 impl AirId {
@@ -47,7 +48,7 @@ impl AirId {
         match value {
             1 => Some(Self::DataRoot),
             2 => Some(Self::DayRoot),
-            4 => Some(Self::BatchValidity),
+            5 => Some(Self::BatchValidity),
             _ => None,
         }
     }
@@ -57,7 +58,7 @@ impl AirId {
         match self {
             Self::DataRoot => "poe/data-root/v1",
             Self::DayRoot => "poe/day-root/v1",
-            Self::BatchValidity => "poe/batch-validity/v1",
+            Self::BatchValidity => "poe/batch-validity/v2",
         }
     }
 }

@@ -106,7 +106,8 @@ fn fill_node(
     input[..DIGEST_LEN].copy_from_slice(&left.0);
     input[DIGEST_LEN..].copy_from_slice(&right.0);
     cells[2..2 + WIDTH].copy_from_slice(&input);
-    let out = permute_generic(input, &mut RecordingSbox::new(&mut cells[2 + WIDTH..]));
+    let perm = &mut cells[2 + WIDTH..2 + WIDTH + PERM_CELLS];
+    let out = permute_generic(input, &mut RecordingSbox::new(perm));
     Digest(std::array::from_fn(|i| out[i] + left.0[i]))
 }
 
@@ -123,12 +124,11 @@ fn leaf_trace(records: &[M31], record_limbs: usize, log_rows: u32, depth: u32) -
     })
 }
 
-/// Node rows level by level (each level needs the one below), rows within a level in parallel.
-/// Returns the trace and the root.
-fn node_trace(leaves: &[Digest], log_rows: u32, depth: u32) -> (ComponentTrace, Digest) {
+/// The internal nodes `(index, left, right)`, bottom level first, and the root. Level by
+/// level (each level needs the one below), nodes within a level in parallel.
+fn node_jobs(leaves: &[Digest], depth: u32) -> (Vec<(u32, Digest, Digest)>, Digest) {
     let n = leaves.len();
     let empty = empty_digests(depth);
-    // (index, left, right) per real internal node, bottom level first.
     let mut jobs: Vec<(u32, Digest, Digest)> = Vec::new();
     let mut level = leaves.to_vec();
     for h in 1..=depth {
@@ -148,7 +148,12 @@ fn node_trace(leaves: &[Digest], log_rows: u32, depth: u32) -> (ComponentTrace, 
         level = parents.iter().map(|p| p.3).collect();
         jobs.extend(parents.into_iter().map(|(i, l, r, _)| (i, l, r)));
     }
-    let root = level[0];
+    (jobs, level[0])
+}
+
+/// Node rows over one tree. Returns the trace and the root.
+fn node_trace(leaves: &[Digest], log_rows: u32, depth: u32) -> (ComponentTrace, Digest) {
+    let (jobs, root) = node_jobs(leaves, depth);
     let trace = build_trace(log_rows, NodeEval::N_COLUMNS, |row, cells| {
         match jobs.get(row) {
             Some((index, left, right)) => fill_node(cells, true, *index, left, right),
@@ -156,6 +161,62 @@ fn node_trace(leaves: &[Digest], log_rows: u32, depth: u32) -> (ComponentTrace, 
         }
     });
     (trace, root)
+}
+
+/// A batch-validity proof's data forest (`LeafEval::ops`): one tree per batch, its rows
+/// tagged `tree, shift`. Returns the leaf and node traces and the roots.
+fn forest_traces(
+    records: &[M31],
+    sizes: &[usize],
+    shifts: &[M31],
+    leaf_log: u32,
+    node_log: u32,
+) -> (ComponentTrace, ComponentTrace, Vec<Digest>) {
+    use crate::air::FOREST_COLUMNS;
+    let base_cols = LeafEval::n_columns(crate::venue::OP_LIMBS);
+    const OP_LIMBS: usize = crate::venue::OP_LIMBS;
+    // (tree, leaf index) per row.
+    let owner: Vec<(u32, u32)> = sizes
+        .iter()
+        .enumerate()
+        .flat_map(|(t, &n)| (0..n as u32).map(move |i| (t as u32, i)))
+        .collect();
+    let zero = vec![M31::from_u32_unchecked(0); OP_LIMBS];
+    let leaves_t = build_trace(leaf_log, base_cols + FOREST_COLUMNS, |row, cells| {
+        let Some(&(t, i)) = owner.get(row) else {
+            return fill_leaf(cells, false, 0, &zero);
+        };
+        let depth = depth_for(sizes[t as usize]);
+        let limbs = &records[row * OP_LIMBS..(row + 1) * OP_LIMBS];
+        let d = fill_leaf(cells, true, (1u32 << depth) + i, limbs);
+        cells[base_cols] = M31::from_u32_unchecked(t);
+        cells[base_cols + 1] = shifts[t as usize];
+        d
+    });
+    let mut jobs: Vec<(u32, u32, Digest, Digest)> = Vec::new();
+    let mut roots = Vec::with_capacity(sizes.len());
+    let mut at = 0usize;
+    for (t, &n) in sizes.iter().enumerate() {
+        let digests: Vec<Digest> = (at..at + n)
+            .map(|r| Digest(std::array::from_fn(|i| leaves_t.yielded[i].at(r))))
+            .collect();
+        let (tree_jobs, root) = node_jobs(&digests, depth_for(n));
+        jobs.extend(tree_jobs.into_iter().map(|(i, l, r)| (t as u32, i, l, r)));
+        roots.push(root);
+        at += n;
+    }
+    let nodes_t = build_trace(node_log, NodeEval::N_COLUMNS + FOREST_COLUMNS, |row, cells| {
+        match jobs.get(row) {
+            Some((t, index, left, right)) => {
+                let d = fill_node(cells, true, *index, left, right);
+                cells[NodeEval::N_COLUMNS] = M31::from_u32_unchecked(*t);
+                cells[NodeEval::N_COLUMNS + 1] = shifts[*t as usize];
+                d
+            }
+            None => fill_node(cells, false, 0, &Digest::ZERO, &Digest::ZERO),
+        }
+    });
+    (leaves_t, nodes_t, roots)
 }
 
 fn packed(col: &BaseColumn, vec_row: usize) -> PackedBaseField {
@@ -184,8 +245,19 @@ fn leaf_interaction(
 fn node_interaction(
     t: &ComponentTrace,
     relation: &MerkleNodeRelation,
+    forest: bool,
 ) -> (Vec<Evaluation>, SecureField) {
     let n_vec_rows = 1 << (t.log_rows - LOG_N_LANES);
+    // The forest's `tree, shift` columns, prefixed to every tuple.
+    let prefix = |vec_row: usize| -> Vec<PackedBaseField> {
+        if forest {
+            (0..crate::air::FOREST_COLUMNS)
+                .map(|j| packed(&t.columns[NodeEval::N_COLUMNS + j], vec_row))
+                .collect()
+        } else {
+            Vec::new()
+        }
+    };
     let two = PackedBaseField::broadcast(M31::from_u32_unchecked(2));
     let one = PackedBaseField::broadcast(M31::from_u32_unchecked(1));
     let child = |vec_row: usize, right: bool| -> PackedSecureField {
@@ -196,7 +268,8 @@ fn node_interaction(
                 PackedBaseField::broadcast(M31::from_u32_unchecked(0))
             };
         let offset = 2 + if right { DIGEST_LEN } else { 0 };
-        let mut values = vec![index];
+        let mut values = prefix(vec_row);
+        values.push(index);
         values.extend((0..DIGEST_LEN).map(|i| packed(&t.columns[offset + i], vec_row)));
         relation.combine(&values)
     };
@@ -204,7 +277,8 @@ fn node_interaction(
     let mut col = logup.new_col();
     for vec_row in 0..n_vec_rows {
         let e: PackedSecureField = packed(&t.columns[0], vec_row).into();
-        let mut values = vec![packed(&t.columns[1], vec_row)];
+        let mut values = prefix(vec_row);
+        values.push(packed(&t.columns[1], vec_row));
         values.extend(t.yielded.iter().map(|c| packed(c, vec_row)));
         let d_parent: PackedSecureField = relation.combine(&values);
         let d_left = child(vec_row, false);
@@ -354,7 +428,7 @@ fn prove_records(
 
     let relation = MerkleNodeRelation::draw(channel);
     let (leaf_inter, leaf_sum) = leaf_interaction(&leaves_t, &relation);
-    let (node_inter, node_sum) = node_interaction(&nodes_t, &relation);
+    let (node_inter, node_sum) = node_interaction(&nodes_t, &relation, false);
     drop((leaves_t, nodes_t));
     mix_claimed_sums(channel, &[leaf_sum, node_sum]);
     let mut tree = scheme.tree_builder();
@@ -375,22 +449,25 @@ fn prove_records(
     Ok((statement, proof))
 }
 
-/// One LogUp column for the leaf component of a validity proof: `+e/c(index, digest)` paired
-/// with `+e/c(index − 2^depth, record[..27])`.
+/// One LogUp column for the leaf component of a validity proof (forest mode):
+/// `+e/c(tree, shift, index, digest)` paired with `+e/c(index + shift, record[..27])`.
 fn leaf_op_interaction(
     t: &ComponentTrace,
     merkle: &MerkleNodeRelation,
     ops: &crate::air::OpRelation,
-    depth: u32,
 ) -> (Vec<Evaluation>, SecureField) {
     let mut logup = LogupTraceGenerator::new(t.log_rows);
     let mut col = logup.new_col();
-    let offset = PackedBaseField::broadcast(M31::from_u32_unchecked(1 << depth));
+    let at = LeafEval::n_columns(crate::venue::OP_LIMBS);
     for vec_row in 0..1 << (t.log_rows - LOG_N_LANES) {
-        let mut values = vec![packed(&t.columns[1], vec_row)];
+        let (tree, shift) = (
+            packed(&t.columns[at], vec_row),
+            packed(&t.columns[at + 1], vec_row),
+        );
+        let mut values = vec![tree, shift, packed(&t.columns[1], vec_row)];
         values.extend(t.yielded.iter().map(|c| packed(c, vec_row)));
         let d_node: PackedSecureField = merkle.combine(&values);
-        let mut op = vec![packed(&t.columns[1], vec_row) - offset];
+        let mut op = vec![packed(&t.columns[1], vec_row) + shift];
         op.extend((0..crate::air::OP_FIELDS).map(|j| packed(&t.columns[2 + j], vec_row)));
         let d_op: PackedSecureField = ops.combine(&op);
         let e: PackedSecureField = packed(&t.columns[0], vec_row).into();
@@ -576,14 +653,52 @@ pub fn prove_validity(
     prove_validity_with(venue, ops, ops, |_| {}, |_, _, _| {}, config)
 }
 
-/// The validity prover with its seams exposed for attack tests: the data tree is built from
-/// `records`, the operation rows from `rows` (applied natively, so each row is valid on its
-/// own), `forge` may rewrite the cash and settlement rows (unchecked), and `edit` may rewrite
-/// the statement before it is bound. Anything but
-/// `records == rows` and a no-op `edit` yields a proof that must not verify.
+/// Proves a run of consecutive batches of one rollup in one batch-validity proof (a day
+/// segment, `specs/day-proof.md` §4): the statement lists each batch's data tree, its state
+/// opened before the first batch and closed after the last.
+///
+/// # Errors
+/// As [`prove_validity`]; [`ProveError::NoRecords`] for an empty batch.
+pub fn prove_segment(
+    venue: &crate::venue::Venue,
+    batches: &[&[crate::venue::Operation]],
+    config: SecurityConfig,
+) -> Result<(crate::validity::ValidityStatement, Proof), ProveError> {
+    if batches.iter().any(|b| b.is_empty()) {
+        return Err(ProveError::NoRecords);
+    }
+    let ops: Vec<crate::venue::Operation> = batches.concat();
+    let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
+    prove_forest_with(venue, &ops, &sizes, &ops, |_| {}, |_, _, _| {}, config)
+}
+
+/// [`prove_forest_with`] for one batch.
 pub(crate) fn prove_validity_with(
     venue: &crate::venue::Venue,
     records_ops: &[crate::venue::Operation],
+    ops: &[crate::venue::Operation],
+    edit: impl FnOnce(&mut crate::validity::ValidityStatement),
+    forge: impl FnOnce(
+        &mut Vec<crate::cash::CashRow>,
+        &mut Vec<crate::settle::SettleRow>,
+        &mut Vec<crate::settle::HolderRow>,
+    ),
+    config: SecurityConfig,
+) -> Result<(crate::validity::ValidityStatement, Proof), ProveError> {
+    let sizes = [records_ops.len()];
+    prove_forest_with(venue, records_ops, &sizes, ops, edit, forge, config)
+}
+
+/// The validity prover with its seams exposed for attack tests: the data forest is built from
+/// `records_ops` cut into batches of `sizes`, the operation rows from `ops` (applied
+/// natively, so each row is valid on its own), `forge` may rewrite the cash and settlement
+/// rows (unchecked), and `edit` may rewrite the statement before it is bound. Anything but
+/// `records_ops == ops` and a no-op `edit` yields a proof that must not verify.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prove_forest_with(
+    venue: &crate::venue::Venue,
+    records_ops: &[crate::venue::Operation],
+    sizes: &[usize],
     ops: &[crate::venue::Operation],
     edit: impl FnOnce(&mut crate::validity::ValidityStatement),
     forge: impl FnOnce(
@@ -607,7 +722,7 @@ pub(crate) fn prove_validity_with(
     use crate::validity::{
         Components, ValidityRelations, ValidityStatement, MAX_OPS, N_COMPONENTS,
     };
-    use crate::venue::{Operation, OP_LIMBS};
+    use crate::venue::Operation;
 
     if ops.is_empty() {
         return Err(ProveError::NoRecords);
@@ -726,11 +841,20 @@ pub(crate) fn prove_validity_with(
     let table: [BaseColumn; 2] = table.map(|c| c.into_iter().collect());
 
     let records: Vec<M31> = records_ops.iter().flat_map(Operation::encode).collect();
-    let n = records_ops.len();
-    let depth = depth_for(n);
+    if sizes.iter().sum::<usize>() != records_ops.len() || sizes.contains(&0) {
+        return Err(ProveError::Stwo(format!(
+            "batch sizes {sizes:?} do not cut {} records into non-empty batches",
+            records_ops.len()
+        )));
+    }
     let mut statement = ValidityStatement {
-        n_ops: n as u32,
-        data_root: Digest::ZERO,
+        batches: sizes
+            .iter()
+            .map(|&n| crate::validity::BatchTree {
+                n_ops: n as u32,
+                data_root: Digest::ZERO,
+            })
+            .collect(),
         log_cash_rows: crate::air::log_rows_for(cash_w.len()),
         log_trade_rows: crate::air::log_rows_for(trade_w.len()),
         pre_state_root: state.pre_root,
@@ -742,13 +866,13 @@ pub(crate) fn prove_validity_with(
         log_holder_rows: crate::air::log_rows_for(holder_w.len()),
         instruments: venue.instruments().to_vec(),
     };
-    let (leaf_log, node_log) = statement.data_root_statement().log_rows();
-    let leaves_t = leaf_trace(&records, OP_LIMBS, leaf_log, depth);
-    let leaf_digests: Vec<Digest> = (0..n)
-        .map(|r| Digest(std::array::from_fn(|i| leaves_t.yielded[i].at(r))))
-        .collect();
-    let (nodes_t, root) = node_trace(&leaf_digests, node_log, depth);
-    statement.data_root = root;
+    let (leaf_log, node_log) = statement.data_log_rows();
+    let shifts = statement.shifts();
+    let (leaves_t, nodes_t, roots) = forest_traces(&records, sizes, &shifts, leaf_log, node_log);
+    drop(records);
+    for (b, root) in statement.batches.iter_mut().zip(roots) {
+        b.data_root = root;
+    }
     edit(&mut statement);
     statement.check().map_err(ProveError::Stwo)?;
     let cash_width = CASH_COLUMNS + CASH_BOUND_COLUMNS;
@@ -832,8 +956,8 @@ pub(crate) fn prove_validity_with(
     let inter = [
         range_interaction(&table, &rels.range),
         instrument_interaction(inst_log, &inst_cols, &rels),
-        leaf_op_interaction(&leaves_t, &rels.merkle, &rels.ops, depth),
-        node_interaction(&nodes_t, &rels.merkle),
+        leaf_op_interaction(&leaves_t, &rels.merkle, &rels.ops),
+        node_interaction(&nodes_t, &rels.merkle, true),
         witness_interaction(
             statement.log_cash_rows,
             &cash_w,
@@ -986,7 +1110,7 @@ mod tests {
             let (inter, sum) = if is_leaf {
                 leaf_interaction(t, &relation)
             } else {
-                node_interaction(t, &relation)
+                node_interaction(t, &relation, false)
             };
             let main: Vec<Vec<M31>> = t.columns.iter().map(|c| c.clone().into_cpu_vec()).collect();
             let inter: Vec<Vec<M31>> = inter.into_iter().map(|e| e.values.into_cpu_vec()).collect();
@@ -1010,6 +1134,7 @@ mod tests {
                 let eval = NodeEval {
                     log_rows: t.log_rows,
                     relation: relation.clone(),
+                    forest: false,
                 };
                 assert_constraints_on_trace(
                     &trees,

@@ -21,7 +21,7 @@ use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo_constraint_framework::{FrameworkComponent, Relation, TraceLocationAllocator};
 
 use crate::air::{
-    log_rows_for, DataRootStatement, LeafComponent, LeafEval, MerkleNodeRelation, NodeComponent,
+    log_rows_for, LeafComponent, LeafEval, MerkleNodeRelation, NodeComponent,
     NodeEval, OpRelation,
 };
 use crate::cash::{Cash, CashEval};
@@ -49,16 +49,29 @@ pub const MAX_HOLDER_LOG: u32 = 22;
 /// Largest batch one proof covers: access times `16·i + k` stay below 2^22.
 pub const MAX_OPS: usize = 1 << 18;
 
-/// What a batch-validity proof states.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidityStatement {
+/// Most batches (data trees) one proof covers.
+pub const MAX_BATCHES: usize = 1 << 12;
+
+/// One batch inside a validity proof: its operations form their own data tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchTree {
     /// Operations in the batch.
     pub n_ops: u32,
-    /// Poseidon2-M31 root of their records.
+    /// Poseidon2-M31 root of their records (the batch statement's `data_root`).
     pub data_root: Digest,
-    /// Root of the rollup's state tree before the batch.
+}
+
+/// What a batch-validity proof states: the operations of `batches`, in order, obey the venue
+/// rules and take the state committed by `pre_state_root` to the one committed by
+/// `post_state_root`. A leaf proof covers one batch; a day segment
+/// (`specs/day-proof.md` §4) covers a run of one rollup's consecutive batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidityStatement {
+    /// The batches, in order; operation `i` of the proof is the concatenation's `i`-th.
+    pub batches: Vec<BatchTree>,
+    /// Root of the rollup's state tree before the first batch.
     pub pre_state_root: Digest,
-    /// Root after it.
+    /// Root after the last.
     pub post_state_root: Digest,
     /// log2 of the deposit/withdrawal component's rows.
     pub log_cash_rows: u32,
@@ -75,22 +88,31 @@ pub struct ValidityStatement {
     /// log2 of the settlement holder rows.
     pub log_holder_rows: u32,
     /// The rollup's listed instruments (instrument `i` is entry `i`); their Merkle root is
-    /// the batch's `instruments_root`.
+    /// every covered batch's `instruments_root`.
     pub instruments: Vec<Instrument>,
 }
 
-const HEADER: usize = 1 + 3 * DIGEST_LEN + 7;
-const STATEMENT_MAGIC: [u8; 8] = *b"POEVST02";
+const N_LOGS: usize = 7;
+const TREE_LIMBS: usize = 1 + DIGEST_LEN;
+const STATEMENT_MAGIC: [u8; 8] = *b"POEVST03";
 
 impl ValidityStatement {
-    /// Public inputs: `n_ops, data_root[8], pre_state_root[8], post_state_root[8],
-    /// log_cash_rows, log_trade_rows, log_state_leaf_rows, log_state_node_rows,
-    /// log_chip_rows, log_settle_rows, log_holder_rows, n_instruments`, then the instruments'
-    /// 16-limb encodings.
+    /// Operations in all batches.
+    pub fn n_ops(&self) -> u64 {
+        self.batches.iter().map(|b| u64::from(b.n_ops)).sum()
+    }
+
+    /// Public inputs: `n_batches, (n_ops, data_root[8]) per batch, pre_state_root[8],
+    /// post_state_root[8], log_cash_rows, log_trade_rows, log_state_leaf_rows,
+    /// log_state_node_rows, log_chip_rows, log_settle_rows, log_holder_rows, n_instruments`,
+    /// then the instruments' 16-limb encodings.
     pub fn to_public_inputs(&self) -> Vec<M31> {
         let m = M31::from_u32_unchecked;
-        let mut out = vec![m(self.n_ops)];
-        out.extend(self.data_root.0);
+        let mut out = vec![m(self.batches.len() as u32)];
+        for b in &self.batches {
+            out.push(m(b.n_ops));
+            out.extend(b.data_root.0);
+        }
         out.extend(self.pre_state_root.0);
         out.extend(self.post_state_root.0);
         out.extend(
@@ -115,29 +137,42 @@ impl ValidityStatement {
     /// Inverse of [`ValidityStatement::to_public_inputs`]; `None` unless the encoding is the
     /// canonical one (lengths, instrument encodings).
     pub fn from_public_inputs(inputs: &[M31]) -> Option<Self> {
-        if inputs.len() < HEADER + 1 {
+        let (&n_batches, rest) = inputs.split_first()?;
+        let n_batches = n_batches.0 as usize;
+        if n_batches > MAX_BATCHES {
             return None;
         }
-        let n_inst = inputs[HEADER].0 as usize;
-        let rest = &inputs[HEADER + 1..];
-        if rest.len() != n_inst.checked_mul(Instrument::LIMBS)? {
+        let trees = rest.get(..n_batches * TREE_LIMBS)?;
+        let rest = &rest[n_batches * TREE_LIMBS..];
+        let digest = |at: &[M31]| -> Option<Digest> { Some(Digest(at.try_into().ok()?)) };
+        let batches = trees
+            .chunks_exact(TREE_LIMBS)
+            .map(|t| {
+                Some(BatchTree {
+                    n_ops: t[0].0,
+                    data_root: digest(&t[1..])?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let fixed = 2 * DIGEST_LEN + N_LOGS + 1;
+        if rest.len() < fixed {
             return None;
         }
-        let instruments = rest
+        let n_inst = rest[fixed - 1].0 as usize;
+        let tail = &rest[fixed..];
+        if tail.len() != n_inst.checked_mul(Instrument::LIMBS)? {
+            return None;
+        }
+        let instruments = tail
             .chunks_exact(Instrument::LIMBS)
             .map(Instrument::decode)
             .collect::<Result<Vec<_>, _>>()
             .ok()?;
-        let digest = |k: usize| -> Option<Digest> {
-            let at = 1 + k * DIGEST_LEN;
-            Some(Digest(inputs[at..at + DIGEST_LEN].try_into().ok()?))
-        };
-        let logs = &inputs[1 + 3 * DIGEST_LEN..HEADER];
+        let logs = &rest[2 * DIGEST_LEN..2 * DIGEST_LEN + N_LOGS];
         Some(Self {
-            n_ops: inputs[0].0,
-            data_root: digest(0)?,
-            pre_state_root: digest(1)?,
-            post_state_root: digest(2)?,
+            batches,
+            pre_state_root: digest(&rest[..DIGEST_LEN])?,
+            post_state_root: digest(&rest[DIGEST_LEN..2 * DIGEST_LEN])?,
             log_cash_rows: logs[0].0,
             log_trade_rows: logs[1].0,
             log_state_leaf_rows: logs[2].0,
@@ -149,7 +184,7 @@ impl ValidityStatement {
         })
     }
 
-    /// The statement as a file: `POEVST02`, then the public inputs as a `u32` count and
+    /// The statement as a file: `POEVST03`, then the public inputs as a `u32` count and
     /// little-endian `u32`s.
     pub fn to_bytes(&self) -> Vec<u8> {
         let inputs = self.to_public_inputs();
@@ -169,7 +204,7 @@ impl ValidityStatement {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let rest = bytes
             .strip_prefix(&STATEMENT_MAGIC)
-            .ok_or("not a batch-validity v1 statement (magic POEVST02 expected)")?;
+            .ok_or("not a batch-validity v2 statement (magic POEVST03 expected)")?;
         let (count, rest) = rest
             .split_first_chunk::<4>()
             .ok_or("truncated before the count")?;
@@ -193,13 +228,55 @@ impl ValidityStatement {
         Self::from_public_inputs(&inputs).ok_or_else(|| "not a canonical statement".into())
     }
 
-    /// The data-root part: the operation records' tree.
-    pub fn data_root_statement(&self) -> DataRootStatement {
-        DataRootStatement {
-            n_records: self.n_ops,
-            record_limbs: OP_LIMBS as u32,
-            root: self.data_root,
+    /// Per batch, the `shift` of its tree's rows: `base − 2^depth` (mod p), `base` being the
+    /// operations of the batches before it (`LeafEval::ops`).
+    pub fn shifts(&self) -> Vec<M31> {
+        let mut base = 0u64;
+        self.batches
+            .iter()
+            .map(|b| {
+                let n = b.n_ops as usize;
+                let s = M31::from_u32_unchecked(base as u32)
+                    - M31::from_u32_unchecked(1u32 << depth_for(n));
+                base += u64::from(b.n_ops);
+                s
+            })
+            .collect()
+    }
+
+    /// Row counts (log2) of the data forest's leaf and node components.
+    pub fn data_log_rows(&self) -> (u32, u32) {
+        let nodes: usize = self
+            .batches
+            .iter()
+            .map(|b| crate::merkle::n_internal_nodes(b.n_ops as usize))
+            .sum();
+        (log_rows_for(self.n_ops() as usize), log_rows_for(nodes))
+    }
+
+    /// The forest's LogUp closure: per tree `t`, `1/c(t, shift_t, 1, root_t)` minus its empty
+    /// siblings `1/c(t, shift_t, index, Z_h)`.
+    pub fn forest_logup_sum(&self, relation: &MerkleNodeRelation) -> SecureField {
+        let mut sum = SecureField::from(M31::from_u32_unchecked(0));
+        for (t, (b, shift)) in self.batches.iter().zip(self.shifts()).enumerate() {
+            let term = |index: u64, digest: &Digest| -> SecureField {
+                let mut values = vec![
+                    M31::from_u32_unchecked(t as u32),
+                    shift,
+                    M31::from_u32_unchecked(index as u32),
+                ];
+                values.extend(digest.0);
+                let denom: SecureField = relation.combine(&values);
+                denom.inverse()
+            };
+            let n = b.n_ops as usize;
+            let empty = crate::merkle::empty_digests(depth_for(n));
+            sum += term(1, &b.data_root);
+            for (index, height) in crate::merkle::empty_siblings(n) {
+                sum -= term(index, &empty[height as usize]);
+            }
         }
+        sum
     }
 
     /// Ranges the statement itself must respect.
@@ -207,8 +284,17 @@ impl ValidityStatement {
     /// # Errors
     /// The first violated range, as text.
     pub fn check(&self) -> Result<(), String> {
-        let n = self.n_ops as usize;
-        if n == 0 || n > MAX_OPS {
+        if self.batches.is_empty() || self.batches.len() > MAX_BATCHES {
+            return Err(format!(
+                "1..={MAX_BATCHES} batches, got {}",
+                self.batches.len()
+            ));
+        }
+        if let Some(t) = self.batches.iter().position(|b| b.n_ops == 0) {
+            return Err(format!("batch {t} has no operations"));
+        }
+        let n = self.n_ops() as usize;
+        if n > MAX_OPS {
             return Err(format!("n_ops must be in 1..={MAX_OPS}, got {n}"));
         }
         let max_log = log_rows_for(n);
@@ -258,7 +344,7 @@ impl ValidityStatement {
             .combine(&root_tuple(&self.pre_state_root, &self.post_state_root));
         rels.range.expected_component_sum()
             + crate::instruments::expected_table_sum(&rels.instrument_table, &self.instruments)
-            + self.data_root_statement().expected_logup_sum(&rels.merkle)
+            + self.forest_logup_sum(&rels.merkle)
             + root.inverse()
     }
 }
@@ -376,9 +462,7 @@ impl Components {
         rels: &ValidityRelations,
         sums: &[SecureField; N_COMPONENTS],
     ) -> Self {
-        let dr = s.data_root_statement();
-        let (leaf_log, node_log) = dr.log_rows();
-        let depth = depth_for(s.n_ops as usize);
+        let (leaf_log, node_log) = s.data_log_rows();
         let alloc = &mut TraceLocationAllocator::default();
         Self {
             range: RangeTable::new(
@@ -404,7 +488,7 @@ impl Components {
                     log_rows: leaf_log,
                     record_limbs: OP_LIMBS,
                     relation: rels.merkle.clone(),
-                    ops: Some((rels.ops.clone(), depth)),
+                    ops: Some(rels.ops.clone()),
                 },
                 sums[2],
             ),
@@ -413,6 +497,7 @@ impl Components {
                 NodeEval {
                     log_rows: node_log,
                     relation: rels.merkle.clone(),
+                    forest: true,
                 },
                 sums[3],
             ),
@@ -508,7 +593,7 @@ impl Components {
     /// The largest component, log2 rows (the prover's twiddle domain).
     #[cfg(feature = "prover")]
     pub(crate) fn max_log_rows(s: &ValidityStatement) -> u32 {
-        let (leaf_log, node_log) = s.data_root_statement().log_rows();
+        let (leaf_log, node_log) = s.data_log_rows();
         crate::range::LOG_RANGE
             .max(leaf_log)
             .max(node_log)
@@ -592,9 +677,11 @@ pub fn verify_validity(
 }
 
 fn first_difference(a: &ValidityStatement, b: &ValidityStatement) -> &'static str {
-    if a.n_ops != b.n_ops {
+    if a.batches.len() != b.batches.len() {
+        "n_batches"
+    } else if a.batches.iter().zip(&b.batches).any(|(x, y)| x.n_ops != y.n_ops) {
         "n_ops"
-    } else if a.data_root != b.data_root {
+    } else if a.batches != b.batches {
         "data_root"
     } else if a.pre_state_root != b.pre_state_root {
         "pre_state_root"

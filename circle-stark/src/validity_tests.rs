@@ -4,7 +4,7 @@
 use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::{ProveError, VerifyError};
 use crate::field::M31;
-use crate::prover::{prove_validity, prove_validity_with};
+use crate::prover::{prove_forest_with, prove_segment, prove_validity, prove_validity_with};
 use crate::settle::{HolderRow, SettleRow};
 use crate::validity::{verify_validity, ValidityStatement};
 use crate::venue::engine::Rule;
@@ -49,8 +49,10 @@ fn realistic_batch_proves_and_verifies() {
     assert!(kinds(|o| matches!(o, Operation::Withdraw { .. })) > 3);
     let (statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
     let records: Vec<M31> = ops.iter().flat_map(Operation::encode).collect();
+    assert_eq!(statement.batches.len(), 1);
+    assert_eq!(statement.batches[0].n_ops as usize, ops.len());
     assert_eq!(
-        statement.data_root,
+        statement.batches[0].data_root,
         crate::merkle::data_root(&records, crate::venue::OP_LIMBS)
     );
     // The stated roots are the engine's.
@@ -190,7 +192,7 @@ fn collateral_other_than_the_listed_instruments_is_rejected() {
 fn statement_with_another_data_root_is_rejected() {
     let (venue, ops) = batch();
     let (mut statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
-    statement.data_root.0[0] += M31::from_u32_unchecked(1);
+    statement.batches[0].data_root.0[0] += M31::from_u32_unchecked(1);
     assert_eq!(
         verify_validity(proof, &statement, &policy()).unwrap_err(),
         VerifyError::BatchStatementMismatch { field: "data_root" }
@@ -412,16 +414,143 @@ fn deposit_stamped_before_the_clock_is_rejected() {
 }
 
 #[test]
-fn retired_v0_air_id_is_refused() {
+fn retired_v0_and_v1_air_ids_are_refused() {
     let (venue, ops) = batch();
     let (_, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
     let mut bytes = proof.to_bytes();
     // Header: magic, format version (u16), AIR id (u16).
     let at = crate::proof::MAGIC.len() + 2;
-    assert_eq!(bytes[at..at + 2], 4u16.to_le_bytes());
-    bytes[at..at + 2].copy_from_slice(&3u16.to_le_bytes());
-    assert!(matches!(
-        crate::proof::Proof::from_bytes(&bytes),
-        Err(crate::proof::ProofFormatError::UnknownAir { got: 3 })
-    ));
+    assert_eq!(bytes[at..at + 2], 5u16.to_le_bytes());
+    for retired in [3u16, 4] {
+        bytes[at..at + 2].copy_from_slice(&retired.to_le_bytes());
+        assert!(matches!(
+            crate::proof::Proof::from_bytes(&bytes),
+            Err(crate::proof::ProofFormatError::UnknownAir { got }) if got == retired
+        ));
+    }
+}
+
+/// Three consecutive batches of 40, 17 and 39 operations (all at one timestamp, so any order
+/// is valid), cut from one generated run.
+fn three_batches() -> (Venue, Vec<Operation>, [usize; 3]) {
+    let (venue, ops) = batch();
+    (venue, ops, [40, 17, 39])
+}
+
+fn cut(ops: &[Operation], sizes: &[usize]) -> Vec<Vec<Operation>> {
+    let mut at = 0;
+    sizes
+        .iter()
+        .map(|&n| {
+            at += n;
+            ops[at - n..at].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn segment_of_three_batches_proves_each_data_root_and_the_chained_roots() {
+    let (venue, ops, sizes) = three_batches();
+    let batches = cut(&ops, &sizes);
+    let refs: Vec<&[Operation]> = batches.iter().map(Vec::as_slice).collect();
+    let (statement, proof) = prove_segment(&venue, &refs, SecurityConfig::testing()).unwrap();
+    let mut v = venue.clone();
+    assert_eq!(statement.pre_state_root, v.state_root());
+    for (b, tree) in batches.iter().zip(&statement.batches) {
+        let records: Vec<M31> = b.iter().flat_map(Operation::encode).collect();
+        assert_eq!(tree.n_ops as usize, b.len());
+        assert_eq!(
+            tree.data_root,
+            crate::merkle::data_root(&records, crate::venue::OP_LIMBS)
+        );
+        v.apply_batch(b).unwrap();
+    }
+    assert_eq!(statement.post_state_root, v.state_root());
+    let decoded = ValidityStatement::from_bytes(&statement.to_bytes()).unwrap();
+    assert_eq!(decoded, statement);
+    verify_validity(proof, &statement, &policy()).unwrap();
+}
+
+#[test]
+fn segment_with_batches_executed_out_of_order_is_rejected() {
+    // The data trees are batches 0, 1, 2; the rows execute 1, 0, 2 (valid on their own).
+    let (venue, ops, sizes) = three_batches();
+    let b = cut(&ops, &sizes);
+    let rows: Vec<Operation> = [b[1].clone(), b[0].clone(), b[2].clone()].concat();
+    let (statement, proof) = prove_forest_with(
+        &venue,
+        &ops,
+        &sizes,
+        &rows,
+        |_| {},
+        |_, _, _| {},
+        SecurityConfig::testing(),
+    )
+    .unwrap();
+    assert_eq!(
+        verify_validity(proof, &statement, &policy()).unwrap_err(),
+        VerifyError::LogUpSumMismatch
+    );
+}
+
+#[test]
+fn segment_with_a_batch_boundary_moved_is_rejected() {
+    // The proof's trees are 40 | 17 | 39; the statement claims 41 | 16 | 39 with the roots the
+    // prover computed: each tree's shape is fixed by its stated size.
+    let (venue, ops, sizes) = three_batches();
+    let e = prove_forest_with(
+        &venue,
+        &ops,
+        &sizes,
+        &ops,
+        |s| {
+            s.batches[0].n_ops += 1;
+            s.batches[1].n_ops -= 1;
+        },
+        |_, _, _| {},
+        SecurityConfig::testing(),
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|(s, p)| verify_validity(p, &s, &policy()).map_err(|e| e.to_string()))
+    .unwrap_err();
+    assert!(rejected(&e), "{e}");
+}
+
+#[test]
+fn segment_with_two_batches_data_roots_swapped_is_rejected() {
+    let (venue, ops, sizes) = three_batches();
+    let (statement, proof) = prove_forest_with(
+        &venue,
+        &ops,
+        &sizes,
+        &ops,
+        |s| s.batches.swap(0, 2),
+        |_, _, _| {},
+        SecurityConfig::testing(),
+    )
+    .unwrap();
+    assert_eq!(
+        verify_validity(proof, &statement, &policy()).unwrap_err(),
+        VerifyError::LogUpSumMismatch
+    );
+}
+
+#[test]
+fn segment_statement_with_a_batch_left_out_is_rejected() {
+    let (venue, ops, sizes) = three_batches();
+    let e = prove_forest_with(
+        &venue,
+        &ops,
+        &sizes,
+        &ops,
+        |s| {
+            s.batches.remove(1);
+        },
+        |_, _, _| {},
+        SecurityConfig::testing(),
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|(s, p)| verify_validity(p, &s, &policy()).map_err(|e| e.to_string()))
+    .unwrap_err();
+    assert!(rejected(&e), "{e}");
 }

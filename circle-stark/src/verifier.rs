@@ -69,6 +69,7 @@ pub(crate) fn build_components(
         NodeEval {
             log_rows: node_log,
             relation,
+            forest: false,
         },
         sums[1],
     );

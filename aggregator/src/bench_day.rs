@@ -1,0 +1,248 @@
+//! `poe bench-day`: the daily root proof v2 (day-tree proof + batch-validity segments) for
+//! days of 10^4 … 10^6 operations, each size in its own process so that peak RSS is per size,
+//! and the auditor's comparison: verifying the root proof versus every leaf proof.
+
+use std::time::Instant;
+
+use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_circle_stark::merkle::data_root;
+use poe_circle_stark::prover::{prove_day, prove_segment, prove_validity};
+use poe_circle_stark::root::{
+    plan_segments, verify_root_bytes, RootProof, Segment, SEGMENT_CAPACITY_OPS,
+};
+use poe_circle_stark::statement::{BatchStatement, DayStatement};
+use poe_circle_stark::validity::verify_validity_bytes;
+use poe_circle_stark::venue::{instruments_root, sample, Operation, Venue, OP_LIMBS};
+
+const T0: u64 = 1_800_000_000_000_000;
+const DAY: u32 = (T0 / 86_400_000_000) as u32;
+
+/// A generated day: `rollups` venues (256 funded accounts, BTC/ETH calls and puts, the last
+/// operation of each rollup's day settling an expiring call), cut into `batch_ops` batches.
+struct GeneratedDay {
+    statements: Vec<BatchStatement>,
+    ops: Vec<Vec<Operation>>,
+    venues: Vec<(u32, Venue)>,
+}
+
+fn generate(n_ops: usize, batch_ops: usize, rollups: u32) -> GeneratedDay {
+    let mut day = GeneratedDay {
+        statements: Vec::new(),
+        ops: Vec::new(),
+        venues: Vec::new(),
+    };
+    for r in 0..rollups {
+        let n = n_ops / rollups as usize + usize::from((r as usize) < n_ops % rollups as usize);
+        let (venue, all) = sample::batch_settling(n.max(2), 256, u64::from(r) + 1, T0, 100);
+        day.venues.push((r + 1, venue.clone()));
+        let mut v = venue;
+        for (seq, chunk) in all.chunks(batch_ops).enumerate() {
+            let pre = v.state_root();
+            v.apply_batch(chunk).expect("generated batches apply");
+            let records: Vec<_> = chunk.iter().flat_map(Operation::encode).collect();
+            day.statements.push(BatchStatement {
+                rollup_id: r + 1,
+                seq: seq as u64 + 1,
+                pre_state_root: pre,
+                post_state_root: v.state_root(),
+                data_root: data_root(&records, OP_LIMBS),
+                instruments_root: instruments_root(v.instruments()),
+                n_ops: chunk.len() as u32,
+            });
+            day.ops.push(chunk.to_vec());
+        }
+    }
+    day
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One size, in this process; prints one JSON line.
+///
+/// # Errors
+/// A prover or verifier failure, as text.
+pub fn run_one(
+    n_ops: usize,
+    batch_ops: usize,
+    rollups: u32,
+    leaves: bool,
+    config: SecurityConfig,
+) -> Result<String, String> {
+    let day = generate(n_ops, batch_ops, rollups);
+    let policy = VerifierPolicy {
+        min_security_bits: 0,
+    };
+    let t = Instant::now();
+    let (statement, day_proof) =
+        prove_day(DAY, &day.statements, [0; 32], config).map_err(|e| e.to_string())?;
+    let day_s = t.elapsed().as_secs_f64();
+    let mut venues = day.venues.clone();
+    let mut segments = Vec::new();
+    let plan = plan_segments(&day.statements, SEGMENT_CAPACITY_OPS);
+    for (i, &(start, end)) in plan.iter().enumerate() {
+        let id = day.statements[start].rollup_id;
+        let ops: usize = day.ops[start..end].iter().map(Vec::len).sum();
+        eprintln!(
+            "    segment {}/{} (rollup {id}, {ops} ops)…",
+            i + 1,
+            plan.len()
+        );
+        let venue = &mut venues
+            .iter_mut()
+            .find(|(r, _)| *r == id)
+            .expect("a venue per rollup")
+            .1;
+        let refs: Vec<&[Operation]> = day.ops[start..end].iter().map(Vec::as_slice).collect();
+        let (_, proof) = prove_segment(venue, &refs, config).map_err(|e| e.to_string())?;
+        for b in &refs {
+            venue.apply_batch(b).map_err(|e| e.to_string())?;
+        }
+        segments.push(Segment {
+            rollup_id: id,
+            first_seq: day.statements[start].seq,
+            last_seq: day.statements[end - 1].seq,
+            proof,
+        });
+    }
+    let prove_s = t.elapsed().as_secs_f64();
+    let root = RootProof {
+        day: day_proof,
+        segments,
+    };
+    let bytes = root.to_bytes();
+    let max_segment = root
+        .segments
+        .iter()
+        .map(|s| s.proof.to_bytes().len())
+        .max()
+        .unwrap_or(0);
+    drop(root);
+    let derived = DayStatement::derive(DAY, &day.statements, [0; 32]).map_err(|e| e.to_string())?;
+    debug_assert_eq!(derived, statement);
+    let verify_ms = median(
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                verify_root_bytes(&bytes, &derived, &day.statements, &policy)
+                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the root proof just made does not verify: {e}"))?,
+    );
+    let mut leaf = String::new();
+    if leaves {
+        // Every batch's own validity leaf, as the pipeline makes them, verified one by one.
+        let t = Instant::now();
+        let mut venues = day.venues.clone();
+        let mut proofs = Vec::new();
+        for (s, ops) in day.statements.iter().zip(&day.ops) {
+            let v = &mut venues
+                .iter_mut()
+                .find(|(r, _)| *r == s.rollup_id)
+                .expect("a venue per rollup")
+                .1;
+            let (st, p) = prove_validity(v, ops, config).map_err(|e| e.to_string())?;
+            v.apply_batch(ops).map_err(|e| e.to_string())?;
+            proofs.push((st, p.to_bytes()));
+        }
+        let leaves_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for (st, p) in &proofs {
+            verify_validity_bytes(p, st, &policy).map_err(|e| e.to_string())?;
+        }
+        let verify_all_ms = t.elapsed().as_secs_f64() * 1e3;
+        let leaf_bytes: usize = proofs.iter().map(|(_, p)| p.len()).sum();
+        leaf = format!(
+            ",\"leaves_prove_s\":{leaves_s:.3},\"leaves_verify_ms\":{verify_all_ms:.2},\"leaves_bytes\":{leaf_bytes}"
+        );
+    }
+    Ok(format!(
+        "{{\"ops\":{n_ops},\"batches\":{},\"segments\":{},\"day_proof_s\":{day_s:.3},\"prove_s\":{prove_s:.3},\"verify_ms\":{verify_ms:.2},\"proof_bytes\":{},\"max_segment_bytes\":{max_segment},\"peak_rss_bytes\":{}{leaf}}}",
+        day.statements.len(),
+        plan.len(),
+        bytes.len(),
+        crate::rss::peak_rss_bytes().unwrap_or(0)
+    ))
+}
+
+fn field(line: &str, k: &str) -> f64 {
+    line.split(&format!("\"{k}\":"))
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// One child process per size; prints the table.
+///
+/// # Errors
+/// A failed child.
+pub fn bench_command(
+    sizes: &[usize],
+    batch_ops: usize,
+    rollups: u32,
+    leaves: bool,
+    preset: &str,
+    config: SecurityConfig,
+) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    println!(
+        "poe bench-day: root proof v2 (day tree + batch-validity segments of ≤ {SEGMENT_CAPACITY_OPS} ops), {rollups} rollups, {batch_ops}-op batches, preset {preset} ({} bits); verify median of 3",
+        config.security_bits()
+    );
+    println!("| ops | batches | segments | prove s (day tree s) | ops/s | verify ms | root proof KB | peak RSS GiB | all leaves: prove s | verify ms | ratio |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        eprintln!("  {n} operations…");
+        let mut args = vec![
+            "bench-day".to_string(),
+            "--child".into(),
+            "--ops".into(),
+            n.to_string(),
+            "--batch-ops".into(),
+            batch_ops.to_string(),
+            "--rollups".into(),
+            rollups.to_string(),
+            "--preset".into(),
+            preset.into(),
+        ];
+        if leaves {
+            args.push("--leaves".into());
+        }
+        let out = std::process::Command::new(&exe)
+            .args(&args)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("{n} operations: child failed"));
+        }
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        let f = |k: &str| field(&line, k);
+        let leaf_cols = if leaves {
+            format!(
+                "{:.1} | {:.1} | {:.1}×",
+                f("leaves_prove_s"),
+                f("leaves_verify_ms"),
+                f("leaves_verify_ms") / f("verify_ms")
+            )
+        } else {
+            "– | – | –".into()
+        };
+        println!(
+            "| {n} | {:.0} | {:.0} | {:.1} ({:.2}) | {:.0} | {:.1} | {:.0} | {:.2} | {leaf_cols} |",
+            f("batches"),
+            f("segments"),
+            f("prove_s"),
+            f("day_proof_s"),
+            f("ops") / f("prove_s"),
+            f("verify_ms"),
+            f("proof_bytes") / 1024.0,
+            f("peak_rss_bytes") / (1u64 << 30) as f64,
+        );
+    }
+    Ok(())
+}
