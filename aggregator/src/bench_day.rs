@@ -8,7 +8,7 @@ use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
 use poe_circle_stark::merkle::data_root;
 use poe_circle_stark::prover::{prove_day, prove_segment, prove_validity};
 use poe_circle_stark::root::{
-    plan_segments, verify_root_bytes, RootProof, Segment, SEGMENT_CAPACITY_OPS,
+    plan_segments, verify_root_on, RootProof, Segment, SEGMENT_CAPACITY_OPS,
 };
 use poe_circle_stark::statement::{BatchStatement, DayStatement};
 use poe_circle_stark::validity::verify_validity_bytes;
@@ -72,6 +72,8 @@ pub fn run_one(
     config: SecurityConfig,
 ) -> Result<String, String> {
     let day = generate(n_ops, batch_ops, rollups);
+    let leaf_config = config;
+    let config = crate::day::root_security(config);
     let policy = VerifierPolicy {
         min_security_bits: 0,
     };
@@ -122,16 +124,21 @@ pub fn run_one(
     drop(root);
     let derived = DayStatement::derive(DAY, &day.statements, [0; 32]).map_err(|e| e.to_string())?;
     debug_assert_eq!(derived, statement);
-    let verify_ms = median(
-        (0..3)
+    let verify = |threads: usize| -> Result<f64, String> {
+        let times = (0..3)
             .map(|_| {
                 let t = Instant::now();
-                verify_root_bytes(&bytes, &derived, &day.statements, &policy)
+                let root = RootProof::from_bytes(&bytes).map_err(|e| e.to_string())?;
+                verify_root_on(root, &derived, &day.statements, &policy, threads)
                     .map(|_| t.elapsed().as_secs_f64() * 1e3)
+                    .map_err(|e| format!("the root proof just made does not verify: {e}"))
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("the root proof just made does not verify: {e}"))?,
-    );
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(median(times))
+    };
+    let verify_ms = verify(1)?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let verify_par_ms = verify(cores)?;
     let mut leaf = String::new();
     if leaves {
         // Every batch's own validity leaf, as the pipeline makes them, verified one by one.
@@ -144,7 +151,7 @@ pub fn run_one(
                 .find(|(r, _)| *r == s.rollup_id)
                 .expect("a venue per rollup")
                 .1;
-            let (st, p) = prove_validity(v, ops, config).map_err(|e| e.to_string())?;
+            let (st, p) = prove_validity(v, ops, leaf_config).map_err(|e| e.to_string())?;
             v.apply_batch(ops).map_err(|e| e.to_string())?;
             proofs.push((st, p.to_bytes()));
         }
@@ -160,7 +167,7 @@ pub fn run_one(
         );
     }
     Ok(format!(
-        "{{\"ops\":{n_ops},\"batches\":{},\"segments\":{},\"day_proof_s\":{day_s:.3},\"prove_s\":{prove_s:.3},\"verify_ms\":{verify_ms:.2},\"proof_bytes\":{},\"max_segment_bytes\":{max_segment},\"peak_rss_bytes\":{}{leaf}}}",
+        "{{\"ops\":{n_ops},\"batches\":{},\"segments\":{},\"day_proof_s\":{day_s:.3},\"prove_s\":{prove_s:.3},\"verify_ms\":{verify_ms:.2},\"verify_par_ms\":{verify_par_ms:.2},\"cores\":{cores},\"proof_bytes\":{},\"max_segment_bytes\":{max_segment},\"peak_rss_bytes\":{}{leaf}}}",
         day.statements.len(),
         plan.len(),
         bytes.len(),
@@ -190,11 +197,12 @@ pub fn bench_command(
 ) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     println!(
-        "poe bench-day: root proof v2 (day tree + batch-validity segments of ≤ {SEGMENT_CAPACITY_OPS} ops), {rollups} rollups, {batch_ops}-op batches, preset {preset} ({} bits); verify median of 3",
+        "poe bench-day: root proof v2 (day tree + batch-validity segments of ≤ {SEGMENT_CAPACITY_OPS} ops, {:?}), {rollups} rollups, {batch_ops}-op batches, leaves preset {preset} ({} bits); verify median of 3",
+        crate::day::root_security(config),
         config.security_bits()
     );
-    println!("| ops | batches | segments | prove s (day tree s) | ops/s | verify ms | root proof KB | peak RSS GiB | all leaves: prove s | verify ms | ratio |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| ops | batches | segments | prove s (day tree s) | ops/s | verify ms, 1 core | verify ms, all cores | root proof KB | peak RSS GiB | all leaves: prove s | verify ms, 1 core | ratio |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in sizes {
         eprintln!("  {n} operations…");
         let mut args = vec![
@@ -233,13 +241,15 @@ pub fn bench_command(
             "– | – | –".into()
         };
         println!(
-            "| {n} | {:.0} | {:.0} | {:.1} ({:.2}) | {:.0} | {:.1} | {:.0} | {:.2} | {leaf_cols} |",
+            "| {n} | {:.0} | {:.0} | {:.1} ({:.2}) | {:.0} | {:.1} | {:.1} ({:.0}) | {:.0} | {:.2} | {leaf_cols} |",
             f("batches"),
             f("segments"),
             f("prove_s"),
             f("day_proof_s"),
             f("ops") / f("prove_s"),
             f("verify_ms"),
+            f("verify_par_ms"),
+            f("cores"),
             f("proof_bytes") / 1024.0,
             f("peak_rss_bytes") / (1u64 << 30) as f64,
         );

@@ -36,7 +36,8 @@ enum Command {
         /// Operations per batch.
         #[arg(long, default_value_t = 1_000)]
         batch_ops: usize,
-        /// Security preset of the proofs: production or testing.
+        /// Security preset of the leaf proofs: production or testing (the root proof at
+        /// production security uses the compact preset).
         #[arg(long, default_value = "production")]
         preset: String,
         /// Keep the working directory here (default: a temporary one).
@@ -158,7 +159,8 @@ enum Command {
         /// Seconds after UTC midnight at which the day is closed.
         #[arg(long, default_value_t = 5)]
         close_grace_s: u64,
-        /// Security preset of leaf and root proofs: production or testing.
+        /// Security preset of leaf proofs: production or testing (root proofs at production
+        /// security use the compact preset: the same 104 bits, smaller proofs).
         #[arg(long, default_value = "production")]
         preset: String,
         /// Intake and archive serving only: no leaf proving, no automatic day close
@@ -181,7 +183,8 @@ enum Command {
         /// Archive root; the bundle goes to ARCHIVE/days/DAY.
         #[arg(long, default_value = "poe-archive")]
         archive: PathBuf,
-        /// Security preset of the day proof.
+        /// Security preset of the leaf proofs: production or testing (the root proof at
+        /// production security uses the compact preset).
         #[arg(long, default_value = "production")]
         preset: String,
     },
@@ -286,7 +289,7 @@ enum Command {
 
 fn preset(name: &str) -> Result<SecurityConfig, String> {
     SecurityConfig::preset(name)
-        .ok_or_else(|| format!("unknown preset {name:?}: use production or testing"))
+        .ok_or_else(|| format!("unknown preset {name:?}: use production, compact or testing"))
 }
 
 fn main() -> ExitCode {
@@ -414,11 +417,14 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let config = preset(&p)?;
             if child {
-                let line = poe_aggregator::bench_day::run_one(ops[0], batch_ops, rollups, leaves, config)?;
+                let line =
+                    poe_aggregator::bench_day::run_one(ops[0], batch_ops, rollups, leaves, config)?;
                 println!("{line}");
                 Ok(())
             } else {
-                poe_aggregator::bench_day::bench_command(&ops, batch_ops, rollups, leaves, &p, config)
+                poe_aggregator::bench_day::bench_command(
+                    &ops, batch_ops, rollups, leaves, &p, config,
+                )
             }
         }
         Command::BenchArchive {

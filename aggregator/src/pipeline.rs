@@ -30,7 +30,7 @@ use std::collections::HashMap;
 pub struct PipelineConfig {
     /// Leaf prover threads (each proof is itself parallel, so 1 suits a 2-core machine).
     pub workers: usize,
-    /// Security of leaf and root proofs.
+    /// Security of leaf proofs; root proofs use `day::root_security` of it.
     pub security: SecurityConfig,
     /// How long after midnight a day is closed (µs): room for a skewed rollup clock. Batches
     /// arriving after the close go to the next day regardless.

@@ -10,9 +10,9 @@ use poe_circle_stark::config::VerifierPolicy;
 use poe_circle_stark::merkle::data_root;
 use poe_circle_stark::poseidon2::Digest;
 use poe_circle_stark::proof::{AirId, Proof};
+use poe_circle_stark::root::{verify_root, RootProof};
 use poe_circle_stark::statement::{BatchStatement, DayStatement};
 use poe_circle_stark::venue::{instruments_root, Instrument, Operation, OptionKind, OP_LIMBS};
-use poe_circle_stark::root::{verify_root, RootProof};
 use poe_circle_stark::verifier::{verify_data_root, verify_data_root_bytes, verify_day};
 use serde::Serialize;
 use sha3::{Digest as _, Sha3_256};
@@ -466,13 +466,14 @@ fn check_root_proof(
     }
     let start = std::time::Instant::now();
     let verified = match (root, batches) {
-        (Some(root), Some(batches)) => verify_root(root, statement, batches, &options.policy)
-            .map(|c| {
+        (Some(root), Some(batches)) => {
+            verify_root(root, statement, batches, &options.policy).map(|c| {
                 format!(
                     "; batch validity of all {} batches ({} ops) re-proven in {} segment proofs",
                     c.batches, c.ops, c.segments
                 )
-            }),
+            })
+        }
         (Some(_), None) => Err(poe_circle_stark::error::VerifyError::InvalidStatement(
             "no batch statements to check the segments against (see above)".into(),
         )),

@@ -156,7 +156,12 @@ impl LeafEval {
 
     /// Main-trace columns of this component.
     pub fn columns(&self) -> usize {
-        Self::n_columns(self.record_limbs) + if self.ops.is_some() { FOREST_COLUMNS } else { 0 }
+        Self::n_columns(self.record_limbs)
+            + if self.ops.is_some() {
+                FOREST_COLUMNS
+            } else {
+                0
+            }
     }
 }
 

@@ -205,8 +205,10 @@ fn forest_traces(
         roots.push(root);
         at += n;
     }
-    let nodes_t = build_trace(node_log, NodeEval::N_COLUMNS + FOREST_COLUMNS, |row, cells| {
-        match jobs.get(row) {
+    let nodes_t = build_trace(
+        node_log,
+        NodeEval::N_COLUMNS + FOREST_COLUMNS,
+        |row, cells| match jobs.get(row) {
             Some((t, index, left, right)) => {
                 let d = fill_node(cells, true, *index, left, right);
                 cells[NodeEval::N_COLUMNS] = M31::from_u32_unchecked(*t);
@@ -214,8 +216,8 @@ fn forest_traces(
                 d
             }
             None => fill_node(cells, false, 0, &Digest::ZERO, &Digest::ZERO),
-        }
-    });
+        },
+    );
     (leaves_t, nodes_t, roots)
 }
 

@@ -13,8 +13,8 @@
 
 use crate::config::VerifierPolicy;
 use crate::error::VerifyError;
-use crate::proof::ProofFormatError;
 use crate::proof::Proof;
+use crate::proof::ProofFormatError;
 use crate::statement::{BatchStatement, DayStatement};
 use crate::validity::{verify_validity, BatchTree, ValidityStatement, MAX_BATCHES, MAX_OPS};
 use crate::venue::instruments_root;
@@ -114,11 +114,15 @@ impl<'a> Reader<'a> {
     }
 
     fn u32(&mut self) -> Result<u32, ProofFormatError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self) -> Result<u64, ProofFormatError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     fn proof(&mut self) -> Result<Proof, ProofFormatError> {
@@ -167,10 +171,7 @@ impl RootProof {
                 got: bytes.iter().take(8).copied().collect(),
             });
         };
-        let mut r = Reader {
-            bytes: rest,
-            at: 0,
-        };
+        let mut r = Reader { bytes: rest, at: 0 };
         let day = r.proof()?;
         let n = r.u32()?;
         // Each segment takes at least 24 bytes of header.
@@ -225,6 +226,8 @@ fn segment_statement(batches: &[BatchStatement], claimed: &ValidityStatement) ->
 /// statements it was derived from (canonical order): the day-tree proof, then that the
 /// segments cover every batch of every rollup exactly once, in order, each proving its
 /// batches' validity from the first batch's pre-state root to the last batch's post-state root.
+/// Coverage is checked first; the segments' STARKs then run in parallel, and the first
+/// failing one in segment order is reported.
 ///
 /// # Errors
 /// The day proof's error as [`crate::verifier::verify_day`];
@@ -236,6 +239,22 @@ pub fn verify_root(
     batches: &[BatchStatement],
     policy: &VerifierPolicy,
 ) -> Result<RootCoverage, VerifyError> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    verify_root_on(root, statement, batches, policy, threads)
+}
+
+/// [`verify_root`] with the segments verified on at most `threads` threads (1: one after the
+/// other, what a single core costs).
+///
+/// # Errors
+/// As [`verify_root`].
+pub fn verify_root_on(
+    root: RootProof,
+    statement: &DayStatement,
+    batches: &[BatchStatement],
+    policy: &VerifierPolicy,
+    threads: usize,
+) -> Result<RootCoverage, VerifyError> {
     // The statement must be the one these batches give (the caller derived it from them).
     if batches.len() != statement.n_batches as usize
         || crate::statement::day_root(batches) != statement.day_root
@@ -243,12 +262,14 @@ pub fn verify_root(
         return Err(VerifyError::DayStatementMismatch { field: "day_root" });
     }
     crate::verifier::verify_day(root.day, statement, policy)?;
+    // Coverage and statements first (cheap, in order), then the segments' STARKs.
     let mut at = 0usize;
     let mut coverage = RootCoverage {
         segments: 0,
         batches: 0,
         ops: 0,
     };
+    let mut jobs = Vec::with_capacity(root.segments.len());
     for seg in root.segments {
         let Some(first) = batches.get(at) else {
             return Err(VerifyError::SegmentCoverage {
@@ -260,7 +281,10 @@ pub fn verify_root(
         if (seg.rollup_id, seg.first_seq) != (first.rollup_id, first.seq) {
             return Err(VerifyError::SegmentCoverage {
                 rollup_id: first.rollup_id,
-                expected: format!("a segment of rollup {} from seq {}", first.rollup_id, first.seq),
+                expected: format!(
+                    "a segment of rollup {} from seq {}",
+                    first.rollup_id, first.seq
+                ),
                 got: format!("rollup {} from seq {}", seg.rollup_id, seg.first_seq),
             });
         }
@@ -297,10 +321,10 @@ pub fn verify_root(
             }));
         }
         let expected = segment_statement(covered, &claimed);
-        verify_validity(seg.proof, &expected, policy).map_err(wrap)?;
         coverage.segments += 1;
         coverage.batches += len;
         coverage.ops += expected.n_ops();
+        jobs.push((seg, expected));
         at += len;
     }
     if let Some(b) = batches.get(at) {
@@ -310,7 +334,57 @@ pub fn verify_root(
             got: "none".into(),
         });
     }
-    Ok(coverage)
+    let results = verify_segments(jobs, policy, threads);
+    match results.into_iter().find_map(Result::err) {
+        Some(e) => Err(e),
+        None => Ok(coverage),
+    }
+}
+
+/// The segments' STARKs on up to `threads` threads (they are independent; stwo's verifier is
+/// single-threaded), results in segment order.
+fn verify_segments(
+    jobs: Vec<(Segment, ValidityStatement)>,
+    policy: &VerifierPolicy,
+    threads: usize,
+) -> Vec<Result<(), VerifyError>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let threads = threads.min(jobs.len()).max(1);
+    let jobs: Vec<Mutex<Option<(Segment, ValidityStatement)>>> =
+        jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
+    let results: Vec<Mutex<Result<(), VerifyError>>> =
+        jobs.iter().map(|_| Mutex::new(Ok(()))).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let (seg, expected) = job
+                    .lock()
+                    .expect("no verifier thread panics holding a job")
+                    .take()
+                    .expect("each job is taken once");
+                let (rollup_id, first_seq, last_seq) = (seg.rollup_id, seg.first_seq, seg.last_seq);
+                let r = verify_validity(seg.proof, &expected, policy).map_err(|e| {
+                    VerifyError::Segment {
+                        rollup_id,
+                        first_seq,
+                        last_seq,
+                        error: Box::new(e),
+                    }
+                });
+                *results[i]
+                    .lock()
+                    .expect("no verifier thread panics holding a result") = r;
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().expect("threads joined"))
+        .collect()
 }
 
 /// Decodes and verifies a root proof file ([`verify_root`]).
@@ -420,7 +494,10 @@ mod tests {
         assert_eq!(plan_segments(&f.statements, 1000), vec![(0, 3), (3, 5)]);
         let mut relisted = f.statements.clone();
         relisted[1].instruments_root = crate::poseidon2::Digest::ZERO;
-        assert_eq!(plan_segments(&relisted, 1000), vec![(0, 1), (1, 2), (2, 3), (3, 5)]);
+        assert_eq!(
+            plan_segments(&relisted, 1000),
+            vec![(0, 1), (1, 2), (2, 3), (3, 5)]
+        );
     }
 
     #[test]
@@ -438,6 +515,15 @@ mod tests {
                 ops: 192
             }
         );
+        let one_core = verify_root_on(
+            RootProof::from_bytes(&bytes).unwrap(),
+            &statement,
+            &f.statements,
+            &policy(),
+            1,
+        )
+        .unwrap();
+        assert_eq!(one_core, coverage);
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(matches!(
@@ -527,6 +613,37 @@ mod tests {
                 if matches!(**error, VerifyError::BatchStatementMismatch { field: "post_state_root" })),
             "{e}"
         );
+    }
+
+    #[test]
+    fn two_bad_segments_report_the_first_whatever_the_threads() {
+        let mut f = fixture();
+        let (statement, _) = prove(&f, &f.statements);
+        for b in [0, 3] {
+            let i = f.ops[b]
+                .iter()
+                .position(|o| matches!(o, Operation::Trade { .. }))
+                .unwrap();
+            if let Operation::Trade { price, .. } = &mut f.ops[b][i] {
+                *price += 1;
+            }
+        }
+        let (_, root) = prove(&f, &f.statements);
+        for threads in [1, 4] {
+            let e = verify_root_on(root.clone(), &statement, &f.statements, &policy(), threads)
+                .unwrap_err();
+            assert!(
+                matches!(
+                    &e,
+                    VerifyError::Segment {
+                        rollup_id: 1,
+                        first_seq: 5,
+                        ..
+                    }
+                ),
+                "{threads} threads: {e}"
+            );
+        }
     }
 
     #[test]

@@ -21,8 +21,7 @@ use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo_constraint_framework::{FrameworkComponent, Relation, TraceLocationAllocator};
 
 use crate::air::{
-    log_rows_for, LeafComponent, LeafEval, MerkleNodeRelation, NodeComponent,
-    NodeEval, OpRelation,
+    log_rows_for, LeafComponent, LeafEval, MerkleNodeRelation, NodeComponent, NodeEval, OpRelation,
 };
 use crate::cash::{Cash, CashEval};
 use crate::chip::{Poseidon2Chip, Poseidon2ChipEval, Poseidon2Io};
@@ -679,7 +678,12 @@ pub fn verify_validity(
 fn first_difference(a: &ValidityStatement, b: &ValidityStatement) -> &'static str {
     if a.batches.len() != b.batches.len() {
         "n_batches"
-    } else if a.batches.iter().zip(&b.batches).any(|(x, y)| x.n_ops != y.n_ops) {
+    } else if a
+        .batches
+        .iter()
+        .zip(&b.batches)
+        .any(|(x, y)| x.n_ops != y.n_ops)
+    {
         "n_ops"
     } else if a.batches != b.batches {
         "data_root"

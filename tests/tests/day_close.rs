@@ -35,6 +35,16 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     assert_eq!(s.n_batches, 9, "the late batch belongs to the next day");
     assert_eq!(s.n_ops, 9 * 120);
     assert_eq!(s.rollups.len(), 3);
+    // The root proof re-proves every batch: one segment per rollup (360 operations each, far
+    // below the capacity).
+    assert_eq!(s.air, "poe/day-root/v2");
+    let v = s
+        .validity
+        .as_ref()
+        .expect("a v2 root proof reports its segments");
+    assert_eq!(v.segment_capacity_ops, 1 << 18);
+    assert_eq!(v.segments.len(), 3);
+    assert_eq!(v.segments.iter().map(|g| g.n_ops).sum::<u64>(), 9 * 120);
 
     let bundle = dir.join("archive/days").join(day().to_string());
     let out = Command::new(poe_binary())
@@ -51,6 +61,18 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     );
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["passed"], true);
+    let root_check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "root-proof")
+        .unwrap()
+        .to_string();
+    assert!(
+        root_check
+            .contains("batch validity of all 9 batches (1080 ops) re-proven in 3 segment proofs"),
+        "{root_check}"
+    );
 
     // The audit's notional is recomputed from the rows; compare with the operations submitted.
     let accepted = intake
@@ -122,6 +144,11 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     let addr = listener.local_addr().unwrap().to_string();
     runtime.spawn(poe_api::run(listener, state, std::future::pending()));
     let base = format!("http://{addr}");
+    let days: Value =
+        serde_json::from_slice(&poe_aggregator::fetch::get(&base, "/v1/days").unwrap()).unwrap();
+    assert_eq!(days["days"][0]["root_air"], "poe/day-root/v2");
+    assert_eq!(days["days"][0]["segments"], 3);
+    assert_eq!(days["days"][0]["segment_capacity_ops"], 1 << 18);
     let day_root = closed.summary.statement.day_root.clone();
     for id in [&ids[0], &ids[4], &ids[8]] {
         let body =
@@ -160,6 +187,27 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     assert!(
         err.contains("HTTP 404") && err.contains("not_yet_included"),
         "{err}"
+    );
+
+    // The operator drops the last rollup's segment from the root proof: the day-tree proof
+    // alone no longer passes for the day.
+    let root_file = bundle.join("root.proof");
+    let mut root =
+        poe_circle_stark::root::RootProof::from_bytes(&std::fs::read(&root_file).unwrap()).unwrap();
+    root.segments.pop();
+    std::fs::write(&root_file, root.to_bytes()).unwrap();
+    let out = Command::new(poe_binary())
+        .arg("audit")
+        .arg(&bundle)
+        .arg("--proof-only")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.contains("FAIL root-proof")
+            && l.contains("segments of rollup 3: expected a segment from seq")),
+        "{stdout}"
     );
 }
 
