@@ -14,6 +14,8 @@ use poe_circle_stark::statement::{BatchStatement, DayStatement};
 use poe_circle_stark::validity::verify_validity_bytes;
 use poe_circle_stark::venue::{instruments_root, sample, Operation, Venue, OP_LIMBS};
 
+use crate::rss::{json_field, median};
+
 const T0: u64 = 1_800_000_000_000_000;
 const DAY: u32 = (T0 / 86_400_000_000) as u32;
 
@@ -53,11 +55,6 @@ fn generate(n_ops: usize, batch_ops: usize, rollups: u32) -> GeneratedDay {
         }
     }
     day
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// One size, in this process; prints one JSON line.
@@ -175,14 +172,6 @@ pub fn run_one(
     ))
 }
 
-fn field(line: &str, k: &str) -> f64 {
-    line.split(&format!("\"{k}\":"))
-        .nth(1)
-        .and_then(|r| r.split([',', '}']).next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
 /// One child process per size; prints the table.
 ///
 /// # Errors
@@ -229,7 +218,7 @@ pub fn bench_command(
             return Err(format!("{n} operations: child failed"));
         }
         let line = String::from_utf8_lossy(&out.stdout).into_owned();
-        let f = |k: &str| field(&line, k);
+        let f = |k: &str| json_field(&line, k);
         let leaf_cols = if leaves {
             format!(
                 "{:.1} | {:.1} | {:.1}×",

@@ -612,8 +612,8 @@ fn demo(
             format!("{:.1} s, {:.0} ops/s", r.leaves_s, rate(r.ops, r.leaves_s)),
         ),
         (
-            "day close (bundle + day proof)",
-            format!("{:.1} s (proof {:.2} s)", r.close_s, r.root_prove_s),
+            "day close (bundle + root proof)",
+            format!("{:.1} s (root proof {:.1} s)", r.close_s, r.root_prove_s),
         ),
         (
             "root proof",
@@ -1038,11 +1038,6 @@ fn prove_records(
     Ok(())
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 fn bench(min_log: u32, max_log: u32, runs: usize, p: &str) -> Result<(), String> {
     let config = preset(p)?;
     if min_log > max_log || max_log > 22 || runs == 0 {
@@ -1093,7 +1088,7 @@ fn bench(min_log: u32, max_log: u32, runs: usize, p: &str) -> Result<(), String>
                 field("records"),
             ]);
         }
-        let col = |i: usize| median(samples.iter().map(|s| s[i]).collect());
+        let col = |i: usize| rss::median(samples.iter().map(|s| s[i]).collect());
         let records = col(4);
         println!(
             "| 2^{log} | {perms:.0} | {:.2} | {:.0} | {:.1} | {:.0} | {:.2} |",

@@ -1,6 +1,7 @@
 //! `poe prove-batch`, `poe verify-batch`, `poe bench-batch`: batch-validity proofs
 //! (`specs/batch-air.md` §5) on generated realistic batches.
 
+use crate::rss::json_field;
 use std::path::Path;
 use std::time::Instant;
 
@@ -150,14 +151,6 @@ pub fn verify_command(
         t.elapsed().as_secs_f64() * 1e3
     );
     Ok(())
-}
-
-fn json_field(line: &str, k: &str) -> f64 {
-    line.split(&format!("\"{k}\":"))
-        .nth(1)
-        .and_then(|r| r.split([',', '}']).next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN)
 }
 
 /// One process per size (so peak RSS is per size), after a Poseidon2 reference run.
