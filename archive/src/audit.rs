@@ -10,7 +10,7 @@ use poe_circle_stark::config::VerifierPolicy;
 use poe_circle_stark::merkle::data_root;
 use poe_circle_stark::poseidon2::Digest;
 use poe_circle_stark::proof::{AirId, Proof};
-use poe_circle_stark::root::{verify_root, RootProof};
+use poe_circle_stark::root::{verify_root, RootProof, ROOT_AIR_NAME, V2_REQUIRED_FROM_DAY};
 use poe_circle_stark::statement::{BatchStatement, DayStatement};
 use poe_circle_stark::venue::{instruments_root, Instrument, Operation, OptionKind, OP_LIMBS};
 use poe_circle_stark::verifier::{verify_data_root, verify_data_root_bytes, verify_day};
@@ -239,6 +239,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
     });
     check_root_proof(
         &mut a,
+        day,
         &manifest,
         derived.as_ref(),
         statements.as_ref().map(|(_, s)| s.as_slice()),
@@ -417,6 +418,7 @@ fn read_statements(
 
 fn check_root_proof(
     a: &mut Auditor<'_>,
+    day: Day,
     manifest: &Manifest,
     derived: Option<&DayStatement>,
     batches: Option<&[BatchStatement]>,
@@ -439,6 +441,16 @@ fn check_root_proof(
     // v2 (`POEROOT2`): the day-tree proof and the segments re-proving every batch; v1 bundles
     // (written before segments) hold the day-tree proof alone.
     let v2 = RootProof::is_v2(&bytes);
+    if !v2 && day.0 >= V2_REQUIRED_FROM_DAY {
+        a.fail(
+            "root-proof",
+            format!(
+                "root.proof is a v1 root proof (the day tree alone, without batch validity); days from {} on need {ROOT_AIR_NAME}",
+                Day(V2_REQUIRED_FROM_DAY)
+            ),
+        );
+        return;
+    }
     let (day_proof, root) = if v2 {
         match RootProof::from_bytes(&bytes) {
             Ok(r) => (r.day.clone(), Some(r)),

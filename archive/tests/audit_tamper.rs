@@ -77,6 +77,10 @@ fn d(x: u32) -> Digest {
 
 /// Two rollups; 3 and 2 batches of deposits, trades, a withdrawal.
 fn input() -> DayInput {
+    input_on(DAY)
+}
+
+fn input_on(day: Day) -> DayInput {
     let table = instruments();
     let terms: Vec<Instrument> = table.iter().map(|n| n.instrument.clone()).collect();
     let iroot = instruments_root(&terms);
@@ -95,7 +99,7 @@ fn input() -> DayInput {
         },
     ];
     let mut batches = Vec::new();
-    let t0 = DAY.start_us() + 3_600_000_000;
+    let t0 = day.start_us() + 3_600_000_000;
     for (rollup_id, n_batches) in [(1u32, 3u64), (2, 2)] {
         for seq in 0..n_batches {
             let ts = t0 + seq * 1_000_000;
@@ -153,7 +157,7 @@ fn input() -> DayInput {
         }
     }
     DayInput {
-        day: DAY,
+        day,
         rollups,
         batches,
         root_config: config(),
@@ -451,4 +455,25 @@ fn unlisted_file_is_rejected() {
     let dir = copy();
     std::fs::write(dir.join("trades/rollup=aurora/part-0001.parquet"), b"extra").unwrap();
     assert_fails_with(&run(&dir), "manifest", "present but not in the manifest");
+}
+
+#[test]
+fn v1_root_proof_for_a_day_after_v2_is_rejected() {
+    // The same bundle, dated after root proofs v2 became required: a day-tree proof alone
+    // (which says nothing of batch validity) is a downgrade.
+    let day = Day(poe_circle_stark::root::V2_REQUIRED_FROM_DAY + 2);
+    let dir = write(&scratch("downgrade"), &input_on(day));
+    let r = run(&dir);
+    assert_fails_with(
+        &r,
+        "root-proof",
+        "days from 2026-11-28 on need poe/day-root/v2",
+    );
+    // The same kind of bundle on a day before: accepted, with the note.
+    let pass = run(pristine());
+    let line = pass.checks.iter().find(|c| c.name == "root-proof").unwrap();
+    assert!(
+        line.passed && line.detail.contains("batch validity is not in it"),
+        "{line:?}"
+    );
 }

@@ -26,6 +26,11 @@ pub const ROOT_MAGIC: [u8; 8] = *b"POEROOT2";
 /// Name of the v2 root proof in manifests, `statement.json` and logs.
 pub const ROOT_AIR_NAME: &str = "poe/day-root/v2";
 
+/// First day (days since 1970-01-01: 2026-11-28) whose root proof must be v2. Earlier days may
+/// have a v1 root proof (the day-tree proof alone, written before segments existed); from this
+/// day on a v1 file would be a downgrade that hides batch validity, and auditors refuse it.
+pub const V2_REQUIRED_FROM_DAY: u32 = 20_785;
+
 /// Most operations one segment proof covers: the batch-validity AIR's limit (22-bit access
 /// times), which is also what fits this project's 24 GiB reference machine (9.45 GiB at
 /// production security, BENCHMARKS.md).
