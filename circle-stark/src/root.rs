@@ -6,15 +6,14 @@
 //! the last batch's `post_state_root`; consecutive segments share their boundary roots, so the
 //! segments chain the rollup's day from `first_pre_state_root` to `last_post_state_root`.
 //!
-//! stwo 2.3 has no recursion, so the segments are separate STARKs verified one after the
-//! other: verification grows with the number of segments (one per rollup up to
+//! stwo 2.3 has no recursion, so the segments are separate STARKs (verified in parallel across
+//! the auditor's cores): verification grows with the number of segments (one per rollup per
 //! [`SEGMENT_CAPACITY_OPS`] operations). The day statement does not change when a recursive
 //! proof replaces the list.
 
 use crate::config::VerifierPolicy;
 use crate::error::VerifyError;
-use crate::proof::Proof;
-use crate::proof::ProofFormatError;
+use crate::proof::{Proof, ProofFormatError};
 use crate::statement::{BatchStatement, DayStatement};
 use crate::validity::{verify_validity, BatchTree, ValidityStatement, MAX_BATCHES, MAX_OPS};
 use crate::venue::instruments_root;
