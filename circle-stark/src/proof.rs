@@ -289,13 +289,15 @@ impl Writer {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// Little-endian cursor over a canonical encoding; every read past the end is `Truncated`.
+/// Shared with the root-proof container (`root.rs`).
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ProofFormatError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ProofFormatError> {
         let remaining = self.bytes.len() - self.pos;
         if remaining < n {
             return Err(ProofFormatError::Truncated {
@@ -312,12 +314,12 @@ impl<'a> Reader<'a> {
             self.take(2)?.try_into().expect("2 bytes"),
         ))
     }
-    fn u32(&mut self) -> Result<u32, ProofFormatError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, ProofFormatError> {
         Ok(u32::from_le_bytes(
             self.take(4)?.try_into().expect("4 bytes"),
         ))
     }
-    fn u64(&mut self) -> Result<u64, ProofFormatError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, ProofFormatError> {
         Ok(u64::from_le_bytes(
             self.take(8)?.try_into().expect("8 bytes"),
         ))

@@ -13,7 +13,7 @@
 
 use crate::config::VerifierPolicy;
 use crate::error::VerifyError;
-use crate::proof::{Proof, ProofFormatError};
+use crate::proof::{Proof, ProofFormatError, Reader};
 use crate::statement::{BatchStatement, DayStatement};
 use crate::validity::{verify_validity, BatchTree, ValidityStatement, MAX_BATCHES, MAX_OPS};
 use crate::venue::instruments_root;
@@ -98,48 +98,18 @@ pub fn plan_segments(batches: &[BatchStatement], capacity_ops: usize) -> Vec<(us
     out
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ProofFormatError> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let Some(end) = end else {
-            return Err(ProofFormatError::Truncated {
-                offset: self.at,
-                needed: self.at + n - self.bytes.len(),
-            });
-        };
-        let out = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(out)
+/// A length-prefixed (`u32`) canonical proof.
+fn read_proof(r: &mut Reader<'_>) -> Result<Proof, ProofFormatError> {
+    let len = r.u32()?;
+    let remaining = r.bytes.len() - r.pos;
+    if len as usize > remaining {
+        return Err(ProofFormatError::LengthOverflow {
+            offset: r.pos - 4,
+            count: len,
+            remaining,
+        });
     }
-
-    fn u32(&mut self) -> Result<u32, ProofFormatError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
-    }
-
-    fn u64(&mut self) -> Result<u64, ProofFormatError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
-    }
-
-    fn proof(&mut self) -> Result<Proof, ProofFormatError> {
-        let len = self.u32()?;
-        if len as usize > self.bytes.len() - self.at {
-            return Err(ProofFormatError::LengthOverflow {
-                offset: self.at - 4,
-                count: len,
-                remaining: self.bytes.len() - self.at,
-            });
-        }
-        Proof::from_bytes(self.take(len as usize)?)
-    }
+    Proof::from_bytes(r.take(len as usize)?)
 }
 
 impl RootProof {
@@ -175,15 +145,18 @@ impl RootProof {
                 got: bytes.iter().take(8).copied().collect(),
             });
         };
-        let mut r = Reader { bytes: rest, at: 0 };
-        let day = r.proof()?;
+        let mut r = Reader {
+            bytes: rest,
+            pos: 0,
+        };
+        let day = read_proof(&mut r)?;
         let n = r.u32()?;
         // Each segment takes at least 24 bytes of header.
-        if n as usize > (rest.len() - r.at) / 24 {
+        if n as usize > (rest.len() - r.pos) / 24 {
             return Err(ProofFormatError::LengthOverflow {
-                offset: r.at - 4,
+                offset: r.pos - 4,
                 count: n,
-                remaining: rest.len() - r.at,
+                remaining: rest.len() - r.pos,
             });
         }
         let mut segments = Vec::with_capacity(n as usize);
@@ -192,12 +165,12 @@ impl RootProof {
                 rollup_id: r.u32()?,
                 first_seq: r.u64()?,
                 last_seq: r.u64()?,
-                proof: r.proof()?,
+                proof: read_proof(&mut r)?,
             });
         }
-        if r.at != rest.len() {
+        if r.pos != rest.len() {
             return Err(ProofFormatError::TrailingBytes {
-                count: rest.len() - r.at,
+                count: rest.len() - r.pos,
             });
         }
         Ok(Self { day, segments })

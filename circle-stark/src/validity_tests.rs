@@ -471,86 +471,71 @@ fn segment_of_three_batches_proves_each_data_root_and_the_chained_roots() {
     verify_validity(proof, &statement, &policy()).unwrap();
 }
 
-#[test]
-fn segment_with_batches_executed_out_of_order_is_rejected() {
-    // The data trees are batches 0, 1, 2; the rows execute 1, 0, 2 (valid on their own).
+/// [`three_batches`] proven with the rows `rows(batches)` executed and the statement `edit`ed:
+/// the proof's verdict, or the prover's refusal.
+fn forged_segment(
+    rows: impl FnOnce(&[Vec<Operation>]) -> Vec<Operation>,
+    edit: impl FnOnce(&mut ValidityStatement),
+) -> Result<Result<(), VerifyError>, ProveError> {
     let (venue, ops, sizes) = three_batches();
-    let b = cut(&ops, &sizes);
-    let rows: Vec<Operation> = [b[1].clone(), b[0].clone(), b[2].clone()].concat();
+    let rows = rows(&cut(&ops, &sizes));
     let (statement, proof) = prove_forest_with(
         &venue,
         &ops,
         &sizes,
         &rows,
-        |_| {},
+        edit,
         |_, _, _| {},
         SecurityConfig::testing(),
-    )
-    .unwrap();
-    assert_eq!(
-        verify_validity(proof, &statement, &policy()).unwrap_err(),
-        VerifyError::LogUpSumMismatch
+    )?;
+    Ok(verify_validity(proof, &statement, &policy()))
+}
+
+/// Why a forged segment has no valid proof (panics if it has one).
+fn rejection(r: Result<Result<(), VerifyError>, ProveError>) -> String {
+    match r {
+        Err(e) => e.to_string(),
+        Ok(verdict) => verdict.unwrap_err().to_string(),
+    }
+}
+
+#[test]
+fn segment_with_batches_executed_out_of_order_is_rejected() {
+    // The data trees are batches 0, 1, 2; the rows execute 1, 0, 2 (valid on their own).
+    let verdict = forged_segment(
+        |b| [b[1].clone(), b[0].clone(), b[2].clone()].concat(),
+        |_| {},
     );
+    assert_eq!(verdict.unwrap(), Err(VerifyError::LogUpSumMismatch));
 }
 
 #[test]
 fn segment_with_a_batch_boundary_moved_is_rejected() {
     // The proof's trees are 40 | 17 | 39; the statement claims 41 | 16 | 39 with the roots the
     // prover computed: each tree's shape is fixed by its stated size.
-    let (venue, ops, sizes) = three_batches();
-    let e = prove_forest_with(
-        &venue,
-        &ops,
-        &sizes,
-        &ops,
+    let e = rejection(forged_segment(
+        |b| b.concat(),
         |s| {
             s.batches[0].n_ops += 1;
             s.batches[1].n_ops -= 1;
         },
-        |_, _, _| {},
-        SecurityConfig::testing(),
-    )
-    .map_err(|e| e.to_string())
-    .and_then(|(s, p)| verify_validity(p, &s, &policy()).map_err(|e| e.to_string()))
-    .unwrap_err();
+    ));
     assert!(rejected(&e), "{e}");
 }
 
 #[test]
 fn segment_with_two_batches_data_roots_swapped_is_rejected() {
-    let (venue, ops, sizes) = three_batches();
-    let (statement, proof) = prove_forest_with(
-        &venue,
-        &ops,
-        &sizes,
-        &ops,
-        |s| s.batches.swap(0, 2),
-        |_, _, _| {},
-        SecurityConfig::testing(),
-    )
-    .unwrap();
-    assert_eq!(
-        verify_validity(proof, &statement, &policy()).unwrap_err(),
-        VerifyError::LogUpSumMismatch
-    );
+    let verdict = forged_segment(|b| b.concat(), |s| s.batches.swap(0, 2));
+    assert_eq!(verdict.unwrap(), Err(VerifyError::LogUpSumMismatch));
 }
 
 #[test]
 fn segment_statement_with_a_batch_left_out_is_rejected() {
-    let (venue, ops, sizes) = three_batches();
-    let e = prove_forest_with(
-        &venue,
-        &ops,
-        &sizes,
-        &ops,
+    let e = rejection(forged_segment(
+        |b| b.concat(),
         |s| {
             s.batches.remove(1);
         },
-        |_, _, _| {},
-        SecurityConfig::testing(),
-    )
-    .map_err(|e| e.to_string())
-    .and_then(|(s, p)| verify_validity(p, &s, &policy()).map_err(|e| e.to_string()))
-    .unwrap_err();
+    ));
     assert!(rejected(&e), "{e}");
 }
