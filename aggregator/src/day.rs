@@ -258,8 +258,8 @@ pub struct LeafStats {
 }
 
 /// Gives every batch of `input` that has none its leaf proof ([`leaf_proof`]), walking each
-/// rollup's venue state in `venues` forward batch by batch (rollups without an entry get
-/// data-root leaves).
+/// rollup's venue state in `venues` forward batch by batch, past batches proven before too
+/// (rollups without an entry get reused or data-root leaves).
 /// `progress(ops_done, ops_total)` after each batch.
 ///
 /// # Errors
@@ -275,11 +275,6 @@ pub fn prove_leaves(
     let mut done = 0u64;
     let start = Instant::now();
     for b in &mut input.batches {
-        if b.leaf_proof.is_some() {
-            // Proven before: the rollup's tracked state would fall behind this batch, so stop
-            // tracking it (later batches without a leaf get data-root proofs).
-            venues.remove(&b.statement.rollup_id);
-        }
         let venue = venues.get_mut(&b.statement.rollup_id);
         if b.leaf_proof.is_none() {
             let (proof, kind) = leaf_proof(b, venue.as_deref(), config)?;
@@ -316,10 +311,11 @@ pub enum LeafKind {
     DataRoot,
 }
 
-/// One batch's leaf proof (`specs/day-proof.md` §4): a verified `poe-circle-stark/v1`
-/// rollup proof is used as it is (intake verified it against the batch's data root); otherwise,
-/// with the venue state before the batch, a batch-validity proof; without it, a data-root proof
-/// of the records.
+/// One batch's leaf proof (`specs/day-proof.md` §4): with the venue state before the batch, a
+/// batch-validity proof — the only kind that proves the batch's state roots, which the audit
+/// demands for every root between two batches of one segment; without it, the rollup's own
+/// verified `poe-circle-stark/v1` proof as it is (intake verified it against the batch's data
+/// root), else a data-root proof of the records.
 ///
 /// # Errors
 /// A prover failure, as text.
@@ -328,9 +324,6 @@ pub fn leaf_proof(
     venue: Option<&Venue>,
     config: SecurityConfig,
 ) -> Result<(Vec<u8>, LeafKind), String> {
-    if b.rollup_proof_system == poe_ingest::model::POE_PROOF_SYSTEM {
-        return Ok((b.rollup_proof.clone(), LeafKind::Reused));
-    }
     let ops: Vec<Operation> = b.ops.iter().map(|o| o.op).collect();
     if let Some(venue) = venue {
         let (statement, proof) = poe_circle_stark::prover::prove_validity(venue, &ops, config)
@@ -338,6 +331,9 @@ pub fn leaf_proof(
         debug_assert_eq!(statement.batches[0].data_root, b.statement.data_root);
         debug_assert_eq!(statement.post_state_root, b.statement.post_state_root);
         return Ok((proof.to_bytes(), LeafKind::Validity));
+    }
+    if b.rollup_proof_system == poe_ingest::model::POE_PROOF_SYSTEM {
+        return Ok((b.rollup_proof.clone(), LeafKind::Reused));
     }
     let records: Vec<_> = ops.iter().flat_map(Operation::encode).collect();
     let (statement, proof) = poe_circle_stark::prover::prove_data_root(&records, OP_LIMBS, config)

@@ -88,7 +88,15 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 struct Auditor<'a> {
     storage: &'a dyn Storage,
     checks: Vec<Check>,
+    /// The manifest's files and sizes: the only files read besides the three it binds.
+    listed: BTreeMap<String, u64>,
 }
+
+/// Largest `manifest.json` or `statement.json` an audit reads (a day of 2^22 batches lists
+/// far less).
+const MAX_JSON_BYTES: u64 = 64 << 20;
+/// Largest `root.proof` an audit reads: the day-tree proof plus segments (~1 MB each).
+const MAX_ROOT_PROOF_BYTES: u64 = 1 << 30;
 
 impl Auditor<'_> {
     fn pass(&mut self, name: impl Into<String>, detail: impl Into<String>) {
@@ -115,8 +123,19 @@ impl Auditor<'_> {
         }
     }
 
+    /// Reads a file the bundle may hold: one the manifest lists, at its listed size at most,
+    /// or one of the files the manifest cannot list, bounded; always a regular file, so a
+    /// published FIFO, link or device cannot hang the audit or exhaust its memory.
     fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-        self.storage.read(path).map_err(|e| format!("{path}: {e}"))
+        let max = match (self.listed.get(path), path) {
+            (Some(&bytes), _) => bytes,
+            (None, "manifest.json" | "statement.json") => MAX_JSON_BYTES,
+            (None, "root.proof") => MAX_ROOT_PROOF_BYTES,
+            (None, _) => return Err(format!("{path}: not listed in the manifest")),
+        };
+        self.storage
+            .read_at_most(path, max)
+            .map_err(|e| format!("{path}: {e}"))
     }
 }
 
@@ -155,6 +174,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
     let mut a = Auditor {
         storage,
         checks: Vec::new(),
+        listed: BTreeMap::new(),
     };
     let mut report_day = String::from("?");
 
@@ -175,6 +195,11 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
         }
     };
     report_day = manifest.day.clone();
+    a.listed = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.bytes))
+        .collect();
     check_manifest(&mut a, &manifest, options.proof_only);
     let day = match manifest.day.parse::<Day>() {
         Ok(d) => d,
@@ -237,7 +262,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
             }
         }
     });
-    check_root_proof(
+    let proven = check_root_proof(
         &mut a,
         day,
         &manifest,
@@ -269,6 +294,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
             }
         }
         check_rollup_proofs(&mut a, rows, stmts, options);
+        check_state_roots(&mut a, rows, stmts, &proven, options);
     }
     a.report(report_day, figures)
 }
@@ -295,7 +321,7 @@ fn check_manifest(a: &mut Auditor<'_>, m: &Manifest, proof_only: bool) {
         if proof_only && f.path != "statements.parquet" {
             continue;
         }
-        match a.storage.read(&f.path) {
+        match a.read(&f.path) {
             Ok(bytes) => {
                 checked += 1;
                 if bytes.len() as u64 != f.bytes {
@@ -314,7 +340,7 @@ fn check_manifest(a: &mut Auditor<'_>, m: &Manifest, proof_only: bool) {
                     ));
                 }
             }
-            Err(e) => problems.push(format!("{}: listed but unreadable: {e}", f.path)),
+            Err(e) => problems.push(format!("listed but unreadable: {e}")),
         }
     }
     if !proof_only {
@@ -416,6 +442,21 @@ fn read_statements(
     Some((rows, out))
 }
 
+/// What a root proof that verified proves of the day's state roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RootsProven {
+    /// The root proof did not verify (reported by `root-proof`).
+    Nothing,
+    /// A v1 root proof (the day tree alone): no state root; each rests on its batch's leaf.
+    V1,
+    /// A v2 root proof: every segment's first pre- and last post-state root; the indices are
+    /// the batches whose post-state root lies inside a segment.
+    Segments {
+        segments: usize,
+        interior: Vec<usize>,
+    },
+}
+
 fn check_root_proof(
     a: &mut Auditor<'_>,
     day: Day,
@@ -423,12 +464,12 @@ fn check_root_proof(
     derived: Option<&DayStatement>,
     batches: Option<&[BatchStatement]>,
     options: &AuditOptions,
-) {
+) -> RootsProven {
     let bytes = match a.read("root.proof") {
         Ok(b) => b,
         Err(e) => {
             a.fail("root-proof", e);
-            return;
+            return RootsProven::Nothing;
         }
     };
     let Some(statement) = derived else {
@@ -436,7 +477,7 @@ fn check_root_proof(
             "root-proof",
             "no day statement to verify against (see above)",
         );
-        return;
+        return RootsProven::Nothing;
     };
     // v2 (`POEROOT2`): the day-tree proof and the segments re-proving every batch; v1 bundles
     // (written before segments) hold the day-tree proof alone.
@@ -449,14 +490,14 @@ fn check_root_proof(
                 Day(V2_REQUIRED_FROM_DAY)
             ),
         );
-        return;
+        return RootsProven::Nothing;
     }
     let (day_proof, root) = if v2 {
         match RootProof::from_bytes(&bytes) {
             Ok(r) => (r.day.clone(), Some(r)),
             Err(e) => {
                 a.fail("root-proof", format!("root.proof: {e}"));
-                return;
+                return RootsProven::Nothing;
             }
         }
     } else {
@@ -464,7 +505,7 @@ fn check_root_proof(
             Ok(p) => (p, None),
             Err(e) => {
                 a.fail("root-proof", format!("root.proof: {e}"));
-                return;
+                return RootsProven::Nothing;
             }
         }
     };
@@ -477,20 +518,34 @@ fn check_root_proof(
         );
     }
     let start = std::time::Instant::now();
+    let mut proven = RootsProven::Nothing;
     let verified = match (root, batches) {
         (Some(root), Some(batches)) => {
             verify_root(root, statement, batches, &options.policy).map(|c| {
-                format!(
-                    "; batch validity of all {} batches ({} ops) re-proven in {} segment proofs",
-                    c.batches, c.ops, c.segments
-                )
+                let text = format!(
+                    "; batch validity of all {} batches ({} ops) re-proven in {} segment proofs; \
+                     state roots proven: each segment's first pre- and last post-state root \
+                     ({} between batches inside a segment rest on leaf proofs: state-roots)",
+                    c.batches,
+                    c.ops,
+                    c.segments,
+                    c.interior.len()
+                );
+                proven = RootsProven::Segments {
+                    segments: c.segments,
+                    interior: c.interior,
+                };
+                text
             })
         }
         (Some(_), None) => Err(poe_circle_stark::error::VerifyError::InvalidStatement(
             "no batch statements to check the segments against (see above)".into(),
         )),
-        (None, _) => verify_day(day_proof, statement, &options.policy)
-            .map(|()| "; v1 root proof: batch validity is not in it (leaf proofs only)".into()),
+        (None, _) => verify_day(day_proof, statement, &options.policy).map(|()| {
+            proven = RootsProven::V1;
+            "; v1 root proof: batch validity is not in it, nor any state root (leaf proofs only)"
+                .into()
+        }),
     };
     match verified {
         Ok(coverage) => a.pass(
@@ -525,6 +580,7 @@ fn check_root_proof(
         }
         Err(e) => a.fail("statement.json", e),
     }
+    proven
 }
 
 fn check_trades(
@@ -538,13 +594,14 @@ fn check_trades(
 ) -> Option<RollupFigures> {
     let check = format!("trades rollup={name}");
     let dir = format!("trades/rollup={name}");
-    let files = match a.storage.list(&dir) {
-        Ok(f) => f,
-        Err(e) => {
-            a.fail(&check, format!("{dir}: {e}"));
-            return None;
-        }
-    };
+    // Only the manifest's files of the partition, in path order: anything else in the
+    // directory is reported by the manifest check and never opened.
+    let prefix = format!("{dir}/");
+    let files: Vec<String> = a
+        .listed
+        .keys()
+        .filter_map(|p| p.strip_prefix(&prefix).map(str::to_string))
+        .collect();
     let expected_ops: u64 = batches.iter().map(|(_, s)| u64::from(s.n_ops)).sum();
     let mut figures = RollupFigures {
         rollup: name.to_string(),
@@ -558,7 +615,7 @@ fn check_trades(
     let mut records = Vec::new();
     let mut next_index = 0u32;
     let mut ok_batches = 0usize;
-    for (file, _) in &files {
+    for file in &files {
         let path = format!("{dir}/{file}");
         let bytes = match a.read(&path) {
             Ok(b) => b,
@@ -695,13 +752,23 @@ fn check_trades(
     Some(figures)
 }
 
-/// Verifies one leaf proof; `Ok(0)` for a batch-validity proof, `Ok(1)` for a data-root one.
+/// What a leaf proof proves of its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeafKind {
+    /// A batch-validity proof: the batch's rules, data root and both state roots.
+    Validity,
+    /// A data-root proof (or the rollup's own `poe-circle-stark/v1` proof): the records only.
+    DataRoot,
+}
+
+/// Checks that one leaf proof states exactly its batch and, with `stark`, verifies it.
 fn verify_leaf(
     bytes: &[u8],
     s: &BatchStatement,
     data: &poe_circle_stark::air::DataRootStatement,
     options: &AuditOptions,
-) -> Result<usize, String> {
+    stark: bool,
+) -> Result<LeafKind, String> {
     use poe_circle_stark::proof::{AirId, Proof};
     use poe_circle_stark::validity::{verify_validity, ValidityStatement};
     let proof = Proof::from_bytes(bytes).map_err(|e| e.to_string())?;
@@ -740,15 +807,36 @@ fn verify_leaf(
                     s.instruments_root
                 ));
             }
-            verify_validity(proof, &st, &options.policy).map_err(|e| e.to_string())?;
-            Ok(0)
+            if stark {
+                verify_validity(proof, &st, &options.policy).map_err(|e| e.to_string())?;
+            }
+            Ok(LeafKind::Validity)
+        }
+        AirId::DataRoot if !stark => {
+            if proof.public_inputs != data.to_public_inputs() {
+                return Err(format!(
+                    "a data-root proof of other records (batch data root {}, {} operations)",
+                    data.root, data.n_records
+                ));
+            }
+            Ok(LeafKind::DataRoot)
         }
         _ => verify_data_root(proof, data, &options.policy)
-            .map(|()| 1)
+            .map(|()| LeafKind::DataRoot)
             .map_err(|e| e.to_string()),
     }
 }
 
+fn data_statement(s: &BatchStatement) -> poe_circle_stark::air::DataRootStatement {
+    poe_circle_stark::air::DataRootStatement {
+        n_records: s.n_ops,
+        record_limbs: OP_LIMBS as u32,
+        root: s.data_root,
+    }
+}
+
+/// Rollup proofs and leaf proofs: present, named by their digest, and every leaf proof stating
+/// exactly its batch; with `--leaves`, every STARK among them verified.
 fn check_rollup_proofs(
     a: &mut Auditor<'_>,
     rows: &[StatementRow],
@@ -758,15 +846,10 @@ fn check_rollup_proofs(
     let leaves = options.leaves;
     let mut problems = Vec::new();
     let mut verified = 0usize;
-    let mut leaf_verified = [0usize; 2];
-    let data_statement = |s: &BatchStatement| poe_circle_stark::air::DataRootStatement {
-        n_records: s.n_ops,
-        record_limbs: OP_LIMBS as u32,
-        root: s.data_root,
-    };
+    let mut leaf_kinds = [0usize; 2];
     for (r, s) in rows.iter().zip(stmts) {
         let path = format!("rollup-proofs/{}", r.rollup_proof_digest);
-        match a.storage.read(&path) {
+        match a.read(&path) {
             Ok(bytes) => {
                 if rollup_proof_digest(&bytes) != r.rollup_proof_digest {
                     problems.push(format!(
@@ -780,37 +863,38 @@ fn check_rollup_proofs(
                     }
                 }
             }
-            Err(e) => problems.push(format!("{path}: {e}")),
+            Err(e) => problems.push(e),
         }
         if let Some(d) = &r.leaf_proof_digest {
             let path = format!("leaf-proofs/{d}");
-            match a.storage.read(&path) {
+            match a.read(&path) {
                 Ok(bytes) if sha3_hex(&bytes) == *d => {
-                    if leaves {
-                        // A leaf proof is a batch-validity proof, or — where the prover did
-                        // not hold the venue state — a data-root proof of the batch's
-                        // operation records (specs/day-proof.md §4).
-                        match verify_leaf(&bytes, s, &data_statement(s), options) {
-                            Ok(kind) => leaf_verified[kind] += 1,
-                            Err(e) => problems.push(format!("{path} (batch seq {}): {e}", r.seq)),
-                        }
+                    // A leaf proof is a batch-validity proof, or — where the prover did not
+                    // hold the venue state — a data-root proof of the batch's operation
+                    // records (specs/day-proof.md §4). Its statement is always checked
+                    // (cheap); its STARK with --leaves, or by `state-roots` where needed.
+                    match verify_leaf(&bytes, s, &data_statement(s), options, leaves) {
+                        Ok(kind) => leaf_kinds[usize::from(kind == LeafKind::DataRoot)] += 1,
+                        Err(e) => problems.push(format!("{path} (batch seq {}): {e}", r.seq)),
                     }
                 }
                 Ok(_) => problems.push(format!("{path}: sha3-256 differs from its name")),
-                Err(e) => problems.push(format!("{path}: {e}")),
+                Err(e) => problems.push(e),
             }
         }
     }
     if problems.is_empty() {
+        let n_leaves = leaf_kinds[0] + leaf_kinds[1];
         let extra = if leaves {
             format!(
-                "; {} leaf proofs ({} batch-validity, {} data-root) and {verified} poe-circle-stark/v1 rollup proofs verified",
-                leaf_verified[0] + leaf_verified[1],
-                leaf_verified[0],
-                leaf_verified[1]
+                "; {n_leaves} leaf proofs ({} batch-validity, {} data-root) and {verified} poe-circle-stark/v1 rollup proofs verified",
+                leaf_kinds[0], leaf_kinds[1]
             )
         } else {
-            String::new()
+            format!(
+                "; {n_leaves} leaf proofs ({} batch-validity, {} data-root) state their batch",
+                leaf_kinds[0], leaf_kinds[1]
+            )
         };
         a.pass(
             "proof-files",
@@ -819,6 +903,97 @@ fn check_rollup_proofs(
     } else {
         a.fail("proof-files", problems.join("; "));
     }
+}
+
+/// Every state root of the day proven by something (`specs/archive.md` §6): the root proof
+/// proves each segment's first pre- and last post-state root; a root between two batches
+/// of one segment needs the earlier batch's batch-validity leaf proof, verified here whatever
+/// the options (with its pre-state root proven, by induction along the segment, it proves
+/// the post-state root the batch statement publishes and `/v1/batches/{id}/inclusion` serves).
+fn check_state_roots(
+    a: &mut Auditor<'_>,
+    rows: &[StatementRow],
+    stmts: &[BatchStatement],
+    proven: &RootsProven,
+    options: &AuditOptions,
+) {
+    let (segments, needed): (usize, Vec<usize>) = match proven {
+        RootsProven::Nothing => {
+            a.fail(
+                "state-roots",
+                "not checked: the root proof did not verify (see root-proof)",
+            );
+            return;
+        }
+        RootsProven::V1 => (0, (0..stmts.len()).collect()),
+        RootsProven::Segments { segments, interior } => (*segments, interior.clone()),
+    };
+    let mut problems = Vec::new();
+    let mut by_leaf = 0usize;
+    let mut unproven = 0usize;
+    for &i in &needed {
+        let (r, s) = (&rows[i], &stmts[i]);
+        let at = format!(
+            "batch seq {} of {} (post-state root {})",
+            s.seq, r.rollup, s.post_state_root
+        );
+        let leaf = r.leaf_proof_digest.as_ref().map(|d| {
+            let path = format!("leaf-proofs/{d}");
+            a.read(&path).and_then(|bytes| {
+                if sha3_hex(&bytes) == *d {
+                    verify_leaf(&bytes, s, &data_statement(s), options, true)
+                        .map_err(|e| format!("{path}: {e}"))
+                } else {
+                    Err(format!("{path}: sha3-256 differs from its name"))
+                }
+            })
+        });
+        match (leaf, proven) {
+            (Some(Ok(LeafKind::Validity)), _) => by_leaf += 1,
+            // v1 days (before V2_REQUIRED_FROM_DAY) were published with data-root leaves: their
+            // roots were never proven, which the line says instead of failing the archive.
+            (None | Some(Ok(LeafKind::DataRoot)), RootsProven::V1) => unproven += 1,
+            (None, _) => problems.push(format!(
+                "{at}: lies inside a segment and has no leaf proof; nothing proves it"
+            )),
+            (Some(Ok(LeafKind::DataRoot)), _) => problems.push(format!(
+                "{at}: lies inside a segment and its leaf proof is a data-root proof, which does not prove state roots"
+            )),
+            (Some(Err(e)), _) => problems.push(format!("{at}: {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        a.fail("state-roots", problems.join("; "));
+        return;
+    }
+    let n_roots = stmts.len() + rollup_starts(stmts);
+    match proven {
+        RootsProven::V1 => a.pass(
+            "state-roots",
+            format!(
+                "v1 root proof: of {} post-state roots, {by_leaf} proven by batch-validity leaf proofs, {unproven} stated but not proven (days before {})",
+                stmts.len(),
+                Day(V2_REQUIRED_FROM_DAY)
+            ),
+        ),
+        _ => a.pass(
+            "state-roots",
+            format!(
+                "all {n_roots} state roots proven: {} by the {segments} segment proofs (each segment's first pre- and last post-state root), {by_leaf} between batches by batch-validity leaf proofs",
+                n_roots - by_leaf
+            ),
+        ),
+    }
+}
+
+/// Distinct state roots of a day: every batch's post-state root plus one pre-state root per
+/// rollup (the batch statements chain the rest).
+fn rollup_starts(stmts: &[BatchStatement]) -> usize {
+    stmts
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| *i == 0 || stmts[i - 1].rollup_id != s.rollup_id)
+        .count()
 }
 
 #[cfg(test)]
@@ -888,20 +1063,18 @@ mod tests {
             statement(1, first, &venue),
             statement(2, second, &after_first),
         );
-        assert_eq!(verify_leaf(&leaf1, &s1, &data(&s1), &options), Ok(0));
-        assert_eq!(verify_leaf(&honest2, &s2, &data(&s2), &options), Ok(0));
-        let err = verify_leaf(&forged2, &s2, &data(&s2), &options).unwrap_err();
+        assert_eq!(
+            verify_leaf(&leaf1, &s1, &data_statement(&s1), &options, true),
+            Ok(LeafKind::Validity)
+        );
+        assert_eq!(
+            verify_leaf(&honest2, &s2, &data_statement(&s2), &options, true),
+            Ok(LeafKind::Validity)
+        );
+        let err = verify_leaf(&forged2, &s2, &data_statement(&s2), &options, true).unwrap_err();
         assert!(err.contains("pre-state root is"), "{err}");
         // The first batch's proof offered for the second.
-        let err = verify_leaf(&leaf1, &s2, &data(&s2), &options).unwrap_err();
+        let err = verify_leaf(&leaf1, &s2, &data_statement(&s2), &options, false).unwrap_err();
         assert!(err.contains("other batches"), "{err}");
-    }
-
-    fn data(s: &BatchStatement) -> poe_circle_stark::air::DataRootStatement {
-        poe_circle_stark::air::DataRootStatement {
-            n_records: s.n_ops,
-            record_limbs: OP_LIMBS as u32,
-            root: s.data_root,
-        }
     }
 }

@@ -14,6 +14,20 @@ pub enum ArchiveError {
     /// Parquet encoding or decoding failed (a truncated or corrupt file reads as this).
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    /// The Parquet reader panicked on a corrupt file (a bug of parquet-rs that the auditor
+    /// must survive: an operator could publish such a file under a matching hash).
+    #[error("parquet: the reader failed on corrupt data: {0}")]
+    ReaderPanic(String),
+    /// A column chunk compressed with a codec poe does not write (`specs/archive.md` §2).
+    #[error("column {column:?} (row group {row_group}) is compressed with {codec}; poe archives are ZSTD or UNCOMPRESSED")]
+    Codec {
+        /// Column path.
+        column: String,
+        /// Row group index.
+        row_group: usize,
+        /// The codec found.
+        codec: String,
+    },
     /// Arrow array construction failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),

@@ -52,13 +52,48 @@ pub struct ReadBack {
     pub metadata: Vec<(String, String)>,
 }
 
-/// Reads a whole file and checks its schema is exactly `expected` (names, types, nullability).
+/// Reads a whole file and checks its schema is exactly `expected` (names, types, nullability)
+/// and that every column chunk uses a codec poe writes.
 ///
 /// # Errors
 /// [`ArchiveError::Parquet`] for bytes that are not Parquet (truncated, corrupt),
+/// [`ArchiveError::ReaderPanic`] where parquet-rs panics on corrupt bytes instead,
+/// [`ArchiveError::Codec`] for another codec,
 /// [`ArchiveError::Schema`] naming the first column that differs.
 pub fn read(bytes: Vec<u8>, expected: &Arc<Schema>) -> Result<ReadBack, ArchiveError> {
+    // parquet-rs panics on some corrupt footers and pages (index out of range, overflow): a
+    // published file must give the auditor an error, never a crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_inner(bytes, expected)))
+        .unwrap_or_else(|panic| {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_else(|| "no message".into());
+            Err(ArchiveError::ReaderPanic(text))
+        })
+}
+
+/// Whether poe reads `codec`: the codecs it writes (ZSTD at any level, which the file does not
+/// record, or none); anything else is refused before decoding.
+fn codec_allowed(codec: Compression) -> bool {
+    matches!(codec, Compression::UNCOMPRESSED | Compression::ZSTD(_))
+}
+
+fn read_inner(bytes: Vec<u8>, expected: &Arc<Schema>) -> Result<ReadBack, ArchiveError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes))?;
+    for (row_group, rg) in builder.metadata().row_groups().iter().enumerate() {
+        for c in rg.columns() {
+            let codec = c.compression();
+            if !codec_allowed(codec) {
+                return Err(ArchiveError::Codec {
+                    column: c.column_path().string(),
+                    row_group,
+                    codec: format!("{codec:?}"),
+                });
+            }
+        }
+    }
     let metadata = builder
         .metadata()
         .file_metadata()

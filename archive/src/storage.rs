@@ -1,8 +1,9 @@
 //! Where bundles live. The archiver and the auditor see storage only through [`Storage`], so an
 //! object store can replace the local directory without touching them.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// A tree of files addressed by `/`-separated relative paths.
@@ -15,6 +16,17 @@ pub trait Storage: Send + Sync {
     /// # Errors
     /// `NotFound` for a missing file, other I/O errors as they come.
     fn read(&self, path: &str) -> io::Result<Vec<u8>>;
+    /// The bytes of a regular file of at most `max` bytes, for readers that trust nothing in
+    /// the tree (the auditor): a link, FIFO, device or directory is refused without reading
+    /// from it, and a longer file after `max + 1` bytes. The default reads the whole file.
+    ///
+    /// # Errors
+    /// As [`Storage::read`]; `InvalidData` for a file that is not regular or is too long.
+    fn read_at_most(&self, path: &str, max: u64) -> io::Result<Vec<u8>> {
+        let bytes = self.read(path)?;
+        check_length(path, bytes.len() as u64, max)?;
+        Ok(bytes)
+    }
     /// Writes a whole file durably, replacing any previous one atomically.
     ///
     /// # Errors
@@ -78,6 +90,37 @@ impl LocalDir {
     }
 }
 
+fn check_length(path: &str, len: u64, max: u64) -> io::Result<()> {
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{path}: longer than the {max} bytes expected"),
+        ));
+    }
+    Ok(())
+}
+
+fn not_regular(path: &str, t: fs::FileType) -> io::Error {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{path} is {kind}, not a regular file"),
+    )
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -85,6 +128,29 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 impl Storage for LocalDir {
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
         fs::read(self.resolve(path)?)
+    }
+
+    fn read_at_most(&self, path: &str, max: u64) -> io::Result<Vec<u8>> {
+        let p = self.resolve(path)?;
+        let t = fs::symlink_metadata(&p)?.file_type();
+        if !t.is_file() {
+            return Err(not_regular(path, t));
+        }
+        // Swapped for a link or FIFO since the look: O_NOFOLLOW refuses the link, O_NONBLOCK
+        // keeps the open from waiting for a FIFO's writer, and the type is checked again on
+        // what was opened.
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&p)?;
+        let t = f.metadata()?.file_type();
+        if !t.is_file() {
+            return Err(not_regular(path, t));
+        }
+        let mut out = Vec::new();
+        f.take(max.saturating_add(1)).read_to_end(&mut out)?;
+        check_length(path, out.len() as u64, max)?;
+        Ok(out)
     }
 
     fn write(&self, path: &str, bytes: &[u8]) -> io::Result<()> {
@@ -191,5 +257,41 @@ mod tests {
                 "{p}"
             );
         }
+    }
+
+    fn mkfifo(path: &Path) {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    #[test]
+    fn bounded_read_refuses_fifos_links_devices_and_long_files() {
+        let root = std::env::temp_dir().join(format!("poe-storage-bounded-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let dir = LocalDir::new(&root);
+        dir.write("ok", b"0123456789").unwrap();
+        assert_eq!(dir.read_at_most("ok", 10).unwrap(), b"0123456789");
+        let long = dir.read_at_most("ok", 9).unwrap_err();
+        assert!(
+            long.to_string().contains("longer than the 9 bytes"),
+            "{long}"
+        );
+        // A FIFO with no writer: opening it for reading would block for ever.
+        let fifo = root.join("fifo");
+        mkfifo(&fifo);
+        let e = dir.read_at_most("fifo", 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("is a FIFO"), "{e}");
+        // A link to an endless device, and a link to a regular file: both refused.
+        std::os::unix::fs::symlink("/dev/zero", root.join("zero")).unwrap();
+        let e = dir.read_at_most("zero", 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        std::os::unix::fs::symlink(root.join("ok"), root.join("link")).unwrap();
+        let e = dir.read_at_most("link", 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        let _ = fs::remove_dir_all(&root);
     }
 }

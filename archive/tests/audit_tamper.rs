@@ -477,3 +477,129 @@ fn v1_root_proof_for_a_day_after_v2_is_rejected() {
         "{line:?}"
     );
 }
+
+/// Flips each byte of `range` in turn and reads the file back: every corruption must give an
+/// error (or, rarely, other rows), never a panic. Returns the first flip that makes parquet-rs
+/// fail inside (`ReaderPanic`), else the first that fails at all.
+fn worst_flip(bytes: &[u8], range: std::ops::Range<usize>, schema: &SchemaRef) -> usize {
+    let mut first_error = None;
+    for i in range {
+        let mut b = bytes.to_vec();
+        b[i] ^= 0xff;
+        match parquet_io::read(b, schema) {
+            Err(poe_archive::ArchiveError::ReaderPanic(_)) => return i,
+            Err(_) if first_error.is_none() => first_error = Some(i),
+            _ => {}
+        }
+    }
+    first_error.expect("some flip breaks the file")
+}
+
+fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+type SchemaRef = std::sync::Arc<arrow_schema::Schema>;
+
+#[test]
+fn corrupt_statements_file_under_a_matching_hash_fails_without_a_panic() {
+    let dir = copy();
+    let path = dir.join("statements.parquet");
+    let bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    let schema = poe_archive::records::statements_schema();
+    let i = worst_flip(&bytes, 4..n - 8, &schema);
+    let mut b = bytes.clone();
+    b[i] ^= 0xff;
+    std::fs::write(&path, b).unwrap();
+    refresh_manifest(&dir);
+    assert_fails_with(&run(&dir), "statements", "statements.parquet");
+}
+
+#[test]
+fn corrupt_trades_page_under_a_matching_hash_fails_without_a_panic() {
+    let dir = copy();
+    let path = dir.join(PART);
+    let bytes = std::fs::read(&path).unwrap();
+    // Past the magic, before the footer: the column chunks' page headers and data.
+    let i = worst_flip(&bytes, 4..bytes.len() / 2, &trades_schema());
+    let mut b = bytes.clone();
+    b[i] ^= 0xff;
+    std::fs::write(&path, b).unwrap();
+    refresh_manifest(&dir);
+    assert_fails_with(&run(&dir), "trades rollup=aurora", PART);
+}
+
+#[test]
+fn fifo_in_place_of_a_listed_file_fails_without_hanging() {
+    let dir = copy();
+    let path = dir.join(PART);
+    std::fs::remove_file(&path).unwrap();
+    mkfifo(&path);
+    // Were the FIFO opened for reading, the audit would wait for a writer for ever.
+    let r = run(&dir);
+    assert_fails_with(&r, "manifest", "is a FIFO, not a regular file");
+    assert_fails_with(&r, "trades rollup=aurora", "is a FIFO");
+}
+
+#[test]
+fn symlink_to_an_endless_device_is_not_followed() {
+    let dir = copy();
+    let path = dir.join(PART);
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let r = run(&dir);
+    assert_fails_with(&r, "manifest", "is a symbolic link, not a regular file");
+}
+
+#[test]
+fn unlisted_file_in_a_partition_is_never_opened() {
+    // A FIFO the manifest does not list: reported, and never opened (opening would hang).
+    let dir = copy();
+    let extra = dir.join("trades/rollup=aurora/part-0001.parquet");
+    mkfifo(&extra);
+    let r = run(&dir);
+    assert_fails_with(
+        &r,
+        "manifest",
+        "part-0001.parquet: present but not in the manifest",
+    );
+    let trades = r
+        .checks
+        .iter()
+        .find(|c| c.name == "trades rollup=aurora")
+        .unwrap();
+    assert!(trades.passed, "{trades:?}");
+}
+
+#[test]
+fn trades_file_recompressed_with_snappy_is_refused_by_name() {
+    let dir = copy();
+    let storage = LocalDir::new(&dir);
+    let read = parquet_io::read(storage.read(PART).unwrap(), &trades_schema()).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_key_value_metadata(Some(
+            read.metadata
+                .iter()
+                .map(|(k, v)| parquet::file::metadata::KeyValue::new(k.clone(), v.clone()))
+                .collect(),
+        ))
+        .build();
+    let mut out = Vec::new();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(&mut out, read.rows.schema(), Some(props)).unwrap();
+    w.write(&read.rows).unwrap();
+    w.close().unwrap();
+    storage.write(PART, &out).unwrap();
+    refresh_manifest(&dir);
+    assert_fails_with(
+        &run(&dir),
+        "trades rollup=aurora",
+        "is compressed with SNAPPY; poe archives are ZSTD or UNCOMPRESSED",
+    );
+}

@@ -58,7 +58,7 @@ pub struct RootProof {
 }
 
 /// What a verified root proof covered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootCoverage {
     /// Segment proofs verified.
     pub segments: usize,
@@ -66,6 +66,12 @@ pub struct RootCoverage {
     pub batches: usize,
     /// Operations they cover.
     pub ops: u64,
+    /// Indices (into the batch statements) of the batches whose `post_state_root` lies
+    /// *inside* a segment: the segment proves the state change across its whole run, not the
+    /// roots between its batches, so each of these roots needs another proof (the batch's
+    /// batch-validity leaf proof, `specs/day-proof.md` §3). Every other state root of the day
+    /// is a segment's first pre-state or last post-state root.
+    pub interior: Vec<usize>,
 }
 
 /// Cuts a day's batch statements (canonical order) into segments: `(start, end)` index
@@ -245,6 +251,7 @@ pub fn verify_root_on(
         segments: 0,
         batches: 0,
         ops: 0,
+        interior: Vec::new(),
     };
     let mut jobs = Vec::with_capacity(root.segments.len());
     for seg in root.segments {
@@ -300,6 +307,7 @@ pub fn verify_root_on(
         let expected = segment_statement(covered, &claimed);
         coverage.segments += 1;
         coverage.batches += len;
+        coverage.interior.extend(at..at + len - 1);
         coverage.ops += expected.n_ops();
         jobs.push((seg, expected));
         at += len;
@@ -489,7 +497,9 @@ mod tests {
             RootCoverage {
                 segments: 4,
                 batches: 5,
-                ops: 192
+                ops: 192,
+                // Segment (0, 2) holds batches 0 and 1: the root between them is not opened.
+                interior: vec![0],
             }
         );
         let one_core = verify_root_on(
@@ -590,6 +600,30 @@ mod tests {
                 if matches!(**error, VerifyError::BatchStatementMismatch { field: "post_state_root" })),
             "{e}"
         );
+    }
+
+    #[test]
+    fn invented_root_inside_a_segment_is_left_to_the_leaf_proofs() {
+        // The same lie between batches 5 and 6 of rollup 1, which one segment proves together:
+        // the segment states only the run's first pre and last post root, so the root proof
+        // verifies — and names batch 0 as the one whose post-state root it does not prove, so
+        // that the audit demands that batch's validity leaf (archive's `state-roots` check).
+        let f = fixture();
+        let (_, root) = prove(&f, &f.statements);
+        let mut lying = f.statements.clone();
+        let fake = crate::poseidon2::hash_elements(
+            crate::poseidon2::Domain::Message,
+            &[M31::from_u32_unchecked(1)],
+        );
+        lying[0].post_state_root = fake;
+        lying[1].pre_state_root = fake;
+        let (statement, day) = prove_day(DAY, &lying, [7; 32], SecurityConfig::testing()).unwrap();
+        let forged = RootProof {
+            day,
+            segments: root.segments,
+        };
+        let coverage = verify_root(forged, &statement, &lying, &policy()).unwrap();
+        assert_eq!(coverage.interior, vec![0]);
     }
 
     #[test]
