@@ -22,8 +22,9 @@ use crate::day::Day;
 use crate::manifest::{sha3_hex, Manifest, StatementJson, VerifierParams};
 use crate::parquet_io;
 use crate::records::{
-    statement_rows, statements_schema, trade_rows, trades_schema, NamedInstrument, RowKey,
-    StatementRow, TradeRow, STATEMENTS_SCHEMA_VERSION, TRADES_SCHEMA_VERSION,
+    data_roots_value, statement_rows, statements_schema, trade_rows, trades_schema,
+    NamedInstrument, RowKey, StatementRow, TradeRow, STATEMENTS_SCHEMA_VERSION,
+    TRADES_METADATA_KEYS, TRADES_SCHEMA_VERSION,
 };
 use crate::storage::Storage;
 
@@ -399,6 +400,15 @@ fn read_statements(
             Some(format!("leaf_index {}", r.leaf_index))
         } else if r.day != day.0 as i32 {
             Some(format!("day {} is not the bundle's", r.day))
+        } else if !(day.start_us()..day.next().start_us())
+            .contains(&u64::try_from(r.accepted_at).unwrap_or(u64::MAX))
+        {
+            Some(format!(
+                "accepted_at {} µs is outside the bundle's day [{}, {})",
+                r.accepted_at,
+                day.start_us(),
+                day.next().start_us()
+            ))
         } else {
             match tables.get(&r.rollup_id) {
                 None => Some(format!("rollup id {} is not in the manifest", r.rollup_id)),
@@ -632,9 +642,23 @@ fn check_trades(
             }
         };
         let meta: BTreeMap<_, _> = read.metadata.iter().cloned().collect();
+        // Exactly the writer's keys (and Arrow's schema): nothing an operator could add
+        // that a reader of the file would take for poe's.
+        let extra: Vec<&String> = meta
+            .keys()
+            .filter(|k| *k != "ARROW:schema" && !TRADES_METADATA_KEYS.contains(&k.as_str()))
+            .collect();
+        if !extra.is_empty() || read.metadata.len() != meta.len() {
+            a.fail(
+                &check,
+                format!("{path}: metadata keys {extra:?} (or a repeated key) are not poe's"),
+            );
+            return None;
+        }
         let want = [
             ("poe.day", day.to_string()),
             ("poe.rollup", name.to_string()),
+            ("poe.rollup_id", rollup_id.to_string()),
             ("poe.schema_version", TRADES_SCHEMA_VERSION.to_string()),
         ];
         for (k, v) in want {
@@ -646,6 +670,7 @@ fn check_trades(
                 return None;
             }
         }
+        let mut starting: Vec<(u64, Digest)> = Vec::new();
         let rows = match trade_rows(&read.rows) {
             Ok(r) => r,
             Err(e) => {
@@ -659,6 +684,9 @@ fn check_trades(
                 return None;
             };
             let at = format!("{path} row {row_i} (batch seq {} op {})", s.seq, next_index);
+            if next_index == 0 {
+                starting.push((s.seq, s.data_root));
+            }
             if row.batch_seq != s.seq || row.op_index != next_index {
                 a.fail(
                     &check,
@@ -726,6 +754,17 @@ fn check_trades(
                 batch_i += 1;
                 ok_batches += 1;
             }
+        }
+        let roots = data_roots_value(&starting);
+        if meta.get("poe.data_roots") != Some(&roots) {
+            a.fail(
+                &check,
+                format!(
+                    "{path}: metadata poe.data_roots is {:?}, the batches starting in the file give {roots:?}",
+                    meta.get("poe.data_roots")
+                ),
+            );
+            return None;
         }
         progress(rows.len() as u64);
     }

@@ -16,8 +16,8 @@ use crate::manifest::{
 };
 use crate::parquet_io;
 use crate::records::{
-    statements_batch, trades_batch, NamedInstrument, RowKey, StatementRow, TradeRow,
-    STATEMENTS_SCHEMA_VERSION, TRADES_SCHEMA_VERSION,
+    data_roots_value, statements_batch, trades_batch, NamedInstrument, RowKey, StatementRow,
+    TradeRow, STATEMENTS_SCHEMA_VERSION, TRADES_METADATA_KEYS, TRADES_SCHEMA_VERSION,
 };
 use crate::storage::Storage;
 
@@ -257,26 +257,28 @@ pub fn write_day(
             .filter(|b| b.statement.rollup_id == rollup.id)
             .collect();
         let mut rows: Vec<TradeRow> = Vec::new();
-        let mut roots: Vec<String> = Vec::new();
+        let mut roots: Vec<(u64, poe_circle_stark::poseidon2::Digest)> = Vec::new();
         let mut part = 0usize;
         let mut flush = |rows: &mut Vec<TradeRow>,
-                         roots: &mut Vec<String>,
+                         roots: &mut Vec<(u64, poe_circle_stark::poseidon2::Digest)>,
                          part: &mut usize|
          -> Result<(), ArchiveError> {
             if rows.is_empty() {
                 return Ok(());
             }
             let batch = trades_batch(rows)?;
-            let meta = vec![
-                (
-                    "poe.schema_version".into(),
-                    TRADES_SCHEMA_VERSION.to_string(),
-                ),
-                ("poe.day".into(), day_str.clone()),
-                ("poe.rollup".into(), rollup.name.clone()),
-                ("poe.rollup_id".into(), rollup.id.to_string()),
-                ("poe.data_roots".into(), format!("[{}]", roots.join(","))),
+            let values = [
+                TRADES_SCHEMA_VERSION.to_string(),
+                day_str.clone(),
+                rollup.name.clone(),
+                rollup.id.to_string(),
+                data_roots_value(roots),
             ];
+            let meta = TRADES_METADATA_KEYS
+                .iter()
+                .map(|k| (*k).to_string())
+                .zip(values)
+                .collect();
             let bytes = parquet_io::write(&batch, meta)?;
             put(
                 format!("trades/rollup={}/part-{:04}.parquet", rollup.name, *part),
@@ -289,11 +291,7 @@ pub fn write_day(
         };
         for b in batches {
             let s = &b.statement;
-            roots.push(format!(
-                "{{\"seq\":{},\"data_root\":\"{}\"}}",
-                s.seq,
-                s.data_root.to_hex()
-            ));
+            roots.push((s.seq, s.data_root));
             for (i, op) in b.ops.iter().enumerate() {
                 let key = RowKey {
                     day: input.day.0,

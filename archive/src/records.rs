@@ -492,6 +492,26 @@ pub fn trade_rows(batch: &RecordBatch) -> Result<Vec<TradeRow>, ArchiveError> {
         .collect()
 }
 
+/// Key-value metadata keys of a trades file besides Arrow's own `ARROW:schema`
+/// (`specs/archive.md` §4), in the order the writer puts them.
+pub const TRADES_METADATA_KEYS: [&str; 5] = [
+    "poe.schema_version",
+    "poe.day",
+    "poe.rollup",
+    "poe.rollup_id",
+    "poe.data_roots",
+];
+
+/// The `poe.data_roots` value of a trades file: the batches whose first row is in the file,
+/// as `(seq, data_root)`, in the one JSON spelling the writer uses.
+pub fn data_roots_value(batches: &[(u64, poe_circle_stark::poseidon2::Digest)]) -> String {
+    let entries: Vec<String> = batches
+        .iter()
+        .map(|(seq, root)| format!("{{\"seq\":{seq},\"data_root\":\"{}\"}}", root.to_hex()))
+        .collect();
+    format!("[{}]", entries.join(","))
+}
+
 /// The statements table schema: one row per batch, in day-tree order.
 pub fn statements_schema() -> Arc<Schema> {
     static S: OnceLock<Arc<Schema>> = OnceLock::new();

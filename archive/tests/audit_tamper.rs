@@ -9,7 +9,10 @@ use poe_archive::bundle::{write_day, ArchivedOp, BatchInput, DayInput, RollupInf
 use poe_archive::day::Day;
 use poe_archive::manifest::{sha3_hex, Manifest};
 use poe_archive::parquet_io;
-use poe_archive::records::{trade_rows, trades_batch, trades_schema, NamedInstrument};
+use poe_archive::records::{
+    statement_rows, statements_batch, statements_schema, trade_rows, trades_batch, trades_schema,
+    NamedInstrument,
+};
 use poe_archive::storage::{LocalDir, Storage};
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
 use poe_circle_stark::field::M31;
@@ -601,5 +604,82 @@ fn trades_file_recompressed_with_snappy_is_refused_by_name() {
         &run(&dir),
         "trades rollup=aurora",
         "is compressed with SNAPPY; poe archives are ZSTD or UNCOMPRESSED",
+    );
+}
+
+fn edit_metadata(dir: &Path, edit: impl FnOnce(&mut Vec<(String, String)>)) {
+    let storage = LocalDir::new(dir);
+    let read = parquet_io::read(storage.read(PART).unwrap(), &trades_schema()).unwrap();
+    let mut meta: Vec<(String, String)> = read
+        .metadata
+        .into_iter()
+        .filter(|(k, _)| k != "ARROW:schema")
+        .collect();
+    edit(&mut meta);
+    let bytes = parquet_io::write(&read.rows, meta).unwrap();
+    storage.write(PART, &bytes).unwrap();
+    refresh_manifest(dir);
+}
+
+#[test]
+fn trades_metadata_with_another_rollup_id_is_rejected() {
+    let dir = copy();
+    edit_metadata(&dir, |m| {
+        m.iter_mut().find(|(k, _)| k == "poe.rollup_id").unwrap().1 = "2".into();
+    });
+    assert_fails_with(
+        &run(&dir),
+        "trades rollup=aurora",
+        "metadata poe.rollup_id is Some(\"2\")",
+    );
+}
+
+#[test]
+fn trades_metadata_with_forged_data_roots_is_rejected() {
+    let dir = copy();
+    edit_metadata(&dir, |m| {
+        m.iter_mut().find(|(k, _)| k == "poe.data_roots").unwrap().1 = "[]".into();
+    });
+    assert_fails_with(
+        &run(&dir),
+        "trades rollup=aurora",
+        "metadata poe.data_roots is Some(\"[]\"), the batches starting in the file give",
+    );
+}
+
+#[test]
+fn trades_metadata_with_an_extra_key_is_rejected() {
+    let dir = copy();
+    edit_metadata(&dir, |m| m.push(("poe.verified".into(), "true".into())));
+    assert_fails_with(
+        &run(&dir),
+        "trades rollup=aurora",
+        "metadata keys [\"poe.verified\"]",
+    );
+}
+
+#[test]
+fn statement_accepted_outside_the_day_is_rejected() {
+    let dir = copy();
+    let storage = LocalDir::new(&dir);
+    let read = parquet_io::read(
+        storage.read("statements.parquet").unwrap(),
+        &statements_schema(),
+    )
+    .unwrap();
+    let mut rows = statement_rows(&read.rows).unwrap();
+    rows[1].accepted_at = DAY.next().start_us() as i64;
+    let meta = read
+        .metadata
+        .into_iter()
+        .filter(|(k, _)| k != "ARROW:schema")
+        .collect();
+    let bytes = parquet_io::write(&statements_batch(&rows).unwrap(), meta).unwrap();
+    storage.write("statements.parquet", &bytes).unwrap();
+    refresh_manifest(&dir);
+    assert_fails_with(
+        &run(&dir),
+        "statements",
+        "row 1 (rollup aurora seq 41): accepted_at",
     );
 }
