@@ -51,6 +51,22 @@ pub fn parse_felt(field: &'static str, text: &str) -> Result<Felt, AuthError> {
     Ok(felt)
 }
 
+/// The order `n` of the Stark curve's group.
+pub const EC_ORDER: Felt =
+    Felt::from_hex_unchecked("0x0800000000000010ffffffffffffffffb781126dcae7b2321e66a241adc64d2f");
+
+/// The low-s form of a signature's `s`: `min(s, n − s)`. ECDSA accepts both `(r, s)` and
+/// `(r, n − s)`; naming a batch by the low form makes the two encodings one batch, so that a
+/// third party who re-encodes a batch in flight cannot take its seq from the genuine retry.
+pub fn low_s(s: &Felt) -> Felt {
+    let neg = EC_ORDER - *s;
+    if neg.to_bytes_be() < s.to_bytes_be() {
+        neg
+    } else {
+        *s
+    }
+}
+
 /// Verifies `(r, s)` on `message` under `public_key` (the x-coordinate, as Starknet accounts use).
 ///
 /// # Errors
@@ -85,6 +101,21 @@ mod tests {
         // p itself = 2^251 + 17·2^192 + 1.
         let p = "0x0800000000000011000000000000000000000000000000000000000000000001";
         assert_eq!(parse_felt("r", p), Err(AuthError::Malformed { field: "r" }));
+    }
+
+    #[test]
+    fn high_s_twin_verifies_and_has_the_same_low_s() {
+        // The malleability the batch id must not see: (r, n − s) is a second valid signature.
+        let key = Felt::from(0x1234_5678u64);
+        let public = starknet_crypto::get_public_key(&key);
+        let msg = starknet_keccak(b"batch");
+        let sig = starknet_crypto::sign(&key, &msg, &Felt::from(99u64)).unwrap();
+        let twin = EC_ORDER - sig.s;
+        assert_eq!(verify(&public, &msg, &sig.r, &sig.s), Ok(()));
+        assert_eq!(verify(&public, &msg, &sig.r, &twin), Ok(()));
+        assert_ne!(sig.s, twin);
+        assert_eq!(low_s(&sig.s), low_s(&twin));
+        assert!(low_s(&twin).to_bytes_be() <= (EC_ORDER - low_s(&twin)).to_bytes_be());
     }
 
     #[test]

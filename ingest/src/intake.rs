@@ -373,9 +373,12 @@ impl Intake {
             return Err(Refusal::new(
                 "post_state_root_mismatch",
                 "header.post_state_root",
+                // Not the root re-execution gives: a refusal that named it would be an oracle
+                // that rollups sign whatever poe computes against (a dry run is the designed
+                // way to ask, issue 18).
                 format!(
-                    "re-execution gives {}, header says {}",
-                    effect.post_state_root, sub.header.post_state_root
+                    "re-executing the operations from the state at seq {} does not give the header's {}",
+                    head.seq, sub.header.post_state_root
                 ),
             )
             .into());

@@ -193,11 +193,12 @@ pub fn scheme_code(s: Scheme) -> u8 {
 }
 
 impl Submission {
-    /// Canonical bytes: signed header, `r`, `s`, then each operation's 85 packed bytes.
+    /// Canonical bytes: signed header, `r`, the low-s form of `s` (`min(s, n − s)`: both
+    /// verify, and must name one batch), then each operation's 85 packed bytes.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = self.header.signed_bytes();
         out.extend_from_slice(&self.signature.0.to_bytes_be());
-        out.extend_from_slice(&self.signature.1.to_bytes_be());
+        out.extend_from_slice(&crate::auth::low_s(&self.signature.1).to_bytes_be());
         for op in &self.ops {
             out.extend_from_slice(&keccak_leaf_bytes(op));
         }

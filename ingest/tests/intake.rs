@@ -245,6 +245,13 @@ fn wrong_post_state_root_is_refused() {
     body["header"]["post_state_root"] = body["header"]["pre_state_root"].clone();
     let r = refusal(f.intake.submit(&resign(&f, &body), NOW));
     assert_eq!(r.code, "post_state_root_mismatch");
+    // The refusal does not tell the root re-execution gives (an oracle to sign against).
+    let mut venue = Venue::new(instruments().into_iter().map(|(_, i)| i).collect());
+    let truth = venue
+        .apply_batch(&funding().iter().map(|o| o.op).collect::<Vec<_>>())
+        .unwrap()
+        .post_state_root;
+    assert!(!r.message.contains(&truth.to_hex()), "{}", r.message);
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
 
@@ -345,4 +352,25 @@ fn poe_circle_stark_rollup_proof_is_verified_at_the_door() {
     assert!(r.message.contains("public inputs differ"), "{}", r.message);
     std::fs::remove_dir_all(&f.dir).unwrap();
     std::fs::remove_dir_all(&f2.dir).unwrap();
+}
+
+#[test]
+fn high_s_twin_of_a_signature_is_the_same_batch() {
+    // Anyone who sees a batch in flight can re-encode its signature as (r, n − s), which
+    // verifies too. Were it a new batch id, it would take the seq and the genuine retry would
+    // get `seq_conflict`; it is the same batch, so both get the same receipt.
+    let mut f = fixture("malleable");
+    let body = f.client.next_batch(&funding(), "groth16", b"p");
+    let mut twin: Value = serde_json::from_slice(&body).unwrap();
+    let s = Felt::from_hex(twin["signature"]["s"].as_str().unwrap()).unwrap();
+    twin["signature"]["s"] = Value::String(format!("{:#x}", poe_ingest::auth::EC_ORDER - s));
+    let twin = serde_json::to_vec(&twin).unwrap();
+    let Outcome::Accepted(receipt) = f.intake.submit(&twin, NOW).unwrap() else {
+        panic!("the twin verifies and is accepted first")
+    };
+    assert_eq!(
+        f.intake.submit(&body, NOW + 1).unwrap(),
+        Outcome::Duplicate(receipt)
+    );
+    std::fs::remove_dir_all(&f.dir).unwrap();
 }
