@@ -236,6 +236,14 @@ impl Problem {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/problem+json"),
         );
+        if matches!(
+            self.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            // A submission takes ~milliseconds to tens of ms: a second is a polite wait.
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
         resp
     }
 }
@@ -428,7 +436,15 @@ async fn list_batches(
             .map_or(Ok(default), |v| v.parse::<u64>().map_err(|_| k.to_owned()))
     };
     let (from_seq, limit) = match (parse("from_seq", 1), parse("limit", 100)) {
-        (Ok(f), Ok(l)) => (f, l.clamp(1, 1000) as usize),
+        (Ok(_), Ok(l)) if !(1..=1000).contains(&l) => {
+            return Ok(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_query",
+                format!("limit must be in 1..=1000, got {l}"),
+            )
+            .reply())
+        }
+        (Ok(f), Ok(l)) => (f, l as usize),
         (Err(k), _) | (_, Err(k)) => {
             return Ok(Problem::new(
                 StatusCode::BAD_REQUEST,
@@ -518,7 +534,10 @@ async fn get_head(state: AppState, rollup: String) -> Result<warp::reply::Respon
     })
 }
 
-async fn rejection(r: Rejection) -> Result<warp::reply::Response, Infallible> {
+async fn rejection(
+    metrics: Arc<metrics::Metrics>,
+    r: Rejection,
+) -> Result<warp::reply::Response, Infallible> {
     let p = if r.is_not_found() {
         Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route")
     } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
@@ -539,9 +558,33 @@ async fn rejection(r: Rejection) -> Result<warp::reply::Response, Infallible> {
             "method_not_allowed",
             "method not allowed on this route",
         )
+    } else if r.find::<warp::reject::InvalidQuery>().is_some() {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_query",
+            "the query string does not parse",
+        )
+    } else if let Some(h) = r.find::<warp::reject::InvalidHeader>() {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("header {} is not valid", h.name()),
+        )
     } else {
-        Problem::new(StatusCode::BAD_REQUEST, "bad_request", format!("{r:?}"))
+        // Warp's own rejection text names its internals; the client gets the kind only.
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request could not be read",
+        )
     };
+    // Refusals before the submission handler runs (411, 413) still count as submissions.
+    if matches!(
+        p.status,
+        StatusCode::LENGTH_REQUIRED | StatusCode::PAYLOAD_TOO_LARGE
+    ) {
+        metrics.submission(p.status.as_u16(), 0.0);
+    }
     Ok(p.reply())
 }
 
@@ -653,7 +696,7 @@ pub fn routes(
         .unify()
         .or(file)
         .unify()
-        .recover(rejection)
+        .recover(move |r| rejection(state.metrics.clone(), r))
         .unify()
 }
 

@@ -290,3 +290,55 @@ async fn listing_readiness_and_metrics() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+#[tokio::test]
+async fn edge_refusals_are_counted_and_say_when_to_retry() {
+    let mut a = app(
+        "edge",
+        ApiConfig {
+            max_body_bytes: 64,
+            max_inflight: 0,
+            ..ApiConfig::default()
+        },
+    );
+    let filter = routes(a.state.clone());
+    let body = a.client.next_batch(&funding(), "groth16", b"p");
+    let too_large = post(&a.state, "application/json", &body).await;
+    assert_eq!(too_large.0, StatusCode::PAYLOAD_TOO_LARGE);
+    let no_length = warp::test::request()
+        .method("POST")
+        .path("/v1/batches")
+        .header("content-type", "application/json")
+        .reply(&filter)
+        .await;
+    assert_eq!(no_length.status(), StatusCode::LENGTH_REQUIRED);
+    let full = warp::test::request()
+        .method("POST")
+        .path("/v1/batches")
+        .header("content-type", "application/json")
+        .header("content-length", 2)
+        .body("{}")
+        .reply(&filter)
+        .await;
+    assert_eq!(full.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(full.headers().get("retry-after").unwrap(), "1");
+    let metrics = warp::test::request().path("/metrics").reply(&filter).await;
+    let metrics = String::from_utf8(metrics.body().to_vec()).unwrap();
+    for code in [411, 413, 429] {
+        assert!(
+            metrics.contains(&format!("poe_submissions_total{{code=\"{code}\"}} 1")),
+            "{code}: {metrics}"
+        );
+    }
+    // The listing's limit is 1–1000 (specs/api.md): outside it is a 400, not a silent clamp.
+    for limit in ["0", "1001"] {
+        let resp = warp::test::request()
+            .path(&format!("/v1/rollups/aurora/batches?limit={limit}"))
+            .reply(&filter)
+            .await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "limit={limit}");
+        let p: Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(p["code"], "malformed_query");
+        assert!(p["detail"].as_str().unwrap().contains("1..=1000"), "{p}");
+    }
+}
