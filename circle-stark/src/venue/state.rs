@@ -209,6 +209,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn empty_state_root_is_the_documented_value() {
+        // specs/batch-air.md §2 and specs/api.md §3 publish it: a rollup's seq 1 starts here.
+        assert_eq!(StateTree::default().root().to_hex(), EMPTY_ROOT_HEX);
+    }
+
+    const EMPTY_ROOT_HEX: &str = "70ed8c3f5f24f719105b9a5f85b3326d3aa57b047d412c672e32492f19844413";
+
+    #[test]
     fn zero_values_are_the_empty_tree() {
         let mut t = StateTree::default();
         let empty_root = t.root();
