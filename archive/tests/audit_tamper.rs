@@ -253,6 +253,26 @@ fn edit_rows(dir: &Path, edit: impl FnOnce(&mut Vec<poe_archive::records::TradeR
     storage.write(PART, &bytes).unwrap();
 }
 
+/// Rewrites `statements.parquet` with edited rows and a refreshed manifest.
+fn edit_statements(dir: &Path, edit: impl FnOnce(&mut Vec<poe_archive::records::StatementRow>)) {
+    let storage = LocalDir::new(dir);
+    let read = parquet_io::read(
+        storage.read("statements.parquet").unwrap(),
+        &statements_schema(),
+    )
+    .unwrap();
+    let mut rows = statement_rows(&read.rows).unwrap();
+    edit(&mut rows);
+    let meta = read
+        .metadata
+        .into_iter()
+        .filter(|(k, _)| k != "ARROW:schema")
+        .collect();
+    let bytes = parquet_io::write(&statements_batch(&rows).unwrap(), meta).unwrap();
+    storage.write("statements.parquet", &bytes).unwrap();
+    refresh_manifest(dir);
+}
+
 #[test]
 fn pristine_bundle_passes_every_check() {
     let r = run(pristine());
@@ -398,20 +418,11 @@ fn added_row_is_rejected() {
 
 #[test]
 fn edited_statement_is_rejected_by_the_root_proof() {
-    use poe_archive::records::{statement_rows, statements_batch, statements_schema};
     let dir = copy();
-    let storage = LocalDir::new(&dir);
-    let read = parquet_io::read(
-        storage.read("statements.parquet").unwrap(),
-        &statements_schema(),
-    )
-    .unwrap();
-    let mut rows = statement_rows(&read.rows).unwrap();
-    rows[1].native_commitment = "00".repeat(32);
-    rows[4].post_state_root = d(999).to_hex();
-    let bytes = parquet_io::write(&statements_batch(&rows).unwrap(), read.metadata).unwrap();
-    storage.write("statements.parquet", &bytes).unwrap();
-    refresh_manifest(&dir);
+    edit_statements(&dir, |rows| {
+        rows[1].native_commitment = "00".repeat(32);
+        rows[4].post_state_root = d(999).to_hex();
+    });
     let r = run(&dir);
     assert_fails_with(&r, "root-proof", "day statement differs in day_root");
     assert_fails_with(&r, "statement.json", "differs");
@@ -661,22 +672,9 @@ fn trades_metadata_with_an_extra_key_is_rejected() {
 #[test]
 fn statement_accepted_outside_the_day_is_rejected() {
     let dir = copy();
-    let storage = LocalDir::new(&dir);
-    let read = parquet_io::read(
-        storage.read("statements.parquet").unwrap(),
-        &statements_schema(),
-    )
-    .unwrap();
-    let mut rows = statement_rows(&read.rows).unwrap();
-    rows[1].accepted_at = DAY.next().start_us() as i64;
-    let meta = read
-        .metadata
-        .into_iter()
-        .filter(|(k, _)| k != "ARROW:schema")
-        .collect();
-    let bytes = parquet_io::write(&statements_batch(&rows).unwrap(), meta).unwrap();
-    storage.write("statements.parquet", &bytes).unwrap();
-    refresh_manifest(&dir);
+    edit_statements(&dir, |rows| {
+        rows[1].accepted_at = DAY.next().start_us() as i64;
+    });
     assert_fails_with(
         &run(&dir),
         "statements",

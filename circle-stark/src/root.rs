@@ -575,25 +575,35 @@ mod tests {
         );
     }
 
+    /// The honest segments under a valid day-tree proof of statements in which batch `k`'s
+    /// post-state root and batch `k + 1`'s pre-state root are one invented root.
+    fn invented_root_after(
+        f: &Fixture,
+        k: usize,
+    ) -> (DayStatement, RootProof, Vec<BatchStatement>) {
+        let (_, root) = prove(f, &f.statements);
+        let mut lying = f.statements.clone();
+        let fake = crate::poseidon2::hash_elements(
+            crate::poseidon2::Domain::Message,
+            &[M31::from_u32_unchecked(1)],
+        );
+        lying[k].post_state_root = fake;
+        lying[k + 1].pre_state_root = fake;
+        let (statement, day) = prove_day(DAY, &lying, [7; 32], SecurityConfig::testing()).unwrap();
+        let forged = RootProof {
+            day,
+            segments: root.segments,
+        };
+        (statement, forged, lying)
+    }
+
     #[test]
     fn statements_with_invented_state_roots_are_rejected() {
         // The operator publishes a chain of state roots the operations do not produce (batch
         // 6's post root and batch 7's pre root replaced consistently) with a valid day proof
         // over those statements: the segment proving the real execution no longer matches.
         let f = fixture();
-        let (_, root) = prove(&f, &f.statements);
-        let mut lying = f.statements.clone();
-        let fake = crate::poseidon2::hash_elements(
-            crate::poseidon2::Domain::Message,
-            &[M31::from_u32_unchecked(1)],
-        );
-        lying[1].post_state_root = fake;
-        lying[2].pre_state_root = fake;
-        let (statement, day) = prove_day(DAY, &lying, [7; 32], SecurityConfig::testing()).unwrap();
-        let forged = RootProof {
-            day,
-            segments: root.segments,
-        };
+        let (statement, forged, lying) = invented_root_after(&f, 1);
         let e = verify_root(forged, &statement, &lying, &policy()).unwrap_err();
         assert!(
             matches!(&e, VerifyError::Segment { rollup_id: 1, first_seq: 5, error, .. }
@@ -609,19 +619,7 @@ mod tests {
         // verifies — and names batch 0 as the one whose post-state root it does not prove, so
         // that the audit demands that batch's validity leaf (archive's `state-roots` check).
         let f = fixture();
-        let (_, root) = prove(&f, &f.statements);
-        let mut lying = f.statements.clone();
-        let fake = crate::poseidon2::hash_elements(
-            crate::poseidon2::Domain::Message,
-            &[M31::from_u32_unchecked(1)],
-        );
-        lying[0].post_state_root = fake;
-        lying[1].pre_state_root = fake;
-        let (statement, day) = prove_day(DAY, &lying, [7; 32], SecurityConfig::testing()).unwrap();
-        let forged = RootProof {
-            day,
-            segments: root.segments,
-        };
+        let (statement, forged, lying) = invented_root_after(&f, 0);
         let coverage = verify_root(forged, &statement, &lying, &policy()).unwrap();
         assert_eq!(coverage.interior, vec![0]);
     }
