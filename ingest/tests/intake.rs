@@ -374,3 +374,19 @@ fn high_s_twin_of_a_signature_is_the_same_batch() {
     );
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
+
+#[test]
+fn upper_case_root_is_malformed() {
+    // specs/api.md and the OpenAPI pattern `^[0-9a-f]{64}$`: one spelling per root.
+    let mut f = fixture("upper");
+    let mut body: Value =
+        serde_json::from_slice(&f.client.clone().next_batch(&funding(), "groth16", b"p")).unwrap();
+    let upper = body["header"]["post_state_root"]
+        .as_str()
+        .unwrap()
+        .to_ascii_uppercase();
+    body["header"]["post_state_root"] = Value::String(upper);
+    let r = refusal(f.intake.submit(&serde_json::to_vec(&body).unwrap(), NOW));
+    assert_eq!(r.code, "malformed_root");
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}

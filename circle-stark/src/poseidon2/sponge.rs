@@ -49,8 +49,8 @@ pub enum DigestError {
         /// The raw value.
         value: u32,
     },
-    /// Not hexadecimal.
-    #[error("digest is not hexadecimal")]
+    /// Not lowercase hexadecimal (the one spelling poe writes).
+    #[error("digest is not lowercase hexadecimal")]
     NotHex,
 }
 
@@ -104,7 +104,9 @@ impl Digest {
                 got: hex.len() / 2,
             });
         }
-        if !hex.is_ascii() {
+        // One spelling per digest: `u8::from_str_radix` alone would also take upper case and
+        // a leading `+`, so that one root had many hex forms on the wire and in archives.
+        if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(DigestError::NotHex);
         }
         let bytes = (0..32)
@@ -181,6 +183,23 @@ mod tests {
 
     fn m(v: u32) -> M31 {
         M31::from_u32_unchecked(v)
+    }
+
+    #[test]
+    fn digest_hex_has_one_spelling() {
+        let d = hash_elements(Domain::Message, &[m(7)]);
+        let hex = d.to_hex();
+        assert_eq!(Digest::from_hex(&hex), Ok(d));
+        let upper = hex.to_ascii_uppercase();
+        assert_ne!(upper, hex, "the digest has letters");
+        assert_eq!(Digest::from_hex(&upper), Err(DigestError::NotHex));
+        // `from_str_radix` takes "+7" for 7: the byte "07" spelled "+7" is refused.
+        let zero_seven = format!("07{}", &hex[2..]);
+        let plus_seven = format!("+7{}", &hex[2..]);
+        if let Ok(d) = Digest::from_hex(&zero_seven) {
+            assert_eq!(d.to_hex(), zero_seven);
+            assert_eq!(Digest::from_hex(&plus_seven), Err(DigestError::NotHex));
+        }
     }
 
     #[test]
