@@ -28,15 +28,19 @@ pub struct ApiConfig {
     pub max_inflight: usize,
     /// One JSON log line per submission on stderr.
     pub log_submissions: bool,
+    /// Time a client has to send a request's headers; the connection is closed after it, so
+    /// unfinished headers cannot hold file descriptors for ever.
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl Default for ApiConfig {
-    /// 256 MiB bodies (≈ 1M operations), 4 submissions at once.
+    /// 256 MiB bodies (≈ 1M operations), 4 submissions at once, 10 s for the headers.
     fn default() -> Self {
         Self {
             max_body_bytes: 256 << 20,
             max_inflight: 4,
             log_submissions: true,
+            header_read_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -702,19 +706,57 @@ pub fn routes(
 
 /// Serves until `shutdown` resolves, then refuses new submissions with 503 and drains the
 /// requests in flight.
+///
+/// The connection loop is warp's own, written out here because warp 0.4 sets no hyper timer:
+/// without one hyper has no header-read timeout, and a client that never finishes its headers
+/// holds its connection (and a file descriptor) for ever.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
     let draining = state.draining.clone();
-    let signal = async move {
-        shutdown.await;
-        draining.store(true, Ordering::SeqCst);
-    };
-    warp::serve(routes(state))
-        .incoming(listener)
-        .graceful(signal)
-        .run()
-        .await;
+    let header_timeout = state.config.header_read_timeout;
+    let filter = routes(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait for some to close.
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused
+                            | std::io::ErrorKind::ConnectionAborted
+                            | std::io::ErrorKind::ConnectionReset
+                    ) {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let svc = TowerToHyperService::new(warp::service(filter.clone()));
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            // A connection that ends badly (reset, timed out) concerns that client alone.
+            let _ = watcher.watch(conn).await;
+        });
+    }
+    draining.store(true, Ordering::SeqCst);
+    drop(listener);
+    graceful.shutdown().await;
 }

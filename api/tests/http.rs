@@ -342,3 +342,56 @@ async fn edge_refusals_are_counted_and_say_when_to_retry() {
         assert!(p["detail"].as_str().unwrap().contains("1..=1000"), "{p}");
     }
 }
+
+/// A client that never finishes its headers loses the connection after the header-read
+/// timeout instead of holding it (and a file descriptor) for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_headers_are_cut_off() {
+    let a = app(
+        "slowloris",
+        ApiConfig {
+            header_read_timeout: std::time::Duration::from_millis(300),
+            ..ApiConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, a.state.clone(), async {
+        let _ = stopped.await;
+    }));
+    let (closed, waited) = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: poe\r\n")
+            .unwrap();
+        let start = std::time::Instant::now();
+        let mut out = Vec::new();
+        // Ok once the server closes (after a 408 or nothing); Err(WouldBlock/TimedOut) had it
+        // kept waiting for the rest of the headers.
+        let closed = s.read_to_end(&mut out).is_ok();
+        (closed, start.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(closed, "the connection was still open after {waited:?}");
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    // A complete request on a fresh connection is still served.
+    let ok = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: poe\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("drains in time")
+        .unwrap();
+}
