@@ -208,6 +208,7 @@ impl Problem {
             | "commitment_scheme_mismatch"
             | "rule_violation"
             | "post_state_root_mismatch"
+            | "timestamp_in_future"
             | "rollup_proof_invalid" => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::BAD_REQUEST,
         };

@@ -65,6 +65,10 @@ pub enum Outcome {
     Duplicate(Receipt),
 }
 
+/// How far an operation's timestamp may lead the batch's acceptance time (`specs/api.md` §4):
+/// room for a rollup's clock running ahead of poe's, not for stamps that freeze its venue clock.
+pub const MAX_CLOCK_SKEW_US: u64 = 3_600_000_000;
+
 /// Why a submission failed: refused (client's fault) or not stored (ours).
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -356,6 +360,26 @@ impl Intake {
                     head.root, head.seq, sub.header.pre_state_root
                 ),
             )
+            .into());
+        }
+        // The venue's clock only moves forward: one operation stamped far ahead (2^63 − 1 µs)
+        // would freeze the rollup for ever, so stamps may lead acceptance by the skew at most.
+        if let Some((i, ts)) = sub
+            .ops
+            .iter()
+            .map(|o| o.op.timestamp_us())
+            .enumerate()
+            .find(|&(_, ts)| ts > now_us.saturating_add(MAX_CLOCK_SKEW_US))
+        {
+            return Err(Refusal {
+                code: "timestamp_in_future",
+                path: format!("operations[{i}].timestamp_us"),
+                message: format!(
+                    "{ts} µs is more than {} s after acceptance at {now_us} µs",
+                    MAX_CLOCK_SKEW_US / 1_000_000
+                ),
+                op_index: Some(i),
+            }
             .into());
         }
         let receipt = self.receipt(&sub, &rollup, now_us)?;

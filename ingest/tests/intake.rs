@@ -390,3 +390,37 @@ fn upper_case_root_is_malformed() {
     assert_eq!(r.code, "malformed_root");
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
+
+#[test]
+fn operation_stamped_far_ahead_is_refused() {
+    // A deposit stamped 2^63 − 1 µs would move the venue clock there and freeze the rollup:
+    // every later operation must be stamped at or after the clock.
+    let mut f = fixture("future");
+    let mut ops = funding();
+    ops[1].op = Operation::Deposit {
+        account: 2,
+        amount: 5,
+        timestamp_us: (1 << 63) - 1,
+    };
+    let r = refusal(
+        f.intake
+            .submit(&f.client.clone().next_batch(&ops, "groth16", b"p"), NOW),
+    );
+    assert_eq!(
+        (r.code, r.path.as_str(), r.op_index),
+        ("timestamp_in_future", "operations[1].timestamp_us", Some(1))
+    );
+    // Within the allowed skew it is accepted (the rollup's clock a little ahead of poe's).
+    let mut ops = funding();
+    ops[1].op = Operation::Deposit {
+        account: 2,
+        amount: 5,
+        timestamp_us: NOW + poe_ingest::intake::MAX_CLOCK_SKEW_US,
+    };
+    assert!(matches!(
+        f.intake
+            .submit(&f.client.clone().next_batch(&ops, "groth16", b"p"), NOW),
+        Ok(Outcome::Accepted(_))
+    ));
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
