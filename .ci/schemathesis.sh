@@ -8,7 +8,7 @@ python3 -m pip install --quiet --disable-pip-version-check 'schemathesis==4.32.5
 work=$(mktemp -d)
 cargo build --locked -p poe-aggregator --bin poe
 ./target/debug/poe serve --config aggregator/poe.example.toml --data "$work/data" \
-  --archive tests/fixtures/bundle_v1 --listen 127.0.0.1:0 \
+  --archive tests/fixtures/bundle_v1 --listen 127.0.0.1:0 --init \
   >"$work/serve.out" 2>"$work/serve.err" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT

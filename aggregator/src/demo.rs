@@ -392,7 +392,7 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
         .collect();
     let toml = registry_toml_with(&clients.iter().collect::<Vec<_>>(), &table);
     let registry = Registry::parse(&toml).map_err(|e| e.to_string())?;
-    let intake = poe_ingest::intake::Intake::open(registry, &dir.join("intake.redb"))
+    let intake = poe_ingest::intake::Intake::create(registry, &dir.join("intake.redb"))
         .map_err(|e| e.to_string())?;
     let archive = Arc::new(LocalDir::new(dir.join("archive")));
     let clock = Arc::new(AtomicU64::new(day.start_us()));
@@ -418,8 +418,13 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
         let _ = stopped.await;
     }));
 
-    // The day's operations, cut into batches, submitted in time order across rollups.
+    // The day's operations, cut into batches, submitted in time order across rollups. A batch
+    // also ends at each expiry, as a venue seals its batch there: intake takes trades on an
+    // instrument only up to an hour after it expires (specs/api.md §4).
     let per_rollup = cfg.ops / clients.len();
+    let mut expiries: Vec<u64> = listings.iter().map(|l| l.instrument.expiry_us).collect();
+    expiries.sort_unstable();
+    expiries.dedup();
     let mut batches: Vec<(u64, usize, Vec<CommittedOp>)> = Vec::new();
     for (i, c) in clients.iter().enumerate() {
         let ops = rollup_day(
@@ -430,9 +435,21 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
             per_rollup,
             c.name.as_str(),
         );
-        for chunk in ops.chunks(cfg.batch_ops.max(1)) {
-            let last = chunk.last().expect("non-empty").op.timestamp_us();
-            batches.push((last, i, chunk.to_vec()));
+        let mut chunk: Vec<CommittedOp> = Vec::new();
+        for o in ops {
+            let ts = o.op.timestamp_us();
+            let crosses = chunk.last().is_some_and(|prev| {
+                let p = prev.op.timestamp_us();
+                expiries.iter().any(|&e| p < e && e <= ts)
+            });
+            if chunk.len() == cfg.batch_ops.max(1) || crosses {
+                let last = chunk.last().expect("non-empty").op.timestamp_us();
+                batches.push((last, i, std::mem::take(&mut chunk)));
+            }
+            chunk.push(o);
+        }
+        if let Some(last) = chunk.last().map(|o| o.op.timestamp_us()) {
+            batches.push((last, i, chunk));
         }
     }
     batches.sort_by_key(|(last, i, _)| (*last, *i));
@@ -455,10 +472,10 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
         // Accepted a second after its last operation, on the replayed day.
         let at = (last + 1_000_000).min(day.next().start_us() - 1);
         clock.fetch_max(at, Ordering::SeqCst);
-        let status = crate::load::post(addr, &body)?;
+        let (status, reply) = crate::load::post_with_reply(addr, &body)?;
         if status != 202 {
             return Err(format!(
-                "{} batch {} refused with HTTP {status}",
+                "{} batch {} refused with HTTP {status}: {reply}",
                 clients[*i].name, clients[*i].seq
             ));
         }

@@ -40,6 +40,14 @@ impl LoadReport {
 /// # Errors
 /// A string on connection failure or a malformed response.
 pub fn post(addr: SocketAddr, body: &[u8]) -> Result<u16, String> {
+    post_with_reply(addr, body).map(|(status, _)| status)
+}
+
+/// [`post`], with the response body (a receipt or a problem) as text.
+///
+/// # Errors
+/// Connection failures and unreadable responses, as text.
+pub fn post_with_reply(addr: SocketAddr, body: &[u8]) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     write!(
         s,
@@ -50,10 +58,16 @@ pub fn post(addr: SocketAddr, body: &[u8]) -> Result<u16, String> {
     s.write_all(body).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     s.read_to_end(&mut out).map_err(|e| e.to_string())?;
-    std::str::from_utf8(out.get(9..12).ok_or("short response")?)
+    let status = std::str::from_utf8(out.get(9..12).ok_or("short response")?)
         .map_err(|e| e.to_string())?
         .parse()
-        .map_err(|_| "bad status".to_string())
+        .map_err(|_| "bad status".to_string())?;
+    let text = String::from_utf8_lossy(&out);
+    let reply = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((status, reply))
 }
 
 /// Runs `rollups` clients concurrently, each submitting `batches` batches of `batch_trades`
@@ -71,7 +85,7 @@ pub fn run(rollups: usize, batches: usize, batch_trades: usize) -> Result<LoadRe
     let clients: Vec<_> = (0..rollups)
         .map(|i| client(&format!("load-{i}"), 100 + i as u64, Scheme::Keccak256))
         .collect();
-    let intake = Intake::open(
+    let intake = Intake::create(
         registry(&clients.iter().collect::<Vec<_>>()),
         &dir.join("intake.redb"),
     )
@@ -89,7 +103,10 @@ pub fn run(rollups: usize, batches: usize, batch_trades: usize) -> Result<LoadRe
             max_inflight: 2 * rollups,
             ..poe_api::ApiConfig::default()
         },
-    );
+    )
+    // The operations are stamped from T0 on: accept them on a clock that agrees (intake
+    // refuses operations more than a day older than their acceptance).
+    .with_clock(std::sync::Arc::new(|| T0 + 60_000_000));
     let server = runtime.spawn(poe_api::run(listener, state, async {
         let _ = stopped.await;
     }));

@@ -137,9 +137,13 @@ enum Command {
         /// The rollup registry.
         #[arg(long, default_value = "poe.toml")]
         config: PathBuf,
-        /// Where the intake store lives (created if missing).
+        /// Where the intake store lives (DATA/intake.redb; made only with --init).
         #[arg(long, default_value = "poe-data")]
         data: PathBuf,
+        /// Begin a new, empty intake store in DATA. Refused if DATA/intake.redb exists in any
+        /// state: a store is never re-initialised by accident (specs/api.md §7).
+        #[arg(long)]
+        init: bool,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
@@ -502,9 +506,11 @@ fn run(cli: Cli) -> Result<(), String> {
             close_grace_s,
             preset: p,
             no_pipeline,
+            init,
         } => serve(
             &config,
             &data,
+            init,
             &archive,
             &listen,
             poe_api::ApiConfig {
@@ -845,6 +851,7 @@ fn audit(
 fn serve(
     config: &std::path::Path,
     data: &std::path::Path,
+    init: bool,
     archive: &std::path::Path,
     listen: &str,
     api: poe_api::ApiConfig,
@@ -852,10 +859,22 @@ fn serve(
 ) -> Result<(), String> {
     let registry = poe_ingest::registry::Registry::load(config)
         .map_err(|e| format!("{}: {e}", config.display()))?;
-    std::fs::create_dir_all(data).map_err(|e| format!("creating {}: {e}", data.display()))?;
     let n_rollups = registry.rollups().len();
-    let intake = poe_ingest::intake::Intake::open(registry, &data.join("intake.redb"))
-        .map_err(|e| e.to_string())?;
+    let store = data.join("intake.redb");
+    let intake = if init {
+        std::fs::create_dir_all(data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+        let intake = poe_ingest::intake::Intake::create(registry, &store);
+        if intake.is_ok() {
+            eprintln!(
+                "poe: created a new, empty intake store at {}",
+                store.display()
+            );
+        }
+        intake
+    } else {
+        poe_ingest::intake::Intake::open(registry, &store)
+    }
+    .map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -927,7 +946,7 @@ fn bench_intake(n: usize) -> Result<(), String> {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let mut c = client("bench", 5, scheme);
         let mut intake =
-            Intake::open(registry(&[&c]), &dir.join("intake.redb")).map_err(|e| e.to_string())?;
+            Intake::create(registry(&[&c]), &dir.join("intake.redb")).map_err(|e| e.to_string())?;
         let ops = realistic_ops(n, 9, T0);
         let t = Instant::now();
         let body = c.next_batch(&ops, "groth16", b"opaque");

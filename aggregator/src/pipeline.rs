@@ -129,10 +129,15 @@ impl Pipeline {
         }
         let published = published_days(&*archive).map_err(|e| format!("archive: {e}"))?;
         if let Some(last) = published.last() {
-            state.with_intake_mut(|i| i.close_through(*last));
+            state
+                .with_intake_mut(|i| i.close_through(*last))
+                .map_err(|e| e.to_string())?;
         }
+        // From the last published day, not from intake's close mark: a day whose close began
+        // (the mark is durable) but was not published before a crash is still to be closed.
+        let unpublished_from = published.last().map_or(0, |d| d.next().start_us());
         let pending = state
-            .with_intake(|i| i.ids_accepted_from(i.open_from_us()))
+            .with_intake(|i| i.ids_accepted_from(unpublished_from))
             .map_err(|e| e.to_string())?;
         let pending_ids: HashSet<[u8; 32]> = pending.iter().map(|(_, id)| *id).collect();
         // Leaf proofs left behind by a crash between publishing a day and clearing its leaves.
@@ -333,7 +338,7 @@ impl Shared {
         let ids: Vec<[u8; 32]> = self
             .state
             .with_intake_mut(|i| {
-                i.close_through(day);
+                i.close_through(day)?;
                 i.ids_accepted_from(day.start_us())
             })
             .map_err(|e| e.to_string())?

@@ -31,16 +31,33 @@ pub struct ApiConfig {
     /// Time a client has to send a request's headers; the connection is closed after it, so
     /// unfinished headers cannot hold file descriptors for ever.
     pub header_read_timeout: std::time::Duration,
+    /// Time a client has to send a submission's body, on top of [`ApiConfig::min_body_rate`]:
+    /// a body that trickles in is cut off with 408, so it cannot hold a connection for ever.
+    pub body_read_timeout: std::time::Duration,
+    /// Slowest body accepted, bytes per second: the deadline for a body of `n` bytes is
+    /// `body_read_timeout + n / min_body_rate`.
+    pub min_body_rate: u64,
+}
+
+impl ApiConfig {
+    /// How long a body of `len` bytes may take to arrive.
+    pub fn body_deadline(&self, len: u64) -> std::time::Duration {
+        self.body_read_timeout
+            + std::time::Duration::from_secs_f64(len as f64 / self.min_body_rate.max(1) as f64)
+    }
 }
 
 impl Default for ApiConfig {
-    /// 256 MiB bodies (≈ 1M operations), 4 submissions at once, 10 s for the headers.
+    /// 256 MiB bodies (≈ 1M operations), 4 submissions at once, 10 s for the headers, a body
+    /// at 1 MiB/s at least (plus 10 s).
     fn default() -> Self {
         Self {
             max_body_bytes: 256 << 20,
             max_inflight: 4,
             log_submissions: true,
             header_read_timeout: std::time::Duration::from_secs(10),
+            body_read_timeout: std::time::Duration::from_secs(10),
+            min_body_rate: 1 << 20,
         }
     }
 }
@@ -209,6 +226,9 @@ impl Problem {
             | "rule_violation"
             | "post_state_root_mismatch"
             | "timestamp_in_future"
+            | "timestamp_too_old"
+            | "instrument_expired"
+            | "duplicate_trade_id"
             | "rollup_proof_invalid" => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -241,6 +261,13 @@ impl Problem {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/problem+json"),
         );
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still trickle in: do not wait for it on this connection.
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
         if matches!(
             self.status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
@@ -539,6 +566,56 @@ async fn get_head(state: AppState, rollup: String) -> Result<warp::reply::Respon
     })
 }
 
+/// A body that did not arrive in time ([`ApiConfig::body_deadline`]).
+#[derive(Debug)]
+struct BodyTimeout {
+    len: u64,
+    deadline: std::time::Duration,
+}
+
+impl warp::reject::Reject for BodyTimeout {}
+
+/// A body that broke off (the client went away or sent less than its length).
+#[derive(Debug)]
+struct BodyBroken;
+
+impl warp::reject::Reject for BodyBroken {}
+
+/// The body, read within its deadline (after `content_length_limit`, so the length is known).
+fn timed_body(config: ApiConfig) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::header::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(move |len: u64, stream| async move {
+            let deadline = config.body_deadline(len);
+            match tokio::time::timeout(deadline, collect_body(stream, len)).await {
+                Ok(Some(body)) => Ok(body),
+                Ok(None) => Err(warp::reject::custom(BodyBroken)),
+                Err(_) => Err(warp::reject::custom(BodyTimeout { len, deadline })),
+            }
+        })
+}
+
+async fn collect_body<S, B>(stream: S, len: u64) -> Option<Bytes>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt;
+    let mut stream = std::pin::pin!(stream);
+    // The length was checked against the limit already.
+    let mut out = bytes::BytesMut::with_capacity(usize::try_from(len).ok()?);
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.ok()?;
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            out.extend_from_slice(piece);
+            let n = piece.len();
+            chunk.advance(n);
+        }
+    }
+    Some(out.freeze())
+}
+
 async fn rejection(
     metrics: Arc<metrics::Metrics>,
     r: Rejection,
@@ -550,6 +627,22 @@ async fn rejection(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             "the body exceeds the configured limit",
+        )
+    } else if let Some(t) = r.find::<BodyTimeout>() {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the {}-byte body did not arrive within {:.1} s",
+                t.len,
+                t.deadline.as_secs_f64()
+            ),
+        )
+    } else if r.find::<BodyBroken>().is_some() {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body broke off before its Content-Length",
         )
     } else if r.find::<warp::reject::LengthRequired>().is_some() {
         Problem::new(
@@ -586,7 +679,7 @@ async fn rejection(
     // Refusals before the submission handler runs (411, 413) still count as submissions.
     if matches!(
         p.status,
-        StatusCode::LENGTH_REQUIRED | StatusCode::PAYLOAD_TOO_LARGE
+        StatusCode::LENGTH_REQUIRED | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
     ) {
         metrics.submission(p.status.as_u16(), 0.0);
     }
@@ -608,7 +701,7 @@ pub fn routes(
         .and(warp::body::content_length_limit(
             state.config.max_body_bytes,
         ))
-        .and(warp::body::bytes())
+        .and(timed_body(state.config))
         .and_then(submit);
     let batch = warp::path!("v1" / "batches" / String)
         .and(warp::get())

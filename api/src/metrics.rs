@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Upper bounds of the submission latency histogram, seconds.
 const BUCKETS: [f64; 9] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 /// Status codes counted individually; anything else lands in `other`.
-const CODES: [u16; 16] = [
-    200, 202, 400, 401, 403, 404, 409, 411, 413, 415, 422, 429, 500, 503, 405, 0,
+const CODES: [u16; 17] = [
+    200, 202, 400, 401, 403, 404, 408, 409, 411, 413, 415, 422, 429, 500, 503, 405, 0,
 ];
 
 /// Counters of the service.

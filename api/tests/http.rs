@@ -20,9 +20,10 @@ fn app(tag: &str, config: ApiConfig) -> App {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let client = client("aurora", 3, Scheme::Keccak256);
-    let intake = Intake::open(registry(&[&client]), &dir.join("intake.redb")).unwrap();
+    let intake = Intake::create(registry(&[&client]), &dir.join("intake.redb")).unwrap();
     App {
-        state: AppState::new(intake, config),
+        // The test operations are stamped around T0; intake checks stamps against this clock.
+        state: AppState::new(intake, config).with_clock(std::sync::Arc::new(|| T0 + 5_000_000)),
         dir,
         client,
     }
@@ -389,6 +390,56 @@ async fn unfinished_headers_are_cut_off() {
     .await
     .unwrap();
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("drains in time")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_body_is_cut_off_with_408() {
+    let a = app(
+        "trickle",
+        ApiConfig {
+            body_read_timeout: std::time::Duration::from_millis(300),
+            min_body_rate: u64::MAX,
+            ..ApiConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, a.state.clone(), async {
+        let _ = stopped.await;
+    }));
+    let (reply, waited) = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(
+            b"POST /v1/batches HTTP/1.1\r\nHost: poe\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"header\":",
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        let mut out = Vec::new();
+        // Ok once the server answers and closes; Err(WouldBlock) had it kept waiting.
+        let closed = s.read_to_end(&mut out).is_ok();
+        assert!(closed, "the connection was still open after {:?}", start.elapsed());
+        (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("request_timeout"), "{reply}");
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    let filter = routes(a.state.clone());
+    let metrics = warp::test::request().path("/metrics").reply(&filter).await;
+    let metrics = String::from_utf8(metrics.body().to_vec()).unwrap();
+    assert!(
+        metrics.contains("poe_submissions_total{code=\"408\"} 1"),
+        "{metrics}"
+    );
     stop.send(()).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(10), server)
         .await

@@ -9,7 +9,7 @@ use poe_circle_stark::config::VerifierPolicy;
 use poe_circle_stark::merkle::data_root;
 use poe_circle_stark::poseidon2::Digest;
 use poe_circle_stark::venue::ops::OP_LIMBS;
-use poe_circle_stark::venue::Venue;
+use poe_circle_stark::venue::{Operation, Venue};
 use poe_circle_stark::verifier::verify_data_root_bytes;
 
 use crate::auth;
@@ -69,6 +69,10 @@ pub enum Outcome {
 /// room for a rollup's clock running ahead of poe's, not for stamps that freeze its venue clock.
 pub const MAX_CLOCK_SKEW_US: u64 = 3_600_000_000;
 
+/// How far an operation's timestamp may trail the batch's acceptance time (`specs/api.md` §4):
+/// a rollup submits what happened within the last day, not history written after the fact.
+pub const MAX_OPERATION_AGE_US: u64 = 86_400_000_000;
+
 /// Why a submission failed: refused (client's fault) or not stored (ours).
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -94,8 +98,11 @@ pub struct Intake {
     store: Store,
     heads: HashMap<String, Head>,
     /// Acceptance times are clamped up to this: the start of the first day not yet closed, so
-    /// a closed day never gains a batch (`specs/day-proof.md` §5).
+    /// a closed day never gains a batch (`specs/day-proof.md` §5). Stored with the batches.
     open_from_us: u64,
+    /// The latest acceptance time given: times never go backwards, across restarts too, so
+    /// a clock that steps back cannot stamp a batch into a day already closing.
+    last_accepted_us: u64,
 }
 
 /// A stored batch, parsed, with where and when it was accepted.
@@ -118,19 +125,69 @@ pub fn utc_day(us: u64) -> String {
     poe_circle_stark::day::Day::of_us(us).to_string()
 }
 
+/// A stored body parsed for replay, and held to what the store says it is: its batch id,
+/// rollup and seq. The store's digests catch damage since the write; this catches a record
+/// that was wrong when written (or stored before digests, format 1).
+fn replay_parse(
+    store: &Store,
+    registry: &Registry,
+    rollup: &Rollup,
+    seq: u64,
+    stored: &crate::store::StoredBatch,
+) -> Result<Submission, IntakeError> {
+    let (sub, parsed_rollup) = parse_submission(&stored.body, registry).map_err(|r| {
+        Refusal::new(
+            "replay_failed",
+            format!("{} seq {seq}", rollup.name),
+            format!("the stored body no longer parses against the registry: {r}"),
+        )
+    })?;
+    let id = sub.batch_id();
+    if id != stored.batch_id || parsed_rollup.id != rollup.id || sub.header.seq != seq {
+        return Err(StoreError::Corrupted {
+            path: store.path().to_path_buf(),
+            what: format!(
+                "batch {} ({} seq {seq}): the stored body is batch {} ({} seq {})",
+                hex::encode(stored.batch_id),
+                rollup.name,
+                hex::encode(id),
+                parsed_rollup.name,
+                sub.header.seq
+            ),
+        }
+        .into());
+    }
+    Ok(sub)
+}
+
 fn records_of(sub: &Submission) -> Vec<poe_circle_stark::field::M31> {
     sub.ops.iter().flat_map(|o| o.op.encode()).collect()
 }
 
 impl Intake {
-    /// Opens the store and rebuilds every rollup's state by re-executing its stored batches.
+    /// Opens the store at `path` (which must exist: [`Store::open`]) and rebuilds every
+    /// rollup's state by re-executing its stored batches, each checked against its batch id.
     ///
     /// # Errors
-    /// [`IntakeError::Store`] on I/O failure; a stored batch that no longer parses or applies
-    /// (registry changed incompatibly) is reported as a refusal with its seq.
+    /// [`IntakeError::Store`] on I/O failure, a missing, empty or damaged store; a stored batch
+    /// that no longer parses or applies (registry changed incompatibly) is a `replay_failed`
+    /// refusal with its seq.
     pub fn open(registry: Registry, path: &Path) -> Result<Self, IntakeError> {
-        let store = Store::open(path)?;
+        Self::over(registry, Store::open(path)?)
+    }
+
+    /// Creates a new, empty store at `path`, where there is none ([`Store::create`]): the
+    /// explicit act of starting intake from nothing.
+    ///
+    /// # Errors
+    /// [`IntakeError::Store`]: a file already at `path`, or I/O failure.
+    pub fn create(registry: Registry, path: &Path) -> Result<Self, IntakeError> {
+        Self::over(registry, Store::create(path)?)
+    }
+
+    fn over(registry: Registry, store: Store) -> Result<Self, IntakeError> {
         let mut heads = HashMap::new();
+        let mut unindexed = (!store.trade_ids_indexed()?).then(Vec::new);
         for rollup in registry.rollups() {
             let mut head = Head {
                 venue: Venue::new(rollup.instruments.clone()),
@@ -139,7 +196,15 @@ impl Intake {
             };
             head.root = head.venue.state_root();
             for (seq, stored) in store.batches_of(&rollup.name.to_be_bytes32())? {
-                let (sub, _) = parse_submission(&stored.body, &registry)?;
+                let sub = replay_parse(&store, &registry, rollup, seq, &stored)?;
+                if let Some(ids) = unindexed.as_mut() {
+                    let key = rollup.name.to_be_bytes32();
+                    ids.extend(
+                        sub.ops
+                            .iter()
+                            .map(|o| (key, o.trade_id.to_be_bytes32(), seq)),
+                    );
+                }
                 let effect = head
                     .venue
                     .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
@@ -155,19 +220,32 @@ impl Intake {
             }
             heads.insert(rollup.name.as_str().to_owned(), head);
         }
+        if let Some(ids) = unindexed {
+            store.index_trade_ids(&ids)?;
+        }
+        let open_from_us = store.closed_before_us()?;
+        let last_accepted_us = store.last_accepted_us();
         Ok(Self {
             registry,
             store,
             heads,
-            open_from_us: 0,
+            open_from_us,
+            last_accepted_us,
         })
     }
 
-    /// Marks every day up to and including `day` closed: from now on a batch is accepted no
-    /// earlier than the start of the next day (a late arrival belongs to the next open day).
-    /// Never moves backwards.
-    pub fn close_through(&mut self, day: poe_circle_stark::day::Day) {
-        self.open_from_us = self.open_from_us.max(day.next().start_us());
+    /// Marks every day up to and including `day` closed, on disk before it returns: from now
+    /// on, and after any restart whatever the clock then says, a batch is accepted no earlier
+    /// than the start of the next day (a late arrival belongs to the next open day). Never
+    /// moves backwards.
+    ///
+    /// # Errors
+    /// [`IntakeError::Store`] if the mark could not be persisted; it is then unchanged.
+    pub fn close_through(&mut self, day: poe_circle_stark::day::Day) -> Result<(), IntakeError> {
+        let mark = self.open_from_us.max(day.next().start_us());
+        self.store.close_before(mark)?;
+        self.open_from_us = mark;
+        Ok(())
     }
 
     /// The earliest acceptance time a new batch can get.
@@ -314,7 +392,7 @@ impl Intake {
         body: &[u8],
         now_us: u64,
     ) -> Result<Outcome, IntakeError> {
-        let now_us = now_us.max(self.open_from_us);
+        let now_us = now_us.max(self.open_from_us).max(self.last_accepted_us);
         let Checked { sub, rollup } = checked;
         let batch_id = sub.batch_id();
         let name_key = rollup.name.to_be_bytes32();
@@ -382,6 +460,56 @@ impl Intake {
             }
             .into());
         }
+        // History written after the fact: a trade stamped before its instrument's expiry but
+        // submitted once the outcome is known, or any operation older than a day.
+        for (i, o) in sub.ops.iter().enumerate() {
+            let ts = o.op.timestamp_us();
+            if ts.saturating_add(MAX_OPERATION_AGE_US) < now_us {
+                return Err(Refusal {
+                    code: "timestamp_too_old",
+                    path: format!("operations[{i}].timestamp_us"),
+                    message: format!(
+                        "{ts} µs is more than {} h before acceptance at {now_us} µs",
+                        MAX_OPERATION_AGE_US / 3_600_000_000
+                    ),
+                    op_index: Some(i),
+                }
+                .into());
+            }
+            if let Operation::Trade { instrument, .. } = o.op {
+                let expiry = rollup
+                    .instruments
+                    .get(instrument as usize)
+                    .map(|inst| inst.expiry_us);
+                if let Some(expiry) =
+                    expiry.filter(|&x| x.saturating_add(MAX_CLOCK_SKEW_US) < now_us)
+                {
+                    return Err(Refusal {
+                        code: "instrument_expired",
+                        path: format!("operations[{i}].instrument"),
+                        message: format!(
+                            "the instrument expired at {expiry} µs, more than {} s before acceptance at {now_us} µs: trades on it are no longer accepted",
+                            MAX_CLOCK_SKEW_US / 1_000_000
+                        ),
+                        op_index: Some(i),
+                    }
+                    .into());
+                }
+            }
+        }
+        let trade_ids: Vec<[u8; 32]> = sub.ops.iter().map(|o| o.trade_id.to_be_bytes32()).collect();
+        if let Some((i, seq)) = self.store.first_used_trade_id(&name_key, &trade_ids)? {
+            return Err(Refusal {
+                code: "duplicate_trade_id",
+                path: format!("operations[{i}].id"),
+                message: format!(
+                    "id {:?} was already used by the batch at seq {seq}",
+                    sub.ops[i].trade_id.as_str()
+                ),
+                op_index: Some(i),
+            }
+            .into());
+        }
         let receipt = self.receipt(&sub, &rollup, now_us)?;
 
         let mut venue = head.venue.clone();
@@ -408,8 +536,15 @@ impl Intake {
             .into());
         }
 
-        self.store
-            .put(&name_key, sub.header.seq, &batch_id, now_us, body)?;
+        self.store.put(
+            &name_key,
+            sub.header.seq,
+            &batch_id,
+            now_us,
+            body,
+            &trade_ids,
+        )?;
+        self.last_accepted_us = now_us;
         self.heads.insert(
             rollup.name.as_str().to_owned(),
             Head {
@@ -517,6 +652,7 @@ pub fn check(registry: &Registry, body: &[u8]) -> Result<Checked, Refusal> {
     let (sub, rollup) = parse_submission(body, registry)?;
     authenticate(&sub, rollup)?;
     check_commitment(&sub, rollup)?;
+    check_trade_ids_distinct(&sub)?;
     Ok(Checked {
         sub,
         rollup: rollup.clone(),
@@ -527,6 +663,26 @@ fn authenticate(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
     let (r, s) = &sub.signature;
     auth::verify(&rollup.public_key, &sub.header.message_hash(), r, s)
         .map_err(|e| Refusal::new("bad_signature", "signature", e.to_string()))
+}
+
+/// An operation id names one operation of the rollup, ever: within the batch here, across
+/// batches in [`Intake::admit`].
+fn check_trade_ids_distinct(sub: &Submission) -> Result<(), Refusal> {
+    let mut seen = HashMap::with_capacity(sub.ops.len());
+    for (j, o) in sub.ops.iter().enumerate() {
+        if let Some(i) = seen.insert(o.trade_id.to_be_bytes32(), j) {
+            return Err(Refusal {
+                code: "duplicate_trade_id",
+                path: format!("operations[{j}].id"),
+                message: format!(
+                    "id {:?} is also the id of operations[{i}]",
+                    o.trade_id.as_str()
+                ),
+                op_index: Some(j),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_commitment(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {

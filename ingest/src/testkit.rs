@@ -10,6 +10,14 @@ use crate::short_string::ShortString;
 
 /// 2026-11-18T19:33:20Z, the start of the fixtures' clock.
 pub const T0: u64 = 1_795_000_000_000_000;
+
+/// The wall clock, µs since the epoch: for tests against a `poe serve` that reads it.
+pub fn wall_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros() as u64
+}
 /// Expiry of the fixture instruments: one day after [`T0`].
 pub const EXPIRY: u64 = T0 + 86_400_000_000;
 
@@ -100,13 +108,18 @@ pub fn op(id: &str, op: Operation) -> CommittedOp {
 
 /// Deposits of 100,000 to accounts 1 and 2.
 pub fn funding() -> Vec<CommittedOp> {
+    funding_at(T0)
+}
+
+/// [`funding`] stamped at `ts` and `ts + 1`.
+pub fn funding_at(ts: u64) -> Vec<CommittedOp> {
     vec![
         op(
             "D-1",
             Operation::Deposit {
                 account: 1,
                 amount: 100_000,
-                timestamp_us: T0,
+                timestamp_us: ts,
             },
         ),
         op(
@@ -114,7 +127,7 @@ pub fn funding() -> Vec<CommittedOp> {
             Operation::Deposit {
                 account: 2,
                 amount: 100_000,
-                timestamp_us: T0 + 1,
+                timestamp_us: ts + 1,
             },
         ),
     ]
@@ -139,7 +152,8 @@ pub fn trade_at(ts: u64) -> Vec<CommittedOp> {
 
 /// A valid batch of `n` operations (n ≥ 64): deposits for 50 accounts, then mostly trades of
 /// both instruments with some withdrawals — deterministic from `seed`. Timestamps start at
-/// `start_us`, one µs apart.
+/// `start_us`, one µs apart. Operation ids carry the seed: batches of one rollup built from
+/// distinct seeds use distinct ids, as intake requires.
 pub fn realistic_ops(n: usize, seed: u64, start_us: u64) -> Vec<CommittedOp> {
     let mut state = seed;
     let mut next = move || {
@@ -152,7 +166,7 @@ pub fn realistic_ops(n: usize, seed: u64, start_us: u64) -> Vec<CommittedOp> {
     let mut out = Vec::with_capacity(n);
     for a in 1..=accounts {
         out.push(op(
-            &format!("D-{a}"),
+            &format!("D{seed}-{a}"),
             Operation::Deposit {
                 account: a,
                 amount: 1_000_000_000_000,
@@ -166,7 +180,7 @@ pub fn realistic_ops(n: usize, seed: u64, start_us: u64) -> Vec<CommittedOp> {
         if next() % 20 == 0 {
             let account = 1 + (next() % u64::from(accounts)) as u32;
             out.push(op(
-                &format!("W-{i}"),
+                &format!("W{seed}-{i}"),
                 Operation::Withdraw {
                     account,
                     amount: next() % 1_000,
@@ -177,7 +191,7 @@ pub fn realistic_ops(n: usize, seed: u64, start_us: u64) -> Vec<CommittedOp> {
             let buyer = 1 + (next() % u64::from(accounts)) as u32;
             let seller = 1 + (buyer + (next() % u64::from(accounts - 1)) as u32) % accounts;
             out.push(op(
-                &format!("T-{i}"),
+                &format!("T{seed}-{i}"),
                 Operation::Trade {
                     buyer,
                     seller,

@@ -25,7 +25,7 @@ fn registry(c: &RollupClient) -> Registry {
 
 fn trades(ts: u64) -> Vec<CommittedOp> {
     vec![op(
-        "T-1",
+        &format!("T-{ts}"),
         Operation::Trade {
             buyer: 1,
             seller: 2,
@@ -50,7 +50,7 @@ fn fixture(tag: &str) -> Fixture {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let client = client();
-    let intake = Intake::open(registry(&client), &dir.join("intake.redb")).unwrap();
+    let intake = Intake::create(registry(&client), &dir.join("intake.redb")).unwrap();
     Fixture {
         dir,
         client,
@@ -420,6 +420,112 @@ fn operation_stamped_far_ahead_is_refused() {
     assert!(matches!(
         f.intake
             .submit(&f.client.clone().next_batch(&ops, "groth16", b"p"), NOW),
+        Ok(Outcome::Accepted(_))
+    ));
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn trade_id_used_twice_in_a_batch_is_refused() {
+    let mut f = fixture("dup-in-batch");
+    let mut ops = funding();
+    ops[1].trade_id = ops[0].trade_id.clone();
+    let r = refusal(
+        f.intake
+            .submit(&f.client.clone().next_batch(&ops, "groth16", b"p"), NOW),
+    );
+    assert_eq!(
+        (r.code, r.path.as_str(), r.op_index),
+        ("duplicate_trade_id", "operations[1].id", Some(1))
+    );
+    assert!(r.message.contains("operations[0]"), "{}", r.message);
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn trade_id_reused_by_a_later_batch_is_refused_even_after_reopen() {
+    let f = fixture("dup-across");
+    let mut client = f.client.clone();
+    let mut intake = f.intake;
+    let first = client.next_batch(&funding(), "groth16", b"p");
+    assert!(matches!(
+        intake.submit(&first, NOW),
+        Ok(Outcome::Accepted(_))
+    ));
+    drop(intake);
+    let mut intake = Intake::open(registry(&client), &f.dir.join("intake.redb")).unwrap();
+    // "D-2" again, in a batch that is otherwise valid.
+    let mut ops = trades(T0 + 2);
+    ops.push(op(
+        "D-2",
+        Operation::Deposit {
+            account: 2,
+            amount: 1,
+            timestamp_us: T0 + 3,
+        },
+    ));
+    let replay = client.clone();
+    let r = refusal(intake.submit(&client.next_batch(&ops, "groth16", b"p"), NOW));
+    assert_eq!(
+        (r.code, r.path.as_str(), r.op_index),
+        ("duplicate_trade_id", "operations[1].id", Some(1))
+    );
+    assert!(r.message.contains("seq 1"), "{}", r.message);
+    assert_eq!(intake.head("aurora").unwrap().0, 1, "nothing stored");
+    // The retry of the first batch is still idempotent, and a fresh id goes through.
+    assert!(matches!(
+        intake.submit(&first, NOW),
+        Ok(Outcome::Duplicate(_))
+    ));
+    let mut client = replay;
+    ops[1].trade_id = "D-3".try_into().unwrap();
+    assert!(matches!(
+        intake.submit(&client.next_batch(&ops, "groth16", b"p"), NOW),
+        Ok(Outcome::Accepted(_))
+    ));
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn operation_stamped_more_than_a_day_before_acceptance_is_refused() {
+    let mut f = fixture("too-old");
+    let age = poe_ingest::intake::MAX_OPERATION_AGE_US;
+    let body = f.client.clone().next_batch(&funding(), "groth16", b"p");
+    // Accepted a day and a second after the first deposit's stamp.
+    let r = refusal(f.intake.submit(&body, T0 + age + 1_000_000));
+    assert_eq!(
+        (r.code, r.path.as_str(), r.op_index),
+        ("timestamp_too_old", "operations[0].timestamp_us", Some(0))
+    );
+    // Exactly a day old is still in time.
+    assert!(matches!(
+        f.intake.submit(&body, T0 + age),
+        Ok(Outcome::Accepted(_))
+    ));
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn trade_on_an_instrument_expired_before_acceptance_is_refused() {
+    // Stamped before expiry, submitted once the outcome is known: history written after the
+    // fact. Deposits are still accepted then; trades are not.
+    let f = fixture("expired");
+    let mut client = f.client.clone();
+    let mut intake = f.intake;
+    let expiry = poe_ingest::testkit::EXPIRY;
+    let late = expiry + poe_ingest::intake::MAX_CLOCK_SKEW_US + 1;
+    let mut ops = poe_ingest::testkit::funding_at(expiry - 2_000_000);
+    let funded = client.clone();
+    ops.extend(trades(expiry - 1_000_000));
+    let r = refusal(intake.submit(&client.next_batch(&ops, "groth16", b"p"), late));
+    assert_eq!(
+        (r.code, r.path.as_str(), r.op_index),
+        ("instrument_expired", "operations[2].instrument", Some(2))
+    );
+    let mut client = funded;
+    let in_time = expiry + poe_ingest::intake::MAX_CLOCK_SKEW_US;
+    assert!(matches!(
+        intake.submit(&client.next_batch(&ops, "groth16", b"p"), in_time),
         Ok(Outcome::Accepted(_))
     ));
     std::fs::remove_dir_all(&f.dir).unwrap();

@@ -30,6 +30,7 @@ fn serve_golden() -> (Server, String) {
         data.as_os_str(),
         OsStr::new("--archive"),
         root.join("fixtures/bundle_v1").as_os_str(),
+        OsStr::new("--init"),
     ]);
     (Server(child), addr)
 }

@@ -15,18 +15,22 @@ use std::time::{Duration, Instant};
 use poe_circle_stark::venue::Operation;
 use poe_ingest::client::RollupClient;
 use poe_ingest::commitment::Scheme;
-use poe_ingest::testkit::{client, funding, op, registry_toml, T0};
+use poe_ingest::testkit::{client, funding_at, op, registry_toml, wall_clock_us};
 use serde_json::Value;
 
 const KILLS: usize = 6;
 
-fn start(config: &Path, data: &Path) -> (Child, SocketAddr) {
-    let (child, addr) = common::spawn_serve([
+fn start(config: &Path, data: &Path, init: bool) -> (Child, SocketAddr) {
+    let mut args = vec![
         OsStr::new("--config"),
         config.as_os_str(),
         OsStr::new("--data"),
         data.as_os_str(),
-    ]);
+    ];
+    if init {
+        args.push(OsStr::new("--init"));
+    }
+    let (child, addr) = common::spawn_serve(args);
     (child, addr.parse().unwrap())
 }
 
@@ -53,13 +57,15 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Option<(u16,
     Some((status, json))
 }
 
-fn deposit(seq: u64) -> Vec<poe_ingest::commitment::CommittedOp> {
+/// Operations are stamped from the wall clock at the test's start: `poe serve` accepts them
+/// on its own clock, and refuses stamps more than a day old.
+fn deposit(start_us: u64, seq: u64) -> Vec<poe_ingest::commitment::CommittedOp> {
     vec![op(
-        &format!("D-{seq}"),
+        &format!("deposit-{seq}"),
         Operation::Deposit {
             account: 1 + (seq % 3) as u32,
             amount: seq,
-            timestamp_us: T0 + 10 + seq,
+            timestamp_us: start_us + 10 + seq,
         },
     )]
 }
@@ -86,12 +92,13 @@ fn acknowledged_batches_survive_sigkill() {
     std::fs::write(&config, registry_toml(&[&c])).unwrap();
     let data = dir.join("data");
 
+    let start_us = wall_clock_us();
     let mut acked: Vec<(u64, String)> = Vec::new();
     let mut interrupted = 0;
     // The replica as it was before the batch in flight at the last kill.
     let mut pending: Option<RollupClient> = None;
     for round in 0..=KILLS {
-        let (mut child, addr) = start(&config, &data);
+        let (mut child, addr) = start(&config, &data, round == 0);
         if let Some(before) = pending.take() {
             resync(&mut c, &before, addr);
         }
@@ -106,9 +113,9 @@ fn acknowledged_batches_survive_sigkill() {
         loop {
             let before = c.clone();
             let ops = if c.seq == 0 {
-                funding()
+                funding_at(start_us)
             } else {
-                deposit(c.seq + 1)
+                deposit(start_us, c.seq + 1)
             };
             let body = c.next_batch(&ops, "groth16", b"opaque");
             if Instant::now() < deadline {

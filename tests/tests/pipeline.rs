@@ -55,7 +55,13 @@ struct Service {
 
 impl Service {
     fn start(dir: &std::path::Path, registry: Registry, clock: Arc<AtomicU64>) -> Self {
-        let intake = Intake::open(registry, &dir.join("intake.redb")).unwrap();
+        let path = dir.join("intake.redb");
+        let intake = if path.exists() {
+            Intake::open(registry, &path)
+        } else {
+            Intake::create(registry, &path)
+        }
+        .unwrap();
         let archive: Arc<dyn Storage> = Arc::new(LocalDir::new(dir.join("archive")));
         let leaves: Arc<dyn Storage> = Arc::new(LocalDir::new(dir.join("leaves")));
         let state = poe_api::AppState::new(

@@ -1,12 +1,12 @@
-//! `poe serve` as an operator runs it: SIGTERM drains and exits cleanly, and what was accepted
-//! is there after a restart.
+//! `poe serve` as an operator runs it: SIGTERM drains and exits cleanly, what was accepted is
+//! there after a restart, and a store that is gone or emptied is never silently started over.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use poe_ingest::commitment::Scheme;
-use poe_ingest::testkit::{client, funding, registry_toml};
+use poe_ingest::testkit::{client, funding_at, registry_toml, wall_clock_us};
 
 #[test]
 fn sigterm_drains_and_exits_cleanly() {
@@ -31,6 +31,7 @@ fn sigterm_drains_and_exits_cleanly() {
         .arg(&config)
         .arg("--data")
         .arg(dir.join("data"))
+        .arg("--init")
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -55,7 +56,7 @@ fn sigterm_drains_and_exits_cleanly() {
         .parse()
         .unwrap();
     let mut c = c;
-    let body = c.next_batch(&funding(), "groth16", b"p");
+    let body = c.next_batch(&funding_at(wall_clock_us()), "groth16", b"p");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     use std::io::{Read, Write};
     write!(s, "POST /v1/batches HTTP/1.1\r\nHost: poe\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
@@ -89,6 +90,10 @@ fn sigterm_drains_and_exits_cleanly() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(stderr.contains("shutting down"), "{stderr}");
+    assert!(
+        stderr.contains("created a new, empty intake store"),
+        "{stderr}"
+    );
     // The structured log has one JSON line per submission.
     let log: serde_json::Value = serde_json::from_str(
         stderr
@@ -98,5 +103,78 @@ fn sigterm_drains_and_exits_cleanly() {
     )
     .unwrap();
     assert_eq!(log["status"], 202);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn poe(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("poe");
+    if !bin.exists() {
+        assert!(Command::new(env!("CARGO"))
+            .args(["build", "-p", "poe-aggregator", "--bin", "poe"])
+            .status()
+            .unwrap()
+            .success());
+    }
+    let out = Command::new(bin)
+        .args(args)
+        .args(["--listen", "127.0.0.1:0", "--no-pipeline"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_refuses_a_store_truncated_to_zero_bytes_and_init_will_not_overwrite_it() {
+    let dir = std::env::temp_dir().join(format!("poe-serve-zero-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = dir.join("poe.toml");
+    std::fs::write(
+        &config,
+        registry_toml(&[&client("zero", 4, Scheme::Keccak256)]),
+    )
+    .unwrap();
+    let store = data.join("intake.redb");
+    std::fs::write(&store, b"").unwrap();
+    for init in [false, true] {
+        let mut args = vec![
+            "serve".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+        ];
+        if init {
+            args.push("--init".as_ref());
+        }
+        let (ok, stderr) = poe(&args);
+        assert!(!ok, "poe serve (init: {init}) started over a 0-byte store");
+        assert!(
+            stderr.contains(&store.display().to_string()),
+            "names the file: {stderr}"
+        );
+        assert_eq!(
+            std::fs::metadata(&store).unwrap().len(),
+            0,
+            "left as it was"
+        );
+    }
+    // No store at all: refused too, until --init says so.
+    std::fs::remove_file(&store).unwrap();
+    let (ok, stderr) = poe(&[
+        "serve".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--data".as_ref(),
+        data.as_os_str(),
+    ]);
+    assert!(!ok && stderr.contains("--init"), "{stderr}");
+    assert!(!store.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

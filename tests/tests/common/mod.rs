@@ -80,7 +80,7 @@ pub fn submit_day(data: &Path, ops_per_batch: usize) -> (Intake, String) {
     ];
     let toml = registry_toml(&clients.iter().collect::<Vec<_>>());
     let registry = Registry::parse(&toml).unwrap();
-    let mut intake = Intake::open(registry, &data.join("intake.redb")).unwrap();
+    let mut intake = Intake::create(registry, &data.join("intake.redb")).unwrap();
     let mut now = T0 + 1_000_000;
     for batch in 0..3u64 {
         for (i, c) in clients.iter_mut().enumerate() {
