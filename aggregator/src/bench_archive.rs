@@ -15,7 +15,8 @@ use poe_circle_stark::poseidon2::{hash_elements, Digest, Domain};
 use poe_circle_stark::prover::prove_day;
 use poe_circle_stark::statement::BatchStatement;
 use poe_circle_stark::venue::{instruments_root, OP_LIMBS};
-use poe_ingest::testkit::{instruments, realistic_ops, T0};
+use poe_ingest::commitment::Scheme;
+use poe_ingest::testkit::{client, instruments, realistic_ops, signed_submission, T0};
 
 /// One measured size.
 #[derive(Debug, Clone)]
@@ -84,11 +85,19 @@ pub fn run(
             .collect::<Vec<_>>(),
     );
     let n_rollups = 4u32;
-    let rollups: Vec<RollupInfo> = (1..=n_rollups)
-        .map(|id| RollupInfo {
+    // Real keys and signatures: the audit recomputes every batch id and checks every
+    // signature and native commitment.
+    let signers: Vec<_> = (1..=n_rollups)
+        .map(|id| client(&format!("rollup-{id}"), u64::from(id), Scheme::Keccak256))
+        .collect();
+    let rollups: Vec<RollupInfo> = signers
+        .iter()
+        .zip(1..=n_rollups)
+        .map(|(c, id)| RollupInfo {
             id,
-            name: format!("rollup-{id}"),
+            name: c.name.as_str().to_string(),
             native_scheme: "keccak256".into(),
+            public_key: c.public_key().to_bytes_be(),
             instruments: table.clone(),
         })
         .collect();
@@ -99,8 +108,18 @@ pub fn run(
         let r = (b % n_rollups as usize) as u32 + 1;
         let k = per_rollup[r as usize - 1].len() as u64;
         let committed = realistic_ops(size.max(64), b as u64, T0 + b as u64 * 1_000_000);
-        let committed = &committed[..size];
+        let committed = committed[..size].to_vec();
         let records: Vec<_> = committed.iter().flat_map(|o| o.op.encode()).collect();
+        let proof = format!("proof {b}").into_bytes();
+        let sub = signed_submission(
+            &signers[r as usize - 1],
+            k + 1,
+            chain_root(r, k),
+            chain_root(r, k + 1),
+            committed,
+            "groth16",
+            &proof,
+        );
         per_rollup[r as usize - 1].push(BatchInput {
             statement: BatchStatement {
                 rollup_id: r,
@@ -111,13 +130,16 @@ pub fn run(
                 instruments_root: iroot,
                 n_ops: size as u32,
             },
-            batch_id: [b as u8; 32],
+            batch_id: sub.batch_id(),
             accepted_us: T0 + b as u64 * 1_000_000,
-            native_commitment: [0; 32],
+            native_commitment: sub.header.commitment,
             rollup_proof_system: "groth16".into(),
-            rollup_proof: format!("proof {b}").into_bytes(),
+            rollup_vk_id: None,
+            signature: (sub.signature.0.to_bytes_be(), sub.signature.1.to_bytes_be()),
+            rollup_proof: proof,
             leaf_proof: None,
-            ops: committed
+            ops: sub
+                .ops
                 .iter()
                 .map(|o| ArchivedOp {
                     venue_trade_id: o.trade_id.as_str().to_string(),

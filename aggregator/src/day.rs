@@ -40,6 +40,7 @@ pub fn day_input(intake: &Intake, day: Day, config: SecurityConfig) -> Result<Da
                 id: rollup.id,
                 name: rollup.name.as_str().to_string(),
                 native_scheme: rollup.scheme.name().to_string(),
+                public_key: rollup.public_key.to_bytes_be(),
                 instruments: rollup
                     .instruments
                     .iter()
@@ -91,6 +92,8 @@ pub fn batch_input(rollup: &Rollup, b: AcceptedBatch) -> BatchInput {
         accepted_us: b.accepted_us,
         native_commitment: sub.header.commitment,
         rollup_proof_system: sub.header.proof_system.as_str().to_string(),
+        rollup_vk_id: sub.header.vk_id.as_ref().map(|v| v.as_str().to_string()),
+        signature: (sub.signature.0.to_bytes_be(), sub.signature.1.to_bytes_be()),
         rollup_proof: sub.proof_bytes,
         leaf_proof: None,
         ops: sub

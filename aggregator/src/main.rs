@@ -157,6 +157,12 @@ enum Command {
         /// Submissions processed at once.
         #[arg(long, default_value_t = 4)]
         max_inflight: usize,
+        /// Seconds a client has to send a request's headers (then the connection is closed).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        header_timeout_s: u64,
+        /// Seconds a submission's body may take on top of 1 s per MiB (then 408).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        body_timeout_s: u64,
         /// Leaf prover threads of the day pipeline (each proof is itself parallel).
         #[arg(long, default_value_t = 1)]
         leaf_workers: usize,
@@ -502,6 +508,8 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
             max_body_bytes,
             max_inflight,
+            header_timeout_s,
+            body_timeout_s,
             leaf_workers,
             close_grace_s,
             preset: p,
@@ -516,6 +524,8 @@ fn run(cli: Cli) -> Result<(), String> {
             poe_api::ApiConfig {
                 max_body_bytes,
                 max_inflight,
+                header_read_timeout: std::time::Duration::from_secs(header_timeout_s),
+                body_read_timeout: std::time::Duration::from_secs(body_timeout_s),
                 ..poe_api::ApiConfig::default()
             },
             (!no_pipeline).then_some(poe_aggregator::pipeline::PipelineConfig {

@@ -22,11 +22,16 @@ use crate::day::Day;
 use crate::manifest::{sha3_hex, Manifest, StatementJson, VerifierParams};
 use crate::parquet_io;
 use crate::records::{
-    data_roots_value, statement_rows, statements_schema, trade_rows, trades_schema,
+    data_roots_value, statement_rows, statements_schema_of, trade_rows, trades_schema,
     NamedInstrument, RowKey, StatementRow, TradeRow, STATEMENTS_SCHEMA_VERSION,
-    TRADES_METADATA_KEYS, TRADES_SCHEMA_VERSION,
+    STATEMENTS_V2_REQUIRED_FROM_DAY, TRADES_METADATA_KEYS, TRADES_SCHEMA_VERSION,
 };
 use crate::storage::Storage;
+use poe_ingest::commitment::{CommittedOp, Scheme};
+use poe_ingest::intake::verify_signed;
+use poe_ingest::model::{Header, Submission};
+use poe_ingest::short_string::ShortString;
+use starknet_crypto::Felt;
 
 /// What to check. The default is a full audit under the default verifier policy.
 #[derive(Debug, Clone, Copy, Default)]
@@ -236,7 +241,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
             Err(e) => a.fail("instruments", format!("manifest rollup {}: {e}", r.name)),
         }
     }
-    let statements = read_statements(&mut a, day, &rollup_tables);
+    let statements = read_statements(&mut a, day, &rollup_tables, manifest.schemas.statements);
 
     // 3. The root proof, against the statement derived here.
     let derived = statements.as_ref().and_then(|(_, s)| {
@@ -276,23 +281,52 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
         return a.report(report_day, Vec::new());
     }
 
-    // 4. Trade records: every batch's data root from its rows.
+    // 4. Trade records: every batch's data root from its rows; with v2 statements each
+    // batch's id and its rollup's signature from the same rows.
     let mut figures = Vec::new();
     if let Some((rows, stmts)) = &statements {
         let total: u64 = stmts.iter().map(|s| u64::from(s.n_ops)).sum();
         let mut done = 0u64;
+        let mut signatures = (manifest.schemas.statements >= 2).then(SignatureCheck::default);
         for (id, (name, table, _)) in &rollup_tables {
             let batches: Vec<(&StatementRow, &BatchStatement)> = rows
                 .iter()
                 .zip(stmts)
                 .filter(|(_, s)| s.rollup_id == *id)
                 .collect();
-            if let Some(f) = check_trades(&mut a, day, *id, name, table, &batches, &mut |n| {
-                done += n;
-                progress(done, total);
-            }) {
+            let key = manifest
+                .rollups
+                .iter()
+                .find(|r| r.id == *id)
+                .and_then(|r| r.public_key.clone());
+            let mut signer = signatures.as_mut().map(|s| s.rollup(name, key.as_deref()));
+            if let Some(f) = check_trades(
+                &mut a,
+                day,
+                RollupTable {
+                    id: *id,
+                    name,
+                    table,
+                },
+                &batches,
+                signer.as_mut(),
+                &mut |n| {
+                    done += n;
+                    progress(done, total);
+                },
+            ) {
                 figures.push(f);
             }
+        }
+        match signatures {
+            Some(s) => s.report(&mut a, rows.len()),
+            None => a.pass(
+                "signatures",
+                format!(
+                    "statements v{} (days before 2026-12-02) record no signatures: batch ids and the rollups' signatures not checked",
+                    manifest.schemas.statements
+                ),
+            ),
         }
         check_rollup_proofs(&mut a, rows, stmts, options);
         check_state_roots(&mut a, rows, stmts, &proven, options);
@@ -303,11 +337,20 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
 fn check_manifest(a: &mut Auditor<'_>, m: &Manifest, proof_only: bool) {
     let mut problems = Vec::new();
     if m.schemas.trades != TRADES_SCHEMA_VERSION
-        || m.schemas.statements != STATEMENTS_SCHEMA_VERSION
+        || statements_schema_of(m.schemas.statements).is_none()
     {
         problems.push(format!(
-            "schema versions trades {} statements {}, this auditor reads {TRADES_SCHEMA_VERSION} and {STATEMENTS_SCHEMA_VERSION}",
+            "schema versions trades {} statements {}, this auditor reads trades {TRADES_SCHEMA_VERSION} and statements 1..={STATEMENTS_SCHEMA_VERSION}",
             m.schemas.trades, m.schemas.statements
+        ));
+    } else if m.schemas.statements < 2
+        && m.day
+            .parse::<Day>()
+            .is_ok_and(|d| d.0 >= STATEMENTS_V2_REQUIRED_FROM_DAY)
+    {
+        problems.push(format!(
+            "statements table version {} for {}: from 2026-12-02 it is version 2 (a downgrade would hide the rollups' signatures)",
+            m.schemas.statements, m.day
         ));
     }
     if !m.files.windows(2).all(|w| w[0].path < w[1].path) {
@@ -374,7 +417,15 @@ fn read_statements(
     a: &mut Auditor<'_>,
     day: Day,
     tables: &BTreeMap<u32, (String, Vec<NamedInstrument>, Digest)>,
+    version: u32,
 ) -> Option<Statements> {
+    let Some(schema) = statements_schema_of(version) else {
+        a.fail(
+            "statements",
+            format!("statements table version {version} is not one this auditor reads"),
+        );
+        return None;
+    };
     let bytes = match a.read("statements.parquet") {
         Ok(b) => b,
         Err(e) => {
@@ -382,14 +433,13 @@ fn read_statements(
             return None;
         }
     };
-    let rows =
-        match parquet_io::read(bytes, &statements_schema()).and_then(|r| statement_rows(&r.rows)) {
-            Ok(r) => r,
-            Err(e) => {
-                a.fail("statements", format!("statements.parquet: {e}"));
-                return None;
-            }
-        };
+    let rows = match parquet_io::read(bytes, &schema).and_then(|r| statement_rows(&r.rows)) {
+        Ok(r) => r,
+        Err(e) => {
+            a.fail("statements", format!("statements.parquet: {e}"));
+            return None;
+        }
+    };
     let mut out = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
         let at = format!(
@@ -593,16 +643,159 @@ fn check_root_proof(
     proven
 }
 
+/// The `signatures` check: each batch rebuilt from its statement row and trade rows as intake
+/// saw it, its id recomputed, its rollup's signature and native commitment verified
+/// (`specs/archive.md` §6). Fed one batch at a time by [`check_trades`].
+#[derive(Default)]
+struct SignatureCheck {
+    checked: usize,
+    rollups: usize,
+    problems: Vec<String>,
+}
+
+/// [`SignatureCheck`] for one rollup's batches.
+struct RollupSigner<'c> {
+    tally: &'c mut SignatureCheck,
+    name: String,
+    key: Result<Felt, String>,
+}
+
+impl SignatureCheck {
+    fn rollup(&mut self, name: &str, key: Option<&str>) -> RollupSigner<'_> {
+        self.rollups += 1;
+        let key = match key {
+            None => Err("the manifest gives no public key".to_string()),
+            Some(k) => parse_hex32(k)
+                .map(|b| Felt::from_bytes_be(&b))
+                .map_err(|e| format!("manifest public_key: {e}")),
+        };
+        RollupSigner {
+            tally: self,
+            name: name.to_string(),
+            key,
+        }
+    }
+
+    fn report(self, a: &mut Auditor<'_>, n_batches: usize) {
+        if !self.problems.is_empty() {
+            let more = self.problems.len().saturating_sub(5);
+            let mut detail = self.problems[..self.problems.len().min(5)].join("; ");
+            if more > 0 {
+                detail.push_str(&format!("; and {more} more"));
+            }
+            a.fail("signatures", detail);
+        } else {
+            a.pass(
+                "signatures",
+                format!(
+                    "{} of {n_batches} batches: ids recomputed from their rows, native commitments recomputed, signed by their rollup's key in the manifest ({} rollups; compare those keys with the ones the rollups publish)",
+                    self.checked, self.rollups
+                ),
+            );
+        }
+    }
+}
+
+impl RollupSigner<'_> {
+    fn check(&mut self, row: &StatementRow, s: &BatchStatement, ops: Vec<CommittedOp>) {
+        let at = format!("rollup {} batch seq {}", self.name, s.seq);
+        match self.verify(row, s, ops) {
+            Ok(()) => self.tally.checked += 1,
+            Err(e) => self.tally.problems.push(format!("{at}: {e}")),
+        }
+    }
+
+    fn verify(
+        &self,
+        row: &StatementRow,
+        s: &BatchStatement,
+        ops: Vec<CommittedOp>,
+    ) -> Result<(), String> {
+        let key = self.key.as_ref().map_err(Clone::clone)?;
+        let (r, sig_s) = row
+            .signature
+            .as_ref()
+            .ok_or("the statement row has no signature")?;
+        let short =
+            |field: &str, v: &str| ShortString::try_from(v).map_err(|e| format!("{field}: {e}"));
+        let header = Header {
+            rollup: short("rollup", &row.rollup)?,
+            seq: s.seq,
+            pre_state_root: s.pre_state_root,
+            post_state_root: s.post_state_root,
+            scheme: Scheme::from_name(&row.native_scheme)
+                .ok_or_else(|| format!("native_scheme {:?} is unknown", row.native_scheme))?,
+            commitment: parse_hex32(&row.native_commitment)
+                .map_err(|e| format!("native_commitment: {e}"))?,
+            proof_system: short("rollup_proof_system", &row.rollup_proof_system)?,
+            vk_id: row
+                .rollup_vk_id
+                .as_deref()
+                .map(|v| short("rollup_vk_id", v))
+                .transpose()?,
+            proof_digest: parse_hex32(&row.rollup_proof_digest)
+                .map_err(|e| format!("rollup_proof_digest: {e}"))?,
+            n_ops: s.n_ops,
+        };
+        let felt = |field: &str, v: &str| {
+            parse_hex32(v)
+                .map(|b| Felt::from_bytes_be(&b))
+                .map_err(|e| format!("{field}: {e}"))
+        };
+        let sub = Submission {
+            header,
+            signature: (felt("signature_r", r)?, felt("signature_s", sig_s)?),
+            ops,
+            proof_bytes: Vec::new(),
+        };
+        verify_signed(&sub, key).map_err(|e| format!("{}: {}", e.code, e.message))?;
+        let id = hex::encode(sub.batch_id());
+        if id != row.batch_id {
+            return Err(format!(
+                "batch_id {} in statements.parquet, the archived batch hashes to {id}",
+                row.batch_id
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// 32 bytes from exactly 64 lowercase hex digits (one spelling per value).
+fn parse_hex32(v: &str) -> Result<[u8; 32], String> {
+    if v.len() != 64
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!("{v:?} is not 64 lowercase hex digits"));
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(v, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// One rollup of the manifest, as the trades check needs it.
+struct RollupTable<'t> {
+    id: u32,
+    name: &'t str,
+    table: &'t [NamedInstrument],
+}
+
 fn check_trades(
     a: &mut Auditor<'_>,
     day: Day,
-    rollup_id: u32,
-    name: &str,
-    table: &[NamedInstrument],
+    rollup: RollupTable<'_>,
     batches: &[(&StatementRow, &BatchStatement)],
+    mut signer: Option<&mut RollupSigner<'_>>,
     progress: &mut dyn FnMut(u64),
 ) -> Option<RollupFigures> {
+    let RollupTable {
+        id: rollup_id,
+        name,
+        table,
+    } = rollup;
     let check = format!("trades rollup={name}");
+    let mut committed: Vec<CommittedOp> = Vec::new();
     let dir = format!("trades/rollup={name}");
     // Only the manifest's files of the partition, in path order: anything else in the
     // directory is reported by the manifest check and never opened.
@@ -735,9 +928,21 @@ fn check_trades(
                 notional += i128::from(qty) * i128::from(price);
             }
             records.extend(op.encode());
+            if signer.is_some() {
+                match ShortString::try_from(row.venue_trade_id.as_str()) {
+                    Ok(trade_id) => committed.push(CommittedOp { trade_id, op }),
+                    Err(e) => {
+                        a.fail(&check, format!("{at}: venue_trade_id: {e}"));
+                        return None;
+                    }
+                }
+            }
             next_index += 1;
             figures.ops += 1;
             if next_index == s.n_ops {
+                if let Some(signer) = signer.as_mut() {
+                    signer.check(srow, s, std::mem::take(&mut committed));
+                }
                 let root = data_root(&records, OP_LIMBS);
                 if root != s.data_root {
                     a.fail(

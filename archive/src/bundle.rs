@@ -33,6 +33,8 @@ pub struct RollupInfo {
     pub name: String,
     /// Native commitment scheme name.
     pub native_scheme: String,
+    /// The rollup's Stark ECDSA public key (x coordinate, big-endian), as registered.
+    pub public_key: [u8; 32],
     /// Instruments by index.
     pub instruments: Vec<NamedInstrument>,
 }
@@ -59,6 +61,10 @@ pub struct BatchInput {
     pub native_commitment: [u8; 32],
     /// The rollup's proof system label.
     pub rollup_proof_system: String,
+    /// The signed header's verification-key id, if the rollup gave one.
+    pub rollup_vk_id: Option<String>,
+    /// The rollup's signature `(r, s)` over the header, as received (big-endian).
+    pub signature: ([u8; 32], [u8; 32]),
     /// The rollup's proof bytes as sent.
     pub rollup_proof: Vec<u8>,
     /// poe's leaf proof, once proven.
@@ -358,6 +364,8 @@ pub fn write_day(
             rollup_proof_system: b.rollup_proof_system.clone(),
             rollup_proof_digest: proof_digest,
             leaf_proof_digest: leaf_digest,
+            rollup_vk_id: b.rollup_vk_id.clone(),
+            signature: Some((hex::encode(b.signature.0), hex::encode(b.signature.1))),
         });
     }
     let statements_file = parquet_io::write(
@@ -391,6 +399,7 @@ pub fn write_day(
                     id: r.id,
                     name: r.name.clone(),
                     native_scheme: r.native_scheme.clone(),
+                    public_key: Some(hex::encode(r.public_key)),
                     instruments_root: instruments_root(&terms).to_hex(),
                     instruments: instrument_entries(&r.instruments),
                 }

@@ -7,8 +7,7 @@ use poe_circle_stark::statement::BatchStatement;
 
 use crate::day::Day;
 use crate::error::ArchiveError;
-use crate::parquet_io;
-use crate::records::{statement_rows, statements_schema};
+use crate::records::read_statements_file;
 use crate::storage::Storage;
 
 /// A batch statement, its leaf and its Merkle path to the day root.
@@ -46,7 +45,7 @@ pub fn inclusion(
     let bytes = storage
         .read(&path)
         .map_err(|e| ArchiveError::io(&path, e))?;
-    let rows = statement_rows(&parquet_io::read(bytes, &statements_schema())?.rows)?;
+    let rows = read_statements_file(&bytes)?;
     let Some(index) = rows.iter().position(|r| r.batch_id == batch_id) else {
         return Ok(None);
     };

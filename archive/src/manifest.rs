@@ -84,6 +84,11 @@ pub struct RollupEntry {
     pub name: String,
     /// Native commitment scheme.
     pub native_scheme: String,
+    /// The rollup's Stark ECDSA public key, 64 lowercase hex digits (bundles from 2026-12-02;
+    /// absent before). Compare it with the key the rollup publishes: the audit checks every
+    /// batch's signature against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     /// Poseidon2-M31 root of the instrument table, hex.
     pub instruments_root: String,
     /// Instruments by index.

@@ -22,8 +22,14 @@ use crate::error::ArchiveError;
 
 /// Version of the trades table layout.
 pub const TRADES_SCHEMA_VERSION: u32 = 1;
-/// Version of the statements table layout.
-pub const STATEMENTS_SCHEMA_VERSION: u32 = 1;
+/// First day (days since 1970-01-01: 2026-12-02) whose statements table must be version 2: a
+/// v1 table for a later day would be a downgrade that hides the rollups' signatures.
+pub const STATEMENTS_V2_REQUIRED_FROM_DAY: u32 = 20_789;
+
+/// Version of the statements table layout this build writes. Version 2 (bundles from
+/// 2026-12-02) adds what the auditor needs to recompute each batch id and check the rollup's
+/// signature: `rollup_vk_id`, `signature_r`, `signature_s`. Version 1 is still read.
+pub const STATEMENTS_SCHEMA_VERSION: u32 = 2;
 
 fn utc_us() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -512,13 +518,43 @@ pub fn data_roots_value(batches: &[(u64, poe_circle_stark::poseidon2::Digest)]) 
     format!("[{}]", entries.join(","))
 }
 
-/// The statements table schema: one row per batch, in day-tree order.
+/// The statements table schema this build writes ([`STATEMENTS_SCHEMA_VERSION`]): one row per
+/// batch, in day-tree order.
 pub fn statements_schema() -> Arc<Schema> {
-    static S: OnceLock<Arc<Schema>> = OnceLock::new();
-    S.get_or_init(|| {
+    statements_schema_of(STATEMENTS_SCHEMA_VERSION).expect("the current version")
+}
+
+/// The statements table schema of a layout version, if this build reads it.
+pub fn statements_schema_of(version: u32) -> Option<Arc<Schema>> {
+    static V1: OnceLock<Arc<Schema>> = OnceLock::new();
+    static V2: OnceLock<Arc<Schema>> = OnceLock::new();
+    match version {
+        1 => Some(
+            V1.get_or_init(|| Arc::new(Schema::new(statement_fields_v1())))
+                .clone(),
+        ),
+        2 => Some(
+            V2.get_or_init(|| {
+                let f = Field::new;
+                let mut fields = statement_fields_v1();
+                fields.extend([
+                    f("rollup_vk_id", DataType::Utf8, true),
+                    f("signature_r", DataType::Utf8, false),
+                    f("signature_s", DataType::Utf8, false),
+                ]);
+                Arc::new(Schema::new(fields))
+            })
+            .clone(),
+        ),
+        _ => None,
+    }
+}
+
+fn statement_fields_v1() -> Vec<Field> {
+    {
         let f = Field::new;
         let hex = |name| f(name, DataType::Utf8, false);
-        Arc::new(Schema::new(vec![
+        vec![
             f("day", DataType::Date32, false),
             f("leaf_index", DataType::UInt32, false),
             f("rollup", DataType::Utf8, false),
@@ -536,9 +572,8 @@ pub fn statements_schema() -> Arc<Schema> {
             f("rollup_proof_system", DataType::Utf8, false),
             hex("rollup_proof_digest"),
             f("leaf_proof_digest", DataType::Utf8, true),
-        ]))
-    })
-    .clone()
+        ]
+    }
 }
 
 /// One batch statement as archived (digests and hashes in lowercase hex).
@@ -578,6 +613,11 @@ pub struct StatementRow {
     pub rollup_proof_digest: String,
     /// SHA3-256 of the leaf proof, hex, once proven.
     pub leaf_proof_digest: Option<String>,
+    /// The signed header's verification-key id (v2; `None` when the rollup gave none).
+    pub rollup_vk_id: Option<String>,
+    /// The rollup's Stark ECDSA signature over the header, `(r, s)` as received, 64 lowercase
+    /// hex digits each (v2; `None` in a v1 table).
+    pub signature: Option<(String, String)>,
 }
 
 /// Rows to one batch under [`statements_schema`].
@@ -611,16 +651,38 @@ pub fn statements_batch(rows: &[StatementRow]) -> Result<RecordBatch, ArchiveErr
         s(&|r| Some(&r.rollup_proof_system)),
         s(&|r| Some(&r.rollup_proof_digest)),
         s(&|r| r.leaf_proof_digest.as_deref()),
+        s(&|r| r.rollup_vk_id.as_deref()),
+        s(&|r| r.signature.as_ref().map(|(r, _)| r.as_str())),
+        s(&|r| r.signature.as_ref().map(|(_, s)| s.as_str())),
     ];
     Ok(RecordBatch::try_new(statements_schema(), columns)?)
 }
 
-/// Reads rows back from a batch under [`statements_schema`].
+/// The rows of a published `statements.parquet` of any version this build reads (the version
+/// is the file's `poe.schema_version`; the audit takes it from the manifest instead).
+///
+/// # Errors
+/// [`ArchiveError`] if the file does not read under its version's schema.
+pub fn read_statements_file(bytes: &[u8]) -> Result<Vec<StatementRow>, ArchiveError> {
+    let mut last = None;
+    for version in (1..=STATEMENTS_SCHEMA_VERSION).rev() {
+        let schema = statements_schema_of(version).expect("known version");
+        match crate::parquet_io::read(bytes.to_vec(), &schema) {
+            Ok(read) => return statement_rows(&read.rows),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("at least one version"))
+}
+
+/// Reads rows back from a batch under a [`statements_schema_of`] version (the v2 columns are
+/// `None` in a v1 table).
 ///
 /// # Errors
 /// [`ArchiveError::Value`] for a null in a required column.
 pub fn statement_rows(batch: &RecordBatch) -> Result<Vec<StatementRow>, ArchiveError> {
     let c = Cols { batch };
+    let v2 = batch.schema().column_with_name("signature_r").is_some();
     let day = batch.column(0).as_primitive::<Date32Type>();
     let s = |name: &str, r: usize| c.required(c.str(name, r), name, r);
     (0..batch.num_rows())
@@ -643,6 +705,12 @@ pub fn statement_rows(batch: &RecordBatch) -> Result<Vec<StatementRow>, ArchiveE
                 rollup_proof_system: s("rollup_proof_system", r)?,
                 rollup_proof_digest: s("rollup_proof_digest", r)?,
                 leaf_proof_digest: c.str("leaf_proof_digest", r),
+                rollup_vk_id: if v2 { c.str("rollup_vk_id", r) } else { None },
+                signature: if v2 {
+                    Some((s("signature_r", r)?, s("signature_s", r)?))
+                } else {
+                    None
+                },
             })
         })
         .collect()

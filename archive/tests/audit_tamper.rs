@@ -21,6 +21,10 @@ use poe_circle_stark::poseidon2::Digest;
 use poe_circle_stark::prover::prove_day;
 use poe_circle_stark::statement::BatchStatement;
 use poe_circle_stark::venue::{instruments_root, Instrument, Operation, OptionKind, OP_LIMBS};
+use poe_ingest::client::RollupClient;
+use poe_ingest::commitment::{CommittedOp, Scheme};
+use poe_ingest::short_string::ShortString;
+use poe_ingest::testkit::{client, signed_submission};
 
 const DAY: Day = Day(20_417); // 2025-11-25
 
@@ -72,6 +76,14 @@ fn instruments() -> Vec<NamedInstrument> {
     ]
 }
 
+/// The fixture's two rollups' signing keys (aurora: Keccak, borealis: Starknet Poseidon).
+fn signers() -> [RollupClient; 2] {
+    [
+        client("aurora", 11, Scheme::Keccak256),
+        client("borealis", 12, Scheme::PoseidonFelt252),
+    ]
+}
+
 fn d(x: u32) -> Digest {
     Digest(std::array::from_fn(|i| {
         M31::from_u32_unchecked(x.wrapping_mul(0x9e37_79b9).wrapping_add(i as u32) >> 1)
@@ -87,17 +99,20 @@ fn input_on(day: Day) -> DayInput {
     let table = instruments();
     let terms: Vec<Instrument> = table.iter().map(|n| n.instrument.clone()).collect();
     let iroot = instruments_root(&terms);
+    let signers = signers();
     let rollups = vec![
         RollupInfo {
             id: 1,
             name: "aurora".into(),
             native_scheme: "keccak256".into(),
+            public_key: signers[0].public_key().to_bytes_be(),
             instruments: table.clone(),
         },
         RollupInfo {
             id: 2,
             name: "borealis".into(),
             native_scheme: "poseidon-felt252".into(),
+            public_key: signers[1].public_key().to_bytes_be(),
             instruments: table,
         },
     ];
@@ -139,6 +154,23 @@ fn input_on(day: Day) -> DayInput {
             });
             let records: Vec<M31> = ops.iter().flat_map(|o| o.op.encode()).collect();
             let at = rollup_id * 100 + seq as u32;
+            // Signed as the rollup would, over roots of the fixture's own: the audit
+            // recomputes the batch id and checks the signature and native commitment.
+            let proof = format!("proof of {rollup_id}/{seq}").into_bytes();
+            let signed = signed_submission(
+                &signers[rollup_id as usize - 1],
+                40 + seq,
+                d(at),
+                d(at + 1),
+                ops.iter()
+                    .map(|o| CommittedOp {
+                        trade_id: ShortString::try_from(o.venue_trade_id.as_str()).unwrap(),
+                        op: o.op,
+                    })
+                    .collect(),
+                "groth16",
+                &proof,
+            );
             batches.push(BatchInput {
                 statement: BatchStatement {
                     rollup_id,
@@ -149,11 +181,16 @@ fn input_on(day: Day) -> DayInput {
                     instruments_root: iroot,
                     n_ops: ops.len() as u32,
                 },
-                batch_id: [at as u8; 32],
+                batch_id: signed.batch_id(),
                 accepted_us: ts + 500,
-                native_commitment: [rollup_id as u8; 32],
+                native_commitment: signed.header.commitment,
                 rollup_proof_system: "groth16".into(),
-                rollup_proof: format!("proof of {rollup_id}/{seq}").into_bytes(),
+                rollup_vk_id: None,
+                signature: (
+                    signed.signature.0.to_bytes_be(),
+                    signed.signature.1.to_bytes_be(),
+                ),
+                rollup_proof: proof,
                 leaf_proof: None,
                 ops,
             });
@@ -286,10 +323,13 @@ fn pristine_bundle_passes_every_check() {
         "statement.json",
         "trades rollup=aurora",
         "trades rollup=borealis",
+        "signatures",
         "proof-files",
     ] {
         assert!(names.contains(&expected), "{names:?}");
     }
+    let sig = r.checks.iter().find(|c| c.name == "signatures").unwrap();
+    assert!(sig.detail.starts_with("5 of 5 batches"), "{sig:?}");
     assert_eq!(r.rollups.len(), 2);
     assert_eq!(r.rollups[0].ops, 3 * 7);
     assert_eq!(r.rollups[0].trades, 3 * 5);
@@ -679,5 +719,99 @@ fn statement_accepted_outside_the_day_is_rejected() {
         &run(&dir),
         "statements",
         "row 1 (rollup aurora seq 41): accepted_at",
+    );
+}
+
+#[test]
+fn renamed_venue_trade_id_fails_the_rollups_signature() {
+    // Operation ids are not in the AIR's records, so the data roots do not see a rename; the
+    // native commitment the rollup signed does.
+    let dir = copy();
+    edit_rows(&dir, |rows| rows[1].venue_trade_id = "T-forged".into());
+    refresh_manifest(&dir);
+    let r = run(&dir);
+    assert_fails_with(
+        &r,
+        "signatures",
+        "rollup aurora batch seq 40: commitment_mismatch",
+    );
+    let trades = r
+        .checks
+        .iter()
+        .find(|c| c.name == "trades rollup=aurora")
+        .unwrap();
+    assert!(trades.passed, "{trades:?}");
+}
+
+#[test]
+fn forged_batch_id_in_statements_fails_the_recomputation() {
+    let dir = copy();
+    edit_statements(&dir, |rows| rows[2].batch_id = hex::encode([0xab; 32]));
+    assert_fails_with(
+        &run(&dir),
+        "signatures",
+        &format!(
+            "batch_id {} in statements.parquet, the archived batch hashes to",
+            hex::encode([0xab; 32])
+        ),
+    );
+}
+
+#[test]
+fn batches_re_signed_under_a_key_of_the_operators_are_rejected() {
+    // The manifest names the operator's key instead of the rollup's: every batch of that
+    // rollup fails, since the rollup's signatures do not verify under it.
+    let dir = copy();
+    let storage = LocalDir::new(&dir);
+    let mut m = Manifest::from_bytes(&storage.read("manifest.json").unwrap()).unwrap();
+    let operator = client("aurora", 99, Scheme::Keccak256);
+    m.rollups[0].public_key = Some(hex::encode(operator.public_key().to_bytes_be()));
+    storage.write("manifest.json", &m.to_bytes()).unwrap();
+    assert_fails_with(
+        &run(&dir),
+        "signatures",
+        "rollup aurora batch seq 40: bad_signature",
+    );
+}
+
+#[test]
+fn tampered_signature_is_rejected() {
+    let dir = copy();
+    edit_statements(&dir, |rows| {
+        let (r, s) = rows[0].signature.clone().unwrap();
+        let mut s = hex::decode(s).unwrap();
+        s[31] ^= 1;
+        rows[0].signature = Some((r, hex::encode(s)));
+    });
+    assert_fails_with(&run(&dir), "signatures", "bad_signature");
+}
+
+#[test]
+fn statements_without_signatures_for_a_day_from_december_are_a_refused_downgrade() {
+    let day = Day(poe_archive::records::STATEMENTS_V2_REQUIRED_FROM_DAY + 1);
+    let dir = write(&scratch("statements-v1"), &input_on(day));
+    // Rewrite statements.parquet as a v1 table (the signature columns dropped) and say so.
+    let storage = LocalDir::new(&dir);
+    let read = parquet_io::read(
+        storage.read("statements.parquet").unwrap(),
+        &statements_schema(),
+    )
+    .unwrap();
+    let v1 = read.rows.project(&(0..17).collect::<Vec<_>>()).unwrap();
+    let meta = vec![
+        ("poe.schema_version".to_string(), "1".to_string()),
+        ("poe.day".to_string(), day.to_string()),
+    ];
+    storage
+        .write("statements.parquet", &parquet_io::write(&v1, meta).unwrap())
+        .unwrap();
+    let mut m = Manifest::from_bytes(&storage.read("manifest.json").unwrap()).unwrap();
+    m.schemas.statements = 1;
+    storage.write("manifest.json", &m.to_bytes()).unwrap();
+    refresh_manifest(&dir);
+    assert_fails_with(
+        &run(&dir),
+        "manifest",
+        "a downgrade would hide the rollups' signatures",
     );
 }

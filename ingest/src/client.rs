@@ -66,11 +66,17 @@ impl RollupClient {
         serde_json::to_vec(&body).expect("JSON")
     }
 
-    /// The JSON body for a header and operations, signed with this client's key.
-    pub fn body(&self, header: &Header, ops: &[CommittedOp], proof_bytes: &[u8]) -> Value {
+    /// The signature `(r, s)` of `header` (RFC 6979 nonce: deterministic).
+    pub fn sign(&self, header: &Header) -> (Felt, Felt) {
         let msg = header.message_hash();
         let k = rfc6979_generate_k(&msg, &self.private_key, None);
         let sig = sign(&self.private_key, &msg, &k).expect("valid key and message");
+        (sig.r, sig.s)
+    }
+
+    /// The JSON body for a header and operations, signed with this client's key.
+    pub fn body(&self, header: &Header, ops: &[CommittedOp], proof_bytes: &[u8]) -> Value {
+        let (r, s) = self.sign(header);
         json!({
             "header": {
                 "rollup": header.rollup.as_str(),
@@ -81,7 +87,7 @@ impl RollupClient {
                 "rollup_proof": {"system": header.proof_system.as_str(), "bytes": format!("0x{}", hex::encode(proof_bytes))},
                 "n_ops": header.n_ops,
             },
-            "signature": {"r": format!("{:#066x}", sig.r), "s": format!("{:#066x}", sig.s)},
+            "signature": {"r": format!("{r:#066x}"), "s": format!("{s:#066x}")},
             "operations": ops.iter().map(|o| self.op_json(o)).collect::<Vec<_>>(),
         })
     }

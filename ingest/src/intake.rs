@@ -659,6 +659,49 @@ pub fn check(registry: &Registry, body: &[u8]) -> Result<Checked, Refusal> {
     })
 }
 
+/// What an auditor re-checks of an archived batch, as intake did at the door: the signature
+/// over the header under `public_key`, and the header's native commitment recomputed from the
+/// operations (their ids included). The batch id is then [`Submission::batch_id`].
+///
+/// # Errors
+/// The refusal intake would have given: `bad_signature`, `n_ops_mismatch` or
+/// `commitment_mismatch`.
+pub fn verify_signed(sub: &Submission, public_key: &starknet_crypto::Felt) -> Result<(), Refusal> {
+    if sub.ops.len() != sub.header.n_ops as usize {
+        return Err(Refusal::new(
+            "n_ops_mismatch",
+            "header.n_ops",
+            format!(
+                "header says {}, {} operations",
+                sub.header.n_ops,
+                sub.ops.len()
+            ),
+        ));
+    }
+    let (r, s) = &sub.signature;
+    auth::verify(public_key, &sub.header.message_hash(), r, s)
+        .map_err(|e| Refusal::new("bad_signature", "signature", e.to_string()))?;
+    let expected = commit(sub.header.scheme, &sub.ops).ok_or_else(|| {
+        Refusal::new(
+            "empty_batch",
+            "operations",
+            "a batch has at least one operation",
+        )
+    })?;
+    if expected != sub.header.commitment {
+        return Err(Refusal::new(
+            "commitment_mismatch",
+            "header.native_commitment.value",
+            format!(
+                "recomputed 0x{}, header says 0x{}",
+                hex::encode(expected),
+                hex::encode(sub.header.commitment)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn authenticate(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
     let (r, s) = &sub.signature;
     auth::verify(&rollup.public_key, &sub.header.message_hash(), r, s)

@@ -207,3 +207,37 @@ pub fn realistic_ops(n: usize, seed: u64, start_us: u64) -> Vec<CommittedOp> {
     }
     out
 }
+
+/// A submission signed by `c` for a header stating `pre`/`post` as they are (nothing is
+/// re-executed): archives and benchmarks that need real signatures and batch ids over state
+/// roots of their own.
+pub fn signed_submission(
+    c: &RollupClient,
+    seq: u64,
+    pre: poe_circle_stark::poseidon2::Digest,
+    post: poe_circle_stark::poseidon2::Digest,
+    ops: Vec<CommittedOp>,
+    proof_system: &str,
+    proof_bytes: &[u8],
+) -> crate::model::Submission {
+    use sha3::Digest as _;
+    let header = crate::model::Header {
+        rollup: c.name.clone(),
+        seq,
+        pre_state_root: pre,
+        post_state_root: post,
+        scheme: c.scheme,
+        commitment: crate::commitment::commit(c.scheme, &ops).expect("a non-empty batch"),
+        proof_system: ShortString::try_from(proof_system).expect("short system name"),
+        vk_id: None,
+        proof_digest: sha3::Keccak256::digest(proof_bytes).into(),
+        n_ops: ops.len() as u32,
+    };
+    let signature = c.sign(&header);
+    crate::model::Submission {
+        header,
+        signature,
+        ops,
+        proof_bytes: proof_bytes.to_vec(),
+    }
+}
