@@ -48,7 +48,8 @@ enum Command {
         seed: u64,
     },
     /// Prove that a generated realistic batch (trades, deposits, withdrawals) obeys the venue
-    /// rules and moves its state root (batch-validity proof v1), verify it, print the figures.
+    /// rules and moves its state root (batch-validity proof, poe/batch-validity/v2), verify it,
+    /// print the figures.
     ProveBatch {
         /// Operations in the batch.
         #[arg(long, default_value_t = 4096)]

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use poe_ingest::intake::{Intake, IntakeError, Outcome, Receipt, RollupProofStatus};
-use poe_ingest::model::Refusal;
+use poe_ingest::model::{Refusal, RefusalCode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -194,6 +194,38 @@ impl AppState {
 }
 
 /// An RFC 9457 problem: the one place where errors become HTTP statuses.
+/// The HTTP status of each refusal code (`specs/api.md` §3): the one place it is decided, and
+/// exhaustive, so a new code cannot fall through to a default.
+pub fn refusal_status(code: RefusalCode) -> StatusCode {
+    use RefusalCode as C;
+    match code {
+        C::MalformedJson
+        | C::MalformedAmount
+        | C::MalformedRoot
+        | C::MalformedIdentifier
+        | C::MalformedHex
+        | C::MalformedCommitment
+        | C::NOpsMismatch
+        | C::EmptyBatch => StatusCode::BAD_REQUEST,
+        C::MalformedSignature => StatusCode::UNAUTHORIZED,
+        C::BadSignature => StatusCode::FORBIDDEN,
+        C::UnknownRollup => StatusCode::NOT_FOUND,
+        C::SeqConflict | C::SeqGap | C::StateFork => StatusCode::CONFLICT,
+        C::UnknownInstrument
+        | C::CommitmentMismatch
+        | C::CommitmentSchemeMismatch
+        | C::RuleViolation
+        | C::PostStateRootMismatch
+        | C::TimestampInFuture
+        | C::TimestampTooOld
+        | C::InstrumentExpired
+        | C::DuplicateTradeId
+        | C::RollupProofInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+        // A stored batch that no longer replays: the service's fault, never the client's.
+        C::ReplayFailed => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Problem {
     status: StatusCode,
@@ -215,26 +247,9 @@ impl Problem {
     }
 
     fn from_refusal(r: Refusal) -> Self {
-        let status = match r.code {
-            "malformed_signature" => StatusCode::UNAUTHORIZED,
-            "bad_signature" => StatusCode::FORBIDDEN,
-            "unknown_rollup" => StatusCode::NOT_FOUND,
-            "seq_conflict" | "seq_gap" | "state_fork" => StatusCode::CONFLICT,
-            "unknown_instrument"
-            | "commitment_mismatch"
-            | "commitment_scheme_mismatch"
-            | "rule_violation"
-            | "post_state_root_mismatch"
-            | "timestamp_in_future"
-            | "timestamp_too_old"
-            | "instrument_expired"
-            | "duplicate_trade_id"
-            | "rollup_proof_invalid" => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::BAD_REQUEST,
-        };
         Self {
-            status,
-            code: r.code,
+            status: refusal_status(r.code),
+            code: r.code.as_str(),
             detail: r.message,
             path: Some(r.path),
             op_index: r.op_index,

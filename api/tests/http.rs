@@ -446,3 +446,21 @@ async fn trickled_body_is_cut_off_with_408() {
         .expect("drains in time")
         .unwrap();
 }
+
+#[test]
+fn every_refusal_code_is_in_the_spec_table_under_its_status() {
+    // specs/api.md §3 lists each code in the row of the status `refusal_status` gives it.
+    let spec =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/api.md")).unwrap();
+    for code in poe_ingest::model::RefusalCode::ALL {
+        let status = poe_api::refusal_status(code).as_u16();
+        let row = spec
+            .lines()
+            .find(|l| l.starts_with(&format!("| {status} |")))
+            .unwrap_or_else(|| panic!("no row for {status} in specs/api.md §3"));
+        assert!(
+            row.contains(&format!("`{}`", code.as_str())),
+            "{code} ({status}) is not in the spec's {status} row: {row}"
+        );
+    }
+}

@@ -47,12 +47,58 @@ pub struct AuditOptions {
 /// One line of the report.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Check {
-    /// Check name (`manifest`, `statements`, `root-proof`, `trades rollup=…`, …).
+    /// Check name (`manifest`, `statements`, `root-proof`, `trades rollup=…`, …): `kind` as
+    /// text, what the human and JSON reports print.
     pub name: String,
+    /// Which check.
+    #[serde(skip)]
+    pub kind: CheckKind,
     /// Pass or fail.
     pub passed: bool,
     /// What was found; for a failure, the file, batch and row.
     pub detail: String,
+}
+
+/// The audit's checks (`specs/archive.md` §6), one line each in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CheckKind {
+    /// Format, schema versions, every listed file's size and hash, no unlisted file.
+    Manifest,
+    /// Each rollup's instrument table against its root.
+    Instruments,
+    /// `statements.parquet` read and checked against the manifest.
+    Statements,
+    /// Canonical order and chained state roots.
+    Continuity,
+    /// The root proof against the derived statement.
+    RootProof,
+    /// `statement.json` against the derived statement.
+    StatementJson,
+    /// One rollup's trade partition.
+    Trades(String),
+    /// Batch ids, signatures and native commitments recomputed.
+    Signatures,
+    /// Rollup and leaf proof files.
+    ProofFiles,
+    /// Every state root proven.
+    StateRoots,
+}
+
+impl std::fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Manifest => f.write_str("manifest"),
+            Self::Instruments => f.write_str("instruments"),
+            Self::Statements => f.write_str("statements"),
+            Self::Continuity => f.write_str("continuity"),
+            Self::RootProof => f.write_str("root-proof"),
+            Self::StatementJson => f.write_str("statement.json"),
+            Self::Trades(rollup) => write!(f, "trades rollup={rollup}"),
+            Self::Signatures => f.write_str("signatures"),
+            Self::ProofFiles => f.write_str("proof-files"),
+            Self::StateRoots => f.write_str("state-roots"),
+        }
+    }
 }
 
 /// Per-rollup figures recomputed from the AIR integers of the rows.
@@ -105,19 +151,20 @@ const MAX_JSON_BYTES: u64 = 64 << 20;
 const MAX_ROOT_PROOF_BYTES: u64 = 1 << 30;
 
 impl Auditor<'_> {
-    fn pass(&mut self, name: impl Into<String>, detail: impl Into<String>) {
-        self.checks.push(Check {
-            name: name.into(),
-            passed: true,
-            detail: detail.into(),
-        });
+    fn pass(&mut self, kind: CheckKind, detail: impl Into<String>) {
+        self.push(kind, true, detail.into());
     }
 
-    fn fail(&mut self, name: impl Into<String>, detail: impl Into<String>) {
+    fn fail(&mut self, kind: CheckKind, detail: impl Into<String>) {
+        self.push(kind, false, detail.into());
+    }
+
+    fn push(&mut self, kind: CheckKind, passed: bool, detail: String) {
         self.checks.push(Check {
-            name: name.into(),
-            passed: false,
-            detail: detail.into(),
+            name: kind.to_string(),
+            kind,
+            passed,
+            detail,
         });
     }
 
@@ -188,7 +235,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
     let manifest_bytes = match a.read("manifest.json") {
         Ok(b) => b,
         Err(e) => {
-            a.fail("manifest", e);
+            a.fail(CheckKind::Manifest, e);
             return a.report(report_day, Vec::new());
         }
     };
@@ -196,7 +243,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
     let manifest = match Manifest::from_bytes(&manifest_bytes) {
         Ok(m) => m,
         Err(e) => {
-            a.fail("manifest", e.to_string());
+            a.fail(CheckKind::Manifest, e.to_string());
             return a.report(report_day, Vec::new());
         }
     };
@@ -210,7 +257,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
     let day = match manifest.day.parse::<Day>() {
         Ok(d) => d,
         Err(e) => {
-            a.fail("manifest", e.to_string());
+            a.fail(CheckKind::Manifest, e.to_string());
             return a.report(report_day, Vec::new());
         }
     };
@@ -229,7 +276,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
                 let root = instruments_root(&terms);
                 if root.to_hex() != r.instruments_root {
                     a.fail(
-                        "instruments",
+                        CheckKind::Instruments,
                         format!(
                             "manifest rollup {}: instruments_root does not match its table",
                             r.name
@@ -238,7 +285,10 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
                 }
                 rollup_tables.insert(r.id, (r.name.clone(), table, root));
             }
-            Err(e) => a.fail("instruments", format!("manifest rollup {}: {e}", r.name)),
+            Err(e) => a.fail(
+                CheckKind::Instruments,
+                format!("manifest rollup {}: {e}", r.name),
+            ),
         }
     }
     let statements = read_statements(&mut a, day, &rollup_tables, manifest.schemas.statements);
@@ -254,7 +304,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
                     .collect::<Vec<_>>()
                     .join(", ");
                 a.pass(
-                    "continuity",
+                    CheckKind::Continuity,
                     format!(
                         "{} batches, state roots chained per rollup ({spans})",
                         d.n_batches
@@ -263,7 +313,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
                 Some(d)
             }
             Err(e) => {
-                a.fail("continuity", format!("statements.parquet: {e}"));
+                a.fail(CheckKind::Continuity, format!("statements.parquet: {e}"));
                 None
             }
         }
@@ -321,7 +371,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
         match signatures {
             Some(s) => s.report(&mut a, rows.len()),
             None => a.pass(
-                "signatures",
+                CheckKind::Signatures,
                 format!(
                     "statements v{} (days before 2026-12-02) record no signatures: batch ids and the rollups' signatures not checked",
                     manifest.schemas.statements
@@ -403,11 +453,11 @@ fn check_manifest(a: &mut Auditor<'_>, m: &Manifest, proof_only: bool) {
     }
     if problems.is_empty() {
         a.pass(
-            "manifest",
+            CheckKind::Manifest,
             format!("{checked} files match their sizes and SHA3-256"),
         );
     } else {
-        a.fail("manifest", problems.join("; "));
+        a.fail(CheckKind::Manifest, problems.join("; "));
     }
 }
 
@@ -421,7 +471,7 @@ fn read_statements(
 ) -> Option<Statements> {
     let Some(schema) = statements_schema_of(version) else {
         a.fail(
-            "statements",
+            CheckKind::Statements,
             format!("statements table version {version} is not one this auditor reads"),
         );
         return None;
@@ -429,14 +479,14 @@ fn read_statements(
     let bytes = match a.read("statements.parquet") {
         Ok(b) => b,
         Err(e) => {
-            a.fail("statements", e);
+            a.fail(CheckKind::Statements, e);
             return None;
         }
     };
     let rows = match parquet_io::read(bytes, &schema).and_then(|r| statement_rows(&r.rows)) {
         Ok(r) => r,
         Err(e) => {
-            a.fail("statements", format!("statements.parquet: {e}"));
+            a.fail(CheckKind::Statements, format!("statements.parquet: {e}"));
             return None;
         }
     };
@@ -473,7 +523,7 @@ fn read_statements(
             }
         };
         if let Some(p) = problem {
-            a.fail("statements", format!("{at}: {p}"));
+            a.fail(CheckKind::Statements, format!("{at}: {p}"));
             return None;
         }
         let parsed = (|| {
@@ -490,13 +540,13 @@ fn read_statements(
         match parsed {
             Ok(s) => out.push(s),
             Err(e) => {
-                a.fail("statements", e);
+                a.fail(CheckKind::Statements, e);
                 return None;
             }
         }
     }
     a.pass(
-        "statements",
+        CheckKind::Statements,
         format!("{} batch statements read", rows.len()),
     );
     Some((rows, out))
@@ -528,13 +578,13 @@ fn check_root_proof(
     let bytes = match a.read("root.proof") {
         Ok(b) => b,
         Err(e) => {
-            a.fail("root-proof", e);
+            a.fail(CheckKind::RootProof, e);
             return RootsProven::Nothing;
         }
     };
     let Some(statement) = derived else {
         a.fail(
-            "root-proof",
+            CheckKind::RootProof,
             "no day statement to verify against (see above)",
         );
         return RootsProven::Nothing;
@@ -544,7 +594,7 @@ fn check_root_proof(
     let v2 = RootProof::is_v2(&bytes);
     if !v2 && day.0 >= V2_REQUIRED_FROM_DAY {
         a.fail(
-            "root-proof",
+            CheckKind::RootProof,
             format!(
                 "root.proof is a v1 root proof (the day tree alone, without batch validity); days from {} on need {ROOT_AIR_NAME}",
                 Day(V2_REQUIRED_FROM_DAY)
@@ -556,7 +606,7 @@ fn check_root_proof(
         match RootProof::from_bytes(&bytes) {
             Ok(r) => (r.day.clone(), Some(r)),
             Err(e) => {
-                a.fail("root-proof", format!("root.proof: {e}"));
+                a.fail(CheckKind::RootProof, format!("root.proof: {e}"));
                 return RootsProven::Nothing;
             }
         }
@@ -564,7 +614,7 @@ fn check_root_proof(
         match Proof::from_bytes(&bytes) {
             Ok(p) => (p, None),
             Err(e) => {
-                a.fail("root-proof", format!("root.proof: {e}"));
+                a.fail(CheckKind::RootProof, format!("root.proof: {e}"));
                 return RootsProven::Nothing;
             }
         }
@@ -573,7 +623,7 @@ fn check_root_proof(
         && VerifierParams::day_root(&day_proof.config) != manifest.verifier
     {
         a.fail(
-            "root-proof",
+            CheckKind::RootProof,
             "root.proof parameters differ from the manifest's verifier section",
         );
     }
@@ -609,7 +659,7 @@ fn check_root_proof(
     };
     match verified {
         Ok(coverage) => a.pass(
-            "root-proof",
+            CheckKind::RootProof,
             format!(
                 "day root {} over {} batches and {} ops verified in {:.1} ms ({} bytes){coverage}",
                 statement.day_root.to_hex(),
@@ -619,7 +669,7 @@ fn check_root_proof(
                 bytes.len()
             ),
         ),
-        Err(e) => a.fail("root-proof", format!("root.proof: {e}")),
+        Err(e) => a.fail(CheckKind::RootProof, format!("root.proof: {e}")),
     }
     match a.read("statement.json").and_then(|b| {
         serde_json::from_slice::<StatementJson>(&b).map_err(|e| format!("statement.json: {e}"))
@@ -628,17 +678,17 @@ fn check_root_proof(
             let expected = StatementJson::new(&manifest.day, statement, &bytes);
             if published == expected {
                 a.pass(
-                    "statement.json",
+                    CheckKind::StatementJson,
                     "matches the statement derived from the bundle",
                 );
             } else {
                 a.fail(
-                    "statement.json",
+                    CheckKind::StatementJson,
                     "differs from the statement derived from the bundle",
                 );
             }
         }
-        Err(e) => a.fail("statement.json", e),
+        Err(e) => a.fail(CheckKind::StatementJson, e),
     }
     proven
 }
@@ -683,10 +733,10 @@ impl SignatureCheck {
             if more > 0 {
                 detail.push_str(&format!("; and {more} more"));
             }
-            a.fail("signatures", detail);
+            a.fail(CheckKind::Signatures, detail);
         } else {
             a.pass(
-                "signatures",
+                CheckKind::Signatures,
                 format!(
                     "{} of {n_batches} batches: ids recomputed from their rows, native commitments recomputed, signed by their rollup's key in the manifest ({} rollups; compare those keys with the ones the rollups publish)",
                     self.checked, self.rollups
@@ -794,7 +844,7 @@ fn check_trades(
         name,
         table,
     } = rollup;
-    let check = format!("trades rollup={name}");
+    let check = CheckKind::Trades(name.to_string());
     let mut committed: Vec<CommittedOp> = Vec::new();
     let dir = format!("trades/rollup={name}");
     // Only the manifest's files of the partition, in path order: anything else in the
@@ -823,14 +873,14 @@ fn check_trades(
         let bytes = match a.read(&path) {
             Ok(b) => b,
             Err(e) => {
-                a.fail(&check, e);
+                a.fail(check.clone(), e);
                 return None;
             }
         };
         let read = match parquet_io::read(bytes, &trades_schema()) {
             Ok(r) => r,
             Err(e) => {
-                a.fail(&check, format!("{path}: {e}"));
+                a.fail(check.clone(), format!("{path}: {e}"));
                 return None;
             }
         };
@@ -843,7 +893,7 @@ fn check_trades(
             .collect();
         if !extra.is_empty() || read.metadata.len() != meta.len() {
             a.fail(
-                &check,
+                check.clone(),
                 format!("{path}: metadata keys {extra:?} (or a repeated key) are not poe's"),
             );
             return None;
@@ -857,7 +907,7 @@ fn check_trades(
         for (k, v) in want {
             if meta.get(k) != Some(&v) {
                 a.fail(
-                    &check,
+                    check.clone(),
                     format!("{path}: metadata {k} is {:?}, expected {v:?}", meta.get(k)),
                 );
                 return None;
@@ -867,13 +917,13 @@ fn check_trades(
         let rows = match trade_rows(&read.rows) {
             Ok(r) => r,
             Err(e) => {
-                a.fail(&check, format!("{path}: {e}"));
+                a.fail(check.clone(), format!("{path}: {e}"));
                 return None;
             }
         };
         for (row_i, row) in rows.iter().enumerate() {
             let Some((srow, s)) = batches.get(batch_i) else {
-                a.fail(&check, format!("{path} row {row_i}: a row beyond the day's {expected_ops} operations (batch_seq {} op_index {})", row.batch_seq, row.op_index));
+                a.fail(check.clone(), format!("{path} row {row_i}: a row beyond the day's {expected_ops} operations (batch_seq {} op_index {})", row.batch_seq, row.op_index));
                 return None;
             };
             let at = format!("{path} row {row_i} (batch seq {} op {})", s.seq, next_index);
@@ -882,7 +932,7 @@ fn check_trades(
             }
             if row.batch_seq != s.seq || row.op_index != next_index {
                 a.fail(
-                    &check,
+                    check.clone(),
                     format!(
                         "{at}: found batch_seq {} op_index {}: rows missing, added or out of order",
                         row.batch_seq, row.op_index
@@ -893,7 +943,10 @@ fn check_trades(
             let op = match Operation::from_fields(row.air) {
                 Ok(op) => op,
                 Err(e) => {
-                    a.fail(&check, format!("{at}: AIR fields do not decode: {e}"));
+                    a.fail(
+                        check.clone(),
+                        format!("{at}: AIR fields do not decode: {e}"),
+                    );
                     return None;
                 }
             };
@@ -909,7 +962,7 @@ fn check_trades(
                 Some(expected) => {
                     if let Some(col) = expected.first_difference(row) {
                         a.fail(
-                            &check,
+                            check.clone(),
                             format!("{at}: column {col} does not match the operation's AIR record"),
                         );
                         return None;
@@ -917,7 +970,7 @@ fn check_trades(
                 }
                 None => {
                     a.fail(
-                        &check,
+                        check.clone(),
                         format!("{at}: instrument index outside the rollup's table"),
                     );
                     return None;
@@ -932,7 +985,7 @@ fn check_trades(
                 match ShortString::try_from(row.venue_trade_id.as_str()) {
                     Ok(trade_id) => committed.push(CommittedOp { trade_id, op }),
                     Err(e) => {
-                        a.fail(&check, format!("{at}: venue_trade_id: {e}"));
+                        a.fail(check.clone(), format!("{at}: venue_trade_id: {e}"));
                         return None;
                     }
                 }
@@ -945,8 +998,7 @@ fn check_trades(
                 }
                 let root = data_root(&records, OP_LIMBS);
                 if root != s.data_root {
-                    a.fail(
-                        &check,
+                    a.fail(check.clone(),
                         format!(
                             "{path}: batch seq {} ({}): data root from its {} rows is {}, statement says {}",
                             s.seq, srow.batch_id, s.n_ops, root.to_hex(), s.data_root.to_hex()
@@ -962,8 +1014,7 @@ fn check_trades(
         }
         let roots = data_roots_value(&starting);
         if meta.get("poe.data_roots") != Some(&roots) {
-            a.fail(
-                &check,
+            a.fail(check.clone(),
                 format!(
                     "{path}: metadata poe.data_roots is {:?}, the batches starting in the file give {roots:?}",
                     meta.get("poe.data_roots")
@@ -976,7 +1027,7 @@ fn check_trades(
     if batch_i != batches.len() || next_index != 0 {
         let (_, s) = batches[batch_i.min(batches.len() - 1)];
         a.fail(
-            &check,
+            check.clone(),
             format!(
                 "{dir}: rows end inside or before batch seq {} ({} of {} operations present)",
                 s.seq, figures.ops, expected_ops
@@ -986,7 +1037,7 @@ fn check_trades(
     }
     figures.notional = format_decimal(notional, 6);
     a.pass(
-        &check,
+        check.clone(),
         format!(
             "{} rows in {} files; {ok_batches} data roots recomputed and equal",
             figures.ops,
@@ -1141,11 +1192,11 @@ fn check_rollup_proofs(
             )
         };
         a.pass(
-            "proof-files",
+            CheckKind::ProofFiles,
             format!("{} rollup proof digests match{extra}", rows.len()),
         );
     } else {
-        a.fail("proof-files", problems.join("; "));
+        a.fail(CheckKind::ProofFiles, problems.join("; "));
     }
 }
 
@@ -1164,7 +1215,7 @@ fn check_state_roots(
     let (segments, needed): (usize, Vec<usize>) = match proven {
         RootsProven::Nothing => {
             a.fail(
-                "state-roots",
+                CheckKind::StateRoots,
                 "not checked: the root proof did not verify (see root-proof)",
             );
             return;
@@ -1207,13 +1258,13 @@ fn check_state_roots(
         }
     }
     if !problems.is_empty() {
-        a.fail("state-roots", problems.join("; "));
+        a.fail(CheckKind::StateRoots, problems.join("; "));
         return;
     }
     let n_roots = stmts.len() + rollup_starts(stmts);
     match proven {
         RootsProven::V1 => a.pass(
-            "state-roots",
+            CheckKind::StateRoots,
             format!(
                 "v1 root proof: of {} post-state roots, {by_leaf} proven by batch-validity leaf proofs, {unproven} stated but not proven (days before {})",
                 stmts.len(),
@@ -1221,7 +1272,7 @@ fn check_state_roots(
             ),
         ),
         _ => a.pass(
-            "state-roots",
+            CheckKind::StateRoots,
             format!(
                 "all {n_roots} state roots proven: {} by the {segments} segment proofs (each segment's first pre- and last post-state root), {by_leaf} between batches by batch-validity leaf proofs",
                 n_roots - by_leaf

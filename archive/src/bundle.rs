@@ -2,7 +2,6 @@
 //! proof over the manifest's hash, all staged and published at once.
 
 use poe_circle_stark::config::SecurityConfig;
-use poe_circle_stark::encoding::Record;
 use poe_circle_stark::merkle::data_root;
 use poe_circle_stark::statement::{BatchStatement, DayStatement};
 use poe_circle_stark::venue::{instruments_root, Operation, OptionKind, OP_LIMBS};
@@ -434,9 +433,4 @@ pub fn write_day(
         files,
         written: true,
     })
-}
-
-/// The records of a batch statement list, flat, for provers.
-pub fn statement_records(statements: &[BatchStatement]) -> Vec<poe_circle_stark::field::M31> {
-    statements.iter().flat_map(Record::encode).collect()
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use poe_archive::audit::{audit, AuditOptions, AuditReport};
+use poe_archive::audit::{audit, AuditOptions, AuditReport, CheckKind};
 use poe_archive::bundle::{write_day, ArchivedOp, BatchInput, DayInput, RollupInfo};
 use poe_archive::day::Day;
 use poe_archive::manifest::{sha3_hex, Manifest};
@@ -258,12 +258,14 @@ fn failures(r: &AuditReport) -> Vec<String> {
         .collect()
 }
 
-fn assert_fails_with(r: &AuditReport, check: &str, needle: &str) {
+fn assert_fails_with(r: &AuditReport, check: &CheckKind, needle: &str) {
     assert!(!r.passed(), "audit passed");
-    let f = failures(r);
     assert!(
-        f.iter().any(|l| l.starts_with(check) && l.contains(needle)),
-        "no failing {check:?} mentioning {needle:?} in {f:#?}"
+        r.checks
+            .iter()
+            .any(|c| !c.passed && c.kind == *check && c.detail.contains(needle)),
+        "no failing {check} mentioning {needle:?} in {:#?}",
+        failures(r)
     );
 }
 
@@ -328,7 +330,11 @@ fn pristine_bundle_passes_every_check() {
     ] {
         assert!(names.contains(&expected), "{names:?}");
     }
-    let sig = r.checks.iter().find(|c| c.name == "signatures").unwrap();
+    let sig = r
+        .checks
+        .iter()
+        .find(|c| c.kind == CheckKind::Signatures)
+        .unwrap();
     assert!(sig.detail.starts_with("5 of 5 batches"), "{sig:?}");
     assert_eq!(r.rollups.len(), 2);
     assert_eq!(r.rollups[0].ops, 3 * 7);
@@ -357,7 +363,7 @@ fn proof_only_audit_skips_the_records_but_verifies_the_root() {
         &mut |_, _| {},
     );
     assert!(r.passed(), "{:#?}", failures(&r));
-    assert!(r.checks.iter().any(|c| c.name == "root-proof"));
+    assert!(r.checks.iter().any(|c| c.kind == CheckKind::RootProof));
     assert!(!r.checks.iter().any(|c| c.name.starts_with("trades")));
 }
 
@@ -382,7 +388,7 @@ fn changed_price_in_one_row_is_caught_by_the_manifest() {
     edit_rows(&dir, |rows| {
         rows[3].price = Some(rows[3].price.unwrap() + 1)
     });
-    assert_fails_with(&run(&dir), "manifest", PART);
+    assert_fails_with(&run(&dir), &CheckKind::Manifest, PART);
 }
 
 #[test]
@@ -395,10 +401,10 @@ fn changed_price_with_a_refreshed_manifest_names_the_row_and_fails_the_root_proo
     let r = run(&dir);
     assert_fails_with(
         &r,
-        "trades rollup=aurora",
+        &CheckKind::Trades("aurora".into()),
         "row 3 (batch seq 40 op 3): column price",
     );
-    assert_fails_with(&r, "root-proof", "manifest_hash");
+    assert_fails_with(&r, &CheckKind::RootProof, "manifest_hash");
 }
 
 #[test]
@@ -411,8 +417,12 @@ fn changed_price_in_the_air_fields_too_fails_the_data_root() {
         r.notional = Some(r.qty.unwrap() * r.price.unwrap());
     });
     refresh_manifest(&dir);
-    assert_fails_with(&run(&dir), "trades rollup=aurora", "batch seq 40");
-    assert_fails_with(&run(&dir), "trades rollup=aurora", "data root");
+    assert_fails_with(
+        &run(&dir),
+        &CheckKind::Trades("aurora".into()),
+        "batch seq 40",
+    );
+    assert_fails_with(&run(&dir), &CheckKind::Trades("aurora".into()), "data root");
 }
 
 #[test]
@@ -424,7 +434,7 @@ fn dropped_row_is_rejected() {
     refresh_manifest(&dir);
     assert_fails_with(
         &run(&dir),
-        "trades rollup=aurora",
+        &CheckKind::Trades("aurora".into()),
         "rows missing, added or out of order",
     );
 }
@@ -436,7 +446,7 @@ fn two_swapped_rows_are_rejected() {
     refresh_manifest(&dir);
     assert_fails_with(
         &run(&dir),
-        "trades rollup=aurora",
+        &CheckKind::Trades("aurora".into()),
         "row 2 (batch seq 40 op 2)",
     );
 }
@@ -451,7 +461,7 @@ fn added_row_is_rejected() {
     refresh_manifest(&dir);
     assert_fails_with(
         &run(&dir),
-        "trades rollup=aurora",
+        &CheckKind::Trades("aurora".into()),
         "beyond the day's 21 operations",
     );
 }
@@ -464,8 +474,12 @@ fn edited_statement_is_rejected_by_the_root_proof() {
         rows[4].post_state_root = d(999).to_hex();
     });
     let r = run(&dir);
-    assert_fails_with(&r, "root-proof", "day statement differs in day_root");
-    assert_fails_with(&r, "statement.json", "differs");
+    assert_fails_with(
+        &r,
+        &CheckKind::RootProof,
+        "day statement differs in day_root",
+    );
+    assert_fails_with(&r, &CheckKind::StatementJson, "differs");
 }
 
 #[test]
@@ -478,7 +492,11 @@ fn root_proof_of_another_day_is_rejected() {
     let other_dir = write(&scratch("other-day"), &other);
     let dir = copy();
     std::fs::copy(other_dir.join("root.proof"), dir.join("root.proof")).unwrap();
-    assert_fails_with(&run(&dir), "root-proof", "day statement differs in day");
+    assert_fails_with(
+        &run(&dir),
+        &CheckKind::RootProof,
+        "day statement differs in day",
+    );
 }
 
 #[test]
@@ -490,8 +508,8 @@ fn edited_manifest_hash_is_rejected() {
     let path = m.files[0].path.clone();
     storage.write("manifest.json", &m.to_bytes()).unwrap();
     let r = run(&dir);
-    assert_fails_with(&r, "manifest", &format!("{path}: sha3-256"));
-    assert_fails_with(&r, "root-proof", "manifest_hash");
+    assert_fails_with(&r, &CheckKind::Manifest, &format!("{path}: sha3-256"));
+    assert_fails_with(&r, &CheckKind::RootProof, "manifest_hash");
 }
 
 #[test]
@@ -501,14 +519,18 @@ fn truncated_parquet_file_is_rejected() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     refresh_manifest(&dir);
-    assert_fails_with(&run(&dir), "trades rollup=aurora", PART);
+    assert_fails_with(&run(&dir), &CheckKind::Trades("aurora".into()), PART);
 }
 
 #[test]
 fn unlisted_file_is_rejected() {
     let dir = copy();
     std::fs::write(dir.join("trades/rollup=aurora/part-0001.parquet"), b"extra").unwrap();
-    assert_fails_with(&run(&dir), "manifest", "present but not in the manifest");
+    assert_fails_with(
+        &run(&dir),
+        &CheckKind::Manifest,
+        "present but not in the manifest",
+    );
 }
 
 #[test]
@@ -520,12 +542,16 @@ fn v1_root_proof_for_a_day_after_v2_is_rejected() {
     let r = run(&dir);
     assert_fails_with(
         &r,
-        "root-proof",
+        &CheckKind::RootProof,
         "days from 2026-11-28 on need poe/day-root/v2",
     );
     // The same kind of bundle on a day before: accepted, with the note.
     let pass = run(pristine());
-    let line = pass.checks.iter().find(|c| c.name == "root-proof").unwrap();
+    let line = pass
+        .checks
+        .iter()
+        .find(|c| c.kind == CheckKind::RootProof)
+        .unwrap();
     assert!(
         line.passed && line.detail.contains("batch validity is not in it"),
         "{line:?}"
@@ -571,7 +597,7 @@ fn corrupt_statements_file_under_a_matching_hash_fails_without_a_panic() {
     b[i] ^= 0xff;
     std::fs::write(&path, b).unwrap();
     refresh_manifest(&dir);
-    assert_fails_with(&run(&dir), "statements", "statements.parquet");
+    assert_fails_with(&run(&dir), &CheckKind::Statements, "statements.parquet");
 }
 
 #[test]
@@ -585,7 +611,7 @@ fn corrupt_trades_page_under_a_matching_hash_fails_without_a_panic() {
     b[i] ^= 0xff;
     std::fs::write(&path, b).unwrap();
     refresh_manifest(&dir);
-    assert_fails_with(&run(&dir), "trades rollup=aurora", PART);
+    assert_fails_with(&run(&dir), &CheckKind::Trades("aurora".into()), PART);
 }
 
 #[test]
@@ -596,8 +622,8 @@ fn fifo_in_place_of_a_listed_file_fails_without_hanging() {
     mkfifo(&path);
     // Were the FIFO opened for reading, the audit would wait for a writer for ever.
     let r = run(&dir);
-    assert_fails_with(&r, "manifest", "is a FIFO, not a regular file");
-    assert_fails_with(&r, "trades rollup=aurora", "is a FIFO");
+    assert_fails_with(&r, &CheckKind::Manifest, "is a FIFO, not a regular file");
+    assert_fails_with(&r, &CheckKind::Trades("aurora".into()), "is a FIFO");
 }
 
 #[test]
@@ -607,7 +633,11 @@ fn symlink_to_an_endless_device_is_not_followed() {
     std::fs::remove_file(&path).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
     let r = run(&dir);
-    assert_fails_with(&r, "manifest", "is a symbolic link, not a regular file");
+    assert_fails_with(
+        &r,
+        &CheckKind::Manifest,
+        "is a symbolic link, not a regular file",
+    );
 }
 
 #[test]
@@ -619,13 +649,13 @@ fn unlisted_file_in_a_partition_is_never_opened() {
     let r = run(&dir);
     assert_fails_with(
         &r,
-        "manifest",
+        &CheckKind::Manifest,
         "part-0001.parquet: present but not in the manifest",
     );
     let trades = r
         .checks
         .iter()
-        .find(|c| c.name == "trades rollup=aurora")
+        .find(|c| c.kind == CheckKind::Trades("aurora".into()))
         .unwrap();
     assert!(trades.passed, "{trades:?}");
 }
@@ -653,7 +683,7 @@ fn trades_file_recompressed_with_snappy_is_refused_by_name() {
     refresh_manifest(&dir);
     assert_fails_with(
         &run(&dir),
-        "trades rollup=aurora",
+        &CheckKind::Trades("aurora".into()),
         "is compressed with SNAPPY; poe archives are ZSTD or UNCOMPRESSED",
     );
 }
@@ -680,7 +710,7 @@ fn trades_metadata_with_another_rollup_id_is_rejected() {
     });
     assert_fails_with(
         &run(&dir),
-        "trades rollup=aurora",
+        &CheckKind::Trades("aurora".into()),
         "metadata poe.rollup_id is Some(\"2\")",
     );
 }
@@ -693,7 +723,7 @@ fn trades_metadata_with_forged_data_roots_is_rejected() {
     });
     assert_fails_with(
         &run(&dir),
-        "trades rollup=aurora",
+        &CheckKind::Trades("aurora".into()),
         "metadata poe.data_roots is Some(\"[]\"), the batches starting in the file give",
     );
 }
@@ -704,7 +734,7 @@ fn trades_metadata_with_an_extra_key_is_rejected() {
     edit_metadata(&dir, |m| m.push(("poe.verified".into(), "true".into())));
     assert_fails_with(
         &run(&dir),
-        "trades rollup=aurora",
+        &CheckKind::Trades("aurora".into()),
         "metadata keys [\"poe.verified\"]",
     );
 }
@@ -717,7 +747,7 @@ fn statement_accepted_outside_the_day_is_rejected() {
     });
     assert_fails_with(
         &run(&dir),
-        "statements",
+        &CheckKind::Statements,
         "row 1 (rollup aurora seq 41): accepted_at",
     );
 }
@@ -732,13 +762,13 @@ fn renamed_venue_trade_id_fails_the_rollups_signature() {
     let r = run(&dir);
     assert_fails_with(
         &r,
-        "signatures",
+        &CheckKind::Signatures,
         "rollup aurora batch seq 40: commitment_mismatch",
     );
     let trades = r
         .checks
         .iter()
-        .find(|c| c.name == "trades rollup=aurora")
+        .find(|c| c.kind == CheckKind::Trades("aurora".into()))
         .unwrap();
     assert!(trades.passed, "{trades:?}");
 }
@@ -749,7 +779,7 @@ fn forged_batch_id_in_statements_fails_the_recomputation() {
     edit_statements(&dir, |rows| rows[2].batch_id = hex::encode([0xab; 32]));
     assert_fails_with(
         &run(&dir),
-        "signatures",
+        &CheckKind::Signatures,
         &format!(
             "batch_id {} in statements.parquet, the archived batch hashes to",
             hex::encode([0xab; 32])
@@ -769,7 +799,7 @@ fn batches_re_signed_under_a_key_of_the_operators_are_rejected() {
     storage.write("manifest.json", &m.to_bytes()).unwrap();
     assert_fails_with(
         &run(&dir),
-        "signatures",
+        &CheckKind::Signatures,
         "rollup aurora batch seq 40: bad_signature",
     );
 }
@@ -783,7 +813,7 @@ fn tampered_signature_is_rejected() {
         s[31] ^= 1;
         rows[0].signature = Some((r, hex::encode(s)));
     });
-    assert_fails_with(&run(&dir), "signatures", "bad_signature");
+    assert_fails_with(&run(&dir), &CheckKind::Signatures, "bad_signature");
 }
 
 #[test]
@@ -811,7 +841,7 @@ fn statements_without_signatures_for_a_day_from_december_are_a_refused_downgrade
     refresh_manifest(&dir);
     assert_fails_with(
         &run(&dir),
-        "manifest",
+        &CheckKind::Manifest,
         "a downgrade would hide the rollups' signatures",
     );
 }

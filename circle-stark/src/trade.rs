@@ -10,9 +10,10 @@
 //! ([`crate::mul`]); the cash and locked balances then follow as sum identities, and every
 //! value written is range-checked as a u64 below 2^63, so a negative balance has no witness.
 //!
-//! Not yet here (`specs/batch-air.md` §4.5): the instrument lookup (collateral and expiry are
-//! row inputs until the instrument table is bound to `instruments_root`), the clock and expiry
-//! checks, open interest, and the binding of the row to its operation record.
+//! The row also consumes its operation record (`Op`) and its instrument's terms
+//! (`Instrument`, from the table bound to `instruments_root`), writes the venue clock
+//! ([`eval_clock_write`]) with `clock ≤ ts < expiry`, and moves the instrument's open interest
+//! (`specs/batch-air.md` §4.5).
 
 use stwo_constraint_framework::{EvalAtRow, FrameworkComponent, FrameworkEval, RelationEntry};
 
@@ -606,7 +607,7 @@ pub struct TradeRow {
     pub open_interest: (u64, u64),
     /// The clock before the trade.
     pub clock: u64,
-    /// The operation's timestamp (bound to its record, not yet checked against the clock).
+    /// The operation's timestamp (bound to its record; at least the clock, below expiry).
     pub timestamp: u64,
     /// The instrument's expiry.
     pub expiry: u64,

@@ -1,4 +1,4 @@
-//! The batch-validity proof, v1 (`specs/batch-air.md` §5): one STARK showing that the
+//! The batch-validity proof, `poe/batch-validity/v2` (`specs/batch-air.md` §5): one STARK showing that the
 //! operations committed by `data_root`, applied in order to the state committed by
 //! `pre_state_root`, obey the venue rules and yield the state committed by `post_state_root`.
 //!

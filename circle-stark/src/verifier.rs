@@ -16,7 +16,7 @@ use crate::air::{
 };
 use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::VerifyError;
-use crate::field::{qm31_to_array, M31};
+use crate::field::M31;
 use crate::proof::{AirId, Proof, FORMAT_VERSION};
 use crate::statement::DayStatement;
 
@@ -272,12 +272,4 @@ fn map_stwo_error(e: VerificationError) -> VerifyError {
         VerificationError::Fri(f) => VerifyError::Fri(f.to_string()),
         VerificationError::ProofOfWork => VerifyError::ProofOfWork,
     }
-}
-
-/// Short hex of a secure-field element, for logs.
-pub fn qm31_hex(x: SecureField) -> String {
-    qm31_to_array(x)
-        .iter()
-        .map(|m| format!("{:08x}", m.0))
-        .collect()
 }

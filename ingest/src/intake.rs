@@ -14,7 +14,7 @@ use poe_circle_stark::verifier::verify_data_root_bytes;
 
 use crate::auth;
 use crate::commitment::commit;
-use crate::model::{parse_submission, Refusal, Submission, POE_PROOF_SYSTEM};
+use crate::model::{parse_submission, Refusal, RefusalCode, Submission, POE_PROOF_SYSTEM};
 use crate::registry::{Registry, Rollup};
 use crate::store::{Store, StoreError};
 
@@ -137,7 +137,7 @@ fn replay_parse(
 ) -> Result<Submission, IntakeError> {
     let (sub, parsed_rollup) = parse_submission(&stored.body, registry).map_err(|r| {
         Refusal::new(
-            "replay_failed",
+            RefusalCode::ReplayFailed,
             format!("{} seq {seq}", rollup.name),
             format!("the stored body no longer parses against the registry: {r}"),
         )
@@ -210,7 +210,7 @@ impl Intake {
                     .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
                     .map_err(|v| {
                         Refusal::new(
-                            "replay_failed",
+                            RefusalCode::ReplayFailed,
                             format!("{} seq {seq}", rollup.name),
                             v.to_string(),
                         )
@@ -289,7 +289,7 @@ impl Intake {
             .find(|r| r.id == rollup_id)
             .ok_or_else(|| {
                 Refusal::new(
-                    "unknown_rollup",
+                    RefusalCode::UnknownRollup,
                     "rollup_id",
                     format!("no rollup {rollup_id}"),
                 )
@@ -304,7 +304,7 @@ impl Intake {
                 .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
                 .map_err(|v| {
                     Refusal::new(
-                        "replay_failed",
+                        RefusalCode::ReplayFailed,
                         format!("{} seq {s}", rollup.name),
                         v.to_string(),
                     )
@@ -407,7 +407,7 @@ impl Intake {
                 )?));
             }
             return Err(Refusal::new(
-                "seq_conflict",
+                RefusalCode::SeqConflict,
                 "header.seq",
                 format!(
                     "seq {} was already accepted with batch id {}",
@@ -423,7 +423,7 @@ impl Intake {
             .expect("every registered rollup has a head");
         if sub.header.seq != head.seq + 1 {
             return Err(Refusal::new(
-                "seq_gap",
+                RefusalCode::SeqGap,
                 "header.seq",
                 format!("expected seq {}, got {}", head.seq + 1, sub.header.seq),
             )
@@ -431,7 +431,7 @@ impl Intake {
         }
         if sub.header.pre_state_root != head.root {
             return Err(Refusal::new(
-                "state_fork",
+                RefusalCode::StateFork,
                 "header.pre_state_root",
                 format!(
                     "expected {} (post state of seq {}), got {}",
@@ -450,7 +450,7 @@ impl Intake {
             .find(|&(_, ts)| ts > now_us.saturating_add(MAX_CLOCK_SKEW_US))
         {
             return Err(Refusal {
-                code: "timestamp_in_future",
+                code: RefusalCode::TimestampInFuture,
                 path: format!("operations[{i}].timestamp_us"),
                 message: format!(
                     "{ts} µs is more than {} s after acceptance at {now_us} µs",
@@ -466,7 +466,7 @@ impl Intake {
             let ts = o.op.timestamp_us();
             if ts.saturating_add(MAX_OPERATION_AGE_US) < now_us {
                 return Err(Refusal {
-                    code: "timestamp_too_old",
+                    code: RefusalCode::TimestampTooOld,
                     path: format!("operations[{i}].timestamp_us"),
                     message: format!(
                         "{ts} µs is more than {} h before acceptance at {now_us} µs",
@@ -485,7 +485,7 @@ impl Intake {
                     expiry.filter(|&x| x.saturating_add(MAX_CLOCK_SKEW_US) < now_us)
                 {
                     return Err(Refusal {
-                        code: "instrument_expired",
+                        code: RefusalCode::InstrumentExpired,
                         path: format!("operations[{i}].instrument"),
                         message: format!(
                             "the instrument expired at {expiry} µs, more than {} s before acceptance at {now_us} µs: trades on it are no longer accepted",
@@ -500,7 +500,7 @@ impl Intake {
         let trade_ids: Vec<[u8; 32]> = sub.ops.iter().map(|o| o.trade_id.to_be_bytes32()).collect();
         if let Some((i, seq)) = self.store.first_used_trade_id(&name_key, &trade_ids)? {
             return Err(Refusal {
-                code: "duplicate_trade_id",
+                code: RefusalCode::DuplicateTradeId,
                 path: format!("operations[{i}].id"),
                 message: format!(
                     "id {:?} was already used by the batch at seq {seq}",
@@ -516,14 +516,14 @@ impl Intake {
         let effect = venue
             .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
             .map_err(|v| Refusal {
-                code: "rule_violation",
+                code: RefusalCode::RuleViolation,
                 path: format!("operations[{}]", v.op_index),
                 message: v.rule.to_string(),
                 op_index: Some(v.op_index),
             })?;
         if effect.post_state_root != sub.header.post_state_root {
             return Err(Refusal::new(
-                "post_state_root_mismatch",
+                RefusalCode::PostStateRootMismatch,
                 "header.post_state_root",
                 // Not the root re-execution gives: a refusal that named it would be an oracle
                 // that rollups sign whatever poe computes against (a dry run is the designed
@@ -573,7 +573,7 @@ impl Intake {
             verify_data_root_bytes(&sub.proof_bytes, &statement, &VerifierPolicy::default())
                 .map_err(|e| {
                     Refusal::new(
-                        "rollup_proof_invalid",
+                        RefusalCode::RollupProofInvalid,
                         "header.rollup_proof.bytes",
                         e.to_string(),
                     )
@@ -669,7 +669,7 @@ pub fn check(registry: &Registry, body: &[u8]) -> Result<Checked, Refusal> {
 pub fn verify_signed(sub: &Submission, public_key: &starknet_crypto::Felt) -> Result<(), Refusal> {
     if sub.ops.len() != sub.header.n_ops as usize {
         return Err(Refusal::new(
-            "n_ops_mismatch",
+            RefusalCode::NOpsMismatch,
             "header.n_ops",
             format!(
                 "header says {}, {} operations",
@@ -680,17 +680,17 @@ pub fn verify_signed(sub: &Submission, public_key: &starknet_crypto::Felt) -> Re
     }
     let (r, s) = &sub.signature;
     auth::verify(public_key, &sub.header.message_hash(), r, s)
-        .map_err(|e| Refusal::new("bad_signature", "signature", e.to_string()))?;
+        .map_err(|e| Refusal::new(RefusalCode::BadSignature, "signature", e.to_string()))?;
     let expected = commit(sub.header.scheme, &sub.ops).ok_or_else(|| {
         Refusal::new(
-            "empty_batch",
+            RefusalCode::EmptyBatch,
             "operations",
             "a batch has at least one operation",
         )
     })?;
     if expected != sub.header.commitment {
         return Err(Refusal::new(
-            "commitment_mismatch",
+            RefusalCode::CommitmentMismatch,
             "header.native_commitment.value",
             format!(
                 "recomputed 0x{}, header says 0x{}",
@@ -705,7 +705,7 @@ pub fn verify_signed(sub: &Submission, public_key: &starknet_crypto::Felt) -> Re
 fn authenticate(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
     let (r, s) = &sub.signature;
     auth::verify(&rollup.public_key, &sub.header.message_hash(), r, s)
-        .map_err(|e| Refusal::new("bad_signature", "signature", e.to_string()))
+        .map_err(|e| Refusal::new(RefusalCode::BadSignature, "signature", e.to_string()))
 }
 
 /// An operation id names one operation of the rollup, ever: within the batch here, across
@@ -715,7 +715,7 @@ fn check_trade_ids_distinct(sub: &Submission) -> Result<(), Refusal> {
     for (j, o) in sub.ops.iter().enumerate() {
         if let Some(i) = seen.insert(o.trade_id.to_be_bytes32(), j) {
             return Err(Refusal {
-                code: "duplicate_trade_id",
+                code: RefusalCode::DuplicateTradeId,
                 path: format!("operations[{j}].id"),
                 message: format!(
                     "id {:?} is also the id of operations[{i}]",
@@ -731,7 +731,7 @@ fn check_trade_ids_distinct(sub: &Submission) -> Result<(), Refusal> {
 fn check_commitment(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
     if sub.header.scheme != rollup.scheme {
         return Err(Refusal::new(
-            "commitment_scheme_mismatch",
+            RefusalCode::CommitmentSchemeMismatch,
             "header.native_commitment.scheme",
             format!(
                 "rollup {} is registered with {}, got {}",
@@ -742,7 +742,7 @@ fn check_commitment(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
     let expected = commit(rollup.scheme, &sub.ops).expect("batches are not empty");
     if expected != sub.header.commitment {
         return Err(Refusal::new(
-            "commitment_mismatch",
+            RefusalCode::CommitmentMismatch,
             "header.native_commitment.value",
             format!(
                 "recomputed 0x{}, header says 0x{}",

@@ -17,12 +17,142 @@ pub const POE_PROOF_SYSTEM: &str = "poe-circle-stark/v1";
 /// Domain separator at the start of the signed header.
 pub const HEADER_DOMAIN: &[u8] = b"poe/batch-header/v1";
 
+/// Why intake refused a batch: one variant per code of `specs/api.md` §3. The HTTP status of
+/// each is given once, in `poe-api`, by an exhaustive match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefusalCode {
+    /// `malformed_json`.
+    MalformedJson,
+    /// `malformed_amount`.
+    MalformedAmount,
+    /// `malformed_root`.
+    MalformedRoot,
+    /// `malformed_identifier`.
+    MalformedIdentifier,
+    /// `malformed_hex`.
+    MalformedHex,
+    /// `malformed_commitment`.
+    MalformedCommitment,
+    /// `malformed_signature`.
+    MalformedSignature,
+    /// `n_ops_mismatch`.
+    NOpsMismatch,
+    /// `empty_batch`.
+    EmptyBatch,
+    /// `unknown_rollup`.
+    UnknownRollup,
+    /// `unknown_instrument`.
+    UnknownInstrument,
+    /// `bad_signature`.
+    BadSignature,
+    /// `commitment_scheme_mismatch`.
+    CommitmentSchemeMismatch,
+    /// `commitment_mismatch`.
+    CommitmentMismatch,
+    /// `duplicate_trade_id`.
+    DuplicateTradeId,
+    /// `seq_conflict`.
+    SeqConflict,
+    /// `seq_gap`.
+    SeqGap,
+    /// `state_fork`.
+    StateFork,
+    /// `rollup_proof_invalid`.
+    RollupProofInvalid,
+    /// `timestamp_in_future`.
+    TimestampInFuture,
+    /// `timestamp_too_old`.
+    TimestampTooOld,
+    /// `instrument_expired`.
+    InstrumentExpired,
+    /// `rule_violation`.
+    RuleViolation,
+    /// `post_state_root_mismatch`.
+    PostStateRootMismatch,
+    /// `replay_failed`.
+    ReplayFailed,
+}
+
+impl RefusalCode {
+    /// Every code, in the order of this declaration.
+    pub const ALL: [Self; 25] = [
+        Self::MalformedJson,
+        Self::MalformedAmount,
+        Self::MalformedRoot,
+        Self::MalformedIdentifier,
+        Self::MalformedHex,
+        Self::MalformedCommitment,
+        Self::MalformedSignature,
+        Self::NOpsMismatch,
+        Self::EmptyBatch,
+        Self::UnknownRollup,
+        Self::UnknownInstrument,
+        Self::BadSignature,
+        Self::CommitmentSchemeMismatch,
+        Self::CommitmentMismatch,
+        Self::DuplicateTradeId,
+        Self::SeqConflict,
+        Self::SeqGap,
+        Self::StateFork,
+        Self::RollupProofInvalid,
+        Self::TimestampInFuture,
+        Self::TimestampTooOld,
+        Self::InstrumentExpired,
+        Self::RuleViolation,
+        Self::PostStateRootMismatch,
+        Self::ReplayFailed,
+    ];
+
+    /// The wire spelling (`code` and `urn:poe:problem:<code>` of a problem).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "malformed_json",
+            Self::MalformedAmount => "malformed_amount",
+            Self::MalformedRoot => "malformed_root",
+            Self::MalformedIdentifier => "malformed_identifier",
+            Self::MalformedHex => "malformed_hex",
+            Self::MalformedCommitment => "malformed_commitment",
+            Self::MalformedSignature => "malformed_signature",
+            Self::NOpsMismatch => "n_ops_mismatch",
+            Self::EmptyBatch => "empty_batch",
+            Self::UnknownRollup => "unknown_rollup",
+            Self::UnknownInstrument => "unknown_instrument",
+            Self::BadSignature => "bad_signature",
+            Self::CommitmentSchemeMismatch => "commitment_scheme_mismatch",
+            Self::CommitmentMismatch => "commitment_mismatch",
+            Self::DuplicateTradeId => "duplicate_trade_id",
+            Self::SeqConflict => "seq_conflict",
+            Self::SeqGap => "seq_gap",
+            Self::StateFork => "state_fork",
+            Self::RollupProofInvalid => "rollup_proof_invalid",
+            Self::TimestampInFuture => "timestamp_in_future",
+            Self::TimestampTooOld => "timestamp_too_old",
+            Self::InstrumentExpired => "instrument_expired",
+            Self::RuleViolation => "rule_violation",
+            Self::PostStateRootMismatch => "post_state_root_mismatch",
+            Self::ReplayFailed => "replay_failed",
+        }
+    }
+}
+
+impl std::fmt::Display for RefusalCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for RefusalCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A refusal at the door: a stable code, the JSON path it concerns, and a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code} at {path}: {message}")]
 pub struct Refusal {
     /// Stable machine-readable code (`specs/api.md` §3).
-    pub code: &'static str,
+    pub code: RefusalCode,
     /// JSON path (`operations[3].qty`) or `""` for the whole body.
     pub path: String,
     /// Human explanation, with expected and received values where there are any.
@@ -33,7 +163,7 @@ pub struct Refusal {
 
 impl Refusal {
     /// A refusal without an operation index.
-    pub fn new(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(code: RefusalCode, path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             code,
             path: path.into(),
@@ -215,7 +345,7 @@ impl Submission {
 fn parse_amount(path: &str, text: &str) -> Result<u64, Refusal> {
     let bad = || {
         Refusal::new(
-            "malformed_amount",
+            RefusalCode::MalformedAmount,
             path,
             format!("{text:?} is not a canonical decimal integer in 0..=2^63-1"),
         )
@@ -235,18 +365,25 @@ fn parse_amount(path: &str, text: &str) -> Result<u64, Refusal> {
 }
 
 fn parse_digest(path: &str, text: &str) -> Result<Digest, Refusal> {
-    Digest::from_hex(text).map_err(|e| Refusal::new("malformed_root", path, e.to_string()))
+    Digest::from_hex(text)
+        .map_err(|e| Refusal::new(RefusalCode::MalformedRoot, path, e.to_string()))
 }
 
 fn parse_short(path: &str, text: &str) -> Result<ShortString, Refusal> {
     ShortString::try_from(text)
-        .map_err(|e| Refusal::new("malformed_identifier", path, e.to_string()))
+        .map_err(|e| Refusal::new(RefusalCode::MalformedIdentifier, path, e.to_string()))
 }
 
 fn parse_hex_bytes(path: &str, text: &str) -> Result<Vec<u8>, Refusal> {
     text.strip_prefix("0x")
         .and_then(|h| hex::decode(h).ok())
-        .ok_or_else(|| Refusal::new("malformed_hex", path, "expected 0x-prefixed hex bytes"))
+        .ok_or_else(|| {
+            Refusal::new(
+                RefusalCode::MalformedHex,
+                path,
+                "expected 0x-prefixed hex bytes",
+            )
+        })
 }
 
 /// Parses a request body against the registry.
@@ -260,7 +397,7 @@ pub fn parse_submission<'r>(
 ) -> Result<(Submission, &'r Rollup), Refusal> {
     let json: BodyJson = serde_json::from_slice(body).map_err(|e| {
         Refusal::new(
-            "malformed_json",
+            RefusalCode::MalformedJson,
             format!("line {} column {}", e.line(), e.column()),
             e.to_string(),
         )
@@ -268,14 +405,14 @@ pub fn parse_submission<'r>(
     let h = json.header;
     let rollup = registry.get(&h.rollup).ok_or_else(|| {
         Refusal::new(
-            "unknown_rollup",
+            RefusalCode::UnknownRollup,
             "header.rollup",
             format!("rollup {:?} is not registered", h.rollup),
         )
     })?;
     let scheme = Scheme::from_name(&h.native_commitment.scheme).ok_or_else(|| {
         Refusal::new(
-            "malformed_commitment",
+            RefusalCode::MalformedCommitment,
             "header.native_commitment.scheme",
             format!("unknown scheme {:?}", h.native_commitment.scheme),
         )
@@ -283,7 +420,7 @@ pub fn parse_submission<'r>(
     let value = parse_hex_bytes("header.native_commitment.value", &h.native_commitment.value)?;
     let commitment: Commitment = value.try_into().map_err(|_| {
         Refusal::new(
-            "malformed_commitment",
+            RefusalCode::MalformedCommitment,
             "header.native_commitment.value",
             "expected 32 bytes",
         )
@@ -307,21 +444,31 @@ pub fn parse_submission<'r>(
         n_ops: h.n_ops,
     };
     let signature = (
-        parse_felt("r", &json.signature.r)
-            .map_err(|e| Refusal::new("malformed_signature", "signature.r", e.to_string()))?,
-        parse_felt("s", &json.signature.s)
-            .map_err(|e| Refusal::new("malformed_signature", "signature.s", e.to_string()))?,
+        parse_felt("r", &json.signature.r).map_err(|e| {
+            Refusal::new(
+                RefusalCode::MalformedSignature,
+                "signature.r",
+                e.to_string(),
+            )
+        })?,
+        parse_felt("s", &json.signature.s).map_err(|e| {
+            Refusal::new(
+                RefusalCode::MalformedSignature,
+                "signature.s",
+                e.to_string(),
+            )
+        })?,
     );
     if json.operations.is_empty() {
         return Err(Refusal::new(
-            "empty_batch",
+            RefusalCode::EmptyBatch,
             "operations",
             "a batch needs at least one operation",
         ));
     }
     if json.operations.len() != h.n_ops as usize {
         return Err(Refusal::new(
-            "n_ops_mismatch",
+            RefusalCode::NOpsMismatch,
             "header.n_ops",
             format!(
                 "header says {} operations, body has {}",
@@ -357,7 +504,7 @@ fn parse_op(i: usize, op: OpJson, rollup: &Rollup) -> Result<CommittedOp, Refusa
     let instrument = |name: &str| {
         rollup.instrument_index(name).ok_or_else(|| {
             Refusal::new(
-                "unknown_instrument",
+                RefusalCode::UnknownInstrument,
                 at("instrument"),
                 format!("{name:?} is not an instrument of {}", rollup.name),
             )

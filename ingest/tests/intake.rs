@@ -111,7 +111,7 @@ fn same_seq_with_other_content_is_a_conflict() {
         f.intake
             .submit(&other.next_batch(&ops, "groth16", b"p"), NOW),
     );
-    assert_eq!(r.code, "seq_conflict");
+    assert_eq!(r.code.as_str(), "seq_conflict");
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
 
@@ -125,7 +125,7 @@ fn gaps_and_forks_are_refused_with_the_expected_values() {
             .submit(&ahead.next_batch(&funding(), "groth16", b"p"), NOW),
     );
     assert_eq!(
-        (r.code, r.message.as_str()),
+        (r.code.as_str(), r.message.as_str()),
         ("seq_gap", "expected seq 1, got 2")
     );
 
@@ -142,7 +142,7 @@ fn gaps_and_forks_are_refused_with_the_expected_values() {
         f.intake
             .submit(&forked.next_batch(&funding(), "groth16", b"p"), NOW),
     );
-    assert_eq!(r.code, "state_fork");
+    assert_eq!(r.code.as_str(), "state_fork");
     assert!(r.message.contains("post state of seq 0"), "{}", r.message);
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
@@ -156,7 +156,7 @@ fn wrong_signature_is_refused() {
         f.intake
             .submit(&impostor.next_batch(&funding(), "groth16", b"p"), NOW),
     );
-    assert_eq!(r.code, "bad_signature");
+    assert_eq!(r.code.as_str(), "bad_signature");
 
     // A signed header edited afterwards: the signature no longer covers it. (Editing an
     // operation instead is caught by the native commitment, which the signature covers.)
@@ -164,7 +164,7 @@ fn wrong_signature_is_refused() {
         serde_json::from_slice(&f.client.clone().next_batch(&funding(), "groth16", b"p")).unwrap();
     body["header"]["post_state_root"] = body["header"]["pre_state_root"].clone();
     let r = refusal(f.intake.submit(&serde_json::to_vec(&body).unwrap(), NOW));
-    assert_eq!(r.code, "bad_signature");
+    assert_eq!(r.code.as_str(), "bad_signature");
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
 
@@ -175,7 +175,7 @@ fn tampered_trade_fails_the_native_commitment() {
         serde_json::from_slice(&f.client.clone().next_batch(&funding(), "groth16", b"p")).unwrap();
     body["operations"][1]["amount"] = "100001".into();
     let r = refusal(f.intake.submit(&resign(&f, &body), NOW));
-    assert_eq!(r.code, "commitment_mismatch");
+    assert_eq!(r.code.as_str(), "commitment_mismatch");
     assert!(r.message.starts_with("recomputed 0x"));
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
@@ -221,7 +221,7 @@ fn rule_violation_names_the_operation_and_leaves_no_trace() {
     let body = serde_json::to_vec(&c.body(&header, &ops, b"p")).unwrap();
     let r = refusal(f.intake.submit(&body, NOW));
     assert_eq!(
-        (r.code, r.op_index, r.path.as_str()),
+        (r.code.as_str(), r.op_index, r.path.as_str()),
         ("rule_violation", Some(1), "operations[1]")
     );
     assert!(
@@ -244,7 +244,7 @@ fn wrong_post_state_root_is_refused() {
         serde_json::from_slice(&f.client.clone().next_batch(&funding(), "groth16", b"p")).unwrap();
     body["header"]["post_state_root"] = body["header"]["pre_state_root"].clone();
     let r = refusal(f.intake.submit(&resign(&f, &body), NOW));
-    assert_eq!(r.code, "post_state_root_mismatch");
+    assert_eq!(r.code.as_str(), "post_state_root_mismatch");
     // The refusal does not tell the root re-execution gives (an oracle to sign against).
     let mut venue = Venue::new(instruments().into_iter().map(|(_, i)| i).collect());
     let truth = venue
@@ -292,7 +292,7 @@ fn malformed_inputs_name_their_field() {
         let mut b = good.clone();
         edit(&mut b);
         let r = refusal(f.intake.submit(&serde_json::to_vec(&b).unwrap(), NOW));
-        assert_eq!(r.code, code, "{r}");
+        assert_eq!(r.code.as_str(), code, "{r}");
     }
     assert_eq!(refusal(f.intake.submit(b"{", NOW)).code, "malformed_json");
     assert_eq!(f.intake.head("aurora").unwrap().0, 0);
@@ -348,7 +348,7 @@ fn poe_circle_stark_rollup_proof_is_verified_at_the_door() {
         &bad.next_batch(&ops, "poe-circle-stark/v1", &wrong.to_bytes()),
         NOW,
     ));
-    assert_eq!(r.code, "rollup_proof_invalid");
+    assert_eq!(r.code.as_str(), "rollup_proof_invalid");
     assert!(r.message.contains("public inputs differ"), "{}", r.message);
     std::fs::remove_dir_all(&f.dir).unwrap();
     std::fs::remove_dir_all(&f2.dir).unwrap();
@@ -387,7 +387,7 @@ fn upper_case_root_is_malformed() {
         .to_ascii_uppercase();
     body["header"]["post_state_root"] = Value::String(upper);
     let r = refusal(f.intake.submit(&serde_json::to_vec(&body).unwrap(), NOW));
-    assert_eq!(r.code, "malformed_root");
+    assert_eq!(r.code.as_str(), "malformed_root");
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
 
@@ -407,7 +407,7 @@ fn operation_stamped_far_ahead_is_refused() {
             .submit(&f.client.clone().next_batch(&ops, "groth16", b"p"), NOW),
     );
     assert_eq!(
-        (r.code, r.path.as_str(), r.op_index),
+        (r.code.as_str(), r.path.as_str(), r.op_index),
         ("timestamp_in_future", "operations[1].timestamp_us", Some(1))
     );
     // Within the allowed skew it is accepted (the rollup's clock a little ahead of poe's).
@@ -435,7 +435,7 @@ fn trade_id_used_twice_in_a_batch_is_refused() {
             .submit(&f.client.clone().next_batch(&ops, "groth16", b"p"), NOW),
     );
     assert_eq!(
-        (r.code, r.path.as_str(), r.op_index),
+        (r.code.as_str(), r.path.as_str(), r.op_index),
         ("duplicate_trade_id", "operations[1].id", Some(1))
     );
     assert!(r.message.contains("operations[0]"), "{}", r.message);
@@ -467,7 +467,7 @@ fn trade_id_reused_by_a_later_batch_is_refused_even_after_reopen() {
     let replay = client.clone();
     let r = refusal(intake.submit(&client.next_batch(&ops, "groth16", b"p"), NOW));
     assert_eq!(
-        (r.code, r.path.as_str(), r.op_index),
+        (r.code.as_str(), r.path.as_str(), r.op_index),
         ("duplicate_trade_id", "operations[1].id", Some(1))
     );
     assert!(r.message.contains("seq 1"), "{}", r.message);
@@ -494,7 +494,7 @@ fn operation_stamped_more_than_a_day_before_acceptance_is_refused() {
     // Accepted a day and a second after the first deposit's stamp.
     let r = refusal(f.intake.submit(&body, T0 + age + 1_000_000));
     assert_eq!(
-        (r.code, r.path.as_str(), r.op_index),
+        (r.code.as_str(), r.path.as_str(), r.op_index),
         ("timestamp_too_old", "operations[0].timestamp_us", Some(0))
     );
     // Exactly a day old is still in time.
@@ -519,7 +519,7 @@ fn trade_on_an_instrument_expired_before_acceptance_is_refused() {
     ops.extend(trades(expiry - 1_000_000));
     let r = refusal(intake.submit(&client.next_batch(&ops, "groth16", b"p"), late));
     assert_eq!(
-        (r.code, r.path.as_str(), r.op_index),
+        (r.code.as_str(), r.path.as_str(), r.op_index),
         ("instrument_expired", "operations[2].instrument", Some(2))
     );
     let mut client = funded;

@@ -30,7 +30,10 @@ fn golden_bundle_still_audits() {
     let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();
     assert!(report.passed(), "{failed:#?}");
     assert_eq!(report.rollups.len(), 3);
-    assert!(report.checks.iter().any(|c| c.name == "root-proof"));
+    assert!(report
+        .checks
+        .iter()
+        .any(|c| c.kind == poe_archive::audit::CheckKind::RootProof));
 }
 
 #[test]

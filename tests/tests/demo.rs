@@ -88,8 +88,7 @@ fn demo_day_is_accepted_proven_closed_and_audited() {
         &mut |_, _| {},
     );
     assert!(!r.passed());
-    assert!(r
-        .checks
-        .iter()
-        .any(|c| !c.passed && c.name == "proof-files" && c.detail.contains("leaf-proofs/")));
+    assert!(r.checks.iter().any(|c| !c.passed
+        && c.kind == poe_archive::audit::CheckKind::ProofFiles
+        && c.detail.contains("leaf-proofs/")));
 }

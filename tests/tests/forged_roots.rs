@@ -9,6 +9,7 @@ mod common;
 
 use common::{day, scratch, submit_day};
 use poe_aggregator::day::{close_day, day_input, day_venues, prove_leaves};
+use poe_archive::audit::CheckKind;
 use poe_archive::bundle::write_day;
 use poe_archive::{audit, AuditOptions, AuditReport, LocalDir};
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
@@ -31,11 +32,11 @@ fn run_audit(bundle: &std::path::Path) -> AuditReport {
     )
 }
 
-fn check<'a>(r: &'a AuditReport, name: &str) -> &'a poe_archive::audit::Check {
+fn check<'a>(r: &'a AuditReport, kind: &CheckKind) -> &'a poe_archive::audit::Check {
     r.checks
         .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no {name} check in {:#?}", r.checks))
+        .find(|c| c.kind == *kind)
+        .unwrap_or_else(|| panic!("no {kind} check in {:#?}", r.checks))
 }
 
 #[test]
@@ -56,7 +57,7 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
     assert!(report.passed(), "{:#?}", report.checks);
     // Three rollups of three batches, one segment each: 12 state roots, of which the 6 between
     // batches rest on the batch-validity leaf proofs.
-    let roots = check(&report, "state-roots");
+    let roots = check(&report, &CheckKind::StateRoots);
     assert!(
         roots.detail.contains("all 12 state roots proven")
             && roots
@@ -107,8 +108,12 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
     // segments never state the forged root — so only the state-roots check can catch it.
     let report = forge(false, "forged-no-leaves");
     assert!(!report.passed());
-    assert!(check(&report, "root-proof").passed, "{:#?}", report.checks);
-    let roots = check(&report, "state-roots");
+    assert!(
+        check(&report, &CheckKind::RootProof).passed,
+        "{:#?}",
+        report.checks
+    );
+    let roots = check(&report, &CheckKind::StateRoots);
     assert!(!roots.passed);
     assert!(
         roots.detail.contains(&format!(
@@ -119,7 +124,7 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
 
     // The honest leaf proofs kept: batch 0's proves the real post-state root, not the forged.
     let report = forge(true, "forged-with-leaves");
-    let roots = check(&report, "state-roots");
+    let roots = check(&report, &CheckKind::StateRoots);
     assert!(!roots.passed);
     assert!(
         roots.detail.contains(&format!("batch seq {seq} of aurora"))
@@ -127,7 +132,7 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
         "{roots:?}"
     );
     // The cheap statement check of every leaf names both batches without --leaves.
-    let files = check(&report, "proof-files");
+    let files = check(&report, &CheckKind::ProofFiles);
     assert!(
         !files.passed && files.detail.contains("pre-state root is"),
         "{files:?}"

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::encoding::{read_u64, u64_limbs};
+use crate::encoding::u64_limbs;
 use crate::field::M31;
 use crate::poseidon2::{compress, hash_elements, Digest, Domain};
 
@@ -95,14 +95,6 @@ pub fn open_interest_leaf(oi: u64) -> [M31; LEAF_LIMBS] {
 /// See [`account_leaf`]: `timestamp ‖ 0`.
 pub fn clock_leaf(timestamp_us: u64) -> [M31; LEAF_LIMBS] {
     open_interest_leaf(timestamp_us)
-}
-
-/// Reads an account leaf back (for tests and tools).
-pub fn decode_account_leaf(limbs: &[M31; LEAF_LIMBS]) -> Option<AccountState> {
-    Some(AccountState {
-        cash: read_u64(limbs, 0).ok()?,
-        locked: read_u64(limbs, 4).ok()?,
-    })
 }
 
 /// The digest of a leaf value.
