@@ -151,14 +151,14 @@ pub fn close_input(
     start: Instant,
 ) -> Result<Closed, String> {
     let day = input.day;
-    if archive.exists(&format!("days/{day}/statement.json")) {
+    if poe_archive::layout::is_published(archive, day) {
         input.batches.clear();
     } else {
         // Leaf proving walks the states forward; the segments start again from the day's start.
         let mut walked = venues.clone();
         prove_leaves(&mut input, &mut walked, config, &mut |_, _| {})?;
     }
-    if input.batches.is_empty() && !archive.exists(&format!("days/{day}/statement.json")) {
+    if input.batches.is_empty() && !poe_archive::layout::is_published(archive, day) {
         return Err(format!("no batches were accepted on {day}"));
     }
     let mut prove_s = 0.0;

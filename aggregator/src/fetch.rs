@@ -97,20 +97,22 @@ pub fn download_day(
     proof_only: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<u64, String> {
-    let manifest_bytes = get(base, &format!("/v1/days/{day}/manifest"))?;
+    use poe_api::urls;
+    use poe_archive::layout;
+    let manifest_bytes = get(base, &urls::day_manifest(day))?;
     let manifest =
         poe_archive::manifest::Manifest::from_bytes(&manifest_bytes).map_err(|e| e.to_string())?;
     let storage = poe_archive::LocalDir::new(dir);
     let put = |path: &str, bytes: &[u8]| {
         poe_archive::Storage::write(&storage, path, bytes).map_err(|e| format!("{path}: {e}"))
     };
-    put("manifest.json", &manifest_bytes)?;
+    put(layout::MANIFEST_JSON, &manifest_bytes)?;
     let mut total = manifest_bytes.len() as u64;
     for (path, url) in [
-        ("root.proof", format!("/v1/days/{day}/proof")),
+        (layout::ROOT_PROOF, urls::day_proof(day)),
         (
-            "statement.json",
-            format!("/v1/days/{day}/files/statement.json"),
+            layout::STATEMENT_JSON,
+            urls::day_file(day, layout::STATEMENT_JSON),
         ),
     ] {
         let b = get(base, &url)?;
@@ -120,10 +122,10 @@ pub fn download_day(
     let files: Vec<_> = manifest
         .files
         .iter()
-        .filter(|f| !proof_only || f.path == "statements.parquet")
+        .filter(|f| !proof_only || f.path == layout::STATEMENTS_PARQUET)
         .collect();
     for (i, f) in files.iter().enumerate() {
-        let b = get(base, &format!("/v1/days/{day}/files/{}", f.path))?;
+        let b = get(base, &urls::day_file(day, &f.path))?;
         total += b.len() as u64;
         put(&f.path, &b)?;
         progress(i + 1, files.len());

@@ -686,7 +686,7 @@ fn close_day(
     let start = Instant::now();
     let mut input = poe_aggregator::day::day_input(&intake, day, config_sec)?;
     let mut venues = poe_aggregator::day::day_venues(&intake, &input)?;
-    if !poe_archive::Storage::exists(&storage, &format!("days/{day}/statement.json")) {
+    if !poe_archive::layout::is_published(&storage, day) {
         let pb = bar(0, "ops");
         pb.set_message("leaf proofs");
         let stats = poe_aggregator::day::prove_leaves(

@@ -103,10 +103,10 @@ fn log(shared: &Shared, line: serde_json::Value) {
 /// Archive listing failures.
 pub fn published_days(archive: &dyn Storage) -> std::io::Result<Vec<Day>> {
     Ok(archive
-        .children("days")?
+        .children(poe_archive::layout::DAYS)?
         .iter()
         .filter_map(|n| n.parse::<Day>().ok())
-        .filter(|d| archive.exists(&format!("days/{d}/statement.json")))
+        .filter(|d| poe_archive::layout::is_published(archive, d))
         .collect())
 }
 

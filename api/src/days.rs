@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use poe_archive::{Day, Storage};
+use poe_archive::{layout, Day, Storage};
 use serde_json::{json, Value};
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::Reply;
@@ -84,7 +84,7 @@ pub async fn list(state: AppState) -> Result<warp::reply::Response, Infallible> 
     };
     let listed = {
         let storage = storage.clone();
-        tokio::task::spawn_blocking(move || storage.children("days")).await
+        tokio::task::spawn_blocking(move || storage.children(layout::DAYS)).await
     };
     let names = match listed {
         Ok(Ok(n)) => n,
@@ -106,7 +106,12 @@ pub async fn list(state: AppState) -> Result<warp::reply::Response, Infallible> 
     // Staging directories (".staging-…") do not parse as days: a half-written day is never
     // listed.
     for day in names.iter().filter_map(|n| n.parse::<Day>().ok()) {
-        match read(storage.clone(), format!("days/{day}/statement.json")).await {
+        match read(
+            storage.clone(),
+            layout::day_file(day, layout::STATEMENT_JSON),
+        )
+        .await
+        {
             Ok(Some(b)) => {
                 let s: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
                 let mut entry = json!({
@@ -138,15 +143,15 @@ pub async fn statement(state: AppState, day: String) -> Result<warp::reply::Resp
         Err(r) => return Ok(r),
     };
     Ok(
-        match read(storage, format!("days/{day}/statement.json")).await {
+        match read(storage, layout::day_file(day, layout::STATEMENT_JSON)).await {
             Ok(Some(b)) => {
                 let s: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
                 warp::reply::json(&json!({
                     "day": day.to_string(),
                     "status": "closed",
                     "statement": s,
-                    "proof_url": format!("/v1/days/{day}/proof"),
-                    "manifest_url": format!("/v1/days/{day}/manifest"),
+                    "proof_url": crate::urls::day_proof(day),
+                    "manifest_url": crate::urls::day_manifest(day),
                 }))
                 .into_response()
             }
@@ -167,7 +172,7 @@ pub async fn fixed_file(
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    Ok(match read(storage, format!("days/{day}/{name}")).await {
+    Ok(match read(storage, layout::day_file(day, name)).await {
         Ok(Some(b)) => bytes_reply(b, content_type),
         Ok(None) => not_closed(day),
         Err(r) => r,
@@ -233,10 +238,10 @@ pub async fn file(
         )
         .reply());
     }
-    if !storage.exists(&format!("days/{day}/statement.json")) {
+    if !layout::is_published(&*storage, day) {
         return Ok(not_closed(day));
     }
-    let path = format!("days/{day}/{tail}");
+    let path = layout::day_file(day, &tail);
     let bytes = match read(storage, path).await {
         Ok(Some(b)) => b,
         Ok(None) => {
@@ -339,7 +344,7 @@ pub async fn inclusion(state: AppState, id: String) -> Result<warp::reply::Respo
                 "leaf_index": inc.proof.index,
                 "siblings": inc.proof.siblings.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
                 "day_root": inc.day_root.to_hex(),
-                "root_proof_url": format!("/v1/days/{day}/proof"),
+                "root_proof_url": crate::urls::day_proof(day),
             }))
             .into_response()
         }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use poe_archive::layout;
 use poe_ingest::intake::{Intake, IntakeError, Outcome, Receipt, RollupProofStatus};
 use poe_ingest::model::{Refusal, RefusalCode};
 use serde_json::{json, Value};
@@ -155,7 +156,7 @@ impl AppState {
         if self
             .archive
             .as_ref()
-            .is_some_and(|a| a.exists(&format!("days/{}/statement.json", r.day)))
+            .is_some_and(|a| poe_archive::layout::is_published(&**a, &r.day))
         {
             "included"
         } else if self
@@ -194,6 +195,27 @@ impl AppState {
 }
 
 /// An RFC 9457 problem: the one place where errors become HTTP statuses.
+/// The archive routes as a client spells them (`specs/api.md` §6): the server's links and
+/// `poe audit --from` use these, not strings of their own.
+pub mod urls {
+    use std::fmt::Display;
+
+    /// `GET /v1/days/{day}/manifest`.
+    pub fn day_manifest(day: impl Display) -> String {
+        format!("/v1/days/{day}/manifest")
+    }
+
+    /// `GET /v1/days/{day}/proof`.
+    pub fn day_proof(day: impl Display) -> String {
+        format!("/v1/days/{day}/proof")
+    }
+
+    /// `GET /v1/days/{day}/files/{path}`.
+    pub fn day_file(day: impl Display, path: &str) -> String {
+        format!("/v1/days/{day}/files/{path}")
+    }
+}
+
 /// The HTTP status of each refusal code (`specs/api.md` §3): the one place it is decided, and
 /// exhaustive, so a new code cannot fall through to a default.
 pub fn refusal_status(code: RefusalCode) -> StatusCode {
@@ -741,11 +763,11 @@ pub fn routes(
     let proof = warp::path!("v1" / "days" / String / "proof")
         .and(warp::get())
         .and(with_state.clone())
-        .and_then(|d, s| days::fixed_file(s, d, "root.proof", "application/octet-stream"));
+        .and_then(|d, s| days::fixed_file(s, d, layout::ROOT_PROOF, "application/octet-stream"));
     let manifest = warp::path!("v1" / "days" / String / "manifest")
         .and(warp::get())
         .and(with_state.clone())
-        .and_then(|d, s| days::fixed_file(s, d, "manifest.json", "application/json"));
+        .and_then(|d, s| days::fixed_file(s, d, layout::MANIFEST_JSON, "application/json"));
     let file = warp::path!("v1" / "days" / String / "files" / ..)
         .and(warp::path::tail())
         .and(warp::get())

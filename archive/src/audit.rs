@@ -19,6 +19,7 @@ use sha3::{Digest as _, Sha3_256};
 
 use crate::bundle::rollup_proof_digest;
 use crate::day::Day;
+use crate::layout;
 use crate::manifest::{sha3_hex, Manifest, StatementJson, VerifierParams};
 use crate::parquet_io;
 use crate::records::{
@@ -182,8 +183,8 @@ impl Auditor<'_> {
     fn read(&self, path: &str) -> Result<Vec<u8>, String> {
         let max = match (self.listed.get(path), path) {
             (Some(&bytes), _) => bytes,
-            (None, "manifest.json" | "statement.json") => MAX_JSON_BYTES,
-            (None, "root.proof") => MAX_ROOT_PROOF_BYTES,
+            (None, layout::MANIFEST_JSON | layout::STATEMENT_JSON) => MAX_JSON_BYTES,
+            (None, layout::ROOT_PROOF) => MAX_ROOT_PROOF_BYTES,
             (None, _) => return Err(format!("{path}: not listed in the manifest")),
         };
         self.storage
@@ -232,7 +233,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
     let mut report_day = String::from("?");
 
     // 1. The manifest and every file it lists.
-    let manifest_bytes = match a.read("manifest.json") {
+    let manifest_bytes = match a.read(layout::MANIFEST_JSON) {
         Ok(b) => b,
         Err(e) => {
             a.fail(CheckKind::Manifest, e);
@@ -412,7 +413,7 @@ fn check_manifest(a: &mut Auditor<'_>, m: &Manifest, proof_only: bool) {
     for f in &m.files {
         // With --proof-only only the files the root proof's statement is derived from are
         // re-hashed; the trade files are what makes a full audit linear in the rows.
-        if proof_only && f.path != "statements.parquet" {
+        if proof_only && f.path != layout::STATEMENTS_PARQUET {
             continue;
         }
         match a.read(&f.path) {
@@ -441,8 +442,7 @@ fn check_manifest(a: &mut Auditor<'_>, m: &Manifest, proof_only: bool) {
         match a.storage.list("") {
             Ok(present) => {
                 for (path, _) in present {
-                    let bound =
-                        ["manifest.json", "root.proof", "statement.json"].contains(&path.as_str());
+                    let bound = layout::BOUND_FILES.contains(&path.as_str());
                     if !bound && !listed.contains(path.as_str()) {
                         problems.push(format!("{path}: present but not in the manifest"));
                     }
@@ -476,7 +476,7 @@ fn read_statements(
         );
         return None;
     };
-    let bytes = match a.read("statements.parquet") {
+    let bytes = match a.read(layout::STATEMENTS_PARQUET) {
         Ok(b) => b,
         Err(e) => {
             a.fail(CheckKind::Statements, e);
@@ -575,7 +575,7 @@ fn check_root_proof(
     batches: Option<&[BatchStatement]>,
     options: &AuditOptions,
 ) -> RootsProven {
-    let bytes = match a.read("root.proof") {
+    let bytes = match a.read(layout::ROOT_PROOF) {
         Ok(b) => b,
         Err(e) => {
             a.fail(CheckKind::RootProof, e);
@@ -671,7 +671,7 @@ fn check_root_proof(
         ),
         Err(e) => a.fail(CheckKind::RootProof, format!("root.proof: {e}")),
     }
-    match a.read("statement.json").and_then(|b| {
+    match a.read(layout::STATEMENT_JSON).and_then(|b| {
         serde_json::from_slice::<StatementJson>(&b).map_err(|e| format!("statement.json: {e}"))
     }) {
         Ok(published) => {
@@ -846,7 +846,7 @@ fn check_trades(
     } = rollup;
     let check = CheckKind::Trades(name.to_string());
     let mut committed: Vec<CommittedOp> = Vec::new();
-    let dir = format!("trades/rollup={name}");
+    let dir = layout::trades_dir(name);
     // Only the manifest's files of the partition, in path order: anything else in the
     // directory is reported by the manifest check and never opened.
     let prefix = format!("{dir}/");

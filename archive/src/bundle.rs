@@ -9,6 +9,7 @@ use sha3::{Digest as _, Keccak256};
 
 use crate::day::Day;
 use crate::error::ArchiveError;
+use crate::layout;
 use crate::manifest::{
     sha3_hex, FileEntry, InstrumentEntry, Manifest, RollupEntry, Schemas, StatementJson,
     VerifierParams, BUNDLE_FORMAT,
@@ -98,13 +99,13 @@ pub struct BundleSummary {
     pub written: bool,
 }
 
-/// Where a day's bundle lives under the archive root.
+/// Where a day's bundle lives under the archive root ([`crate::layout::day_dir`]).
 pub fn day_prefix(day: Day) -> String {
-    format!("days/{day}")
+    crate::layout::day_dir(day)
 }
 
 fn staging_prefix(day: Day) -> String {
-    format!("days/.staging-{day}")
+    crate::layout::staging_dir(day)
 }
 
 /// Keccak-256 of a rollup proof, hex: the digest the signed header carries.
@@ -224,9 +225,9 @@ pub fn write_day(
                 .read(&format!("{prefix}/{p}"))
                 .map_err(|e| ArchiveError::io(format!("{prefix}/{p}"), e))
         };
-        let statement: StatementJson = serde_json::from_slice(&read("statement.json")?)
+        let statement: StatementJson = serde_json::from_slice(&read(layout::STATEMENT_JSON)?)
             .map_err(|e| ArchiveError::Manifest(format!("statement.json: {e}")))?;
-        let manifest = Manifest::from_bytes(&read("manifest.json")?)?;
+        let manifest = Manifest::from_bytes(&read(layout::MANIFEST_JSON)?)?;
         return Ok(BundleSummary {
             prefix,
             statement,
@@ -286,7 +287,11 @@ pub fn write_day(
                 .collect();
             let bytes = parquet_io::write(&batch, meta)?;
             put(
-                format!("trades/rollup={}/part-{:04}.parquet", rollup.name, *part),
+                format!(
+                    "{}/part-{:04}.parquet",
+                    layout::trades_dir(&rollup.name),
+                    *part
+                ),
                 &bytes,
             )?;
             *part += 1;
@@ -377,7 +382,7 @@ pub fn write_day(
             ("poe.day".into(), day_str.clone()),
         ],
     )?;
-    put("statements.parquet".into(), &statements_file)?;
+    put(layout::STATEMENTS_PARQUET.into(), &statements_file)?;
 
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let manifest = Manifest {
@@ -413,16 +418,16 @@ pub fn write_day(
             .write(&format!("{staging}/{path}"), bytes)
             .map_err(|e| ArchiveError::io(path, e))
     };
-    write_staged("manifest.json", &manifest_bytes)?;
+    write_staged(layout::MANIFEST_JSON, &manifest_bytes)?;
 
     progress(Stage::ProvingRoot);
     let statements: Vec<BatchStatement> = input.batches.iter().map(|b| b.statement).collect();
     let root = prove_root(&statements, manifest_hash).map_err(ArchiveError::Prove)?;
-    write_staged("root.proof", &root)?;
+    write_staged(layout::ROOT_PROOF, &root)?;
     let day_statement = DayStatement::derive(input.day.0, &statements, manifest_hash)?;
     let statement = StatementJson::new(&day_str, &day_statement, &root);
     // statement.json last: its presence is what marks a bundle complete.
-    write_staged("statement.json", &statement.to_bytes())?;
+    write_staged(layout::STATEMENT_JSON, &statement.to_bytes())?;
     storage
         .publish(&staging, &prefix)
         .map_err(|e| ArchiveError::io(&prefix, e))?;

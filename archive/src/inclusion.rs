@@ -7,6 +7,7 @@ use poe_circle_stark::statement::BatchStatement;
 
 use crate::day::Day;
 use crate::error::ArchiveError;
+use crate::layout;
 use crate::records::read_statements_file;
 use crate::storage::Storage;
 
@@ -37,11 +38,10 @@ pub fn inclusion(
     day: Day,
     batch_id: &str,
 ) -> Result<Option<Inclusion>, ArchiveError> {
-    let prefix = format!("days/{day}");
-    if !storage.exists(&format!("{prefix}/statement.json")) {
+    if !layout::is_published(storage, day) {
         return Ok(None);
     }
-    let path = format!("{prefix}/statements.parquet");
+    let path = layout::day_file(day, layout::STATEMENTS_PARQUET);
     let bytes = storage
         .read(&path)
         .map_err(|e| ArchiveError::io(&path, e))?;

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod day;
 pub mod error;
 pub mod inclusion;
+pub mod layout;
 pub mod manifest;
 pub mod parquet_io;
 pub mod records;

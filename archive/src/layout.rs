@@ -1,0 +1,44 @@
+//! Where a bundle's files live (`specs/archive.md` §2): the one place their paths are spelt.
+//! Paths are relative to the archive root (`days/…`) or to a day directory (the file names).
+
+use crate::day::Day;
+use crate::storage::Storage;
+
+/// The directory holding every published day.
+pub const DAYS: &str = "days";
+/// The day statement and root-proof facts; its presence is what publishes a day.
+pub const STATEMENT_JSON: &str = "statement.json";
+/// The manifest: every data file's size and SHA3-256.
+pub const MANIFEST_JSON: &str = "manifest.json";
+/// The daily root proof.
+pub const ROOT_PROOF: &str = "root.proof";
+/// One row per batch.
+pub const STATEMENTS_PARQUET: &str = "statements.parquet";
+/// The three files the manifest cannot list (it is hashed into the proof they carry).
+pub const BOUND_FILES: [&str; 3] = [MANIFEST_JSON, ROOT_PROOF, STATEMENT_JSON];
+
+/// `days/YYYY-MM-DD`: a day's directory under the archive root.
+pub fn day_dir(day: impl std::fmt::Display) -> String {
+    format!("{DAYS}/{day}")
+}
+
+/// `days/YYYY-MM-DD/<name>`: a file of a day's bundle.
+pub fn day_file(day: impl std::fmt::Display, name: &str) -> String {
+    format!("{DAYS}/{day}/{name}")
+}
+
+/// `days/.staging-YYYY-MM-DD`: where a day's bundle is written before its publishing rename
+/// (never listed or served).
+pub fn staging_dir(day: Day) -> String {
+    format!("{DAYS}/.staging-{day}")
+}
+
+/// Whether the day's bundle is published (its `statement.json` is in place).
+pub fn is_published(archive: &dyn Storage, day: impl std::fmt::Display) -> bool {
+    archive.exists(&day_file(day, STATEMENT_JSON))
+}
+
+/// `trades/rollup=<name>`: a rollup's partition of the trade records, in a day directory.
+pub fn trades_dir(rollup: &str) -> String {
+    format!("trades/rollup={rollup}")
+}
