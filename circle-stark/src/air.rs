@@ -40,6 +40,8 @@ pub const PERM_CELLS: usize = 2 * N_SBOXES;
 pub const MIN_LOG_ROWS: u32 = 4;
 /// Longest record the leaf component accepts (eight permutations per row).
 pub const MAX_RECORD_LIMBS: usize = 64;
+/// Largest record count one data-root proof may state (2^22 rows per component).
+pub const MAX_RECORDS: usize = 1 << 22;
 
 /// Turns S-boxes into two committed cells and two constraints of degree ≤ 3.
 pub(crate) struct AirSbox<'a, E: EvalAtRow> {

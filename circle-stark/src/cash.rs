@@ -9,6 +9,7 @@ use stwo_constraint_framework::{EvalAtRow, FrameworkComponent, FrameworkEval, Re
 
 use crate::air::OpRelation;
 use crate::field::M31;
+pub use crate::gadgets::eval_range_u63;
 use crate::memory::{eval_access, AccessCells, StateRel};
 use crate::range::RangeRelations;
 
@@ -40,26 +41,6 @@ pub fn eval_add_u64<E: EvalAtRow>(
     for k in carries {
         eval.add_constraint(k.clone() * k.clone() - k.clone());
     }
-}
-
-/// Consumes `Range16` for the four limbs of a u64 below 2^63: each limb below 2^16, and the
-/// top limb doubled below 2^16 too (with the limb itself below 2^16 the doubling cannot wrap).
-pub fn eval_range_u63<E: EvalAtRow>(
-    eval: &mut E,
-    range: &RangeRelations,
-    enabled: &E::F,
-    limbs: &[E::F; 4],
-) {
-    let m = -E::EF::from(enabled.clone());
-    for limb in limbs {
-        eval.add_to_relation(RelationEntry::new(
-            &range.range,
-            m.clone(),
-            std::slice::from_ref(limb),
-        ));
-    }
-    let doubled = limbs[3].clone() * M31::from_u32_unchecked(2);
-    eval.add_to_relation(RelationEntry::new(&range.range, m, &[doubled]));
 }
 
 /// Cash movements: a deposit writes `cash + amount`, a withdrawal writes `cash − amount`, each
@@ -121,7 +102,7 @@ impl FrameworkEval for CashEval {
         if let Some(ops) = &self.ops {
             let index = eval.next_trace_mask();
             let ts: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
-            let slot = M31::from_u32_unchecked(crate::trade::SLOTS_PER_OP);
+            let slot = M31::from_u32_unchecked(crate::gadgets::SLOTS_PER_OP);
             eval.add_constraint(
                 e.clone() * (t - index.clone() * slot - E::F::from(M31::from_u32_unchecked(1))),
             );
@@ -138,12 +119,12 @@ impl FrameworkEval for CashEval {
             let clock = AccessCells::read(&mut eval);
             let d: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
             let time = index * slot + E::F::from(M31::from_u32_unchecked(2));
-            crate::trade::eval_clock_write(&mut eval, &e, &clock, time, &ts_copy);
+            crate::gadgets::eval_clock_write(&mut eval, &e, &clock, time, &ts_copy);
             eval_range_u63(&mut eval, &self.range, &e, &ts_copy);
             eval_range_u63(&mut eval, &self.range, &e, &d);
             let carries: [E::F; 3] = std::array::from_fn(|_| eval.next_trace_mask());
             let old: [E::F; 4] = std::array::from_fn(|i| clock.old[i].clone());
-            crate::trade::eval_sum_eq(
+            crate::gadgets::eval_sum_eq(
                 &mut eval,
                 &self.range,
                 &e,
@@ -188,33 +169,33 @@ pub struct CashRow {
 
 impl CashRow {
     /// The leaf access of the row (at time `16·index + 1`).
-    pub fn access(&self) -> crate::trade::Access {
+    pub fn access(&self) -> crate::row::Access {
         use crate::venue::state::{account_leaf, StateKey};
-        crate::trade::Access {
+        crate::row::Access {
             key: StateKey::Account(self.account).index(),
             old: account_leaf(&self.before),
             new: account_leaf(&self.after),
             t_prev: self.t_prev,
-            t: self.index * crate::trade::SLOTS_PER_OP + 1,
+            t: self.index * crate::gadgets::SLOTS_PER_OP + 1,
         }
     }
 
     /// The clock leaf's access (at time `16·index + 2`).
-    pub fn clock_access(&self) -> crate::trade::Access {
+    pub fn clock_access(&self) -> crate::row::Access {
         use crate::venue::state::{clock_leaf, StateKey};
-        crate::trade::Access {
+        crate::row::Access {
             key: StateKey::Clock.index(),
             old: clock_leaf(self.clock),
             new: clock_leaf(self.timestamp),
             t_prev: self.clock_t_prev,
-            t: self.index * crate::trade::SLOTS_PER_OP + 2,
+            t: self.index * crate::gadgets::SLOTS_PER_OP + 2,
         }
     }
 
     /// Cells and lookups in the order [`CashEval`] (with `ops`) reads and adds them.
-    pub fn witness(&self) -> crate::trade::RowWitness {
+    pub fn witness(&self) -> crate::row::RowWitness {
         use crate::encoding::u64_limbs;
-        use crate::trade::{Lookup, RowWitness};
+        use crate::row::{Lookup, RowWitness};
         let m = M31::from_u32_unchecked;
         let mut w = RowWitness::default();
         // The addend `amount` is added to: `old` for a deposit, `new` for a withdrawal.

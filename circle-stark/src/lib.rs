@@ -8,6 +8,7 @@ pub mod day;
 pub mod encoding;
 pub mod error;
 pub mod field;
+pub mod gadgets;
 #[cfg(all(test, feature = "prover"))]
 pub(crate) mod harness;
 pub mod instruments;
@@ -20,6 +21,7 @@ pub mod proof;
 pub mod prover;
 pub mod range;
 pub mod root;
+pub mod row;
 pub mod settle;
 pub mod state_tree;
 pub mod statement;

@@ -13,8 +13,8 @@
 
 use stwo_constraint_framework::{EvalAtRow, RelationEntry};
 
-use crate::cash::eval_range_u63;
 use crate::field::M31;
+use crate::gadgets::eval_range_u63;
 use crate::range::RangeRelations;
 
 /// Carry columns: one per radix-2^16 column but the last.

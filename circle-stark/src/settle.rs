@@ -24,15 +24,15 @@ use stwo_constraint_framework::{
     relation, EvalAtRow, FrameworkComponent, FrameworkEval, RelationEntry,
 };
 
-use crate::cash::eval_range_u63;
 use crate::field::M31;
+use crate::gadgets::eval_range_u63;
+use crate::gadgets::{
+    eval_clock_write, eval_sum_eq, SumIdentity, OI_KEY_HI, SLOTS_PER_OP, SUM_CARRIES,
+};
 use crate::memory::{eval_access, AccessCells, StateRel, ACCESS_COLUMNS};
 use crate::mul::{eval_mul_u63, MulCells, MulWitness, MUL_COLUMNS};
 use crate::range::RangeRelations;
-use crate::trade::{
-    eval_clock_write, eval_sum_eq, Access, Lookup, RowWitness, SumIdentity, OI_KEY_HI,
-    SLOTS_PER_OP, SUM_CARRIES,
-};
+use crate::row::{Access, Lookup, RowWitness};
 use crate::venue::state::{
     account_leaf, clock_leaf, open_interest_leaf, position_leaf, AccountState, StateKey,
 };

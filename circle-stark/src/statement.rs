@@ -175,7 +175,7 @@ impl DayStatement {
         let Some(first) = statements.first() else {
             return Err(DayError::Empty);
         };
-        let max_batches = crate::verifier::MAX_RECORDS as u64;
+        let max_batches = crate::air::MAX_RECORDS as u64;
         if statements.len() as u64 > max_batches {
             return Err(DayError::TooLarge {
                 what: "batches",

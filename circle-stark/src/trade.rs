@@ -17,23 +17,17 @@
 
 use stwo_constraint_framework::{EvalAtRow, FrameworkComponent, FrameworkEval, RelationEntry};
 
-use crate::cash::eval_range_u63;
 use crate::field::M31;
-use crate::memory::{eval_access, AccessCells, StateRel, ACCESS_COLUMNS, TIME_BITS};
+use crate::gadgets::eval_range_u63;
+pub use crate::gadgets::{
+    eval_clock_write, eval_sum_eq, SumIdentity, CLOCK_KEY_HI, OI_KEY_HI, SLOTS_PER_OP, SUM_CARRIES,
+    SUM_CARRY_OFFSET,
+};
+use crate::memory::{eval_access, AccessCells, StateRel, ACCESS_COLUMNS};
 use crate::mul::{eval_mul_u63, MulCells, MulWitness, MUL_COLUMNS};
 use crate::range::RangeRelations;
+pub use crate::row::{Access, Lookup, RowWitness};
 use crate::venue::state::{account_leaf, position_leaf, AccountState, StateKey, LEAF_LIMBS};
-
-/// Carries of one sum identity (none out of the top limb).
-pub const SUM_CARRIES: usize = 3;
-/// Sum-identity carries lie in `[−SUM_CARRY_OFFSET, SUM_CARRY_OFFSET)`.
-pub const SUM_CARRY_OFFSET: u32 = 8;
-/// Access time slots per operation: operation `i`'s `k`-th access is at time `16·i + k + 1`.
-pub const SLOTS_PER_OP: u32 = 16;
-/// High limb of the clock leaf's key `3·2^30` (its low limb is 0).
-pub const CLOCK_KEY_HI: u32 = 0xc000;
-/// High limb of an open-interest leaf's key `2^31 + instrument` (instrument < 2^12).
-pub const OI_KEY_HI: u32 = 0x8000;
 
 /// Sum identities in a trade row.
 pub const TRADE_SUMS: usize = 9;
@@ -65,65 +59,6 @@ pub const TRADE_COLUMNS: usize = 3
 fn c(v: u32) -> M31 {
     M31::from_u32_unchecked(v)
 }
-
-/// Constrains `Σ lhs = Σ rhs` over the integers for u64s as 16-bit limbs (range-checked by the
-/// caller), with signed carries in `[−8, 8)` checked as `Range16((carry + 8) · 2^12)` and no
-/// carry out of the top limb. With at most 16 terms every limb equation stays below 2^21 in
-/// absolute value, so it holds over the integers, and so does the sum.
-pub fn eval_sum_eq<E: EvalAtRow>(
-    eval: &mut E,
-    range: &RangeRelations,
-    enabled: &E::F,
-    lhs: &[[E::F; 4]],
-    rhs: &[[E::F; 4]],
-    carries: [E::F; SUM_CARRIES],
-) {
-    let two16 = c(1 << 16);
-    for i in 0..4 {
-        let mut acc = lhs[0][i].clone();
-        for t in &lhs[1..] {
-            acc += t[i].clone();
-        }
-        for t in rhs {
-            acc = acc - t[i].clone();
-        }
-        if i > 0 {
-            acc += carries[i - 1].clone();
-        }
-        if i < SUM_CARRIES {
-            acc = acc - carries[i].clone() * two16;
-        }
-        eval.add_constraint(acc);
-    }
-    let neg = -E::EF::from(enabled.clone());
-    let shift = c(1 << 12);
-    for k in carries {
-        let v = (k + E::F::from(c(SUM_CARRY_OFFSET))) * shift;
-        eval.add_to_relation(RelationEntry::new(&range.range, neg.clone(), &[v]));
-    }
-}
-
-/// The clock leaf's access in an operation row: enabled with the row, at `time`, key
-/// `3·2^30`, and written `ts ‖ 0`. (That `ts ≥` the clock read is the caller's identity.)
-pub(crate) fn eval_clock_write<E: EvalAtRow>(
-    eval: &mut E,
-    enabled: &E::F,
-    clock: &AccessCells<E::F>,
-    time: E::F,
-    ts: &[E::F; 4],
-) {
-    eval.add_constraint(clock.enabled.clone() - enabled.clone());
-    eval.add_constraint(enabled.clone() * (clock.times[1].clone() - time));
-    eval.add_constraint(clock.key[0].clone());
-    eval.add_constraint(clock.key[1].clone() - enabled.clone() * c(CLOCK_KEY_HI));
-    for (i, t) in ts.iter().enumerate() {
-        eval.add_constraint(clock.new[i].clone() - t.clone());
-        eval.add_constraint(clock.new[4 + i].clone());
-    }
-}
-
-/// `(lhs, rhs)` terms of a sum identity.
-pub(crate) type SumIdentity<F> = (Vec<[F; 4]>, Vec<[F; 4]>);
 
 /// The trade component.
 #[derive(Debug, Clone)]
@@ -431,133 +366,8 @@ impl FrameworkEval for TradeEval {
 /// The trade component.
 pub type Trade = FrameworkComponent<TradeEval>;
 
-/// A LogUp entry of a row, in the order the component adds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    /// Consumes `Range16(value)`.
-    Range(M31),
-    /// Consumes `State(key, value, t)`.
-    Read(Vec<M31>),
-    /// Yields `State(key, value, t)`.
-    Write(Vec<M31>),
-    /// Consumes `Op(index, record fields)`.
-    Op(Vec<M31>),
-    /// Consumes `Instrument(id, expiry[4], collateral[4])`.
-    Instrument(Vec<M31>),
-    /// Yields `StateNode(level, parent, side, flag, pre[8], post[8])`.
-    NodeYield(Vec<M31>),
-    /// Consumes `StateNode(…)`.
-    NodeUse(Vec<M31>),
-    /// Consumes `Poseidon2Io(input[16] ‖ output[16])` from the hash chip.
-    Perm(Vec<M31>),
-    /// Yields `Poseidon2Io(…)` once: a row of the hash chip.
-    Chip(Vec<M31>),
-    /// Consumes `SettleTerms(id, expiry[4], collateral[4], strike[4], is_put)`.
-    SettleTerms(Vec<M31>),
-    /// Yields `SettleChain(…)`.
-    ChainYield(Vec<M31>),
-    /// Consumes `SettleChain(…)`.
-    ChainUse(Vec<M31>),
-    /// An entry whose multiplicity is zero in this row.
-    Nothing,
-}
-
-/// One access of a row: leaf key, value before and after, time of the previous access and of
-/// this one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Access {
-    /// The leaf.
-    pub key: u32,
-    /// Value read.
-    pub old: [M31; LEAF_LIMBS],
-    /// Value written.
-    pub new: [M31; LEAF_LIMBS],
-    /// Time of the key's previous access (0 for its initial value).
-    pub t_prev: u32,
-    /// This access's time.
-    pub t: u32,
-}
-
-/// A row's cells and lookups, built gadget by gadget in the component's order.
-#[derive(Debug, Clone, Default)]
-pub struct RowWitness {
-    /// Cells in column order.
-    pub cells: Vec<M31>,
-    /// LogUp entries in the order the component adds them.
-    pub lookups: Vec<Lookup>,
-}
-
 fn limbs(v: u64) -> [M31; 4] {
     crate::encoding::u64_limbs(v)
-}
-
-impl RowWitness {
-    pub(crate) fn push(&mut self, v: impl IntoIterator<Item = M31>) {
-        self.cells.extend(v);
-    }
-
-    pub(crate) fn range(&mut self, v: M31) {
-        self.lookups.push(Lookup::Range(v));
-    }
-
-    pub(crate) fn u63(&mut self, v: [M31; 4]) {
-        for l in v {
-            self.range(l);
-        }
-        self.range(v[3] * c(2));
-    }
-
-    pub(crate) fn access_cells(&mut self, a: &Access) {
-        let d = c(a.t) - c(a.t_prev) - c(1);
-        self.push([c(1), c(a.key & 0xffff), c(a.key >> 16)]);
-        self.push(a.old);
-        self.push(a.new);
-        self.push([c(a.t_prev), c(a.t), c(d.0 & 0xffff), c(d.0 >> 16)]);
-    }
-
-    pub(crate) fn access_lookups(&mut self, a: &Access) {
-        let entry = |v: &[M31; LEAF_LIMBS], t: u32| -> Vec<M31> {
-            let mut out = vec![c(a.key & 0xffff), c(a.key >> 16)];
-            out.extend(v);
-            out.push(c(t));
-            out
-        };
-        self.lookups.push(Lookup::Read(entry(&a.old, a.t_prev)));
-        self.lookups.push(Lookup::Write(entry(&a.new, a.t)));
-        let d = c(a.t) - c(a.t_prev) - c(1);
-        self.range(c(d.0 & 0xffff));
-        self.range(c(d.0 >> 16) * c(1 << (32 - TIME_BITS)));
-    }
-
-    pub(crate) fn mul(&mut self, w: &MulWitness) {
-        self.push(w.cells().map(c));
-        for v in w.range_lookups() {
-            self.range(crate::field::m31_reduce(v));
-        }
-    }
-
-    pub(crate) fn sum_eq(&mut self, lhs: &[[M31; 4]], rhs: &[[M31; 4]]) {
-        // Carries solved over the field: true identities give small carries, false ones give
-        // carries out of range or an unsatisfiable top limb.
-        let inv = c(1 << 16).inverse();
-        let mut carry = c(0);
-        let mut carries = [c(0); SUM_CARRIES];
-        for (i, slot) in carries.iter_mut().enumerate() {
-            let mut acc = carry;
-            for t in lhs {
-                acc += t[i];
-            }
-            for t in rhs {
-                acc -= t[i];
-            }
-            carry = acc * inv;
-            *slot = carry;
-        }
-        self.push(carries);
-        for k in carries {
-            self.range((k + c(SUM_CARRY_OFFSET)) * c(1 << 12));
-        }
-    }
 }
 
 fn inverse_or_zero(v: M31) -> M31 {

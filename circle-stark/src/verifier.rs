@@ -20,8 +20,7 @@ use crate::field::M31;
 use crate::proof::{AirId, Proof, FORMAT_VERSION};
 use crate::statement::DayStatement;
 
-/// Largest record count one data-root proof may state (2^22 rows per component).
-pub const MAX_RECORDS: usize = 1 << 22;
+pub use crate::air::MAX_RECORDS;
 
 /// Domain separator mixed first into every poe transcript.
 const TRANSCRIPT_TAG: [u32; 2] = [u32::from_le_bytes(*b"poe/"), u32::from_le_bytes(*b"stk1")];
