@@ -10,11 +10,10 @@ use poe_archive::bundle::{write_day, ArchivedOp, BatchInput, DayInput, RollupInf
 use poe_archive::records::NamedInstrument;
 use poe_archive::{audit, AuditOptions, Day, LocalDir};
 use poe_circle_stark::config::SecurityConfig;
-use poe_circle_stark::merkle::data_root;
 use poe_circle_stark::poseidon2::{hash_elements, Digest, Domain};
 use poe_circle_stark::prover::prove_day;
 use poe_circle_stark::statement::BatchStatement;
-use poe_circle_stark::venue::{instruments_root, OP_LIMBS};
+use poe_circle_stark::venue::OP_LIMBS;
 use poe_ingest::commitment::Scheme;
 use poe_ingest::testkit::{client, instruments, realistic_ops, signed_submission, T0};
 
@@ -78,12 +77,7 @@ pub fn run(
         .into_iter()
         .map(|(name, instrument)| NamedInstrument { name, instrument })
         .collect();
-    let iroot = instruments_root(
-        &table
-            .iter()
-            .map(|n| n.instrument.clone())
-            .collect::<Vec<_>>(),
-    );
+    let terms: Vec<_> = table.iter().map(|n| n.instrument.clone()).collect();
     let n_rollups = 4u32;
     // Real keys and signatures: the audit recomputes every batch id and checks every
     // signature and native commitment.
@@ -109,7 +103,6 @@ pub fn run(
         let k = per_rollup[r as usize - 1].len() as u64;
         let committed = realistic_ops(size.max(64), b as u64, T0 + b as u64 * 1_000_000);
         let committed = committed[..size].to_vec();
-        let records: Vec<_> = committed.iter().flat_map(|o| o.op.encode()).collect();
         let proof = format!("proof {b}").into_bytes();
         let sub = signed_submission(
             &signers[r as usize - 1],
@@ -121,15 +114,14 @@ pub fn run(
             &proof,
         );
         per_rollup[r as usize - 1].push(BatchInput {
-            statement: BatchStatement {
-                rollup_id: r,
-                seq: k + 1,
-                pre_state_root: chain_root(r, k),
-                post_state_root: chain_root(r, k + 1),
-                data_root: data_root(&records, OP_LIMBS),
-                instruments_root: iroot,
-                n_ops: size as u32,
-            },
+            statement: BatchStatement::of_batch(
+                r,
+                k + 1,
+                chain_root(r, k),
+                chain_root(r, k + 1),
+                sub.ops.iter().map(|o| o.op),
+                &terms,
+            ),
             batch_id: sub.batch_id(),
             accepted_us: T0 + b as u64 * 1_000_000,
             native_commitment: sub.header.commitment,

@@ -5,14 +5,13 @@
 use std::time::Instant;
 
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
-use poe_circle_stark::merkle::data_root;
 use poe_circle_stark::prover::{prove_day, prove_segment, prove_validity};
 use poe_circle_stark::root::{
     plan_segments, verify_root_on, RootProof, Segment, SEGMENT_CAPACITY_OPS,
 };
 use poe_circle_stark::statement::{BatchStatement, DayStatement};
 use poe_circle_stark::validity::verify_validity_bytes;
-use poe_circle_stark::venue::{instruments_root, sample, Operation, Venue, OP_LIMBS};
+use poe_circle_stark::venue::{sample, Operation, Venue};
 
 use crate::rss::{json_field, median};
 
@@ -41,16 +40,14 @@ fn generate(n_ops: usize, batch_ops: usize, rollups: u32) -> GeneratedDay {
         for (seq, chunk) in all.chunks(batch_ops).enumerate() {
             let pre = v.state_root();
             v.apply_batch(chunk).expect("generated batches apply");
-            let records: Vec<_> = chunk.iter().flat_map(Operation::encode).collect();
-            day.statements.push(BatchStatement {
-                rollup_id: r + 1,
-                seq: seq as u64 + 1,
-                pre_state_root: pre,
-                post_state_root: v.state_root(),
-                data_root: data_root(&records, OP_LIMBS),
-                instruments_root: instruments_root(v.instruments()),
-                n_ops: chunk.len() as u32,
-            });
+            day.statements.push(BatchStatement::of_batch(
+                r + 1,
+                seq as u64 + 1,
+                pre,
+                v.state_root(),
+                chunk.iter().copied(),
+                v.instruments(),
+            ));
             day.ops.push(chunk.to_vec());
         }
     }

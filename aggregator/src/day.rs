@@ -7,11 +7,10 @@ use poe_archive::bundle::{write_day, ArchivedOp, BatchInput, DayInput, RollupInf
 use poe_archive::records::NamedInstrument;
 use poe_archive::{BundleSummary, Day, Storage};
 use poe_circle_stark::config::SecurityConfig;
-use poe_circle_stark::merkle::data_root;
 use poe_circle_stark::prover::{prove_day, prove_segment};
 use poe_circle_stark::root::{plan_segments, RootProof, Segment, SEGMENT_CAPACITY_OPS};
 use poe_circle_stark::statement::BatchStatement;
-use poe_circle_stark::venue::{instruments_root, OP_LIMBS};
+use poe_circle_stark::venue::OP_LIMBS;
 use poe_circle_stark::venue::{Operation, Venue};
 use poe_ingest::intake::{AcceptedBatch, Intake};
 use poe_ingest::registry::Rollup;
@@ -77,17 +76,15 @@ pub fn root_security(leaf: SecurityConfig) -> SecurityConfig {
 /// The archive's view of one accepted batch (no leaf proof yet).
 pub fn batch_input(rollup: &Rollup, b: AcceptedBatch) -> BatchInput {
     let sub = b.submission;
-    let records: Vec<_> = sub.ops.iter().flat_map(|o| o.op.encode()).collect();
     BatchInput {
-        statement: BatchStatement {
-            rollup_id: rollup.id,
-            seq: b.seq,
-            pre_state_root: sub.header.pre_state_root,
-            post_state_root: sub.header.post_state_root,
-            data_root: data_root(&records, OP_LIMBS),
-            instruments_root: instruments_root(&rollup.instruments),
-            n_ops: sub.ops.len() as u32,
-        },
+        statement: BatchStatement::of_batch(
+            rollup.id,
+            b.seq,
+            sub.header.pre_state_root,
+            sub.header.post_state_root,
+            sub.ops.iter().map(|o| o.op),
+            &rollup.instruments,
+        ),
         batch_id: b.batch_id,
         accepted_us: b.accepted_us,
         native_commitment: sub.header.commitment,

@@ -12,6 +12,7 @@ use crate::encoding::{
 use crate::field::M31;
 use crate::merkle::data_root;
 use crate::poseidon2::{Digest, DIGEST_LEN};
+use crate::venue::{instruments_root, Instrument, Operation, OP_LIMBS};
 
 /// What one batch proof states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,36 @@ pub struct BatchStatement {
     pub instruments_root: Digest,
     /// Number of operations.
     pub n_ops: u32,
+}
+
+impl BatchStatement {
+    /// The statement of a batch: its operations (their records' data root and count) and its
+    /// rollup's instrument table (its root), between two state roots. The one constructor
+    /// the pipeline, the day close and the benchmarks share.
+    pub fn of_batch(
+        rollup_id: u32,
+        seq: u64,
+        pre_state_root: Digest,
+        post_state_root: Digest,
+        ops: impl IntoIterator<Item = Operation>,
+        instruments: &[Instrument],
+    ) -> Self {
+        let mut records = Vec::new();
+        let mut n_ops = 0u32;
+        for op in ops {
+            records.extend(op.encode());
+            n_ops += 1;
+        }
+        Self {
+            rollup_id,
+            seq,
+            pre_state_root,
+            post_state_root,
+            data_root: data_root(&records, OP_LIMBS),
+            instruments_root: instruments_root(instruments),
+            n_ops,
+        }
+    }
 }
 
 fn digest_at(limbs: &[M31], at: usize) -> Digest {
