@@ -15,6 +15,33 @@ struct App {
     client: poe_ingest::client::RollupClient,
 }
 
+/// `run` on a loopback port, stopped by [`Server::stop`].
+struct Server {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(a: &App) -> (std::net::SocketAddr, Self) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(listener, a.state.clone(), async {
+            let _ = stopped.await;
+        }));
+        (addr, Self { stop, task })
+    }
+
+    /// Stops it and waits for the drain.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.task)
+            .await
+            .expect("drains in time")
+            .unwrap();
+    }
+}
+
 fn app(tag: &str, config: ApiConfig) -> App {
     let dir = std::env::temp_dir().join(format!("poe-api-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -204,12 +231,7 @@ async fn oversized_body_is_413_and_full_queue_is_429_and_draining_is_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawn_app_serves_over_tcp_and_shuts_down() {
     let mut a = app("tcp", ApiConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(listener, a.state.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (addr, server) = Server::start(&a).await;
     let body = a.client.next_batch(&funding(), "groth16", b"p");
     let response = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -225,11 +247,7 @@ async fn spawn_app_serves_over_tcp_and_shuts_down() {
     assert!(response
         .to_ascii_lowercase()
         .contains("location: /v1/batches/"));
-    stop.send(()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(10), server)
-        .await
-        .expect("drains in time")
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -355,12 +373,7 @@ async fn unfinished_headers_are_cut_off() {
             ..ApiConfig::default()
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(listener, a.state.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (addr, server) = Server::start(&a).await;
     let (closed, waited) = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -390,11 +403,7 @@ async fn unfinished_headers_are_cut_off() {
     .await
     .unwrap();
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-    stop.send(()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(10), server)
-        .await
-        .expect("drains in time")
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,12 +416,7 @@ async fn trickled_body_is_cut_off_with_408() {
             ..ApiConfig::default()
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(listener, a.state.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (addr, server) = Server::start(&a).await;
     let (reply, waited) = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -440,11 +444,7 @@ async fn trickled_body_is_cut_off_with_408() {
         metrics.contains("poe_submissions_total{code=\"408\"} 1"),
         "{metrics}"
     );
-    stop.send(()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(10), server)
-        .await
-        .expect("drains in time")
-        .unwrap();
+    server.stop().await;
 }
 
 #[test]

@@ -269,6 +269,11 @@ fn assert_fails_with(r: &AuditReport, check: &CheckKind, needle: &str) {
     );
 }
 
+fn assert_passes(r: &AuditReport, check: &CheckKind) {
+    let c = r.checks.iter().find(|c| c.kind == *check).unwrap();
+    assert!(c.passed, "{c:?}");
+}
+
 /// What a careful forger does after editing a file: re-list it in the manifest.
 fn refresh_manifest(dir: &Path) {
     let storage = LocalDir::new(dir);
@@ -652,12 +657,7 @@ fn unlisted_file_in_a_partition_is_never_opened() {
         &CheckKind::Manifest,
         "part-0001.parquet: present but not in the manifest",
     );
-    let trades = r
-        .checks
-        .iter()
-        .find(|c| c.kind == CheckKind::Trades("aurora".into()))
-        .unwrap();
-    assert!(trades.passed, "{trades:?}");
+    assert_passes(&r, &CheckKind::Trades("aurora".into()));
 }
 
 #[test]
@@ -765,12 +765,7 @@ fn renamed_venue_trade_id_fails_the_rollups_signature() {
         &CheckKind::Signatures,
         "rollup aurora batch seq 40: commitment_mismatch",
     );
-    let trades = r
-        .checks
-        .iter()
-        .find(|c| c.kind == CheckKind::Trades("aurora".into()))
-        .unwrap();
-    assert!(trades.passed, "{trades:?}");
+    assert_passes(&r, &CheckKind::Trades("aurora".into()));
 }
 
 #[test]

@@ -678,9 +678,22 @@ pub fn verify_signed(sub: &Submission, public_key: &starknet_crypto::Felt) -> Re
             ),
         ));
     }
+    authenticate_with(sub, public_key)?;
+    recompute_commitment(sub)
+}
+
+fn authenticate(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
+    authenticate_with(sub, &rollup.public_key)
+}
+
+fn authenticate_with(sub: &Submission, public_key: &starknet_crypto::Felt) -> Result<(), Refusal> {
     let (r, s) = &sub.signature;
     auth::verify(public_key, &sub.header.message_hash(), r, s)
-        .map_err(|e| Refusal::new(RefusalCode::BadSignature, "signature", e.to_string()))?;
+        .map_err(|e| Refusal::new(RefusalCode::BadSignature, "signature", e.to_string()))
+}
+
+/// The header's native commitment, recomputed from the operations under the header's scheme.
+fn recompute_commitment(sub: &Submission) -> Result<(), Refusal> {
     let expected = commit(sub.header.scheme, &sub.ops).ok_or_else(|| {
         Refusal::new(
             RefusalCode::EmptyBatch,
@@ -700,12 +713,6 @@ pub fn verify_signed(sub: &Submission, public_key: &starknet_crypto::Felt) -> Re
         ));
     }
     Ok(())
-}
-
-fn authenticate(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
-    let (r, s) = &sub.signature;
-    auth::verify(&rollup.public_key, &sub.header.message_hash(), r, s)
-        .map_err(|e| Refusal::new(RefusalCode::BadSignature, "signature", e.to_string()))
 }
 
 /// An operation id names one operation of the rollup, ever: within the batch here, across
@@ -739,19 +746,7 @@ fn check_commitment(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
             ),
         ));
     }
-    let expected = commit(rollup.scheme, &sub.ops).expect("batches are not empty");
-    if expected != sub.header.commitment {
-        return Err(Refusal::new(
-            RefusalCode::CommitmentMismatch,
-            "header.native_commitment.value",
-            format!(
-                "recomputed 0x{}, header says 0x{}",
-                hex::encode(expected),
-                hex::encode(sub.header.commitment)
-            ),
-        ));
-    }
-    Ok(())
+    recompute_commitment(sub)
 }
 
 #[cfg(test)]

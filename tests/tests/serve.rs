@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use poe_ingest::commitment::Scheme;
 use poe_ingest::testkit::{client, funding_at, registry_toml, wall_clock_us};
 
@@ -16,15 +18,7 @@ fn sigterm_drains_and_exits_cleanly() {
     let c = client("term", 4, Scheme::Keccak256);
     let config = dir.join("poe.toml");
     std::fs::write(&config, registry_toml(&[&c])).unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("poe");
-    if !bin.exists() {
-        assert!(Command::new(env!("CARGO"))
-            .args(["build", "-p", "poe-aggregator", "--bin", "poe"])
-            .status()
-            .unwrap()
-            .success());
-    }
+    let bin = common::poe_binary();
     let mut child = Command::new(&bin)
         .arg("serve")
         .arg("--config")
@@ -107,15 +101,7 @@ fn sigterm_drains_and_exits_cleanly() {
 }
 
 fn poe(args: &[&std::ffi::OsStr]) -> (bool, String) {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("poe");
-    if !bin.exists() {
-        assert!(Command::new(env!("CARGO"))
-            .args(["build", "-p", "poe-aggregator", "--bin", "poe"])
-            .status()
-            .unwrap()
-            .success());
-    }
+    let bin = common::poe_binary();
     let out = Command::new(bin)
         .args(args)
         .args(["--listen", "127.0.0.1:0", "--no-pipeline"])

@@ -1,0 +1,114 @@
+//! `poe audit`: a day directory, or a day downloaded from a running service.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::bar;
+
+pub(crate) fn audit_from(
+    from: &str,
+    day: &str,
+    keep: Option<PathBuf>,
+    options: poe_archive::AuditOptions,
+    json: bool,
+) -> Result<(), String> {
+    let day: poe_archive::Day = day.parse().map_err(|e| format!("--day: {e}"))?;
+    let temp = keep.is_none();
+    let dir = keep.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("poe-audit-{day}-{}", std::process::id()))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let pb = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        bar(0, "files")
+    };
+    pb.set_message("downloading");
+    let t = Instant::now();
+    let fetched = poe_aggregator::fetch::download_day(
+        from,
+        &day.to_string(),
+        &dir,
+        options.proof_only,
+        &mut |done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        },
+    );
+    pb.finish_and_clear();
+    let result = fetched.and_then(|bytes| {
+        if !json {
+            println!(
+                "downloaded {bytes} bytes of {day} from {from} in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        audit(&dir, options, json)
+    });
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+pub(crate) fn audit(
+    dir: &std::path::Path,
+    options: poe_archive::AuditOptions,
+    json: bool,
+) -> Result<(), String> {
+    if !dir.join("manifest.json").exists() {
+        return Err(format!(
+            "{}: no manifest.json (expected a day directory, …/days/YYYY-MM-DD)",
+            dir.display()
+        ));
+    }
+    let storage = poe_archive::LocalDir::new(dir);
+    let pb = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        bar(0, "rows")
+    };
+    pb.set_message("re-hashing");
+    let start = Instant::now();
+    let report = poe_archive::audit(&storage, &options, &mut |done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    });
+    pb.finish_and_clear();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "day": report.day,
+                "passed": report.passed(),
+                "checks": report.checks,
+                "rollups": report.rollups,
+                "seconds": start.elapsed().as_secs_f64(),
+            }))
+            .expect("serialisable")
+        );
+    } else {
+        println!("audit of {} ({})", report.day, dir.display());
+        for c in &report.checks {
+            println!(
+                "  {} {:<24} {}",
+                if c.passed { "PASS" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+        for r in &report.rollups {
+            println!(
+                "  rollup {:<20} {} batches, {} ops, {} trades, notional {}",
+                r.rollup, r.batches, r.ops, r.trades, r.notional
+            );
+        }
+        println!("  {:.2} s", start.elapsed().as_secs_f64());
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        let failed = report.checks.iter().filter(|c| !c.passed).count();
+        Err(format!("audit failed: {failed} checks did not pass"))
+    }
+}

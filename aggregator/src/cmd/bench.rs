@@ -1,0 +1,128 @@
+//! `poe bench-intake` and `poe bench` (data-root proofs).
+
+use poe_aggregator::rss;
+use poe_circle_stark::field::M31;
+use poe_circle_stark::poseidon2::{permute, WIDTH};
+use std::time::Instant;
+
+use crate::preset;
+
+pub(crate) fn bench_intake(n: usize) -> Result<(), String> {
+    use poe_ingest::commitment::Scheme;
+    use poe_ingest::intake::{Intake, Outcome};
+    use poe_ingest::testkit::{client, realistic_ops, registry, T0};
+    if n < 64 {
+        return Err("--ops must be at least 64".into());
+    }
+    println!("poe bench-intake: one batch of {n} operations (50 accounts, ~95% trades)");
+    println!("| scheme | body MB | build+sign s | submit s | ops/s |");
+    println!("|---|---:|---:|---:|---:|");
+    for scheme in Scheme::ALL {
+        let dir = std::env::temp_dir().join(format!(
+            "poe-bench-intake-{}-{}",
+            scheme.name(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut c = client("bench", 5, scheme);
+        let mut intake =
+            Intake::create(registry(&[&c]), &dir.join("intake.redb")).map_err(|e| e.to_string())?;
+        let ops = realistic_ops(n, 9, T0);
+        let t = Instant::now();
+        let body = c.next_batch(&ops, "groth16", b"opaque");
+        let build = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let outcome = intake.submit(&body, T0 + 1).map_err(|e| e.to_string())?;
+        let submit = t.elapsed().as_secs_f64();
+        if !matches!(outcome, Outcome::Accepted(_)) {
+            return Err("batch was not accepted".into());
+        }
+        println!(
+            "| {} | {:.1} | {build:.2} | {submit:.2} | {:.0} |",
+            scheme.name(),
+            body.len() as f64 / 1e6,
+            n as f64 / submit
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+pub(crate) fn bench(min_log: u32, max_log: u32, runs: usize, p: &str) -> Result<(), String> {
+    let config = preset(p)?;
+    if min_log > max_log || max_log > 22 || runs == 0 {
+        return Err("need min-log <= max-log <= 22 and runs >= 1".into());
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    println!(
+        "poe bench: data-root proofs, preset {p} ({} bits), {runs} run(s) per size, medians",
+        config.security_bits()
+    );
+    println!(
+        "| records | permutations | prove s | records/s | verify ms | proof bytes | peak RSS GiB |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for log in min_log..=max_log {
+        let mut samples: Vec<[f64; 5]> = Vec::new();
+        let mut perms = 0.0;
+        for run in 0..runs {
+            eprintln!("  2^{log} records, run {}/{runs}…", run + 1);
+            let out = std::process::Command::new(&exe)
+                .args([
+                    "prove-records",
+                    "--json",
+                    "--preset",
+                    p,
+                    "--ops",
+                    &(1u64 << log).to_string(),
+                ])
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!("2^{log}: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+            let line = String::from_utf8_lossy(&out.stdout);
+            let field = |k: &str| -> f64 {
+                line.split(&format!("\"{k}\":"))
+                    .nth(1)
+                    .and_then(|r| r.split([',', '}']).next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN)
+            };
+            perms = field("permutations");
+            samples.push([
+                field("prove_s"),
+                field("verify_ms"),
+                field("proof_bytes"),
+                field("peak_rss_bytes"),
+                field("records"),
+            ]);
+        }
+        let col = |i: usize| rss::median(samples.iter().map(|s| s[i]).collect());
+        let records = col(4);
+        println!(
+            "| 2^{log} | {perms:.0} | {:.2} | {:.0} | {:.1} | {:.0} | {:.2} |",
+            col(0),
+            records / col(0),
+            col(1),
+            col(2),
+            col(3) / (1u64 << 30) as f64
+        );
+    }
+    // Native permutation throughput, one core.
+    let n = 2_000_000u32;
+    let mut state = [M31::from_u32_unchecked(1); WIDTH];
+    let t = Instant::now();
+    for _ in 0..n {
+        permute(&mut state);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!();
+    println!(
+        "native Poseidon2-M31 permutation, one core: {:.2} M/s (checksum {})",
+        f64::from(n) / secs / 1e6,
+        state[0].0
+    );
+    Ok(())
+}

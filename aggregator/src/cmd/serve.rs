@@ -1,0 +1,79 @@
+//! `poe serve`: the service assembled — registry, intake store, HTTP API, day pipeline.
+
+pub(crate) fn serve(
+    config: &std::path::Path,
+    data: &std::path::Path,
+    init: bool,
+    archive: &std::path::Path,
+    listen: &str,
+    api: poe_api::ApiConfig,
+    pipeline: Option<poe_aggregator::pipeline::PipelineConfig>,
+) -> Result<(), String> {
+    let registry = poe_ingest::registry::Registry::load(config)
+        .map_err(|e| format!("{}: {e}", config.display()))?;
+    let n_rollups = registry.rollups().len();
+    let store = data.join("intake.redb");
+    let intake = if init {
+        std::fs::create_dir_all(data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+        let intake = poe_ingest::intake::Intake::create(registry, &store);
+        if intake.is_ok() {
+            eprintln!(
+                "poe: created a new, empty intake store at {}",
+                store.display()
+            );
+        }
+        intake
+    } else {
+        poe_ingest::intake::Intake::open(registry, &store)
+    }
+    .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("binding {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // Tests and supervisors read this line to learn the port (listen on :0 for a free one).
+        println!(
+            "poe serving on http://{addr} ({n_rollups} rollups, store {})",
+            data.display()
+        );
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("shutting down: draining requests in flight");
+        };
+        let archive: std::sync::Arc<dyn poe_archive::Storage> =
+            std::sync::Arc::new(poe_archive::LocalDir::new(archive));
+        let leaves: std::sync::Arc<dyn poe_archive::Storage> =
+            std::sync::Arc::new(poe_archive::LocalDir::new(data.join("leaves")));
+        let mut state = poe_api::AppState::new(intake, api)
+            .with_archive(archive.clone())
+            .with_leaf_store(leaves.clone());
+        let pipeline = match pipeline {
+            Some(config) => {
+                let p = poe_aggregator::pipeline::Pipeline::start(
+                    state.clone(),
+                    archive,
+                    leaves,
+                    config,
+                )?;
+                state = state.with_accept_hook(p.hook());
+                Some(p)
+            }
+            None => None,
+        };
+        poe_api::run(listener, state, shutdown).await;
+        // A leaf proof or day close in progress is abandoned, not awaited: nothing is
+        // published half-way, and the next start redoes it.
+        if let Some(p) = pipeline {
+            p.stop(false);
+        }
+        Ok(())
+    })
+}
