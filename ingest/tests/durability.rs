@@ -5,10 +5,10 @@
 use poe_circle_stark::day::Day;
 use poe_circle_stark::venue::Operation;
 use poe_ingest::client::RollupClient;
-use poe_ingest::commitment::{CommittedOp, Scheme};
+use poe_ingest::commitment::Scheme;
 use poe_ingest::intake::{Intake, IntakeError, Outcome, Receipt};
 use poe_ingest::store::StoreError;
-use poe_ingest::testkit::{funding, op, registry, T0};
+use poe_ingest::testkit::{funding, op, registry, trade_at, T0};
 use std::path::{Path, PathBuf};
 
 fn scratch(tag: &str) -> PathBuf {
@@ -20,22 +20,6 @@ fn scratch(tag: &str) -> PathBuf {
 
 fn client() -> RollupClient {
     poe_ingest::testkit::client("aurora", 1, Scheme::Keccak256)
-}
-
-fn trade(ts: u64) -> Vec<CommittedOp> {
-    vec![op(
-        &format!("T-{ts}"),
-        Operation::Trade {
-            buyer: 1,
-            seller: 2,
-            instrument: 0,
-            qty: 10,
-            price: 7,
-            buyer_fee: 1,
-            seller_fee: 1,
-            timestamp_us: ts,
-        },
-    )]
 }
 
 fn accept(intake: &mut Intake, body: &[u8], now_us: u64) -> Receipt {
@@ -52,7 +36,7 @@ fn three_batches(path: &Path) -> (RollupClient, Vec<Vec<u8>>, Vec<Receipt>) {
     let mut intake = Intake::create(registry(&[&c]), path).unwrap();
     let mut bodies = Vec::new();
     let mut receipts = Vec::new();
-    for (i, ops) in [funding(), trade(T0 + 2), trade(T0 + 3)]
+    for (i, ops) in [funding(), trade_at(T0 + 2), trade_at(T0 + 3)]
         .into_iter()
         .enumerate()
     {
@@ -173,7 +157,7 @@ fn restart_with_the_clock_behind_after_a_day_was_marked_closed_stays_out_of_that
     let mut intake = Intake::open(registry(&[&c]), &path).unwrap();
     assert_eq!(intake.open_from_us(), day.next().start_us());
     let late = day.next().start_us() - 3_000_000;
-    let body = c.next_batch(&trade(late - 1_000_000), "groth16", b"p");
+    let body = c.next_batch(&trade_at(late - 1_000_000), "groth16", b"p");
     let receipt = accept(&mut intake, &body, late);
     assert_eq!(receipt.day, day.next().to_string());
     assert!(receipt.accepted_us >= day.next().start_us());
@@ -187,7 +171,7 @@ fn acceptance_times_never_go_backwards_across_restarts() {
     let (mut c, _, receipts) = three_batches(&path);
     let last = receipts.last().unwrap().accepted_us;
     let mut intake = Intake::open(registry(&[&c]), &path).unwrap();
-    let body = c.next_batch(&trade(T0 + 4), "groth16", b"p");
+    let body = c.next_batch(&trade_at(T0 + 4), "groth16", b"p");
     // The clock now reads an hour before the last acceptance.
     let receipt = accept(&mut intake, &body, last - 3_600_000_000);
     assert_eq!(receipt.accepted_us, last);
@@ -232,7 +216,7 @@ fn format_1_store_is_upgraded_in_place_and_its_trade_ids_indexed() {
     }
     accept(
         &mut intake,
-        &c.next_batch(&trade(T0 + 5), "groth16", b"p"),
+        &c.next_batch(&trade_at(T0 + 5), "groth16", b"p"),
         T0 + 21,
     );
     drop(intake);
