@@ -2,15 +2,15 @@
 
 use std::time::{Duration, Instant};
 
-use poe_circle_stark::air::{DataRootStatement, LeafEval, NodeEval};
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_circle_stark::data_root::prove_data_root;
+use poe_circle_stark::data_root::verify_data_root_bytes;
+use poe_circle_stark::data_root::{DataRootStatement, LeafEval, NodeEval};
 use poe_circle_stark::encoding::{CashMovement, Direction, Record};
 use poe_circle_stark::error::{ProveError, VerifyError};
 use poe_circle_stark::field::M31;
-use poe_circle_stark::merkle::n_internal_nodes;
-use poe_circle_stark::poseidon2::sponge::n_absorptions;
-use poe_circle_stark::prover::prove_data_root;
-use poe_circle_stark::verifier::verify_data_root_bytes;
+use poe_circle_stark::hash::merkle::n_internal_nodes;
+use poe_circle_stark::hash::poseidon2::sponge::n_absorptions;
 
 /// What went wrong in a batch run.
 #[derive(Debug, thiserror::Error)]

@@ -10,9 +10,9 @@ use poe_archive::bundle::{write_day, ArchivedOp, BatchInput, DayInput, RollupInf
 use poe_archive::records::NamedInstrument;
 use poe_archive::{audit, AuditOptions, Day, LocalDir};
 use poe_circle_stark::config::SecurityConfig;
-use poe_circle_stark::poseidon2::{hash_elements, Digest, Domain};
-use poe_circle_stark::prover::prove_day;
-use poe_circle_stark::statement::BatchStatement;
+use poe_circle_stark::day::prove_day;
+use poe_circle_stark::day::statement::BatchStatement;
+use poe_circle_stark::hash::poseidon2::{hash_elements, Digest, Domain};
 use poe_circle_stark::venue::OP_LIMBS;
 use poe_ingest::commitment::Scheme;
 use poe_ingest::testkit::{client, instruments, realistic_ops, signed_submission, T0};
@@ -156,12 +156,12 @@ pub fn run(
         for _ in 0..3 {
             let t = Instant::now();
             for b in &input.batches {
-                let statement = poe_circle_stark::air::DataRootStatement {
+                let statement = poe_circle_stark::data_root::DataRootStatement {
                     n_records: b.statement.n_ops,
                     record_limbs: OP_LIMBS as u32,
                     root: b.statement.data_root,
                 };
-                poe_circle_stark::verifier::verify_data_root_bytes(
+                poe_circle_stark::data_root::verify_data_root_bytes(
                     b.leaf_proof.as_deref().expect("proven above"),
                     &statement,
                     &poe_circle_stark::config::VerifierPolicy::default(),

@@ -5,12 +5,13 @@
 use std::time::Instant;
 
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
-use poe_circle_stark::prover::{prove_day, prove_segment, prove_validity};
-use poe_circle_stark::root::{
+use poe_circle_stark::day::prove_day;
+use poe_circle_stark::day::root::{
     plan_segments, verify_root_on, RootProof, Segment, SEGMENT_CAPACITY_OPS,
 };
-use poe_circle_stark::statement::{BatchStatement, DayStatement};
+use poe_circle_stark::day::statement::{BatchStatement, DayStatement};
 use poe_circle_stark::validity::verify_validity_bytes;
+use poe_circle_stark::validity::{prove_segment, prove_validity};
 use poe_circle_stark::venue::{sample, Operation, Venue};
 
 use crate::rss::{json_field, median};

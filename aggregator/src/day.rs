@@ -7,9 +7,9 @@ use poe_archive::bundle::{write_day, ArchivedOp, BatchInput, DayInput, RollupInf
 use poe_archive::records::NamedInstrument;
 use poe_archive::{BundleSummary, Day, Storage};
 use poe_circle_stark::config::SecurityConfig;
-use poe_circle_stark::prover::{prove_day, prove_segment};
-use poe_circle_stark::root::{plan_segments, RootProof, Segment, SEGMENT_CAPACITY_OPS};
-use poe_circle_stark::statement::BatchStatement;
+use poe_circle_stark::day::root::RootProof;
+use poe_circle_stark::day::statement::BatchStatement;
+use poe_circle_stark::error::ProveError;
 use poe_circle_stark::venue::OP_LIMBS;
 use poe_circle_stark::venue::{Operation, Venue};
 use poe_ingest::intake::{AcceptedBatch, Intake};
@@ -165,7 +165,8 @@ pub fn close_input(
         |statements, manifest_hash| {
             let t = Instant::now();
             let r = prove_root(&input, statements, manifest_hash, venues, input.root_config)
-                .map(|root| root.to_bytes());
+                .map(|root| root.to_bytes())
+                .map_err(|e| e.to_string());
             prove_s = t.elapsed().as_secs_f64();
             r
         },
@@ -179,67 +180,33 @@ pub fn close_input(
     })
 }
 
-/// The daily root proof (`specs/day-proof.md` §3–4): the day-tree proof over `statements`
-/// (canonical order, `input.batches` in the same order) and the manifest hash, and one
-/// batch-validity segment proof per run of a rollup's batches ([`plan_segments`]), each
-/// rollup's state walked forward from `venues` (its state before the day's first batch).
+/// The daily root proof of `input` ([`poe_circle_stark::day::prove_root`]): `statements` in
+/// canonical order (`input.batches` in the same order), each rollup's state walked forward
+/// from `venues` (its state before the day's first batch).
 ///
 /// # Errors
-/// A rollup without a starting state, a batch that does not apply, a prover failure, as text.
+/// A rollup without a starting state, a batch that does not apply, a prover failure.
 pub fn prove_root(
     input: &DayInput,
     statements: &[BatchStatement],
     manifest_hash: [u8; 32],
     venues: &Venues,
     config: SecurityConfig,
-) -> Result<RootProof, String> {
-    let (_, day) =
-        prove_day(input.day.0, statements, manifest_hash, config).map_err(|e| e.to_string())?;
-    let mut walked: Venues = HashMap::new();
-    let mut segments = Vec::new();
-    for (start, end) in plan_segments(statements, SEGMENT_CAPACITY_OPS) {
-        let first = &statements[start];
-        let venue = match walked.entry(first.rollup_id) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(venues.get(&first.rollup_id).cloned().ok_or_else(|| {
-                    format!(
-                        "no venue state for rollup {} before seq {}",
-                        first.rollup_id, first.seq
-                    )
-                })?)
-            }
-        };
-        let ops: Vec<Vec<Operation>> = input.batches[start..end]
-            .iter()
-            .map(|b| b.ops.iter().map(|o| o.op).collect())
-            .collect();
-        let refs: Vec<&[Operation]> = ops.iter().map(Vec::as_slice).collect();
-        let (statement, proof) = prove_segment(venue, &refs, config).map_err(|e| {
-            format!(
-                "segment of rollup {} seq {}..={}: {e}",
-                first.rollup_id,
-                first.seq,
-                statements[end - 1].seq
-            )
-        })?;
-        debug_assert_eq!(
-            statement.post_state_root,
-            statements[end - 1].post_state_root
-        );
-        for b in &ops {
-            venue
-                .apply_batch(b)
-                .map_err(|e| format!("rollup {}: {e}", first.rollup_id))?;
-        }
-        segments.push(Segment {
-            rollup_id: first.rollup_id,
-            first_seq: first.seq,
-            last_seq: statements[end - 1].seq,
-            proof,
-        });
-    }
-    Ok(RootProof { day, segments })
+) -> Result<RootProof, ProveError> {
+    let ops: Vec<Vec<Operation>> = input
+        .batches
+        .iter()
+        .map(|b| b.ops.iter().map(|o| o.op).collect())
+        .collect();
+    let refs: Vec<&[Operation]> = ops.iter().map(Vec::as_slice).collect();
+    poe_circle_stark::day::prove_root(
+        input.day.0,
+        statements,
+        &refs,
+        manifest_hash,
+        venues,
+        config,
+    )
 }
 
 /// What leaf proving did.
@@ -326,7 +293,7 @@ pub fn leaf_proof(
 ) -> Result<(Vec<u8>, LeafKind), String> {
     let ops: Vec<Operation> = b.ops.iter().map(|o| o.op).collect();
     if let Some(venue) = venue {
-        let (statement, proof) = poe_circle_stark::prover::prove_validity(venue, &ops, config)
+        let (statement, proof) = poe_circle_stark::validity::prove_validity(venue, &ops, config)
             .map_err(|e| format!("leaf proof of seq {}: {e}", b.statement.seq))?;
         debug_assert_eq!(statement.batches[0].data_root, b.statement.data_root);
         debug_assert_eq!(statement.post_state_root, b.statement.post_state_root);
@@ -336,8 +303,9 @@ pub fn leaf_proof(
         return Ok((b.rollup_proof.clone(), LeafKind::Reused));
     }
     let records: Vec<_> = ops.iter().flat_map(Operation::encode).collect();
-    let (statement, proof) = poe_circle_stark::prover::prove_data_root(&records, OP_LIMBS, config)
-        .map_err(|e| format!("leaf proof of seq {}: {e}", b.statement.seq))?;
+    let (statement, proof) =
+        poe_circle_stark::data_root::prove_data_root(&records, OP_LIMBS, config)
+            .map_err(|e| format!("leaf proof of seq {}: {e}", b.statement.seq))?;
     debug_assert_eq!(statement.root, b.statement.data_root);
     Ok((proof.to_bytes(), LeafKind::DataRoot))
 }

@@ -14,10 +14,10 @@ use cmd::close_day::close_day;
 use cmd::demo::demo;
 use cmd::records::prove_records;
 use cmd::serve::serve;
-use poe_circle_stark::air::DataRootStatement;
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
-use poe_circle_stark::poseidon2::Digest;
-use poe_circle_stark::verifier::verify_data_root_bytes;
+use poe_circle_stark::data_root::verify_data_root_bytes;
+use poe_circle_stark::data_root::DataRootStatement;
+use poe_circle_stark::hash::poseidon2::Digest;
 
 #[derive(Parser)]
 #[command(

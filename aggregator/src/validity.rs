@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
-use poe_circle_stark::prover::prove_validity;
+use poe_circle_stark::validity::prove_validity;
 use poe_circle_stark::validity::{verify_validity_bytes, ValidityStatement};
 use poe_circle_stark::venue::{sample, Operation};
 

@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::Reply;
 
-use crate::{AppState, Problem};
+use crate::batches::{parse_batch_id, read_intake};
+use crate::problem::Problem;
+use crate::AppState;
 
 fn day_of(text: &str) -> Result<Day, warp::reply::Response> {
     text.parse::<Day>()
@@ -295,11 +297,11 @@ pub async fn inclusion(state: AppState, id: String) -> Result<warp::reply::Respo
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
-    let bytes = match crate::parse_batch_id(&id) {
+    let bytes = match parse_batch_id(&id) {
         Ok(b) => b,
         Err(p) => return Ok(p.reply()),
     };
-    let receipt = match crate::read_intake(&state, move |i| i.receipt_of(&bytes)).await {
+    let receipt = match read_intake(&state, move |i| i.receipt_of(&bytes)).await {
         Ok(Some(r)) => r,
         Ok(None) => {
             return Ok(Problem::new(

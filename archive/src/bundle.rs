@@ -2,8 +2,8 @@
 //! proof over the manifest's hash, all staged and published at once.
 
 use poe_circle_stark::config::SecurityConfig;
-use poe_circle_stark::merkle::data_root;
-use poe_circle_stark::statement::{BatchStatement, DayStatement};
+use poe_circle_stark::day::statement::{BatchStatement, DayStatement};
+use poe_circle_stark::hash::merkle::data_root;
 use poe_circle_stark::venue::{instruments_root, Operation, OptionKind, OP_LIMBS};
 use sha3::{Digest as _, Keccak256};
 
@@ -263,10 +263,10 @@ pub fn write_day(
             .filter(|b| b.statement.rollup_id == rollup.id)
             .collect();
         let mut rows: Vec<TradeRow> = Vec::new();
-        let mut roots: Vec<(u64, poe_circle_stark::poseidon2::Digest)> = Vec::new();
+        let mut roots: Vec<(u64, poe_circle_stark::hash::poseidon2::Digest)> = Vec::new();
         let mut part = 0usize;
         let mut flush = |rows: &mut Vec<TradeRow>,
-                         roots: &mut Vec<(u64, poe_circle_stark::poseidon2::Digest)>,
+                         roots: &mut Vec<(u64, poe_circle_stark::hash::poseidon2::Digest)>,
                          part: &mut usize|
          -> Result<(), ArchiveError> {
             if rows.is_empty() {

@@ -1,3 +1,3 @@
-//! UTC days: re-exported from `poe_circle_stark::day`, where the day statement needs them.
+//! UTC days: re-exported from `poe_circle_stark::calendar`, where the day statement needs them.
 
-pub use poe_circle_stark::day::*;
+pub use poe_circle_stark::calendar::*;

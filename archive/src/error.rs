@@ -42,7 +42,7 @@ pub enum ArchiveError {
     Manifest(String),
     /// The input does not form a day.
     #[error("not a day: {0}")]
-    Day(#[from] poe_circle_stark::statement::DayError),
+    Day(#[from] poe_circle_stark::day::statement::DayError),
     /// The day is already archived with different content.
     #[error("day {day} is already archived and differs from this run in {path}")]
     Diverged {

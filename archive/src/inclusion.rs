@@ -1,9 +1,9 @@
 //! A batch's inclusion proof in its day tree, from a published bundle (`specs/day-proof.md` §1).
 
+use poe_circle_stark::day::statement::BatchStatement;
 use poe_circle_stark::encoding::Record;
-use poe_circle_stark::merkle::{InclusionProof, MerkleTree};
-use poe_circle_stark::poseidon2::{hash_elements, Digest, Domain};
-use poe_circle_stark::statement::BatchStatement;
+use poe_circle_stark::hash::merkle::{InclusionProof, MerkleTree};
+use poe_circle_stark::hash::poseidon2::{hash_elements, Digest, Domain};
 
 use crate::day::Day;
 use crate::error::ArchiveError;

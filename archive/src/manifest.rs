@@ -1,7 +1,7 @@
 //! `manifest.json` and `statement.json` (`specs/archive.md` §3).
 
 use poe_circle_stark::config::SecurityConfig;
-use poe_circle_stark::statement::DayStatement;
+use poe_circle_stark::day::statement::DayStatement;
 use serde::{Deserialize, Serialize};
 use sha3::{Digest as _, Sha3_256};
 
@@ -229,7 +229,7 @@ pub struct SpanJson {
 impl StatementJson {
     /// The readable form of `s` with the root proof's hash and size.
     pub fn new(day: &str, s: &DayStatement, root_proof: &[u8]) -> Self {
-        use poe_circle_stark::root::{RootProof, ROOT_AIR_NAME, SEGMENT_CAPACITY_OPS};
+        use poe_circle_stark::day::root::{RootProof, ROOT_AIR_NAME, SEGMENT_CAPACITY_OPS};
         let root = RootProof::from_bytes(root_proof).ok();
         let validity = root.as_ref().map(|r| ValidityJson {
             segment_capacity_ops: SEGMENT_CAPACITY_OPS as u64,

@@ -510,7 +510,7 @@ pub const TRADES_METADATA_KEYS: [&str; 5] = [
 
 /// The `poe.data_roots` value of a trades file: the batches whose first row is in the file,
 /// as `(seq, data_root)`, in the one JSON spelling the writer uses.
-pub fn data_roots_value(batches: &[(u64, poe_circle_stark::poseidon2::Digest)]) -> String {
+pub fn data_roots_value(batches: &[(u64, poe_circle_stark::hash::poseidon2::Digest)]) -> String {
     let entries: Vec<String> = batches
         .iter()
         .map(|(seq, root)| format!("{{\"seq\":{seq},\"data_root\":\"{}\"}}", root.to_hex()))

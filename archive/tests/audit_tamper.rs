@@ -15,11 +15,11 @@ use poe_archive::records::{
 };
 use poe_archive::storage::{LocalDir, Storage};
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_circle_stark::day::prove_day;
+use poe_circle_stark::day::statement::BatchStatement;
 use poe_circle_stark::field::M31;
-use poe_circle_stark::merkle::data_root;
-use poe_circle_stark::poseidon2::Digest;
-use poe_circle_stark::prover::prove_day;
-use poe_circle_stark::statement::BatchStatement;
+use poe_circle_stark::hash::merkle::data_root;
+use poe_circle_stark::hash::poseidon2::Digest;
 use poe_circle_stark::venue::{instruments_root, Instrument, Operation, OptionKind, OP_LIMBS};
 use poe_ingest::client::RollupClient;
 use poe_ingest::commitment::{CommittedOp, Scheme};
@@ -542,7 +542,7 @@ fn unlisted_file_is_rejected() {
 fn v1_root_proof_for_a_day_after_v2_is_rejected() {
     // The same bundle, dated after root proofs v2 became required: a day-tree proof alone
     // (which says nothing of batch validity) is a downgrade.
-    let day = Day(poe_circle_stark::root::V2_REQUIRED_FROM_DAY + 2);
+    let day = Day(poe_circle_stark::day::root::V2_REQUIRED_FROM_DAY + 2);
     let dir = write(&scratch("downgrade"), &input_on(day));
     let r = run(&dir);
     assert_fails_with(

@@ -1,7 +1,56 @@
 //! Errors of proving and verifying.
 
-use crate::air::DataRootStatement;
 use crate::proof::{AirId, ProofFormatError};
+
+/// Why a list of batch statements is not a day.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DayError {
+    /// A day needs at least one batch.
+    #[error("a day needs at least one batch")]
+    Empty,
+    /// Statements out of canonical order `(rollup_id, seq)` or duplicated.
+    #[error("statement {index} (rollup {rollup_id}, seq {seq}) is out of canonical order")]
+    Order {
+        /// Position in the list.
+        index: usize,
+        /// Its rollup.
+        rollup_id: u32,
+        /// Its seq.
+        seq: u64,
+    },
+    /// A sequence number skipped within one rollup.
+    #[error("rollup {rollup_id}: expected seq {expected}, got {got}")]
+    SeqGap {
+        /// The rollup.
+        rollup_id: u32,
+        /// Previous seq + 1.
+        expected: u64,
+        /// Found.
+        got: u64,
+    },
+    /// A batch that does not start where the previous one ended.
+    #[error("rollup {rollup_id} seq {seq}: pre-state root {got} does not continue {expected}")]
+    BrokenChain {
+        /// The rollup.
+        rollup_id: u32,
+        /// The batch that breaks the chain.
+        seq: u64,
+        /// The previous batch's post-state root.
+        expected: String,
+        /// This batch's pre-state root.
+        got: String,
+    },
+    /// More batches or operations than the statement can carry.
+    #[error("{what}: {got} exceeds the maximum {max}")]
+    TooLarge {
+        /// Which count.
+        what: &'static str,
+        /// The limit.
+        max: u64,
+        /// Found.
+        got: u64,
+    },
+}
 
 /// Why a proof could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,7 +61,7 @@ pub enum ProveError {
     /// Record length outside 1..=64 limbs.
     #[error("records must have 1..={max} limbs, got {got}")]
     RecordLimbs {
-        /// [`crate::air::MAX_RECORD_LIMBS`].
+        /// The limit, `MAX_RECORD_LIMBS` of the data-root AIR.
         max: usize,
         /// Given.
         got: usize,
@@ -43,11 +92,31 @@ pub enum ProveError {
     },
     /// The statements are not a day.
     #[error("not a day: {0}")]
-    Day(#[from] crate::statement::DayError),
+    Day(#[from] DayError),
     /// The batch breaks a venue rule: it has no validity proof.
     #[error("the batch breaks a rule: {0}")]
     Rule(#[from] crate::venue::Violation),
     /// stwo refused to prove: the trace does not satisfy the AIR (a bug in poe).
+    #[error("no venue state for rollup {rollup_id} before seq {seq}")]
+    NoVenue {
+        /// The rollup.
+        rollup_id: u32,
+        /// Its first batch of the day.
+        seq: u64,
+    },
+
+    #[error("segment of rollup {rollup_id} seq {first_seq}..={last_seq}: {error}")]
+    Segment {
+        /// The rollup.
+        rollup_id: u32,
+        /// The segment's first batch.
+        first_seq: u64,
+        /// Its last.
+        last_seq: u64,
+        /// What failed.
+        error: Box<ProveError>,
+    },
+
     #[error("prover failed: {0}")]
     Stwo(String),
 }
@@ -75,12 +144,11 @@ pub enum VerifyError {
         got: u32,
     },
     /// The proof's public inputs are not the statement being checked.
-    #[error("public inputs differ: expected {expected:?}, proof has {got:?}")]
+    #[error("public inputs differ in {field}: the proof is for another statement")]
     PublicInputMismatch {
-        /// The statement the verifier was given.
-        expected: Box<DataRootStatement>,
-        /// Decoded from the proof, if decodable.
-        got: Option<Box<DataRootStatement>>,
+        /// The first differing field (`n_records`, `record_limbs`, `root`), or `encoding`
+        /// if the proof's public inputs do not decode.
+        field: &'static str,
     },
     /// The day proof is for another day statement.
     #[error("day statement differs in {field}: the proof is for another statement")]

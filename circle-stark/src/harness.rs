@@ -32,11 +32,11 @@ pub(crate) fn evaluations(log_rows: u32, cols: &[Vec<M31>]) -> Evaluations {
 /// place them after their own components.
 pub(crate) fn boundary_components(
     alloc: &mut TraceLocationAllocator,
-    state: &crate::memory::StateRel,
+    state: &crate::validity::memory::StateRel,
     log_rows: u32,
     sums: [SecureField; 2],
 ) -> [Box<dyn ComponentProver<SimdBackend>>; 2] {
-    use crate::memory::{Boundary, BoundaryEval};
+    use crate::validity::memory::{Boundary, BoundaryEval};
     let mut component = |is_init: bool, sum| -> Box<dyn ComponentProver<SimdBackend>> {
         Box::new(Boundary::new(
             alloc,
@@ -183,11 +183,11 @@ where
 /// row, from the table's `[value, uses]` columns.
 pub(crate) fn range_table_column(
     table: &[Vec<M31>; 2],
-    rels: &crate::range::RangeRelations,
+    rels: &crate::validity::range::RangeRelations,
 ) -> (Evaluations, SecureField) {
     use stwo_constraint_framework::Relation;
     let one = SecureField::from(M31::from_u32_unchecked(1));
-    logup_columns(crate::range::LOG_RANGE, |r| {
+    logup_columns(crate::validity::range::LOG_RANGE, |r| {
         let v = M31::from_u32_unchecked(r as u32);
         vec![
             (table[1][r].into(), rels.range.combine(&[v])),
@@ -199,10 +199,10 @@ pub(crate) fn range_table_column(
 /// The range table component, as the component tests place it first.
 pub(crate) fn range_table_component(
     alloc: &mut TraceLocationAllocator,
-    rels: &crate::range::RangeRelations,
+    rels: &crate::validity::range::RangeRelations,
     sum: SecureField,
 ) -> Box<dyn ComponentProver<SimdBackend>> {
-    use crate::range::{RangeTable, RangeTableEval};
+    use crate::validity::range::{RangeTable, RangeTableEval};
     Box::new(RangeTable::new(
         alloc,
         RangeTableEval {

@@ -2,14 +2,15 @@
 
 use std::sync::OnceLock;
 
-use poe_circle_stark::air::DataRootStatement;
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_circle_stark::data_root::prove_data_root;
+use poe_circle_stark::data_root::DataRootStatement;
+use poe_circle_stark::data_root::{verify_data_root, verify_data_root_bytes};
 use poe_circle_stark::encoding::{CashMovement, Direction, Record};
 use poe_circle_stark::error::VerifyError;
 use poe_circle_stark::field::M31;
+use poe_circle_stark::hash::merkle::data_root;
 use poe_circle_stark::proof::{Proof, ProofFormatError};
-use poe_circle_stark::prover::{data_root, prove_data_root};
-use poe_circle_stark::verifier::{verify_data_root, verify_data_root_bytes};
 
 const N: usize = 37;
 
@@ -97,7 +98,7 @@ fn altered_data_root_is_rejected() {
     forged.root.0[3] += M31::from_u32_unchecked(1);
     assert!(matches!(
         verify_bytes(bytes, &forged),
-        Err(VerifyError::PublicInputMismatch { .. })
+        Err(VerifyError::PublicInputMismatch { field: "root" })
     ));
 
     // The same with the proof's public inputs edited to match: the LogUp sums no longer close.

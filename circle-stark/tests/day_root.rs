@@ -4,13 +4,14 @@
 use std::sync::OnceLock;
 
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_circle_stark::data_root::prove_data_root;
+use poe_circle_stark::day::prove_day;
+use poe_circle_stark::day::statement::{day_root, BatchStatement, DayStatement};
+use poe_circle_stark::day::{verify_day, verify_day_bytes};
 use poe_circle_stark::error::VerifyError;
 use poe_circle_stark::field::M31;
-use poe_circle_stark::poseidon2::Digest;
+use poe_circle_stark::hash::poseidon2::Digest;
 use poe_circle_stark::proof::{AirId, Proof};
-use poe_circle_stark::prover::{prove_data_root, prove_day};
-use poe_circle_stark::statement::{day_root, BatchStatement, DayStatement};
-use poe_circle_stark::verifier::{verify_day, verify_day_bytes};
 
 const DAY: u32 = 20_418; // 2025-11-26
 

@@ -11,7 +11,7 @@ use p3_poseidon2::{
     internal_permute_state, GenericPoseidon2LinearLayers, HLMDSMat4,
 };
 use poe_circle_stark::field::M31;
-use poe_circle_stark::poseidon2::{permute, round_constants, WIDTH};
+use poe_circle_stark::hash::poseidon2::{permute, round_constants, WIDTH};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -23,7 +23,7 @@ fn to_p3(x: u32) -> Mersenne31 {
 /// and Plonky3's width-16 internal layer.
 fn plonky3_permute(
     state: &mut [Mersenne31; WIDTH],
-    rc: &poe_circle_stark::poseidon2::RoundConstants,
+    rc: &poe_circle_stark::hash::poseidon2::RoundConstants,
 ) {
     let initial: Vec<[Mersenne31; WIDTH]> =
         rc.external_initial.iter().map(|r| r.map(to_p3)).collect();

@@ -4,19 +4,19 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use poe_circle_stark::air::DataRootStatement;
 use poe_circle_stark::config::VerifierPolicy;
-use poe_circle_stark::merkle::data_root;
-use poe_circle_stark::poseidon2::Digest;
+use poe_circle_stark::data_root::verify_data_root_bytes;
+use poe_circle_stark::data_root::DataRootStatement;
+use poe_circle_stark::hash::merkle::data_root;
+use poe_circle_stark::hash::poseidon2::Digest;
 use poe_circle_stark::venue::ops::OP_LIMBS;
 use poe_circle_stark::venue::{Operation, Venue};
-use poe_circle_stark::verifier::verify_data_root_bytes;
 
-use crate::auth;
-use crate::commitment::commit;
 use crate::model::{parse_submission, Refusal, RefusalCode, Submission, POE_PROOF_SYSTEM};
 use crate::registry::{Registry, Rollup};
 use crate::store::{Store, StoreError};
+
+pub use crate::edge::{check, verify_signed, Checked};
 
 /// What happened to the rollup's own proof.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,7 @@ pub struct AcceptedBatch {
 
 /// `YYYY-MM-DD` of a UTC instant.
 pub fn utc_day(us: u64) -> String {
-    poe_circle_stark::day::Day::of_us(us).to_string()
+    poe_circle_stark::calendar::Day::of_us(us).to_string()
 }
 
 /// A stored body parsed for replay, and held to what the store says it is: its batch id,
@@ -160,6 +160,44 @@ fn replay_parse(
     Ok(sub)
 }
 
+/// The one replay: rollup `rollup`'s state after re-executing its stored batches before
+/// `before_seq`, each held to its record ([`replay_parse`]); `each(seq, submission)` sees
+/// every batch replayed. A stored batch that no longer applies is a `ReplayFailed` refusal.
+fn replay(
+    store: &Store,
+    registry: &Registry,
+    rollup: &Rollup,
+    before_seq: u64,
+    mut each: impl FnMut(u64, &Submission),
+) -> Result<Head, IntakeError> {
+    let mut head = Head {
+        venue: Venue::new(rollup.instruments.clone()),
+        seq: 0,
+        root: Digest::ZERO,
+    };
+    head.root = head.venue.state_root();
+    for (seq, stored) in store.batches_of(&rollup.name.to_be_bytes32())? {
+        if seq >= before_seq {
+            break;
+        }
+        let sub = replay_parse(store, registry, rollup, seq, &stored)?;
+        each(seq, &sub);
+        let effect = head
+            .venue
+            .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
+            .map_err(|v| {
+                Refusal::new(
+                    RefusalCode::ReplayFailed,
+                    format!("{} seq {seq}", rollup.name),
+                    v.to_string(),
+                )
+            })?;
+        head.seq = seq;
+        head.root = effect.post_state_root;
+    }
+    Ok(head)
+}
+
 fn records_of(sub: &Submission) -> Vec<poe_circle_stark::field::M31> {
     sub.ops.iter().flat_map(|o| o.op.encode()).collect()
 }
@@ -189,35 +227,16 @@ impl Intake {
         let mut heads = HashMap::new();
         let mut unindexed = (!store.trade_ids_indexed()?).then(Vec::new);
         for rollup in registry.rollups() {
-            let mut head = Head {
-                venue: Venue::new(rollup.instruments.clone()),
-                seq: 0,
-                root: Digest::ZERO,
-            };
-            head.root = head.venue.state_root();
-            for (seq, stored) in store.batches_of(&rollup.name.to_be_bytes32())? {
-                let sub = replay_parse(&store, &registry, rollup, seq, &stored)?;
+            let key = rollup.name.to_be_bytes32();
+            let head = replay(&store, &registry, rollup, u64::MAX, |seq, sub| {
                 if let Some(ids) = unindexed.as_mut() {
-                    let key = rollup.name.to_be_bytes32();
                     ids.extend(
                         sub.ops
                             .iter()
                             .map(|o| (key, o.trade_id.to_be_bytes32(), seq)),
                     );
                 }
-                let effect = head
-                    .venue
-                    .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
-                    .map_err(|v| {
-                        Refusal::new(
-                            RefusalCode::ReplayFailed,
-                            format!("{} seq {seq}", rollup.name),
-                            v.to_string(),
-                        )
-                    })?;
-                head.seq = seq;
-                head.root = effect.post_state_root;
-            }
+            })?;
             heads.insert(rollup.name.as_str().to_owned(), head);
         }
         if let Some(ids) = unindexed {
@@ -241,7 +260,10 @@ impl Intake {
     ///
     /// # Errors
     /// [`IntakeError::Store`] if the mark could not be persisted; it is then unchanged.
-    pub fn close_through(&mut self, day: poe_circle_stark::day::Day) -> Result<(), IntakeError> {
+    pub fn close_through(
+        &mut self,
+        day: poe_circle_stark::calendar::Day,
+    ) -> Result<(), IntakeError> {
         let mark = self.open_from_us.max(day.next().start_us());
         self.store.close_before(mark)?;
         self.open_from_us = mark;
@@ -294,23 +316,7 @@ impl Intake {
                     format!("no rollup {rollup_id}"),
                 )
             })?;
-        let mut venue = Venue::new(rollup.instruments.clone());
-        for (s, stored) in self.store.batches_of(&rollup.name.to_be_bytes32())? {
-            if s >= seq {
-                break;
-            }
-            let (sub, _) = parse_submission(&stored.body, &self.registry)?;
-            venue
-                .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
-                .map_err(|v| {
-                    Refusal::new(
-                        RefusalCode::ReplayFailed,
-                        format!("{} seq {s}", rollup.name),
-                        v.to_string(),
-                    )
-                })?;
-        }
-        Ok(venue)
+        Ok(replay(&self.store, &self.registry, rollup, seq, |_, _| {})?.venue)
     }
 
     /// One stored batch, parsed; `None` if there is no such batch.
@@ -633,120 +639,6 @@ impl Intake {
         let (sub, rollup) = parse_submission(&stored.body, &self.registry)?;
         Ok(Some(self.receipt(&sub, rollup, stored.accepted_us)?))
     }
-}
-
-/// A submission that passed the stateless checks: parsed, signed by its rollup, and matching
-/// its native commitment.
-#[derive(Debug, Clone)]
-pub struct Checked {
-    sub: Submission,
-    rollup: Rollup,
-}
-
-/// The stateless half of intake, safe to run outside any lock: parse, signature, native
-/// commitment (the costly part for the field-based schemes).
-///
-/// # Errors
-/// The first failing check as a [`Refusal`].
-pub fn check(registry: &Registry, body: &[u8]) -> Result<Checked, Refusal> {
-    let (sub, rollup) = parse_submission(body, registry)?;
-    authenticate(&sub, rollup)?;
-    check_commitment(&sub, rollup)?;
-    check_trade_ids_distinct(&sub)?;
-    Ok(Checked {
-        sub,
-        rollup: rollup.clone(),
-    })
-}
-
-/// What an auditor re-checks of an archived batch, as intake did at the door: the signature
-/// over the header under `public_key`, and the header's native commitment recomputed from the
-/// operations (their ids included). The batch id is then [`Submission::batch_id`].
-///
-/// # Errors
-/// The refusal intake would have given: `bad_signature`, `n_ops_mismatch` or
-/// `commitment_mismatch`.
-pub fn verify_signed(sub: &Submission, public_key: &starknet_crypto::Felt) -> Result<(), Refusal> {
-    if sub.ops.len() != sub.header.n_ops as usize {
-        return Err(Refusal::new(
-            RefusalCode::NOpsMismatch,
-            "header.n_ops",
-            format!(
-                "header says {}, {} operations",
-                sub.header.n_ops,
-                sub.ops.len()
-            ),
-        ));
-    }
-    authenticate_with(sub, public_key)?;
-    recompute_commitment(sub)
-}
-
-fn authenticate(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
-    authenticate_with(sub, &rollup.public_key)
-}
-
-fn authenticate_with(sub: &Submission, public_key: &starknet_crypto::Felt) -> Result<(), Refusal> {
-    let (r, s) = &sub.signature;
-    auth::verify(public_key, &sub.header.message_hash(), r, s)
-        .map_err(|e| Refusal::new(RefusalCode::BadSignature, "signature", e.to_string()))
-}
-
-/// The header's native commitment, recomputed from the operations under the header's scheme.
-fn recompute_commitment(sub: &Submission) -> Result<(), Refusal> {
-    let expected = commit(sub.header.scheme, &sub.ops).ok_or_else(|| {
-        Refusal::new(
-            RefusalCode::EmptyBatch,
-            "operations",
-            "a batch has at least one operation",
-        )
-    })?;
-    if expected != sub.header.commitment {
-        return Err(Refusal::new(
-            RefusalCode::CommitmentMismatch,
-            "header.native_commitment.value",
-            format!(
-                "recomputed 0x{}, header says 0x{}",
-                hex::encode(expected),
-                hex::encode(sub.header.commitment)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// An operation id names one operation of the rollup, ever: within the batch here, across
-/// batches in [`Intake::admit`].
-fn check_trade_ids_distinct(sub: &Submission) -> Result<(), Refusal> {
-    let mut seen = HashMap::with_capacity(sub.ops.len());
-    for (j, o) in sub.ops.iter().enumerate() {
-        if let Some(i) = seen.insert(o.trade_id.to_be_bytes32(), j) {
-            return Err(Refusal {
-                code: RefusalCode::DuplicateTradeId,
-                path: format!("operations[{j}].id"),
-                message: format!(
-                    "id {:?} is also the id of operations[{i}]",
-                    o.trade_id.as_str()
-                ),
-                op_index: Some(j),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn check_commitment(sub: &Submission, rollup: &Rollup) -> Result<(), Refusal> {
-    if sub.header.scheme != rollup.scheme {
-        return Err(Refusal::new(
-            RefusalCode::CommitmentSchemeMismatch,
-            "header.native_commitment.scheme",
-            format!(
-                "rollup {} is registered with {}, got {}",
-                rollup.name, rollup.scheme, sub.header.scheme
-            ),
-        ));
-    }
-    recompute_commitment(sub)
 }
 
 #[cfg(test)]

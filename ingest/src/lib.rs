@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod client;
 pub mod commitment;
+pub mod edge;
 pub mod intake;
 pub mod model;
 pub mod registry;

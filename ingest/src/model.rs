@@ -1,7 +1,7 @@
 //! The submission wire format (`specs/api/openapi.yaml`, `specs/api.md` §2) and its parsing at
 //! the edge: after [`parse_submission`] every identifier, amount and root is a checked value.
 
-use poe_circle_stark::poseidon2::Digest;
+use poe_circle_stark::hash::poseidon2::Digest;
 use poe_circle_stark::venue::Operation;
 use serde::Deserialize;
 use sha3::{Digest as _, Keccak256, Sha3_256};

@@ -214,8 +214,8 @@ pub fn realistic_ops(n: usize, seed: u64, start_us: u64) -> Vec<CommittedOp> {
 pub fn signed_submission(
     c: &RollupClient,
     seq: u64,
-    pre: poe_circle_stark::poseidon2::Digest,
-    post: poe_circle_stark::poseidon2::Digest,
+    pre: poe_circle_stark::hash::poseidon2::Digest,
+    post: poe_circle_stark::hash::poseidon2::Digest,
     ops: Vec<CommittedOp>,
     proof_system: &str,
     proof_bytes: &[u8],

@@ -2,7 +2,7 @@
 //! the operator's back, damage reported as the batch it hit, and a closed day stays closed
 //! whatever the clock says after a restart.
 
-use poe_circle_stark::day::Day;
+use poe_circle_stark::calendar::Day;
 use poe_circle_stark::venue::Operation;
 use poe_ingest::client::RollupClient;
 use poe_ingest::commitment::Scheme;

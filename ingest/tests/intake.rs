@@ -324,7 +324,7 @@ fn reopened_intake_restores_heads_and_continues() {
 #[test]
 fn poe_circle_stark_rollup_proof_is_verified_at_the_door() {
     use poe_circle_stark::config::SecurityConfig;
-    use poe_circle_stark::prover::prove_data_root;
+    use poe_circle_stark::data_root::prove_data_root;
     use poe_circle_stark::venue::ops::OP_LIMBS;
     let mut f = fixture("poeproof");
     let ops = funding();

@@ -1,22 +1,38 @@
-//! The golden bundle `tests/fixtures/bundle_v1/`: a real day (three rollups, nine batches,
-//! production day proof) written by poe 0.1.0. Whatever changes in the code, this bundle must
-//! keep auditing — an auditor's archive outlives the operator's software version.
+//! The golden bundles. `tests/fixtures/bundle_v1/`: a real day (three rollups, nine batches,
+//! production day proof, a `poe/day-root/v1` root proof) written by poe 0.1.0.
+//! `tests/fixtures/bundle_v2/`: a small real day (one rollup, two batches) with a
+//! `poe/day-root/v2` root proof — day tree plus a batch-validity segment — and batch-validity
+//! leaf proofs, at the `compact` preset to keep the files small. Whatever changes in the code,
+//! these bundles must keep auditing — an auditor's archive outlives the operator's software.
 //!
-//! Regenerate (only for a deliberate format change, with a new version directory):
-//! `cargo test -p poe-tests --test bundle_fixture -- --ignored`.
+//! bundle_v1 is frozen: today's code writes v2 bundles. Regenerate v2 (only for a deliberate
+//! format change, with a new version directory):
+//! `cargo test -p poe-tests --test bundle_fixture -- --ignored regenerate_golden_bundle_v2`.
 
 mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{day, poe_binary, scratch, submit_day};
+use common::{day, poe_binary, scratch};
+use poe_archive::audit::CheckKind;
+use poe_circle_stark::day::root::RootProof;
+use poe_ingest::commitment::Scheme;
+use poe_ingest::intake::{Intake, Outcome};
+use poe_ingest::registry::Registry;
+use poe_ingest::testkit::{client, realistic_ops, registry_toml, T0};
 use poe_archive::{audit, AuditOptions, LocalDir};
 use poe_circle_stark::config::SecurityConfig;
 
 fn fixture() -> PathBuf {
+    fixture_v("bundle_v1")
+}
+
+fn fixture_v(version: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/bundle_v1/days")
+        .join("fixtures")
+        .join(version)
+        .join("days")
         .join(day().to_string())
 }
 
@@ -50,17 +66,67 @@ fn golden_bundle_passes_the_command_line_audit() {
 }
 
 #[test]
-#[ignore = "rewrites the golden bundle"]
-fn regenerate_golden_bundle() {
-    let dir = scratch("golden");
-    let (intake, _) = submit_day(&dir, 64);
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundle_v1");
+fn golden_v2_bundle_still_audits_in_full() {
+    let report = audit(
+        &LocalDir::new(fixture_v("bundle_v2")),
+        &AuditOptions::default(),
+        &mut |_, _| {},
+    );
+    let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();
+    assert!(report.passed(), "{failed:#?}");
+    for kind in [
+        CheckKind::RootProof,
+        CheckKind::StateRoots,
+        CheckKind::ProofFiles,
+        CheckKind::Signatures,
+    ] {
+        assert!(
+            report.checks.iter().any(|c| c.kind == kind && c.passed),
+            "{kind} did not run"
+        );
+    }
+}
+
+#[test]
+fn golden_v2_root_proof_is_canonical_and_has_its_segment() {
+    let bytes = std::fs::read(fixture_v("bundle_v2").join("root.proof")).unwrap();
+    let root = RootProof::from_bytes(&bytes).unwrap();
+    assert_eq!(root.to_bytes(), bytes);
+    assert_eq!(root.segments.len(), 1);
+    assert_eq!(
+        (root.segments[0].first_seq, root.segments[0].last_seq),
+        (1, 2)
+    );
+}
+
+/// One rollup, two batches of four operations, accepted during [`day`].
+fn small_day(data: &std::path::Path) -> Intake {
+    let mut c = client("aurora", 1, Scheme::Keccak256);
+    let registry = Registry::parse(&registry_toml(&[&c])).unwrap();
+    let mut intake = Intake::create(registry, &data.join("intake.redb")).unwrap();
+    for batch in 0..2u64 {
+        let ops = realistic_ops(4, 21 + batch, T0 + batch * 10_000_000);
+        let body = c.next_batch(&ops, "groth16", format!("aurora-{batch}").as_bytes());
+        assert!(matches!(
+            intake.submit(&body, T0 + (batch + 1) * 60_000_000).unwrap(),
+            Outcome::Accepted(_)
+        ));
+    }
+    intake
+}
+
+#[test]
+#[ignore = "rewrites the golden v2 bundle"]
+fn regenerate_golden_bundle_v2() {
+    let dir = scratch("golden-v2");
+    let intake = small_day(&dir);
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundle_v2");
     let _ = std::fs::remove_dir_all(&target);
     poe_aggregator::day::close_day(
         &intake,
         &LocalDir::new(&target),
         day(),
-        SecurityConfig::production(),
+        SecurityConfig::compact(),
         &mut |_| {},
     )
     .unwrap();

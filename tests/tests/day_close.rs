@@ -8,10 +8,10 @@ use std::process::Command;
 use common::{day, poe_binary, scratch, submit_day};
 use poe_archive::{LocalDir, Stage};
 use poe_circle_stark::config::SecurityConfig;
+use poe_circle_stark::day::statement::BatchStatement;
 use poe_circle_stark::encoding::Record;
-use poe_circle_stark::merkle::InclusionProof;
-use poe_circle_stark::poseidon2::{hash_elements, Digest, Domain};
-use poe_circle_stark::statement::BatchStatement;
+use poe_circle_stark::hash::merkle::InclusionProof;
+use poe_circle_stark::hash::poseidon2::{hash_elements, Digest, Domain};
 use poe_circle_stark::venue::Operation;
 use serde_json::Value;
 
@@ -193,7 +193,8 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     // alone no longer passes for the day.
     let root_file = bundle.join("root.proof");
     let mut root =
-        poe_circle_stark::root::RootProof::from_bytes(&std::fs::read(&root_file).unwrap()).unwrap();
+        poe_circle_stark::day::root::RootProof::from_bytes(&std::fs::read(&root_file).unwrap())
+            .unwrap();
     root.segments.pop();
     std::fs::write(&root_file, root.to_bytes()).unwrap();
     let out = Command::new(poe_binary())

@@ -13,9 +13,9 @@ use poe_archive::audit::CheckKind;
 use poe_archive::bundle::write_day;
 use poe_archive::{audit, AuditOptions, AuditReport, LocalDir};
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
-use poe_circle_stark::poseidon2::{hash_elements, Domain};
-use poe_circle_stark::prover::prove_day;
-use poe_circle_stark::root::RootProof;
+use poe_circle_stark::day::prove_day;
+use poe_circle_stark::day::root::RootProof;
+use poe_circle_stark::hash::poseidon2::{hash_elements, Domain};
 
 fn config() -> SecurityConfig {
     SecurityConfig::testing()

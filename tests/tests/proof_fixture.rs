@@ -7,14 +7,15 @@
 use std::path::PathBuf;
 
 use poe_aggregator::batch::synthetic_records;
-use poe_circle_stark::air::DataRootStatement;
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_circle_stark::data_root::prove_data_root;
+use poe_circle_stark::data_root::verify_data_root_bytes;
+use poe_circle_stark::data_root::DataRootStatement;
 use poe_circle_stark::encoding::{CashMovement, Record};
 use poe_circle_stark::field::M31;
-use poe_circle_stark::poseidon2::Digest;
+use poe_circle_stark::hash::merkle::data_root;
+use poe_circle_stark::hash::poseidon2::Digest;
 use poe_circle_stark::proof::Proof;
-use poe_circle_stark::prover::{data_root, prove_data_root};
-use poe_circle_stark::verifier::verify_data_root_bytes;
 
 const RECORDS: usize = 64;
 const SEED: u64 = 1;

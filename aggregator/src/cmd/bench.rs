@@ -2,7 +2,7 @@
 
 use poe_aggregator::rss;
 use poe_circle_stark::field::M31;
-use poe_circle_stark::poseidon2::{permute, WIDTH};
+use poe_circle_stark::hash::poseidon2::{permute, WIDTH};
 use std::time::Instant;
 
 use crate::preset;

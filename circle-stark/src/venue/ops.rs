@@ -2,8 +2,8 @@
 
 use crate::encoding::{read_u32, read_u64, u32_limbs, u64_limbs, EncodingError};
 use crate::field::M31;
-use crate::merkle::MerkleTree;
-use crate::poseidon2::{hash_elements, Digest, Domain};
+use crate::hash::merkle::MerkleTree;
+use crate::hash::poseidon2::{hash_elements, Digest, Domain};
 
 /// Call or put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use crate::encoding::u64_limbs;
 use crate::field::M31;
-use crate::poseidon2::{compress, hash_elements, Digest, Domain};
+use crate::hash::poseidon2::{compress, hash_elements, Digest, Domain};
 
 use super::{MAX_ACCOUNTS, MAX_INSTRUMENTS};
 

@@ -1,0 +1,306 @@
+//! The batch routes: submit, list, receipt, head.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::problem::Problem;
+use crate::AppState;
+use poe_ingest::intake::{Intake, IntakeError, Outcome, Receipt, RollupProofStatus};
+use serde_json::{json, Value};
+use warp::http::{header, StatusCode};
+use warp::hyper::body::Bytes;
+use warp::Reply;
+
+pub(crate) fn receipt_json(r: &Receipt, status: &str) -> Value {
+    let id = hex::encode(r.batch_id);
+    json!({
+        "batch_id": id,
+        "status": status,
+        "rollup": r.rollup,
+        "seq": r.seq,
+        "day": r.day,
+        "accepted_us": r.accepted_us.to_string(),
+        "n_ops": r.n_ops,
+        "pre_state_root": r.pre_state_root.to_hex(),
+        "post_state_root": r.post_state_root.to_hex(),
+        "data_root": r.data_root.to_hex(),
+        "rollup_proof": {
+            "system": r.rollup_proof_system,
+            "verified": r.rollup_proof == RollupProofStatus::Verified,
+            "keccak256": format!("0x{}", hex::encode(r.rollup_proof_digest)),
+        },
+        "status_url": format!("/v1/batches/{id}"),
+    })
+}
+
+pub(crate) fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// One JSON line per submission on stderr: the service's structured log.
+pub(crate) fn log_submission(status: StatusCode, seconds: f64, body_len: usize, detail: &Value) {
+    let line = json!({
+        "ts_us": now_us(),
+        "event": "submit",
+        "status": status.as_u16(),
+        "ms": (seconds * 1e6).round() / 1e3,
+        "bytes": body_len,
+        "rollup": detail.get("rollup"),
+        "seq": detail.get("seq"),
+        "batch_id": detail.get("batch_id"),
+        "code": detail.get("code"),
+    });
+    eprintln!("{line}");
+}
+
+pub(crate) async fn submit(
+    state: AppState,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Result<warp::reply::Response, Infallible> {
+    let started = std::time::Instant::now();
+    let len = body.len();
+    let metrics = state.metrics.clone();
+    let log = state.config.log_submissions;
+    let (resp, detail) = submit_inner(state, content_type, body).await;
+    let seconds = started.elapsed().as_secs_f64();
+    metrics.submission(resp.status().as_u16(), seconds);
+    if log {
+        log_submission(resp.status(), seconds, len, &detail);
+    }
+    Ok(resp)
+}
+
+pub(crate) async fn submit_inner(
+    state: AppState,
+    content_type: Option<String>,
+    body: Bytes,
+) -> (warp::reply::Response, Value) {
+    let problem = |p: Problem| {
+        let detail = json!({"code": p.code});
+        (p.reply(), detail)
+    };
+    if state.draining.load(Ordering::SeqCst) {
+        return problem(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the service is shutting down; retry",
+        ));
+    }
+    let json_type = content_type
+        .as_deref()
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return problem(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "expected application/json, got {}",
+                content_type.as_deref().unwrap_or("no content type")
+            ),
+        ));
+    }
+    let Ok(permit) = state.inflight.clone().try_acquire_owned() else {
+        return problem(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue_full",
+            "too many submissions in flight; retry later",
+        ));
+    };
+    let intake = state.intake.clone();
+    let registry = state.registry.clone();
+    let clock = state.clock.clone();
+    let hook = state.on_accept.clone();
+    // Blocking work: the stateless checks (parse, signature, native commitment) run outside the
+    // lock, so that a slow commitment does not hold up other rollups; re-execution and the
+    // fsync run under it.
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let checked = poe_ingest::intake::check(&registry, &body)?;
+        let mut intake = intake.lock().unwrap_or_else(|p| p.into_inner());
+        let outcome = intake.admit(checked, &body, clock());
+        drop(intake);
+        if let (Ok(Outcome::Accepted(r)), Some(hook)) = (&outcome, &hook) {
+            hook(r);
+        }
+        outcome
+    })
+    .await;
+    match result {
+        Ok(Ok(Outcome::Accepted(r))) => {
+            state.metrics.accepted(r.n_ops);
+            let body = receipt_json(&r, state.batch_status(&r));
+            let mut resp = warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED)
+                .into_response();
+            if let Ok(v) =
+                header::HeaderValue::from_str(&format!("/v1/batches/{}", hex::encode(r.batch_id)))
+            {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            (resp, body)
+        }
+        Ok(Ok(Outcome::Duplicate(r))) => {
+            let body = receipt_json(&r, state.batch_status(&r));
+            (
+                warp::reply::with_status(warp::reply::json(&body), StatusCode::OK).into_response(),
+                body,
+            )
+        }
+        Ok(Err(IntakeError::Refused(r))) => problem(Problem::from_refusal(r)),
+        Ok(Err(IntakeError::Store(e))) => problem(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_failed",
+            e.to_string(),
+        )),
+        Err(e) => problem(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )),
+    }
+}
+
+/// Runs a read of the intake off the async threads; its failures become 500 problems.
+pub(crate) async fn read_intake<T: Send + 'static>(
+    state: &AppState,
+    read: impl FnOnce(&Intake) -> Result<T, IntakeError> + Send + 'static,
+) -> Result<T, warp::reply::Response> {
+    let intake = state.intake.clone();
+    match tokio::task::spawn_blocking(move || {
+        read(&intake.lock().unwrap_or_else(|p| p.into_inner()))
+    })
+    .await
+    {
+        Ok(Ok(v)) => Ok(v),
+        // A stored body that no longer parses is the store's fault, not the caller's.
+        Ok(Err(e)) => Err(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_failed",
+            e.to_string(),
+        )
+        .reply()),
+        Err(e) => {
+            Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply())
+        }
+    }
+}
+
+pub(crate) async fn list_batches(
+    state: AppState,
+    rollup: String,
+    query: HashMap<String, String>,
+) -> Result<warp::reply::Response, Infallible> {
+    let parse = |k: &str, default: u64| {
+        query
+            .get(k)
+            .map_or(Ok(default), |v| v.parse::<u64>().map_err(|_| k.to_owned()))
+    };
+    let (from_seq, limit) = match (parse("from_seq", 1), parse("limit", 100)) {
+        (Ok(_), Ok(l)) if !(1..=1000).contains(&l) => {
+            return Ok(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_query",
+                format!("limit must be in 1..=1000, got {l}"),
+            )
+            .reply())
+        }
+        (Ok(f), Ok(l)) => (f, l as usize),
+        (Err(k), _) | (_, Err(k)) => {
+            return Ok(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_query",
+                format!("{k} must be an unsigned integer"),
+            )
+            .reply())
+        }
+    };
+    let name = rollup.clone();
+    Ok(
+        match read_intake(&state, move |i| i.receipts_from(&name, from_seq, limit)).await {
+            Ok(Some(receipts)) => {
+                let batches: Vec<Value> = receipts
+                    .iter()
+                    .map(|r| receipt_json(r, state.batch_status(r)))
+                    .collect();
+                let next = receipts.last().map(|r| r.seq + 1);
+                warp::reply::json(
+                    &json!({"rollup": rollup, "batches": batches, "next_from_seq": next}),
+                )
+                .into_response()
+            }
+            Ok(None) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown_rollup",
+                format!("rollup {rollup:?} is not registered"),
+            )
+            .reply(),
+            Err(resp) => resp,
+        },
+    )
+}
+
+/// A batch id from its path segment: 64 hex characters, else a 400 problem.
+pub(crate) fn parse_batch_id(id: &str) -> Result<[u8; 32], Problem> {
+    hex::decode(id)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_batch_id",
+                "a batch id is 64 hex characters",
+            )
+        })
+}
+
+pub(crate) async fn get_batch(
+    state: AppState,
+    id: String,
+) -> Result<warp::reply::Response, Infallible> {
+    let bytes = match parse_batch_id(&id) {
+        Ok(b) => b,
+        Err(p) => return Ok(p.reply()),
+    };
+    Ok(
+        match read_intake(&state, move |i| i.receipt_of(&bytes)).await {
+            Ok(Some(r)) => {
+                warp::reply::json(&receipt_json(&r, state.batch_status(&r))).into_response()
+            }
+            Ok(None) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown_batch",
+                format!("no batch {id}"),
+            )
+            .reply(),
+            Err(resp) => resp,
+        },
+    )
+}
+
+pub(crate) async fn get_head(
+    state: AppState,
+    rollup: String,
+) -> Result<warp::reply::Response, Infallible> {
+    let head = state
+        .intake
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .head(&rollup);
+    Ok(match head {
+        Some((seq, root)) => warp::reply::json(
+            &json!({"rollup": rollup, "seq": seq, "post_state_root": root.to_hex()}),
+        )
+        .into_response(),
+        None => Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown_rollup",
+            format!("rollup {rollup:?} is not registered"),
+        )
+        .reply(),
+    })
+}

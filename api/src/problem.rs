@@ -1,0 +1,183 @@
+//! Errors as HTTP: the refusal-code table, RFC 9457 problems, and warp's rejections.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use crate::body::{BodyBroken, BodyTimeout};
+use crate::metrics;
+use poe_ingest::model::{Refusal, RefusalCode};
+use serde_json::json;
+use warp::http::{header, StatusCode};
+use warp::{Rejection, Reply};
+
+/// The HTTP status of each refusal code (`specs/api.md` §3): the one place it is decided, and
+/// exhaustive, so a new code cannot fall through to a default.
+pub fn refusal_status(code: RefusalCode) -> StatusCode {
+    use RefusalCode as C;
+    match code {
+        C::MalformedJson
+        | C::MalformedAmount
+        | C::MalformedRoot
+        | C::MalformedIdentifier
+        | C::MalformedHex
+        | C::MalformedCommitment
+        | C::NOpsMismatch
+        | C::EmptyBatch => StatusCode::BAD_REQUEST,
+        C::MalformedSignature => StatusCode::UNAUTHORIZED,
+        C::BadSignature => StatusCode::FORBIDDEN,
+        C::UnknownRollup => StatusCode::NOT_FOUND,
+        C::SeqConflict | C::SeqGap | C::StateFork => StatusCode::CONFLICT,
+        C::UnknownInstrument
+        | C::CommitmentMismatch
+        | C::CommitmentSchemeMismatch
+        | C::RuleViolation
+        | C::PostStateRootMismatch
+        | C::TimestampInFuture
+        | C::TimestampTooOld
+        | C::InstrumentExpired
+        | C::DuplicateTradeId
+        | C::RollupProofInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+        // A stored batch that no longer replays: the service's fault, never the client's.
+        C::ReplayFailed => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An RFC 9457 problem: the one place where errors become HTTP statuses.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    status: StatusCode,
+    pub(crate) code: &'static str,
+    detail: String,
+    path: Option<String>,
+    op_index: Option<usize>,
+}
+
+impl Problem {
+    pub(crate) fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            path: None,
+            op_index: None,
+        }
+    }
+
+    pub(crate) fn from_refusal(r: Refusal) -> Self {
+        Self {
+            status: refusal_status(r.code),
+            code: r.code.as_str(),
+            detail: r.message,
+            path: Some(r.path),
+            op_index: r.op_index,
+        }
+    }
+
+    pub(crate) fn reply(&self) -> warp::reply::Response {
+        let mut body = json!({
+            "type": format!("urn:poe:problem:{}", self.code),
+            "title": self.status.canonical_reason().unwrap_or("error"),
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "detail": self.detail,
+        });
+        if let Some(p) = &self.path {
+            body["path"] = p.clone().into();
+        }
+        if let Some(i) = self.op_index {
+            body["op_index"] = i.into();
+        }
+        let mut resp =
+            warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still trickle in: do not wait for it on this connection.
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
+        if matches!(
+            self.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            // A submission takes ~milliseconds to tens of ms: a second is a polite wait.
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+pub(crate) async fn rejection(
+    metrics: Arc<metrics::Metrics>,
+    r: Rejection,
+) -> Result<warp::reply::Response, Infallible> {
+    let p = if r.is_not_found() {
+        Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the body exceeds the configured limit",
+        )
+    } else if let Some(t) = r.find::<BodyTimeout>() {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the {}-byte body did not arrive within {:.1} s",
+                t.len,
+                t.deadline.as_secs_f64()
+            ),
+        )
+    } else if r.find::<BodyBroken>().is_some() {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body broke off before its Content-Length",
+        )
+    } else if r.find::<warp::reject::LengthRequired>().is_some() {
+        Problem::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "send a Content-Length",
+        )
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )
+    } else if r.find::<warp::reject::InvalidQuery>().is_some() {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_query",
+            "the query string does not parse",
+        )
+    } else if let Some(h) = r.find::<warp::reject::InvalidHeader>() {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("header {} is not valid", h.name()),
+        )
+    } else {
+        // Warp's own rejection text names its internals; the client gets the kind only.
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request could not be read",
+        )
+    };
+    // Refusals before the submission handler runs (411, 413) still count as submissions.
+    if matches!(
+        p.status,
+        StatusCode::LENGTH_REQUIRED | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    ) {
+        metrics.submission(p.status.as_u16(), 0.0);
+    }
+    Ok(p.reply())
+}

@@ -1,0 +1,388 @@
+//! The proof checks of the audit: the root proof, the leaf proofs, the state roots.
+
+use super::*;
+
+/// What a root proof that verified proves of the day's state roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RootsProven {
+    /// The root proof did not verify (reported by `root-proof`).
+    Nothing,
+    /// A v1 root proof (the day tree alone): no state root; each rests on its batch's leaf.
+    V1,
+    /// A v2 root proof: every segment's first pre- and last post-state root; the indices are
+    /// the batches whose post-state root lies inside a segment.
+    Segments {
+        segments: usize,
+        interior: Vec<usize>,
+    },
+}
+
+pub(super) fn check_root_proof(
+    a: &mut Auditor<'_>,
+    day: Day,
+    manifest: &Manifest,
+    derived: Option<&DayStatement>,
+    batches: Option<&[BatchStatement]>,
+    options: &AuditOptions,
+) -> RootsProven {
+    let bytes = match a.read(layout::ROOT_PROOF) {
+        Ok(b) => b,
+        Err(e) => {
+            a.fail(CheckKind::RootProof, e);
+            return RootsProven::Nothing;
+        }
+    };
+    let Some(statement) = derived else {
+        a.fail(
+            CheckKind::RootProof,
+            "no day statement to verify against (see above)",
+        );
+        return RootsProven::Nothing;
+    };
+    // v2 (`POEROOT2`): the day-tree proof and the segments re-proving every batch; v1 bundles
+    // (written before segments) hold the day-tree proof alone.
+    let v2 = RootProof::is_v2(&bytes);
+    if !v2 && day.0 >= V2_REQUIRED_FROM_DAY {
+        a.fail(
+            CheckKind::RootProof,
+            format!(
+                "root.proof is a v1 root proof (the day tree alone, without batch validity); days from {} on need {ROOT_AIR_NAME}",
+                Day(V2_REQUIRED_FROM_DAY)
+            ),
+        );
+        return RootsProven::Nothing;
+    }
+    let (day_proof, root) = if v2 {
+        match RootProof::from_bytes(&bytes) {
+            Ok(r) => (r.day.clone(), Some(r)),
+            Err(e) => {
+                a.fail(CheckKind::RootProof, format!("root.proof: {e}"));
+                return RootsProven::Nothing;
+            }
+        }
+    } else {
+        match Proof::from_bytes(&bytes) {
+            Ok(p) => (p, None),
+            Err(e) => {
+                a.fail(CheckKind::RootProof, format!("root.proof: {e}"));
+                return RootsProven::Nothing;
+            }
+        }
+    };
+    if day_proof.air == AirId::DayRoot
+        && VerifierParams::day_root(&day_proof.config) != manifest.verifier
+    {
+        a.fail(
+            CheckKind::RootProof,
+            "root.proof parameters differ from the manifest's verifier section",
+        );
+    }
+    let start = std::time::Instant::now();
+    let mut proven = RootsProven::Nothing;
+    let verified = match (root, batches) {
+        (Some(root), Some(batches)) => {
+            verify_root(root, statement, batches, &options.policy).map(|c| {
+                let text = format!(
+                    "; batch validity of all {} batches ({} ops) re-proven in {} segment proofs; \
+                     state roots proven: each segment's first pre- and last post-state root \
+                     ({} between batches inside a segment rest on leaf proofs: state-roots)",
+                    c.batches,
+                    c.ops,
+                    c.segments,
+                    c.interior.len()
+                );
+                proven = RootsProven::Segments {
+                    segments: c.segments,
+                    interior: c.interior,
+                };
+                text
+            })
+        }
+        (Some(_), None) => Err(poe_circle_stark::error::VerifyError::InvalidStatement(
+            "no batch statements to check the segments against (see above)".into(),
+        )),
+        (None, _) => verify_day(day_proof, statement, &options.policy).map(|()| {
+            proven = RootsProven::V1;
+            "; v1 root proof: batch validity is not in it, nor any state root (leaf proofs only)"
+                .into()
+        }),
+    };
+    match verified {
+        Ok(coverage) => a.pass(
+            CheckKind::RootProof,
+            format!(
+                "day root {} over {} batches and {} ops verified in {:.1} ms ({} bytes){coverage}",
+                statement.day_root.to_hex(),
+                statement.n_batches,
+                statement.n_ops,
+                start.elapsed().as_secs_f64() * 1e3,
+                bytes.len()
+            ),
+        ),
+        Err(e) => a.fail(CheckKind::RootProof, format!("root.proof: {e}")),
+    }
+    match a.read(layout::STATEMENT_JSON).and_then(|b| {
+        serde_json::from_slice::<StatementJson>(&b).map_err(|e| format!("statement.json: {e}"))
+    }) {
+        Ok(published) => {
+            let expected = StatementJson::new(&manifest.day, statement, &bytes);
+            if published == expected {
+                a.pass(
+                    CheckKind::StatementJson,
+                    "matches the statement derived from the bundle",
+                );
+            } else {
+                a.fail(
+                    CheckKind::StatementJson,
+                    "differs from the statement derived from the bundle",
+                );
+            }
+        }
+        Err(e) => a.fail(CheckKind::StatementJson, e),
+    }
+    proven
+}
+
+/// What a leaf proof proves of its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LeafKind {
+    /// A batch-validity proof: the batch's rules, data root and both state roots.
+    Validity,
+    /// A data-root proof (or the rollup's own `poe-circle-stark/v1` proof): the records only.
+    DataRoot,
+}
+
+/// Checks that one leaf proof states exactly its batch and, with `stark`, verifies it.
+pub(super) fn verify_leaf(
+    bytes: &[u8],
+    s: &BatchStatement,
+    data: &poe_circle_stark::data_root::DataRootStatement,
+    options: &AuditOptions,
+    stark: bool,
+) -> Result<LeafKind, String> {
+    use poe_circle_stark::proof::{AirId, Proof};
+    use poe_circle_stark::validity::{verify_validity, ValidityStatement};
+    let proof = Proof::from_bytes(bytes).map_err(|e| e.to_string())?;
+    match proof.air {
+        AirId::BatchValidity => {
+            let st = ValidityStatement::from_public_inputs(&proof.public_inputs)
+                .ok_or("its statement does not decode")?;
+            let this = poe_circle_stark::validity::BatchTree {
+                n_ops: s.n_ops,
+                data_root: s.data_root,
+            };
+            if st.batches != [this] {
+                return Err(format!(
+                    "a validity proof of other batches ({} batches, {} operations, first data root {})",
+                    st.batches.len(),
+                    st.n_ops(),
+                    st.batches.first().map(|b| b.data_root.to_hex()).unwrap_or_default()
+                ));
+            }
+            // The batch statements chain per rollup (checked with the day statement), so
+            // equal roots chain the validity proofs too.
+            for (what, proven, stated) in [
+                ("pre", st.pre_state_root, s.pre_state_root),
+                ("post", st.post_state_root, s.post_state_root),
+            ] {
+                if proven != stated {
+                    return Err(format!(
+                        "its {what}-state root is {proven}, the batch's is {stated}"
+                    ));
+                }
+            }
+            let listed = poe_circle_stark::venue::instruments_root(&st.instruments);
+            if listed != s.instruments_root {
+                return Err(format!(
+                    "its instrument list has root {listed}, the batch's instruments root is {}",
+                    s.instruments_root
+                ));
+            }
+            if stark {
+                verify_validity(proof, &st, &options.policy).map_err(|e| e.to_string())?;
+            }
+            Ok(LeafKind::Validity)
+        }
+        AirId::DataRoot if !stark => {
+            if proof.public_inputs != data.to_public_inputs() {
+                return Err(format!(
+                    "a data-root proof of other records (batch data root {}, {} operations)",
+                    data.root, data.n_records
+                ));
+            }
+            Ok(LeafKind::DataRoot)
+        }
+        _ => verify_data_root(proof, data, &options.policy)
+            .map(|()| LeafKind::DataRoot)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+pub(super) fn data_statement(s: &BatchStatement) -> poe_circle_stark::data_root::DataRootStatement {
+    poe_circle_stark::data_root::DataRootStatement {
+        n_records: s.n_ops,
+        record_limbs: OP_LIMBS as u32,
+        root: s.data_root,
+    }
+}
+
+/// Rollup proofs and leaf proofs: present, named by their digest, and every leaf proof stating
+/// exactly its batch; with `--leaves`, every STARK among them verified.
+pub(super) fn check_rollup_proofs(
+    a: &mut Auditor<'_>,
+    rows: &[StatementRow],
+    stmts: &[BatchStatement],
+    options: &AuditOptions,
+) {
+    let leaves = options.leaves;
+    let mut problems = Vec::new();
+    let mut verified = 0usize;
+    let mut leaf_kinds = [0usize; 2];
+    for (r, s) in rows.iter().zip(stmts) {
+        let path = format!("rollup-proofs/{}", r.rollup_proof_digest);
+        match a.read(&path) {
+            Ok(bytes) => {
+                if rollup_proof_digest(&bytes) != r.rollup_proof_digest {
+                    problems.push(format!(
+                        "{path}: keccak-256 differs from its name (batch seq {})",
+                        r.seq
+                    ));
+                } else if leaves && r.rollup_proof_system == "poe-circle-stark/v1" {
+                    match verify_data_root_bytes(&bytes, &data_statement(s), &options.policy) {
+                        Ok(()) => verified += 1,
+                        Err(e) => problems.push(format!("{path} (batch seq {}): {e}", r.seq)),
+                    }
+                }
+            }
+            Err(e) => problems.push(e),
+        }
+        if let Some(d) = &r.leaf_proof_digest {
+            let path = format!("leaf-proofs/{d}");
+            match a.read(&path) {
+                Ok(bytes) if sha3_hex(&bytes) == *d => {
+                    // A leaf proof is a batch-validity proof, or — where the prover did not
+                    // hold the venue state — a data-root proof of the batch's operation
+                    // records (specs/day-proof.md §4). Its statement is always checked
+                    // (cheap); its STARK with --leaves, or by `state-roots` where needed.
+                    match verify_leaf(&bytes, s, &data_statement(s), options, leaves) {
+                        Ok(kind) => leaf_kinds[usize::from(kind == LeafKind::DataRoot)] += 1,
+                        Err(e) => problems.push(format!("{path} (batch seq {}): {e}", r.seq)),
+                    }
+                }
+                Ok(_) => problems.push(format!("{path}: sha3-256 differs from its name")),
+                Err(e) => problems.push(e),
+            }
+        }
+    }
+    if problems.is_empty() {
+        let n_leaves = leaf_kinds[0] + leaf_kinds[1];
+        let extra = if leaves {
+            format!(
+                "; {n_leaves} leaf proofs ({} batch-validity, {} data-root) and {verified} poe-circle-stark/v1 rollup proofs verified",
+                leaf_kinds[0], leaf_kinds[1]
+            )
+        } else {
+            format!(
+                "; {n_leaves} leaf proofs ({} batch-validity, {} data-root) state their batch",
+                leaf_kinds[0], leaf_kinds[1]
+            )
+        };
+        a.pass(
+            CheckKind::ProofFiles,
+            format!("{} rollup proof digests match{extra}", rows.len()),
+        );
+    } else {
+        a.fail(CheckKind::ProofFiles, problems.join("; "));
+    }
+}
+
+/// Every state root of the day proven by something (`specs/archive.md` §6): the root proof
+/// proves each segment's first pre- and last post-state root; a root between two batches
+/// of one segment needs the earlier batch's batch-validity leaf proof, verified here whatever
+/// the options (with its pre-state root proven, by induction along the segment, it proves
+/// the post-state root the batch statement publishes and `/v1/batches/{id}/inclusion` serves).
+pub(super) fn check_state_roots(
+    a: &mut Auditor<'_>,
+    rows: &[StatementRow],
+    stmts: &[BatchStatement],
+    proven: &RootsProven,
+    options: &AuditOptions,
+) {
+    let (segments, needed): (usize, Vec<usize>) = match proven {
+        RootsProven::Nothing => {
+            a.fail(
+                CheckKind::StateRoots,
+                "not checked: the root proof did not verify (see root-proof)",
+            );
+            return;
+        }
+        RootsProven::V1 => (0, (0..stmts.len()).collect()),
+        RootsProven::Segments { segments, interior } => (*segments, interior.clone()),
+    };
+    let mut problems = Vec::new();
+    let mut by_leaf = 0usize;
+    let mut unproven = 0usize;
+    for &i in &needed {
+        let (r, s) = (&rows[i], &stmts[i]);
+        let at = format!(
+            "batch seq {} of {} (post-state root {})",
+            s.seq, r.rollup, s.post_state_root
+        );
+        let leaf = r.leaf_proof_digest.as_ref().map(|d| {
+            let path = format!("leaf-proofs/{d}");
+            a.read(&path).and_then(|bytes| {
+                if sha3_hex(&bytes) == *d {
+                    verify_leaf(&bytes, s, &data_statement(s), options, true)
+                        .map_err(|e| format!("{path}: {e}"))
+                } else {
+                    Err(format!("{path}: sha3-256 differs from its name"))
+                }
+            })
+        });
+        match (leaf, proven) {
+            (Some(Ok(LeafKind::Validity)), _) => by_leaf += 1,
+            // v1 days (before V2_REQUIRED_FROM_DAY) were published with data-root leaves: their
+            // roots were never proven, which the line says instead of failing the archive.
+            (None | Some(Ok(LeafKind::DataRoot)), RootsProven::V1) => unproven += 1,
+            (None, _) => problems.push(format!(
+                "{at}: lies inside a segment and has no leaf proof; nothing proves it"
+            )),
+            (Some(Ok(LeafKind::DataRoot)), _) => problems.push(format!(
+                "{at}: lies inside a segment and its leaf proof is a data-root proof, which does not prove state roots"
+            )),
+            (Some(Err(e)), _) => problems.push(format!("{at}: {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        a.fail(CheckKind::StateRoots, problems.join("; "));
+        return;
+    }
+    let n_roots = stmts.len() + rollup_starts(stmts);
+    match proven {
+        RootsProven::V1 => a.pass(
+            CheckKind::StateRoots,
+            format!(
+                "v1 root proof: of {} post-state roots, {by_leaf} proven by batch-validity leaf proofs, {unproven} stated but not proven (days before {})",
+                stmts.len(),
+                Day(V2_REQUIRED_FROM_DAY)
+            ),
+        ),
+        _ => a.pass(
+            CheckKind::StateRoots,
+            format!(
+                "all {n_roots} state roots proven: {} by the {segments} segment proofs (each segment's first pre- and last post-state root), {by_leaf} between batches by batch-validity leaf proofs",
+                n_roots - by_leaf
+            ),
+        ),
+    }
+}
+
+/// Distinct state roots of a day: every batch's post-state root plus one pre-state root per
+/// rollup (the batch statements chain the rest).
+pub(super) fn rollup_starts(stmts: &[BatchStatement]) -> usize {
+    stmts
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| *i == 0 || stmts[i - 1].rollup_id != s.rollup_id)
+        .count()
+}

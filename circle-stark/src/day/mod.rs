@@ -1,0 +1,13 @@
+//! The day: batch statements (the day tree's leaves), the day statement, and the daily root
+//! proof — its prover and its verifier side by side (`specs/day-proof.md`).
+
+#[cfg(feature = "prover")]
+mod prove;
+pub mod root;
+pub mod statement;
+mod verify;
+
+#[cfg(feature = "prover")]
+pub use prove::{prove_day, prove_root};
+pub use statement::{BatchStatement, DayStatement};
+pub use verify::{verify_day, verify_day_bytes};

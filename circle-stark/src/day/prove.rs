@@ -1,0 +1,102 @@
+//! Proving the day (feature `prover`): the day-tree proof, and the daily root proof that
+//! carries it with the day's segment proofs. Its verifier is `super::root`.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+use super::root::{plan_segments, RootProof, Segment, SEGMENT_CAPACITY_OPS};
+use super::statement::{BatchStatement, DayStatement};
+use crate::config::SecurityConfig;
+use crate::data_root::prove::prove_records;
+use crate::encoding::Record;
+use crate::error::ProveError;
+use crate::field::M31;
+use crate::proof::{AirId, Proof};
+use crate::validity::prove_segment;
+use crate::venue::{Operation, Venue};
+
+/// Proves a day: the batch statements (canonical order, chained per rollup) are the leaves of
+/// the day tree, with the day's summary and `manifest_hash` bound as public input
+/// (`specs/day-proof.md`).
+///
+/// # Errors
+/// [`ProveError::Day`] for statements that are not a day; otherwise as [`crate::data_root::prove_data_root`].
+pub fn prove_day(
+    day: u32,
+    statements: &[BatchStatement],
+    manifest_hash: [u8; 32],
+    config: SecurityConfig,
+) -> Result<(DayStatement, Proof), ProveError> {
+    let statement = DayStatement::derive(day, statements, manifest_hash)?;
+    let records: Vec<M31> = statements.iter().flat_map(Record::encode).collect();
+    let bound = statement.bound_inputs();
+    let (inner, proof) = prove_records(
+        AirId::DayRoot,
+        &records,
+        BatchStatement::LIMBS,
+        |_| bound,
+        config,
+    )?;
+    debug_assert_eq!(inner, statement.data_root_statement());
+    Ok((statement, proof))
+}
+
+/// The daily root proof (`specs/day-proof.md` §3–4): the day-tree proof over `statements`
+/// (canonical order; `ops[i]` are batch `i`'s operations) and the manifest hash, and one
+/// batch-validity segment proof per run of a rollup's batches ([`plan_segments`]), each
+/// rollup's state walked forward from `venues` (its state before its first batch of the day).
+///
+/// # Errors
+/// [`ProveError::NoVenue`] for a rollup without a starting state, [`ProveError::Segment`]
+/// for a segment that does not prove (a batch that does not apply), otherwise as
+/// [`prove_day`].
+pub fn prove_root(
+    day: u32,
+    statements: &[BatchStatement],
+    ops: &[&[Operation]],
+    manifest_hash: [u8; 32],
+    venues: &HashMap<u32, Venue>,
+    config: SecurityConfig,
+) -> Result<RootProof, ProveError> {
+    assert_eq!(
+        statements.len(),
+        ops.len(),
+        "one list of operations per batch"
+    );
+    let (_, day) = prove_day(day, statements, manifest_hash, config)?;
+    let mut walked: HashMap<u32, Venue> = HashMap::new();
+    let mut segments = Vec::new();
+    for (start, end) in plan_segments(statements, SEGMENT_CAPACITY_OPS) {
+        let (first, last) = (&statements[start], &statements[end - 1]);
+        let venue = match walked.entry(first.rollup_id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(venues.get(&first.rollup_id).cloned().ok_or(
+                ProveError::NoVenue {
+                    rollup_id: first.rollup_id,
+                    seq: first.seq,
+                },
+            )?),
+        };
+        let in_segment = |error: ProveError| ProveError::Segment {
+            rollup_id: first.rollup_id,
+            first_seq: first.seq,
+            last_seq: last.seq,
+            error: Box::new(error),
+        };
+        let batches = &ops[start..end];
+        let (statement, proof) = prove_segment(venue, batches, config).map_err(in_segment)?;
+        debug_assert_eq!(statement.post_state_root, last.post_state_root);
+        for b in batches {
+            venue
+                .apply_batch(b)
+                .map_err(|v| in_segment(ProveError::Rule(v)))?;
+        }
+        segments.push(Segment {
+            rollup_id: first.rollup_id,
+            first_seq: first.seq,
+            last_seq: last.seq,
+            proof,
+        });
+    }
+    Ok(RootProof { day, segments })
+}

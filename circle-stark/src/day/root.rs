@@ -1,0 +1,688 @@
+//! The daily root proof, v2 (`specs/day-proof.md` §3–4): the day-tree proof
+//! (`poe/day-root/v1`: the day's batch statements are the leaves of `day_root`, the day summary
+//! and manifest hash bound) and, per rollup, **segment proofs** (`poe/batch-validity/v2`) that
+//! re-prove every batch of the day: each covers a run of the rollup's consecutive batches, one
+//! data tree per batch, its state opened at the first batch's `pre_state_root` and closed at
+//! the last batch's `post_state_root`; consecutive segments share their boundary roots, so the
+//! segments chain the rollup's day from `first_pre_state_root` to `last_post_state_root`.
+//!
+//! stwo 2.3 has no recursion, so the segments are separate STARKs (verified in parallel across
+//! the auditor's cores): verification grows with the number of segments (one per rollup per
+//! [`SEGMENT_CAPACITY_OPS`] operations). The day statement does not change when a recursive
+//! proof replaces the list.
+
+use crate::config::VerifierPolicy;
+use crate::day::statement::{BatchStatement, DayStatement};
+use crate::error::VerifyError;
+use crate::proof::{Proof, ProofFormatError, Reader};
+use crate::validity::{verify_validity, BatchTree, ValidityStatement, MAX_BATCHES, MAX_OPS};
+use crate::venue::instruments_root;
+
+/// File magic of a v2 root proof. A file starting with the plain proof magic is a v1 root
+/// proof (the day-tree proof alone).
+pub const ROOT_MAGIC: [u8; 8] = *b"POEROOT2";
+
+/// Name of the v2 root proof in manifests, `statement.json` and logs.
+pub const ROOT_AIR_NAME: &str = "poe/day-root/v2";
+
+/// First day (days since 1970-01-01: 2026-11-28) whose root proof must be v2. Earlier days may
+/// have a v1 root proof (the day-tree proof alone, written before segments existed); from this
+/// day on a v1 file would be a downgrade that hides batch validity, and auditors refuse it.
+pub const V2_REQUIRED_FROM_DAY: u32 = 20_785;
+
+/// Most operations one segment proof covers: the batch-validity AIR's limit (22-bit access
+/// times), which is also what fits this project's 24 GiB reference machine (9.45 GiB at
+/// production security, BENCHMARKS.md).
+pub const SEGMENT_CAPACITY_OPS: usize = MAX_OPS;
+
+/// One segment: a validity proof of the rollup's batches `first_seq ..= last_seq`.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Registry id of the rollup.
+    pub rollup_id: u32,
+    /// First batch covered.
+    pub first_seq: u64,
+    /// Last batch covered.
+    pub last_seq: u64,
+    /// The `poe/batch-validity/v2` proof.
+    pub proof: Proof,
+}
+
+/// The daily root proof.
+#[derive(Debug, Clone)]
+pub struct RootProof {
+    /// The day-tree proof (`poe/day-root/v1`).
+    pub day: Proof,
+    /// Segments in canonical order: by rollup, then seq.
+    pub segments: Vec<Segment>,
+}
+
+/// What a verified root proof covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootCoverage {
+    /// Segment proofs verified.
+    pub segments: usize,
+    /// Batches whose validity they prove (all of the day's).
+    pub batches: usize,
+    /// Operations they cover.
+    pub ops: u64,
+    /// Indices (into the batch statements) of the batches whose `post_state_root` lies
+    /// *inside* a segment: the segment proves the state change across its whole run, not the
+    /// roots between its batches, so each of these roots needs another proof (the batch's
+    /// batch-validity leaf proof, `specs/day-proof.md` §3). Every other state root of the day
+    /// is a segment's first pre-state or last post-state root.
+    pub interior: Vec<usize>,
+}
+
+/// Cuts a day's batch statements (canonical order) into segments: `(start, end)` index
+/// ranges, a new segment at each rollup, at a change of `instruments_root` (one instrument
+/// table per proof), and before exceeding `capacity_ops` operations or [`MAX_BATCHES`]
+/// batches. A batch larger than the capacity gets a segment of its own (and fails to prove
+/// past [`MAX_OPS`]).
+pub fn plan_segments(batches: &[BatchStatement], capacity_ops: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    let mut ops = 0usize;
+    for (i, b) in batches.iter().enumerate() {
+        if i > start {
+            let first = &batches[start];
+            if b.rollup_id != first.rollup_id
+                || b.instruments_root != first.instruments_root
+                || ops + b.n_ops as usize > capacity_ops
+                || i - start >= MAX_BATCHES
+            {
+                out.push((start, i));
+                start = i;
+                ops = 0;
+            }
+        }
+        ops += b.n_ops as usize;
+    }
+    if !batches.is_empty() {
+        out.push((start, batches.len()));
+    }
+    out
+}
+
+/// A length-prefixed (`u32`) canonical proof.
+fn read_proof(r: &mut Reader<'_>) -> Result<Proof, ProofFormatError> {
+    let len = r.u32()?;
+    let remaining = r.bytes.len() - r.pos;
+    if len as usize > remaining {
+        return Err(ProofFormatError::LengthOverflow {
+            offset: r.pos - 4,
+            count: len,
+            remaining,
+        });
+    }
+    Proof::from_bytes(r.take(len as usize)?)
+}
+
+impl RootProof {
+    /// `POEROOT2`, the day proof (`u32` length, bytes), a `u32` segment count, then per
+    /// segment `rollup_id u32, first_seq u64, last_seq u64`, the proof (`u32` length, bytes);
+    /// little-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = ROOT_MAGIC.to_vec();
+        let day = self.day.to_bytes();
+        out.extend((day.len() as u32).to_le_bytes());
+        out.extend(day);
+        out.extend((self.segments.len() as u32).to_le_bytes());
+        for s in &self.segments {
+            out.extend(s.rollup_id.to_le_bytes());
+            out.extend(s.first_seq.to_le_bytes());
+            out.extend(s.last_seq.to_le_bytes());
+            let p = s.proof.to_bytes();
+            out.extend((p.len() as u32).to_le_bytes());
+            out.extend(p);
+        }
+        out
+    }
+
+    /// Inverse of [`RootProof::to_bytes`]; every inner proof must be canonical and nothing
+    /// may follow the last segment.
+    ///
+    /// # Errors
+    /// [`ProofFormatError`] naming the first problem.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
+        let Some(rest) = bytes.strip_prefix(&ROOT_MAGIC) else {
+            return Err(ProofFormatError::BadMagic {
+                expected: ROOT_MAGIC,
+                got: bytes.iter().take(8).copied().collect(),
+            });
+        };
+        let mut r = Reader {
+            bytes: rest,
+            pos: 0,
+        };
+        let day = read_proof(&mut r)?;
+        let n = r.u32()?;
+        // Each segment takes at least 24 bytes of header.
+        if n as usize > (rest.len() - r.pos) / 24 {
+            return Err(ProofFormatError::LengthOverflow {
+                offset: r.pos - 4,
+                count: n,
+                remaining: rest.len() - r.pos,
+            });
+        }
+        let mut segments = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            segments.push(Segment {
+                rollup_id: r.u32()?,
+                first_seq: r.u64()?,
+                last_seq: r.u64()?,
+                proof: read_proof(&mut r)?,
+            });
+        }
+        if r.pos != rest.len() {
+            return Err(ProofFormatError::TrailingBytes {
+                count: rest.len() - r.pos,
+            });
+        }
+        Ok(Self { day, segments })
+    }
+
+    /// Whether `bytes` claim to be a v2 root proof (rather than a v1 bare day proof).
+    pub fn is_v2(bytes: &[u8]) -> bool {
+        bytes.starts_with(&ROOT_MAGIC)
+    }
+}
+
+/// The validity statement a segment over `batches` must prove; log sizes and instruments
+/// come from the proof (`claimed`), the rest from the batch statements.
+fn segment_statement(batches: &[BatchStatement], claimed: &ValidityStatement) -> ValidityStatement {
+    ValidityStatement {
+        batches: batches
+            .iter()
+            .map(|b| BatchTree {
+                n_ops: b.n_ops,
+                data_root: b.data_root,
+            })
+            .collect(),
+        pre_state_root: batches[0].pre_state_root,
+        post_state_root: batches[batches.len() - 1].post_state_root,
+        ..claimed.clone()
+    }
+}
+
+/// Verifies a root proof against the day statement the auditor derived and the batch
+/// statements it was derived from (canonical order): the day-tree proof, then that the
+/// segments cover every batch of every rollup exactly once, in order, each proving its
+/// batches' validity from the first batch's pre-state root to the last batch's post-state root.
+/// Coverage is checked first; the segments' STARKs then run in parallel, and the first
+/// failing one in segment order is reported.
+///
+/// # Errors
+/// The day proof's error as [`crate::day::verify_day`];
+/// [`VerifyError::SegmentCoverage`] for a batch not covered, covered twice or out of order;
+/// [`VerifyError::Segment`] wrapping the first failing segment's error.
+pub fn verify_root(
+    root: RootProof,
+    statement: &DayStatement,
+    batches: &[BatchStatement],
+    policy: &VerifierPolicy,
+) -> Result<RootCoverage, VerifyError> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    verify_root_on(root, statement, batches, policy, threads)
+}
+
+/// [`verify_root`] with the segments verified on at most `threads` threads (1: one after the
+/// other, what a single core costs).
+///
+/// # Errors
+/// As [`verify_root`].
+pub fn verify_root_on(
+    root: RootProof,
+    statement: &DayStatement,
+    batches: &[BatchStatement],
+    policy: &VerifierPolicy,
+    threads: usize,
+) -> Result<RootCoverage, VerifyError> {
+    // The statement must be the one these batches give (the caller derived it from them).
+    if batches.len() != statement.n_batches as usize
+        || crate::day::statement::day_root(batches) != statement.day_root
+    {
+        return Err(VerifyError::DayStatementMismatch { field: "day_root" });
+    }
+    crate::day::verify_day(root.day, statement, policy)?;
+    // Coverage and statements first (cheap, in order), then the segments' STARKs.
+    let mut at = 0usize;
+    let mut coverage = RootCoverage {
+        segments: 0,
+        batches: 0,
+        ops: 0,
+        interior: Vec::new(),
+    };
+    let mut jobs = Vec::with_capacity(root.segments.len());
+    for seg in root.segments {
+        let Some(first) = batches.get(at) else {
+            return Err(VerifyError::SegmentCoverage {
+                rollup_id: seg.rollup_id,
+                expected: "no further segment".into(),
+                got: format!("segment seq {}..={}", seg.first_seq, seg.last_seq),
+            });
+        };
+        if (seg.rollup_id, seg.first_seq) != (first.rollup_id, first.seq) {
+            return Err(VerifyError::SegmentCoverage {
+                rollup_id: first.rollup_id,
+                expected: format!(
+                    "a segment of rollup {} from seq {}",
+                    first.rollup_id, first.seq
+                ),
+                got: format!("rollup {} from seq {}", seg.rollup_id, seg.first_seq),
+            });
+        }
+        let len = batches[at..]
+            .iter()
+            .take_while(|b| b.rollup_id == seg.rollup_id && b.seq <= seg.last_seq)
+            .count();
+        let covered = &batches[at..at + len];
+        if covered.last().is_none_or(|b| b.seq != seg.last_seq) {
+            return Err(VerifyError::SegmentCoverage {
+                rollup_id: seg.rollup_id,
+                expected: format!(
+                    "last seq in {}..={}",
+                    seg.first_seq,
+                    covered.last().map_or(seg.first_seq, |b| b.seq)
+                ),
+                got: format!("last seq {}", seg.last_seq),
+            });
+        }
+        let wrap = |e: VerifyError| VerifyError::Segment {
+            rollup_id: seg.rollup_id,
+            first_seq: seg.first_seq,
+            last_seq: seg.last_seq,
+            error: Box::new(e),
+        };
+        let claimed = ValidityStatement::from_public_inputs(&seg.proof.public_inputs)
+            .ok_or(VerifyError::BatchStatementMismatch { field: "encoding" })
+            .map_err(wrap)?;
+        // One instrument table per proof: every covered batch must have listed exactly these.
+        let listed = instruments_root(&claimed.instruments);
+        if covered.iter().any(|b| b.instruments_root != listed) {
+            return Err(wrap(VerifyError::BatchStatementMismatch {
+                field: "instruments",
+            }));
+        }
+        let expected = segment_statement(covered, &claimed);
+        coverage.segments += 1;
+        coverage.batches += len;
+        coverage.interior.extend(at..at + len - 1);
+        coverage.ops += expected.n_ops();
+        jobs.push((seg, expected));
+        at += len;
+    }
+    if let Some(b) = batches.get(at) {
+        return Err(VerifyError::SegmentCoverage {
+            rollup_id: b.rollup_id,
+            expected: format!("a segment from seq {}", b.seq),
+            got: "none".into(),
+        });
+    }
+    let results = verify_segments(jobs, policy, threads);
+    match results.into_iter().find_map(Result::err) {
+        Some(e) => Err(e),
+        None => Ok(coverage),
+    }
+}
+
+/// The segments' STARKs on up to `threads` threads (they are independent; stwo's verifier is
+/// single-threaded), results in segment order.
+fn verify_segments(
+    jobs: Vec<(Segment, ValidityStatement)>,
+    policy: &VerifierPolicy,
+    threads: usize,
+) -> Vec<Result<(), VerifyError>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let threads = threads.min(jobs.len()).max(1);
+    let jobs: Vec<Mutex<Option<(Segment, ValidityStatement)>>> =
+        jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
+    let results: Vec<Mutex<Result<(), VerifyError>>> =
+        jobs.iter().map(|_| Mutex::new(Ok(()))).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let (seg, expected) = job
+                    .lock()
+                    .expect("no verifier thread panics holding a job")
+                    .take()
+                    .expect("each job is taken once");
+                let (rollup_id, first_seq, last_seq) = (seg.rollup_id, seg.first_seq, seg.last_seq);
+                let r = verify_validity(seg.proof, &expected, policy).map_err(|e| {
+                    VerifyError::Segment {
+                        rollup_id,
+                        first_seq,
+                        last_seq,
+                        error: Box::new(e),
+                    }
+                });
+                *results[i]
+                    .lock()
+                    .expect("no verifier thread panics holding a result") = r;
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().expect("threads joined"))
+        .collect()
+}
+
+/// Decodes and verifies a root proof file ([`verify_root`]).
+///
+/// # Errors
+/// [`VerifyError::Format`] for bytes that are not a canonical v2 root proof, otherwise as
+/// [`verify_root`].
+pub fn verify_root_bytes(
+    bytes: &[u8],
+    statement: &DayStatement,
+    batches: &[BatchStatement],
+    policy: &VerifierPolicy,
+) -> Result<RootCoverage, VerifyError> {
+    verify_root(RootProof::from_bytes(bytes)?, statement, batches, policy)
+}
+
+#[cfg(all(test, feature = "prover"))]
+mod tests {
+    use super::*;
+    use crate::config::SecurityConfig;
+    use crate::day::prove_day;
+    use crate::field::M31;
+    use crate::validity::prove_segment;
+    use crate::venue::{sample, Operation, Venue, OP_LIMBS};
+
+    const T0: u64 = 1_800_000_000_000_000;
+    const DAY: u32 = 20_833;
+    /// Small enough that rollup 1's three batches (40 + 17 + 39 operations) need two
+    /// chained segments.
+    const CAPACITY: usize = 60;
+
+    struct Fixture {
+        statements: Vec<BatchStatement>,
+        ops: Vec<Vec<Operation>>,
+        venues: Vec<(u32, Venue)>,
+    }
+
+    fn fixture() -> Fixture {
+        let mut statements = Vec::new();
+        let mut ops = Vec::new();
+        let mut venues = Vec::new();
+        for (rollup_id, seed, sizes) in [(1u32, 7u64, vec![40, 17, 39]), (2, 9, vec![50, 46])] {
+            let (venue, all) = sample::batch(96, 12, seed, T0, 0);
+            venues.push((rollup_id, venue.clone()));
+            let mut v = venue;
+            let mut at = 0;
+            for (seq, n) in sizes.into_iter().enumerate() {
+                let batch = all[at..at + n].to_vec();
+                at += n;
+                let pre = v.state_root();
+                v.apply_batch(&batch).unwrap();
+                let records: Vec<M31> = batch.iter().flat_map(Operation::encode).collect();
+                statements.push(BatchStatement {
+                    rollup_id,
+                    seq: seq as u64 + 5,
+                    pre_state_root: pre,
+                    post_state_root: v.state_root(),
+                    data_root: crate::hash::merkle::data_root(&records, OP_LIMBS),
+                    instruments_root: instruments_root(v.instruments()),
+                    n_ops: n as u32,
+                });
+                ops.push(batch);
+            }
+        }
+        Fixture {
+            statements,
+            ops,
+            venues,
+        }
+    }
+
+    /// The root proof the way the aggregator makes it: day proof, then segments walking
+    /// each rollup's state forward.
+    fn prove(f: &Fixture, statements: &[BatchStatement]) -> (DayStatement, RootProof) {
+        let config = SecurityConfig::testing();
+        let (day_statement, day) = prove_day(DAY, statements, [7; 32], config).unwrap();
+        let mut venues = f.venues.clone();
+        let mut segments = Vec::new();
+        for (start, end) in plan_segments(statements, CAPACITY) {
+            let id = statements[start].rollup_id;
+            let venue = &mut venues.iter_mut().find(|(r, _)| *r == id).unwrap().1;
+            let refs: Vec<&[Operation]> = f.ops[start..end].iter().map(Vec::as_slice).collect();
+            let (_, proof) = prove_segment(venue, &refs, config).unwrap();
+            for b in &refs {
+                venue.apply_batch(b).unwrap();
+            }
+            segments.push(Segment {
+                rollup_id: id,
+                first_seq: statements[start].seq,
+                last_seq: statements[end - 1].seq,
+                proof,
+            });
+        }
+        (day_statement, RootProof { day, segments })
+    }
+
+    fn policy() -> VerifierPolicy {
+        VerifierPolicy::insecure_for_tests()
+    }
+
+    #[test]
+    fn segments_split_at_rollups_and_capacity() {
+        let f = fixture();
+        assert_eq!(
+            plan_segments(&f.statements, CAPACITY),
+            vec![(0, 2), (2, 3), (3, 4), (4, 5)]
+        );
+        assert_eq!(plan_segments(&f.statements, 1000), vec![(0, 3), (3, 5)]);
+        let mut relisted = f.statements.clone();
+        relisted[1].instruments_root = crate::hash::poseidon2::Digest::ZERO;
+        assert_eq!(
+            plan_segments(&relisted, 1000),
+            vec![(0, 1), (1, 2), (2, 3), (3, 5)]
+        );
+    }
+
+    #[test]
+    fn root_proof_round_trips_and_covers_every_batch() {
+        let f = fixture();
+        let (statement, root) = prove(&f, &f.statements);
+        let bytes = root.to_bytes();
+        assert!(RootProof::is_v2(&bytes));
+        let coverage = verify_root_bytes(&bytes, &statement, &f.statements, &policy()).unwrap();
+        assert_eq!(
+            coverage,
+            RootCoverage {
+                segments: 4,
+                batches: 5,
+                ops: 192,
+                // Segment (0, 2) holds batches 0 and 1: the root between them is not opened.
+                interior: vec![0],
+            }
+        );
+        let one_core = verify_root_on(
+            RootProof::from_bytes(&bytes).unwrap(),
+            &statement,
+            &f.statements,
+            &policy(),
+            1,
+        )
+        .unwrap();
+        assert_eq!(one_core, coverage);
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            RootProof::from_bytes(&trailing),
+            Err(ProofFormatError::TrailingBytes { count: 1 })
+        ));
+        // The last segment's length now runs past the end.
+        assert!(matches!(
+            RootProof::from_bytes(&bytes[..bytes.len() - 1]),
+            Err(ProofFormatError::LengthOverflow { .. })
+        ));
+        assert!(matches!(
+            RootProof::from_bytes(&bytes[..ROOT_MAGIC.len() + 2]),
+            Err(ProofFormatError::Truncated { .. })
+        ));
+        assert!(matches!(
+            RootProof::from_bytes(&root.day.to_bytes()),
+            Err(ProofFormatError::BadMagic { .. })
+        ));
+    }
+
+    #[test]
+    fn root_with_a_segment_left_out_is_rejected() {
+        let f = fixture();
+        let (statement, mut root) = prove(&f, &f.statements);
+        root.segments.remove(1);
+        let e = verify_root(root, &statement, &f.statements, &policy()).unwrap_err();
+        assert_eq!(
+            e,
+            VerifyError::SegmentCoverage {
+                rollup_id: 1,
+                expected: "a segment of rollup 1 from seq 7".into(),
+                got: "rollup 2 from seq 5".into()
+            }
+        );
+    }
+
+    #[test]
+    fn root_with_the_last_segment_left_out_is_rejected() {
+        let f = fixture();
+        let (statement, mut root) = prove(&f, &f.statements);
+        root.segments.pop();
+        let e = verify_root(root, &statement, &f.statements, &policy()).unwrap_err();
+        assert!(
+            matches!(e, VerifyError::SegmentCoverage { rollup_id: 2, .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn root_with_a_segment_claiming_more_batches_is_rejected() {
+        let f = fixture();
+        let (statement, mut root) = prove(&f, &f.statements);
+        // The first segment proves seq 5..=6; it claims 5..=7, which would skip seq 7's own.
+        root.segments[0].last_seq = 7;
+        root.segments.remove(1);
+        let e = verify_root(root, &statement, &f.statements, &policy()).unwrap_err();
+        assert!(
+            matches!(&e, VerifyError::Segment { rollup_id: 1, first_seq: 5, last_seq: 7, error }
+                if matches!(**error, VerifyError::BatchStatementMismatch { field: "n_batches" })),
+            "{e}"
+        );
+    }
+
+    /// The honest segments under a valid day-tree proof of statements in which batch `k`'s
+    /// post-state root and batch `k + 1`'s pre-state root are one invented root.
+    fn invented_root_after(
+        f: &Fixture,
+        k: usize,
+    ) -> (DayStatement, RootProof, Vec<BatchStatement>) {
+        let (_, root) = prove(f, &f.statements);
+        let mut lying = f.statements.clone();
+        let fake = crate::hash::poseidon2::hash_elements(
+            crate::hash::poseidon2::Domain::Message,
+            &[M31::from_u32_unchecked(1)],
+        );
+        lying[k].post_state_root = fake;
+        lying[k + 1].pre_state_root = fake;
+        let (statement, day) = prove_day(DAY, &lying, [7; 32], SecurityConfig::testing()).unwrap();
+        let forged = RootProof {
+            day,
+            segments: root.segments,
+        };
+        (statement, forged, lying)
+    }
+
+    #[test]
+    fn statements_with_invented_state_roots_are_rejected() {
+        // The operator publishes a chain of state roots the operations do not produce (batch
+        // 6's post root and batch 7's pre root replaced consistently) with a valid day proof
+        // over those statements: the segment proving the real execution no longer matches.
+        let f = fixture();
+        let (statement, forged, lying) = invented_root_after(&f, 1);
+        let e = verify_root(forged, &statement, &lying, &policy()).unwrap_err();
+        assert!(
+            matches!(&e, VerifyError::Segment { rollup_id: 1, first_seq: 5, error, .. }
+                if matches!(**error, VerifyError::BatchStatementMismatch { field: "post_state_root" })),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invented_root_inside_a_segment_is_left_to_the_leaf_proofs() {
+        // The same lie between batches 5 and 6 of rollup 1, which one segment proves together:
+        // the segment states only the run's first pre and last post root, so the root proof
+        // verifies — and names batch 0 as the one whose post-state root it does not prove, so
+        // that the audit demands that batch's validity leaf (archive's `state-roots` check).
+        let f = fixture();
+        let (statement, forged, lying) = invented_root_after(&f, 0);
+        let coverage = verify_root(forged, &statement, &lying, &policy()).unwrap();
+        assert_eq!(coverage.interior, vec![0]);
+    }
+
+    #[test]
+    fn two_bad_segments_report_the_first_whatever_the_threads() {
+        let mut f = fixture();
+        let (statement, _) = prove(&f, &f.statements);
+        for b in [0, 3] {
+            let i = f.ops[b]
+                .iter()
+                .position(|o| matches!(o, Operation::Trade { .. }))
+                .unwrap();
+            if let Operation::Trade { price, .. } = &mut f.ops[b][i] {
+                *price += 1;
+            }
+        }
+        let (_, root) = prove(&f, &f.statements);
+        for threads in [1, 4] {
+            let e = verify_root_on(root.clone(), &statement, &f.statements, &policy(), threads)
+                .unwrap_err();
+            assert!(
+                matches!(
+                    &e,
+                    VerifyError::Segment {
+                        rollup_id: 1,
+                        first_seq: 5,
+                        ..
+                    }
+                ),
+                "{threads} threads: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn segment_of_other_operations_is_rejected() {
+        // A segment proven over rollup 2's operations with one trade's price changed: its data
+        // roots are not the published batches'.
+        let mut f = fixture();
+        let (statement, _) = prove(&f, &f.statements);
+        let i = f.ops[3]
+            .iter()
+            .position(|o| matches!(o, Operation::Trade { .. }))
+            .unwrap();
+        if let Operation::Trade { price, .. } = &mut f.ops[3][i] {
+            *price += 1;
+        }
+        let (_, root) = prove(&f, &f.statements);
+        let e = verify_root(root, &statement, &f.statements, &policy()).unwrap_err();
+        assert!(
+            matches!(&e, VerifyError::Segment { rollup_id: 2, error, .. }
+                if matches!(**error, VerifyError::BatchStatementMismatch { field: "data_root" })),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn root_checked_against_other_batch_statements_is_rejected() {
+        let f = fixture();
+        let (statement, root) = prove(&f, &f.statements);
+        let e = verify_root(root, &statement, &f.statements[..4], &policy()).unwrap_err();
+        assert_eq!(e, VerifyError::DayStatementMismatch { field: "day_root" });
+    }
+}

@@ -1,0 +1,97 @@
+//! The STARK plumbing every poe proof shares: the transcript preamble, the AIR and policy
+//! checks, and stwo's verifier behind a panic guard. Builds without the `prover` feature.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use stwo::core::air::Component;
+use stwo::core::channel::{Blake2sChannel, Channel};
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::pcs::CommitmentSchemeVerifier;
+use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
+use stwo::core::verifier::{verify, VerificationError};
+
+use crate::config::{SecurityConfig, VerifierPolicy};
+use crate::error::VerifyError;
+use crate::field::M31;
+use crate::proof::{AirId, Proof, FORMAT_VERSION};
+
+/// Domain separator mixed first into every poe transcript.
+const TRANSCRIPT_TAG: [u32; 2] = [u32::from_le_bytes(*b"poe/"), u32::from_le_bytes(*b"stk1")];
+
+/// Binds format version, AIR identity, parameters and public inputs before any commitment
+/// (`specs/proof-format.md` §4).
+pub(crate) fn mix_preamble(
+    channel: &mut Blake2sChannel,
+    air: AirId,
+    config: &SecurityConfig,
+    public_inputs: &[M31],
+) {
+    channel.mix_u32s(&TRANSCRIPT_TAG);
+    channel.mix_u32s(&[u32::from(FORMAT_VERSION), air as u32]);
+    config.pcs_config().mix_into(channel);
+    channel.mix_u32s(&[public_inputs.len() as u32]);
+    channel.mix_u32s(&public_inputs.iter().map(|x| x.0).collect::<Vec<_>>());
+}
+
+/// Binds the LogUp sums before the interaction trace is committed.
+pub(crate) fn mix_claimed_sums(channel: &mut Blake2sChannel, sums: &[SecureField]) {
+    channel.mix_felts(sums);
+}
+
+pub(crate) fn check_air_and_policy(
+    proof: &Proof,
+    air: AirId,
+    policy: &VerifierPolicy,
+) -> Result<(), VerifyError> {
+    if proof.air != air {
+        return Err(VerifyError::WrongAir {
+            expected: air,
+            got: proof.air,
+        });
+    }
+    let bits = proof.config.security_bits();
+    if bits < policy.min_security_bits {
+        return Err(VerifyError::SecurityTooLow {
+            expected: policy.min_security_bits,
+            got: bits,
+        });
+    }
+    Ok(())
+}
+
+/// stwo's STARK check over `components`, with the transcript at the point after the
+/// interaction commitment.
+pub(crate) fn run_stark(
+    components: &[&dyn Component],
+    channel: &mut Blake2sChannel,
+    scheme: &mut CommitmentSchemeVerifier<Blake2sMerkleChannel>,
+    proof: Proof,
+) -> Result<(), VerifyError> {
+    // stwo indexes into the proof without checking every length; a malformed proof must be an
+    // error, never a crash of the auditor's process.
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        verify(components, channel, scheme, proof.stark)
+    }));
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(map_stwo_error(e)),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "verifier panicked".into());
+            Err(VerifyError::Structure(msg))
+        }
+    }
+}
+
+fn map_stwo_error(e: VerificationError) -> VerifyError {
+    match e {
+        VerificationError::InvalidStructure(s) => VerifyError::Structure(s),
+        VerificationError::Merkle(m) => VerifyError::Merkle(m.to_string()),
+        VerificationError::OodsNotMatching => VerifyError::OodsMismatch,
+        VerificationError::Fri(f) => VerifyError::Fri(f.to_string()),
+        VerificationError::ProofOfWork => VerifyError::ProofOfWork,
+    }
+}

@@ -1,0 +1,430 @@
+//! Proving batch validity (feature `prover`), in named stages: [`execute`] the operations on
+//! the venue (one row per operation, each valid on its own), [`witness`] every component and
+//! the statement, then [`prove_statement`]: commit the main traces, draw the relations, commit
+//! the interaction traces, prove. The stages iterate the component registry
+//! ([`ComponentId::ALL`]); nothing here names a component but [`Trace::of`].
+
+mod columns;
+mod execute;
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use stwo::core::channel::Blake2sChannel;
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::poly::circle::CanonicCoset;
+use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
+use stwo::prover::backend::simd::column::BaseColumn;
+use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::poly::circle::PolyOps;
+use stwo::prover::{prove, CommitmentSchemeProver};
+
+pub(crate) use self::columns::{chip_padding, chip_witness};
+use self::columns::{
+    instrument_interaction, leaf_op_interaction, padded_columns, range_interaction,
+    witness_interaction,
+};
+pub(crate) use self::execute::Execution;
+use super::cash::{CashRow, CASH_BOUND_COLUMNS, CASH_COLUMNS, CASH_LOOKUPS};
+use super::instruments::{settle_terms, INSTRUMENT_COLUMNS};
+use super::registry::{ComponentId, Components, N_COMPONENTS};
+use super::row::{Access, Lookup, RowWitness};
+use super::settle::{
+    HolderRow, SettleRow, HEADER_COLUMNS, HEADER_LOOKUPS, HOLDER_COLUMNS, HOLDER_LOOKUPS,
+};
+use super::state_tree::{
+    tree_witness, Touched, TreeWitness, STATE_LEAF_COLUMNS, STATE_LEAF_LOOKUPS, STATE_NODE_COLUMNS,
+    STATE_NODE_LOOKUPS,
+};
+use super::trade::{TRADE_COLUMNS, TRADE_LOOKUPS};
+use super::{BatchTree, ValidityRelations, ValidityStatement, MAX_OPS};
+use crate::config::SecurityConfig;
+use crate::data_root::log_rows_for;
+use crate::data_root::prove::{
+    evaluations, forest_traces, node_interaction, ComponentTrace, Evaluation,
+};
+use crate::error::ProveError;
+use crate::field::M31;
+use crate::hash::poseidon2::Digest;
+use crate::proof::{AirId, Proof};
+use crate::stark::{mix_claimed_sums, mix_preamble};
+use crate::venue::{Operation, Venue};
+
+/// Proves that `ops`, applied in order to `venue`'s state, obey the venue rules and turn its
+/// state root into the returned statement's post-state root (`specs/batch-air.md` §5):
+/// deposits, withdrawals, trades and settlements.
+///
+/// # Errors
+/// [`ProveError::Rule`] if the batch breaks a rule (naming the operation),
+/// [`ProveError::NoRecords`] / [`ProveError::TooManyRecords`] for a batch out of range.
+pub fn prove_validity(
+    venue: &Venue,
+    ops: &[Operation],
+    config: SecurityConfig,
+) -> Result<(ValidityStatement, Proof), ProveError> {
+    prove_validity_with(venue, ops, ops, |_| {}, |_| {}, config)
+}
+
+/// Proves a run of consecutive batches of one rollup in one batch-validity proof (a day
+/// segment, `specs/day-proof.md` §4): the statement lists each batch's data tree, its state
+/// opened before the first batch and closed after the last.
+///
+/// # Errors
+/// As [`prove_validity`]; [`ProveError::NoRecords`] for an empty batch.
+pub fn prove_segment(
+    venue: &Venue,
+    batches: &[&[Operation]],
+    config: SecurityConfig,
+) -> Result<(ValidityStatement, Proof), ProveError> {
+    if batches.iter().any(|b| b.is_empty()) {
+        return Err(ProveError::NoRecords);
+    }
+    let ops: Vec<Operation> = batches.concat();
+    let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
+    prove_forest_with(venue, &ops, &sizes, &ops, |_| {}, |_| {}, config)
+}
+
+/// [`prove_forest_with`] for one batch.
+pub(crate) fn prove_validity_with(
+    venue: &Venue,
+    records_ops: &[Operation],
+    ops: &[Operation],
+    edit: impl FnOnce(&mut ValidityStatement),
+    forge: impl FnOnce(&mut Execution),
+    config: SecurityConfig,
+) -> Result<(ValidityStatement, Proof), ProveError> {
+    let sizes = [records_ops.len()];
+    prove_forest_with(venue, records_ops, &sizes, ops, edit, forge, config)
+}
+
+/// The validity prover with its seams exposed for attack tests: the data forest is built from
+/// `records_ops` cut into batches of `sizes`, the operation rows from `ops` (applied
+/// natively, so each row is valid on its own), `forge` may rewrite the rows (unchecked), and
+/// `edit` may rewrite the statement before it is bound. Anything but `records_ops == ops`
+/// and no-op `edit` and `forge` yields a proof that must not verify.
+pub(crate) fn prove_forest_with(
+    venue: &Venue,
+    records_ops: &[Operation],
+    sizes: &[usize],
+    ops: &[Operation],
+    edit: impl FnOnce(&mut ValidityStatement),
+    forge: impl FnOnce(&mut Execution),
+    config: SecurityConfig,
+) -> Result<(ValidityStatement, Proof), ProveError> {
+    if ops.is_empty() {
+        return Err(ProveError::NoRecords);
+    }
+    if ops.len() > MAX_OPS {
+        return Err(ProveError::TooManyRecords {
+            max: MAX_OPS,
+            got: ops.len(),
+        });
+    }
+    if sizes.iter().sum::<usize>() != records_ops.len() || sizes.contains(&0) {
+        return Err(ProveError::Stwo(format!(
+            "batch sizes {sizes:?} do not cut {} records into non-empty batches",
+            records_ops.len()
+        )));
+    }
+    let mut execution = execute::execute(venue, ops)?;
+    forge(&mut execution);
+    let (mut statement, witness) = witness(execution, records_ops, sizes)?;
+    edit(&mut statement);
+    statement.check().map_err(ProveError::Stwo)?;
+    let proof = prove_statement(&statement, witness, config)?;
+    Ok((statement, proof))
+}
+
+/// Everything the components' traces are built from.
+pub(crate) struct BatchWitness {
+    range_table: [BaseColumn; 2],
+    /// Per instrument, its uses by trade rows and by settlement rows.
+    instrument_uses: Vec<[u32; 2]>,
+    data_leaves: ComponentTrace,
+    data_nodes: ComponentTrace,
+    cash: Vec<RowWitness>,
+    trade: Vec<RowWitness>,
+    state: TreeWitness,
+    chip: Vec<RowWitness>,
+    settle: Vec<RowWitness>,
+    holder: Vec<RowWitness>,
+}
+
+/// Where a component's trace comes from.
+pub(crate) enum Trace<'a> {
+    /// The range table's `(value, uses)` columns.
+    Range(&'a [BaseColumn; 2]),
+    /// The instrument table, built from the statement's instruments and their uses.
+    Instruments(&'a [[u32; 2]]),
+    /// The data forest's leaves.
+    DataLeaf(&'a ComponentTrace),
+    /// The data forest's nodes.
+    DataNode(&'a ComponentTrace),
+    /// Rows from their witnesses, padded with `pad`, with `lookups` LogUp entries each.
+    Rows {
+        rows: &'a [RowWitness],
+        pad: Vec<M31>,
+        lookups: usize,
+    },
+}
+
+impl<'a> Trace<'a> {
+    fn rows(rows: &'a [RowWitness], width: usize, lookups: usize) -> Self {
+        Self::Rows {
+            rows,
+            pad: vec![M31::from_u32_unchecked(0); width],
+            lookups,
+        }
+    }
+
+    /// The registry's prover side: where `id`'s rows are in `w`.
+    pub(crate) fn of(id: ComponentId, w: &'a BatchWitness) -> Self {
+        match id {
+            ComponentId::Range => Self::Range(&w.range_table),
+            ComponentId::Instruments => Self::Instruments(&w.instrument_uses),
+            ComponentId::DataLeaf => Self::DataLeaf(&w.data_leaves),
+            ComponentId::DataNode => Self::DataNode(&w.data_nodes),
+            ComponentId::Cash => {
+                Self::rows(&w.cash, CASH_COLUMNS + CASH_BOUND_COLUMNS, CASH_LOOKUPS)
+            }
+            ComponentId::Trade => Self::rows(&w.trade, TRADE_COLUMNS, TRADE_LOOKUPS),
+            ComponentId::StateLeaf => {
+                Self::rows(&w.state.leaves, STATE_LEAF_COLUMNS, STATE_LEAF_LOOKUPS)
+            }
+            ComponentId::StateNode => {
+                Self::rows(&w.state.nodes, STATE_NODE_COLUMNS, STATE_NODE_LOOKUPS)
+            }
+            // A zero row does not satisfy an in-row permutation: pad with the permutation of 0.
+            ComponentId::Chip => Self::Rows {
+                rows: &w.chip,
+                pad: chip_padding(),
+                lookups: 1,
+            },
+            ComponentId::Settle => Self::rows(&w.settle, HEADER_COLUMNS, HEADER_LOOKUPS),
+            ComponentId::Holder => Self::rows(&w.holder, HOLDER_COLUMNS, HOLDER_LOOKUPS),
+        }
+    }
+
+    /// The component's main-trace columns.
+    fn main(&self, id: ComponentId, s: &ValidityStatement) -> (u32, Vec<BaseColumn>) {
+        match self {
+            Self::Range(table) => (crate::validity::range::LOG_RANGE, table.to_vec()),
+            Self::Instruments(uses) => {
+                let log_rows = id.log_rows(s);
+                (log_rows, instrument_columns(log_rows, s, uses))
+            }
+            Self::DataLeaf(t) | Self::DataNode(t) => (t.log_rows, t.columns.clone()),
+            Self::Rows { rows, pad, .. } => {
+                let log_rows = id.log_rows(s);
+                (log_rows, padded_columns(log_rows, rows, pad))
+            }
+        }
+    }
+
+    /// The component's interaction columns and its claimed LogUp sum.
+    fn interaction(
+        &self,
+        id: ComponentId,
+        s: &ValidityStatement,
+        rels: &ValidityRelations,
+    ) -> (Vec<Evaluation>, SecureField) {
+        match self {
+            Self::Range(table) => range_interaction(table, &rels.range),
+            Self::Instruments(uses) => {
+                let log_rows = id.log_rows(s);
+                instrument_interaction(log_rows, &instrument_columns(log_rows, s, uses), rels)
+            }
+            Self::DataLeaf(t) => leaf_op_interaction(t, &rels.merkle, &rels.ops),
+            Self::DataNode(t) => node_interaction(t, &rels.merkle, true),
+            Self::Rows { rows, lookups, .. } => {
+                witness_interaction(id.log_rows(s), rows, *lookups, rels)
+            }
+        }
+    }
+}
+
+/// The instrument table's columns: `enabled, terms[9], uses, settle terms[5], settle uses`.
+fn instrument_columns(log_rows: u32, s: &ValidityStatement, uses: &[[u32; 2]]) -> Vec<BaseColumn> {
+    let rows: Vec<[M31; INSTRUMENT_COLUMNS]> = (0..1usize << log_rows)
+        .map(|r| {
+            let mut row = [M31::from_u32_unchecked(0); INSTRUMENT_COLUMNS];
+            if let Some(inst) = s.instruments.get(r) {
+                let [trade_uses, settle_uses] = uses.get(r).copied().unwrap_or_default();
+                row[0] = M31::from_u32_unchecked(1);
+                let full = settle_terms(r as u32, inst);
+                row[1..10].copy_from_slice(&full[..9]);
+                row[10] = M31::from_u32_unchecked(trade_uses);
+                row[11..16].copy_from_slice(&full[9..]);
+                row[16] = M31::from_u32_unchecked(settle_uses);
+            }
+            row
+        })
+        .collect();
+    (0..INSTRUMENT_COLUMNS)
+        .map(|c| rows.iter().map(|r| r[c]).collect())
+        .collect()
+}
+
+/// Stage 2: every component's witness and the statement (its data roots, state roots and
+/// component sizes) from the executed rows and the records the data forest commits.
+fn witness(
+    execution: Execution,
+    records_ops: &[Operation],
+    sizes: &[usize],
+) -> Result<(ValidityStatement, BatchWitness), ProveError> {
+    let Execution {
+        pre_tree,
+        instruments,
+        cash,
+        trade,
+        settle,
+        holder,
+    } = execution;
+    // The touched leaves, from every row's accesses in time order.
+    let mut accesses: Vec<Access> = cash
+        .iter()
+        .flat_map(|r| [r.access(), r.clock_access()])
+        .chain(trade.iter().flat_map(|r| r.accesses()))
+        .chain(settle.iter().flat_map(|r| r.accesses()))
+        .chain(holder.iter().flat_map(|r| r.accesses()))
+        .collect();
+    accesses.sort_by_key(|a| a.t);
+    let mut touched: BTreeMap<u32, Touched> = BTreeMap::new();
+    for a in &accesses {
+        let t = touched.entry(a.key).or_insert(Touched {
+            key: a.key,
+            before: a.old,
+            after: a.old,
+            last_access: 0,
+        });
+        t.after = a.new;
+        t.last_access = a.t;
+    }
+    drop(accesses);
+    let settle: Vec<RowWitness> = settle.par_iter().map(SettleRow::witness).collect();
+    let holder: Vec<RowWitness> = holder.par_iter().map(HolderRow::witness).collect();
+    let cash: Vec<RowWitness> = cash.par_iter().map(CashRow::witness).collect();
+    let trade: Vec<RowWitness> = trade.par_iter().map(|r| r.witness(true)).collect();
+    let touched: Vec<Touched> = touched.into_values().collect();
+    let state = tree_witness(&pre_tree, &touched).map_err(ProveError::Stwo)?;
+    drop(pre_tree);
+    let chip = chip_witness(state.leaves.iter().chain(&state.nodes));
+    let lookups = || {
+        cash.iter()
+            .chain(&trade)
+            .chain(&settle)
+            .chain(&holder)
+            .chain(&state.leaves)
+            .flat_map(|w| &w.lookups)
+    };
+    let range_table = crate::validity::range::table_columns(lookups().filter_map(|l| match l {
+        Lookup::Range(v) => Some(*v),
+        _ => None,
+    }))
+    .map(|c| c.into_iter().collect());
+    let mut instrument_uses = vec![[0u32; 2]; instruments.len()];
+    for l in lookups() {
+        match l {
+            Lookup::Instrument(v) => instrument_uses[v[0].0 as usize][0] += 1,
+            Lookup::SettleTerms(v) => instrument_uses[v[0].0 as usize][1] += 1,
+            _ => {}
+        }
+    }
+
+    let mut statement = ValidityStatement {
+        batches: sizes
+            .iter()
+            .map(|&n| BatchTree {
+                n_ops: n as u32,
+                data_root: Digest::ZERO,
+            })
+            .collect(),
+        log_cash_rows: log_rows_for(cash.len()),
+        log_trade_rows: log_rows_for(trade.len()),
+        pre_state_root: state.pre_root,
+        post_state_root: state.post_root,
+        log_state_leaf_rows: log_rows_for(state.leaves.len()),
+        log_state_node_rows: log_rows_for(state.nodes.len()),
+        log_chip_rows: log_rows_for(chip.len()),
+        log_settle_rows: log_rows_for(settle.len()),
+        log_holder_rows: log_rows_for(holder.len()),
+        instruments,
+    };
+    let records: Vec<M31> = records_ops.iter().flat_map(Operation::encode).collect();
+    let (leaf_log, node_log) = statement.data_log_rows();
+    let (data_leaves, data_nodes, roots) =
+        forest_traces(&records, sizes, &statement.shifts(), leaf_log, node_log);
+    for (b, root) in statement.batches.iter_mut().zip(roots) {
+        b.data_root = root;
+    }
+    let witness = BatchWitness {
+        range_table,
+        instrument_uses,
+        data_leaves,
+        data_nodes,
+        cash,
+        trade,
+        state,
+        chip,
+        settle,
+        holder,
+    };
+    Ok((statement, witness))
+}
+
+/// Stage 3: the STARK. The transcript binds the preamble (AIR, config, public inputs), the
+/// main traces, the relations drawn from them, the claimed sums, then the interaction traces.
+fn prove_statement(
+    statement: &ValidityStatement,
+    witness: BatchWitness,
+    config: SecurityConfig,
+) -> Result<Proof, ProveError> {
+    let public_inputs = statement.to_public_inputs();
+    let twiddles = SimdBackend::precompute_twiddles(
+        CanonicCoset::new(Components::max_log_rows(statement) + 1 + config.log_blowup())
+            .circle_domain()
+            .half_coset,
+    );
+    let channel = &mut Blake2sChannel::default();
+    mix_preamble(channel, AirId::BatchValidity, &config, &public_inputs);
+    let mut scheme = CommitmentSchemeProver::<SimdBackend, Blake2sMerkleChannel>::new(
+        config.pcs_config(),
+        &twiddles,
+    );
+    scheme.tree_builder().commit(channel);
+
+    let traces = ComponentId::ALL.map(|id| (id, Trace::of(id, &witness)));
+    let mut tree = scheme.tree_builder();
+    for (id, trace) in &traces {
+        let (log_rows, columns) = trace.main(*id, statement);
+        tree.extend_evals(evaluations(log_rows, columns));
+    }
+    tree.commit(channel);
+
+    let rels = ValidityRelations::draw(channel);
+    let interactions: Vec<(Vec<Evaluation>, SecureField)> = traces
+        .iter()
+        .map(|(id, trace)| trace.interaction(*id, statement, &rels))
+        .collect();
+    drop(traces);
+    drop(witness);
+    let sums: [SecureField; N_COMPONENTS] = std::array::from_fn(|i| interactions[i].1);
+    mix_claimed_sums(channel, &sums);
+    let mut tree = scheme.tree_builder();
+    for (evals, _) in interactions {
+        tree.extend_evals(evals);
+    }
+    tree.commit(channel);
+
+    let components = Components::new(statement, &rels, &sums);
+    let stark =
+        prove::<SimdBackend, Blake2sMerkleChannel>(&components.as_provers(), channel, scheme)
+            .map_err(|e| ProveError::Stwo(e.to_string()))?;
+    Ok(Proof {
+        air: AirId::BatchValidity,
+        config,
+        public_inputs,
+        claimed_sums: sums.to_vec(),
+        stark,
+    })
+}

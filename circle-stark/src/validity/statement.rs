@@ -1,0 +1,323 @@
+//! What a batch-validity proof states, and its canonical encodings (`specs/batch-air.md` §1).
+
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::fields::FieldExpOps;
+use stwo_constraint_framework::Relation;
+
+use super::relations::ValidityRelations;
+use crate::data_root::{log_rows_for, MerkleNodeRelation};
+use crate::field::M31;
+use crate::hash::merkle::depth_for;
+use crate::hash::poseidon2::{Digest, DIGEST_LEN};
+use crate::validity::state_tree::root_tuple;
+use crate::venue::state::STATE_DEPTH;
+use crate::venue::Instrument;
+
+/// Largest settlement holder component: 2^22 rows (one per position settled).
+pub const MAX_HOLDER_LOG: u32 = 22;
+
+/// Largest batch one proof covers: access times `16·i + k` stay below 2^22.
+pub const MAX_OPS: usize = 1 << 18;
+
+/// Most batches (data trees) one proof covers.
+pub const MAX_BATCHES: usize = 1 << 12;
+
+/// One batch inside a validity proof: its operations form their own data tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchTree {
+    /// Operations in the batch.
+    pub n_ops: u32,
+    /// Poseidon2-M31 root of their records (the batch statement's `data_root`).
+    pub data_root: Digest,
+}
+
+/// What a batch-validity proof states: the operations of `batches`, in order, obey the venue
+/// rules and take the state committed by `pre_state_root` to the one committed by
+/// `post_state_root`. A leaf proof covers one batch; a day segment
+/// (`specs/day-proof.md` §4) covers a run of one rollup's consecutive batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidityStatement {
+    /// The batches, in order; operation `i` of the proof is the concatenation's `i`-th.
+    pub batches: Vec<BatchTree>,
+    /// Root of the rollup's state tree before the first batch.
+    pub pre_state_root: Digest,
+    /// Root after the last.
+    pub post_state_root: Digest,
+    /// log2 of the deposit/withdrawal component's rows.
+    pub log_cash_rows: u32,
+    /// log2 of the trade component's rows.
+    pub log_trade_rows: u32,
+    /// log2 of the state-leaf component's rows (touched keys).
+    pub log_state_leaf_rows: u32,
+    /// log2 of the state-node component's rows (nodes on the touched keys' paths).
+    pub log_state_node_rows: u32,
+    /// log2 of the Poseidon2 chip's rows (the state tree's permutations).
+    pub log_chip_rows: u32,
+    /// log2 of the settlement header rows.
+    pub log_settle_rows: u32,
+    /// log2 of the settlement holder rows.
+    pub log_holder_rows: u32,
+    /// The rollup's listed instruments (instrument `i` is entry `i`); their Merkle root is
+    /// every covered batch's `instruments_root`.
+    pub instruments: Vec<Instrument>,
+}
+
+const N_LOGS: usize = 7;
+const TREE_LIMBS: usize = 1 + DIGEST_LEN;
+const STATEMENT_MAGIC: [u8; 8] = *b"POEVST03";
+
+impl ValidityStatement {
+    /// Operations in all batches.
+    pub fn n_ops(&self) -> u64 {
+        self.batches.iter().map(|b| u64::from(b.n_ops)).sum()
+    }
+
+    /// Public inputs: `n_batches, (n_ops, data_root[8]) per batch, pre_state_root[8],
+    /// post_state_root[8], log_cash_rows, log_trade_rows, log_state_leaf_rows,
+    /// log_state_node_rows, log_chip_rows, log_settle_rows, log_holder_rows, n_instruments`,
+    /// then the instruments' 16-limb encodings.
+    pub fn to_public_inputs(&self) -> Vec<M31> {
+        let m = M31::from_u32_unchecked;
+        let mut out = vec![m(self.batches.len() as u32)];
+        for b in &self.batches {
+            out.push(m(b.n_ops));
+            out.extend(b.data_root.0);
+        }
+        out.extend(self.pre_state_root.0);
+        out.extend(self.post_state_root.0);
+        out.extend(
+            [
+                self.log_cash_rows,
+                self.log_trade_rows,
+                self.log_state_leaf_rows,
+                self.log_state_node_rows,
+                self.log_chip_rows,
+                self.log_settle_rows,
+                self.log_holder_rows,
+            ]
+            .map(m),
+        );
+        out.push(m(self.instruments.len() as u32));
+        for i in &self.instruments {
+            out.extend(i.encode());
+        }
+        out
+    }
+
+    /// Inverse of [`ValidityStatement::to_public_inputs`]; `None` unless the encoding is the
+    /// canonical one (lengths, instrument encodings).
+    pub fn from_public_inputs(inputs: &[M31]) -> Option<Self> {
+        let (&n_batches, rest) = inputs.split_first()?;
+        let n_batches = n_batches.0 as usize;
+        if n_batches > MAX_BATCHES {
+            return None;
+        }
+        let trees = rest.get(..n_batches * TREE_LIMBS)?;
+        let rest = &rest[n_batches * TREE_LIMBS..];
+        let digest = |at: &[M31]| -> Option<Digest> { Some(Digest(at.try_into().ok()?)) };
+        let batches = trees
+            .chunks_exact(TREE_LIMBS)
+            .map(|t| {
+                Some(BatchTree {
+                    n_ops: t[0].0,
+                    data_root: digest(&t[1..])?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let fixed = 2 * DIGEST_LEN + N_LOGS + 1;
+        if rest.len() < fixed {
+            return None;
+        }
+        let n_inst = rest[fixed - 1].0 as usize;
+        let tail = &rest[fixed..];
+        if tail.len() != n_inst.checked_mul(Instrument::LIMBS)? {
+            return None;
+        }
+        let instruments = tail
+            .chunks_exact(Instrument::LIMBS)
+            .map(Instrument::decode)
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        let logs = &rest[2 * DIGEST_LEN..2 * DIGEST_LEN + N_LOGS];
+        Some(Self {
+            batches,
+            pre_state_root: digest(&rest[..DIGEST_LEN])?,
+            post_state_root: digest(&rest[DIGEST_LEN..2 * DIGEST_LEN])?,
+            log_cash_rows: logs[0].0,
+            log_trade_rows: logs[1].0,
+            log_state_leaf_rows: logs[2].0,
+            log_state_node_rows: logs[3].0,
+            log_chip_rows: logs[4].0,
+            log_settle_rows: logs[5].0,
+            log_holder_rows: logs[6].0,
+            instruments,
+        })
+    }
+
+    /// The statement as a file: `POEVST03`, then the public inputs as a `u32` count and
+    /// little-endian `u32`s.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let inputs = self.to_public_inputs();
+        let mut out = STATEMENT_MAGIC.to_vec();
+        out.extend((inputs.len() as u32).to_le_bytes());
+        for x in inputs {
+            out.extend(x.0.to_le_bytes());
+        }
+        out
+    }
+
+    /// Inverse of [`ValidityStatement::to_bytes`]: refuses another magic, a wrong length,
+    /// non-canonical field elements and non-canonical encodings.
+    ///
+    /// # Errors
+    /// What is wrong, as text.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let rest = bytes
+            .strip_prefix(&STATEMENT_MAGIC)
+            .ok_or("not a batch-validity v2 statement (magic POEVST03 expected)")?;
+        let (count, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or("truncated before the count")?;
+        let count = u32::from_le_bytes(*count) as usize;
+        if rest.len() != count.saturating_mul(4) {
+            return Err(format!(
+                "expected {count} field elements ({} bytes), got {} bytes",
+                count * 4,
+                rest.len()
+            ));
+        }
+        let inputs = rest
+            .chunks_exact(4)
+            .enumerate()
+            .map(|(i, c)| {
+                let v = u32::from_le_bytes(c.try_into().expect("4 bytes"));
+                crate::field::m31_from_canonical(v)
+                    .ok_or_else(|| format!("element {i} is {v}, not below p"))
+            })
+            .collect::<Result<Vec<M31>, String>>()?;
+        Self::from_public_inputs(&inputs).ok_or_else(|| "not a canonical statement".into())
+    }
+
+    /// Per batch, the `shift` of its tree's rows: `base − 2^depth` (mod p), `base` being the
+    /// operations of the batches before it (`LeafEval::ops`).
+    pub fn shifts(&self) -> Vec<M31> {
+        let mut base = 0u64;
+        self.batches
+            .iter()
+            .map(|b| {
+                let n = b.n_ops as usize;
+                let s = M31::from_u32_unchecked(base as u32)
+                    - M31::from_u32_unchecked(1u32 << depth_for(n));
+                base += u64::from(b.n_ops);
+                s
+            })
+            .collect()
+    }
+
+    /// Row counts (log2) of the data forest's leaf and node components.
+    pub fn data_log_rows(&self) -> (u32, u32) {
+        let nodes: usize = self
+            .batches
+            .iter()
+            .map(|b| crate::hash::merkle::n_internal_nodes(b.n_ops as usize))
+            .sum();
+        (log_rows_for(self.n_ops() as usize), log_rows_for(nodes))
+    }
+
+    /// The forest's LogUp closure: per tree `t`, `1/c(t, shift_t, 1, root_t)` minus its empty
+    /// siblings `1/c(t, shift_t, index, Z_h)`.
+    pub fn forest_logup_sum(&self, relation: &MerkleNodeRelation) -> SecureField {
+        let mut sum = SecureField::from(M31::from_u32_unchecked(0));
+        for (t, (b, shift)) in self.batches.iter().zip(self.shifts()).enumerate() {
+            let term = |index: u64, digest: &Digest| -> SecureField {
+                let mut values = vec![
+                    M31::from_u32_unchecked(t as u32),
+                    shift,
+                    M31::from_u32_unchecked(index as u32),
+                ];
+                values.extend(digest.0);
+                let denom: SecureField = relation.combine(&values);
+                denom.inverse()
+            };
+            let n = b.n_ops as usize;
+            let empty = crate::hash::merkle::empty_digests(depth_for(n));
+            sum += term(1, &b.data_root);
+            for (index, height) in crate::hash::merkle::empty_siblings(n) {
+                sum -= term(index, &empty[height as usize]);
+            }
+        }
+        sum
+    }
+
+    /// Ranges the statement itself must respect.
+    ///
+    /// # Errors
+    /// The first violated range, as text.
+    pub fn check(&self) -> Result<(), String> {
+        if self.batches.is_empty() || self.batches.len() > MAX_BATCHES {
+            return Err(format!(
+                "1..={MAX_BATCHES} batches, got {}",
+                self.batches.len()
+            ));
+        }
+        if let Some(t) = self.batches.iter().position(|b| b.n_ops == 0) {
+            return Err(format!("batch {t} has no operations"));
+        }
+        let n = self.n_ops() as usize;
+        if n > MAX_OPS {
+            return Err(format!("n_ops must be in 1..={MAX_OPS}, got {n}"));
+        }
+        let max_log = log_rows_for(n);
+        // Each operation touches at most `SLOTS_PER_OP` leaves; each leaf adds at most
+        // `STATE_DEPTH` nodes.
+        let max_leaf_log = log_rows_for(n * crate::validity::trade::SLOTS_PER_OP as usize);
+        let max_node_log = max_leaf_log + STATE_DEPTH.next_power_of_two().trailing_zeros();
+        for (name, log, max) in [
+            ("log_cash_rows", self.log_cash_rows, max_log),
+            ("log_trade_rows", self.log_trade_rows, max_log),
+            (
+                "log_state_leaf_rows",
+                self.log_state_leaf_rows,
+                max_leaf_log,
+            ),
+            (
+                "log_state_node_rows",
+                self.log_state_node_rows,
+                max_node_log,
+            ),
+        ] {
+            if !(crate::data_root::MIN_LOG_ROWS..=max).contains(&log) {
+                return Err(format!(
+                    "{name} must be in {}..={max}, got {log}",
+                    crate::data_root::MIN_LOG_ROWS
+                ));
+            }
+        }
+        if self.instruments.is_empty()
+            || self.instruments.len() > crate::venue::MAX_INSTRUMENTS as usize
+        {
+            return Err(format!(
+                "1..={} instruments, got {}",
+                crate::venue::MAX_INSTRUMENTS,
+                self.instruments.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The LogUp total the components must claim: the range table's closure, the instrument
+    /// table's, the data tree's, and the state tree's root (`+1/c(root tuple)`: the verifier
+    /// consumes it).
+    pub fn expected_logup_sum(&self, rels: &ValidityRelations) -> SecureField {
+        let root: SecureField = rels
+            .node
+            .combine(&root_tuple(&self.pre_state_root, &self.post_state_root));
+        rels.range.expected_component_sum()
+            + crate::validity::instruments::expected_table_sum(
+                &rels.instrument_table,
+                &self.instruments,
+            )
+            + self.forest_logup_sum(&rels.merkle)
+            + root.inverse()
+    }
+}

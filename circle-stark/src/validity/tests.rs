@@ -1,0 +1,542 @@
+//! Batch-validity proofs end to end, and the attacks on what binds the rows together: the
+//! operation records (dropped, reordered, duplicated operations) and the state roots.
+
+use crate::config::{SecurityConfig, VerifierPolicy};
+use crate::error::{ProveError, VerifyError};
+use crate::field::M31;
+use crate::validity::prove::{prove_forest_with, prove_validity_with};
+use crate::validity::settle::{HolderRow, SettleRow};
+use crate::validity::{prove_segment, prove_validity};
+use crate::validity::{verify_validity, ValidityStatement};
+use crate::venue::engine::Rule;
+use crate::venue::{sample, Operation, Venue};
+
+const T0: u64 = 1_800_000_000_000_000;
+
+fn policy() -> VerifierPolicy {
+    VerifierPolicy::insecure_for_tests()
+}
+
+/// 96 operations, all at one timestamp so that any order is valid.
+fn batch() -> (Venue, Vec<Operation>) {
+    sample::batch(96, 12, 7, T0, 0)
+}
+
+fn forged(
+    rows: impl FnOnce(&mut Vec<Operation>),
+    edit: impl FnOnce(&mut ValidityStatement),
+) -> Result<(), VerifyError> {
+    let (venue, ops) = batch();
+    let mut row_ops = ops.clone();
+    rows(&mut row_ops);
+    let (statement, proof) = prove_validity_with(
+        &venue,
+        &ops,
+        &row_ops,
+        edit,
+        |_| {},
+        SecurityConfig::testing(),
+    )
+    .unwrap();
+    verify_validity(proof, &statement, &policy())
+}
+
+#[test]
+fn realistic_batch_proves_and_verifies() {
+    let (venue, ops) = sample::batch(300, 24, 3, T0, 1_000);
+    let kinds = |k: fn(&Operation) -> bool| ops.iter().filter(|o| k(o)).count();
+    assert!(kinds(|o| matches!(o, Operation::Trade { .. })) > 200);
+    assert!(kinds(|o| matches!(o, Operation::Deposit { .. })) > 10);
+    assert!(kinds(|o| matches!(o, Operation::Withdraw { .. })) > 3);
+    let (statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    let records: Vec<M31> = ops.iter().flat_map(Operation::encode).collect();
+    assert_eq!(statement.batches.len(), 1);
+    assert_eq!(statement.batches[0].n_ops as usize, ops.len());
+    assert_eq!(
+        statement.batches[0].data_root,
+        crate::hash::merkle::data_root(&records, crate::venue::OP_LIMBS)
+    );
+    // The stated roots are the engine's.
+    let mut after = venue.clone();
+    assert_eq!(statement.pre_state_root, after.state_root());
+    after.apply_batch(&ops).unwrap();
+    assert_eq!(statement.post_state_root, after.state_root());
+    let bytes = proof.to_bytes();
+    crate::validity::verify_validity_bytes(&bytes, &statement, &policy()).unwrap();
+    let decoded = ValidityStatement::from_public_inputs(&statement.to_public_inputs()).unwrap();
+    assert_eq!(decoded, statement);
+    let file = statement.to_bytes();
+    assert_eq!(ValidityStatement::from_bytes(&file).unwrap(), statement);
+    let mut trailing = file.clone();
+    trailing.push(0);
+    assert!(ValidityStatement::from_bytes(&trailing).is_err());
+    let mut non_canonical = file;
+    let at = non_canonical.len() - 4;
+    non_canonical[at..].copy_from_slice(&crate::field::P.to_le_bytes());
+    assert!(ValidityStatement::from_bytes(&non_canonical)
+        .unwrap_err()
+        .contains("not below p"));
+}
+
+#[test]
+fn dropped_operation_is_rejected() {
+    let e = forged(
+        |rows| {
+            rows.pop();
+        },
+        |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn reordered_operations_are_rejected() {
+    let e = forged(|rows| rows.swap(40, 41), |_| {}).unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn duplicated_operation_is_rejected() {
+    // Replace the last operation's row by a second copy of the one before it.
+    let e = forged(
+        |rows| {
+            let n = rows.len();
+            rows[n - 1] = rows[n - 2];
+        },
+        |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn operations_not_matching_the_data_root_are_rejected() {
+    // Rows for a batch with one price changed; the data tree of the original.
+    let e = forged(
+        |rows| {
+            let k = rows
+                .iter()
+                .position(|o| matches!(o, Operation::Trade { .. }))
+                .unwrap();
+            if let Operation::Trade { price, .. } = &mut rows[k] {
+                *price += 1;
+            }
+        },
+        |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn wrong_post_state_root_is_rejected() {
+    let e = forged(
+        |_| {},
+        |s| s.post_state_root.0[0] += M31::from_u32_unchecked(1),
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn richer_pre_state_than_the_pre_root_is_rejected() {
+    // The rows start from a venue where account 1 has more cash; the statement names the
+    // honest venue's root.
+    let (venue, ops) = batch();
+    let mut richer = venue.clone();
+    richer
+        .apply_batch(&[Operation::Deposit {
+            account: 1,
+            amount: 1_000_000,
+            timestamp_us: T0,
+        }])
+        .unwrap();
+    let honest_root = venue.clone().state_root();
+    let (statement, proof) = prove_validity_with(
+        &richer,
+        &ops,
+        &ops,
+        |s| s.pre_state_root = honest_root,
+        |_| {},
+        SecurityConfig::testing(),
+    )
+    .unwrap();
+    assert_eq!(
+        verify_validity(proof, &statement, &policy()).unwrap_err(),
+        VerifyError::LogUpSumMismatch
+    );
+}
+
+#[test]
+fn statement_with_another_post_root_is_rejected_before_the_stark() {
+    let (venue, ops) = batch();
+    let (mut statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    statement.post_state_root.0[7] += M31::from_u32_unchecked(1);
+    assert_eq!(
+        verify_validity(proof, &statement, &policy()).unwrap_err(),
+        VerifyError::BatchStatementMismatch {
+            field: "post_state_root"
+        }
+    );
+}
+
+#[test]
+fn collateral_other_than_the_listed_instruments_is_rejected() {
+    // The public list says instrument 0 needs less collateral than the rows locked (or, read
+    // the other way, the rows used terms that are not listed).
+    let e = forged(|_| {}, |s| s.instruments[0].collateral -= 1).unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn statement_with_another_data_root_is_rejected() {
+    let (venue, ops) = batch();
+    let (mut statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    statement.batches[0].data_root.0[0] += M31::from_u32_unchecked(1);
+    assert_eq!(
+        verify_validity(proof, &statement, &policy()).unwrap_err(),
+        VerifyError::BatchStatementMismatch { field: "data_root" }
+    );
+}
+
+#[test]
+fn rule_breaking_batch_has_no_proof() {
+    let (venue, mut ops) = batch();
+    ops.push(Operation::Withdraw {
+        account: 1,
+        amount: venue.account(1).cash + 1_000_000_000_000_000,
+        timestamp_us: T0,
+    });
+    match prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap_err() {
+        ProveError::Rule(v) => {
+            assert_eq!(v.op_index, ops.len() - 1);
+            assert!(matches!(v.rule, Rule::InsufficientCash { .. }));
+        }
+        e => panic!("{e}"),
+    }
+}
+
+/// 160 operations whose last settles instrument 0 (a call, in the money below its cap).
+fn settling() -> (Venue, Vec<Operation>) {
+    sample::batch_settling(160, 10, 11, T0, 1_000)
+}
+
+/// Proves `settling()` with the settlement rows forged by `forge`; records from `records`.
+fn forged_settlement(
+    records: impl FnOnce(&mut Vec<Operation>),
+    forge: impl FnOnce(&mut Vec<SettleRow>, &mut Vec<HolderRow>),
+) -> Result<(), String> {
+    let (venue, ops) = settling();
+    let mut record_ops = ops.clone();
+    records(&mut record_ops);
+    let (statement, proof) = prove_validity_with(
+        &venue,
+        &record_ops,
+        &ops,
+        |_| {},
+        |e| forge(&mut e.settle, &mut e.holder),
+        SecurityConfig::testing(),
+    )
+    .map_err(|e| e.to_string())?;
+    verify_validity(proof, &statement, &policy()).map_err(|e| e.to_string())
+}
+
+const UNSAT: &str = "Constraints not satisfied.";
+
+/// A forged row is caught by a constraint (no proof) or, when the forgery shows as a value
+/// outside the range table (a false identity's carry, a wrapped balance), by the LogUp total.
+fn rejected(e: &str) -> bool {
+    e.contains(UNSAT) || e.contains("LogUp")
+}
+
+#[test]
+fn batch_with_a_settlement_proves_and_verifies() {
+    let (venue, ops) = settling();
+    let mut after = venue.clone();
+    after.apply_batch(&ops[..ops.len() - 1]).unwrap();
+    let holders = after.holders(0);
+    assert!(holders.iter().any(|h| h.1 > 0) && holders.iter().any(|h| h.1 < 0));
+    assert!(after.open_interest(0) > 0);
+    let (statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    after.apply_batch(&ops[ops.len() - 1..]).unwrap();
+    assert_eq!(after.open_interest(0), 0);
+    assert_eq!(statement.post_state_root, after.state_root());
+    verify_validity(proof, &statement, &policy()).unwrap();
+}
+
+#[test]
+fn wrong_settlement_payoff_is_rejected() {
+    // One more unit per lot for every long, and the shorts pay it: a consistent chain and
+    // balances, but not the rule's payoff.
+    let e = forged_settlement(
+        |_| {},
+        |headers, holders| {
+            headers[0].payoff += 1;
+            for h in holders {
+                h.payoff += 1;
+                h.account_state.1 =
+                    HolderRow::settled(h.account_state.0, h.position, h.payoff, h.collateral);
+            }
+        },
+    )
+    .unwrap_err();
+    assert!(rejected(&e), "{e}");
+}
+
+#[test]
+fn short_not_charged_at_settlement_is_rejected() {
+    let e = forged_settlement(
+        |_| {},
+        |_, holders| {
+            let h = holders.iter_mut().find(|h| h.position < 0).unwrap();
+            h.account_state.1 = h.account_state.0;
+        },
+    )
+    .unwrap_err();
+    assert!(rejected(&e), "{e}");
+}
+
+#[test]
+fn settlement_leaving_out_a_holder_is_rejected() {
+    // The last holder's row is dropped and the header claims one holder fewer: that position
+    // keeps its lots (and the long its payoff), and the chain cannot end at zero.
+    let e = forged_settlement(
+        |_| {},
+        |headers, holders| {
+            headers[0].holders -= 1;
+            holders.pop();
+        },
+    )
+    .unwrap_err();
+    assert!(e.contains("LogUp"), "{e}");
+}
+
+#[test]
+fn settlement_before_expiry_is_rejected() {
+    // The record settles one microsecond before expiry; the rows are the engine's (at expiry)
+    // with the header's timestamp moved to match the record.
+    let e = forged_settlement(
+        |records| {
+            if let Some(Operation::Settle { timestamp_us, .. }) = records.last_mut() {
+                *timestamp_us -= 1;
+            }
+        },
+        |headers, _| headers[0].timestamp -= 1,
+    )
+    .unwrap_err();
+    assert!(rejected(&e), "{e}");
+}
+
+#[test]
+fn settlement_before_expiry_has_no_proof() {
+    let (venue, mut ops) = settling();
+    if let Some(Operation::Settle { timestamp_us, .. }) = ops.last_mut() {
+        *timestamp_us -= 1;
+    }
+    match prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap_err() {
+        ProveError::Rule(v) => {
+            assert_eq!(v.op_index, ops.len() - 1);
+            assert!(matches!(v.rule, Rule::SettleBeforeExpiry { .. }), "{v}");
+        }
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn settlements_out_of_the_money_and_capped_prove() {
+    // The call's strike is 6,000,000 and its cap 3,000,000 per lot: 5,000,000 pays nothing,
+    // 10,000,000 pays the cap.
+    for settle_price in [5_000_000, 10_000_000] {
+        let (venue, mut ops) = settling();
+        if let Some(Operation::Settle { price, .. }) = ops.last_mut() {
+            *price = settle_price;
+        }
+        let (statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+        let mut after = venue.clone();
+        after.apply_batch(&ops).unwrap();
+        assert_eq!(statement.post_state_root, after.state_root());
+        verify_validity(proof, &statement, &policy()).unwrap();
+    }
+}
+
+#[test]
+fn put_settlements_prove() {
+    // Instrument 1 is the BTC put, strike 6,000,000 with collateral 6,000,000: at 4,000,000 it
+    // pays 2,000,000 per lot, at 7,000,000 nothing.
+    for price in [4_000_000, 7_000_000] {
+        let (venue, ops) = sample::batch_settling_at(160, 10, 13, T0, 1_000, 1, price);
+        let mut before = venue.clone();
+        before.apply_batch(&ops[..ops.len() - 1]).unwrap();
+        assert!(
+            before.holders(1).len() >= 2,
+            "the put has holders to settle"
+        );
+        let (statement, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+        let mut after = venue.clone();
+        after.apply_batch(&ops).unwrap();
+        assert_eq!(statement.post_state_root, after.state_root());
+        verify_validity(proof, &statement, &policy()).unwrap();
+    }
+}
+
+#[test]
+fn deposit_stamped_before_the_clock_is_rejected() {
+    // The record of the last operation, a deposit, is stamped before the operation that
+    // precedes it; the row (the engine's, at a valid time) is moved to match the record. Only
+    // the clock rule (`ts = clock + d`, `d` a u63) is broken.
+    let (venue, mut ops) = sample::batch(64, 8, 3, T0, 1_000);
+    ops.push(Operation::Deposit {
+        account: 1,
+        amount: 5,
+        timestamp_us: ops.last().unwrap().timestamp_us(),
+    });
+    let mut records = ops.clone();
+    let early = ops[ops.len() - 2].timestamp_us() - 1;
+    if let Some(Operation::Deposit { timestamp_us, .. }) = records.last_mut() {
+        *timestamp_us = early;
+    }
+    let e = prove_validity_with(
+        &venue,
+        &records,
+        &ops,
+        |_| {},
+        |e| {
+            let last = e.cash.last_mut().unwrap();
+            assert_eq!(last.index as usize, ops.len() - 1);
+            last.timestamp = early;
+        },
+        SecurityConfig::testing(),
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|(s, p)| verify_validity(p, &s, &policy()).map_err(|e| e.to_string()))
+    .unwrap_err();
+    assert!(rejected(&e), "{e}");
+}
+
+#[test]
+fn retired_v0_and_v1_air_ids_are_refused() {
+    let (venue, ops) = batch();
+    let (_, proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    let mut bytes = proof.to_bytes();
+    // Header: magic, format version (u16), AIR id (u16).
+    let at = crate::proof::MAGIC.len() + 2;
+    assert_eq!(bytes[at..at + 2], 5u16.to_le_bytes());
+    for retired in [3u16, 4] {
+        bytes[at..at + 2].copy_from_slice(&retired.to_le_bytes());
+        assert!(matches!(
+            crate::proof::Proof::from_bytes(&bytes),
+            Err(crate::proof::ProofFormatError::UnknownAir { got }) if got == retired
+        ));
+    }
+}
+
+/// Three consecutive batches of 40, 17 and 39 operations (all at one timestamp, so any order
+/// is valid), cut from one generated run.
+fn three_batches() -> (Venue, Vec<Operation>, [usize; 3]) {
+    let (venue, ops) = batch();
+    (venue, ops, [40, 17, 39])
+}
+
+fn cut(ops: &[Operation], sizes: &[usize]) -> Vec<Vec<Operation>> {
+    let mut at = 0;
+    sizes
+        .iter()
+        .map(|&n| {
+            at += n;
+            ops[at - n..at].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn segment_of_three_batches_proves_each_data_root_and_the_chained_roots() {
+    let (venue, ops, sizes) = three_batches();
+    let batches = cut(&ops, &sizes);
+    let refs: Vec<&[Operation]> = batches.iter().map(Vec::as_slice).collect();
+    let (statement, proof) = prove_segment(&venue, &refs, SecurityConfig::testing()).unwrap();
+    let mut v = venue.clone();
+    assert_eq!(statement.pre_state_root, v.state_root());
+    for (b, tree) in batches.iter().zip(&statement.batches) {
+        let records: Vec<M31> = b.iter().flat_map(Operation::encode).collect();
+        assert_eq!(tree.n_ops as usize, b.len());
+        assert_eq!(
+            tree.data_root,
+            crate::hash::merkle::data_root(&records, crate::venue::OP_LIMBS)
+        );
+        v.apply_batch(b).unwrap();
+    }
+    assert_eq!(statement.post_state_root, v.state_root());
+    let decoded = ValidityStatement::from_bytes(&statement.to_bytes()).unwrap();
+    assert_eq!(decoded, statement);
+    verify_validity(proof, &statement, &policy()).unwrap();
+}
+
+/// [`three_batches`] proven with the rows `rows(batches)` executed and the statement `edit`ed:
+/// the proof's verdict, or the prover's refusal.
+fn forged_segment(
+    rows: impl FnOnce(&[Vec<Operation>]) -> Vec<Operation>,
+    edit: impl FnOnce(&mut ValidityStatement),
+) -> Result<Result<(), VerifyError>, ProveError> {
+    let (venue, ops, sizes) = three_batches();
+    let rows = rows(&cut(&ops, &sizes));
+    let (statement, proof) = prove_forest_with(
+        &venue,
+        &ops,
+        &sizes,
+        &rows,
+        edit,
+        |_| {},
+        SecurityConfig::testing(),
+    )?;
+    Ok(verify_validity(proof, &statement, &policy()))
+}
+
+/// Why a forged segment has no valid proof (panics if it has one).
+fn rejection(r: Result<Result<(), VerifyError>, ProveError>) -> String {
+    match r {
+        Err(e) => e.to_string(),
+        Ok(verdict) => verdict.unwrap_err().to_string(),
+    }
+}
+
+#[test]
+fn segment_with_batches_executed_out_of_order_is_rejected() {
+    // The data trees are batches 0, 1, 2; the rows execute 1, 0, 2 (valid on their own).
+    let verdict = forged_segment(
+        |b| [b[1].clone(), b[0].clone(), b[2].clone()].concat(),
+        |_| {},
+    );
+    assert_eq!(verdict.unwrap(), Err(VerifyError::LogUpSumMismatch));
+}
+
+#[test]
+fn segment_with_a_batch_boundary_moved_is_rejected() {
+    // The proof's trees are 40 | 17 | 39; the statement claims 41 | 16 | 39 with the roots the
+    // prover computed: each tree's shape is fixed by its stated size.
+    let e = rejection(forged_segment(
+        |b| b.concat(),
+        |s| {
+            s.batches[0].n_ops += 1;
+            s.batches[1].n_ops -= 1;
+        },
+    ));
+    assert!(rejected(&e), "{e}");
+}
+
+#[test]
+fn segment_with_two_batches_data_roots_swapped_is_rejected() {
+    let verdict = forged_segment(|b| b.concat(), |s| s.batches.swap(0, 2));
+    assert_eq!(verdict.unwrap(), Err(VerifyError::LogUpSumMismatch));
+}
+
+#[test]
+fn segment_statement_with_a_batch_left_out_is_rejected() {
+    let e = rejection(forged_segment(
+        |b| b.concat(),
+        |s| {
+            s.batches.remove(1);
+        },
+    ));
+    assert!(rejected(&e), "{e}");
+}
