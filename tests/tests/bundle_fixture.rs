@@ -16,13 +16,13 @@ use std::process::Command;
 
 use common::{day, poe_binary, scratch};
 use poe_archive::audit::CheckKind;
+use poe_archive::{audit, AuditOptions, LocalDir};
+use poe_circle_stark::config::SecurityConfig;
 use poe_circle_stark::day::root::RootProof;
 use poe_ingest::commitment::Scheme;
 use poe_ingest::intake::{Intake, Outcome};
 use poe_ingest::registry::Registry;
 use poe_ingest::testkit::{client, realistic_ops, registry_toml, T0};
-use poe_archive::{audit, AuditOptions, LocalDir};
-use poe_circle_stark::config::SecurityConfig;
 
 fn fixture() -> PathBuf {
     fixture_v("bundle_v1")
