@@ -302,6 +302,16 @@ enum Command {
         #[arg(long, default_value = "production")]
         preset: String,
     },
+    /// Poseidon2-M31 permutations per second on one core: the scalar permutation and the
+    /// 16-lane SIMD one (the Poseidon2 Merkle channel's hasher), medians of `runs`.
+    BenchPoseidon2 {
+        /// Permutations per run.
+        #[arg(long, default_value_t = 1 << 20)]
+        perms: usize,
+        /// Runs; the table shows medians.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 pub(crate) fn preset(name: &str) -> Result<SecurityConfig, String> {
@@ -421,6 +431,7 @@ fn run(cli: Cli) -> Result<(), String> {
             preset: p,
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
+        Command::BenchPoseidon2 { perms, runs } => cmd::bench::bench_poseidon2(perms, runs),
         Command::BenchDay {
             ops,
             batch_ops,

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(feature = "prover", feature(portable_simd))]
 
 pub mod calendar;
 pub mod config;

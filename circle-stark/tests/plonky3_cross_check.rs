@@ -108,3 +108,29 @@ fn plonky3_with_its_own_mds_would_differ() {
     p3_symmetric::Permutation::permute_mut(&default, &mut theirs);
     assert_ne!(ours.map(|x| x.0), theirs.map(|x| x.as_canonical_u32()));
 }
+
+#[test]
+fn packed_permutation_equals_plonky3_in_every_lane() {
+    use poe_circle_stark::hash::poseidon2::packed::{permute_many, LANES};
+    let rc = round_constants();
+    let mut rng = ChaCha8Rng::seed_from_u64(0x16_1a9e5);
+    for _ in 0..64 {
+        let inputs: Vec<[u32; WIDTH]> = (0..LANES)
+            .map(|_| std::array::from_fn(|_| rng.gen_range(0..(1u32 << 31) - 1)))
+            .collect();
+        let mut ours: Vec<[M31; WIDTH]> = inputs
+            .iter()
+            .map(|s| s.map(M31::from_u32_unchecked))
+            .collect();
+        permute_many(&mut ours);
+        for (lane, (got, input)) in ours.iter().zip(&inputs).enumerate() {
+            let mut theirs = input.map(to_p3);
+            plonky3_permute(&mut theirs, rc);
+            assert_eq!(
+                got.map(|x| x.0),
+                theirs.map(|x| x.as_canonical_u32()),
+                "lane {lane}"
+            );
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The Poseidon2-M31 hash chip: a component whose rows are permutations, offered to other
 //! components through the LogUp relation `Poseidon2Io(input[16] ‖ output[16])`
-//! (`specs/poseidon2.md` §6).
+//! (`specs/poseidon2.md` §7).
 //!
 //! A component that needs "`P(x) = y`" consumes `(x ‖ y)` with multiplicity −1; the chip yields
 //! each row's `(x ‖ P(x))` with the multiplicity committed in its `uses` column. The relation

@@ -13,6 +13,8 @@
 //! native path and is cross-checked against the generic one.
 
 pub mod constants;
+#[cfg(feature = "prover")]
+pub mod packed;
 pub mod sponge;
 
 use std::ops::{Add, Mul};
