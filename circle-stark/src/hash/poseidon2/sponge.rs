@@ -24,6 +24,15 @@ pub enum Domain {
     Instrument = 3,
     /// A leaf of a venue's state tree.
     StateLeaf = 4,
+    /// A row of a STARK commitment (the Poseidon2-M31 channel's lifted leaf,
+    /// `specs/poseidon2.md` §8). Streamed, so the capacity holds no length.
+    CommitmentRow = 5,
+    /// A transcript update of the Poseidon2-M31 channel.
+    Transcript = 6,
+    /// A draw from the Poseidon2-M31 channel.
+    TranscriptDraw = 7,
+    /// The proof-of-work prefix of the Poseidon2-M31 channel.
+    ProofOfWork = 8,
 }
 
 /// A Poseidon2-M31 digest: eight canonical field elements.
@@ -127,6 +136,21 @@ impl fmt::Debug for Digest {
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
+    }
+}
+
+// stwo's `Hash` trait asks for serde; the one spelling is the canonical hex, so that a
+// deserialised digest is canonical too.
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let hex = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Digest::from_hex(&hex).map_err(serde::de::Error::custom)
     }
 }
 
