@@ -18,6 +18,7 @@ use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
 use poe_circle_stark::data_root::verify_data_root_bytes;
 use poe_circle_stark::data_root::DataRootStatement;
 use poe_circle_stark::hash::poseidon2::Digest;
+use poe_circle_stark::proof::ChannelId;
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +67,9 @@ enum Command {
         /// Security preset: production or testing.
         #[arg(long, default_value = "production")]
         preset: String,
+        /// Merkle channel: blake2s, or poseidon2 (the channel recursion verifies).
+        #[arg(long, default_value = "blake2s")]
+        channel: String,
         /// Seed of the generated batch.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -102,6 +106,9 @@ enum Command {
         /// Security preset.
         #[arg(long, default_value = "production")]
         preset: String,
+        /// Merkle channels, comma-separated; each row is compared with the first.
+        #[arg(long, default_value = "blake2s")]
+        channels: String,
     },
     /// Prove and verify a data-root proof over synthetic records; print size, time and
     /// security.
@@ -314,6 +321,11 @@ enum Command {
     },
 }
 
+pub(crate) fn channel(name: &str) -> Result<ChannelId, String> {
+    ChannelId::from_name(name.trim())
+        .ok_or_else(|| format!("unknown channel {name:?}: use blake2s or poseidon2"))
+}
+
 pub(crate) fn preset(name: &str) -> Result<SecurityConfig, String> {
     SecurityConfig::preset(name)
         .ok_or_else(|| format!("unknown preset {name:?}: use production, compact or testing"))
@@ -342,6 +354,7 @@ fn run(cli: Cli) -> Result<(), String> {
             ops,
             accounts,
             preset: p,
+            channel: ch,
             seed,
             out,
             statement,
@@ -350,6 +363,7 @@ fn run(cli: Cli) -> Result<(), String> {
             ops,
             accounts,
             preset(&p)?,
+            channel(&ch)?,
             seed,
             out.as_deref(),
             statement.as_deref(),
@@ -364,7 +378,14 @@ fn run(cli: Cli) -> Result<(), String> {
             min_log,
             max_log,
             preset: p,
-        } => poe_aggregator::validity::bench_command(min_log, max_log, &p, preset(&p)?),
+            channels,
+        } => {
+            let channels = channels
+                .split(',')
+                .map(channel)
+                .collect::<Result<Vec<_>, _>>()?;
+            poe_aggregator::validity::bench_command(min_log, max_log, &p, preset(&p)?, &channels)
+        }
         Command::VerifyProof {
             proof,
             root,

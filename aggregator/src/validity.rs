@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
-use poe_circle_stark::validity::prove_validity;
+use poe_circle_stark::proof::ChannelId;
+use poe_circle_stark::validity::prove_validity_under;
 use poe_circle_stark::validity::{verify_validity_bytes, ValidityStatement};
 use poe_circle_stark::venue::{sample, Operation};
 
@@ -25,6 +26,7 @@ pub fn prove_command(
     n: usize,
     accounts: u32,
     config: SecurityConfig,
+    channel: ChannelId,
     seed: u64,
     out: Option<&Path>,
     statement_out: Option<&Path>,
@@ -35,8 +37,9 @@ pub fn prove_command(
     }
     if !json {
         eprintln!(
-            "generating {n} operations over {accounts} accounts and proving them ({} bits)…",
-            config.security_bits()
+            "generating {n} operations over {accounts} accounts and proving them ({} bits, {} channel)…",
+            config.security_bits(),
+            channel.name()
         );
     }
     if n < 2 {
@@ -44,7 +47,8 @@ pub fn prove_command(
     }
     let (venue, ops) = sample::batch_settling(n, accounts, seed, T0, 1_000);
     let t = Instant::now();
-    let (statement, proof) = prove_validity(&venue, &ops, config).map_err(|e| e.to_string())?;
+    let (statement, proof) =
+        prove_validity_under(&venue, &ops, config, channel).map_err(|e| e.to_string())?;
     let prove_s = t.elapsed().as_secs_f64();
     let bytes = proof.to_bytes();
     let policy = VerifierPolicy {
@@ -71,7 +75,8 @@ pub fn prove_command(
     let public_bytes = statement.to_public_inputs().len() * 4;
     if json {
         println!(
-            "{{\"ops\":{n},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{}}}",
+            "{{\"channel\":\"{}\",\"ops\":{n},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{}}}",
+            channel.name(),
             statement.log_state_leaf_rows,
             statement.log_state_node_rows,
             bytes.len(),
@@ -102,6 +107,7 @@ pub fn prove_command(
             ),
         ),
         ("security", format!("{} bits", config.security_bits())),
+        ("channel", channel.name().to_string()),
         (
             "prove",
             format!("{prove_s:.2} s ({:.0} ops/s)", n as f64 / prove_s),
@@ -153,7 +159,9 @@ pub fn verify_command(
     Ok(())
 }
 
-/// One process per size (so peak RSS is per size), after a Poseidon2 reference run.
+/// One process per size and channel (so peak RSS is per proof), after a Poseidon2 reference
+/// run; with several channels, each row also gives its prove time and peak RSS as a multiple of
+/// the first channel's at the same size (the channels of one size run back to back).
 ///
 /// # Errors
 /// A failed child process.
@@ -162,9 +170,13 @@ pub fn bench_command(
     max_log: u32,
     p: &str,
     config: SecurityConfig,
+    channels: &[ChannelId],
 ) -> Result<(), String> {
     if min_log > max_log || max_log > 18 {
         return Err("need min-log <= max-log <= 18".into());
+    }
+    if channels.is_empty() {
+        return Err("need at least one channel".into());
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let child = |args: &[String]| -> Result<String, String> {
@@ -188,35 +200,45 @@ pub fn bench_command(
     ])?;
     let perms_per_s = json_field(&reference, "permutations") / json_field(&reference, "prove_s");
     println!(
-        "poe bench-batch: batch-validity proofs v1, preset {p} ({} bits); Poseidon2 reference {perms_per_s:.0} permutations/s",
+        "poe bench-batch: batch-validity proofs v2, preset {p} ({} bits); Poseidon2 reference {perms_per_s:.0} permutations/s",
         config.security_bits()
     );
-    println!("| ops | trades | state rows (leaf/node) | prove s | ops/s | perm-equiv/op | verify ms | proof KB | public input KB | peak RSS GiB |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| ops | channel | trades | state rows (leaf/node) | prove s | ops/s | perm-equiv/op | prove × {first} | verify ms | proof KB | public input KB | peak RSS GiB | RSS × {first} |",
+        first = channels[0].name());
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for log in min_log..=max_log {
-        eprintln!("  2^{log} operations…");
-        let line = child(&[
-            "prove-batch".into(),
-            "--json".into(),
-            "--preset".into(),
-            p.into(),
-            "--ops".into(),
-            (1u64 << log).to_string(),
-        ])?;
-        let f = |k: &str| json_field(&line, k);
-        let ops_per_s = f("ops") / f("prove_s");
-        println!(
-            "| 2^{log} | {:.0} | 2^{:.0} / 2^{:.0} | {:.2} | {ops_per_s:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.2} |",
-            f("trades"),
-            f("log_state_leaf_rows"),
-            f("log_state_node_rows"),
-            f("prove_s"),
-            perms_per_s / ops_per_s,
-            f("verify_ms"),
-            f("proof_bytes") / 1024.0,
-            f("public_input_bytes") / 1024.0,
-            f("peak_rss_bytes") / (1u64 << 30) as f64
-        );
+        let mut base: Option<(f64, f64)> = None;
+        for channel in channels {
+            eprintln!("  2^{log} operations, {} channel…", channel.name());
+            let line = child(&[
+                "prove-batch".into(),
+                "--json".into(),
+                "--preset".into(),
+                p.into(),
+                "--channel".into(),
+                channel.name().into(),
+                "--ops".into(),
+                (1u64 << log).to_string(),
+            ])?;
+            let f = |k: &str| json_field(&line, k);
+            let ops_per_s = f("ops") / f("prove_s");
+            let (base_s, base_rss) = *base.get_or_insert((f("prove_s"), f("peak_rss_bytes")));
+            println!(
+                "| 2^{log} | {} | {:.0} | 2^{:.0} / 2^{:.0} | {:.2} | {ops_per_s:.0} | {:.1} | {:.2} | {:.1} | {:.0} | {:.1} | {:.2} | {:.2} |",
+                channel.name(),
+                f("trades"),
+                f("log_state_leaf_rows"),
+                f("log_state_node_rows"),
+                f("prove_s"),
+                perms_per_s / ops_per_s,
+                f("prove_s") / base_s,
+                f("verify_ms"),
+                f("proof_bytes") / 1024.0,
+                f("public_input_bytes") / 1024.0,
+                f("peak_rss_bytes") / (1u64 << 30) as f64,
+                f("peak_rss_bytes") / base_rss,
+            );
+        }
     }
     Ok(())
 }

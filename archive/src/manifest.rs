@@ -65,7 +65,7 @@ impl VerifierParams {
     pub fn day_root(config: &SecurityConfig) -> Self {
         Self {
             air: poe_circle_stark::proof::AirId::DayRoot.name().into(),
-            proof_format: poe_circle_stark::proof::FORMAT_VERSION,
+            proof_format: poe_circle_stark::proof::ChannelId::Blake2s.format_version(),
             log_blowup: config.log_blowup(),
             n_queries: config.n_queries(),
             pow_bits: config.pow_bits(),

@@ -6,25 +6,137 @@
 //! same bytes.
 
 use sha3::{Digest as _, Sha3_256};
+use stwo::core::channel::MerkleChannel;
 use stwo::core::fri::{FriLayerProof, FriProof};
 use stwo::core::pcs::quotients::CommitmentSchemeProof;
 use stwo::core::pcs::TreeVec;
 use stwo::core::poly::line::LinePoly;
 use stwo::core::proof::StarkProof;
 use stwo::core::vcs::blake2_hash::Blake2sHash;
-use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleHasher;
+use stwo::core::vcs_lifted::blake2_merkle::{Blake2sMerkleChannel, Blake2sMerkleHasher};
+use stwo::core::vcs_lifted::merkle_hasher::MerkleHasherLifted;
 use stwo::core::vcs_lifted::verifier::MerkleDecommitmentLifted;
 
 use crate::config::{ConfigError, SecurityConfig};
 use crate::field::{m31_from_canonical, qm31_from_array, qm31_to_array, SecureField, M31};
+use crate::hash::channel::{Poseidon2MerkleChannel, Poseidon2MerkleHasher};
+use crate::hash::poseidon2::Digest;
 
 /// The first eight bytes of every proof file.
 pub const MAGIC: [u8; 8] = *b"POEPROOF";
-/// The one format version this build reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 1: Blake2s proofs, no channel field. Every Blake2s proof is written in it, so that
+/// the proofs archived before version 2 keep their bytes and addresses.
+pub const FORMAT_V1: u16 = 1;
+/// Version 2: a channel field after the AIR id; written for every channel but Blake2s.
+pub const FORMAT_V2: u16 = 2;
 
-/// The stwo proof type poe uses: Blake2s Merkle commitments.
-pub type StwoProof = StarkProof<Blake2sMerkleHasher>;
+/// The hash a proof's commitments, transcript and proof of work are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ChannelId {
+    /// stwo's Blake2s Merkle channel: fastest to prove natively.
+    Blake2s = 1,
+    /// poe's Poseidon2-M31 Merkle channel (`specs/poseidon2.md` §8): cheap to verify inside an
+    /// M31 AIR, the channel of proofs that recursion verifies.
+    Poseidon2 = 2,
+}
+
+impl ChannelId {
+    /// Every channel, in wire order.
+    pub const ALL: [ChannelId; 2] = [ChannelId::Blake2s, ChannelId::Poseidon2];
+
+    /// Parses the wire value.
+    pub fn from_u16(value: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| *c as u16 == value)
+    }
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Blake2s => "blake2s",
+            Self::Poseidon2 => "poseidon2",
+        }
+    }
+
+    /// Parses [`ChannelId::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The format version a proof under this channel is written in.
+    pub fn format_version(self) -> u16 {
+        match self {
+            Self::Blake2s => FORMAT_V1,
+            Self::Poseidon2 => FORMAT_V2,
+        }
+    }
+}
+
+/// A stwo Merkle channel poe proves and verifies under: its wire id, and the way its proofs sit
+/// in [`Stark`].
+pub trait PoeChannel: MerkleChannel + 'static {
+    /// The wire id.
+    const ID: ChannelId;
+    /// Wraps a stwo proof made under this channel.
+    fn wrap(proof: StarkProof<Self::H>) -> Stark;
+}
+
+impl PoeChannel for Blake2sMerkleChannel {
+    const ID: ChannelId = ChannelId::Blake2s;
+    fn wrap(proof: StarkProof<Self::H>) -> Stark {
+        Stark::Blake2s(proof)
+    }
+}
+
+impl PoeChannel for Poseidon2MerkleChannel {
+    const ID: ChannelId = ChannelId::Poseidon2;
+    fn wrap(proof: StarkProof<Self::H>) -> Stark {
+        Stark::Poseidon2(proof)
+    }
+}
+
+/// The stwo proof, under the channel it was made with.
+#[derive(Debug, Clone)]
+pub enum Stark {
+    /// Blake2s commitments and transcript.
+    Blake2s(StarkProof<Blake2sMerkleHasher>),
+    /// Poseidon2-M31 commitments and transcript.
+    Poseidon2(StarkProof<Poseidon2MerkleHasher>),
+}
+
+impl Stark {
+    /// The channel.
+    pub fn channel(&self) -> ChannelId {
+        match self {
+            Self::Blake2s(_) => ChannelId::Blake2s,
+            Self::Poseidon2(_) => ChannelId::Poseidon2,
+        }
+    }
+
+    /// The number of committed trees.
+    pub fn n_trees(&self) -> usize {
+        match self {
+            Self::Blake2s(p) => p.0.commitments.len(),
+            Self::Poseidon2(p) => p.0.commitments.len(),
+        }
+    }
+
+    /// The Blake2s proof, for tests and tools that edit one.
+    pub fn as_blake2s_mut(&mut self) -> Option<&mut StarkProof<Blake2sMerkleHasher>> {
+        match self {
+            Self::Blake2s(p) => Some(p),
+            Self::Poseidon2(_) => None,
+        }
+    }
+
+    /// The Poseidon2-M31 proof, for tests and tools that edit one.
+    pub fn as_poseidon2_mut(&mut self) -> Option<&mut StarkProof<Poseidon2MerkleHasher>> {
+        match self {
+            Self::Poseidon2(p) => Some(p),
+            Self::Blake2s(_) => None,
+        }
+    }
+}
 
 /// Which statement a proof is about; each has its own AIR and public-input layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +186,8 @@ pub struct Proof {
     pub public_inputs: Vec<M31>,
     /// LogUp sums claimed per component, in component order.
     pub claimed_sums: Vec<SecureField>,
-    /// The stwo proof.
-    pub stark: StwoProof,
+    /// The stwo proof, which also says the channel.
+    pub stark: Stark,
 }
 
 /// Why bytes are not a proof.
@@ -90,9 +202,26 @@ pub enum ProofFormatError {
         got: Vec<u8>,
     },
     /// A format version this build does not know.
-    #[error("unsupported proof format version: expected {expected}, got {got}")]
+    #[error("unsupported proof format version: expected {expected:?}, got {got}")]
     UnsupportedVersion {
-        /// [`FORMAT_VERSION`].
+        /// [`FORMAT_V1`] and [`FORMAT_V2`].
+        expected: [u16; 2],
+        /// Found.
+        got: u16,
+    },
+    /// A channel id this build does not know.
+    #[error("unknown channel id {got}")]
+    UnknownChannel {
+        /// Found.
+        got: u16,
+    },
+    /// A channel written in a version other than its own (Blake2s proofs are version 1 only),
+    /// which would give one proof two encodings.
+    #[error("a {channel} proof is written as version {expected}, got version {got}")]
+    NonCanonicalVersion {
+        /// The channel's name.
+        channel: &'static str,
+        /// [`ChannelId::format_version`].
         expected: u16,
         /// Found.
         got: u16,
@@ -151,29 +280,28 @@ impl Proof {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.bytes(&MAGIC);
-        w.u16(FORMAT_VERSION);
+        let channel = self.stark.channel();
+        let version = channel.format_version();
+        w.u16(version);
         w.u16(self.air as u16);
+        if version >= FORMAT_V2 {
+            w.u16(channel as u16);
+        }
         w.u32(self.config.log_blowup());
         w.u32(self.config.n_queries());
         w.u32(self.config.pow_bits());
         w.list(&self.public_inputs, |w, x| w.m31(*x));
         w.list(&self.claimed_sums, |w, x| w.qm31(*x));
-        let p = &self.stark.0;
-        w.list(&p.commitments, |w, h| w.hash(h));
-        w.list(&p.sampled_values, |w, tree| {
-            w.list(tree, |w, col| w.list(col, |w, x| w.qm31(*x)))
-        });
-        w.list(&p.decommitments, |w, d| {
-            w.list(&d.hash_witness, |w, h| w.hash(h))
-        });
-        w.list(&p.queried_values, |w, tree| {
-            w.list(tree, |w, col| w.list(col, |w, x| w.m31(*x)))
-        });
-        w.u64(p.proof_of_work);
-        w.fri_layer(&p.fri_proof.first_layer);
-        w.list(&p.fri_proof.inner_layers, |w, l| w.fri_layer(l));
-        w.list(&p.fri_proof.last_layer_poly, |w, x| w.qm31(*x));
+        match &self.stark {
+            Stark::Blake2s(p) => w.stark(p),
+            Stark::Poseidon2(p) => w.stark(p),
+        }
         w.out
+    }
+
+    /// The channel the proof was made under.
+    pub fn channel(&self) -> ChannelId {
+        self.stark.channel()
     }
 
     /// Parses canonical bytes.
@@ -190,50 +318,41 @@ impl Proof {
             });
         }
         let version = r.u16()?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_V1 && version != FORMAT_V2 {
             return Err(ProofFormatError::UnsupportedVersion {
-                expected: FORMAT_VERSION,
+                expected: [FORMAT_V1, FORMAT_V2],
                 got: version,
             });
         }
         let air_raw = r.u16()?;
         let air = AirId::from_u16(air_raw).ok_or(ProofFormatError::UnknownAir { got: air_raw })?;
+        let channel = if version == FORMAT_V1 {
+            ChannelId::Blake2s
+        } else {
+            let raw = r.u16()?;
+            let channel =
+                ChannelId::from_u16(raw).ok_or(ProofFormatError::UnknownChannel { got: raw })?;
+            if channel.format_version() != version {
+                return Err(ProofFormatError::NonCanonicalVersion {
+                    channel: channel.name(),
+                    expected: channel.format_version(),
+                    got: version,
+                });
+            }
+            channel
+        };
         let config = SecurityConfig::new(r.u32()?, r.u32()?, r.u32()?)?;
         let public_inputs = r.list(4, |r| r.m31())?;
         let claimed_sums = r.list(16, |r| r.qm31())?;
-        let commitments = TreeVec(r.list(32, |r| r.hash())?);
-        let sampled_values = TreeVec(r.list(4, |r| r.list(4, |r| r.list(16, |r| r.qm31())))?);
-        let decommitments = TreeVec(r.list(4, |r| {
-            Ok(MerkleDecommitmentLifted {
-                hash_witness: r.list(32, |r| r.hash())?,
-            })
-        })?);
-        let queried_values = TreeVec(r.list(4, |r| r.list(4, |r| r.list(4, |r| r.m31())))?);
-        let proof_of_work = r.u64()?;
-        let first_layer = r.fri_layer()?;
-        let inner_layers = r.list(40, |r| r.fri_layer())?;
-        let coeffs = r.list(16, |r| r.qm31())?;
-        if !coeffs.len().is_power_of_two() {
-            return Err(ProofFormatError::LastLayerNotPowerOfTwo { got: coeffs.len() });
-        }
+        let stark = match channel {
+            ChannelId::Blake2s => Stark::Blake2s(r.stark(&config)?),
+            ChannelId::Poseidon2 => Stark::Poseidon2(r.stark(&config)?),
+        };
         if r.pos != bytes.len() {
             return Err(ProofFormatError::TrailingBytes {
                 count: bytes.len() - r.pos,
             });
         }
-        let stark = StarkProof(CommitmentSchemeProof {
-            config: config.pcs_config(),
-            commitments,
-            sampled_values,
-            decommitments,
-            queried_values,
-            proof_of_work,
-            fri_proof: FriProof {
-                first_layer,
-                inner_layers,
-                last_layer_poly: LinePoly::new(coeffs),
-            },
-        });
         Ok(Proof {
             air,
             config,
@@ -246,6 +365,59 @@ impl Proof {
     /// SHA3-256 of the canonical bytes: the proof's address in archives.
     pub fn digest(&self) -> [u8; 32] {
         Sha3_256::digest(self.to_bytes()).into()
+    }
+}
+
+/// A Merkle hash on the wire: 32 bytes, one encoding each.
+pub(crate) trait WireHash: Sized {
+    fn write(&self, out: &mut Vec<u8>);
+    fn read(r: &mut Reader<'_>) -> Result<Self, ProofFormatError>;
+}
+
+impl WireHash for Blake2sHash {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, ProofFormatError> {
+        Ok(Blake2sHash(r.take(32)?.try_into().expect("32 bytes")))
+    }
+}
+
+impl WireHash for Digest {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_bytes());
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, ProofFormatError> {
+        let mut elements = [M31(0); 8];
+        for x in &mut elements {
+            *x = r.m31()?;
+        }
+        Ok(Digest(elements))
+    }
+}
+
+impl Writer {
+    fn stark<H>(&mut self, proof: &StarkProof<H>)
+    where
+        H: MerkleHasherLifted,
+        H::Hash: WireHash,
+    {
+        let w = self;
+        let p = &proof.0;
+        w.list(&p.commitments, |w, h| w.hash(h));
+        w.list(&p.sampled_values, |w, tree| {
+            w.list(tree, |w, col| w.list(col, |w, x| w.qm31(*x)))
+        });
+        w.list(&p.decommitments, |w, d| {
+            w.list(&d.hash_witness, |w, h| w.hash(h))
+        });
+        w.list(&p.queried_values, |w, tree| {
+            w.list(tree, |w, col| w.list(col, |w, x| w.m31(*x)))
+        });
+        w.u64(p.proof_of_work);
+        w.fri_layer(&p.fri_proof.first_layer);
+        w.list(&p.fri_proof.inner_layers, |w, l| w.fri_layer(l));
+        w.list(&p.fri_proof.last_layer_poly, |w, x| w.qm31(*x));
     }
 }
 
@@ -273,8 +445,8 @@ impl Writer {
     fn qm31(&mut self, v: SecureField) {
         qm31_to_array(v).into_iter().for_each(|x| self.m31(x));
     }
-    fn hash(&mut self, h: &Blake2sHash) {
-        self.bytes(&h.0);
+    fn hash(&mut self, h: &impl WireHash) {
+        h.write(&mut self.out);
     }
     fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) {
         self.u32(u32::try_from(items.len()).expect("proof lists are far below 2^32 items"));
@@ -282,7 +454,11 @@ impl Writer {
             each(self, item);
         }
     }
-    fn fri_layer(&mut self, layer: &FriLayerProof<Blake2sMerkleHasher>) {
+    fn fri_layer<H>(&mut self, layer: &FriLayerProof<H>)
+    where
+        H: MerkleHasherLifted,
+        H::Hash: WireHash,
+    {
         self.list(&layer.fri_witness, |w, x| w.qm31(*x));
         self.list(&layer.decommitment.hash_witness, |w, h| w.hash(h));
         self.hash(&layer.commitment);
@@ -337,8 +513,8 @@ impl<'a> Reader<'a> {
             self.m31()?,
         ]))
     }
-    fn hash(&mut self) -> Result<Blake2sHash, ProofFormatError> {
-        Ok(Blake2sHash(self.take(32)?.try_into().expect("32 bytes")))
+    fn hash<T: WireHash>(&mut self) -> Result<T, ProofFormatError> {
+        T::read(self)
     }
     /// A count, then items of at least `min_item_bytes` each; the count is checked against the
     /// remaining input before anything is allocated.
@@ -359,7 +535,11 @@ impl<'a> Reader<'a> {
         }
         (0..count).map(|_| each(self)).collect()
     }
-    fn fri_layer(&mut self) -> Result<FriLayerProof<Blake2sMerkleHasher>, ProofFormatError> {
+    fn fri_layer<H>(&mut self) -> Result<FriLayerProof<H>, ProofFormatError>
+    where
+        H: MerkleHasherLifted,
+        H::Hash: WireHash,
+    {
         let fri_witness = self.list(16, |r| r.qm31())?;
         let hash_witness = self.list(32, |r| r.hash())?;
         let commitment = self.hash()?;
@@ -368,5 +548,41 @@ impl<'a> Reader<'a> {
             decommitment: MerkleDecommitmentLifted { hash_witness },
             commitment,
         })
+    }
+
+    /// The STARK part, after the header and claimed sums; `config` is rebuilt from the header.
+    fn stark<H>(&mut self, config: &SecurityConfig) -> Result<StarkProof<H>, ProofFormatError>
+    where
+        H: MerkleHasherLifted,
+        H::Hash: WireHash,
+    {
+        let commitments = TreeVec(self.list(32, |r| r.hash())?);
+        let sampled_values = TreeVec(self.list(4, |r| r.list(4, |r| r.list(16, |r| r.qm31())))?);
+        let decommitments = TreeVec(self.list(4, |r| {
+            Ok(MerkleDecommitmentLifted {
+                hash_witness: r.list(32, |r| r.hash())?,
+            })
+        })?);
+        let queried_values = TreeVec(self.list(4, |r| r.list(4, |r| r.list(4, |r| r.m31())))?);
+        let proof_of_work = self.u64()?;
+        let first_layer = self.fri_layer()?;
+        let inner_layers = self.list(40, |r| r.fri_layer())?;
+        let coeffs = self.list(16, |r| r.qm31())?;
+        if !coeffs.len().is_power_of_two() {
+            return Err(ProofFormatError::LastLayerNotPowerOfTwo { got: coeffs.len() });
+        }
+        Ok(StarkProof(CommitmentSchemeProof {
+            config: config.pcs_config(),
+            commitments,
+            sampled_values,
+            decommitments,
+            queried_values,
+            proof_of_work,
+            fri_proof: FriProof {
+                first_layer,
+                inner_layers,
+                last_layer_poly: LinePoly::new(coeffs),
+            },
+        }))
     }
 }

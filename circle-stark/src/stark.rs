@@ -4,37 +4,44 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use stwo::core::air::Component;
-use stwo::core::channel::{Blake2sChannel, Channel};
+use stwo::core::channel::Channel;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::pcs::CommitmentSchemeVerifier;
-use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
+use stwo::core::proof::StarkProof;
 use stwo::core::verifier::{verify, VerificationError};
 
 use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::VerifyError;
 use crate::field::M31;
-use crate::proof::{AirId, Proof, FORMAT_VERSION};
+use crate::proof::{AirId, ChannelId, PoeChannel, Proof, FORMAT_V1};
 
 /// Domain separator mixed first into every poe transcript.
 const TRANSCRIPT_TAG: [u32; 2] = [u32::from_le_bytes(*b"poe/"), u32::from_le_bytes(*b"stk1")];
 
-/// Binds format version, AIR identity, parameters and public inputs before any commitment
-/// (`specs/proof-format.md` §4).
+/// Binds format version (and, from version 2, the channel), AIR identity, parameters and public
+/// inputs before any commitment (`specs/proof-format.md` §4). Version-1 proofs mix exactly what
+/// they always did, so archived proofs keep verifying.
 pub(crate) fn mix_preamble(
-    channel: &mut Blake2sChannel,
+    channel: &mut impl Channel,
+    id: ChannelId,
     air: AirId,
     config: &SecurityConfig,
     public_inputs: &[M31],
 ) {
     channel.mix_u32s(&TRANSCRIPT_TAG);
-    channel.mix_u32s(&[u32::from(FORMAT_VERSION), air as u32]);
+    let version = id.format_version();
+    if version == FORMAT_V1 {
+        channel.mix_u32s(&[u32::from(version), air as u32]);
+    } else {
+        channel.mix_u32s(&[u32::from(version), air as u32, id as u32]);
+    }
     config.pcs_config().mix_into(channel);
     channel.mix_u32s(&[public_inputs.len() as u32]);
     channel.mix_u32s(&public_inputs.iter().map(|x| x.0).collect::<Vec<_>>());
 }
 
 /// Binds the LogUp sums before the interaction trace is committed.
-pub(crate) fn mix_claimed_sums(channel: &mut Blake2sChannel, sums: &[SecureField]) {
+pub(crate) fn mix_claimed_sums(channel: &mut impl Channel, sums: &[SecureField]) {
     channel.mix_felts(sums);
 }
 
@@ -61,16 +68,16 @@ pub(crate) fn check_air_and_policy(
 
 /// stwo's STARK check over `components`, with the transcript at the point after the
 /// interaction commitment.
-pub(crate) fn run_stark(
+pub(crate) fn run_stark<MC: PoeChannel>(
     components: &[&dyn Component],
-    channel: &mut Blake2sChannel,
-    scheme: &mut CommitmentSchemeVerifier<Blake2sMerkleChannel>,
-    proof: Proof,
+    channel: &mut MC::C,
+    scheme: &mut CommitmentSchemeVerifier<MC>,
+    stark: StarkProof<MC::H>,
 ) -> Result<(), VerifyError> {
     // stwo indexes into the proof without checking every length; a malformed proof must be an
     // error, never a crash of the auditor's process.
     let result = catch_unwind(AssertUnwindSafe(|| {
-        verify(components, channel, scheme, proof.stark)
+        verify(components, channel, scheme, stark)
     }));
     match result {
         Ok(Ok(())) => Ok(()),

@@ -163,7 +163,7 @@ fn claimed_sums_shifted_between_components_are_rejected() {
 fn flipped_byte_in_trace_commitment_is_rejected() {
     let (statement, bytes) = honest();
     let mut proof = Proof::from_bytes(bytes).unwrap();
-    proof.stark.0.commitments[1].0[0] ^= 1;
+    proof.stark.as_blake2s_mut().unwrap().0.commitments[1].0[0] ^= 1;
     // The commitment seeds the LogUp challenges, so the claimed sums stop closing first.
     assert_eq!(
         verify_data_root(proof, statement, &policy()),
@@ -175,7 +175,7 @@ fn flipped_byte_in_trace_commitment_is_rejected() {
 fn flipped_byte_in_queried_values_is_rejected() {
     let (statement, bytes) = honest();
     let mut proof = Proof::from_bytes(bytes).unwrap();
-    proof.stark.0.queried_values[1][0][0] += M31::from_u32_unchecked(1);
+    proof.stark.as_blake2s_mut().unwrap().0.queried_values[1][0][0] += M31::from_u32_unchecked(1);
     assert!(matches!(
         verify_data_root(proof, statement, &policy()),
         Err(VerifyError::Merkle(_))
@@ -186,7 +186,13 @@ fn flipped_byte_in_queried_values_is_rejected() {
 fn flipped_byte_in_fri_witness_is_rejected() {
     let (statement, bytes) = honest();
     let mut proof = Proof::from_bytes(bytes).unwrap();
-    let layer = &mut proof.stark.0.fri_proof.inner_layers[0];
+    let layer = &mut proof
+        .stark
+        .as_blake2s_mut()
+        .unwrap()
+        .0
+        .fri_proof
+        .inner_layers[0];
     layer.fri_witness[0] += poe_circle_stark::field::SecureField::from_u32_unchecked(1, 0, 0, 0);
     assert!(matches!(
         verify_data_root(proof, statement, &policy()),
@@ -198,7 +204,7 @@ fn flipped_byte_in_fri_witness_is_rejected() {
 fn flipped_proof_of_work_nonce_is_rejected() {
     let (statement, bytes) = honest();
     let mut proof = Proof::from_bytes(bytes).unwrap();
-    proof.stark.0.proof_of_work ^= 1;
+    proof.stark.as_blake2s_mut().unwrap().0.proof_of_work ^= 1;
     assert_eq!(
         verify_data_root(proof, statement, &policy()),
         Err(VerifyError::ProofOfWork)
@@ -286,12 +292,45 @@ fn proof_with_unknown_air_id_is_rejected() {
 fn proof_with_unknown_version_is_rejected() {
     let (statement, bytes) = honest();
     let mut tampered = bytes.clone();
-    tampered[8..10].copy_from_slice(&2u16.to_le_bytes());
+    tampered[8..10].copy_from_slice(&3u16.to_le_bytes());
     assert_eq!(
         verify_bytes(&tampered, statement),
         Err(VerifyError::Format(ProofFormatError::UnsupportedVersion {
+            expected: [1, 2],
+            got: 3
+        }))
+    );
+}
+
+#[test]
+fn blake2s_proof_rewritten_as_version_2_is_rejected() {
+    // The same proof with a version-2 header naming its own channel: a second encoding.
+    let (statement, bytes) = honest();
+    let mut tampered = bytes[..12].to_vec();
+    tampered[8..10].copy_from_slice(&2u16.to_le_bytes());
+    tampered.extend_from_slice(&1u16.to_le_bytes());
+    tampered.extend_from_slice(&bytes[12..]);
+    assert_eq!(
+        verify_bytes(&tampered, statement),
+        Err(VerifyError::Format(ProofFormatError::NonCanonicalVersion {
+            channel: "blake2s",
             expected: 1,
             got: 2
+        }))
+    );
+}
+
+#[test]
+fn proof_with_unknown_channel_is_rejected() {
+    let (statement, bytes) = honest();
+    let mut tampered = bytes[..12].to_vec();
+    tampered[8..10].copy_from_slice(&2u16.to_le_bytes());
+    tampered.extend_from_slice(&9u16.to_le_bytes());
+    tampered.extend_from_slice(&bytes[12..]);
+    assert_eq!(
+        verify_bytes(&tampered, statement),
+        Err(VerifyError::Format(ProofFormatError::UnknownChannel {
+            got: 9
         }))
     );
 }

@@ -28,7 +28,7 @@ use crate::hash::poseidon2::sponge::sponge_init;
 use crate::hash::poseidon2::{
     permute_generic, Digest, Domain, RecordingSbox, DIGEST_LEN, RATE, WIDTH,
 };
-use crate::proof::{AirId, Proof};
+use crate::proof::{AirId, ChannelId, Proof, Stark};
 use crate::stark::{mix_claimed_sums, mix_preamble};
 
 pub(crate) type Evaluation = CircleEvaluation<SimdBackend, M31, BitReversedOrder>;
@@ -388,7 +388,7 @@ pub(crate) fn prove_records(
             .half_coset,
     );
     let channel = &mut Blake2sChannel::default();
-    mix_preamble(channel, air, &config, &public_inputs);
+    mix_preamble(channel, ChannelId::Blake2s, air, &config, &public_inputs);
     let mut scheme = CommitmentSchemeProver::<SimdBackend, Blake2sMerkleChannel>::new(
         config.pcs_config(),
         &twiddles,
@@ -420,7 +420,7 @@ pub(crate) fn prove_records(
         config,
         public_inputs,
         claimed_sums: vec![leaf_sum, node_sum],
-        stark,
+        stark: Stark::Blake2s(stark),
     };
     Ok((statement, proof))
 }

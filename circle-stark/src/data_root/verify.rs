@@ -1,9 +1,9 @@
 //! Verifying data-root proofs. Builds without the `prover` feature.
 
 use stwo::core::air::Component;
-use stwo::core::channel::Blake2sChannel;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::pcs::{CommitmentSchemeVerifier, TreeVec};
+use stwo::core::proof::StarkProof;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo_constraint_framework::TraceLocationAllocator;
 
@@ -11,10 +11,12 @@ use super::{
     DataRootStatement, LeafComponent, LeafEval, MerkleNodeRelation, NodeComponent, NodeEval,
     MAX_RECORDS, MAX_RECORD_LIMBS,
 };
+use crate::config::SecurityConfig;
 use crate::config::VerifierPolicy;
 use crate::error::VerifyError;
 use crate::field::M31;
-use crate::proof::{AirId, Proof};
+use crate::hash::channel::Poseidon2MerkleChannel;
+use crate::proof::{AirId, PoeChannel, Proof, Stark};
 use crate::stark::{check_air_and_policy, mix_claimed_sums, mix_preamble, run_stark};
 
 /// The two components for a statement, placed in the order the prover commits them.
@@ -117,17 +119,43 @@ pub(crate) fn verify_records(
             proof.claimed_sums.len()
         ))
     })?;
-    let n_trees = proof.stark.0.commitments.len();
+    let n_trees = proof.stark.n_trees();
     if n_trees != 4 {
         return Err(VerifyError::Structure(format!(
             "expected 4 commitment trees, got {n_trees}"
         )));
     }
+    match proof.stark {
+        Stark::Blake2s(stark) => verify_stark::<Blake2sMerkleChannel>(
+            stark,
+            &proof.config,
+            air,
+            statement,
+            public_inputs,
+            sums,
+        ),
+        Stark::Poseidon2(stark) => verify_stark::<Poseidon2MerkleChannel>(
+            stark,
+            &proof.config,
+            air,
+            statement,
+            public_inputs,
+            sums,
+        ),
+    }
+}
 
-    let channel = &mut Blake2sChannel::default();
-    mix_preamble(channel, air, &proof.config, public_inputs);
-    let mut scheme =
-        CommitmentSchemeVerifier::<Blake2sMerkleChannel>::new(proof.config.pcs_config());
+fn verify_stark<MC: PoeChannel>(
+    stark: StarkProof<MC::H>,
+    config: &SecurityConfig,
+    air: AirId,
+    statement: &DataRootStatement,
+    public_inputs: &[M31],
+    sums: [SecureField; 2],
+) -> Result<(), VerifyError> {
+    let channel = &mut MC::C::default();
+    mix_preamble(channel, MC::ID, air, config, public_inputs);
+    let mut scheme = CommitmentSchemeVerifier::<MC>::new(config.pcs_config());
 
     // Column sizes do not depend on the challenges: take them from a component with dummy ones.
     let (shape_leaf, shape_node) = build_components(statement, MerkleNodeRelation::dummy(), sums);
@@ -138,7 +166,7 @@ pub(crate) fn verify_records(
         ]
         .into_iter(),
     );
-    let commitments = proof.stark.0.commitments.clone();
+    let commitments = stark.0.commitments.clone();
     scheme.commit(commitments[0], &sizes[0], channel);
     scheme.commit(commitments[1], &sizes[1], channel);
     let relation = MerkleNodeRelation::draw(channel);
@@ -150,5 +178,5 @@ pub(crate) fn verify_records(
     }
 
     let (leaf, node) = build_components(statement, relation, sums);
-    run_stark(&[&leaf, &node], channel, &mut scheme, proof)
+    run_stark::<MC>(&[&leaf, &node], channel, &mut scheme, stark)
 }

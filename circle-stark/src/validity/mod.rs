@@ -33,7 +33,7 @@ pub mod trade;
 mod verify;
 
 #[cfg(feature = "prover")]
-pub use prove::{prove_segment, prove_validity};
+pub use prove::{prove_segment, prove_segment_under, prove_validity, prove_validity_under};
 pub use registry::{ComponentId, N_COMPONENTS};
 pub use relations::ValidityRelations;
 pub use statement::{BatchTree, ValidityStatement, MAX_BATCHES, MAX_HOLDER_LOG, MAX_OPS};

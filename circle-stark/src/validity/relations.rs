@@ -1,6 +1,5 @@
 //! The LogUp relations of the batch-validity AIR, drawn together after the main trace.
 
-use stwo::core::channel::Blake2sChannel;
 #[cfg(feature = "prover")]
 use stwo::core::fields::qm31::SecureField;
 #[cfg(feature = "prover")]
@@ -45,7 +44,7 @@ pub struct ValidityRelations {
 
 impl ValidityRelations {
     /// Draws them in a fixed order.
-    pub fn draw(channel: &mut Blake2sChannel) -> Self {
+    pub fn draw(channel: &mut impl stwo::core::channel::Channel) -> Self {
         Self {
             range: RangeRelations::draw(channel),
             merkle: MerkleNodeRelation::draw(channel),

@@ -488,6 +488,7 @@ fn forged_segment(
         edit,
         |_| {},
         SecurityConfig::testing(),
+        crate::proof::ChannelId::Blake2s,
     )?;
     Ok(verify_validity(proof, &statement, &policy()))
 }

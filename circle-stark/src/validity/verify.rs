@@ -1,16 +1,17 @@
 //! Verifying batch-validity proofs. Builds without the `prover` feature.
 
-use stwo::core::channel::Blake2sChannel;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::pcs::{CommitmentSchemeVerifier, TreeVec};
+use stwo::core::proof::StarkProof;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 
 use super::registry::N_COMPONENTS;
 use super::relations::ValidityRelations;
 use super::statement::ValidityStatement;
-use crate::config::VerifierPolicy;
+use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::VerifyError;
-use crate::proof::{AirId, Proof};
+use crate::hash::channel::Poseidon2MerkleChannel;
+use crate::proof::{AirId, PoeChannel, Proof, Stark};
 
 use super::registry::Components;
 
@@ -52,16 +53,40 @@ pub fn verify_validity(
                 proof.claimed_sums.len()
             ))
         })?;
-    let n_trees = proof.stark.0.commitments.len();
+    let n_trees = proof.stark.n_trees();
     if n_trees != 4 {
         return Err(VerifyError::Structure(format!(
             "expected 4 commitment trees, got {n_trees}"
         )));
     }
-    let channel = &mut Blake2sChannel::default();
-    crate::stark::mix_preamble(channel, AirId::BatchValidity, &proof.config, &public_inputs);
-    let mut scheme =
-        CommitmentSchemeVerifier::<Blake2sMerkleChannel>::new(proof.config.pcs_config());
+    match proof.stark {
+        Stark::Blake2s(stark) => verify_stark::<Blake2sMerkleChannel>(
+            stark,
+            &proof.config,
+            statement,
+            &public_inputs,
+            sums,
+        ),
+        Stark::Poseidon2(stark) => verify_stark::<Poseidon2MerkleChannel>(
+            stark,
+            &proof.config,
+            statement,
+            &public_inputs,
+            sums,
+        ),
+    }
+}
+
+fn verify_stark<MC: PoeChannel>(
+    stark: StarkProof<MC::H>,
+    config: &SecurityConfig,
+    statement: &ValidityStatement,
+    public_inputs: &[crate::field::M31],
+    sums: [SecureField; N_COMPONENTS],
+) -> Result<(), VerifyError> {
+    let channel = &mut MC::C::default();
+    crate::stark::mix_preamble(channel, MC::ID, AirId::BatchValidity, config, public_inputs);
+    let mut scheme = CommitmentSchemeVerifier::<MC>::new(config.pcs_config());
     let shape = Components::new(statement, &ValidityRelations::dummy(), &sums);
     let sizes = TreeVec::concat_cols(
         shape
@@ -69,7 +94,7 @@ pub fn verify_validity(
             .iter()
             .map(|c| c.trace_log_degree_bounds()),
     );
-    let commitments = proof.stark.0.commitments.clone();
+    let commitments = stark.0.commitments.clone();
     scheme.commit(commitments[0], &sizes[0], channel);
     scheme.commit(commitments[1], &sizes[1], channel);
     let rels = ValidityRelations::draw(channel);
@@ -79,7 +104,7 @@ pub fn verify_validity(
         return Err(VerifyError::LogUpSumMismatch);
     }
     let components = Components::new(statement, &rels, &sums);
-    crate::stark::run_stark(&components.as_components(), channel, &mut scheme, proof)
+    crate::stark::run_stark::<MC>(&components.as_components(), channel, &mut scheme, stark)
 }
 
 fn first_difference(a: &ValidityStatement, b: &ValidityStatement) -> &'static str {

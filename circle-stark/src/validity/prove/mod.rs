@@ -10,12 +10,12 @@ mod execute;
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
-use stwo::core::channel::Blake2sChannel;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::poly::circle::CanonicCoset;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo::prover::backend::simd::column::BaseColumn;
 use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::backend::BackendForChannel;
 use stwo::prover::poly::circle::PolyOps;
 use stwo::prover::{prove, CommitmentSchemeProver};
 
@@ -45,8 +45,9 @@ use crate::data_root::prove::{
 };
 use crate::error::ProveError;
 use crate::field::M31;
+use crate::hash::channel::Poseidon2MerkleChannel;
 use crate::hash::poseidon2::Digest;
-use crate::proof::{AirId, Proof};
+use crate::proof::{AirId, ChannelId, PoeChannel, Proof};
 use crate::stark::{mix_claimed_sums, mix_preamble};
 use crate::venue::{Operation, Venue};
 
@@ -62,7 +63,22 @@ pub fn prove_validity(
     ops: &[Operation],
     config: SecurityConfig,
 ) -> Result<(ValidityStatement, Proof), ProveError> {
-    prove_validity_with(venue, ops, ops, |_| {}, |_| {}, config)
+    prove_validity_under(venue, ops, config, ChannelId::Blake2s)
+}
+
+/// [`prove_validity`] under a chosen channel: Blake2s, or Poseidon2-M31 for proofs that a
+/// recursive verifier will check.
+///
+/// # Errors
+/// As [`prove_validity`].
+pub fn prove_validity_under(
+    venue: &Venue,
+    ops: &[Operation],
+    config: SecurityConfig,
+    channel: ChannelId,
+) -> Result<(ValidityStatement, Proof), ProveError> {
+    let sizes = [ops.len()];
+    prove_forest_with(venue, ops, &sizes, ops, |_| {}, |_| {}, config, channel)
 }
 
 /// Proves a run of consecutive batches of one rollup in one batch-validity proof (a day
@@ -76,15 +92,29 @@ pub fn prove_segment(
     batches: &[&[Operation]],
     config: SecurityConfig,
 ) -> Result<(ValidityStatement, Proof), ProveError> {
+    prove_segment_under(venue, batches, config, ChannelId::Blake2s)
+}
+
+/// [`prove_segment`] under a chosen channel.
+///
+/// # Errors
+/// As [`prove_segment`].
+pub fn prove_segment_under(
+    venue: &Venue,
+    batches: &[&[Operation]],
+    config: SecurityConfig,
+    channel: ChannelId,
+) -> Result<(ValidityStatement, Proof), ProveError> {
     if batches.iter().any(|b| b.is_empty()) {
         return Err(ProveError::NoRecords);
     }
     let ops: Vec<Operation> = batches.concat();
     let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
-    prove_forest_with(venue, &ops, &sizes, &ops, |_| {}, |_| {}, config)
+    prove_forest_with(venue, &ops, &sizes, &ops, |_| {}, |_| {}, config, channel)
 }
 
 /// [`prove_forest_with`] for one batch.
+#[cfg(test)]
 pub(crate) fn prove_validity_with(
     venue: &Venue,
     records_ops: &[Operation],
@@ -94,7 +124,16 @@ pub(crate) fn prove_validity_with(
     config: SecurityConfig,
 ) -> Result<(ValidityStatement, Proof), ProveError> {
     let sizes = [records_ops.len()];
-    prove_forest_with(venue, records_ops, &sizes, ops, edit, forge, config)
+    prove_forest_with(
+        venue,
+        records_ops,
+        &sizes,
+        ops,
+        edit,
+        forge,
+        config,
+        ChannelId::Blake2s,
+    )
 }
 
 /// The validity prover with its seams exposed for attack tests: the data forest is built from
@@ -102,6 +141,7 @@ pub(crate) fn prove_validity_with(
 /// natively, so each row is valid on its own), `forge` may rewrite the rows (unchecked), and
 /// `edit` may rewrite the statement before it is bound. Anything but `records_ops == ops`
 /// and no-op `edit` and `forge` yields a proof that must not verify.
+#[allow(clippy::too_many_arguments)] // the seams are the point
 pub(crate) fn prove_forest_with(
     venue: &Venue,
     records_ops: &[Operation],
@@ -110,6 +150,7 @@ pub(crate) fn prove_forest_with(
     edit: impl FnOnce(&mut ValidityStatement),
     forge: impl FnOnce(&mut Execution),
     config: SecurityConfig,
+    channel: ChannelId,
 ) -> Result<(ValidityStatement, Proof), ProveError> {
     if ops.is_empty() {
         return Err(ProveError::NoRecords);
@@ -131,7 +172,12 @@ pub(crate) fn prove_forest_with(
     let (mut statement, witness) = witness(execution, records_ops, sizes)?;
     edit(&mut statement);
     statement.check().map_err(ProveError::Stwo)?;
-    let proof = prove_statement(&statement, witness, config)?;
+    let proof = match channel {
+        ChannelId::Blake2s => prove_statement::<Blake2sMerkleChannel>(&statement, witness, config)?,
+        ChannelId::Poseidon2 => {
+            prove_statement::<Poseidon2MerkleChannel>(&statement, witness, config)?
+        }
+    };
     Ok((statement, proof))
 }
 
@@ -374,23 +420,29 @@ fn witness(
 
 /// Stage 3: the STARK. The transcript binds the preamble (AIR, config, public inputs), the
 /// main traces, the relations drawn from them, the claimed sums, then the interaction traces.
-fn prove_statement(
+fn prove_statement<MC: PoeChannel>(
     statement: &ValidityStatement,
     witness: BatchWitness,
     config: SecurityConfig,
-) -> Result<Proof, ProveError> {
+) -> Result<Proof, ProveError>
+where
+    SimdBackend: BackendForChannel<MC>,
+{
     let public_inputs = statement.to_public_inputs();
     let twiddles = SimdBackend::precompute_twiddles(
         CanonicCoset::new(Components::max_log_rows(statement) + 1 + config.log_blowup())
             .circle_domain()
             .half_coset,
     );
-    let channel = &mut Blake2sChannel::default();
-    mix_preamble(channel, AirId::BatchValidity, &config, &public_inputs);
-    let mut scheme = CommitmentSchemeProver::<SimdBackend, Blake2sMerkleChannel>::new(
-        config.pcs_config(),
-        &twiddles,
+    let channel = &mut MC::C::default();
+    mix_preamble(
+        channel,
+        MC::ID,
+        AirId::BatchValidity,
+        &config,
+        &public_inputs,
     );
+    let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(config.pcs_config(), &twiddles);
     scheme.tree_builder().commit(channel);
 
     let traces = ComponentId::ALL.map(|id| (id, Trace::of(id, &witness)));
@@ -417,14 +469,13 @@ fn prove_statement(
     tree.commit(channel);
 
     let components = Components::new(statement, &rels, &sums);
-    let stark =
-        prove::<SimdBackend, Blake2sMerkleChannel>(&components.as_provers(), channel, scheme)
-            .map_err(|e| ProveError::Stwo(e.to_string()))?;
+    let stark = prove::<SimdBackend, MC>(&components.as_provers(), channel, scheme)
+        .map_err(|e| ProveError::Stwo(e.to_string()))?;
     Ok(Proof {
         air: AirId::BatchValidity,
         config,
         public_inputs,
         claimed_sums: sums.to_vec(),
-        stark,
+        stark: MC::wrap(stark),
     })
 }
