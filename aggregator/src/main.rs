@@ -365,9 +365,11 @@ fn run(cli: Cli) -> Result<(), String> {
             preset(&p)?,
             channel(&ch)?,
             seed,
-            out.as_deref(),
-            statement.as_deref(),
-            json,
+            poe_aggregator::validity::Outputs {
+                proof: out.as_deref(),
+                statement: statement.as_deref(),
+                json,
+            },
         ),
         Command::VerifyBatch {
             proof,

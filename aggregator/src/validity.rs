@@ -18,6 +18,17 @@ fn count(ops: &[Operation], pick: fn(&Operation) -> bool) -> usize {
     ops.iter().filter(|o| pick(o)).count()
 }
 
+/// Where `poe prove-batch` writes: the proof and statement files, and a JSON line or a table.
+#[derive(Debug, Clone, Copy)]
+pub struct Outputs<'a> {
+    /// The canonical proof.
+    pub proof: Option<&'a Path>,
+    /// The statement, for `verify-batch`.
+    pub statement: Option<&'a Path>,
+    /// One JSON line instead of the table.
+    pub json: bool,
+}
+
 /// Generates, proves, verifies; prints a table or one JSON line.
 ///
 /// # Errors
@@ -28,10 +39,13 @@ pub fn prove_command(
     config: SecurityConfig,
     channel: ChannelId,
     seed: u64,
-    out: Option<&Path>,
-    statement_out: Option<&Path>,
-    json: bool,
+    outputs: Outputs<'_>,
 ) -> Result<(), String> {
+    let Outputs {
+        proof: out,
+        statement: statement_out,
+        json,
+    } = outputs;
     if accounts < 2 {
         return Err("--accounts must be at least 2".into());
     }
