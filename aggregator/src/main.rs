@@ -311,6 +311,13 @@ enum Command {
     },
     /// Poseidon2-M31 permutations per second on one core: the scalar permutation and the
     /// 16-lane SIMD one (the Poseidon2 Merkle channel's hasher), medians of `runs`.
+    /// Compile every batch-validity component's constraints to a QM31 circuit (the recursion
+    /// constraint compiler) and print the gate counts per component.
+    CircuitStats {
+        /// A statement from `prove-batch --statement`; without it, one of a small generated batch.
+        #[arg(long)]
+        statement: Option<PathBuf>,
+    },
     BenchPoseidon2 {
         /// Permutations per run.
         #[arg(long, default_value_t = 1 << 20)]
@@ -455,6 +462,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
         Command::BenchPoseidon2 { perms, runs } => cmd::bench::bench_poseidon2(perms, runs),
+        Command::CircuitStats { statement } => cmd::bench::circuit_stats(statement.as_deref()),
         Command::BenchDay {
             ops,
             batch_ops,

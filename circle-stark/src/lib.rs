@@ -12,6 +12,7 @@ pub mod field;
 pub(crate) mod harness;
 pub mod hash;
 pub mod proof;
+pub mod recursion;
 pub(crate) mod stark;
 pub mod validity;
 pub mod venue;

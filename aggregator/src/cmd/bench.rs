@@ -204,3 +204,87 @@ pub(crate) fn bench_poseidon2(perms: usize, runs: usize) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `poe circuit-stats`: every batch-validity component compiled to a QM31 circuit, its gates
+/// counted, and the time to evaluate it once at a point.
+pub(crate) fn circuit_stats(statement: Option<&std::path::Path>) -> Result<(), String> {
+    use poe_circle_stark::config::SecurityConfig;
+    use poe_circle_stark::field::qm31_from_array;
+    use poe_circle_stark::recursion::validity_circuits;
+    use poe_circle_stark::validity::{prove_validity, ValidityStatement};
+    use poe_circle_stark::venue::sample;
+    let statement = match statement {
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            ValidityStatement::from_bytes(&bytes).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        None => {
+            let (venue, ops) = sample::batch_settling(64, 8, 1, 1_800_000_000_000_000, 1_000);
+            prove_validity(&venue, &ops, SecurityConfig::testing())
+                .map_err(|e| e.to_string())?
+                .0
+        }
+    };
+    println!("poe circuit-stats: batch-validity v2 constraints as QM31 circuits (a DAG, constants folded, identical gates merged)");
+    println!("| component | preprocessed / main / interaction columns | mask values | constraints | mul | add/sub/neg | consts | gates | eval µs |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut total = [0usize; 7];
+    for (id, circuit) in validity_circuits(&statement) {
+        let c = circuit.counts();
+        let cols: Vec<usize> = circuit.mask.iter().map(Vec::len).collect();
+        let mask: Vec<Vec<Vec<_>>> = circuit
+            .mask
+            .iter()
+            .enumerate()
+            .map(|(t, tree)| {
+                tree.iter()
+                    .enumerate()
+                    .map(|(i, offs)| {
+                        offs.iter()
+                            .map(|_| {
+                                qm31_from_array(std::array::from_fn(|k| {
+                                    M31::from_u32_unchecked((t * 1_000_003 + i * 17 + k + 1) as u32)
+                                }))
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let runs = 20;
+        let t = Instant::now();
+        for _ in 0..runs {
+            std::hint::black_box(circuit.evaluate(&mask));
+        }
+        let us = t.elapsed().as_secs_f64() * 1e6 / f64::from(runs);
+        println!(
+            "| {} | {} / {} / {} | {} | {} | {} | {} | {} | {} | {us:.0} |",
+            id.name(),
+            cols[0],
+            cols[1],
+            cols[2],
+            c.inputs,
+            c.constraints,
+            c.muls,
+            c.linear,
+            c.consts,
+            circuit.gates.len()
+        );
+        for (acc, x) in total.iter_mut().zip([
+            cols[1],
+            cols[2],
+            c.inputs,
+            c.constraints,
+            c.muls,
+            c.linear,
+            circuit.gates.len(),
+        ]) {
+            *acc += x;
+        }
+    }
+    println!(
+        "| **all** | {} main, {} interaction | {} | {} | {} | {} | | {} | |",
+        total[0], total[1], total[2], total[3], total[4], total[5], total[6]
+    );
+    Ok(())
+}

@@ -4,18 +4,18 @@
 
 use stwo::core::air::Component;
 use stwo::core::fields::qm31::SecureField;
-use stwo_constraint_framework::{FrameworkComponent, TraceLocationAllocator};
+use stwo_constraint_framework::{FrameworkComponent, FrameworkEval, TraceLocationAllocator};
 
-use super::cash::{Cash, CashEval};
-use super::instruments::{InstrumentTable, InstrumentTableEval};
-use super::range::{RangeTable, RangeTableEval, LOG_RANGE};
+use super::cash::CashEval;
+use super::instruments::InstrumentTableEval;
+use super::range::{RangeTableEval, LOG_RANGE};
 use super::relations::ValidityRelations;
-use super::settle::{Holder, HolderEval, Settle, SettleEval};
-use super::state_tree::{StateLeaf, StateLeafEval, StateNode, StateNodeEval};
+use super::settle::{HolderEval, SettleEval};
+use super::state_tree::{StateLeafEval, StateNodeEval};
 use super::statement::ValidityStatement;
-use super::trade::{Trade, TradeEval};
+use super::trade::TradeEval;
 use crate::data_root::{log_rows_for, LeafEval, NodeEval};
-use crate::hash::chip::{Poseidon2Chip, Poseidon2ChipEval};
+use crate::hash::chip::Poseidon2ChipEval;
 use crate::venue::OP_LIMBS;
 
 /// A component of the batch-validity AIR (`specs/batch-air.md` §5).
@@ -99,122 +99,101 @@ impl ComponentId {
         }
     }
 
-    fn build(
+    /// Hands the component's constraint evaluator to `visitor`: the one place each
+    /// component's evaluator is built, for the prover's and verifier's components
+    /// ([`Components::new`]) and for the constraint compiler.
+    pub(crate) fn eval_with<V: EvalVisitor>(
         self,
-        alloc: &mut TraceLocationAllocator,
         s: &ValidityStatement,
         rels: &ValidityRelations,
-        sum: SecureField,
-    ) -> Box<dyn AirComponent> {
+        visitor: V,
+    ) -> V::Out {
         let log_rows = self.log_rows(s);
         match self {
-            Self::Range => Box::new(RangeTable::new(
-                alloc,
-                RangeTableEval {
-                    relations: rels.range.clone(),
-                },
-                sum,
-            )),
-            Self::Instruments => Box::new(InstrumentTable::new(
-                alloc,
-                InstrumentTableEval {
-                    log_rows,
-                    instrument: rels.instrument.clone(),
-                    table: rels.instrument_table.clone(),
-                    settle: rels.settle_terms.clone(),
-                },
-                sum,
-            )),
-            Self::DataLeaf => Box::new(FrameworkComponent::new(
-                alloc,
-                LeafEval {
-                    log_rows,
-                    record_limbs: OP_LIMBS,
-                    relation: rels.merkle.clone(),
-                    ops: Some(rels.ops.clone()),
-                },
-                sum,
-            )),
-            Self::DataNode => Box::new(FrameworkComponent::new(
-                alloc,
-                NodeEval {
-                    log_rows,
-                    relation: rels.merkle.clone(),
-                    forest: true,
-                },
-                sum,
-            )),
-            Self::Cash => Box::new(Cash::new(
-                alloc,
-                CashEval {
-                    log_rows,
-                    state: rels.state.clone(),
-                    range: rels.range.clone(),
-                    ops: Some(rels.ops.clone()),
-                },
-                sum,
-            )),
-            Self::Trade => Box::new(Trade::new(
-                alloc,
-                TradeEval {
-                    log_rows,
-                    state: rels.state.clone(),
-                    range: rels.range.clone(),
-                    ops: Some((rels.ops.clone(), rels.instrument.clone())),
-                },
-                sum,
-            )),
-            Self::StateLeaf => Box::new(StateLeaf::new(
-                alloc,
-                StateLeafEval {
-                    log_rows,
-                    state: rels.state.clone(),
-                    range: rels.range.clone(),
-                    node: rels.node.clone(),
-                    perm: rels.perm.clone(),
-                },
-                sum,
-            )),
-            Self::StateNode => Box::new(StateNode::new(
-                alloc,
-                StateNodeEval {
-                    log_rows,
-                    node: rels.node.clone(),
-                    perm: rels.perm.clone(),
-                },
-                sum,
-            )),
-            Self::Chip => Box::new(Poseidon2Chip::new(
-                alloc,
-                Poseidon2ChipEval {
-                    log_rows,
-                    relation: rels.perm.clone(),
-                },
-                sum,
-            )),
-            Self::Settle => Box::new(Settle::new(
-                alloc,
-                SettleEval {
-                    log_rows,
-                    state: rels.state.clone(),
-                    range: rels.range.clone(),
-                    ops: rels.ops.clone(),
-                    terms: rels.settle_terms.clone(),
-                    chain: rels.chain.clone(),
-                },
-                sum,
-            )),
-            Self::Holder => Box::new(Holder::new(
-                alloc,
-                HolderEval {
-                    log_rows,
-                    state: rels.state.clone(),
-                    range: rels.range.clone(),
-                    chain: rels.chain.clone(),
-                },
-                sum,
-            )),
+            Self::Range => visitor.visit(RangeTableEval {
+                relations: rels.range.clone(),
+            }),
+            Self::Instruments => visitor.visit(InstrumentTableEval {
+                log_rows,
+                instrument: rels.instrument.clone(),
+                table: rels.instrument_table.clone(),
+                settle: rels.settle_terms.clone(),
+            }),
+            Self::DataLeaf => visitor.visit(LeafEval {
+                log_rows,
+                record_limbs: OP_LIMBS,
+                relation: rels.merkle.clone(),
+                ops: Some(rels.ops.clone()),
+            }),
+            Self::DataNode => visitor.visit(NodeEval {
+                log_rows,
+                relation: rels.merkle.clone(),
+                forest: true,
+            }),
+            Self::Cash => visitor.visit(CashEval {
+                log_rows,
+                state: rels.state.clone(),
+                range: rels.range.clone(),
+                ops: Some(rels.ops.clone()),
+            }),
+            Self::Trade => visitor.visit(TradeEval {
+                log_rows,
+                state: rels.state.clone(),
+                range: rels.range.clone(),
+                ops: Some((rels.ops.clone(), rels.instrument.clone())),
+            }),
+            Self::StateLeaf => visitor.visit(StateLeafEval {
+                log_rows,
+                state: rels.state.clone(),
+                range: rels.range.clone(),
+                node: rels.node.clone(),
+                perm: rels.perm.clone(),
+            }),
+            Self::StateNode => visitor.visit(StateNodeEval {
+                log_rows,
+                node: rels.node.clone(),
+                perm: rels.perm.clone(),
+            }),
+            Self::Chip => visitor.visit(Poseidon2ChipEval {
+                log_rows,
+                relation: rels.perm.clone(),
+            }),
+            Self::Settle => visitor.visit(SettleEval {
+                log_rows,
+                state: rels.state.clone(),
+                range: rels.range.clone(),
+                ops: rels.ops.clone(),
+                terms: rels.settle_terms.clone(),
+                chain: rels.chain.clone(),
+            }),
+            Self::Holder => visitor.visit(HolderEval {
+                log_rows,
+                state: rels.state.clone(),
+                range: rels.range.clone(),
+                chain: rels.chain.clone(),
+            }),
         }
+    }
+}
+
+/// Something done with a component's evaluator, whatever its type.
+pub(crate) trait EvalVisitor {
+    /// What it gives back.
+    type Out;
+    /// Does it.
+    fn visit<E: FrameworkEval + Sync + 'static>(self, eval: E) -> Self::Out;
+}
+
+/// Builds the boxed stwo component.
+struct Build<'a> {
+    alloc: &'a mut TraceLocationAllocator,
+    sum: SecureField,
+}
+
+impl EvalVisitor for Build<'_> {
+    type Out = Box<dyn AirComponent>;
+    fn visit<E: FrameworkEval + Sync + 'static>(self, eval: E) -> Box<dyn AirComponent> {
+        Box::new(FrameworkComponent::new(self.alloc, eval, self.sum))
     }
 }
 
@@ -249,7 +228,7 @@ impl Components {
             ComponentId::ALL
                 .iter()
                 .zip(sums)
-                .map(|(id, &sum)| id.build(alloc, s, rels, sum))
+                .map(|(id, &sum)| id.eval_with(s, rels, Build { alloc, sum }))
                 .collect(),
         )
     }
