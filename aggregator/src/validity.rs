@@ -77,6 +77,13 @@ pub fn prove_command(
     }
     times.sort_by(f64::total_cmp);
     let verify_ms = times[2];
+    // What a recursive verifier would pay for this proof (issue 15): its permutations counted
+    // on one thread, the DEEP terms and FRI folds from its shape.
+    let (verdict, verify_perms) = poe_circle_stark::recursion::count_permutations(|| {
+        verify_validity_bytes(&bytes, &statement, &policy)
+    });
+    verdict.map_err(|e| format!("the proof just made does not verify: {e}"))?;
+    let costs = poe_circle_stark::recursion::shape_costs(&proof);
     if let Some(p) = out {
         std::fs::write(p, &bytes).map_err(|e| format!("writing {}: {e}", p.display()))?;
     }
@@ -89,12 +96,17 @@ pub fn prove_command(
     let public_bytes = statement.to_public_inputs().len() * 4;
     if json {
         println!(
-            "{{\"channel\":\"{}\",\"ops\":{n},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{}}}",
+            "{{\"channel\":\"{}\",\"ops\":{n},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{},\"verify_permutations\":{verify_perms},\"queries\":{},\"opened_per_query\":{},\"samples\":{},\"deep_terms\":{},\"fri_folds\":{}}}",
             channel.name(),
             statement.log_state_leaf_rows,
             statement.log_state_node_rows,
             bytes.len(),
-            config.security_bits()
+            config.security_bits(),
+            costs.queries,
+            costs.opened_per_query,
+            costs.samples,
+            costs.deep_terms,
+            costs.fri_folds
         );
         return Ok(());
     }
@@ -127,6 +139,13 @@ pub fn prove_command(
             format!("{prove_s:.2} s ({:.0} ops/s)", n as f64 / prove_s),
         ),
         ("verify", format!("{verify_ms:.1} ms (median of 5)")),
+        (
+            "recursion",
+            format!(
+                "{verify_perms} Poseidon2 permutations to verify, {} queries × {} opened values, {} DEEP terms, {} FRI folds",
+                costs.queries, costs.opened_per_query, costs.deep_terms, costs.fri_folds
+            ),
+        ),
         (
             "proof",
             format!(
@@ -217,9 +236,9 @@ pub fn bench_command(
         "poe bench-batch: batch-validity proofs v2, preset {p} ({} bits); Poseidon2 reference {perms_per_s:.0} permutations/s",
         config.security_bits()
     );
-    println!("| ops | channel | trades | state rows (leaf/node) | prove s | ops/s | perm-equiv/op | prove × {first} | verify ms | proof KB | public input KB | peak RSS GiB | RSS × {first} |",
+    println!("| ops | channel | trades | state rows (leaf/node) | prove s | ops/s | perm-equiv/op | prove × {first} | verify ms | verifier perms | DEEP terms | proof KB | public input KB | peak RSS GiB | RSS × {first} |",
         first = channels[0].name());
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for log in min_log..=max_log {
         let mut base: Option<(f64, f64)> = None;
         for channel in channels {
@@ -238,7 +257,7 @@ pub fn bench_command(
             let ops_per_s = f("ops") / f("prove_s");
             let (base_s, base_rss) = *base.get_or_insert((f("prove_s"), f("peak_rss_bytes")));
             println!(
-                "| 2^{log} | {} | {:.0} | 2^{:.0} / 2^{:.0} | {:.2} | {ops_per_s:.0} | {:.1} | {:.2} | {:.1} | {:.0} | {:.1} | {:.2} | {:.2} |",
+                "| 2^{log} | {} | {:.0} | 2^{:.0} / 2^{:.0} | {:.2} | {ops_per_s:.0} | {:.1} | {:.2} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2} | {:.2} |",
                 channel.name(),
                 f("trades"),
                 f("log_state_leaf_rows"),
@@ -247,6 +266,8 @@ pub fn bench_command(
                 perms_per_s / ops_per_s,
                 f("prove_s") / base_s,
                 f("verify_ms"),
+                f("verify_permutations"),
+                f("deep_terms"),
                 f("proof_bytes") / 1024.0,
                 f("public_input_bytes") / 1024.0,
                 f("peak_rss_bytes") / (1u64 << 30) as f64,

@@ -158,3 +158,26 @@ fn poseidon2_proof_relabelled_as_blake2s_is_rejected() {
     relabelled.extend_from_slice(&bytes[14..]);
     assert!(verify_validity_bytes(&relabelled, &statement, &policy()).is_err());
 }
+
+#[test]
+fn verifier_costs_are_counted_and_reproducible() {
+    use poe_circle_stark::recursion::{count_permutations, shape_costs};
+    let (statement, proof) = honest();
+    let bytes = proof.to_bytes();
+    let verify = || verify_validity_bytes(&bytes, &statement, &policy());
+    let (verdict, perms) = count_permutations(verify);
+    assert_eq!(verdict, Ok(()));
+    assert_eq!(count_permutations(verify).1, perms);
+    let costs = shape_costs(&proof);
+    assert_eq!(costs.deep_terms, costs.queries * costs.samples);
+    // At least one opened row of every tree is hashed, eight values per permutation.
+    assert!(perms > costs.opened_per_query / 8, "{perms} permutations");
+    // The same statement under Blake2s runs almost no Poseidon2 at all: the count is the
+    // channel's.
+    let (venue, ops) = sample::batch(64, 8, 5, T0, 0);
+    let (_, blake) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    let blake_bytes = blake.to_bytes();
+    let (_, blake_perms) =
+        count_permutations(|| verify_validity_bytes(&blake_bytes, &statement, &policy()));
+    assert!(blake_perms * 10 < perms, "{blake_perms} against {perms}");
+}

@@ -1,12 +1,17 @@
 //! Recursion's building blocks (`specs/recursion.md`): what a STARK that verifies poe STARKs
 //! needs from the proofs it verifies. So far the constraint compiler, which turns a component's
-//! constraints into the QM31 circuit such a verifier evaluates at the out-of-domain point.
+//! constraints into the QM31 circuit such a verifier evaluates at the out-of-domain point, and
+//! the verifier's costs counted on real proofs.
 
 pub mod compiler;
+pub mod costs;
 #[cfg(test)]
 mod tests;
 
 pub use compiler::{compile, Circuit, Gate, GateCounts, MaskRef, Wire};
+#[cfg(feature = "prover")]
+pub use costs::count_permutations;
+pub use costs::{shape_costs, VerifierCosts};
 
 use crate::validity::registry::EvalVisitor;
 use crate::validity::{ComponentId, ValidityRelations, ValidityStatement};

@@ -187,12 +187,25 @@ where
     apply_external_layer(state);
 }
 
+thread_local! {
+    /// Scalar permutations run by this thread: what a verifier pays in hashing, counted
+    /// (`recursion::count_permutations`). A thread-local cell costs nothing next to a
+    /// permutation and never contends between prover threads.
+    static PERMUTATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Scalar permutations ([`permute`]) run by the calling thread so far.
+pub fn permutations_on_this_thread() -> u64 {
+    PERMUTATIONS.with(std::cell::Cell::get)
+}
+
 /// The native permutation, in place.
 ///
 /// State elements are kept *partially reduced* in `[0, 2^31]` between layers (p ≡ 0 has two
 /// representatives) and made canonical once at the end. Products are `u32 × u32 → u64`, which
 /// the compiler vectorises across the 16 lanes of a full round.
 pub fn permute(state: &mut [M31; WIDTH]) {
+    PERMUTATIONS.with(|n| n.set(n.get() + 1));
     let rc = round_constants();
     let mut s: [u32; WIDTH] = state.map(|x| x.0);
     external_fast(&mut s);
