@@ -3,16 +3,23 @@
 //! and committed with its statement file (`POEVST03`). It must keep decoding and verifying
 //! as the code evolves: it is the leaf proof an archived bundle carries for every batch.
 //!
+//! Beside it, the same batch proven under the Poseidon2-M31 channel
+//! (`batch_validity_v2_poseidon2.proof`: proof format version 2, channel 2), so that the
+//! channel recursion verifies is frozen too; both prove the one committed statement.
+//!
 //! Regenerate (only for a deliberate format change, with a new version):
 //! `cargo test -p poe-tests --test validity_fixture -- --ignored regenerate_validity_fixture`
+//! (and `regenerate_poseidon2_validity_fixture`)
 
 use std::path::PathBuf;
 
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
 use poe_circle_stark::error::VerifyError;
 use poe_circle_stark::hash::merkle::data_root;
-use poe_circle_stark::proof::{AirId, Proof};
-use poe_circle_stark::validity::{prove_validity, verify_validity_bytes, ValidityStatement};
+use poe_circle_stark::proof::{AirId, ChannelId, Proof, FORMAT_V2};
+use poe_circle_stark::validity::{
+    prove_validity, prove_validity_under, verify_validity_bytes, ValidityStatement,
+};
 use poe_circle_stark::venue::{sample, Operation, Venue, OP_LIMBS};
 
 const N_OPS: usize = 8;
@@ -84,6 +91,49 @@ fn golden_validity_proof_with_another_post_root_is_rejected() {
         Err(VerifyError::BatchStatementMismatch {
             field: "post_state_root"
         })
+    );
+}
+
+const POSEIDON2_PROOF: &str = "batch_validity_v2_poseidon2.proof";
+
+#[test]
+fn golden_poseidon2_proof_verifies_the_same_statement_at_production_policy() {
+    let (_, statement) = golden();
+    let bytes = std::fs::read(fixture(POSEIDON2_PROOF)).expect("fixture proof");
+    verify_validity_bytes(&bytes, &statement, &VerifierPolicy::default()).unwrap();
+    let proof = Proof::from_bytes(&bytes).unwrap();
+    assert_eq!(proof.channel(), ChannelId::Poseidon2);
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), FORMAT_V2);
+    assert_eq!(proof.to_bytes(), bytes);
+}
+
+#[test]
+fn golden_poseidon2_proof_with_another_nonce_is_rejected() {
+    let (_, statement) = golden();
+    let mut proof = Proof::from_bytes(&std::fs::read(fixture(POSEIDON2_PROOF)).unwrap()).unwrap();
+    proof.stark.as_poseidon2_mut().unwrap().0.proof_of_work += 1;
+    assert_eq!(
+        verify_validity_bytes(&proof.to_bytes(), &statement, &VerifierPolicy::default()),
+        Err(VerifyError::ProofOfWork)
+    );
+}
+
+#[test]
+#[ignore = "writes tests/fixtures; run only for a deliberate format change"]
+fn regenerate_poseidon2_validity_fixture() {
+    let (venue, ops) = batch();
+    let (statement, proof) = prove_validity_under(
+        &venue,
+        &ops,
+        SecurityConfig::compact(),
+        ChannelId::Poseidon2,
+    )
+    .unwrap();
+    assert_eq!(statement, golden().1, "the Blake2s fixture's statement");
+    std::fs::write(fixture(POSEIDON2_PROOF), proof.to_bytes()).unwrap();
+    println!(
+        "wrote tests/fixtures/{POSEIDON2_PROOF} ({} bytes)",
+        proof.to_bytes().len()
     );
 }
 
