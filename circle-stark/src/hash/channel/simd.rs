@@ -15,7 +15,10 @@ use super::{
     leaf_init, nonce_block, pow_ok, Poseidon2Channel, Poseidon2MerkleChannel, Poseidon2MerkleHasher,
 };
 use crate::field::M31;
-use crate::hash::poseidon2::packed::permute_packed;
+use crate::hash::poseidon2::packed::permute_packed_all;
+
+/// Sets of sixteen permutations run interleaved (`permute_packed_interleaved`).
+const INTERLEAVE: usize = 4;
 use crate::hash::poseidon2::{compress, permute, Digest, DIGEST_LEN, RATE, WIDTH};
 
 impl ColumnOps<Digest> for SimdBackend {
@@ -100,17 +103,24 @@ fn absorb(states: &mut States, columns: &[&BaseColumn], pos: usize) -> usize {
             }
         }
         States::Packed(blocks) => {
-            blocks.par_iter_mut().enumerate().for_each(|(b, state)| {
-                let mut p = pos;
-                for col in columns {
-                    state[p] += col.data[b];
-                    p += 1;
-                    if p == RATE {
-                        permute_packed(state);
-                        p = 0;
+            // Four blocks per task, permuted interleaved (their dependency chains overlap).
+            blocks
+                .par_chunks_mut(INTERLEAVE)
+                .enumerate()
+                .for_each(|(c, chunk)| {
+                    let first = c * INTERLEAVE;
+                    let mut p = pos;
+                    for col in columns {
+                        for (j, state) in chunk.iter_mut().enumerate() {
+                            state[p] += col.data[first + j];
+                        }
+                        p += 1;
+                        if p == RATE {
+                            permute_packed_all(chunk);
+                            p = 0;
+                        }
                     }
-                }
-            });
+                });
         }
     }
     (pos + columns.len()) % RATE
@@ -130,7 +140,9 @@ fn finalize(states: States, pos: usize) -> Vec<Digest> {
             .collect(),
         States::Packed(mut blocks) => {
             if pos > 0 {
-                blocks.par_iter_mut().for_each(permute_packed);
+                blocks
+                    .par_chunks_mut(INTERLEAVE)
+                    .for_each(permute_packed_all);
             }
             States::Packed(blocks)
                 .to_scalar()
@@ -180,22 +192,30 @@ impl MerkleOpsLifted<Poseidon2MerkleHasher> for SimdBackend {
         let mut out = vec![Digest::default(); n];
         let packed_len = n - n % N_LANES;
         out[..packed_len]
-            .par_chunks_exact_mut(N_LANES)
+            .par_chunks_mut(INTERLEAVE * N_LANES)
             .enumerate()
             .for_each(|(c, dst)| {
-                let pairs = &prev_layer[2 * c * N_LANES..2 * (c + 1) * N_LANES];
-                let mut state: [PackedM31; WIDTH] = std::array::from_fn(|i| {
-                    PackedM31::from_array(std::array::from_fn(|l| {
-                        let d = &pairs[2 * l + i / DIGEST_LEN];
-                        d.0[i % DIGEST_LEN]
-                    }))
-                });
-                let left: [PackedM31; DIGEST_LEN] = std::array::from_fn(|i| state[i]);
-                permute_packed(&mut state);
-                let lanes: [[M31; N_LANES]; DIGEST_LEN] =
-                    std::array::from_fn(|i| (state[i] + left[i]).to_array());
-                for (l, d) in dst.iter_mut().enumerate() {
-                    *d = Digest(std::array::from_fn(|i| lanes[i][l]));
+                let groups = dst.len() / N_LANES;
+                let first = c * INTERLEAVE;
+                let mut states = [[PackedM31::broadcast(M31(0)); WIDTH]; INTERLEAVE];
+                for (g, state) in states.iter_mut().enumerate().take(groups) {
+                    let pairs =
+                        &prev_layer[2 * (first + g) * N_LANES..2 * (first + g + 1) * N_LANES];
+                    *state = std::array::from_fn(|i| {
+                        PackedM31::from_array(std::array::from_fn(|l| {
+                            pairs[2 * l + i / DIGEST_LEN].0[i % DIGEST_LEN]
+                        }))
+                    });
+                }
+                let lefts: [[PackedM31; DIGEST_LEN]; INTERLEAVE] =
+                    std::array::from_fn(|g| std::array::from_fn(|i| states[g][i]));
+                permute_packed_all(&mut states[..groups]);
+                for (g, dst) in dst.chunks_exact_mut(N_LANES).enumerate() {
+                    let lanes: [[M31; N_LANES]; DIGEST_LEN] =
+                        std::array::from_fn(|i| (states[g][i] + lefts[g][i]).to_array());
+                    for (l, d) in dst.iter_mut().enumerate() {
+                        *d = Digest(std::array::from_fn(|i| lanes[i][l]));
+                    }
                 }
             });
         for (i, d) in out.iter_mut().enumerate().skip(packed_len) {
@@ -219,7 +239,7 @@ impl GrindOps<Poseidon2Channel> for SimdBackend {
             .find_map_first(|chunk| {
                 let start = chunk * GRIND_CHUNK;
                 (start..start + GRIND_CHUNK)
-                    .step_by(N_LANES)
+                    .step_by(INTERLEAVE * N_LANES)
                     .find_map(|base| grind_lanes(&left, base, pow_bits))
             })
             .expect("a nonce below 2^32 meets at most 30 bits of work");
@@ -228,23 +248,27 @@ impl GrindOps<Poseidon2Channel> for SimdBackend {
     }
 }
 
-/// The first of the sixteen nonces `base..base + 16` that meets the work, if any.
+/// The first of the nonces `base..base + 64` (four interleaved sets of sixteen) that meets the
+/// work, if any.
 fn grind_lanes(left: &[PackedM31; DIGEST_LEN], base: u64, pow_bits: u32) -> Option<u64> {
-    let blocks: [Digest; N_LANES] = std::array::from_fn(|l| nonce_block(base + l as u64));
-    let right: [PackedM31; DIGEST_LEN] =
-        std::array::from_fn(|i| PackedM31::from_array(std::array::from_fn(|l| blocks[l].0[i])));
-    let mut state: [PackedM31; WIDTH] = std::array::from_fn(|i| {
-        if i < DIGEST_LEN {
-            left[i]
-        } else {
-            right[i - DIGEST_LEN]
-        }
+    let mut states: [[PackedM31; WIDTH]; INTERLEAVE] = std::array::from_fn(|g| {
+        let blocks: [Digest; N_LANES] =
+            std::array::from_fn(|l| nonce_block(base + (g * N_LANES + l) as u64));
+        std::array::from_fn(|i| {
+            if i < DIGEST_LEN {
+                left[i]
+            } else {
+                PackedM31::from_array(std::array::from_fn(|l| blocks[l].0[i - DIGEST_LEN]))
+            }
+        })
     });
-    permute_packed(&mut state);
-    let first = (state[0] + left[0]).to_array();
+    permute_packed_all(&mut states);
     let mask = (1u32 << pow_bits) - 1;
-    first
-        .iter()
-        .position(|x: &BaseField| x.0 & mask == 0)
-        .map(|l| base + l as u64)
+    states.iter().enumerate().find_map(|(g, state)| {
+        (state[0] + left[0])
+            .to_array()
+            .iter()
+            .position(|x: &BaseField| x.0 & mask == 0)
+            .map(|l| base + (g * N_LANES + l) as u64)
+    })
 }

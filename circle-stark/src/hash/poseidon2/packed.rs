@@ -49,15 +49,18 @@ fn pow5(x: PackedM31) -> PackedM31 {
     x4 * x
 }
 
-/// `x · 2^k` for `x ∈ [0, p]`: a rotation of the 31-bit word (2^31 ≡ 1), staying in `[0, p]`.
+/// `x · 2^k` for `x ∈ [0, p]` as a 31-bit rotation (2^31 ≡ 1), unreduced: in `[0, p]`.
+#[inline(always)]
+fn rotate(x: PackedM31, k: u32) -> Simd<u32, LANES> {
+    let v = x.into_simd();
+    ((v << Simd::splat(k)) & Simd::splat(MODULUS)) | (v >> Simd::splat(31 - k))
+}
+
+/// `x · 2^k`, reduced (the safe constructor re-reduces; the crate has no `unsafe`).
+#[cfg(test)]
 #[inline(always)]
 fn mul_pow2(x: PackedM31, k: u32) -> PackedM31 {
-    let v = x.into_simd();
-    let p = Simd::splat(MODULUS);
-    let r = ((v << Simd::splat(k)) & p) | (v >> Simd::splat(31 - k));
-    // A rotation of a value in [0, p] is in [0, p]; the safe constructor re-reduces (two
-    // min-subtracts, cheap next to the multiplications), and the crate has no `unsafe`.
-    PackedM31::reduce_simd(r)
+    PackedM31::reduce_simd(rotate(x, k))
 }
 
 /// `M4` of the paper in 8 additions and 4 doublings (as [`super::apply_external_layer`]).
@@ -89,11 +92,16 @@ fn external(s: &mut [PackedM31; WIDTH]) {
 
 #[inline(always)]
 fn internal(s: &mut [PackedM31; WIDTH]) {
-    let sum = s[1..].iter().fold(s[0], |acc, &x| acc + x);
+    // A tree of additions: the sum is on every partial round's critical path.
+    let pairs: [PackedM31; 8] = std::array::from_fn(|i| s[2 * i] + s[2 * i + 1]);
+    let quads: [PackedM31; 4] = std::array::from_fn(|i| pairs[2 * i] + pairs[2 * i + 1]);
+    let sum = (quads[0] + quads[1]) + (quads[2] + quads[3]);
     // Entry 0 has diagonal −2.
     s[0] = sum - s[0].double();
+    let sum_raw = sum.into_simd();
     for i in 1..WIDTH {
-        s[i] = sum + mul_pow2(s[i], INTERNAL_DIAG_SHIFTS[i - 1]);
+        // sum + x·2^k with both terms in [0, p]: at most 2p < 2^32, one reduction.
+        s[i] = PackedM31::reduce_simd(sum_raw + rotate(s[i], INTERNAL_DIAG_SHIFTS[i - 1]));
     }
 }
 
@@ -116,6 +124,52 @@ pub fn permute_packed(state: &mut [PackedM31; WIDTH]) {
             *x = pow5(*x + c);
         }
         external(state);
+    }
+}
+
+/// `K` independent sets of sixteen permutations, interleaved round by round so that one set's
+/// dependency chains (the partial rounds' single S-box, the internal layer's sum) overlap the
+/// others' work.
+pub fn permute_packed_interleaved<const K: usize>(states: &mut [[PackedM31; WIDTH]; K]) {
+    let rc = packed_constants();
+    for s in states.iter_mut() {
+        external(s);
+    }
+    for round in &rc.external_initial {
+        for s in states.iter_mut() {
+            for (x, &c) in s.iter_mut().zip(round) {
+                *x = pow5(*x + c);
+            }
+            external(s);
+        }
+    }
+    for &c in &rc.internal {
+        for s in states.iter_mut() {
+            s[0] = pow5(s[0] + c);
+        }
+        for s in states.iter_mut() {
+            internal(s);
+        }
+    }
+    for round in &rc.external_terminal {
+        for s in states.iter_mut() {
+            for (x, &c) in s.iter_mut().zip(round) {
+                *x = pow5(*x + c);
+            }
+            external(s);
+        }
+    }
+}
+
+/// Sets of sixteen permutations, four at a time interleaved, the rest one by one.
+pub fn permute_packed_all(states: &mut [[PackedM31; WIDTH]]) {
+    let mut quads = states.chunks_exact_mut(4);
+    for quad in &mut quads {
+        let quad: &mut [[PackedM31; WIDTH]; 4] = quad.try_into().expect("four");
+        permute_packed_interleaved(quad);
+    }
+    for s in quads.into_remainder() {
+        permute_packed(s);
     }
 }
 
@@ -184,6 +238,29 @@ mod tests {
             permute_many(&mut packed);
             for (got, input) in packed.iter().zip(&states) {
                 assert_eq!(*got, scalar(*input));
+            }
+        }
+    }
+
+    #[test]
+    fn interleaved_sets_equal_the_scalar_permutation() {
+        // Seven sets: one interleaved group of four, then three one by one.
+        let mut rng = ChaCha8Rng::seed_from_u64(19);
+        let states: Vec<[M31; WIDTH]> = (0..7 * LANES)
+            .map(|_| std::array::from_fn(|_| M31::from_u32_unchecked(rng.gen_range(0..MODULUS))))
+            .collect();
+        let mut sets: Vec<[PackedM31; WIDTH]> = states
+            .chunks_exact(LANES)
+            .map(|c| {
+                std::array::from_fn(|i| PackedM31::from_array(std::array::from_fn(|l| c[l][i])))
+            })
+            .collect();
+        permute_packed_all(&mut sets);
+        for (g, set) in sets.iter().enumerate() {
+            let lanes = set.map(PackedM31::to_array);
+            for l in 0..LANES {
+                let got: [M31; WIDTH] = std::array::from_fn(|i| lanes[i][l]);
+                assert_eq!(got, scalar(states[g * LANES + l]), "set {g} lane {l}");
             }
         }
     }
