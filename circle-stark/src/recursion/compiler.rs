@@ -401,7 +401,7 @@ impl EvalAtRow for CircuitEval {
         let last_batch = *batching.iter().max().expect("at least one fraction");
         let mut by_batch: Vec<Vec<Fraction<Val, Val>>> = vec![Vec::new(); last_batch + 1];
         for (&batch, frac) in batching.iter().zip(&self.logup.fracs) {
-            by_batch[batch].push(frac.clone());
+            by_batch[batch].push(*frac);
         }
         assert!(
             by_batch.iter().all(|b| !b.is_empty()),
@@ -409,13 +409,13 @@ impl EvalAtRow for CircuitEval {
         );
         let mut prev_col_cumsum = Val::zero();
         for batch in &by_batch[..last_batch] {
-            let cur_frac: Fraction<Val, Val> = batch.iter().cloned().sum();
+            let cur_frac: Fraction<Val, Val> = batch.iter().copied().sum();
             let [cur_cumsum] = self.next_extension_interaction_mask(INTERACTION_TRACE_IDX, [0]);
             let diff = cur_cumsum - prev_col_cumsum;
             prev_col_cumsum = cur_cumsum;
             self.add_constraint(diff * cur_frac.denominator - cur_frac.numerator);
         }
-        let frac: Fraction<Val, Val> = by_batch[last_batch].iter().cloned().sum();
+        let frac: Fraction<Val, Val> = by_batch[last_batch].iter().copied().sum();
         let [prev_row_cumsum, cur_cumsum] =
             self.next_extension_interaction_mask(INTERACTION_TRACE_IDX, [-1, 0]);
         let diff = cur_cumsum - prev_row_cumsum - prev_col_cumsum;
