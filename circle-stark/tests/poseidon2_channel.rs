@@ -5,11 +5,13 @@
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
 use poe_circle_stark::error::VerifyError;
 use poe_circle_stark::field::M31;
-use poe_circle_stark::proof::{ChannelId, Proof, ProofFormatError, FORMAT_V2};
+use poe_circle_stark::hash::channel::Poseidon2MerkleHasher;
+use poe_circle_stark::proof::{ChannelId, Proof, ProofFormatError, Stark, FORMAT_V2};
 use poe_circle_stark::validity::{
     prove_validity, prove_validity_under, verify_validity, verify_validity_bytes, ValidityStatement,
 };
 use poe_circle_stark::venue::sample;
+use stwo::core::proof::StarkProof;
 
 const T0: u64 = 1_800_000_000_000_000;
 
@@ -77,20 +79,31 @@ fn wrong_pow_nonce_is_rejected() {
     );
 }
 
+/// Verifies `base` with `edit` applied to a copy of its stwo proof.
+fn verify_edited(
+    base: &(ValidityStatement, Proof),
+    edit: impl FnOnce(&mut StarkProof<Poseidon2MerkleHasher>),
+) -> Result<(), VerifyError> {
+    let (statement, mut proof) = base.clone();
+    edit(proof.stark.as_poseidon2_mut().unwrap());
+    verify_validity(proof, &statement, &policy())
+}
+
 #[test]
 fn wrong_merkle_sibling_is_rejected() {
+    let base = honest();
     for tree in 0..4 {
-        let (statement, mut proof) = honest();
-        let stark = proof.stark.as_poseidon2_mut().unwrap();
-        let Some(node) = stark.0.decommitments[tree].hash_witness.first_mut() else {
-            continue; // the empty preprocessed tree has no witness
+        let Stark::Poseidon2(stark) = &base.1.stark else {
+            unreachable!("a Poseidon2 proof")
         };
-        node.0[2] += one();
+        if stark.0.decommitments[tree].hash_witness.is_empty() {
+            continue; // the empty preprocessed tree has no witness
+        }
+        let verdict = verify_edited(&base, |p| {
+            p.0.decommitments[tree].hash_witness[0].0[2] += one()
+        });
         assert!(
-            matches!(
-                verify_validity(proof, &statement, &policy()),
-                Err(VerifyError::Merkle(_))
-            ),
+            matches!(verdict, Err(VerifyError::Merkle(_))),
             "tree {tree}"
         );
     }
@@ -98,14 +111,11 @@ fn wrong_merkle_sibling_is_rejected() {
 
 #[test]
 fn wrong_leaf_value_is_rejected() {
+    let base = honest();
     for tree in 1..4 {
-        let (statement, mut proof) = honest();
-        proof.stark.as_poseidon2_mut().unwrap().0.queried_values[tree][0][0] += one();
+        let verdict = verify_edited(&base, |p| p.0.queried_values[tree][0][0] += one());
         assert!(
-            matches!(
-                verify_validity(proof, &statement, &policy()),
-                Err(VerifyError::Merkle(_))
-            ),
+            matches!(verdict, Err(VerifyError::Merkle(_))),
             "tree {tree}"
         );
     }

@@ -127,6 +127,21 @@ pub(crate) fn bench(min_log: u32, max_log: u32, runs: usize, p: &str) -> Result<
     Ok(())
 }
 
+/// Seconds to permute `packed` in sets of `K` interleaved (a remainder of fewer is skipped).
+fn time_interleaved<const K: usize>(
+    packed: &[[poe_circle_stark::hash::poseidon2::packed::PackedM31; WIDTH]],
+) -> f64 {
+    use poe_circle_stark::hash::poseidon2::packed::{permute_packed_interleaved, PackedM31};
+    let mut s = packed.to_vec();
+    let t = Instant::now();
+    for sets in s.chunks_exact_mut(K) {
+        let sets: &mut [[PackedM31; WIDTH]; K] = sets.try_into().expect("K sets");
+        permute_packed_interleaved(sets);
+    }
+    std::hint::black_box(&s);
+    t.elapsed().as_secs_f64()
+}
+
 /// `poe bench-poseidon2`: single-threaded permutations/s, scalar against 16-lane SIMD.
 pub(crate) fn bench_poseidon2(perms: usize, runs: usize) -> Result<(), String> {
     use poe_circle_stark::hash::poseidon2::packed::{
@@ -187,26 +202,8 @@ pub(crate) fn bench_poseidon2(perms: usize, runs: usize) -> Result<(), String> {
         std::hint::black_box(&s);
         t.elapsed().as_secs_f64()
     }));
-    let raw2 = median(Box::new(|| {
-        let mut s = packed.clone();
-        let t = Instant::now();
-        for pair in s.chunks_exact_mut(2) {
-            let pair: &mut [[PackedM31; WIDTH]; 2] = pair.try_into().expect("two");
-            poe_circle_stark::hash::poseidon2::packed::permute_packed_interleaved(pair);
-        }
-        std::hint::black_box(&s);
-        t.elapsed().as_secs_f64()
-    }));
-    let raw4 = median(Box::new(|| {
-        let mut s = packed.clone();
-        let t = Instant::now();
-        for quad in s.chunks_exact_mut(4) {
-            let quad: &mut [[PackedM31; WIDTH]; 4] = quad.try_into().expect("four");
-            poe_circle_stark::hash::poseidon2::packed::permute_packed_interleaved(quad);
-        }
-        std::hint::black_box(&s);
-        t.elapsed().as_secs_f64()
-    }));
+    let raw2 = median(Box::new(|| time_interleaved::<2>(&packed)));
+    let raw4 = median(Box::new(|| time_interleaved::<4>(&packed)));
     let n_raw = (perms / LANES * LANES) as f64;
     let rate = |n: f64, s: f64| n / s / 1e6;
     println!("| path | M perms/s | × scalar |");
