@@ -10,4 +10,5 @@ pub mod fetch;
 pub mod load;
 pub mod pipeline;
 pub mod rss;
+pub mod trace_diff;
 pub mod validity;

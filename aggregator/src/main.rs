@@ -309,8 +309,6 @@ enum Command {
         #[arg(long, default_value = "production")]
         preset: String,
     },
-    /// Poseidon2-M31 permutations per second on one core: the scalar permutation and the
-    /// 16-lane SIMD one (the Poseidon2 Merkle channel's hasher), medians of `runs`.
     /// Compile every batch-validity component's constraints to a QM31 circuit (the recursion
     /// constraint compiler) and print the gate counts per component.
     CircuitStats {
@@ -318,6 +316,21 @@ enum Command {
         #[arg(long)]
         statement: Option<PathBuf>,
     },
+    /// The tracing verifier (recursion's witness source) against stwo's on a leaf proof per
+    /// channel: verify times, trace sizes, and the verdicts on random single-byte mutations.
+    BenchTrace {
+        /// Mutations per channel.
+        #[arg(long, default_value_t = 10_000)]
+        mutations: usize,
+        /// First seed; worker `w` uses `seed + w`.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Poseidon2-M31 permutations per second on one core: the scalar permutation and the
+    /// 16-lane SIMD one (the Poseidon2 Merkle channel's hasher), medians of `runs`.
     BenchPoseidon2 {
         /// Permutations per run.
         #[arg(long, default_value_t = 1 << 20)]
@@ -463,6 +476,17 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::BenchIntake { ops } => bench_intake(ops),
         Command::BenchPoseidon2 { perms, runs } => cmd::bench::bench_poseidon2(perms, runs),
         Command::CircuitStats { statement } => cmd::bench::circuit_stats(statement.as_deref()),
+        Command::BenchTrace {
+            mutations,
+            seed,
+            workers,
+        } => cmd::bench::bench_trace(
+            mutations,
+            seed,
+            workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            }),
+        ),
         Command::BenchDay {
             ops,
             batch_ops,

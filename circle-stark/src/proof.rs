@@ -79,6 +79,10 @@ pub trait PoeChannel: MerkleChannel + 'static {
     const ID: ChannelId;
     /// Wraps a stwo proof made under this channel.
     fn wrap(proof: StarkProof<Self::H>) -> Stark;
+    /// The transcript state as eight words: Blake2s's digest as little-endian words, or the
+    /// eight M31 limbs of the Poseidon2 digest. (The draw counter is not part of it; it resets
+    /// on every mix and counts draws since.)
+    fn transcript_state(channel: &Self::C) -> [u32; 8];
 }
 
 impl PoeChannel for Blake2sMerkleChannel {
@@ -86,12 +90,19 @@ impl PoeChannel for Blake2sMerkleChannel {
     fn wrap(proof: StarkProof<Self::H>) -> Stark {
         Stark::Blake2s(proof)
     }
+    fn transcript_state(channel: &Self::C) -> [u32; 8] {
+        let bytes: [u8; 32] = channel.digest().into();
+        std::array::from_fn(|i| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()))
+    }
 }
 
 impl PoeChannel for Poseidon2MerkleChannel {
     const ID: ChannelId = ChannelId::Poseidon2;
     fn wrap(proof: StarkProof<Self::H>) -> Stark {
         Stark::Poseidon2(proof)
+    }
+    fn transcript_state(channel: &Self::C) -> [u32; 8] {
+        channel.digest().0.map(|x| x.0)
     }
 }
 

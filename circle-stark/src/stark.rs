@@ -66,6 +66,35 @@ pub(crate) fn check_air_and_policy(
     Ok(())
 }
 
+/// The check a poe verifier runs once its transcript is at the entry of stwo's `verify`:
+/// stwo's own ([`Stwo`]) or recursion's tracing verifier, which also returns what it computed.
+pub(crate) trait StarkCheck {
+    type Out<MC: PoeChannel>;
+    fn check<MC: PoeChannel>(
+        self,
+        components: &[&dyn Component],
+        channel: &mut MC::C,
+        scheme: &mut CommitmentSchemeVerifier<MC>,
+        stark: StarkProof<MC::H>,
+    ) -> Result<Self::Out<MC>, VerifyError>;
+}
+
+/// stwo's verifier.
+pub(crate) struct Stwo;
+
+impl StarkCheck for Stwo {
+    type Out<MC: PoeChannel> = ();
+    fn check<MC: PoeChannel>(
+        self,
+        components: &[&dyn Component],
+        channel: &mut MC::C,
+        scheme: &mut CommitmentSchemeVerifier<MC>,
+        stark: StarkProof<MC::H>,
+    ) -> Result<(), VerifyError> {
+        run_stark::<MC>(components, channel, scheme, stark)
+    }
+}
+
 /// stwo's STARK check over `components`, with the transcript at the point after the
 /// interaction commitment.
 pub(crate) fn run_stark<MC: PoeChannel>(
@@ -93,7 +122,7 @@ pub(crate) fn run_stark<MC: PoeChannel>(
     }
 }
 
-fn map_stwo_error(e: VerificationError) -> VerifyError {
+pub(crate) fn map_stwo_error(e: VerificationError) -> VerifyError {
     match e {
         VerificationError::InvalidStructure(s) => VerifyError::Structure(s),
         VerificationError::Merkle(m) => VerifyError::Merkle(m.to_string()),

@@ -235,7 +235,7 @@ pub(crate) fn bench_poseidon2(perms: usize, runs: usize) -> Result<(), String> {
 pub(crate) fn circuit_stats(statement: Option<&std::path::Path>) -> Result<(), String> {
     use poe_circle_stark::config::SecurityConfig;
     use poe_circle_stark::field::qm31_from_array;
-    use poe_circle_stark::recursion::validity_circuits;
+    use poe_circle_stark::validity::compiled_circuits;
     use poe_circle_stark::validity::{prove_validity, ValidityStatement};
     use poe_circle_stark::venue::sample;
     let statement = match statement {
@@ -254,7 +254,7 @@ pub(crate) fn circuit_stats(statement: Option<&std::path::Path>) -> Result<(), S
     println!("| component | preprocessed / main / interaction columns | mask values | constraints | mul | add/sub/neg | consts | gates | eval µs |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut total = [0usize; 7];
-    for (id, circuit) in validity_circuits(&statement) {
+    for (id, circuit) in compiled_circuits(&statement) {
         let c = circuit.counts();
         let cols: Vec<usize> = circuit.mask.iter().map(Vec::len).collect();
         let mask: Vec<Vec<Vec<_>>> = circuit
@@ -312,4 +312,108 @@ pub(crate) fn circuit_stats(statement: Option<&std::path::Path>) -> Result<(), S
         total[0], total[1], total[2], total[3], total[4], total[5], total[6]
     );
     Ok(())
+}
+
+/// `poe bench-trace`: the tracing verifier against stwo's on a leaf proof per channel — the
+/// time of each, what the trace holds, and the verdicts on `mutations` random single-byte
+/// mutations of each proof (an error exit on any disagreement).
+pub(crate) fn bench_trace(mutations: usize, seed: u64, workers: usize) -> Result<(), String> {
+    use poe_aggregator::rss::median;
+    use poe_aggregator::trace_diff;
+    use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+    use poe_circle_stark::proof::ChannelId;
+    use poe_circle_stark::recursion::{AnyTrace, VerifierTrace};
+    use poe_circle_stark::validity::{prove_validity_under, trace_validity, verify_validity};
+    use poe_circle_stark::venue::sample;
+
+    fn shape<H>(t: &VerifierTrace<H>) -> [usize; 5] {
+        [
+            t.transcript.len(),
+            t.tree_openings.iter().map(|m| m.leaves.len()).sum(),
+            t.n_node_hashes(),
+            t.deep_queries.len(),
+            t.n_folds(),
+        ]
+    }
+
+    // The golden fixture's batch (tests/fixtures/batch_validity_v2*): eight operations with
+    // deposits, withdrawals, trades and a settlement.
+    let (venue, ops) = sample::batch_settling(8, 6, 14, 1_795_000_000_000_000, 1_000_000);
+    let policy = VerifierPolicy::default();
+    let mut proofs = Vec::new();
+    for channel in [ChannelId::Blake2s, ChannelId::Poseidon2] {
+        let (statement, proof) =
+            prove_validity_under(&venue, &ops, SecurityConfig::production(), channel)
+                .map_err(|e| e.to_string())?;
+        proofs.push((channel, statement, proof));
+    }
+    println!(
+        "poe bench-trace: batch-validity leaf proof of 8 operations, production preset; {mutations} single-byte mutations per channel, {workers} workers"
+    );
+    println!("| channel | proof KB | stwo verify ms | tracing verify ms | ratio | transcript steps | leaves | node hashes | DEEP queries | FRI folds |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (channel, statement, proof) in &proofs {
+        let runs = 11;
+        let time = |f: &dyn Fn()| {
+            median(
+                (0..runs)
+                    .map(|_| {
+                        let t = Instant::now();
+                        f();
+                        t.elapsed().as_secs_f64() * 1e3
+                    })
+                    .collect(),
+            )
+        };
+        let stwo = time(&|| verify_validity(proof.clone(), statement, &policy).unwrap());
+        let traced = time(&|| {
+            trace_validity(proof.clone(), statement, &policy).unwrap();
+        });
+        let trace = trace_validity(proof.clone(), statement, &policy).map_err(|e| e.to_string())?;
+        let [steps, leaves, nodes, deep, folds] = match &trace {
+            AnyTrace::Blake2s(t) => shape(t),
+            AnyTrace::Poseidon2(t) => shape(t),
+        };
+        println!(
+            "| {} | {:.0} | {stwo:.1} | {traced:.1} | {:.2} | {steps} | {leaves} | {nodes} | {deep} | {folds} |",
+            channel.name(),
+            proof.to_bytes().len() as f64 / 1024.0,
+            traced / stwo
+        );
+    }
+    println!();
+    println!("| channel | mutations | decoder rejected | verified | accepted | same error | stwo panicked | disagreements | s |");
+    println!("|---|---:|---:|---:|---:|---|---:|---:|---:|");
+    let mut failed = Vec::new();
+    for (channel, statement, proof) in &proofs {
+        let t = Instant::now();
+        let tally = trace_diff::mutations(&proof.to_bytes(), statement, seed, mutations, workers);
+        let kinds: Vec<String> = tally
+            .same_error
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+            channel.name(),
+            tally.mutations,
+            tally.decode_rejected,
+            tally.verified,
+            tally.accepted,
+            kinds.join(", "),
+            tally.stwo_panicked,
+            tally.disagreements.len(),
+            t.elapsed().as_secs_f64()
+        );
+        failed.extend(tally.disagreements);
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} disagreements between the verifiers:\n{}",
+            failed.len(),
+            failed.join("\n")
+        ))
+    }
 }

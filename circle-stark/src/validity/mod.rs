@@ -13,6 +13,7 @@
 //! Settlements are a header row and one row per position holder (`settle`).
 
 pub mod cash;
+pub mod circuits;
 pub mod gadgets;
 pub mod instruments;
 pub mod memory;
@@ -32,9 +33,10 @@ mod tests;
 pub mod trade;
 mod verify;
 
+pub use circuits::compiled_circuits;
 #[cfg(feature = "prover")]
 pub use prove::{prove_segment, prove_segment_under, prove_validity, prove_validity_under};
 pub use registry::{ComponentId, N_COMPONENTS};
 pub use relations::ValidityRelations;
 pub use statement::{BatchTree, ValidityStatement, MAX_BATCHES, MAX_HOLDER_LOG, MAX_OPS};
-pub use verify::{verify_validity, verify_validity_bytes};
+pub use verify::{trace_validity, verify_validity, verify_validity_bytes};

@@ -12,6 +12,8 @@ use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::VerifyError;
 use crate::hash::channel::Poseidon2MerkleChannel;
 use crate::proof::{AirId, PoeChannel, Proof, Stark};
+use crate::recursion::trace::{AnyTrace, Tracer};
+use crate::stark::{StarkCheck, Stwo};
 
 use super::registry::Components;
 
@@ -38,7 +40,67 @@ pub fn verify_validity(
     statement: &ValidityStatement,
     policy: &VerifierPolicy,
 ) -> Result<(), VerifyError> {
-    crate::stark::check_air_and_policy(&proof, AirId::BatchValidity, policy)?;
+    let (public_inputs, sums) = precheck(&proof, statement, policy)?;
+    match proof.stark {
+        Stark::Blake2s(stark) => verify_stark::<Blake2sMerkleChannel, _>(
+            stark,
+            &proof.config,
+            statement,
+            &public_inputs,
+            sums,
+            Stwo,
+        ),
+        Stark::Poseidon2(stark) => verify_stark::<Poseidon2MerkleChannel, _>(
+            stark,
+            &proof.config,
+            statement,
+            &public_inputs,
+            sums,
+            Stwo,
+        ),
+    }
+}
+
+/// Verifies like [`verify_validity`] with recursion's tracing verifier in place of stwo's,
+/// and returns everything the STARK check computed.
+///
+/// # Errors
+/// As [`verify_validity`].
+pub fn trace_validity(
+    proof: Proof,
+    statement: &ValidityStatement,
+    policy: &VerifierPolicy,
+) -> Result<AnyTrace, VerifyError> {
+    let (public_inputs, sums) = precheck(&proof, statement, policy)?;
+    match proof.stark {
+        Stark::Blake2s(stark) => verify_stark::<Blake2sMerkleChannel, _>(
+            stark,
+            &proof.config,
+            statement,
+            &public_inputs,
+            sums,
+            Tracer,
+        )
+        .map(AnyTrace::Blake2s),
+        Stark::Poseidon2(stark) => verify_stark::<Poseidon2MerkleChannel, _>(
+            stark,
+            &proof.config,
+            statement,
+            &public_inputs,
+            sums,
+            Tracer,
+        )
+        .map(AnyTrace::Poseidon2),
+    }
+}
+
+/// The checks before the STARK: AIR, policy, statement, sums and tree count.
+fn precheck(
+    proof: &Proof,
+    statement: &ValidityStatement,
+    policy: &VerifierPolicy,
+) -> Result<(Vec<crate::field::M31>, [SecureField; N_COMPONENTS]), VerifyError> {
+    crate::stark::check_air_and_policy(proof, AirId::BatchValidity, policy)?;
     statement.check().map_err(VerifyError::InvalidStatement)?;
     let public_inputs = statement.to_public_inputs();
     if proof.public_inputs != public_inputs {
@@ -59,31 +121,17 @@ pub fn verify_validity(
             "expected 4 commitment trees, got {n_trees}"
         )));
     }
-    match proof.stark {
-        Stark::Blake2s(stark) => verify_stark::<Blake2sMerkleChannel>(
-            stark,
-            &proof.config,
-            statement,
-            &public_inputs,
-            sums,
-        ),
-        Stark::Poseidon2(stark) => verify_stark::<Poseidon2MerkleChannel>(
-            stark,
-            &proof.config,
-            statement,
-            &public_inputs,
-            sums,
-        ),
-    }
+    Ok((public_inputs, sums))
 }
 
-fn verify_stark<MC: PoeChannel>(
+fn verify_stark<MC: PoeChannel, K: StarkCheck>(
     stark: StarkProof<MC::H>,
     config: &SecurityConfig,
     statement: &ValidityStatement,
     public_inputs: &[crate::field::M31],
     sums: [SecureField; N_COMPONENTS],
-) -> Result<(), VerifyError> {
+    check: K,
+) -> Result<K::Out<MC>, VerifyError> {
     let channel = &mut MC::C::default();
     crate::stark::mix_preamble(channel, MC::ID, AirId::BatchValidity, config, public_inputs);
     let mut scheme = CommitmentSchemeVerifier::<MC>::new(config.pcs_config());
@@ -104,7 +152,7 @@ fn verify_stark<MC: PoeChannel>(
         return Err(VerifyError::LogUpSumMismatch);
     }
     let components = Components::new(statement, &rels, &sums);
-    crate::stark::run_stark::<MC>(&components.as_components(), channel, &mut scheme, stark)
+    check.check::<MC>(&components.as_components(), channel, &mut scheme, stark)
 }
 
 fn first_difference(a: &ValidityStatement, b: &ValidityStatement) -> &'static str {

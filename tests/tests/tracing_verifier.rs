@@ -1,0 +1,139 @@
+//! The tracing verifier (`recursion::trace`) against stwo's verifier on the golden leaf proofs
+//! (`tests/fixtures/batch_validity_v2*.proof`, Blake2s and Poseidon2-M31 channels): it accepts
+//! both, records a consistent trace of every value it computed, and gives stwo's verdict on
+//! random single-byte mutations of each proof — and stwo's error, wherever stwo returns one
+//! rather than panicking.
+
+use std::path::PathBuf;
+
+use poe_aggregator::trace_diff::mutations;
+use poe_circle_stark::config::VerifierPolicy;
+use poe_circle_stark::proof::Proof;
+use poe_circle_stark::recursion::trace::{AnyTrace, TranscriptOp, VerifierTrace};
+use poe_circle_stark::validity::{trace_validity, ValidityStatement};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+const PROOFS: [&str; 2] = [
+    "batch_validity_v2.proof",
+    "batch_validity_v2_poseidon2.proof",
+];
+
+fn golden(name: &str) -> (Vec<u8>, ValidityStatement) {
+    let proof = std::fs::read(fixture(name)).expect("fixture proof");
+    let statement = std::fs::read(fixture("batch_validity_v2.statement")).expect("statement");
+    (
+        proof,
+        ValidityStatement::from_bytes(&statement).expect("fixture statement decodes"),
+    )
+}
+
+/// What a trace must satisfy on its own: every recorded value follows from the ones before.
+fn check_consistent<H: PartialEq + Copy + std::fmt::Debug>(t: &VerifierTrace<H>, n_queries: usize) {
+    let labels: Vec<&str> = t.transcript.iter().map(|s| s.label).collect();
+    assert_eq!(
+        &labels[..4],
+        &[
+            "composition coefficient",
+            "composition root",
+            "OODS point parameter",
+            "sampled values"
+        ]
+    );
+    assert_eq!(labels.last(), Some(&"query positions"));
+    assert!(t.transcript.windows(2).all(|w| w[0].state != w[1].state
+        || matches!(
+            w[1].op,
+            TranscriptOp::DrawFelt(_) | TranscriptOp::DrawU32s(_)
+        )));
+    assert_eq!(t.composition_oods_eval, t.composition_from_constraints);
+    assert_eq!(t.raw_queries.len(), n_queries);
+    assert!(t.queries.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(t.deep_queries.len(), t.queries.len());
+    assert_eq!(t.trees.len(), 4);
+    for (tree, opening) in t.trees.iter().zip(&t.tree_openings) {
+        if tree.height == 0 {
+            assert!(opening.nodes.is_empty());
+            continue;
+        }
+        assert_eq!(opening.nodes.last().unwrap().parent, tree.root);
+        assert_eq!(opening.nodes.last().unwrap().layer, tree.height);
+    }
+    // Each FRI layer's Merkle path ends at its commitment, and its folds are the next layer's
+    // opened values at the queried positions.
+    for (k, layer) in t.fri_layers.iter().enumerate() {
+        assert_eq!(layer.merkle.nodes.last().unwrap().parent, layer.commitment);
+        for f in &layer.folds {
+            let t_inv = f.twiddle_inverse;
+            let [a, b] = f.pair;
+            assert_eq!(f.folded, (a + b) + f.alpha * ((a - b) * t_inv));
+        }
+        if let Some(next) = t.fri_layers.get(k + 1) {
+            assert_eq!(next.log_size + 1, layer.log_size);
+        }
+    }
+    // The DEEP values are the first layer's opened values.
+    let first = &t.fri_layers[0];
+    for q in &t.deep_queries {
+        let (start, pair) = first
+            .folds
+            .iter()
+            .map(|f| (f.position * 2, f.pair))
+            .find(|(s, _)| q.position >> 1 << 1 == *s)
+            .expect("a fold for every query");
+        assert_eq!(pair[q.position - start], q.value);
+    }
+    assert_eq!(
+        t.last_layer_checks.len(),
+        t.fri_layers.last().unwrap().folds.len()
+    );
+}
+
+#[test]
+fn tracing_verifier_accepts_the_golden_proofs_with_a_consistent_trace() {
+    for name in PROOFS {
+        let (bytes, statement) = golden(name);
+        let proof = Proof::from_bytes(&bytes).unwrap();
+        let n_queries = proof.config.n_queries() as usize;
+        let trace = trace_validity(proof, &statement, &VerifierPolicy::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        match &trace {
+            AnyTrace::Blake2s(t) => check_consistent(t, n_queries),
+            AnyTrace::Poseidon2(t) => check_consistent(t, n_queries),
+        }
+    }
+}
+
+/// Mutations per golden proof in CI; `poe bench-trace` runs 10,000 per channel in release.
+const MUTATIONS_PER_PROOF: usize = 1_000;
+
+#[test]
+fn tracing_verifier_agrees_with_stwo_on_single_byte_mutations() {
+    for (seed, name) in PROOFS.into_iter().enumerate() {
+        let (bytes, statement) = golden(name);
+        let tally = mutations(
+            &bytes,
+            &statement,
+            100 * seed as u64,
+            MUTATIONS_PER_PROOF,
+            2,
+        );
+        println!("{name}: {tally:?}");
+        assert!(tally.disagreements.is_empty(), "{:#?}", tally.disagreements);
+        assert_eq!(tally.accepted, 0, "{name}: a mutated proof was accepted");
+        assert_eq!(tally.mutations, MUTATIONS_PER_PROOF);
+        // The mutations must reach the verifiers, not only the decoder, and both verifiers
+        // must fail in the Merkle, FRI and OODS checks, not just somewhere.
+        assert!(tally.verified * 2 > tally.mutations, "{name}: {tally:?}");
+        for kind in ["Merkle", "Fri", "OodsMismatch"] {
+            assert!(
+                tally.same_error.get(kind).copied().unwrap_or(0) > 0,
+                "{name}: no {kind} rejection: {tally:?}"
+            );
+        }
+    }
+}
