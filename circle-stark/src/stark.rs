@@ -70,6 +70,9 @@ pub(crate) fn check_air_and_policy(
 /// stwo's own ([`Stwo`]) or recursion's tracing verifier, which also returns what it computed.
 pub(crate) trait StarkCheck {
     type Out<MC: PoeChannel>;
+    /// Called by the verifier after each step of its transcript before stwo's `verify`
+    /// (preamble, tree commitments, relation draws, LogUp sums).
+    fn note<MC: PoeChannel>(&mut self, _label: &'static str, _channel: &MC::C) {}
     fn check<MC: PoeChannel>(
         self,
         components: &[&dyn Component],

@@ -34,6 +34,19 @@ fn golden(name: &str) -> (Vec<u8>, ValidityStatement) {
 
 /// What a trace must satisfy on its own: every recorded value follows from the ones before.
 fn check_consistent<H: PartialEq + Copy + std::fmt::Debug>(t: &VerifierTrace<H>, n_queries: usize) {
+    let prelude: Vec<&str> = t.prelude.iter().map(|s| s.0).collect();
+    assert_eq!(
+        prelude,
+        [
+            "preamble",
+            "preprocessed root",
+            "main root",
+            "relation elements",
+            "LogUp sums",
+            "interaction root"
+        ]
+    );
+    assert_eq!(t.prelude.last().unwrap().1, t.entry_state);
     let labels: Vec<&str> = t.transcript.iter().map(|s| s.label).collect();
     assert_eq!(
         &labels[..4],
@@ -93,6 +106,49 @@ fn check_consistent<H: PartialEq + Copy + std::fmt::Debug>(t: &VerifierTrace<H>,
     );
 }
 
+/// Blake2s's state can be set: every draw that follows a mix is replayed from the state
+/// recorded after the mix (the draw counter restarts at every mix).
+fn check_blake2s_states<H>(t: &VerifierTrace<H>) {
+    use poe_circle_stark::recursion::trace::TranscriptStep;
+    use stwo::core::channel::{Blake2sChannel, Channel};
+    use stwo::core::vcs::blake2_hash::Blake2sHash;
+    let channel_at = |state: &[u32; 8]| {
+        let mut bytes = [0u8; 32];
+        for (chunk, w) in bytes.chunks_mut(4).zip(state) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        let mut c = Blake2sChannel::default();
+        c.update_digest(Blake2sHash(bytes));
+        c
+    };
+    let mut replayed = 0;
+    let mut previous = TranscriptStep {
+        label: "entry",
+        op: TranscriptOp::MixRoot,
+        state: t.entry_state,
+    };
+    for step in &t.transcript {
+        if let (TranscriptOp::DrawFelt(x), false) = (
+            &step.op,
+            matches!(
+                previous.op,
+                TranscriptOp::DrawFelt(_) | TranscriptOp::DrawU32s(_)
+            ),
+        ) {
+            assert_eq!(
+                channel_at(&previous.state).draw_secure_felt(),
+                *x,
+                "{}",
+                step.label
+            );
+            replayed += 1;
+        }
+        previous = step.clone();
+    }
+    // Composition coefficient, OODS parameter, DEEP coefficient and every FRI alpha.
+    assert_eq!(replayed, 3 + t.fri_layers.len());
+}
+
 #[test]
 fn tracing_verifier_accepts_the_golden_proofs_with_a_consistent_trace() {
     for name in PROOFS {
@@ -102,7 +158,10 @@ fn tracing_verifier_accepts_the_golden_proofs_with_a_consistent_trace() {
         let trace = trace_validity(proof, &statement, &VerifierPolicy::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         match &trace {
-            AnyTrace::Blake2s(t) => check_consistent(t, n_queries),
+            AnyTrace::Blake2s(t) => {
+                check_consistent(t, n_queries);
+                check_blake2s_states(t);
+            }
             AnyTrace::Poseidon2(t) => check_consistent(t, n_queries),
         }
     }

@@ -79,7 +79,7 @@ pub fn trace_validity(
             statement,
             &public_inputs,
             sums,
-            Tracer,
+            Tracer::default(),
         )
         .map(AnyTrace::Blake2s),
         Stark::Poseidon2(stark) => verify_stark::<Poseidon2MerkleChannel, _>(
@@ -88,7 +88,7 @@ pub fn trace_validity(
             statement,
             &public_inputs,
             sums,
-            Tracer,
+            Tracer::default(),
         )
         .map(AnyTrace::Poseidon2),
     }
@@ -130,10 +130,11 @@ fn verify_stark<MC: PoeChannel, K: StarkCheck>(
     statement: &ValidityStatement,
     public_inputs: &[crate::field::M31],
     sums: [SecureField; N_COMPONENTS],
-    check: K,
+    mut check: K,
 ) -> Result<K::Out<MC>, VerifyError> {
     let channel = &mut MC::C::default();
     crate::stark::mix_preamble(channel, MC::ID, AirId::BatchValidity, config, public_inputs);
+    check.note::<MC>("preamble", channel);
     let mut scheme = CommitmentSchemeVerifier::<MC>::new(config.pcs_config());
     let shape = Components::new(statement, &ValidityRelations::dummy(), &sums);
     let sizes = TreeVec::concat_cols(
@@ -144,10 +145,15 @@ fn verify_stark<MC: PoeChannel, K: StarkCheck>(
     );
     let commitments = stark.0.commitments.clone();
     scheme.commit(commitments[0], &sizes[0], channel);
+    check.note::<MC>("preprocessed root", channel);
     scheme.commit(commitments[1], &sizes[1], channel);
+    check.note::<MC>("main root", channel);
     let rels = ValidityRelations::draw(channel);
+    check.note::<MC>("relation elements", channel);
     crate::stark::mix_claimed_sums(channel, &sums);
+    check.note::<MC>("LogUp sums", channel);
     scheme.commit(commitments[2], &sizes[2], channel);
+    check.note::<MC>("interaction root", channel);
     if sums.iter().copied().sum::<SecureField>() != statement.expected_logup_sum(&rels) {
         return Err(VerifyError::LogUpSumMismatch);
     }

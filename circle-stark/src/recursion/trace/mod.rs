@@ -146,6 +146,10 @@ pub struct FriLayerTrace<Hash> {
 /// Everything the verification of one proof computed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifierTrace<Hash> {
+    /// The caller's transcript before `verify` (`poe` verifiers: preamble, preprocessed and
+    /// main roots, relation draws, LogUp sums, interaction root), each step's label with the
+    /// state after it. Empty from [`trace_verify`] alone.
+    pub prelude: Vec<(&'static str, [u32; 8])>,
     /// The transcript state at `verify`'s entry.
     pub entry_state: [u32; 8],
     pub transcript: Vec<TranscriptStep>,
@@ -420,6 +424,7 @@ pub fn trace_verify<MC: PoeChannel>(
     )?;
 
     Ok(VerifierTrace {
+        prelude: Vec::new(),
         entry_state,
         transcript: rec.steps,
         trees,
@@ -541,11 +546,18 @@ pub enum AnyTrace {
     Poseidon2(VerifierTrace<Digest>),
 }
 
-/// The tracing verifier as a poe verifier's STARK check.
-pub(crate) struct Tracer;
+/// The tracing verifier as a poe verifier's STARK check; it also records the verifier's
+/// transcript before the STARK check.
+#[derive(Default)]
+pub(crate) struct Tracer {
+    prelude: Vec<(&'static str, [u32; 8])>,
+}
 
 impl StarkCheck for Tracer {
     type Out<MC: PoeChannel> = VerifierTrace<<MC::H as MerkleHasherLifted>::Hash>;
+    fn note<MC: PoeChannel>(&mut self, label: &'static str, channel: &MC::C) {
+        self.prelude.push((label, MC::transcript_state(channel)));
+    }
     fn check<MC: PoeChannel>(
         self,
         components: &[&dyn Component],
@@ -553,6 +565,9 @@ impl StarkCheck for Tracer {
         scheme: &mut CommitmentSchemeVerifier<MC>,
         stark: StarkProof<MC::H>,
     ) -> Result<Self::Out<MC>, VerifyError> {
-        trace_verify::<MC>(components, channel, scheme, stark).map_err(map_stwo_error)
+        let mut trace =
+            trace_verify::<MC>(components, channel, scheme, stark).map_err(map_stwo_error)?;
+        trace.prelude = self.prelude;
+        Ok(trace)
     }
 }
