@@ -37,18 +37,23 @@ pub struct PipelineConfig {
     pub close_grace_us: u64,
     /// How often the closer looks at the clock.
     pub tick: Duration,
+    /// Longest wait between retries of a failing day close: a close re-runs a root proof of
+    /// tens of seconds, so retries back off from `2·tick`, doubling up to this.
+    pub max_close_backoff: Duration,
     /// One JSON line per leaf proof and day close on stderr.
     pub log: bool,
 }
 
 impl PipelineConfig {
-    /// One worker, production security, close 5 s after midnight, look every second.
+    /// One worker, production security, close 5 s after midnight, look every second, retry a
+    /// failed close after 2 s, 4 s, … up to 5 minutes.
     pub fn production() -> Self {
         Self {
             workers: 1,
             security: SecurityConfig::production(),
             close_grace_us: 5_000_000,
             tick: Duration::from_secs(1),
+            max_close_backoff: Duration::from_secs(300),
             log: true,
         }
     }
@@ -443,25 +448,90 @@ fn worker(shared: &Shared) {
     }
 }
 
+/// The wait before retry `failures` (≥ 1) of a failing close: `2^failures · tick`, at most
+/// `max`.
+pub fn close_backoff(tick: Duration, failures: u32, max: Duration) -> Duration {
+    tick.saturating_mul(1u32 << failures.min(20)).min(max)
+}
+
 fn closer(shared: &Shared) {
+    let mut failures = 0u32;
     while !shared.stopped() {
-        match shared.try_close() {
-            Ok(true) => continue,
-            Ok(false) => {}
+        let retry_at = match shared.try_close() {
+            Ok(true) => {
+                failures = 0;
+                continue;
+            }
+            Ok(false) => {
+                failures = 0;
+                None
+            }
             Err(e) => {
+                failures = failures.saturating_add(1);
+                let wait = close_backoff(
+                    shared.config.tick,
+                    failures,
+                    shared.config.max_close_backoff,
+                );
                 shared
                     .state
                     .metrics()
                     .pipeline
                     .failures
                     .fetch_add(1, Ordering::Relaxed);
-                log(shared, json!({"event": "close_failed", "error": e}));
+                log(
+                    shared,
+                    json!({"event": "close_failed", "error": e, "failures": failures,
+                           "retry_in_s": wait.as_secs_f64()}),
+                );
+                Some(Instant::now() + wait)
             }
+        };
+        let mut q = shared.lock();
+        match retry_at {
+            // Healthy: look again after a tick, or as soon as a leaf proof lands.
+            None => {
+                if shared.stopped() {
+                    return;
+                }
+                let _ = shared.wake.wait_timeout(q, shared.config.tick);
+            }
+            // Failing: leaf proofs landing do not cut the backoff short; stopping does.
+            Some(deadline) => loop {
+                if shared.stopped() {
+                    return;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                q = shared
+                    .wake
+                    .wait_timeout(q, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            },
         }
-        let q = shared.lock();
-        if shared.stopped() {
-            return;
-        }
-        let _ = shared.wake.wait_timeout(q, shared.config.tick);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_retries_back_off_doubling_to_the_cap() {
+        let tick = Duration::from_secs(1);
+        let max = Duration::from_secs(300);
+        let waits: Vec<u64> = (1..=10)
+            .map(|n| close_backoff(tick, n, max).as_secs())
+            .collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        // Thousands of failures neither overflow nor pass the cap.
+        assert_eq!(close_backoff(tick, u32::MAX, max), max);
+        assert_eq!(
+            close_backoff(Duration::from_millis(20), 1, max),
+            Duration::from_millis(40)
+        );
     }
 }

@@ -61,6 +61,8 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     );
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["passed"], true);
+    assert_eq!(report["schema"], "poe-audit/1");
+    assert_eq!(report["verdict"], "PASS");
     let root_check = report["checks"]
         .as_array()
         .unwrap()
@@ -127,6 +129,13 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
         "{stdout}"
     );
     assert!(stdout.contains("PASS root-proof"), "{stdout}");
+    // The last line is the verdict, naming what failed.
+    let verdict = stdout.lines().last().unwrap_or_default();
+    assert!(
+        verdict.starts_with(&format!("VERDICT FAIL {}: 1 of ", day()))
+            && verdict.contains("checks failed (manifest)"),
+        "{stdout}"
+    );
 
     // Inclusion proofs over HTTP: a batch of the day leads to the day root; the late batch's day
     // is not published yet.

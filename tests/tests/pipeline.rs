@@ -83,6 +83,7 @@ impl Service {
                 security: SecurityConfig::testing(),
                 close_grace_us: 0,
                 tick: Duration::from_millis(20),
+                max_close_backoff: Duration::from_secs(1),
                 log: false,
             },
         )

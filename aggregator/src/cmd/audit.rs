@@ -5,6 +5,9 @@ use std::time::Instant;
 
 use crate::bar;
 
+/// Version of `poe audit --json`'s document; bumped when a field changes meaning or goes.
+const AUDIT_JSON_SCHEMA: &str = "poe-audit/1";
+
 pub(crate) fn audit_from(
     from: &str,
     day: &str,
@@ -79,7 +82,9 @@ pub(crate) fn audit(
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
+                "schema": AUDIT_JSON_SCHEMA,
                 "day": report.day,
+                "verdict": if report.passed() { "PASS" } else { "FAIL" },
                 "passed": report.passed(),
                 "checks": report.checks,
                 "rollups": report.rollups,
@@ -103,7 +108,27 @@ pub(crate) fn audit(
                 r.rollup, r.batches, r.ops, r.trades, r.notional
             );
         }
-        println!("  {:.2} s", start.elapsed().as_secs_f64());
+        let failed: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect();
+        let n = report.checks.len();
+        let secs = start.elapsed().as_secs_f64();
+        if failed.is_empty() {
+            println!(
+                "VERDICT PASS {}: {n} of {n} checks passed in {secs:.2} s",
+                report.day
+            );
+        } else {
+            println!(
+                "VERDICT FAIL {}: {} of {n} checks failed ({}) in {secs:.2} s",
+                report.day,
+                failed.len(),
+                failed.join(", ")
+            );
+        }
     }
     if report.passed() {
         Ok(())
