@@ -37,7 +37,15 @@ async fn read(
     storage: Arc<dyn Storage>,
     path: String,
 ) -> Result<Option<Vec<u8>>, warp::reply::Response> {
-    match tokio::task::spawn_blocking(move || storage.read(&path)).await {
+    blocking_io(move || storage.read(&path)).await
+}
+
+/// Runs a storage call off the runtime: `Ok(None)` for a missing file (or a directory),
+/// a 400 for a path storage refuses, a 500 for other failures.
+async fn blocking_io<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<Option<T>, warp::reply::Response> {
+    match tokio::task::spawn_blocking(f).await {
         Ok(Ok(b)) => Ok(Some(b)),
         Ok(Err(e))
             if matches!(
@@ -221,56 +229,58 @@ pub fn parse_range(value: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, 
     Ok(Some((start, end)))
 }
 
-/// `GET /v1/days/{day}/files/{path}` with single-range support.
+/// `GET` and `HEAD /v1/days/{day}/files/{path}` with single-range support. `path` may be
+/// percent-encoded (generated clients and DuckDB's httpfs encode `=` and `/`). A ranged read
+/// reads only its bytes from storage; published files never change, so they are cacheable for
+/// ever.
 pub async fn file(
     state: AppState,
     day: String,
     tail: String,
     range: Option<String>,
+    head_only: bool,
 ) -> Result<warp::reply::Response, Infallible> {
     let (storage, day) = match archive(&state).and_then(|s| Ok((s, day_of(&day)?))) {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    if tail.is_empty() || tail.split('/').any(|c| c.is_empty() || c.starts_with('.')) {
-        return Ok(Problem::new(
+    let malformed = || {
+        Problem::new(
             StatusCode::BAD_REQUEST,
             "malformed_path",
-            "a file path is relative, without empty or hidden components",
+            "a file path is relative, UTF-8, without empty or hidden components",
         )
-        .reply());
+        .reply()
+    };
+    let Ok(tail) = percent_encoding::percent_decode_str(&tail).decode_utf8() else {
+        return Ok(malformed());
+    };
+    let tail = tail.into_owned();
+    if tail.is_empty() || tail.split('/').any(|c| c.is_empty() || c.starts_with('.')) {
+        return Ok(malformed());
     }
     if !layout::is_published(&*storage, day) {
         return Ok(not_closed(day));
     }
     let path = layout::day_file(day, &tail);
-    let bytes = match read(storage, path).await {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            return Ok(Problem::new(
-                StatusCode::NOT_FOUND,
-                "unknown_file",
-                format!("{day} has no file {tail}"),
-            )
-            .reply())
+    let len = {
+        let (storage, path) = (storage.clone(), path.clone());
+        match blocking_io(move || storage.size(&path)).await {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                return Ok(Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_file",
+                    format!("{day} has no file {tail}"),
+                )
+                .reply())
+            }
+            Err(r) => return Ok(r),
         }
-        Err(r) => return Ok(r),
     };
-    let len = bytes.len() as u64;
-    let mut resp = match parse_range(range.as_deref(), len) {
-        Ok(None) => bytes_reply(bytes, "application/octet-stream"),
-        Ok(Some((start, end))) => {
-            let mut r = bytes_reply(
-                bytes[start as usize..=end as usize].to_vec(),
-                "application/octet-stream",
-            );
-            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
-            r.headers_mut().insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")).expect("ascii"),
-            );
-            r
-        }
+    let (span, status) = match parse_range(range.as_deref(), len) {
+        Ok(None) => (len.checked_sub(1).map(|end| (0, end)), StatusCode::OK),
+        Ok(Some(span)) => (Some(span), StatusCode::PARTIAL_CONTENT),
         Err(Unsatisfiable) => {
             let mut r = Problem::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
@@ -282,11 +292,45 @@ pub async fn file(
                 header::CONTENT_RANGE,
                 HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
             );
-            r
+            return Ok(r);
         }
     };
-    resp.headers_mut()
-        .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let n_bytes = span.map_or(0, |(start, end)| end - start + 1);
+    let body = match span {
+        Some((start, end)) if !head_only => {
+            match blocking_io(move || storage.read_range(&path, start, end)).await {
+                Ok(Some(b)) => b,
+                // Removed between the two looks: published days are never removed, but a
+                // racing operator may.
+                Ok(None) => {
+                    return Ok(Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "unknown_file",
+                        format!("{day} has no file {tail}"),
+                    )
+                    .reply())
+                }
+                Err(r) => return Ok(r),
+            }
+        }
+        _ => Vec::new(),
+    };
+    let mut resp = bytes_reply(body, "application/octet-stream");
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    if status == StatusCode::PARTIAL_CONTENT {
+        let (start, end) = span.expect("a satisfied range");
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")).expect("ascii"),
+        );
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(n_bytes));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
     Ok(resp)
 }
 

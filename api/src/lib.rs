@@ -267,11 +267,16 @@ pub fn routes(
         .and_then(|d, s| days::fixed_file(s, d, layout::MANIFEST_JSON, "application/json"));
     let file = warp::path!("v1" / "days" / String / "files" / ..)
         .and(warp::path::tail())
-        .and(warp::get())
+        .and(
+            warp::get()
+                .map(|| false)
+                .or(warp::head().map(|| true))
+                .unify(),
+        )
         .and(with_state.clone())
         .and(warp::header::optional::<String>("range"))
-        .and_then(|d, tail: warp::path::Tail, s, range| {
-            days::file(s, d, tail.as_str().to_string(), range)
+        .and_then(|d, tail: warp::path::Tail, head_only, s, range| {
+            days::file(s, d, tail.as_str().to_string(), range, head_only)
         });
     let list = warp::path!("v1" / "rollups" / String / "batches")
         .and(warp::get())

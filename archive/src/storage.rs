@@ -27,6 +27,26 @@ pub trait Storage: Send + Sync {
         check_length(path, bytes.len() as u64, max)?;
         Ok(bytes)
     }
+    /// The size of a file in bytes. The default reads it.
+    ///
+    /// # Errors
+    /// As [`Storage::read`].
+    fn size(&self, path: &str) -> io::Result<u64> {
+        Ok(self.read(path)?.len() as u64)
+    }
+    /// Bytes `start..=end` of a file, for ranged reads of large files (the HTTP server). The
+    /// default reads the whole file.
+    ///
+    /// # Errors
+    /// As [`Storage::read`]; `UnexpectedEof` if the file ends before `end`.
+    fn read_range(&self, path: &str, start: u64, end: u64) -> io::Result<Vec<u8>> {
+        let bytes = self.read(path)?;
+        usize::try_from(end)
+            .ok()
+            .and_then(|e| bytes.get(usize::try_from(start).ok()?..=e))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| short_file(path, end))
+    }
     /// Writes a whole file durably, replacing any previous one atomically.
     ///
     /// # Errors
@@ -125,9 +145,48 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+fn short_file(path: &str, end: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("{path} ends before byte {end}"),
+    )
+}
+
 impl Storage for LocalDir {
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
         fs::read(self.resolve(path)?)
+    }
+
+    fn size(&self, path: &str) -> io::Result<u64> {
+        let m = fs::metadata(self.resolve(path)?)?;
+        if m.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("{path} is a directory"),
+            ));
+        }
+        Ok(m.len())
+    }
+
+    fn read_range(&self, path: &str, start: u64, end: u64) -> io::Result<Vec<u8>> {
+        use std::io::{Seek, SeekFrom};
+        let len = end
+            .checked_sub(start)
+            .and_then(|d| usize::try_from(d + 1).ok())
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "range ends before it starts")
+            })?;
+        let mut f = File::open(self.resolve(path)?)?;
+        f.seek(SeekFrom::Start(start))?;
+        let mut out = vec![0u8; len];
+        f.read_exact(&mut out).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                short_file(path, end)
+            } else {
+                e
+            }
+        })?;
+        Ok(out)
     }
 
     fn read_at_most(&self, path: &str, max: u64) -> io::Result<Vec<u8>> {
@@ -257,6 +316,54 @@ mod tests {
                 "{p}"
             );
         }
+    }
+
+    /// A storage with only the required methods: the trait's defaults for size and ranges.
+    struct Plain(LocalDir);
+
+    impl Storage for Plain {
+        fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+            self.0.read(path)
+        }
+        fn write(&self, path: &str, bytes: &[u8]) -> io::Result<()> {
+            self.0.write(path, bytes)
+        }
+        fn list(&self, prefix: &str) -> io::Result<Vec<(String, u64)>> {
+            self.0.list(prefix)
+        }
+        fn children(&self, prefix: &str) -> io::Result<Vec<String>> {
+            self.0.children(prefix)
+        }
+        fn exists(&self, path: &str) -> bool {
+            self.0.exists(path)
+        }
+        fn remove(&self, prefix: &str) -> io::Result<()> {
+            self.0.remove(prefix)
+        }
+        fn publish(&self, staged: &str, target: &str) -> io::Result<()> {
+            self.0.publish(staged, target)
+        }
+    }
+
+    #[test]
+    fn ranged_reads_seek_and_agree_with_the_default() {
+        let root = std::env::temp_dir().join(format!("poe-storage-range-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let dir = LocalDir::new(&root);
+        dir.write("d/f", b"0123456789").unwrap();
+        let plain = Plain(LocalDir::new(&root));
+        for s in [&dir as &dyn Storage, &plain] {
+            assert_eq!(s.size("d/f").unwrap(), 10);
+            assert_eq!(s.read_range("d/f", 0, 0).unwrap(), b"0");
+            assert_eq!(s.read_range("d/f", 3, 9).unwrap(), b"3456789");
+            assert_eq!(
+                s.read_range("d/f", 8, 10).unwrap_err().kind(),
+                io::ErrorKind::UnexpectedEof
+            );
+            assert_eq!(s.size("nope").unwrap_err().kind(), io::ErrorKind::NotFound);
+            assert_eq!(s.size("d").unwrap_err().kind(), io::ErrorKind::IsADirectory);
+        }
+        let _ = fs::remove_dir_all(&root);
     }
 
     fn mkfifo(path: &Path) {

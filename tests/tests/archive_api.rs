@@ -37,10 +37,14 @@ fn serve_golden() -> (Server, String) {
 
 /// Status line and headers, and the body.
 fn raw_get(addr: &str, path: &str, extra: &str) -> (String, Vec<u8>) {
+    raw_request(addr, "GET", path, extra)
+}
+
+fn raw_request(addr: &str, method: &str, path: &str, extra: &str) -> (String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -106,8 +110,40 @@ fn audit_from_a_server_and_byte_ranges() {
     );
     assert!(head.starts_with("http/1.1 416"), "{head}");
 
+    // What DuckDB's httpfs and generated clients do: HEAD for the size, percent-encoded
+    // paths, ranges; published files are immutable.
+    let cygnus = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/bundle_v1/days/2026-11-18/trades/rollup=cygnus/part-0000.parquet"),
+    )
+    .unwrap();
+    let encoded = "/v1/days/2026-11-18/files/trades%2Frollup%3Dcygnus%2Fpart-0000.parquet";
+    let (head, body) = raw_request(&addr, "HEAD", encoded, "");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", cygnus.len())),
+        "{head}"
+    );
+    assert!(head.contains("accept-ranges: bytes"), "{head}");
+    assert!(
+        head.contains("cache-control: public, max-age=31536000, immutable"),
+        "{head}"
+    );
+    assert!(body.is_empty(), "HEAD has no body");
+    let (head, body) = raw_get(&addr, encoded, "Range: bytes=4-11\r\n");
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert!(head.contains("content-length: 8"), "{head}");
+    assert_eq!(body, &cygnus[4..12]);
+    let (head, body) = raw_get(&addr, encoded, "");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, cygnus);
+    let (head, _) = raw_request(&addr, "HEAD", "/v1/days/2026-11-18/files/nope.parquet", "");
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+
     for (path, status) in [
         ("/v1/days/2026-11-19", "404"),
+        ("/v1/days/2026-11-18/files/%2E%2E%2Fpoe.toml", "400"),
+        ("/v1/days/2026-11-18/files/trades%2F%FF", "400"),
         ("/v1/days/2026-13-01", "400"),
         ("/v1/days/2026-11-18/files/..%2F..%2Fpoe.toml", "400"),
         ("/v1/days/2026-11-18/files/.staging/x", "400"),
