@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Auditors' own tools on poe's Parquet: pyarrow and DuckDB read the golden bundle with the
-# documented types, and DuckDB's per-rollup notional equals `poe audit --json`'s.
+# documented types, and DuckDB's per-rollup notional equals `poe audit --json`'s; then DuckDB
+# reads the same files over HTTP from `poe serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check 'pyarrow==26.0.1' 'duckdb==2.0.1'
@@ -10,3 +11,21 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 ./target/debug/poe audit "$day" --json >"$out"
 python3 .ci/parquet_readers.py "$day" "$out"
+
+# DuckDB over HTTP, in its own virtualenv (DuckDB 1.5.5 with its packaged httpfs).
+work=$(mktemp -d)
+trap 'rm -f "$out"; kill "${pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check 'duckdb==1.5.5' 'duckdb-extension-httpfs==1.5.5'
+./target/debug/poe serve --config aggregator/poe.example.toml --data "$work/data" \
+  --archive tests/fixtures/bundle_v1 --listen 127.0.0.1:0 --init \
+  >"$work/serve.out" 2>"$work/serve.err" &
+pid=$!
+addr=
+for _ in $(seq 50); do
+  addr=$(grep -o '127\.0\.0\.1:[0-9]*' "$work/serve.out" | head -n 1 || true)
+  [ -n "$addr" ] && break
+  sleep 0.2
+done
+[ -n "$addr" ] || { echo "poe serve did not start"; cat "$work/serve.err"; exit 1; }
+"$work/venv/bin/python" .ci/duckdb_http.py "$addr" "$day"
