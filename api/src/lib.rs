@@ -220,6 +220,10 @@ pub mod urls {
     }
 }
 
+/// The OpenAPI document of these routes, served at `/openapi.yaml`: the spec in `specs/` is
+/// compiled in, so the service and its description cannot come apart in a deployment.
+pub const OPENAPI: &str = include_str!("../../specs/api/openapi.yaml");
+
 /// The routes (`specs/api/openapi.yaml`).
 pub fn routes(
     state: AppState,
@@ -306,6 +310,28 @@ pub fn routes(
             resp
         })
     };
+    // The service describes itself: an index at `/` and the OpenAPI document it implements.
+    let index = warp::path::end().and(warp::get()).map(|| {
+        warp::reply::json(&json!({
+            "service": "poe",
+            "version": env!("CARGO_PKG_VERSION"),
+            "openapi": "/openapi.yaml",
+            "days": "/v1/days",
+            "submit": "POST /v1/batches",
+            "health": "/healthz",
+            "ready": "/readyz",
+            "metrics": "/metrics",
+        }))
+        .into_response()
+    });
+    let openapi = warp::path!("openapi.yaml").and(warp::get()).map(|| {
+        let mut resp = warp::reply::Response::new(OPENAPI.into());
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/yaml"),
+        );
+        resp
+    });
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
@@ -316,6 +342,10 @@ pub fn routes(
         .or(head)
         .unify()
         .or(health)
+        .unify()
+        .or(index)
+        .unify()
+        .or(openapi)
         .unify()
         .or(ready)
         .unify()

@@ -295,6 +295,20 @@ async fn listing_readiness_and_metrics() {
     );
 
     assert_eq!(get("/readyz").await.status(), StatusCode::OK);
+    let index: Value = serde_json::from_slice(get("/").await.body()).unwrap();
+    assert_eq!(index["openapi"], "/openapi.yaml");
+    let spec = get("/openapi.yaml").await;
+    assert_eq!(spec.status(), StatusCode::OK);
+    assert_eq!(spec.headers()["content-type"], "application/yaml");
+    let spec = String::from_utf8(spec.body().to_vec()).unwrap();
+    assert!(spec.starts_with("openapi: 3"), "{}", &spec[..40]);
+    for path in [
+        "/v1/batches:",
+        "/v1/days/{day}/files/{path}:",
+        "/openapi.yaml:",
+    ] {
+        assert!(spec.contains(path), "the served spec lacks {path}");
+    }
     let metrics = String::from_utf8(get("/metrics").await.body().to_vec()).unwrap();
     assert!(
         metrics.contains("poe_submissions_total{code=\"202\"} 3"),
