@@ -5,8 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check 'pyarrow==26.0.1' 'duckdb==2.0.1'
-# The test profile: `cargo test` later reuses this build instead of compiling everything again.
-cargo build --locked --profile test -p poe-aggregator --bin poe
+cargo build --locked -p poe-aggregator --bin poe
 day=tests/fixtures/bundle_v1/days/2026-11-18
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

@@ -6,8 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
 work=$(mktemp -d)
-# The test profile: `cargo test` later reuses this build instead of compiling everything again.
-cargo build --locked --profile test -p poe-aggregator --bin poe
+cargo build --locked -p poe-aggregator --bin poe
 ./target/debug/poe serve --config aggregator/poe.example.toml --data "$work/data" \
   --archive tests/fixtures/bundle_v1 --listen 127.0.0.1:0 --init \
   >"$work/serve.out" 2>"$work/serve.err" &
