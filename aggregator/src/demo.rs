@@ -83,11 +83,12 @@ pub struct DemoReport {
     pub audit_lines: Vec<String>,
 }
 
-/// A small deterministic PRNG (SplitMix64): the demo day is the same for the same seed.
-struct Rng(u64);
+/// A small deterministic PRNG (SplitMix64): the demo day is the same for the same seed (and
+/// `trace_diff`'s mutations are reproducible from theirs).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -51,23 +51,10 @@ fn kind(e: &VerifyError) -> String {
     s.split(['(', ' ', '{']).next().unwrap_or("?").to_string()
 }
 
-/// A small deterministic generator (SplitMix64): the cases are reproducible from the seed.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 /// `n` cases from `seed`: each flips a random nonzero pattern into one random byte.
 fn run(bytes: &[u8], statement: &ValidityStatement, seed: u64, n: usize) -> Tally {
     let policy = VerifierPolicy::default();
-    let mut rng = SplitMix(seed);
+    let mut rng = crate::demo::Rng(seed);
     let mut tally = Tally::default();
     for case in 0..n {
         let mut m = bytes.to_vec();

@@ -263,18 +263,19 @@ pub async fn file(
         return Ok(not_closed(day));
     }
     let path = layout::day_file(day, &tail);
+    let unknown_file = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown_file",
+            format!("{day} has no file {tail}"),
+        )
+        .reply()
+    };
     let len = {
         let (storage, path) = (storage.clone(), path.clone());
         match blocking_io(move || storage.size(&path)).await {
             Ok(Some(n)) => n,
-            Ok(None) => {
-                return Ok(Problem::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_file",
-                    format!("{day} has no file {tail}"),
-                )
-                .reply())
-            }
+            Ok(None) => return Ok(unknown_file()),
             Err(r) => return Ok(r),
         }
     };
@@ -302,14 +303,7 @@ pub async fn file(
                 Ok(Some(b)) => b,
                 // Removed between the two looks: published days are never removed, but a
                 // racing operator may.
-                Ok(None) => {
-                    return Ok(Problem::new(
-                        StatusCode::NOT_FOUND,
-                        "unknown_file",
-                        format!("{day} has no file {tail}"),
-                    )
-                    .reply())
-                }
+                Ok(None) => return Ok(unknown_file()),
                 Err(r) => return Ok(r),
             }
         }
