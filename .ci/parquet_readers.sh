@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check 'pyarrow==26.0.1' 'duckdb==2.0.1'
-cargo build --locked -p poe-aggregator --bin poe
+# `cargo test --no-run` builds target/debug/poe with the features the whole workspace's tests
+# unify (rand, hyper, parquet differ from a lone `-p poe-aggregator` build), so the README's
+# `cargo test` afterwards reuses every artifact instead of compiling stwo and the rest again.
+cargo test --workspace --locked --no-run
 day=tests/fixtures/bundle_v1/days/2026-11-18
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
 work=$(mktemp -d)
-cargo build --locked -p poe-aggregator --bin poe
+# `cargo test --no-run` builds target/debug/poe with the features the whole workspace's tests
+# unify (rand, hyper, parquet differ from a lone `-p poe-aggregator` build), so the README's
+# `cargo test` afterwards reuses every artifact instead of compiling stwo and the rest again.
+cargo test --workspace --locked --no-run
 ./target/debug/poe serve --config aggregator/poe.example.toml --data "$work/data" \
   --archive tests/fixtures/bundle_v1 --listen 127.0.0.1:0 --init \
   >"$work/serve.out" 2>"$work/serve.err" &
