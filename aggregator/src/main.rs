@@ -19,6 +19,7 @@ use poe_circle_stark::data_root::verify_data_root_bytes;
 use poe_circle_stark::data_root::DataRootStatement;
 use poe_circle_stark::hash::poseidon2::Digest;
 use poe_circle_stark::proof::ChannelId;
+use poe_circle_stark::validity::ValidityAir;
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +71,9 @@ enum Command {
         /// Merkle channel: blake2s, or poseidon2 (the channel recursion verifies).
         #[arg(long, default_value = "blake2s")]
         channel: String,
+        /// Batch-validity AIR: v2, or v3 (the range table preprocessed and pinned).
+        #[arg(long, default_value = "v2")]
+        air: String,
         /// Seed of the generated batch.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -109,6 +113,9 @@ enum Command {
         /// Merkle channels, comma-separated; each row is compared with the first.
         #[arg(long, default_value = "blake2s")]
         channels: String,
+        /// Batch-validity AIRs, comma-separated (v2, v3); every channel runs under each.
+        #[arg(long, default_value = "v2")]
+        airs: String,
     },
     /// Prove and verify a data-root proof over synthetic records; print size, time and
     /// security.
@@ -315,6 +322,9 @@ enum Command {
         /// A statement from `prove-batch --statement`; without it, one of a small generated batch.
         #[arg(long)]
         statement: Option<PathBuf>,
+        /// Batch-validity AIR: v2 or v3.
+        #[arg(long, default_value = "v2")]
+        air: String,
     },
     /// The tracing verifier (recursion's witness source) against stwo's on a leaf proof per
     /// channel: verify times, trace sizes, and the verdicts on random single-byte mutations.
@@ -346,6 +356,11 @@ pub(crate) fn channel(name: &str) -> Result<ChannelId, String> {
         .ok_or_else(|| format!("unknown channel {name:?}: use blake2s or poseidon2"))
 }
 
+pub(crate) fn validity_air(name: &str) -> Result<ValidityAir, String> {
+    ValidityAir::parse(name.trim())
+        .ok_or_else(|| format!("unknown batch-validity AIR {name:?}: use v2 or v3"))
+}
+
 pub(crate) fn preset(name: &str) -> Result<SecurityConfig, String> {
     SecurityConfig::preset(name)
         .ok_or_else(|| format!("unknown preset {name:?}: use production, compact or testing"))
@@ -375,6 +390,7 @@ fn run(cli: Cli) -> Result<(), String> {
             accounts,
             preset: p,
             channel: ch,
+            air,
             seed,
             out,
             statement,
@@ -383,7 +399,7 @@ fn run(cli: Cli) -> Result<(), String> {
             ops,
             accounts,
             preset(&p)?,
-            channel(&ch)?,
+            (channel(&ch)?, validity_air(&air)?),
             seed,
             poe_aggregator::validity::Outputs {
                 proof: out.as_deref(),
@@ -401,12 +417,21 @@ fn run(cli: Cli) -> Result<(), String> {
             max_log,
             preset: p,
             channels,
+            airs,
         } => {
             let channels = channels
                 .split(',')
                 .map(channel)
                 .collect::<Result<Vec<_>, _>>()?;
-            poe_aggregator::validity::bench_command(min_log, max_log, &p, preset(&p)?, &channels)
+            let airs = airs
+                .split(',')
+                .map(validity_air)
+                .collect::<Result<Vec<_>, _>>()?;
+            let flavors: Vec<_> = channels
+                .iter()
+                .flat_map(|&c| airs.iter().map(move |&a| (c, a)))
+                .collect();
+            poe_aggregator::validity::bench_command(min_log, max_log, &p, preset(&p)?, &flavors)
         }
         Command::VerifyProof {
             proof,
@@ -475,7 +500,9 @@ fn run(cli: Cli) -> Result<(), String> {
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
         Command::BenchPoseidon2 { perms, runs } => cmd::bench::bench_poseidon2(perms, runs),
-        Command::CircuitStats { statement } => cmd::bench::circuit_stats(statement.as_deref()),
+        Command::CircuitStats { statement, air } => {
+            cmd::bench::circuit_stats(statement.as_deref(), validity_air(&air)?)
+        }
         Command::BenchTrace {
             mutations,
             seed,

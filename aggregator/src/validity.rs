@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
 use poe_circle_stark::proof::ChannelId;
-use poe_circle_stark::validity::prove_validity_under;
+use poe_circle_stark::validity::{prove_batches, ValidityAir};
 use poe_circle_stark::validity::{verify_validity_bytes, ValidityStatement};
 use poe_circle_stark::venue::{sample, Operation};
 
@@ -37,7 +37,7 @@ pub fn prove_command(
     n: usize,
     accounts: u32,
     config: SecurityConfig,
-    channel: ChannelId,
+    (channel, air): (ChannelId, ValidityAir),
     seed: u64,
     outputs: Outputs<'_>,
 ) -> Result<(), String> {
@@ -51,9 +51,10 @@ pub fn prove_command(
     }
     if !json {
         eprintln!(
-            "generating {n} operations over {accounts} accounts and proving them ({} bits, {} channel)…",
+            "generating {n} operations over {accounts} accounts and proving them ({} bits, {} channel, {})…",
             config.security_bits(),
-            channel.name()
+            channel.name(),
+            air.air_id().name()
         );
     }
     if n < 2 {
@@ -62,7 +63,7 @@ pub fn prove_command(
     let (venue, ops) = sample::batch_settling(n, accounts, seed, T0, 1_000);
     let t = Instant::now();
     let (statement, proof) =
-        prove_validity_under(&venue, &ops, config, channel).map_err(|e| e.to_string())?;
+        prove_batches(&venue, &[&ops], config, channel, air).map_err(|e| e.to_string())?;
     let prove_s = t.elapsed().as_secs_f64();
     let bytes = proof.to_bytes();
     let policy = VerifierPolicy {
@@ -96,8 +97,9 @@ pub fn prove_command(
     let public_bytes = statement.to_public_inputs().len() * 4;
     if json {
         println!(
-            "{{\"channel\":\"{}\",\"ops\":{n},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{},\"verify_permutations\":{verify_perms},\"queries\":{},\"opened_per_query\":{},\"samples\":{},\"deep_terms\":{},\"fri_folds\":{}}}",
+            "{{\"channel\":\"{}\",\"air\":\"{}\",\"ops\":{n},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{},\"verify_permutations\":{verify_perms},\"queries\":{},\"opened_per_query\":{},\"samples\":{},\"deep_terms\":{},\"fri_folds\":{}}}",
             channel.name(),
+            air.air_id().name(),
             statement.log_state_leaf_rows,
             statement.log_state_node_rows,
             bytes.len(),
@@ -134,6 +136,7 @@ pub fn prove_command(
         ),
         ("security", format!("{} bits", config.security_bits())),
         ("channel", channel.name().to_string()),
+        ("AIR", air.air_id().name().to_string()),
         (
             "prove",
             format!("{prove_s:.2} s ({:.0} ops/s)", n as f64 / prove_s),
@@ -192,9 +195,9 @@ pub fn verify_command(
     Ok(())
 }
 
-/// One process per size and channel (so peak RSS is per proof), after a Poseidon2 reference
-/// run; with several channels, each row also gives its prove time and peak RSS as a multiple of
-/// the first channel's at the same size (the channels of one size run back to back).
+/// One process per size, channel and AIR (so peak RSS is per proof), after a Poseidon2
+/// reference run; with several, each row also gives its prove time and peak RSS as a multiple
+/// of the first's at the same size (the flavors of one size run back to back).
 ///
 /// # Errors
 /// A failed child process.
@@ -203,14 +206,15 @@ pub fn bench_command(
     max_log: u32,
     p: &str,
     config: SecurityConfig,
-    channels: &[ChannelId],
+    flavors: &[(ChannelId, ValidityAir)],
 ) -> Result<(), String> {
     if min_log > max_log || max_log > 18 {
         return Err("need min-log <= max-log <= 18".into());
     }
-    if channels.is_empty() {
-        return Err("need at least one channel".into());
-    }
+    let name = |(c, a): (ChannelId, ValidityAir)| {
+        format!("{} {}", c.name(), a.tag())
+    };
+    let first = name(*flavors.first().ok_or("need at least one channel and AIR")?);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let child = |args: &[String]| -> Result<String, String> {
         let out = std::process::Command::new(&exe)
@@ -233,16 +237,16 @@ pub fn bench_command(
     ])?;
     let perms_per_s = json_field(&reference, "permutations") / json_field(&reference, "prove_s");
     println!(
-        "poe bench-batch: batch-validity proofs v2, preset {p} ({} bits); Poseidon2 reference {perms_per_s:.0} permutations/s",
+        "poe bench-batch: batch-validity proofs, preset {p} ({} bits); Poseidon2 reference {perms_per_s:.0} permutations/s",
         config.security_bits()
     );
-    println!("| ops | channel | trades | state rows (leaf/node) | prove s | ops/s | perm-equiv/op | prove × {first} | verify ms | verifier perms | DEEP terms | proof KB | public input KB | peak RSS GiB | RSS × {first} |",
-        first = channels[0].name());
+    println!("| ops | channel, AIR | trades | state rows (leaf/node) | prove s | ops/s | perm-equiv/op | prove × {first} | verify ms | verifier perms | DEEP terms | proof KB | public input KB | peak RSS GiB | RSS × {first} |");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for log in min_log..=max_log {
         let mut base: Option<(f64, f64)> = None;
-        for channel in channels {
-            eprintln!("  2^{log} operations, {} channel…", channel.name());
+        for &(channel, air) in flavors {
+            let flavor = name((channel, air));
+            eprintln!("  2^{log} operations, {flavor}…");
             let line = child(&[
                 "prove-batch".into(),
                 "--json".into(),
@@ -250,6 +254,8 @@ pub fn bench_command(
                 p.into(),
                 "--channel".into(),
                 channel.name().into(),
+                "--air".into(),
+                air.tag().into(),
                 "--ops".into(),
                 (1u64 << log).to_string(),
             ])?;
@@ -257,8 +263,7 @@ pub fn bench_command(
             let ops_per_s = f("ops") / f("prove_s");
             let (base_s, base_rss) = *base.get_or_insert((f("prove_s"), f("peak_rss_bytes")));
             println!(
-                "| 2^{log} | {} | {:.0} | 2^{:.0} / 2^{:.0} | {:.2} | {ops_per_s:.0} | {:.1} | {:.2} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2} | {:.2} |",
-                channel.name(),
+                "| 2^{log} | {flavor} | {:.0} | 2^{:.0} / 2^{:.0} | {:.2} | {ops_per_s:.0} | {:.1} | {:.2} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2} | {:.2} |",
                 f("trades"),
                 f("log_state_leaf_rows"),
                 f("log_state_node_rows"),

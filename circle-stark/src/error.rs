@@ -171,6 +171,14 @@ pub enum VerifyError {
     /// The LogUp sums do not close the Merkle relation at the public root.
     #[error("LogUp sums do not match the public root")]
     LogUpSumMismatch,
+    /// The preprocessed tree is not the one the AIR pins (batch validity v3: the range table).
+    #[error("preprocessed commitment is {got}, the AIR pins {expected}")]
+    PreprocessedRoot {
+        /// The pinned root, as eight hex words.
+        expected: String,
+        /// The proof's.
+        got: String,
+    },
     /// The out-of-domain sample does not satisfy the constraints.
     #[error("constraint check at the out-of-domain point failed")]
     OodsMismatch,

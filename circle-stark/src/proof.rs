@@ -83,6 +83,8 @@ pub trait PoeChannel: MerkleChannel + 'static {
     /// eight M31 limbs of the Poseidon2 digest. (The draw counter is not part of it; it resets
     /// on every mix and counts draws since.)
     fn transcript_state(channel: &Self::C) -> [u32; 8];
+    /// A Merkle root as eight words, in the same convention as [`Self::transcript_state`].
+    fn hash_words(hash: &<Self::H as MerkleHasherLifted>::Hash) -> [u32; 8];
 }
 
 impl PoeChannel for Blake2sMerkleChannel {
@@ -91,7 +93,10 @@ impl PoeChannel for Blake2sMerkleChannel {
         Stark::Blake2s(proof)
     }
     fn transcript_state(channel: &Self::C) -> [u32; 8] {
-        let bytes: [u8; 32] = channel.digest().into();
+        Self::hash_words(&channel.digest())
+    }
+    fn hash_words(hash: &<Self::H as MerkleHasherLifted>::Hash) -> [u32; 8] {
+        let bytes: [u8; 32] = (*hash).into();
         std::array::from_fn(|i| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()))
     }
 }
@@ -102,7 +107,10 @@ impl PoeChannel for Poseidon2MerkleChannel {
         Stark::Poseidon2(proof)
     }
     fn transcript_state(channel: &Self::C) -> [u32; 8] {
-        channel.digest().0.map(|x| x.0)
+        Self::hash_words(&channel.digest())
+    }
+    fn hash_words(hash: &<Self::H as MerkleHasherLifted>::Hash) -> [u32; 8] {
+        hash.0.map(|x| x.0)
     }
 }
 
@@ -163,6 +171,12 @@ pub enum AirId {
     /// tree per batch). (Retired: id 3, v0, which stated the touched leaves in the clear; id 4,
     /// v1, one batch per proof.)
     BatchValidity = 5,
+    /// The same statement under the batch-validity AIR v3 (`specs/batch-air.md` §6): the
+    /// range table's values are a preprocessed column whose commitment the verifier pins,
+    /// so no 2^16-term closure is left to the verifier. The first step towards leaf proofs a
+    /// fixed recursive verifier can check; not yet made by the day pipeline, and its shape
+    /// may still change before it is (no golden fixture pins it yet).
+    BatchValidityV3 = 6,
 }
 
 impl AirId {
@@ -172,6 +186,7 @@ impl AirId {
             1 => Some(Self::DataRoot),
             2 => Some(Self::DayRoot),
             5 => Some(Self::BatchValidity),
+            6 => Some(Self::BatchValidityV3),
             _ => None,
         }
     }
@@ -182,6 +197,7 @@ impl AirId {
             Self::DataRoot => "poe/data-root/v1",
             Self::DayRoot => "poe/day-root/v1",
             Self::BatchValidity => "poe/batch-validity/v2",
+            Self::BatchValidityV3 => "poe/batch-validity/v3",
         }
     }
 }

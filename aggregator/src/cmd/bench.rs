@@ -232,7 +232,10 @@ pub(crate) fn bench_poseidon2(perms: usize, runs: usize) -> Result<(), String> {
 
 /// `poe circuit-stats`: every batch-validity component compiled to a QM31 circuit, its gates
 /// counted, and the time to evaluate it once at a point.
-pub(crate) fn circuit_stats(statement: Option<&std::path::Path>) -> Result<(), String> {
+pub(crate) fn circuit_stats(
+    statement: Option<&std::path::Path>,
+    air: poe_circle_stark::validity::ValidityAir,
+) -> Result<(), String> {
     use poe_circle_stark::config::SecurityConfig;
     use poe_circle_stark::field::qm31_from_array;
     use poe_circle_stark::validity::compiled_circuits;
@@ -250,11 +253,11 @@ pub(crate) fn circuit_stats(statement: Option<&std::path::Path>) -> Result<(), S
                 .0
         }
     };
-    println!("poe circuit-stats: batch-validity v2 constraints as QM31 circuits (a DAG, constants folded, identical gates merged)");
+    println!("poe circuit-stats: batch-validity {} constraints as QM31 circuits (a DAG, constants folded, identical gates merged)", air.tag());
     println!("| component | preprocessed / main / interaction columns | mask values | constraints | mul | add/sub/neg | consts | gates | eval µs |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut total = [0usize; 7];
-    for (id, circuit) in compiled_circuits(&statement) {
+    for (id, circuit) in compiled_circuits(air, &statement) {
         let c = circuit.counts();
         let cols: Vec<usize> = circuit.mask.iter().map(Vec::len).collect();
         let mask: Vec<Vec<Vec<_>>> = circuit

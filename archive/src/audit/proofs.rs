@@ -164,7 +164,7 @@ pub(super) fn verify_leaf(
     use poe_circle_stark::validity::{verify_validity, ValidityStatement};
     let proof = Proof::from_bytes(bytes).map_err(|e| e.to_string())?;
     match proof.air {
-        AirId::BatchValidity => {
+        AirId::BatchValidity | AirId::BatchValidityV3 => {
             let st = ValidityStatement::from_public_inputs(&proof.public_inputs)
                 .ok_or("its statement does not decode")?;
             let this = poe_circle_stark::validity::BatchTree {

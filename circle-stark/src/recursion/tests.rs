@@ -14,7 +14,7 @@ use super::compiler::{compile, Circuit, Gate, Val};
 use crate::data_root::{LeafEval, MerkleNodeRelation, NodeEval};
 use crate::field::{qm31_from_array, M31, MODULUS};
 use crate::validity::registry::EvalVisitor;
-use crate::validity::{ComponentId, ValidityRelations, ValidityStatement};
+use crate::validity::{ComponentId, ValidityAir, ValidityRelations, ValidityStatement};
 
 fn random_qm31(rng: &mut ChaCha8Rng) -> SecureField {
     qm31_from_array(std::array::from_fn(|_| {
@@ -92,18 +92,26 @@ fn relations(seed: u64) -> ValidityRelations {
 fn every_batch_validity_component_compiles_to_what_point_evaluator_computes() {
     let s = statement();
     let rels = relations(1);
-    for (i, id) in ComponentId::ALL.into_iter().enumerate() {
-        let circuit = id.eval_with(
-            &s,
-            &rels,
-            Differential {
-                name: id.name(),
-                seed: i as u64,
-            },
-        );
-        // Inputs are one per mask value read.
-        let masks: usize = circuit.mask.iter().flatten().map(Vec::len).sum();
-        assert_eq!(circuit.counts().inputs, masks, "{}", id.name());
+    for air in [ValidityAir::V2, ValidityAir::V3] {
+        for (i, id) in ComponentId::ALL.into_iter().enumerate() {
+            let circuit = id.eval_with(
+                air,
+                &s,
+                &rels,
+                Differential {
+                    name: id.name(),
+                    seed: i as u64,
+                },
+            );
+            // Inputs are one per mask value read.
+            let masks: usize = circuit.mask.iter().flatten().map(Vec::len).sum();
+            assert_eq!(circuit.counts().inputs, masks, "{air:?} {}", id.name());
+            if id == ComponentId::Range {
+                // v3 reads its values from the preprocessed tree, v2 from the main trace.
+                let preprocessed = circuit.mask[0].len();
+                assert_eq!(preprocessed, usize::from(air == ValidityAir::V3), "{air:?}");
+            }
+        }
     }
 }
 
@@ -137,6 +145,7 @@ fn poseidon2_rounds_stay_a_dag() {
     // layer in every later round; as a DAG every multiplication is a gate once.
     let s = statement();
     let circuit = ComponentId::Chip.eval_with(
+        ValidityAir::V2,
         &s,
         &relations(2),
         Differential {

@@ -2,13 +2,16 @@
 //! the constraint side of what a recursive verifier of a validity proof evaluates.
 
 use super::registry::EvalVisitor;
-use super::{ComponentId, ValidityRelations, ValidityStatement};
+use super::{ComponentId, ValidityAir, ValidityRelations, ValidityStatement};
 use crate::recursion::compiler::{compile, Circuit};
 
-/// Every batch-validity component compiled under `statement`'s sizes, with relation elements
+/// Every component of the batch-validity AIR `air` compiled under `statement`'s sizes, with relation elements
 /// drawn from a fixed transcript (gate counts do not depend on their values, but a zero or a
 /// one would fold away gates a real proof pays for).
-pub fn compiled_circuits(statement: &ValidityStatement) -> Vec<(ComponentId, Circuit)> {
+pub fn compiled_circuits(
+    air: ValidityAir,
+    statement: &ValidityStatement,
+) -> Vec<(ComponentId, Circuit)> {
     use stwo::core::channel::{Blake2sChannel, Channel};
     struct Compile(stwo::core::fields::qm31::SecureField);
     impl EvalVisitor for Compile {
@@ -26,6 +29,6 @@ pub fn compiled_circuits(statement: &ValidityStatement) -> Vec<(ComponentId, Cir
     let sum = channel.draw_secure_felt();
     ComponentId::ALL
         .into_iter()
-        .map(|id| (id, id.eval_with(statement, &rels, Compile(sum))))
+        .map(|id| (id, id.eval_with(air, statement, &rels, Compile(sum))))
         .collect()
 }

@@ -11,6 +11,9 @@
 //! table, the data tree and the state tree's root itself.
 //!
 //! Settlements are a header row and one row per position holder (`settle`).
+//!
+//! The same statement has two AIRs ([`ValidityAir`]): v2, and v3 whose range table is a
+//! preprocessed column (`specs/batch-air.md` §6).
 
 pub mod cash;
 pub mod circuits;
@@ -35,8 +38,58 @@ mod verify;
 
 pub use circuits::compiled_circuits;
 #[cfg(feature = "prover")]
-pub use prove::{prove_segment, prove_segment_under, prove_validity, prove_validity_under};
+pub use prove::{
+    prove_batches, prove_segment, prove_segment_under, prove_validity, prove_validity_under,
+};
 pub use registry::{ComponentId, N_COMPONENTS};
 pub use relations::ValidityRelations;
 pub use statement::{BatchTree, ValidityStatement, MAX_BATCHES, MAX_HOLDER_LOG, MAX_OPS};
 pub use verify::{trace_validity, verify_validity, verify_validity_bytes};
+
+/// Which batch-validity AIR a proof is made under; both prove a [`ValidityStatement`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ValidityAir {
+    /// `poe/batch-validity/v2` (AIR id 5): the range table's values are a main-trace column,
+    /// which a second relation ties to `0 .. 2^16` through a closure the verifier sums.
+    #[default]
+    V2,
+    /// `poe/batch-validity/v3` (AIR id 6): the range table's values are a preprocessed column
+    /// whose commitment the verifier pins ([`range::pinned_table_root`]).
+    V3,
+}
+
+impl ValidityAir {
+    /// The AIR id a proof carries.
+    pub const fn air_id(self) -> crate::proof::AirId {
+        match self {
+            Self::V2 => crate::proof::AirId::BatchValidity,
+            Self::V3 => crate::proof::AirId::BatchValidityV3,
+        }
+    }
+
+    /// The batch-validity AIR with id `id`, if it is one.
+    pub const fn of(id: crate::proof::AirId) -> Option<Self> {
+        match id {
+            crate::proof::AirId::BatchValidity => Some(Self::V2),
+            crate::proof::AirId::BatchValidityV3 => Some(Self::V3),
+            _ => None,
+        }
+    }
+
+    /// `v2` or `v3` (the CLI's spelling).
+    pub const fn tag(self) -> &'static str {
+        match self {
+            Self::V2 => "v2",
+            Self::V3 => "v3",
+        }
+    }
+
+    /// Parses [`Self::tag`].
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "v2" => Some(Self::V2),
+            "v3" => Some(Self::V3),
+            _ => None,
+        }
+    }
+}

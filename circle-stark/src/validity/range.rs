@@ -8,10 +8,17 @@
 //! preprocessed commitment. With independent challenges for the two relations, the sums can
 //! only balance if the table's values are exactly `0 .. 2^16` and every consumed limb is one
 //! of them.
+//!
+//! AIR v3 ([`FixedRangeTableEval`], `specs/batch-air.md` §6) drops the second relation: the
+//! values are a preprocessed column, committed in the proof's first tree, whose root the
+//! verifier compares with the one pinned here per channel and blowup
+//! ([`pinned_table_root`]). A recursive verifier can check a pinned root; it cannot afford
+//! 2^16 inversions.
 
 use num_traits::One;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::fields::FieldExpOps;
+use stwo_constraint_framework::preprocessed_columns::PreProcessedColumnId;
 use stwo_constraint_framework::{
     relation, EvalAtRow, FrameworkComponent, FrameworkEval, Relation, RelationEntry,
 };
@@ -92,6 +99,79 @@ impl FrameworkEval for RangeTableEval {
 /// The table component.
 pub type RangeTable = FrameworkComponent<RangeTableEval>;
 
+/// The preprocessed column holding `0 .. 2^16` (AIR v3).
+pub fn table_column_id() -> PreProcessedColumnId {
+    PreProcessedColumnId {
+        id: "poe/range16".into(),
+    }
+}
+
+/// The AIR v3 table: the values are the preprocessed column [`table_column_id`], the main
+/// trace holds only `uses`. Each row yields `Range16(value)` with multiplicity `uses`.
+#[derive(Debug, Clone)]
+pub struct FixedRangeTableEval {
+    /// The challenges (only `range` is used).
+    pub relations: RangeRelations,
+}
+
+impl FrameworkEval for FixedRangeTableEval {
+    fn log_size(&self) -> u32 {
+        LOG_RANGE
+    }
+
+    fn max_constraint_log_degree_bound(&self) -> u32 {
+        LOG_RANGE + 1
+    }
+
+    fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
+        let value = eval.get_preprocessed_column(table_column_id());
+        let uses = eval.next_trace_mask();
+        eval.add_to_relation(RelationEntry::new(
+            &self.relations.range,
+            E::EF::from(uses),
+            &[value],
+        ));
+        eval.finalize_logup();
+        eval
+    }
+}
+
+/// The Merkle root of the v3 preprocessed tree (the column `0 .. 2^16` alone), as
+/// [`crate::proof::PoeChannel::hash_words`] spells it, for each channel and `log_blowup`
+/// 1..=4 (`SecurityConfig`'s range). The tree depends on nothing else: no challenge, no
+/// statement. `pinned_roots_are_the_committed_tables` recomputes every entry.
+pub fn pinned_table_root(
+    channel: crate::proof::ChannelId,
+    log_blowup: u32,
+) -> Option<[u32; 8]> {
+    let roots = match channel {
+        crate::proof::ChannelId::Blake2s => &PINNED_BLAKE2S,
+        crate::proof::ChannelId::Poseidon2 => &PINNED_POSEIDON2,
+    };
+    roots.get(log_blowup.checked_sub(1)? as usize).copied()
+}
+
+const PINNED_BLAKE2S: [[u32; 8]; 4] = [
+    [0xfdd161c9, 0x2f6f3483, 0xa63cfe86, 0xfa17559b, 0xd78bf546, 0x5e6123ee, 0xf68f5cdf, 0x922eacbb],
+    [0xac8a93f7, 0x3faeb2b4, 0xc7b47bac, 0x26257d17, 0x1837821f, 0xba1c6a0f, 0x5b3457fc, 0xb00fa13f],
+    [0x9e045fc5, 0x836e168b, 0xd7012eae, 0x86439ac2, 0xd77f9a6b, 0x4532728d, 0x7dd4dbfe, 0x9ee9e443],
+    [0x99158268, 0x2d8f6e3f, 0x899b2bbc, 0xe6d85fb7, 0x7562c7df, 0x5272ff06, 0x2f1e53c6, 0x2a4fe5e7],
+];
+const PINNED_POSEIDON2: [[u32; 8]; 4] = [
+    [0x7abc0d54, 0x42a9be51, 0x6ddef9a1, 0x7cddb158, 0x31d4f46e, 0x6917b4ed, 0x5c59448a, 0x5d11367e],
+    [0x535e26a0, 0x7d769862, 0x519ba322, 0x5af103d3, 0x7bbb6c36, 0x71bc2bda, 0x4d3f5767, 0x0a67d84a],
+    [0x707c67b4, 0x300a85c5, 0x6fb51515, 0x39f94e40, 0x0e9f0e82, 0x77854c11, 0x257387f4, 0x667c532b],
+    [0x13e3aba1, 0x6be88d89, 0x4435b5f1, 0x50f8ce62, 0x59dff261, 0x6ea26927, 0x3fa6c4f9, 0x3425f389],
+];
+
+/// The v3 preprocessed column, `value = row`.
+#[cfg(feature = "prover")]
+pub fn table_values() -> stwo::prover::backend::simd::column::BaseColumn {
+    (0..1u32 << LOG_RANGE)
+        .map(M31::from_u32_unchecked)
+        .collect()
+}
+
 /// The table's columns for the given consumed limbs: `value = row`, `uses = count`. A limb
 /// ≥ 2^16 (only a forged witness has one) is not in the table: its lookup stays unbalanced and
 /// the verifier's LogUp check rejects the proof.
@@ -109,6 +189,35 @@ pub fn table_columns(limbs: impl IntoIterator<Item = M31>) -> [Vec<M31>; 2] {
             .collect(),
         uses.into_iter().map(M31::from_u32_unchecked).collect(),
     ]
+}
+
+/// Commits the v3 preprocessed tree under `MC` at `log_blowup`, as the prover does, and
+/// returns its root.
+#[cfg(all(test, feature = "prover"))]
+pub(crate) fn committed_table_root<MC: crate::proof::PoeChannel>(log_blowup: u32) -> [u32; 8]
+where
+    stwo::prover::backend::simd::SimdBackend: stwo::prover::backend::BackendForChannel<MC>,
+{
+    use stwo::core::poly::circle::CanonicCoset;
+    use stwo::prover::backend::simd::SimdBackend;
+    use stwo::prover::poly::circle::PolyOps;
+    use stwo::prover::CommitmentSchemeProver;
+    let config = crate::config::SecurityConfig::new(log_blowup, 1, 0)
+        .expect("log_blowup in range")
+        .pcs_config();
+    let twiddles = SimdBackend::precompute_twiddles(
+        CanonicCoset::new(LOG_RANGE + 1 + log_blowup)
+            .circle_domain()
+            .half_coset,
+    );
+    let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(config, &twiddles);
+    let mut tree = scheme.tree_builder();
+    tree.extend_evals(crate::data_root::prove::evaluations(
+        LOG_RANGE,
+        vec![table_values()],
+    ));
+    tree.commit(&mut MC::C::default());
+    MC::hash_words(&scheme.roots()[0])
 }
 
 #[cfg(all(test, feature = "prover"))]
@@ -220,6 +329,40 @@ mod tests {
                 },
             expected_total: |rel: &RangeRelations| rel.expected_component_sum(),
         })
+    }
+
+    #[test]
+    fn pinned_roots_are_the_committed_tables() {
+        use crate::hash::channel::Poseidon2MerkleChannel;
+        use crate::proof::ChannelId;
+        use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
+        let blake: Vec<[u32; 8]> = (1..=4)
+            .map(committed_table_root::<Blake2sMerkleChannel>)
+            .collect();
+        let poseidon: Vec<[u32; 8]> = (1..=4)
+            .map(committed_table_root::<Poseidon2MerkleChannel>)
+            .collect();
+        let rust = |name: &str, roots: &[[u32; 8]]| {
+            let rows: Vec<String> = roots
+                .iter()
+                .map(|r| {
+                    let words: Vec<String> = r.iter().map(|w| format!("0x{w:08x}")).collect();
+                    format!("    [{}],", words.join(", "))
+                })
+                .collect();
+            format!("const {name}: [[u32; 8]; 4] = [\n{}\n];", rows.join("\n"))
+        };
+        let pinned = |c| (1..=4).map(|b| pinned_table_root(c, b).unwrap()).collect::<Vec<_>>();
+        // On a change of the commitment (stwo, the hash, the column), the message is the new
+        // constants, to be reviewed: every v3 proof made before stops verifying.
+        assert!(
+            pinned(ChannelId::Blake2s) == blake && pinned(ChannelId::Poseidon2) == poseidon,
+            "the committed tables differ from the pinned roots:\n{}\n{}",
+            rust("PINNED_BLAKE2S", &blake),
+            rust("PINNED_POSEIDON2", &poseidon)
+        );
+        assert_eq!(pinned_table_root(ChannelId::Blake2s, 0), None);
+        assert_eq!(pinned_table_root(ChannelId::Blake2s, 5), None);
     }
 
     #[test]

@@ -8,11 +8,12 @@ use stwo_constraint_framework::{FrameworkComponent, FrameworkEval, TraceLocation
 
 use super::cash::CashEval;
 use super::instruments::InstrumentTableEval;
-use super::range::{RangeTableEval, LOG_RANGE};
+use super::range::{FixedRangeTableEval, RangeTableEval, LOG_RANGE};
 use super::relations::ValidityRelations;
 use super::settle::{HolderEval, SettleEval};
 use super::state_tree::{StateLeafEval, StateNodeEval};
 use super::statement::ValidityStatement;
+use super::ValidityAir;
 use super::trade::TradeEval;
 use crate::data_root::{log_rows_for, LeafEval, NodeEval};
 use crate::hash::chip::Poseidon2ChipEval;
@@ -104,15 +105,21 @@ impl ComponentId {
     /// ([`Components::new`]) and for the constraint compiler.
     pub(crate) fn eval_with<V: EvalVisitor>(
         self,
+        air: ValidityAir,
         s: &ValidityStatement,
         rels: &ValidityRelations,
         visitor: V,
     ) -> V::Out {
         let log_rows = self.log_rows(s);
         match self {
-            Self::Range => visitor.visit(RangeTableEval {
-                relations: rels.range.clone(),
-            }),
+            Self::Range => match air {
+                ValidityAir::V2 => visitor.visit(RangeTableEval {
+                    relations: rels.range.clone(),
+                }),
+                ValidityAir::V3 => visitor.visit(FixedRangeTableEval {
+                    relations: rels.range.clone(),
+                }),
+            },
             Self::Instruments => visitor.visit(InstrumentTableEval {
                 log_rows,
                 instrument: rels.instrument.clone(),
@@ -219,6 +226,7 @@ pub(crate) struct Components(Vec<Box<dyn AirComponent>>);
 
 impl Components {
     pub(crate) fn new(
+        air: ValidityAir,
         s: &ValidityStatement,
         rels: &ValidityRelations,
         sums: &[SecureField; N_COMPONENTS],
@@ -228,7 +236,7 @@ impl Components {
             ComponentId::ALL
                 .iter()
                 .zip(sums)
-                .map(|(id, &sum)| id.eval_with(s, rels, Build { alloc, sum }))
+                .map(|(id, &sum)| id.eval_with(air, s, rels, Build { alloc, sum }))
                 .collect(),
         )
     }

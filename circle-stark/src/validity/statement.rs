@@ -5,6 +5,7 @@ use stwo::core::fields::FieldExpOps;
 use stwo_constraint_framework::Relation;
 
 use super::relations::ValidityRelations;
+use super::ValidityAir;
 use crate::data_root::{log_rows_for, MerkleNodeRelation};
 use crate::field::M31;
 use crate::hash::merkle::depth_for;
@@ -305,14 +306,18 @@ impl ValidityStatement {
         Ok(())
     }
 
-    /// The LogUp total the components must claim: the range table's closure, the instrument
-    /// table's, the data tree's, and the state tree's root (`+1/c(root tuple)`: the verifier
-    /// consumes it).
-    pub fn expected_logup_sum(&self, rels: &ValidityRelations) -> SecureField {
+    /// The LogUp total the components must claim under `air`: the range table's closure (v2
+    /// only: v3's table is preprocessed), the instrument table's, the data tree's, and the
+    /// state tree's root (`+1/c(root tuple)`: the verifier consumes it).
+    pub fn expected_logup_sum(&self, air: ValidityAir, rels: &ValidityRelations) -> SecureField {
         let root: SecureField = rels
             .node
             .combine(&root_tuple(&self.pre_state_root, &self.post_state_root));
-        rels.range.expected_component_sum()
+        let range = match air {
+            ValidityAir::V2 => rels.range.expected_component_sum(),
+            ValidityAir::V3 => SecureField::from(M31::from_u32_unchecked(0)),
+        };
+        range
             + crate::validity::instruments::expected_table_sum(
                 &rels.instrument_table,
                 &self.instruments,

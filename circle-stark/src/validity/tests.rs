@@ -4,7 +4,8 @@
 use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::{ProveError, VerifyError};
 use crate::field::M31;
-use crate::validity::prove::{prove_forest_with, prove_validity_with};
+use crate::validity::prove::{prove_forest_with, prove_validity_as, prove_validity_with};
+use crate::validity::ValidityAir;
 use crate::validity::settle::{HolderRow, SettleRow};
 use crate::validity::{prove_segment, prove_validity};
 use crate::validity::{verify_validity, ValidityStatement};
@@ -227,10 +228,20 @@ fn forged_settlement(
     records: impl FnOnce(&mut Vec<Operation>),
     forge: impl FnOnce(&mut Vec<SettleRow>, &mut Vec<HolderRow>),
 ) -> Result<(), String> {
+    forged_settlement_as(ValidityAir::V2, records, forge)
+}
+
+/// [`forged_settlement`] under the AIR `air`.
+fn forged_settlement_as(
+    air: ValidityAir,
+    records: impl FnOnce(&mut Vec<Operation>),
+    forge: impl FnOnce(&mut Vec<SettleRow>, &mut Vec<HolderRow>),
+) -> Result<(), String> {
     let (venue, ops) = settling();
     let mut record_ops = ops.clone();
     records(&mut record_ops);
-    let (statement, proof) = prove_validity_with(
+    let (statement, proof) = prove_validity_as(
+        air,
         &venue,
         &record_ops,
         &ops,
@@ -488,7 +499,7 @@ fn forged_segment(
         edit,
         |_| {},
         SecurityConfig::testing(),
-        crate::proof::ChannelId::Blake2s,
+        (crate::proof::ChannelId::Blake2s, ValidityAir::V2),
     )?;
     Ok(verify_validity(proof, &statement, &policy()))
 }
@@ -539,5 +550,127 @@ fn segment_statement_with_a_batch_left_out_is_rejected() {
             s.batches.remove(1);
         },
     ));
+    assert!(rejected(&e), "{e}");
+}
+
+// AIR v3: the range table preprocessed, its root pinned.
+
+fn v3_proof() -> (ValidityStatement, crate::proof::Proof) {
+    let (venue, ops) = settling();
+    crate::validity::prove_batches(
+        &venue,
+        &[&ops],
+        SecurityConfig::testing(),
+        crate::proof::ChannelId::Blake2s,
+        ValidityAir::V3,
+    )
+    .unwrap()
+}
+
+#[test]
+fn v3_batch_proves_and_verifies_under_both_channels() {
+    let (venue, ops) = settling();
+    let (v2_statement, _) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    for channel in [
+        crate::proof::ChannelId::Blake2s,
+        crate::proof::ChannelId::Poseidon2,
+    ] {
+        let (statement, proof) = crate::validity::prove_batches(
+            &venue,
+            &[&ops],
+            SecurityConfig::testing(),
+            channel,
+            ValidityAir::V3,
+        )
+        .unwrap();
+        // Same statement as v2: only the constraints differ.
+        assert_eq!(statement, v2_statement);
+        assert_eq!(proof.air, crate::proof::AirId::BatchValidityV3);
+        let bytes = proof.to_bytes();
+        crate::validity::verify_validity_bytes(&bytes, &statement, &policy()).unwrap();
+        // The tracing verifier (recursion's witness) handles the preprocessed tree too.
+        let decoded = crate::proof::Proof::from_bytes(&bytes).unwrap();
+        crate::validity::trace_validity(decoded, &statement, &policy()).unwrap();
+        let pinned =
+            super::range::pinned_table_root(channel, SecurityConfig::testing().log_blowup())
+                .unwrap();
+        let root = match &proof.stark {
+            crate::proof::Stark::Blake2s(p) => {
+                <stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel as crate::proof::PoeChannel>::hash_words(&p.0.commitments[0])
+            }
+            crate::proof::Stark::Poseidon2(p) => {
+                <crate::hash::channel::Poseidon2MerkleChannel as crate::proof::PoeChannel>::hash_words(&p.0.commitments[0])
+            }
+        };
+        assert_eq!(root, pinned, "{channel:?}");
+    }
+}
+
+#[test]
+fn v3_proof_with_another_preprocessed_root_is_rejected() {
+    // The main trace's root stands in for a prover's own "range table" commitment.
+    let (statement, mut proof) = v3_proof();
+    let crate::proof::Stark::Blake2s(stark) = &mut proof.stark else {
+        unreachable!()
+    };
+    stark.0.commitments[0] = stark.0.commitments[1];
+    let e = verify_validity(proof, &statement, &policy()).unwrap_err();
+    assert!(matches!(e, VerifyError::PreprocessedRoot { .. }), "{e}");
+}
+
+#[test]
+fn v2_proof_relabelled_as_v3_is_rejected() {
+    // v2 commits an empty preprocessed tree, not the pinned table.
+    let (venue, ops) = settling();
+    let (statement, mut proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    proof.air = crate::proof::AirId::BatchValidityV3;
+    let e = verify_validity(proof, &statement, &policy()).unwrap_err();
+    assert!(matches!(e, VerifyError::PreprocessedRoot { .. }), "{e}");
+}
+
+#[test]
+fn v3_proof_relabelled_as_v2_is_rejected() {
+    // The AIR id is in the preamble, and v2's closure of the table relation is then missing.
+    let (statement, mut proof) = v3_proof();
+    proof.air = crate::proof::AirId::BatchValidity;
+    let e = verify_validity(proof, &statement, &policy()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VerifyError::LogUpSumMismatch | VerifyError::OodsMismatch | VerifyError::Merkle(_)
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn v3_wrong_settlement_payoff_is_rejected() {
+    let e = forged_settlement_as(
+        ValidityAir::V3,
+        |_| {},
+        |headers, holders| {
+            headers[0].payoff += 1;
+            for h in holders {
+                h.payoff += 1;
+                h.account_state.1 =
+                    HolderRow::settled(h.account_state.0, h.position, h.payoff, h.collateral);
+            }
+        },
+    )
+    .unwrap_err();
+    assert!(rejected(&e), "{e}");
+}
+
+#[test]
+fn v3_short_not_charged_at_settlement_is_rejected() {
+    let e = forged_settlement_as(
+        ValidityAir::V3,
+        |_| {},
+        |_, holders| {
+            let h = holders.iter_mut().find(|h| h.position < 0).unwrap();
+            h.account_state.1 = h.account_state.0;
+        },
+    )
+    .unwrap_err();
     assert!(rejected(&e), "{e}");
 }

@@ -8,6 +8,7 @@ use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use super::registry::N_COMPONENTS;
 use super::relations::ValidityRelations;
 use super::statement::ValidityStatement;
+use super::ValidityAir;
 use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::VerifyError;
 use crate::hash::channel::Poseidon2MerkleChannel;
@@ -40,24 +41,17 @@ pub fn verify_validity(
     statement: &ValidityStatement,
     policy: &VerifierPolicy,
 ) -> Result<(), VerifyError> {
-    let (public_inputs, sums) = precheck(&proof, statement, policy)?;
+    let (air, public_inputs, sums) = precheck(&proof, statement, policy)?;
+    let claim = Claim {
+        air,
+        config: &proof.config,
+        statement,
+        public_inputs: &public_inputs,
+        sums,
+    };
     match proof.stark {
-        Stark::Blake2s(stark) => verify_stark::<Blake2sMerkleChannel, _>(
-            stark,
-            &proof.config,
-            statement,
-            &public_inputs,
-            sums,
-            Stwo,
-        ),
-        Stark::Poseidon2(stark) => verify_stark::<Poseidon2MerkleChannel, _>(
-            stark,
-            &proof.config,
-            statement,
-            &public_inputs,
-            sums,
-            Stwo,
-        ),
+        Stark::Blake2s(stark) => verify_stark::<Blake2sMerkleChannel, _>(stark, claim, Stwo),
+        Stark::Poseidon2(stark) => verify_stark::<Poseidon2MerkleChannel, _>(stark, claim, Stwo),
     }
 }
 
@@ -71,36 +65,48 @@ pub fn trace_validity(
     statement: &ValidityStatement,
     policy: &VerifierPolicy,
 ) -> Result<AnyTrace, VerifyError> {
-    let (public_inputs, sums) = precheck(&proof, statement, policy)?;
+    let (air, public_inputs, sums) = precheck(&proof, statement, policy)?;
+    let claim = Claim {
+        air,
+        config: &proof.config,
+        statement,
+        public_inputs: &public_inputs,
+        sums,
+    };
     match proof.stark {
-        Stark::Blake2s(stark) => verify_stark::<Blake2sMerkleChannel, _>(
-            stark,
-            &proof.config,
-            statement,
-            &public_inputs,
-            sums,
-            Tracer::default(),
-        )
-        .map(AnyTrace::Blake2s),
-        Stark::Poseidon2(stark) => verify_stark::<Poseidon2MerkleChannel, _>(
-            stark,
-            &proof.config,
-            statement,
-            &public_inputs,
-            sums,
-            Tracer::default(),
-        )
-        .map(AnyTrace::Poseidon2),
+        Stark::Blake2s(stark) => {
+            verify_stark::<Blake2sMerkleChannel, _>(stark, claim, Tracer::default())
+                .map(AnyTrace::Blake2s)
+        }
+        Stark::Poseidon2(stark) => {
+            verify_stark::<Poseidon2MerkleChannel, _>(stark, claim, Tracer::default())
+                .map(AnyTrace::Poseidon2)
+        }
     }
 }
 
+/// What the STARK must show: the statement under an AIR and a config, with its claimed sums.
+struct Claim<'a> {
+    air: ValidityAir,
+    config: &'a SecurityConfig,
+    statement: &'a ValidityStatement,
+    public_inputs: &'a [crate::field::M31],
+    sums: [SecureField; N_COMPONENTS],
+}
+
 /// The checks before the STARK: AIR, policy, statement, sums and tree count.
+#[allow(clippy::type_complexity)]
 fn precheck(
     proof: &Proof,
     statement: &ValidityStatement,
     policy: &VerifierPolicy,
-) -> Result<(Vec<crate::field::M31>, [SecureField; N_COMPONENTS]), VerifyError> {
-    crate::stark::check_air_and_policy(proof, AirId::BatchValidity, policy)?;
+) -> Result<(ValidityAir, Vec<crate::field::M31>, [SecureField; N_COMPONENTS]), VerifyError> {
+    // Either batch-validity AIR proves the same statement; the id picks the constraints.
+    let air = ValidityAir::of(proof.air).ok_or(VerifyError::WrongAir {
+        expected: AirId::BatchValidity,
+        got: proof.air,
+    })?;
+    crate::stark::check_air_and_policy(proof, air.air_id(), policy)?;
     statement.check().map_err(VerifyError::InvalidStatement)?;
     let public_inputs = statement.to_public_inputs();
     if proof.public_inputs != public_inputs {
@@ -121,22 +127,26 @@ fn precheck(
             "expected 4 commitment trees, got {n_trees}"
         )));
     }
-    Ok((public_inputs, sums))
+    Ok((air, public_inputs, sums))
 }
 
 fn verify_stark<MC: PoeChannel, K: StarkCheck>(
     stark: StarkProof<MC::H>,
-    config: &SecurityConfig,
-    statement: &ValidityStatement,
-    public_inputs: &[crate::field::M31],
-    sums: [SecureField; N_COMPONENTS],
+    claim: Claim<'_>,
     mut check: K,
 ) -> Result<K::Out<MC>, VerifyError> {
+    let Claim {
+        air,
+        config,
+        statement,
+        public_inputs,
+        sums,
+    } = claim;
     let channel = &mut MC::C::default();
-    crate::stark::mix_preamble(channel, MC::ID, AirId::BatchValidity, config, public_inputs);
+    crate::stark::mix_preamble(channel, MC::ID, air.air_id(), config, public_inputs);
     check.note::<MC>("preamble", channel);
     let mut scheme = CommitmentSchemeVerifier::<MC>::new(config.pcs_config());
-    let shape = Components::new(statement, &ValidityRelations::dummy(), &sums);
+    let shape = Components::new(air, statement, &ValidityRelations::dummy(), &sums);
     let sizes = TreeVec::concat_cols(
         shape
             .as_components()
@@ -144,6 +154,24 @@ fn verify_stark<MC: PoeChannel, K: StarkCheck>(
             .map(|c| c.trace_log_degree_bounds()),
     );
     let commitments = stark.0.commitments.clone();
+    if air == ValidityAir::V3 {
+        // Without the pin a prover could commit any "range table".
+        let expected = super::range::pinned_table_root(MC::ID, config.log_blowup())
+            .ok_or_else(|| {
+                VerifyError::Structure(format!(
+                    "no pinned range table for log_blowup {}",
+                    config.log_blowup()
+                ))
+            })?;
+        let got = MC::hash_words(&commitments[0]);
+        if got != expected {
+            let hex = |w: [u32; 8]| w.map(|x| format!("{x:08x}")).join("");
+            return Err(VerifyError::PreprocessedRoot {
+                expected: hex(expected),
+                got: hex(got),
+            });
+        }
+    }
     scheme.commit(commitments[0], &sizes[0], channel);
     check.note::<MC>("preprocessed root", channel);
     scheme.commit(commitments[1], &sizes[1], channel);
@@ -154,10 +182,10 @@ fn verify_stark<MC: PoeChannel, K: StarkCheck>(
     check.note::<MC>("LogUp sums", channel);
     scheme.commit(commitments[2], &sizes[2], channel);
     check.note::<MC>("interaction root", channel);
-    if sums.iter().copied().sum::<SecureField>() != statement.expected_logup_sum(&rels) {
+    if sums.iter().copied().sum::<SecureField>() != statement.expected_logup_sum(air, &rels) {
         return Err(VerifyError::LogUpSumMismatch);
     }
-    let components = Components::new(statement, &rels, &sums);
+    let components = Components::new(air, statement, &rels, &sums);
     check.check::<MC>(&components.as_components(), channel, &mut scheme, stark)
 }
 

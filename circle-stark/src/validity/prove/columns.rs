@@ -41,19 +41,26 @@ pub(crate) fn leaf_op_interaction(
     logup.finalize_last()
 }
 
-/// The range table's LogUp column: `uses/c_range(v) − 1/c_table(v)`.
+/// The range table's LogUp column: `uses/c_range(v) − 1/c_table(v)` (v2), `uses/c_range(v)`
+/// (v3, whose values are preprocessed).
 pub(crate) fn range_interaction(
     table: &[BaseColumn; 2],
     rels: &crate::validity::range::RangeRelations,
+    air: crate::validity::ValidityAir,
 ) -> (Vec<Evaluation>, SecureField) {
     let mut logup = LogupTraceGenerator::new(crate::validity::range::LOG_RANGE);
     let mut col = logup.new_col();
     for vec_row in 0..1 << (crate::validity::range::LOG_RANGE - LOG_N_LANES) {
         let v = packed(&table[0], vec_row);
         let d_range: PackedSecureField = rels.range.combine(&[v]);
-        let d_table: PackedSecureField = rels.table.combine(&[v]);
         let uses: PackedSecureField = packed(&table[1], vec_row).into();
-        col.write_frac(vec_row, uses * d_table - d_range, d_range * d_table);
+        match air {
+            crate::validity::ValidityAir::V2 => {
+                let d_table: PackedSecureField = rels.table.combine(&[v]);
+                col.write_frac(vec_row, uses * d_table - d_range, d_range * d_table);
+            }
+            crate::validity::ValidityAir::V3 => col.write_frac(vec_row, uses, d_range),
+        }
     }
     col.finalize_col();
     logup.finalize_last()

@@ -37,7 +37,7 @@ use super::state_tree::{
     STATE_NODE_LOOKUPS,
 };
 use super::trade::{TRADE_COLUMNS, TRADE_LOOKUPS};
-use super::{BatchTree, ValidityRelations, ValidityStatement, MAX_OPS};
+use super::{BatchTree, ValidityAir, ValidityRelations, ValidityStatement, MAX_OPS};
 use crate::config::SecurityConfig;
 use crate::data_root::log_rows_for;
 use crate::data_root::prove::{
@@ -47,7 +47,7 @@ use crate::error::ProveError;
 use crate::field::M31;
 use crate::hash::channel::Poseidon2MerkleChannel;
 use crate::hash::poseidon2::Digest;
-use crate::proof::{AirId, ChannelId, PoeChannel, Proof};
+use crate::proof::{ChannelId, PoeChannel, Proof};
 use crate::stark::{mix_claimed_sums, mix_preamble};
 use crate::venue::{Operation, Venue};
 
@@ -77,8 +77,7 @@ pub fn prove_validity_under(
     config: SecurityConfig,
     channel: ChannelId,
 ) -> Result<(ValidityStatement, Proof), ProveError> {
-    let sizes = [ops.len()];
-    prove_forest_with(venue, ops, &sizes, ops, |_| {}, |_| {}, config, channel)
+    prove_batches(venue, &[ops], config, channel, ValidityAir::V2)
 }
 
 /// Proves a run of consecutive batches of one rollup in one batch-validity proof (a day
@@ -105,17 +104,55 @@ pub fn prove_segment_under(
     config: SecurityConfig,
     channel: ChannelId,
 ) -> Result<(ValidityStatement, Proof), ProveError> {
+    prove_batches(venue, batches, config, channel, ValidityAir::V2)
+}
+
+/// The general prover: a run of consecutive batches (one for a leaf proof) under a chosen
+/// channel and batch-validity AIR.
+///
+/// # Errors
+/// As [`prove_validity`]; [`ProveError::NoRecords`] for an empty batch.
+pub fn prove_batches(
+    venue: &Venue,
+    batches: &[&[Operation]],
+    config: SecurityConfig,
+    channel: ChannelId,
+    air: ValidityAir,
+) -> Result<(ValidityStatement, Proof), ProveError> {
     if batches.iter().any(|b| b.is_empty()) {
         return Err(ProveError::NoRecords);
     }
     let ops: Vec<Operation> = batches.concat();
     let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
-    prove_forest_with(venue, &ops, &sizes, &ops, |_| {}, |_| {}, config, channel)
+    prove_forest_with(
+        venue,
+        &ops,
+        &sizes,
+        &ops,
+        |_| {},
+        |_| {},
+        config,
+        (channel, air),
+    )
 }
 
 /// [`prove_forest_with`] for one batch.
 #[cfg(test)]
 pub(crate) fn prove_validity_with(
+    venue: &Venue,
+    records_ops: &[Operation],
+    ops: &[Operation],
+    edit: impl FnOnce(&mut ValidityStatement),
+    forge: impl FnOnce(&mut Execution),
+    config: SecurityConfig,
+) -> Result<(ValidityStatement, Proof), ProveError> {
+    prove_validity_as(ValidityAir::V2, venue, records_ops, ops, edit, forge, config)
+}
+
+/// [`prove_validity_with`] under the AIR `air`.
+#[cfg(test)]
+pub(crate) fn prove_validity_as(
+    air: ValidityAir,
     venue: &Venue,
     records_ops: &[Operation],
     ops: &[Operation],
@@ -132,7 +169,7 @@ pub(crate) fn prove_validity_with(
         edit,
         forge,
         config,
-        ChannelId::Blake2s,
+        (ChannelId::Blake2s, air),
     )
 }
 
@@ -150,7 +187,7 @@ pub(crate) fn prove_forest_with(
     edit: impl FnOnce(&mut ValidityStatement),
     forge: impl FnOnce(&mut Execution),
     config: SecurityConfig,
-    channel: ChannelId,
+    (channel, air): (ChannelId, ValidityAir),
 ) -> Result<(ValidityStatement, Proof), ProveError> {
     if ops.is_empty() {
         return Err(ProveError::NoRecords);
@@ -173,9 +210,11 @@ pub(crate) fn prove_forest_with(
     edit(&mut statement);
     statement.check().map_err(ProveError::Stwo)?;
     let proof = match channel {
-        ChannelId::Blake2s => prove_statement::<Blake2sMerkleChannel>(&statement, witness, config)?,
+        ChannelId::Blake2s => {
+            prove_statement::<Blake2sMerkleChannel>(&statement, witness, config, air)?
+        }
         ChannelId::Poseidon2 => {
-            prove_statement::<Poseidon2MerkleChannel>(&statement, witness, config)?
+            prove_statement::<Poseidon2MerkleChannel>(&statement, witness, config, air)?
         }
     };
     Ok((statement, proof))
@@ -252,9 +291,18 @@ impl<'a> Trace<'a> {
     }
 
     /// The component's main-trace columns.
-    fn main(&self, id: ComponentId, s: &ValidityStatement) -> (u32, Vec<BaseColumn>) {
+    fn main(
+        &self,
+        id: ComponentId,
+        s: &ValidityStatement,
+        air: ValidityAir,
+    ) -> (u32, Vec<BaseColumn>) {
         match self {
-            Self::Range(table) => (crate::validity::range::LOG_RANGE, table.to_vec()),
+            // v3: the values are the preprocessed column, only `uses` is main trace.
+            Self::Range(table) => match air {
+                ValidityAir::V2 => (crate::validity::range::LOG_RANGE, table.to_vec()),
+                ValidityAir::V3 => (crate::validity::range::LOG_RANGE, vec![table[1].clone()]),
+            },
             Self::Instruments(uses) => {
                 let log_rows = id.log_rows(s);
                 (log_rows, instrument_columns(log_rows, s, uses))
@@ -273,9 +321,10 @@ impl<'a> Trace<'a> {
         id: ComponentId,
         s: &ValidityStatement,
         rels: &ValidityRelations,
+        air: ValidityAir,
     ) -> (Vec<Evaluation>, SecureField) {
         match self {
-            Self::Range(table) => range_interaction(table, &rels.range),
+            Self::Range(table) => range_interaction(table, &rels.range, air),
             Self::Instruments(uses) => {
                 let log_rows = id.log_rows(s);
                 instrument_interaction(log_rows, &instrument_columns(log_rows, s, uses), rels)
@@ -424,6 +473,7 @@ fn prove_statement<MC: PoeChannel>(
     statement: &ValidityStatement,
     witness: BatchWitness,
     config: SecurityConfig,
+    air: ValidityAir,
 ) -> Result<Proof, ProveError>
 where
     SimdBackend: BackendForChannel<MC>,
@@ -435,20 +485,21 @@ where
             .half_coset,
     );
     let channel = &mut MC::C::default();
-    mix_preamble(
-        channel,
-        MC::ID,
-        AirId::BatchValidity,
-        &config,
-        &public_inputs,
-    );
+    mix_preamble(channel, MC::ID, air.air_id(), &config, &public_inputs);
     let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(config.pcs_config(), &twiddles);
-    scheme.tree_builder().commit(channel);
+    let mut tree = scheme.tree_builder();
+    if air == ValidityAir::V3 {
+        tree.extend_evals(evaluations(
+            crate::validity::range::LOG_RANGE,
+            vec![crate::validity::range::table_values()],
+        ));
+    }
+    tree.commit(channel);
 
     let traces = ComponentId::ALL.map(|id| (id, Trace::of(id, &witness)));
     let mut tree = scheme.tree_builder();
     for (id, trace) in &traces {
-        let (log_rows, columns) = trace.main(*id, statement);
+        let (log_rows, columns) = trace.main(*id, statement, air);
         tree.extend_evals(evaluations(log_rows, columns));
     }
     tree.commit(channel);
@@ -456,7 +507,7 @@ where
     let rels = ValidityRelations::draw(channel);
     let interactions: Vec<(Vec<Evaluation>, SecureField)> = traces
         .iter()
-        .map(|(id, trace)| trace.interaction(*id, statement, &rels))
+        .map(|(id, trace)| trace.interaction(*id, statement, &rels, air))
         .collect();
     drop(traces);
     drop(witness);
@@ -468,11 +519,11 @@ where
     }
     tree.commit(channel);
 
-    let components = Components::new(statement, &rels, &sums);
+    let components = Components::new(air, statement, &rels, &sums);
     let stark = prove::<SimdBackend, MC>(&components.as_provers(), channel, scheme)
         .map_err(|e| ProveError::Stwo(e.to_string()))?;
     Ok(Proof {
-        air: AirId::BatchValidity,
+        air: air.air_id(),
         config,
         public_inputs,
         claimed_sums: sums.to_vec(),
