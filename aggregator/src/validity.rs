@@ -211,9 +211,7 @@ pub fn bench_command(
     if min_log > max_log || max_log > 18 {
         return Err("need min-log <= max-log <= 18".into());
     }
-    let name = |(c, a): (ChannelId, ValidityAir)| {
-        format!("{} {}", c.name(), a.tag())
-    };
+    let name = |(c, a): (ChannelId, ValidityAir)| format!("{} {}", c.name(), a.tag());
     let first = name(*flavors.first().ok_or("need at least one channel and AIR")?);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let child = |args: &[String]| -> Result<String, String> {

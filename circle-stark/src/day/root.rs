@@ -352,13 +352,21 @@ fn verify_segments(
                     .take()
                     .expect("each job is taken once");
                 let (rollup_id, first_seq, last_seq) = (seg.rollup_id, seg.first_seq, seg.last_seq);
-                let r = verify_validity(seg.proof, &expected, policy).map_err(|e| {
-                    VerifyError::Segment {
-                        rollup_id,
-                        first_seq,
-                        last_seq,
-                        error: Box::new(e),
-                    }
+                // `poe/day-root/v2` holds v2 segments only: one canonical form per day, and
+                // the v3 root (issue 17) will be the format that carries v3 children.
+                let r = if seg.proof.air == crate::proof::AirId::BatchValidity {
+                    verify_validity(seg.proof, &expected, policy)
+                } else {
+                    Err(VerifyError::WrongAir {
+                        expected: crate::proof::AirId::BatchValidity,
+                        got: seg.proof.air,
+                    })
+                };
+                let r = r.map_err(|e| VerifyError::Segment {
+                    rollup_id,
+                    first_seq,
+                    last_seq,
+                    error: Box::new(e),
                 });
                 *results[i]
                     .lock()
@@ -674,6 +682,19 @@ mod tests {
         assert!(
             matches!(&e, VerifyError::Segment { rollup_id: 2, error, .. }
                 if matches!(**error, VerifyError::BatchStatementMismatch { field: "data_root" })),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn root_with_a_segment_relabelled_batch_validity_v3_is_rejected() {
+        let f = fixture();
+        let (statement, mut root) = prove(&f, &f.statements);
+        root.segments[1].proof.air = crate::proof::AirId::BatchValidityV3;
+        let e = verify_root(root, &statement, &f.statements, &policy()).unwrap_err();
+        assert!(
+            matches!(&e, VerifyError::Segment { error, .. }
+                if matches!(**error, VerifyError::WrongAir { got: crate::proof::AirId::BatchValidityV3, .. })),
             "{e}"
         );
     }

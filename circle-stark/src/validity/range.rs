@@ -140,10 +140,7 @@ impl FrameworkEval for FixedRangeTableEval {
 /// [`crate::proof::PoeChannel::hash_words`] spells it, for each channel and `log_blowup`
 /// 1..=4 (`SecurityConfig`'s range). The tree depends on nothing else: no challenge, no
 /// statement. `pinned_roots_are_the_committed_tables` recomputes every entry.
-pub fn pinned_table_root(
-    channel: crate::proof::ChannelId,
-    log_blowup: u32,
-) -> Option<[u32; 8]> {
+pub fn pinned_table_root(channel: crate::proof::ChannelId, log_blowup: u32) -> Option<[u32; 8]> {
     let roots = match channel {
         crate::proof::ChannelId::Blake2s => &PINNED_BLAKE2S,
         crate::proof::ChannelId::Poseidon2 => &PINNED_POSEIDON2,
@@ -152,16 +149,40 @@ pub fn pinned_table_root(
 }
 
 const PINNED_BLAKE2S: [[u32; 8]; 4] = [
-    [0xfdd161c9, 0x2f6f3483, 0xa63cfe86, 0xfa17559b, 0xd78bf546, 0x5e6123ee, 0xf68f5cdf, 0x922eacbb],
-    [0xac8a93f7, 0x3faeb2b4, 0xc7b47bac, 0x26257d17, 0x1837821f, 0xba1c6a0f, 0x5b3457fc, 0xb00fa13f],
-    [0x9e045fc5, 0x836e168b, 0xd7012eae, 0x86439ac2, 0xd77f9a6b, 0x4532728d, 0x7dd4dbfe, 0x9ee9e443],
-    [0x99158268, 0x2d8f6e3f, 0x899b2bbc, 0xe6d85fb7, 0x7562c7df, 0x5272ff06, 0x2f1e53c6, 0x2a4fe5e7],
+    [
+        0xfdd161c9, 0x2f6f3483, 0xa63cfe86, 0xfa17559b, 0xd78bf546, 0x5e6123ee, 0xf68f5cdf,
+        0x922eacbb,
+    ],
+    [
+        0xac8a93f7, 0x3faeb2b4, 0xc7b47bac, 0x26257d17, 0x1837821f, 0xba1c6a0f, 0x5b3457fc,
+        0xb00fa13f,
+    ],
+    [
+        0x9e045fc5, 0x836e168b, 0xd7012eae, 0x86439ac2, 0xd77f9a6b, 0x4532728d, 0x7dd4dbfe,
+        0x9ee9e443,
+    ],
+    [
+        0x99158268, 0x2d8f6e3f, 0x899b2bbc, 0xe6d85fb7, 0x7562c7df, 0x5272ff06, 0x2f1e53c6,
+        0x2a4fe5e7,
+    ],
 ];
 const PINNED_POSEIDON2: [[u32; 8]; 4] = [
-    [0x7abc0d54, 0x42a9be51, 0x6ddef9a1, 0x7cddb158, 0x31d4f46e, 0x6917b4ed, 0x5c59448a, 0x5d11367e],
-    [0x535e26a0, 0x7d769862, 0x519ba322, 0x5af103d3, 0x7bbb6c36, 0x71bc2bda, 0x4d3f5767, 0x0a67d84a],
-    [0x707c67b4, 0x300a85c5, 0x6fb51515, 0x39f94e40, 0x0e9f0e82, 0x77854c11, 0x257387f4, 0x667c532b],
-    [0x13e3aba1, 0x6be88d89, 0x4435b5f1, 0x50f8ce62, 0x59dff261, 0x6ea26927, 0x3fa6c4f9, 0x3425f389],
+    [
+        0x7abc0d54, 0x42a9be51, 0x6ddef9a1, 0x7cddb158, 0x31d4f46e, 0x6917b4ed, 0x5c59448a,
+        0x5d11367e,
+    ],
+    [
+        0x535e26a0, 0x7d769862, 0x519ba322, 0x5af103d3, 0x7bbb6c36, 0x71bc2bda, 0x4d3f5767,
+        0x0a67d84a,
+    ],
+    [
+        0x707c67b4, 0x300a85c5, 0x6fb51515, 0x39f94e40, 0x0e9f0e82, 0x77854c11, 0x257387f4,
+        0x667c532b,
+    ],
+    [
+        0x13e3aba1, 0x6be88d89, 0x4435b5f1, 0x50f8ce62, 0x59dff261, 0x6ea26927, 0x3fa6c4f9,
+        0x3425f389,
+    ],
 ];
 
 /// The v3 preprocessed column, `value = row`.
@@ -352,7 +373,11 @@ mod tests {
                 .collect();
             format!("const {name}: [[u32; 8]; 4] = [\n{}\n];", rows.join("\n"))
         };
-        let pinned = |c| (1..=4).map(|b| pinned_table_root(c, b).unwrap()).collect::<Vec<_>>();
+        let pinned = |c| {
+            (1..=4)
+                .map(|b| pinned_table_root(c, b).unwrap())
+                .collect::<Vec<_>>()
+        };
         // On a change of the commitment (stwo, the hash, the column), the message is the new
         // constants, to be reviewed: every v3 proof made before stops verifying.
         assert!(

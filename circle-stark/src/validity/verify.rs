@@ -100,7 +100,14 @@ fn precheck(
     proof: &Proof,
     statement: &ValidityStatement,
     policy: &VerifierPolicy,
-) -> Result<(ValidityAir, Vec<crate::field::M31>, [SecureField; N_COMPONENTS]), VerifyError> {
+) -> Result<
+    (
+        ValidityAir,
+        Vec<crate::field::M31>,
+        [SecureField; N_COMPONENTS],
+    ),
+    VerifyError,
+> {
     // Either batch-validity AIR proves the same statement; the id picks the constraints.
     let air = ValidityAir::of(proof.air).ok_or(VerifyError::WrongAir {
         expected: AirId::BatchValidity,
@@ -156,8 +163,8 @@ fn verify_stark<MC: PoeChannel, K: StarkCheck>(
     let commitments = stark.0.commitments.clone();
     if air == ValidityAir::V3 {
         // Without the pin a prover could commit any "range table".
-        let expected = super::range::pinned_table_root(MC::ID, config.log_blowup())
-            .ok_or_else(|| {
+        let expected =
+            super::range::pinned_table_root(MC::ID, config.log_blowup()).ok_or_else(|| {
                 VerifyError::Structure(format!(
                     "no pinned range table for log_blowup {}",
                     config.log_blowup()

@@ -146,7 +146,15 @@ pub(crate) fn prove_validity_with(
     forge: impl FnOnce(&mut Execution),
     config: SecurityConfig,
 ) -> Result<(ValidityStatement, Proof), ProveError> {
-    prove_validity_as(ValidityAir::V2, venue, records_ops, ops, edit, forge, config)
+    prove_validity_as(
+        ValidityAir::V2,
+        venue,
+        records_ops,
+        ops,
+        edit,
+        forge,
+        config,
+    )
 }
 
 /// [`prove_validity_with`] under the AIR `air`.
