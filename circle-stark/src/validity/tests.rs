@@ -674,3 +674,80 @@ fn v3_short_not_charged_at_settlement_is_rejected() {
     .unwrap_err();
     assert!(rejected(&e), "{e}");
 }
+
+#[test]
+fn components_pad_to_larger_stated_sizes() {
+    // Fixed shapes (issue 15 part 2) pad every component to its class's size: every row-based
+    // component must accept rows of padding beyond the witness's own power of two, and the
+    // statement states the padded sizes. Each size is raised on its own, and all at once.
+    type Field = fn(&mut ValidityStatement) -> &mut u32;
+    let fields: [(&str, Field); 7] = [
+        ("cash", |s| &mut s.log_cash_rows),
+        ("trade", |s| &mut s.log_trade_rows),
+        ("state_leaf", |s| &mut s.log_state_leaf_rows),
+        ("state_node", |s| &mut s.log_state_node_rows),
+        ("chip", |s| &mut s.log_chip_rows),
+        ("settle", |s| &mut s.log_settle_rows),
+        ("holder", |s| &mut s.log_holder_rows),
+    ];
+    // Deposits appended after the settlement: more operations than trades, so the trade
+    // component may grow within the statement's bounds (sizes at most the operations' power
+    // of two above).
+    let (venue, mut ops) = settling();
+    let last = ops.len() - 1;
+    let Operation::Settle { timestamp_us, .. } = ops[last] else {
+        unreachable!("settling() ends with its settlement")
+    };
+    for k in 0..200u32 {
+        ops.push(Operation::Deposit {
+            account: k % 10,
+            amount: 1 + u64::from(k),
+            timestamp_us,
+        });
+    }
+    let (natural, _) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
+    // Up to two more, within the bounds `ValidityStatement::check` sets.
+    let growth: Vec<u32> = fields
+        .iter()
+        .map(|(_, field)| {
+            (1..=2)
+                .rev()
+                .find(|d| {
+                    let mut s = natural.clone();
+                    *field(&mut s) += d;
+                    s.check().is_ok()
+                })
+                .unwrap_or(0)
+        })
+        .collect();
+    for ((name, _), d) in fields.iter().zip(&growth) {
+        assert!(*d > 0, "{name} cannot grow: {natural:?}");
+    }
+    let grow = |which: Option<usize>| {
+        let growth = growth.clone();
+        move |s: &mut ValidityStatement| {
+            for (i, (_, field)) in fields.iter().enumerate() {
+                if which.is_none_or(|w| w == i) {
+                    *field(s) += growth[i];
+                }
+            }
+        }
+    };
+    for which in (0..fields.len()).map(Some).chain([None]) {
+        let name = which.map_or("all", |w| fields[w].0);
+        let (statement, proof) = prove_validity_as(
+            ValidityAir::V3,
+            &venue,
+            &ops,
+            &ops,
+            grow(which),
+            |_| {},
+            SecurityConfig::testing(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut expected = natural.clone();
+        grow(which)(&mut expected);
+        assert_eq!(statement, expected, "{name}");
+        verify_validity(proof, &statement, &policy()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
