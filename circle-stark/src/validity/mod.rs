@@ -17,6 +17,7 @@
 
 pub mod cash;
 pub mod circuits;
+pub mod closure;
 pub mod gadgets;
 pub mod instruments;
 pub mod memory;

@@ -33,6 +33,8 @@ pub enum Domain {
     TranscriptDraw = 7,
     /// The proof-of-work prefix of the Poseidon2-M31 channel.
     ProofOfWork = 8,
+    /// The closure list of a batch-validity statement (`specs/recursion.md` §5).
+    Closure = 9,
 }
 
 /// A Poseidon2-M31 digest: eight canonical field elements.
@@ -180,6 +182,13 @@ pub const fn n_absorptions(len: usize) -> usize {
 /// # Panics
 /// If `message.len() >= p` (never reached by anything poe encodes).
 pub fn hash_elements(domain: Domain, message: &[M31]) -> Digest {
+    let state = sponge_state(domain, message);
+    Digest(std::array::from_fn(|i| state[i]))
+}
+
+/// The whole final state of [`hash_elements`] (its digest is the first [`DIGEST_LEN`]
+/// elements): what a chain of sponge rows in an AIR ends at.
+pub fn sponge_state(domain: Domain, message: &[M31]) -> [M31; WIDTH] {
     let mut state = sponge_init(domain, message.len());
     for block in 0..n_absorptions(message.len()) {
         let chunk = message.get(block * RATE..).unwrap_or(&[]);
@@ -188,7 +197,7 @@ pub fn hash_elements(domain: Domain, message: &[M31]) -> Digest {
         }
         permute(&mut state);
     }
-    Digest(std::array::from_fn(|i| state[i]))
+    state
 }
 
 /// 2-to-1 compression for Merkle nodes: `(P(l ‖ r) + (l ‖ r))[0..8]` (feed-forward, so that
