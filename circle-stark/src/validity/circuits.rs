@@ -27,8 +27,9 @@ pub fn compiled_circuits(
     channel.mix_u32s(&[u32::from_le_bytes(*b"gate")]);
     let rels = ValidityRelations::draw(&mut channel);
     let sum = channel.draw_secure_felt();
-    ComponentId::ALL
-        .into_iter()
+    ComponentId::of(air)
+        .iter()
+        .copied()
         .map(|id| (id, id.eval_with(air, statement, &rels, Compile(sum))))
         .collect()
 }

@@ -9,13 +9,14 @@
 
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::fields::FieldExpOps;
-use stwo_constraint_framework::Relation;
+use stwo_constraint_framework::{relation, EvalAtRow, FrameworkEval, Relation, RelationEntry};
 
 use super::relations::ValidityRelations;
 use super::statement::ValidityStatement;
 use crate::field::M31;
 use crate::hash::merkle::{depth_for, empty_digests, empty_siblings};
-use crate::hash::poseidon2::sponge::{sponge_state, Domain};
+use crate::hash::poseidon2::sponge::{sponge_init, sponge_state, Domain};
+use crate::hash::poseidon2::{RATE, WIDTH};
 use crate::validity::instruments::settle_terms;
 use crate::validity::state_tree::root_tuple;
 
@@ -33,8 +34,9 @@ pub enum ClosureRelation {
 /// Widest term (the state roots' tuple).
 pub const MAX_TERM_VALUES: usize = 20;
 
-/// Elements per encoded term: relation, sign, the values zero-padded to
-/// [`MAX_TERM_VALUES`], two zeros — three sponge blocks.
+/// Elements per encoded term: its sign in each relation's slot (Merkle, instrument table,
+/// state node; 0 in the two others), the values zero-padded to [`MAX_TERM_VALUES`], one zero —
+/// three sponge blocks.
 pub const TERM_LIMBS: usize = 24;
 
 /// One term: the verifier adds `±1 / c(values)` in `relation`.
@@ -49,16 +51,21 @@ pub struct ClosureTerm {
 }
 
 impl ClosureTerm {
-    /// `relation, sign (1 or p − 1), values…, 0…`: [`TERM_LIMBS`] elements.
-    pub fn encode(&self) -> [M31; TERM_LIMBS] {
-        let mut out = [M31::from_u32_unchecked(0); TERM_LIMBS];
-        out[0] = M31::from_u32_unchecked(self.relation as u32);
-        out[1] = if self.negative {
+    /// The sign as a field element: 1 or p − 1.
+    pub fn sign(&self) -> M31 {
+        if self.negative {
             -M31::from_u32_unchecked(1)
         } else {
             M31::from_u32_unchecked(1)
-        };
-        out[2..2 + self.values.len()].copy_from_slice(&self.values);
+        }
+    }
+
+    /// `[m_merkle, m_instrument, m_state, values…, 0…]`, `m` the sign in the term's relation's
+    /// slot: [`TERM_LIMBS`] elements.
+    pub fn encode(&self) -> [M31; TERM_LIMBS] {
+        let mut out = [M31::from_u32_unchecked(0); TERM_LIMBS];
+        out[self.relation as usize - 1] = self.sign();
+        out[3..3 + self.values.len()].copy_from_slice(&self.values);
         out
     }
 
@@ -125,6 +132,197 @@ pub fn closure_terms(s: &ValidityStatement) -> Vec<ClosureTerm> {
 pub fn closure_state(terms: &[ClosureTerm]) -> [M31; 16] {
     let message: Vec<M31> = terms.iter().flat_map(ClosureTerm::encode).collect();
     sponge_state(Domain::Closure, &message)
+}
+
+relation!(ClosureChain, 17);
+
+/// The chain's start: the sponge's initial state for `n_terms` terms.
+pub fn chain_start(n_terms: usize) -> [M31; WIDTH] {
+    sponge_init(Domain::Closure, TERM_LIMBS * n_terms)
+}
+
+/// What the components of an AIR v3 proof must total (`specs/batch-air.md` §6): the input
+/// component's chain telescopes to `−1/c(0, start) + 1/c(|L|, closure_state)`, and its terms
+/// cancel the closure the verifier would otherwise add.
+pub fn expected_chain_sum(chain: &ClosureChain, terms: &[ClosureTerm]) -> SecureField {
+    let tuple = |index: usize, state: [M31; WIDTH]| {
+        let mut v = vec![M31::from_u32_unchecked(index as u32)];
+        v.extend(state);
+        let d: SecureField = chain.combine(&v);
+        d.inverse()
+    };
+    tuple(terms.len(), closure_state(terms)) - tuple(0, chain_start(terms.len()))
+}
+
+/// Columns of the input component: `enabled, index, m[3], values[20], in[16], mid1[16],
+/// mid2[16], out[16]`.
+pub const INPUT_COLUMNS: usize = 2 + 3 + MAX_TERM_VALUES + 4 * WIDTH;
+
+/// LogUp entries per input row: chain use, three permutations, chain yield, three terms.
+pub const INPUT_LOOKUPS: usize = 8;
+
+/// The input component (AIR v3): one row per closure term, absorbing its encoding into a
+/// sponge chained row to row (three permutations through the Poseidon2 chip) and yielding the
+/// term with the opposite sign, so that the verifier closes the chain's two ends instead of
+/// every term.
+#[derive(Debug, Clone)]
+pub struct ClosureInputEval {
+    /// log2 rows.
+    pub log_rows: u32,
+    /// The relations the terms close, the chip's, and the chain's.
+    pub merkle: crate::data_root::MerkleNodeRelation,
+    /// Instrument table ↔ verifier.
+    pub instrument_table: crate::validity::instruments::InstrumentTableRel,
+    /// State tree nodes.
+    pub node: crate::validity::state_tree::StateNodeRel,
+    /// The Poseidon2 chip.
+    pub perm: crate::hash::chip::Poseidon2Io,
+    /// The sponge chain.
+    pub chain: ClosureChain,
+}
+
+impl FrameworkEval for ClosureInputEval {
+    fn log_size(&self) -> u32 {
+        self.log_rows
+    }
+
+    fn max_constraint_log_degree_bound(&self) -> u32 {
+        self.log_rows + 1
+    }
+
+    fn evaluate<E: EvalAtRow>(&self, mut eval: E) -> E {
+        let enabled = eval.next_trace_mask();
+        let index = eval.next_trace_mask();
+        let m: [E::F; 3] = std::array::from_fn(|_| eval.next_trace_mask());
+        let v: [E::F; MAX_TERM_VALUES] = std::array::from_fn(|_| eval.next_trace_mask());
+        let states: [[E::F; WIDTH]; 4] =
+            std::array::from_fn(|_| std::array::from_fn(|_| eval.next_trace_mask()));
+        let one = E::F::from(M31::from_u32_unchecked(1));
+        eval.add_constraint(enabled.clone() * (one.clone() - enabled.clone()));
+        // A disabled row yields no term: it is not on the chain, so nothing binds it.
+        for mk in &m {
+            eval.add_constraint((one.clone() - enabled.clone()) * mk.clone());
+        }
+        let encoding: Vec<E::F> = m
+            .iter()
+            .chain(&v)
+            .cloned()
+            .chain(std::iter::once(E::F::from(M31::from_u32_unchecked(0))))
+            .collect();
+        let mut tuple = vec![index.clone()];
+        tuple.extend(states[0].iter().cloned());
+        eval.add_to_relation(RelationEntry::new(
+            &self.chain,
+            -E::EF::from(enabled.clone()),
+            &tuple,
+        ));
+        for block in 0..3 {
+            let io: Vec<E::F> = (0..WIDTH)
+                .map(|i| {
+                    if i < RATE {
+                        states[block][i].clone() + encoding[block * RATE + i].clone()
+                    } else {
+                        states[block][i].clone()
+                    }
+                })
+                .chain(states[block + 1].iter().cloned())
+                .collect();
+            eval.add_to_relation(RelationEntry::new(
+                &self.perm,
+                -E::EF::from(enabled.clone()),
+                &io,
+            ));
+        }
+        let mut tuple = vec![index + one];
+        tuple.extend(states[3].iter().cloned());
+        eval.add_to_relation(RelationEntry::new(
+            &self.chain,
+            E::EF::from(enabled),
+            &tuple,
+        ));
+        eval.add_to_relation(RelationEntry::new(
+            &self.merkle,
+            -E::EF::from(m[0].clone()),
+            &v[..11],
+        ));
+        eval.add_to_relation(RelationEntry::new(
+            &self.instrument_table,
+            -E::EF::from(m[1].clone()),
+            &v[..14],
+        ));
+        eval.add_to_relation(RelationEntry::new(
+            &self.node,
+            -E::EF::from(m[2].clone()),
+            &v[..20],
+        ));
+        eval.finalize_logup_in_pairs();
+        eval
+    }
+}
+
+/// The input component's rows for `terms`, and the chip rows' permutation inputs they consume
+/// (as `Lookup::Perm` entries of the rows).
+#[cfg(feature = "prover")]
+pub(crate) fn input_rows(terms: &[ClosureTerm]) -> Vec<crate::validity::row::RowWitness> {
+    use crate::hash::poseidon2::permute;
+    use crate::validity::row::{Lookup, RowWitness};
+    let mut state = chain_start(terms.len());
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, term)| {
+            let enc = term.encode();
+            let mut states = [state; 4];
+            let mut lookups = Vec::with_capacity(INPUT_LOOKUPS);
+            let chain = |index: usize, s: &[M31; WIDTH]| {
+                std::iter::once(M31::from_u32_unchecked(index as u32))
+                    .chain(s.iter().copied())
+                    .collect::<Vec<_>>()
+            };
+            lookups.push(Lookup::ClosureChainUse(chain(i, &states[0])));
+            for block in 0..3 {
+                let mut input = states[block];
+                for (s, e) in input.iter_mut().zip(&enc[block * RATE..(block + 1) * RATE]) {
+                    *s += *e;
+                }
+                let mut out = input;
+                permute(&mut out);
+                states[block + 1] = out;
+                lookups.push(Lookup::Perm(input.into_iter().chain(out).collect()));
+            }
+            lookups.push(Lookup::ClosureChainYield(chain(i + 1, &states[3])));
+            for (k, relation) in [
+                ClosureRelation::Merkle,
+                ClosureRelation::InstrumentTable,
+                ClosureRelation::StateNode,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                lookups.push(if term.relation == relation {
+                    Lookup::Closure {
+                        relation,
+                        mult: -enc[k],
+                        values: term.values.clone(),
+                    }
+                } else {
+                    Lookup::Nothing
+                });
+            }
+            state = states[3];
+            let mut cells = vec![
+                M31::from_u32_unchecked(1),
+                M31::from_u32_unchecked(i as u32),
+            ];
+            cells.extend_from_slice(&enc[..3]);
+            cells.extend_from_slice(&enc[3..3 + MAX_TERM_VALUES]);
+            for s in &states {
+                cells.extend_from_slice(s);
+            }
+            debug_assert_eq!(cells.len(), INPUT_COLUMNS);
+            RowWitness { cells, lookups }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -202,7 +400,7 @@ mod tests {
         channel.mix_u64(3);
         let rels = ValidityRelations::draw(&mut channel);
         let sum: SecureField = terms.iter().map(|t| t.fraction(&rels)).sum();
-        assert_eq!(sum, s.expected_logup_sum(ValidityAir::V3, &rels));
+        assert_eq!(sum, s.closure_sum(&rels));
         assert_eq!(
             sum + rels.range.expected_component_sum(),
             s.expected_logup_sum(ValidityAir::V2, &rels)

@@ -44,15 +44,17 @@ pub enum ComponentId {
     Settle,
     /// Settlement holder rows.
     Holder,
+    /// AIR v3 only: the closure terms, bound by a sponge chain (`closure`).
+    Input,
 }
 
-/// Number of components, hence of claimed LogUp sums.
-pub const N_COMPONENTS: usize = ComponentId::ALL.len();
+/// Number of components of AIR v2, hence of its claimed LogUp sums (v3 has one more).
+pub const N_COMPONENTS: usize = 11;
 
 impl ComponentId {
     /// Every component in commitment order, which is also the order of the proof's claimed
-    /// sums.
-    pub const ALL: [Self; 11] = [
+    /// sums; v2 has all but the last ([`ComponentId::of`]).
+    pub const ALL: [Self; 12] = [
         Self::Range,
         Self::Instruments,
         Self::DataLeaf,
@@ -64,7 +66,16 @@ impl ComponentId {
         Self::Chip,
         Self::Settle,
         Self::Holder,
+        Self::Input,
     ];
+
+    /// The components of `air`, in commitment order.
+    pub fn of(air: ValidityAir) -> &'static [Self] {
+        match air {
+            ValidityAir::V2 => &Self::ALL[..N_COMPONENTS],
+            ValidityAir::V3 => &Self::ALL,
+        }
+    }
 
     /// The component's name, as the specs and errors spell it.
     pub fn name(self) -> &'static str {
@@ -80,6 +91,7 @@ impl ComponentId {
             Self::Chip => "chip",
             Self::Settle => "settle",
             Self::Holder => "holder",
+            Self::Input => "closure_input",
         }
     }
 
@@ -97,6 +109,7 @@ impl ComponentId {
             Self::Chip => s.log_chip_rows,
             Self::Settle => s.log_settle_rows,
             Self::Holder => s.log_holder_rows,
+            Self::Input => log_rows_for(super::closure::closure_terms(s).len()),
         }
     }
 
@@ -179,6 +192,14 @@ impl ComponentId {
                 range: rels.range.clone(),
                 chain: rels.chain.clone(),
             }),
+            Self::Input => visitor.visit(super::closure::ClosureInputEval {
+                log_rows,
+                merkle: rels.merkle.clone(),
+                instrument_table: rels.instrument_table.clone(),
+                node: rels.node.clone(),
+                perm: rels.perm.clone(),
+                chain: rels.closure_chain.clone(),
+            }),
         }
     }
 }
@@ -229,12 +250,13 @@ impl Components {
         air: ValidityAir,
         s: &ValidityStatement,
         rels: &ValidityRelations,
-        sums: &[SecureField; N_COMPONENTS],
+        sums: &[SecureField],
     ) -> Self {
         let alloc = &mut TraceLocationAllocator::default();
+        let ids = ComponentId::of(air);
+        assert_eq!(ids.len(), sums.len(), "one claimed sum per component");
         Self(
-            ComponentId::ALL
-                .iter()
+            ids.iter()
                 .zip(sums)
                 .map(|(id, &sum)| id.eval_with(air, s, rels, Build { alloc, sum }))
                 .collect(),
@@ -260,8 +282,8 @@ impl Components {
 
     /// The largest component, log2 rows (the prover's twiddle domain).
     #[cfg(feature = "prover")]
-    pub(crate) fn max_log_rows(s: &ValidityStatement) -> u32 {
-        ComponentId::ALL
+    pub(crate) fn max_log_rows(air: ValidityAir, s: &ValidityStatement) -> u32 {
+        ComponentId::of(air)
             .iter()
             .map(|id| id.log_rows(s))
             .max()

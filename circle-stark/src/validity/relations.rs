@@ -40,6 +40,9 @@ pub struct ValidityRelations {
     pub settle_terms: SettleTermsRel,
     /// Settlement header ↔ holder rows.
     pub chain: SettleChainRel,
+    /// The input component's sponge chain (AIR v3). Drawn last: a draw before a mix leaves
+    /// the transcript's state after the mix unchanged, so v2 proofs are unaffected.
+    pub closure_chain: crate::validity::closure::ClosureChain,
 }
 
 impl ValidityRelations {
@@ -56,6 +59,7 @@ impl ValidityRelations {
             perm: Poseidon2Io::draw(channel),
             settle_terms: SettleTermsRel::draw(channel),
             chain: SettleChainRel::draw(channel),
+            closure_chain: crate::validity::closure::ClosureChain::draw(channel),
         }
     }
 
@@ -75,6 +79,7 @@ impl ValidityRelations {
             perm: Poseidon2Io::dummy(),
             settle_terms: SettleTermsRel::dummy(),
             chain: SettleChainRel::dummy(),
+            closure_chain: crate::validity::closure::ClosureChain::dummy(),
         }
     }
 
@@ -95,6 +100,21 @@ impl ValidityRelations {
             Lookup::SettleTerms(v) => (-one, self.settle_terms.combine(v)),
             Lookup::ChainYield(v) => (one, self.chain.combine(v)),
             Lookup::ChainUse(v) => (-one, self.chain.combine(v)),
+            Lookup::Closure {
+                relation,
+                mult,
+                values,
+            } => {
+                use crate::validity::closure::ClosureRelation;
+                let d = match relation {
+                    ClosureRelation::Merkle => self.merkle.combine(values),
+                    ClosureRelation::InstrumentTable => self.instrument_table.combine(values),
+                    ClosureRelation::StateNode => self.node.combine(values),
+                };
+                (SecureField::from(*mult), d)
+            }
+            Lookup::ClosureChainUse(v) => (-one, self.closure_chain.combine(v)),
+            Lookup::ClosureChainYield(v) => (one, self.closure_chain.combine(v)),
             Lookup::Nothing => (SecureField::from(M31::from_u32_unchecked(0)), one),
         }
     }

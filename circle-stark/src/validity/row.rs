@@ -38,6 +38,19 @@ pub enum Lookup {
     ChainYield(Vec<M31>),
     /// Consumes `SettleChain(…)`.
     ChainUse(Vec<M31>),
+    /// A closure term yielded by the input component with multiplicity `mult` (AIR v3).
+    Closure {
+        /// Its relation.
+        relation: crate::validity::closure::ClosureRelation,
+        /// Its multiplicity (the negated sign).
+        mult: M31,
+        /// Its tuple.
+        values: Vec<M31>,
+    },
+    /// Consumes `ClosureChain(index, state[16])`.
+    ClosureChainUse(Vec<M31>),
+    /// Yields `ClosureChain(index, state[16])`.
+    ClosureChainYield(Vec<M31>),
     /// An entry whose multiplicity is zero in this row.
     Nothing,
 }

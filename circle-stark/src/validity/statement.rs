@@ -306,22 +306,27 @@ impl ValidityStatement {
         Ok(())
     }
 
-    /// The LogUp total the components must claim under `air`: the range table's closure (v2
-    /// only: v3's table is preprocessed), the instrument table's, the data tree's, and the
-    /// state tree's root (`+1/c(root tuple)`: the verifier consumes it).
+    /// The LogUp total the components must claim under `air`. v2: the range table's closure,
+    /// the instrument table's, the data tree's, and the state tree's root (`+1/c(root tuple)`:
+    /// the verifier consumes it). v3: the two ends of the input component's chain over the
+    /// closure list (`closure`), whose rows yield those terms themselves.
     pub fn expected_logup_sum(&self, air: ValidityAir, rels: &ValidityRelations) -> SecureField {
+        if air == ValidityAir::V3 {
+            return crate::validity::closure::expected_chain_sum(
+                &rels.closure_chain,
+                &crate::validity::closure::closure_terms(self),
+            );
+        }
+        rels.range.expected_component_sum() + self.closure_sum(rels)
+    }
+
+    /// The closures of the instrument table, the data forest and the state root (v2's
+    /// verifier adds them; in v3 the input component yields them).
+    pub fn closure_sum(&self, rels: &ValidityRelations) -> SecureField {
         let root: SecureField = rels
             .node
             .combine(&root_tuple(&self.pre_state_root, &self.post_state_root));
-        let range = match air {
-            ValidityAir::V2 => rels.range.expected_component_sum(),
-            ValidityAir::V3 => SecureField::from(M31::from_u32_unchecked(0)),
-        };
-        range
-            + crate::validity::instruments::expected_table_sum(
-                &rels.instrument_table,
-                &self.instruments,
-            )
+        crate::validity::instruments::expected_table_sum(&rels.instrument_table, &self.instruments)
             + self.forest_logup_sum(&rels.merkle)
             + root.inverse()
     }

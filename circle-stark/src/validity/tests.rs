@@ -620,19 +620,32 @@ fn v3_proof_with_another_preprocessed_root_is_rejected() {
 
 #[test]
 fn v2_proof_relabelled_as_v3_is_rejected() {
-    // v2 commits an empty preprocessed tree, not the pinned table.
     let (venue, ops) = settling();
     let (statement, mut proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
     proof.air = crate::proof::AirId::BatchValidityV3;
+    let e = verify_validity(proof.clone(), &statement, &policy()).unwrap_err();
+    assert_eq!(
+        e,
+        VerifyError::Structure("expected 12 LogUp sums, got 11".into())
+    );
+    // With a twelfth sum it reaches the pin: v2 commits an empty preprocessed tree.
+    proof.claimed_sums.push(proof.claimed_sums[0]);
     let e = verify_validity(proof, &statement, &policy()).unwrap_err();
     assert!(matches!(e, VerifyError::PreprocessedRoot { .. }), "{e}");
 }
 
 #[test]
 fn v3_proof_relabelled_as_v2_is_rejected() {
-    // The AIR id is in the preamble, and v2's closure of the table relation is then missing.
     let (statement, mut proof) = v3_proof();
     proof.air = crate::proof::AirId::BatchValidity;
+    let e = verify_validity(proof.clone(), &statement, &policy()).unwrap_err();
+    assert_eq!(
+        e,
+        VerifyError::Structure("expected 11 LogUp sums, got 12".into())
+    );
+    // Without the input component's sum: the AIR id is in the preamble, and v2's closures
+    // are not what the components claim.
+    proof.claimed_sums.pop();
     let e = verify_validity(proof, &statement, &policy()).unwrap_err();
     assert!(
         matches!(
@@ -641,6 +654,73 @@ fn v3_proof_relabelled_as_v2_is_rejected() {
         ),
         "{e}"
     );
+}
+
+/// [`forged`] under AIR v3, where the statement's closures reach the sums only through the
+/// input component's chain.
+fn forged_v3(
+    rows: impl FnOnce(&mut Vec<Operation>),
+    edit: impl FnOnce(&mut ValidityStatement),
+) -> Result<(), VerifyError> {
+    let (venue, ops) = batch();
+    let mut row_ops = ops.clone();
+    rows(&mut row_ops);
+    let (statement, proof) = prove_validity_as(
+        ValidityAir::V3,
+        &venue,
+        &ops,
+        &row_ops,
+        edit,
+        |_| {},
+        SecurityConfig::testing(),
+    )
+    .unwrap();
+    verify_validity(proof, &statement, &policy())
+}
+
+#[test]
+fn v3_honest_forged_helper_verifies() {
+    forged_v3(|_| {}, |_| {}).unwrap();
+}
+
+#[test]
+fn v3_wrong_post_state_root_is_rejected() {
+    let e = forged_v3(
+        |_| {},
+        |s| s.post_state_root.0[0] += M31::from_u32_unchecked(1),
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn v3_public_instrument_list_differing_from_the_rows_is_rejected() {
+    let e = forged_v3(|_| {}, |s| s.instruments[0].collateral -= 1).unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn v3_dropped_operation_is_rejected() {
+    let e = forged_v3(
+        |rows| {
+            rows.pop();
+        },
+        |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
+}
+
+#[test]
+fn v3_statement_with_another_data_root_is_rejected() {
+    // The rows' data tree is the original; the statement (hence the closure list the verifier
+    // hashes) names another root.
+    let e = forged_v3(
+        |_| {},
+        |s| s.batches[0].data_root.0[3] += M31::from_u32_unchecked(1),
+    )
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch);
 }
 
 #[test]
@@ -750,4 +830,69 @@ fn components_pad_to_larger_stated_sizes() {
         assert_eq!(statement, expected, "{name}");
         verify_validity(proof, &statement, &policy()).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+}
+
+/// Proves `batch()` under AIR v3 with its closure input rows rewritten by `forge`; the
+/// verdict, or the prover's refusal, as text.
+fn forged_input(
+    forge: impl FnOnce(&mut Vec<crate::validity::row::RowWitness>, &[crate::validity::closure::ClosureTerm])
+        + 'static,
+) -> Result<(), String> {
+    let (venue, ops) = batch();
+    let (statement, proof) = prove_validity_as(
+        ValidityAir::V3,
+        &venue,
+        &ops,
+        &ops,
+        |_| {},
+        |e| e.forge_input = Some(Box::new(forge)),
+        SecurityConfig::testing(),
+    )
+    .map_err(|e| e.to_string())?;
+    verify_validity(proof, &statement, &policy()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn v3_input_rows_hashed_in_another_order_are_rejected() {
+    // The same terms, so the same LogUp total from the terms; only the chain, which hashes the
+    // list in order, tells them apart.
+    let e = forged_input(|rows, terms| {
+        let mut swapped = terms.to_vec();
+        swapped.swap(0, 1);
+        *rows = crate::validity::closure::input_rows(&swapped);
+    })
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch.to_string());
+}
+
+#[test]
+fn v3_input_chain_over_a_list_without_the_state_roots_is_rejected() {
+    let e = forged_input(|rows, terms| {
+        *rows = crate::validity::closure::input_rows(&terms[..terms.len() - 1]);
+    })
+    .unwrap_err();
+    assert_eq!(e, VerifyError::LogUpSumMismatch.to_string());
+}
+
+#[test]
+fn v3_disabled_input_row_yielding_a_term_has_no_proof() {
+    // A padding row (off the chain, so no digest binds it) that yields one more Merkle term.
+    let e = forged_input(|rows, terms| {
+        use crate::validity::closure::{ClosureRelation, INPUT_COLUMNS, INPUT_LOOKUPS};
+        use crate::validity::row::{Lookup, RowWitness};
+        let values = terms[0].values.clone();
+        let mut cells = vec![M31::from_u32_unchecked(0); INPUT_COLUMNS];
+        cells[2] = -M31::from_u32_unchecked(1);
+        cells[5..5 + values.len()].copy_from_slice(&values);
+        let mut lookups = vec![Lookup::Nothing; INPUT_LOOKUPS];
+        lookups[5] = Lookup::Closure {
+            relation: ClosureRelation::Merkle,
+            mult: M31::from_u32_unchecked(1),
+            values,
+        };
+        assert!(rows.len() < 1 << crate::data_root::log_rows_for(terms.len()));
+        rows.push(RowWitness { cells, lookups });
+    })
+    .unwrap_err();
+    assert_eq!(e, format!("prover failed: {UNSAT}"));
 }

@@ -5,7 +5,7 @@ use stwo::core::pcs::{CommitmentSchemeVerifier, TreeVec};
 use stwo::core::proof::StarkProof;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 
-use super::registry::N_COMPONENTS;
+use super::registry::ComponentId;
 use super::relations::ValidityRelations;
 use super::statement::ValidityStatement;
 use super::ValidityAir;
@@ -91,7 +91,7 @@ struct Claim<'a> {
     config: &'a SecurityConfig,
     statement: &'a ValidityStatement,
     public_inputs: &'a [crate::field::M31],
-    sums: [SecureField; N_COMPONENTS],
+    sums: Vec<SecureField>,
 }
 
 /// The checks before the STARK: AIR, policy, statement, sums and tree count.
@@ -100,14 +100,7 @@ fn precheck(
     proof: &Proof,
     statement: &ValidityStatement,
     policy: &VerifierPolicy,
-) -> Result<
-    (
-        ValidityAir,
-        Vec<crate::field::M31>,
-        [SecureField; N_COMPONENTS],
-    ),
-    VerifyError,
-> {
+) -> Result<(ValidityAir, Vec<crate::field::M31>, Vec<SecureField>), VerifyError> {
     // Either batch-validity AIR proves the same statement; the id picks the constraints.
     let air = ValidityAir::of(proof.air).ok_or(VerifyError::WrongAir {
         expected: AirId::BatchValidity,
@@ -121,13 +114,14 @@ fn precheck(
             .map_or("encoding", |got| first_difference(statement, &got));
         return Err(VerifyError::BatchStatementMismatch { field });
     }
-    let sums: [SecureField; N_COMPONENTS] =
-        proof.claimed_sums.as_slice().try_into().map_err(|_| {
-            VerifyError::Structure(format!(
-                "expected {N_COMPONENTS} LogUp sums, got {}",
-                proof.claimed_sums.len()
-            ))
-        })?;
+    let n_components = ComponentId::of(air).len();
+    if proof.claimed_sums.len() != n_components {
+        return Err(VerifyError::Structure(format!(
+            "expected {n_components} LogUp sums, got {}",
+            proof.claimed_sums.len()
+        )));
+    }
+    let sums = proof.claimed_sums.clone();
     let n_trees = proof.stark.n_trees();
     if n_trees != 4 {
         return Err(VerifyError::Structure(format!(

@@ -25,7 +25,18 @@ pub(crate) struct Execution {
     pub(crate) settle: Vec<SettleRow>,
     /// Settlement holder rows.
     pub(crate) holder: Vec<HolderRow>,
+    /// Attack tests only: rewrites AIR v3's closure input rows before the chip is built from
+    /// them (`None` in every honest proof).
+    pub(crate) forge_input: Option<InputForgery>,
 }
+
+/// A rewrite of the closure input rows, given the closure list they were built from.
+pub(crate) type InputForgery = Box<
+    dyn FnOnce(
+        &mut Vec<crate::validity::row::RowWitness>,
+        &[crate::validity::closure::ClosureTerm],
+    ),
+>;
 
 /// Applies `ops` to a copy of `venue`, one row per operation.
 ///
@@ -84,6 +95,7 @@ pub(crate) fn execute(venue: &Venue, ops: &[Operation]) -> Result<Execution, Pro
         }
     }
     Ok(Execution {
+        forge_input: None,
         pre_tree,
         instruments: venue.instruments().to_vec(),
         cash,

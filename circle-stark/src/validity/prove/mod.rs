@@ -26,8 +26,9 @@ use self::columns::{
 };
 pub(crate) use self::execute::Execution;
 use super::cash::{CashRow, CASH_BOUND_COLUMNS, CASH_COLUMNS, CASH_LOOKUPS};
+use super::closure::{closure_terms, input_rows, INPUT_COLUMNS, INPUT_LOOKUPS};
 use super::instruments::{settle_terms, INSTRUMENT_COLUMNS};
-use super::registry::{ComponentId, Components, N_COMPONENTS};
+use super::registry::{ComponentId, Components};
 use super::row::{Access, Lookup, RowWitness};
 use super::settle::{
     HolderRow, SettleRow, HEADER_COLUMNS, HEADER_LOOKUPS, HOLDER_COLUMNS, HOLDER_LOOKUPS,
@@ -214,7 +215,7 @@ pub(crate) fn prove_forest_with(
     }
     let mut execution = execute::execute(venue, ops)?;
     forge(&mut execution);
-    let (mut statement, witness) = witness(execution, records_ops, sizes)?;
+    let (mut statement, witness) = witness(execution, records_ops, sizes, air)?;
     edit(&mut statement);
     statement.check().map_err(ProveError::Stwo)?;
     let proof = match channel {
@@ -241,6 +242,8 @@ pub(crate) struct BatchWitness {
     chip: Vec<RowWitness>,
     settle: Vec<RowWitness>,
     holder: Vec<RowWitness>,
+    /// AIR v3's closure input rows (empty under v2).
+    input: Vec<RowWitness>,
 }
 
 /// Where a component's trace comes from.
@@ -295,6 +298,7 @@ impl<'a> Trace<'a> {
             },
             ComponentId::Settle => Self::rows(&w.settle, HEADER_COLUMNS, HEADER_LOOKUPS),
             ComponentId::Holder => Self::rows(&w.holder, HOLDER_COLUMNS, HOLDER_LOOKUPS),
+            ComponentId::Input => Self::rows(&w.input, INPUT_COLUMNS, INPUT_LOOKUPS),
         }
     }
 
@@ -374,6 +378,7 @@ fn witness(
     execution: Execution,
     records_ops: &[Operation],
     sizes: &[usize],
+    air: ValidityAir,
 ) -> Result<(ValidityStatement, BatchWitness), ProveError> {
     let Execution {
         pre_tree,
@@ -382,6 +387,7 @@ fn witness(
         trade,
         settle,
         holder,
+        forge_input,
     } = execution;
     // The touched leaves, from every row's accesses in time order.
     let mut accesses: Vec<Access> = cash
@@ -411,7 +417,6 @@ fn witness(
     let touched: Vec<Touched> = touched.into_values().collect();
     let state = tree_witness(&pre_tree, &touched).map_err(ProveError::Stwo)?;
     drop(pre_tree);
-    let chip = chip_witness(state.leaves.iter().chain(&state.nodes));
     let lookups = || {
         cash.iter()
             .chain(&trade)
@@ -448,7 +453,8 @@ fn witness(
         post_state_root: state.post_root,
         log_state_leaf_rows: log_rows_for(state.leaves.len()),
         log_state_node_rows: log_rows_for(state.nodes.len()),
-        log_chip_rows: log_rows_for(chip.len()),
+        // Set below, once the closure input's permutations are known.
+        log_chip_rows: 0,
         log_settle_rows: log_rows_for(settle.len()),
         log_holder_rows: log_rows_for(holder.len()),
         instruments,
@@ -460,6 +466,19 @@ fn witness(
     for (b, root) in statement.batches.iter_mut().zip(roots) {
         b.data_root = root;
     }
+    let input = match air {
+        ValidityAir::V2 => Vec::new(),
+        ValidityAir::V3 => {
+            let terms = closure_terms(&statement);
+            let mut rows = input_rows(&terms);
+            if let Some(forge) = forge_input {
+                forge(&mut rows, &terms);
+            }
+            rows
+        }
+    };
+    let chip = chip_witness(state.leaves.iter().chain(&state.nodes).chain(&input));
+    statement.log_chip_rows = log_rows_for(chip.len());
     let witness = BatchWitness {
         range_table,
         instrument_uses,
@@ -471,6 +490,7 @@ fn witness(
         chip,
         settle,
         holder,
+        input,
     };
     Ok((statement, witness))
 }
@@ -488,7 +508,7 @@ where
 {
     let public_inputs = statement.to_public_inputs();
     let twiddles = SimdBackend::precompute_twiddles(
-        CanonicCoset::new(Components::max_log_rows(statement) + 1 + config.log_blowup())
+        CanonicCoset::new(Components::max_log_rows(air, statement) + 1 + config.log_blowup())
             .circle_domain()
             .half_coset,
     );
@@ -504,7 +524,10 @@ where
     }
     tree.commit(channel);
 
-    let traces = ComponentId::ALL.map(|id| (id, Trace::of(id, &witness)));
+    let traces: Vec<(ComponentId, Trace<'_>)> = ComponentId::of(air)
+        .iter()
+        .map(|&id| (id, Trace::of(id, &witness)))
+        .collect();
     let mut tree = scheme.tree_builder();
     for (id, trace) in &traces {
         let (log_rows, columns) = trace.main(*id, statement, air);
@@ -519,7 +542,7 @@ where
         .collect();
     drop(traces);
     drop(witness);
-    let sums: [SecureField; N_COMPONENTS] = std::array::from_fn(|i| interactions[i].1);
+    let sums: Vec<SecureField> = interactions.iter().map(|(_, sum)| *sum).collect();
     mix_claimed_sums(channel, &sums);
     let mut tree = scheme.tree_builder();
     for (evals, _) in interactions {
