@@ -94,7 +94,7 @@ pub fn prove_command(
     }
     let rss = crate::rss::peak_rss_bytes().unwrap_or(0);
     let trades = count(&ops, |o| matches!(o, Operation::Trade { .. }));
-    let public_bytes = statement.to_public_inputs().len() * 4;
+    let public_bytes = proof.public_inputs.len() * 4;
     if json {
         println!(
             "{{\"channel\":\"{}\",\"air\":\"{}\",\"ops\":{n},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{},\"verify_permutations\":{verify_perms},\"queries\":{},\"opened_per_query\":{},\"samples\":{},\"deep_terms\":{},\"fri_folds\":{}}}",

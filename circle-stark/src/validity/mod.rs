@@ -44,7 +44,9 @@ pub use prove::{
 };
 pub use registry::{ComponentId, N_COMPONENTS};
 pub use relations::ValidityRelations;
-pub use statement::{BatchTree, ValidityStatement, MAX_BATCHES, MAX_HOLDER_LOG, MAX_OPS};
+pub use statement::{
+    BatchTree, ValidityStatement, MAX_BATCHES, MAX_HOLDER_LOG, MAX_OPS, V3_PUBLIC_INPUTS,
+};
 pub use verify::{trace_validity, verify_validity, verify_validity_bytes};
 
 /// Which batch-validity AIR a proof is made under; both prove a [`ValidityStatement`].

@@ -64,6 +64,9 @@ pub struct ValidityStatement {
 }
 
 const N_LOGS: usize = 7;
+
+/// Public inputs of every AIR v3 proof: 12 component sizes, `|L|`, a 16-element sponge state.
+pub const V3_PUBLIC_INPUTS: usize = 12 + 1 + 16;
 const TREE_LIMBS: usize = 1 + DIGEST_LEN;
 const STATEMENT_MAGIC: [u8; 8] = *b"POEVST03";
 
@@ -103,6 +106,27 @@ impl ValidityStatement {
             out.extend(i.encode());
         }
         out
+    }
+
+    /// The public inputs of a proof of this statement under `air`: v2's are
+    /// [`ValidityStatement::to_public_inputs`]; v3's are constant-size
+    /// ([`V3_PUBLIC_INPUTS`] elements): the log2 rows of its 12 components in commitment order,
+    /// the closure list's length `|L|`, and the closure sponge's final state (16 elements,
+    /// `closure::closure_state`), which binds everything else the statement says.
+    pub fn public_inputs(&self, air: ValidityAir) -> Vec<M31> {
+        match air {
+            ValidityAir::V2 => self.to_public_inputs(),
+            ValidityAir::V3 => {
+                let terms = crate::validity::closure::closure_terms(self);
+                let mut out: Vec<M31> = crate::validity::ComponentId::of(air)
+                    .iter()
+                    .map(|id| M31::from_u32_unchecked(id.log_rows(self)))
+                    .collect();
+                out.push(M31::from_u32_unchecked(terms.len() as u32));
+                out.extend(crate::validity::closure::closure_state(&terms));
+                out
+            }
+        }
     }
 
     /// Inverse of [`ValidityStatement::to_public_inputs`]; `None` unless the encoding is the

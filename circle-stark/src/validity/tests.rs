@@ -624,11 +624,15 @@ fn v2_proof_relabelled_as_v3_is_rejected() {
     let (statement, mut proof) = prove_validity(&venue, &ops, SecurityConfig::testing()).unwrap();
     proof.air = crate::proof::AirId::BatchValidityV3;
     let e = verify_validity(proof.clone(), &statement, &policy()).unwrap_err();
+    assert_eq!(e, VerifyError::BatchStatementMismatch { field: "encoding" });
+    // With v3's public input, then a twelfth sum, it reaches the pin: v2 commits an empty
+    // preprocessed tree.
+    proof.public_inputs = statement.public_inputs(ValidityAir::V3);
+    let e = verify_validity(proof.clone(), &statement, &policy()).unwrap_err();
     assert_eq!(
         e,
         VerifyError::Structure("expected 12 LogUp sums, got 11".into())
     );
-    // With a twelfth sum it reaches the pin: v2 commits an empty preprocessed tree.
     proof.claimed_sums.push(proof.claimed_sums[0]);
     let e = verify_validity(proof, &statement, &policy()).unwrap_err();
     assert!(matches!(e, VerifyError::PreprocessedRoot { .. }), "{e}");
@@ -638,6 +642,9 @@ fn v2_proof_relabelled_as_v3_is_rejected() {
 fn v3_proof_relabelled_as_v2_is_rejected() {
     let (statement, mut proof) = v3_proof();
     proof.air = crate::proof::AirId::BatchValidity;
+    let e = verify_validity(proof.clone(), &statement, &policy()).unwrap_err();
+    assert_eq!(e, VerifyError::BatchStatementMismatch { field: "encoding" });
+    proof.public_inputs = statement.public_inputs(ValidityAir::V2);
     let e = verify_validity(proof.clone(), &statement, &policy()).unwrap_err();
     assert_eq!(
         e,
@@ -895,4 +902,46 @@ fn v3_disabled_input_row_yielding_a_term_has_no_proof() {
     })
     .unwrap_err();
     assert_eq!(e, format!("prover failed: {UNSAT}"));
+}
+
+#[test]
+fn v3_public_input_is_constant_size_and_binds_the_statement() {
+    let (statement, proof) = v3_proof();
+    assert_eq!(proof.public_inputs.len(), crate::validity::V3_PUBLIC_INPUTS);
+    // Three batches and another instrument count: the same length.
+    let (seg_statement, seg_proof) = {
+        let (v, o, sizes) = three_batches();
+        let batches = cut(&o, &sizes);
+        let refs: Vec<&[Operation]> = batches.iter().map(Vec::as_slice).collect();
+        crate::validity::prove_batches(
+            &v,
+            &refs,
+            SecurityConfig::testing(),
+            crate::proof::ChannelId::Blake2s,
+            ValidityAir::V3,
+        )
+        .unwrap()
+    };
+    assert_ne!(seg_statement.batches.len(), statement.batches.len());
+    assert_eq!(seg_proof.public_inputs.len(), proof.public_inputs.len());
+    verify_validity(seg_proof, &seg_statement, &policy()).unwrap();
+    // Checked against another statement: the sizes agree, the digest does not.
+    let mut other = statement.clone();
+    other.post_state_root.0[2] += M31::from_u32_unchecked(1);
+    let e = verify_validity(proof.clone(), &other, &policy()).unwrap_err();
+    assert_eq!(
+        e,
+        VerifyError::BatchStatementMismatch {
+            field: "closure digest"
+        }
+    );
+    let mut other = statement.clone();
+    other.log_cash_rows += 1;
+    let e = verify_validity(proof, &other, &policy()).unwrap_err();
+    assert_eq!(
+        e,
+        VerifyError::BatchStatementMismatch {
+            field: "component sizes"
+        }
+    );
 }

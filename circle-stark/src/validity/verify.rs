@@ -108,10 +108,23 @@ fn precheck(
     })?;
     crate::stark::check_air_and_policy(proof, air.air_id(), policy)?;
     statement.check().map_err(VerifyError::InvalidStatement)?;
-    let public_inputs = statement.to_public_inputs();
+    let public_inputs = statement.public_inputs(air);
     if proof.public_inputs != public_inputs {
-        let field = ValidityStatement::from_public_inputs(&proof.public_inputs)
-            .map_or("encoding", |got| first_difference(statement, &got));
+        let field = match air {
+            ValidityAir::V2 => ValidityStatement::from_public_inputs(&proof.public_inputs)
+                .map_or("encoding", |got| first_difference(statement, &got)),
+            // Sizes in the clear, the rest behind the closure digest.
+            ValidityAir::V3 => {
+                let n = ComponentId::of(air).len();
+                if proof.public_inputs.len() != public_inputs.len() {
+                    "encoding"
+                } else if proof.public_inputs[..n] != public_inputs[..n] {
+                    "component sizes"
+                } else {
+                    "closure digest"
+                }
+            }
+        };
         return Err(VerifyError::BatchStatementMismatch { field });
     }
     let n_components = ComponentId::of(air).len();

@@ -506,7 +506,7 @@ fn prove_statement<MC: PoeChannel>(
 where
     SimdBackend: BackendForChannel<MC>,
 {
-    let public_inputs = statement.to_public_inputs();
+    let public_inputs = statement.public_inputs(air);
     let twiddles = SimdBackend::precompute_twiddles(
         CanonicCoset::new(Components::max_log_rows(air, statement) + 1 + config.log_blowup())
             .circle_domain()
