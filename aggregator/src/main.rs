@@ -326,6 +326,16 @@ enum Command {
         #[arg(long, default_value = "v2")]
         air: String,
     },
+    /// Rows per batch-validity component (before padding) on generated batches over a grid of
+    /// sizes and account counts: the data for sizing recursion's shape classes.
+    ShapeStats {
+        /// Largest size, log2 of operations (from 2^10, every other power).
+        #[arg(long, default_value_t = 16)]
+        max_log: u32,
+        /// Operations per batch (a segment's batches).
+        #[arg(long, default_value_t = 256)]
+        batch_ops: usize,
+    },
     /// The tracing verifier (recursion's witness source) against stwo's on a leaf proof per
     /// channel: verify times, trace sizes, and the verdicts on random single-byte mutations.
     BenchTrace {
@@ -500,6 +510,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
         Command::BenchPoseidon2 { perms, runs } => cmd::bench::bench_poseidon2(perms, runs),
+        Command::ShapeStats { max_log, batch_ops } => cmd::bench::shape_stats(max_log, batch_ops),
         Command::CircuitStats { statement, air } => {
             cmd::bench::circuit_stats(statement.as_deref(), validity_air(&air)?)
         }

@@ -232,6 +232,49 @@ pub(crate) fn bench_poseidon2(perms: usize, runs: usize) -> Result<(), String> {
 
 /// `poe circuit-stats`: every batch-validity component compiled to a QM31 circuit, its gates
 /// counted, and the time to evaluate it once at a point.
+/// `poe shape-stats`: the rows each batch-validity component needs (before padding) on
+/// generated settling batches over a grid of sizes and account counts — the data for sizing
+/// shape classes (`specs/recursion.md` §5).
+pub(crate) fn shape_stats(max_log: u32, batch_ops: usize) -> Result<(), String> {
+    use poe_circle_stark::validity::{component_rows, ComponentId, ValidityAir};
+    use poe_circle_stark::venue::sample;
+    if !(10..=18).contains(&max_log) || batch_ops == 0 {
+        return Err("need 10 <= --max-log <= 18 and --batch-ops > 0".into());
+    }
+    let ids = ComponentId::of(ValidityAir::V3);
+    println!("poe shape-stats: rows per batch-validity v3 component before padding (settling batches cut into batches of {batch_ops} operations; per operation in brackets)");
+    let names: Vec<&str> = ids.iter().map(|id| id.name()).collect();
+    println!("| ops | accounts | batches | {} |", names.join(" | "));
+    println!("|---:|---:|---:|{}", "---:|".repeat(ids.len()));
+    for log in (10..=max_log).step_by(2) {
+        for accounts in [16u32, 256, 4096] {
+            let n = 1usize << log;
+            let (venue, ops) = sample::batch_settling(n, accounts, 1, 1_800_000_000_000_000, 1_000);
+            let batches: Vec<&[_]> = ops.chunks(batch_ops).collect();
+            let t = std::time::Instant::now();
+            let rows =
+                component_rows(&venue, &batches, ValidityAir::V3).map_err(|e| e.to_string())?;
+            eprintln!(
+                "  2^{log} operations, {accounts} accounts: {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            let cells: Vec<String> = rows
+                .iter()
+                .map(|(id, r)| match id {
+                    ComponentId::Range | ComponentId::Instruments => r.to_string(),
+                    _ => format!("{r} ({:.2})", *r as f64 / n as f64),
+                })
+                .collect();
+            println!(
+                "| 2^{log} | {accounts} | {} | {} |",
+                batches.len(),
+                cells.join(" | ")
+            );
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn circuit_stats(
     statement: Option<&std::path::Path>,
     air: poe_circle_stark::validity::ValidityAir,

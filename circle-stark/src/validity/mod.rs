@@ -40,7 +40,8 @@ mod verify;
 pub use circuits::compiled_circuits;
 #[cfg(feature = "prover")]
 pub use prove::{
-    prove_batches, prove_segment, prove_segment_under, prove_validity, prove_validity_under,
+    component_rows, prove_batches, prove_segment, prove_segment_under, prove_validity,
+    prove_validity_under,
 };
 pub use registry::{ComponentId, N_COMPONENTS};
 pub use relations::ValidityRelations;

@@ -945,3 +945,33 @@ fn v3_public_input_is_constant_size_and_binds_the_statement() {
         }
     );
 }
+
+#[test]
+fn component_rows_are_what_the_statement_sizes_round_up() {
+    use crate::data_root::log_rows_for;
+    use crate::validity::ComponentId;
+    let (venue, ops) = settling();
+    let (statement, _) = crate::validity::prove_batches(
+        &venue,
+        &[&ops],
+        SecurityConfig::testing(),
+        crate::proof::ChannelId::Blake2s,
+        ValidityAir::V3,
+    )
+    .unwrap();
+    let rows = crate::validity::component_rows(&venue, &[&ops], ValidityAir::V3).unwrap();
+    assert_eq!(rows.len(), ComponentId::of(ValidityAir::V3).len());
+    for (id, n) in rows {
+        assert_eq!(log_rows_for(n), id.log_rows(&statement), "{}", id.name());
+        if id == ComponentId::Input {
+            assert_eq!(n, crate::validity::closure::closure_terms(&statement).len());
+        }
+        if id == ComponentId::Trade {
+            let trades = ops
+                .iter()
+                .filter(|o| matches!(o, Operation::Trade { .. }))
+                .count();
+            assert_eq!(n, trades);
+        }
+    }
+}

@@ -137,6 +137,56 @@ pub fn prove_batches(
     )
 }
 
+/// The rows each component of `air` needs for `batches` (consecutive, one rollup) before
+/// padding to a power of two: the data from which shape classes are sized
+/// (`specs/recursion.md` §5). Executes and builds the witness; proves nothing.
+///
+/// # Errors
+/// As [`prove_batches`].
+pub fn component_rows(
+    venue: &Venue,
+    batches: &[&[Operation]],
+    air: ValidityAir,
+) -> Result<Vec<(ComponentId, usize)>, ProveError> {
+    if batches.iter().any(|b| b.is_empty()) {
+        return Err(ProveError::NoRecords);
+    }
+    let ops: Vec<Operation> = batches.concat();
+    if ops.len() > MAX_OPS {
+        return Err(ProveError::TooManyRecords {
+            max: MAX_OPS,
+            got: ops.len(),
+        });
+    }
+    let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
+    let execution = execute::execute(venue, &ops)?;
+    let (statement, w) = witness(execution, &ops, &sizes, air)?;
+    let data_nodes: usize = sizes
+        .iter()
+        .map(|&n| crate::hash::merkle::n_internal_nodes(n))
+        .sum();
+    Ok(ComponentId::of(air)
+        .iter()
+        .map(|&id| {
+            let rows = match id {
+                ComponentId::Range => 1 << crate::validity::range::LOG_RANGE,
+                ComponentId::Instruments => statement.instruments.len(),
+                ComponentId::DataLeaf => ops.len(),
+                ComponentId::DataNode => data_nodes,
+                ComponentId::Cash => w.cash.len(),
+                ComponentId::Trade => w.trade.len(),
+                ComponentId::StateLeaf => w.state.leaves.len(),
+                ComponentId::StateNode => w.state.nodes.len(),
+                ComponentId::Chip => w.chip.len(),
+                ComponentId::Settle => w.settle.len(),
+                ComponentId::Holder => w.holder.len(),
+                ComponentId::Input => w.input.len(),
+            };
+            (id, rows)
+        })
+        .collect())
+}
+
 /// [`prove_forest_with`] for one batch.
 #[cfg(test)]
 pub(crate) fn prove_validity_with(
