@@ -2,7 +2,8 @@
 //! (`tests/fixtures/batch_validity_v2*.proof`, Blake2s and Poseidon2-M31 channels): it accepts
 //! both, records a consistent trace of every value it computed, and gives stwo's verdict on
 //! random single-byte mutations of each proof — and stwo's error, wherever stwo returns one
-//! rather than panicking.
+//! rather than panicking. The same for fresh batch-validity v3 proofs (preprocessed range
+//! table, closure input component), which have no golden fixture yet.
 
 use std::path::PathBuf;
 
@@ -194,5 +195,57 @@ fn tracing_verifier_agrees_with_stwo_on_single_byte_mutations() {
                 "{name}: no {kind} rejection: {tally:?}"
             );
         }
+    }
+}
+
+/// Mutations per channel of a fresh v3 proof: fewer than the golden proofs', which already
+/// cover the shared verifier; v3 adds a non-empty preprocessed tree and a twelfth component.
+const V3_MUTATIONS: usize = 300;
+
+#[test]
+fn tracing_verifier_agrees_with_stwo_on_v3_proofs_and_their_mutations() {
+    use poe_circle_stark::config::SecurityConfig;
+    use poe_circle_stark::proof::ChannelId;
+    use poe_circle_stark::validity::{prove_batches, ValidityAir};
+    use poe_circle_stark::venue::sample;
+    let (venue, ops) = sample::batch_settling(64, 8, 5, 1_800_000_000_000_000, 1_000);
+    for (seed, channel) in [ChannelId::Blake2s, ChannelId::Poseidon2]
+        .into_iter()
+        .enumerate()
+    {
+        let (statement, proof) = prove_batches(
+            &venue,
+            &[&ops],
+            SecurityConfig::production(),
+            channel,
+            ValidityAir::V3,
+        )
+        .unwrap();
+        let bytes = proof.to_bytes();
+        let n_queries = proof.config.n_queries() as usize;
+        let trace = trace_validity(proof, &statement, &VerifierPolicy::default())
+            .unwrap_or_else(|e| panic!("{channel:?}: {e}"));
+        match &trace {
+            AnyTrace::Blake2s(t) => {
+                check_consistent(t, n_queries);
+                check_blake2s_states(t);
+            }
+            AnyTrace::Poseidon2(t) => check_consistent(t, n_queries),
+        }
+        let tally = mutations(&bytes, &statement, 7 + seed as u64, V3_MUTATIONS, 2);
+        println!("v3 {channel:?}: {tally:?}");
+        assert!(tally.disagreements.is_empty(), "{:#?}", tally.disagreements);
+        assert_eq!(
+            tally.accepted, 0,
+            "{channel:?}: a mutated proof was accepted"
+        );
+        assert!(
+            tally.verified * 2 > tally.mutations,
+            "{channel:?}: {tally:?}"
+        );
+        assert!(
+            tally.same_error.get("Merkle").copied().unwrap_or(0) > 0,
+            "{channel:?}: no Merkle rejection: {tally:?}"
+        );
     }
 }
