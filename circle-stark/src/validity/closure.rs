@@ -145,13 +145,18 @@ pub fn chain_start(n_terms: usize) -> [M31; WIDTH] {
 /// component's chain telescopes to `−1/c(0, start) + 1/c(|L|, closure_state)`, and its terms
 /// cancel the closure the verifier would otherwise add.
 pub fn expected_chain_sum(chain: &ClosureChain, terms: &[ClosureTerm]) -> SecureField {
+    chain_ends_sum(chain, terms.len(), closure_state(terms))
+}
+
+/// [`expected_chain_sum`] from the list's length and final state (a v3 public input's).
+pub fn chain_ends_sum(chain: &ClosureChain, n_terms: usize, end: [M31; WIDTH]) -> SecureField {
     let tuple = |index: usize, state: [M31; WIDTH]| {
         let mut v = vec![M31::from_u32_unchecked(index as u32)];
         v.extend(state);
         let d: SecureField = chain.combine(&v);
         d.inverse()
     };
-    tuple(terms.len(), closure_state(terms)) - tuple(0, chain_start(terms.len()))
+    tuple(n_terms, end) - tuple(0, chain_start(n_terms))
 }
 
 /// Columns of the input component: `enabled, index, m[3], values[20], in[16], mid1[16],

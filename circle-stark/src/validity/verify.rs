@@ -196,7 +196,20 @@ fn verify_stark<MC: PoeChannel, K: StarkCheck>(
     check.note::<MC>("LogUp sums", channel);
     scheme.commit(commitments[2], &sizes[2], channel);
     check.note::<MC>("interaction root", channel);
-    if sums.iter().copied().sum::<SecureField>() != statement.expected_logup_sum(air, &rels) {
+    let expected = match air {
+        ValidityAir::V2 => statement.expected_logup_sum(air, &rels),
+        // The public input, already equal to the statement's, holds `|L|` and the chain's end:
+        // no second pass over the closure list.
+        ValidityAir::V3 => {
+            let n = ComponentId::of(air).len();
+            super::closure::chain_ends_sum(
+                &rels.closure_chain,
+                public_inputs[n].0 as usize,
+                std::array::from_fn(|i| public_inputs[n + 1 + i]),
+            )
+        }
+    };
+    if sums.iter().copied().sum::<SecureField>() != expected {
         return Err(VerifyError::LogUpSumMismatch);
     }
     let components = Components::new(air, statement, &rels, &sums);
