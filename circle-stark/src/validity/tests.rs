@@ -279,33 +279,39 @@ fn batch_with_a_settlement_proves_and_verifies() {
 #[test]
 fn wrong_settlement_payoff_is_rejected() {
     // One more unit per lot for every long, and the shorts pay it: a consistent chain and
-    // balances, but not the rule's payoff.
-    let e = forged_settlement(
-        |_| {},
-        |headers, holders| {
-            headers[0].payoff += 1;
-            for h in holders {
-                h.payoff += 1;
-                h.account_state.1 =
-                    HolderRow::settled(h.account_state.0, h.position, h.payoff, h.collateral);
-            }
-        },
-    )
-    .unwrap_err();
-    assert!(rejected(&e), "{e}");
+    // balances, but not the rule's payoff. Under both AIRs.
+    for air in [ValidityAir::V2, ValidityAir::V3] {
+        let e = forged_settlement_as(
+            air,
+            |_| {},
+            |headers, holders| {
+                headers[0].payoff += 1;
+                for h in holders {
+                    h.payoff += 1;
+                    h.account_state.1 =
+                        HolderRow::settled(h.account_state.0, h.position, h.payoff, h.collateral);
+                }
+            },
+        )
+        .unwrap_err();
+        assert!(rejected(&e), "{air:?}: {e}");
+    }
 }
 
 #[test]
 fn short_not_charged_at_settlement_is_rejected() {
-    let e = forged_settlement(
-        |_| {},
-        |_, holders| {
-            let h = holders.iter_mut().find(|h| h.position < 0).unwrap();
-            h.account_state.1 = h.account_state.0;
-        },
-    )
-    .unwrap_err();
-    assert!(rejected(&e), "{e}");
+    for air in [ValidityAir::V2, ValidityAir::V3] {
+        let e = forged_settlement_as(
+            air,
+            |_| {},
+            |_, holders| {
+                let h = holders.iter_mut().find(|h| h.position < 0).unwrap();
+                h.account_state.1 = h.account_state.0;
+            },
+        )
+        .unwrap_err();
+        assert!(rejected(&e), "{air:?}: {e}");
+    }
 }
 
 #[test]
@@ -728,38 +734,6 @@ fn v3_statement_with_another_data_root_is_rejected() {
     )
     .unwrap_err();
     assert_eq!(e, VerifyError::LogUpSumMismatch);
-}
-
-#[test]
-fn v3_wrong_settlement_payoff_is_rejected() {
-    let e = forged_settlement_as(
-        ValidityAir::V3,
-        |_| {},
-        |headers, holders| {
-            headers[0].payoff += 1;
-            for h in holders {
-                h.payoff += 1;
-                h.account_state.1 =
-                    HolderRow::settled(h.account_state.0, h.position, h.payoff, h.collateral);
-            }
-        },
-    )
-    .unwrap_err();
-    assert!(rejected(&e), "{e}");
-}
-
-#[test]
-fn v3_short_not_charged_at_settlement_is_rejected() {
-    let e = forged_settlement_as(
-        ValidityAir::V3,
-        |_| {},
-        |_, holders| {
-            let h = holders.iter_mut().find(|h| h.position < 0).unwrap();
-            h.account_state.1 = h.account_state.0;
-        },
-    )
-    .unwrap_err();
-    assert!(rejected(&e), "{e}");
 }
 
 #[test]
