@@ -71,9 +71,14 @@ enum Command {
         /// Merkle channel: blake2s, or poseidon2 (the channel recursion verifies).
         #[arg(long, default_value = "blake2s")]
         channel: String,
-        /// Batch-validity AIR: v2, or v3 (the range table preprocessed and pinned).
+        /// Batch-validity AIR: v2, v3 (the range table preprocessed and pinned, a constant-size
+        /// public input), or v3-class (v3 padded to the cheapest shape class).
         #[arg(long, default_value = "v2")]
         air: String,
+        /// v3: pad to this shape class (`o<k>s<j>`: 2^k operations, 2^j chip rows) instead of
+        /// the cheapest.
+        #[arg(long)]
+        class: Option<String>,
         /// Seed of the generated batch.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -113,7 +118,8 @@ enum Command {
         /// Merkle channels, comma-separated; each row is compared with the first.
         #[arg(long, default_value = "blake2s")]
         channels: String,
-        /// Batch-validity AIRs, comma-separated (v2, v3); every channel runs under each.
+        /// Batch-validity AIRs, comma-separated (v2, v3, v3-class: v3 padded to the cheapest
+        /// shape class); every channel runs under each.
         #[arg(long, default_value = "v2")]
         airs: String,
     },
@@ -335,6 +341,9 @@ enum Command {
         /// Operations per batch (a segment's batches).
         #[arg(long, default_value_t = 256)]
         batch_ops: usize,
+        /// List the shape classes (sizes per component, trace cells) instead.
+        #[arg(long)]
+        classes: bool,
     },
     /// The tracing verifier (recursion's witness source) against stwo's on a leaf proof per
     /// channel: verify times, trace sizes, and the verdicts on random single-byte mutations.
@@ -371,6 +380,27 @@ pub(crate) fn validity_air(name: &str) -> Result<ValidityAir, String> {
         .ok_or_else(|| format!("unknown batch-validity AIR {name:?}: use v2 or v3"))
 }
 
+/// `--channel`, `--air` and `--class` of prove-batch as one flavor.
+fn flavor(
+    ch: &str,
+    air: &str,
+    class: Option<&str>,
+) -> Result<poe_aggregator::validity::Flavor, String> {
+    use poe_aggregator::validity::ClassChoice;
+    use poe_circle_stark::validity::{ShapeClass, ValidityAir};
+    let mut f = poe_aggregator::validity::parse_air(air, channel(ch)?)?;
+    if let Some(name) = class {
+        if f.air != ValidityAir::V3 {
+            return Err("--class needs --air v3".into());
+        }
+        let c = ShapeClass::parse(name).ok_or_else(|| {
+            format!("unknown shape class {name:?}: o<k>s<j> with k in 8..=18, j - k in -4, -2, 0, 2, 4 (`poe shape-stats --classes` lists them)")
+        })?;
+        f.class = Some(ClassChoice::Fixed(c));
+    }
+    Ok(f)
+}
+
 pub(crate) fn preset(name: &str) -> Result<SecurityConfig, String> {
     SecurityConfig::preset(name)
         .ok_or_else(|| format!("unknown preset {name:?}: use production, compact or testing"))
@@ -401,6 +431,7 @@ fn run(cli: Cli) -> Result<(), String> {
             preset: p,
             channel: ch,
             air,
+            class,
             seed,
             out,
             statement,
@@ -409,7 +440,7 @@ fn run(cli: Cli) -> Result<(), String> {
             ops,
             accounts,
             preset(&p)?,
-            (channel(&ch)?, validity_air(&air)?),
+            flavor(&ch, &air, class.as_deref())?,
             seed,
             poe_aggregator::validity::Outputs {
                 proof: out.as_deref(),
@@ -433,14 +464,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 .split(',')
                 .map(channel)
                 .collect::<Result<Vec<_>, _>>()?;
-            let airs = airs
-                .split(',')
-                .map(validity_air)
-                .collect::<Result<Vec<_>, _>>()?;
-            let flavors: Vec<_> = channels
+            let flavors = channels
                 .iter()
-                .flat_map(|&c| airs.iter().map(move |&a| (c, a)))
-                .collect();
+                .flat_map(|&c| {
+                    airs.split(',')
+                        .map(move |a| poe_aggregator::validity::parse_air(a, c))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             poe_aggregator::validity::bench_command(min_log, max_log, &p, preset(&p)?, &flavors)
         }
         Command::VerifyProof {
@@ -510,7 +540,18 @@ fn run(cli: Cli) -> Result<(), String> {
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
         Command::BenchPoseidon2 { perms, runs } => cmd::bench::bench_poseidon2(perms, runs),
-        Command::ShapeStats { max_log, batch_ops } => cmd::bench::shape_stats(max_log, batch_ops),
+        Command::ShapeStats {
+            max_log,
+            batch_ops,
+            classes,
+        } => {
+            if classes {
+                cmd::bench::shape_classes();
+                Ok(())
+            } else {
+                cmd::bench::shape_stats(max_log, batch_ops)
+            }
+        }
         Command::CircuitStats { statement, air } => {
             cmd::bench::circuit_stats(statement.as_deref(), validity_air(&air)?)
         }

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
 use poe_circle_stark::proof::ChannelId;
-use poe_circle_stark::validity::{prove_batches, ValidityAir};
+use poe_circle_stark::validity::{
+    plan_classes, prove_batches, prove_in_class, ShapeClass, ValidityAir,
+};
 use poe_circle_stark::validity::{verify_validity_bytes, ValidityStatement};
 use poe_circle_stark::venue::{sample, Operation};
 
@@ -16,6 +18,63 @@ const T0: u64 = 1_800_000_000_000_000;
 
 fn count(ops: &[Operation], pick: fn(&Operation) -> bool) -> usize {
     ops.iter().filter(|o| pick(o)).count()
+}
+
+/// Which shape class a v3 proof is padded to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassChoice {
+    /// The cheapest class that holds the batch (what the segment planner picks).
+    Auto,
+    /// This class (an error if it does not hold the batch).
+    Fixed(ShapeClass),
+}
+
+/// What a batch-validity proof is made under: channel, AIR and, under v3, a shape class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flavor {
+    /// The Merkle channel.
+    pub channel: ChannelId,
+    /// The AIR.
+    pub air: ValidityAir,
+    /// v3 only: pad to a class (`None`: each component at its own power of two).
+    pub class: Option<ClassChoice>,
+}
+
+impl Flavor {
+    /// `--air` value: `v2`, `v3`, or `v3-class` (v3 in the cheapest class).
+    pub fn air_tag(self) -> String {
+        match self.class {
+            None => self.air.tag().to_string(),
+            Some(_) => format!("{}-class", self.air.tag()),
+        }
+    }
+
+    /// `channel air` as tables print it.
+    pub fn name(self) -> String {
+        format!("{} {}", self.channel.name(), self.air_tag())
+    }
+}
+
+/// Parses an `--air` value: `v2`, `v3` or `v3-class`.
+///
+/// # Errors
+/// An unknown value, as text.
+pub fn parse_air(name: &str, channel: ChannelId) -> Result<Flavor, String> {
+    let name = name.trim();
+    let (air, class) = match name.strip_suffix("-class") {
+        Some(air) => (air, Some(ClassChoice::Auto)),
+        None => (name, None),
+    };
+    let air = ValidityAir::parse(air)
+        .ok_or_else(|| format!("unknown batch-validity AIR {name:?}: use v2, v3 or v3-class"))?;
+    if class.is_some() && air != ValidityAir::V3 {
+        return Err(format!("{name:?}: shape classes are AIR v3's"));
+    }
+    Ok(Flavor {
+        channel,
+        air,
+        class,
+    })
 }
 
 /// Where `poe prove-batch` writes: the proof and statement files, and a JSON line or a table.
@@ -37,10 +96,11 @@ pub fn prove_command(
     n: usize,
     accounts: u32,
     config: SecurityConfig,
-    (channel, air): (ChannelId, ValidityAir),
+    flavor: Flavor,
     seed: u64,
     outputs: Outputs<'_>,
 ) -> Result<(), String> {
+    let Flavor { channel, air, .. } = flavor;
     let Outputs {
         proof: out,
         statement: statement_out,
@@ -61,9 +121,21 @@ pub fn prove_command(
         return Err("--ops must be at least 2 (the batch ends with a settlement)".into());
     }
     let (venue, ops) = sample::batch_settling(n, accounts, seed, T0, 1_000);
+    let class = match flavor.class {
+        None => None,
+        Some(ClassChoice::Fixed(c)) => Some(c),
+        Some(ClassChoice::Auto) => {
+            let plan =
+                plan_classes(&venue, &[&ops], ShapeClass::largest()).map_err(|e| e.to_string())?;
+            Some(plan[0].class)
+        }
+    };
     let t = Instant::now();
-    let (statement, proof) =
-        prove_batches(&venue, &[&ops], config, channel, air).map_err(|e| e.to_string())?;
+    let (statement, proof) = match class {
+        None => prove_batches(&venue, &[&ops], config, channel, air),
+        Some(c) => prove_in_class(&venue, &[&ops], config, channel, c),
+    }
+    .map_err(|e| e.to_string())?;
     let prove_s = t.elapsed().as_secs_f64();
     let bytes = proof.to_bytes();
     let policy = VerifierPolicy {
@@ -97,9 +169,11 @@ pub fn prove_command(
     let public_bytes = proof.public_inputs.len() * 4;
     if json {
         println!(
-            "{{\"channel\":\"{}\",\"air\":\"{}\",\"ops\":{n},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{},\"verify_permutations\":{verify_perms},\"queries\":{},\"opened_per_query\":{},\"samples\":{},\"deep_terms\":{},\"fri_folds\":{}}}",
+            "{{\"channel\":\"{}\",\"air\":\"{}\",\"class\":{},\"trace_cells\":{},\"ops\":{n},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{},\"verify_permutations\":{verify_perms},\"queries\":{},\"opened_per_query\":{},\"samples\":{},\"deep_terms\":{},\"fri_folds\":{}}}",
             channel.name(),
             air.air_id().name(),
+            class.map_or_else(|| "null".into(), |c| format!("\"{c}\"")),
+            trace_cells(&statement),
             statement.log_state_leaf_rows,
             statement.log_state_node_rows,
             bytes.len(),
@@ -138,6 +212,14 @@ pub fn prove_command(
         ("channel", channel.name().to_string()),
         ("AIR", air.air_id().name().to_string()),
         (
+            "shape",
+            format!(
+                "{}, {} trace cells",
+                class.map_or_else(|| "each component at its own size".into(), |c| format!("class {c}")),
+                trace_cells(&statement)
+            ),
+        ),
+        (
             "prove",
             format!("{prove_s:.2} s ({:.0} ops/s)", n as f64 / prove_s),
         ),
@@ -165,6 +247,17 @@ pub fn prove_command(
         println!("{k:<12} {v}");
     }
     Ok(())
+}
+
+/// Main and interaction cells of a v3 proof's components at the statement's sizes (the
+/// padding a class costs); 0 under v2, which has no shape.
+fn trace_cells(s: &ValidityStatement) -> u64 {
+    use poe_circle_stark::validity::{ComponentId, Shape};
+    let mut logs = [0u32; ComponentId::ALL.len()];
+    for id in ComponentId::ALL {
+        logs[id.index()] = id.log_rows(s);
+    }
+    Shape(logs).cells()
 }
 
 /// Verifies a proof file against a statement file.
@@ -206,13 +299,15 @@ pub fn bench_command(
     max_log: u32,
     p: &str,
     config: SecurityConfig,
-    flavors: &[(ChannelId, ValidityAir)],
+    flavors: &[Flavor],
 ) -> Result<(), String> {
     if min_log > max_log || max_log > 18 {
         return Err("need min-log <= max-log <= 18".into());
     }
-    let name = |(c, a): (ChannelId, ValidityAir)| format!("{} {}", c.name(), a.tag());
-    let first = name(*flavors.first().ok_or("need at least one channel and AIR")?);
+    let first = flavors
+        .first()
+        .ok_or("need at least one channel and AIR")?
+        .name();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let child = |args: &[String]| -> Result<String, String> {
         let out = std::process::Command::new(&exe)
@@ -242,8 +337,8 @@ pub fn bench_command(
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for log in min_log..=max_log {
         let mut base: Option<(f64, f64)> = None;
-        for &(channel, air) in flavors {
-            let flavor = name((channel, air));
+        for &f in flavors {
+            let flavor = f.name();
             eprintln!("  2^{log} operations, {flavor}…");
             let line = child(&[
                 "prove-batch".into(),
@@ -251,9 +346,9 @@ pub fn bench_command(
                 "--preset".into(),
                 p.into(),
                 "--channel".into(),
-                channel.name().into(),
+                f.channel.name().into(),
                 "--air".into(),
-                air.tag().into(),
+                f.air_tag(),
                 "--ops".into(),
                 (1u64 << log).to_string(),
             ])?;

@@ -96,7 +96,7 @@ pub enum ProveError {
     /// The batch breaks a venue rule: it has no validity proof.
     #[error("the batch breaks a rule: {0}")]
     Rule(#[from] crate::venue::Violation),
-    /// stwo refused to prove: the trace does not satisfy the AIR (a bug in poe).
+    /// No starting state for a rollup in the day.
     #[error("no venue state for rollup {rollup_id} before seq {seq}")]
     NoVenue {
         /// The rollup.
@@ -104,7 +104,7 @@ pub enum ProveError {
         /// Its first batch of the day.
         seq: u64,
     },
-
+    /// A segment of the root proof failed.
     #[error("segment of rollup {rollup_id} seq {first_seq}..={last_seq}: {error}")]
     Segment {
         /// The rollup.
@@ -116,7 +116,25 @@ pub enum ProveError {
         /// What failed.
         error: Box<ProveError>,
     },
-
+    /// A run of batches needs more rows in a component than the requested shape gives it.
+    #[error("shape {shape}: component {component} needs {rows} rows, the shape gives {capacity}")]
+    ShapeOverflow {
+        /// The shape (class name, or `custom`).
+        shape: String,
+        /// The component.
+        component: &'static str,
+        /// Rows it needs.
+        rows: usize,
+        /// Rows the shape gives it.
+        capacity: usize,
+    },
+    /// No shape class holds a run of batches (one batch too large for the catalogue).
+    #[error("no shape class holds {what}")]
+    NoShapeClass {
+        /// The run, and its largest component's needs.
+        what: String,
+    },
+    /// stwo refused to prove: the trace does not satisfy the AIR (a bug in poe).
     #[error("prover failed: {0}")]
     Stwo(String),
 }

@@ -230,13 +230,26 @@ pub(crate) fn bench_poseidon2(perms: usize, runs: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// `poe circuit-stats`: every batch-validity component compiled to a QM31 circuit, its gates
-/// counted, and the time to evaluate it once at a point.
+/// `poe shape-stats --classes`: the shape-class catalogue.
+pub(crate) fn shape_classes() {
+    use poe_circle_stark::validity::{ComponentId, ShapeClass};
+    println!("poe shape-stats --classes: batch-validity v3 shape classes (log2 rows per component; trace cells = main + interaction)");
+    let names: Vec<&str> = ComponentId::ALL.iter().map(|id| id.name()).collect();
+    println!("| class | {} | trace cells |", names.join(" | "));
+    println!("|---|{}---:|", "---:|".repeat(names.len()));
+    for c in ShapeClass::all() {
+        let logs: Vec<String> = c.shape().0.iter().map(u32::to_string).collect();
+        println!("| {c} | {} | {} |", logs.join(" | "), c.cells());
+    }
+}
+
 /// `poe shape-stats`: the rows each batch-validity component needs (before padding) on
 /// generated settling batches over a grid of sizes and account counts — the data for sizing
-/// shape classes (`specs/recursion.md` §5).
+/// shape classes (`specs/recursion.md` §5) — and the class the planner picks for them, with
+/// the trace cells it pads to against the cells at each component's own power of two.
 pub(crate) fn shape_stats(max_log: u32, batch_ops: usize) -> Result<(), String> {
-    use poe_circle_stark::validity::{component_rows, ComponentId, ValidityAir};
+    use poe_circle_stark::data_root::log_rows_for;
+    use poe_circle_stark::validity::{component_rows, ComponentId, Shape, ShapeClass, ValidityAir};
     use poe_circle_stark::venue::sample;
     if !(10..=18).contains(&max_log) || batch_ops == 0 {
         return Err("need 10 <= --max-log <= 18 and --batch-ops > 0".into());
@@ -244,8 +257,11 @@ pub(crate) fn shape_stats(max_log: u32, batch_ops: usize) -> Result<(), String> 
     let ids = ComponentId::of(ValidityAir::V3);
     println!("poe shape-stats: rows per batch-validity v3 component before padding (settling batches cut into batches of {batch_ops} operations; per operation in brackets)");
     let names: Vec<&str> = ids.iter().map(|id| id.name()).collect();
-    println!("| ops | accounts | batches | {} |", names.join(" | "));
-    println!("|---:|---:|---:|{}", "---:|".repeat(ids.len()));
+    println!(
+        "| ops | accounts | batches | {} | class | cells: own sizes → class (×) |",
+        names.join(" | ")
+    );
+    println!("|---:|---:|---:|{}---|---:|", "---:|".repeat(ids.len()));
     for log in (10..=max_log).step_by(2) {
         for accounts in [16u32, 256, 4096] {
             let n = 1usize << log;
@@ -265,16 +281,30 @@ pub(crate) fn shape_stats(max_log: u32, batch_ops: usize) -> Result<(), String> 
                     _ => format!("{r} ({:.2})", *r as f64 / n as f64),
                 })
                 .collect();
+            let mut need = [0usize; ComponentId::ALL.len()];
+            let mut own = [0u32; ComponentId::ALL.len()];
+            for &(id, r) in &rows {
+                need[id.index()] = r;
+                own[id.index()] = log_rows_for(r);
+            }
+            let (class, padded) = match ShapeClass::cheapest_holding(&need) {
+                Some(c) => (c.to_string(), c.cells()),
+                None => ("none".into(), 0),
+            };
+            let own = Shape(own).cells();
             println!(
-                "| 2^{log} | {accounts} | {} | {} |",
+                "| 2^{log} | {accounts} | {} | {} | {class} | {own} → {padded} ({:.2}) |",
                 batches.len(),
-                cells.join(" | ")
+                cells.join(" | "),
+                padded as f64 / own as f64
             );
         }
     }
     Ok(())
 }
 
+/// `poe circuit-stats`: every batch-validity component compiled to a QM31 circuit, its gates
+/// counted, and the time to evaluate it once at a point.
 pub(crate) fn circuit_stats(
     statement: Option<&std::path::Path>,
     air: poe_circle_stark::validity::ValidityAir,

@@ -127,6 +127,20 @@ pub fn closure_terms(s: &ValidityStatement) -> Vec<ClosureTerm> {
     out
 }
 
+/// Permutations the closure input's sponge pays per term (a term is three rate blocks).
+pub const PERMS_PER_TERM: usize = TERM_LIMBS / RATE;
+
+/// `|L|` without building the list: per batch its root and empty siblings, per instrument its
+/// tuple, and the state roots' tuple.
+pub fn closure_len(batch_sizes: impl IntoIterator<Item = usize>, n_instruments: usize) -> usize {
+    batch_sizes
+        .into_iter()
+        .map(|n| 1 + empty_siblings(n).len())
+        .sum::<usize>()
+        + n_instruments
+        + 1
+}
+
 /// The sponge's final state over the closure list's encodings (domain `Closure`, length
 /// `TERM_LIMBS × |L|`); its first eight elements are the statement's closure digest.
 pub fn closure_state(terms: &[ClosureTerm]) -> [M31; 16] {
@@ -386,7 +400,20 @@ mod tests {
                     collateral: 3_000_000_000,
                 },
             ],
+            shape: None,
         }
+    }
+
+    #[test]
+    fn closure_len_counts_the_list() {
+        let s = statement();
+        assert_eq!(
+            closure_len(
+                s.batches.iter().map(|b| b.n_ops as usize),
+                s.instruments.len()
+            ),
+            closure_terms(&s).len()
+        );
     }
 
     #[test]

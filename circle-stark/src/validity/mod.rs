@@ -30,6 +30,9 @@ pub mod relations;
 #[cfg(feature = "prover")]
 pub mod row;
 pub mod settle;
+pub mod shape;
+#[cfg(all(test, feature = "prover"))]
+mod shape_tests;
 pub mod state_tree;
 pub mod statement;
 #[cfg(all(test, feature = "prover"))]
@@ -40,11 +43,12 @@ mod verify;
 pub use circuits::compiled_circuits;
 #[cfg(feature = "prover")]
 pub use prove::{
-    component_rows, prove_batches, prove_segment, prove_segment_under, prove_validity,
-    prove_validity_under,
+    component_rows, plan_classes, prove_batches, prove_in_class, prove_segment,
+    prove_segment_under, prove_validity, prove_validity_under, BatchRows, PlannedSegment, RunRows,
 };
 pub use registry::{ComponentId, N_COMPONENTS};
 pub use relations::ValidityRelations;
+pub use shape::{Shape, ShapeClass};
 pub use statement::{
     BatchTree, ValidityStatement, MAX_BATCHES, MAX_HOLDER_LOG, MAX_OPS, V3_PUBLIC_INPUTS,
 };

@@ -77,6 +77,11 @@ impl ComponentId {
         }
     }
 
+    /// Position in [`ComponentId::ALL`] (commitment order).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The component's name, as the specs and errors spell it.
     pub fn name(self) -> &'static str {
         match self {
@@ -95,8 +100,17 @@ impl ComponentId {
         }
     }
 
-    /// log2 of the component's rows under `s`.
+    /// log2 of the component's rows under `s`: its shape's where it states one.
     pub fn log_rows(self, s: &ValidityStatement) -> u32 {
+        if let Some(shape) = &s.shape {
+            return shape.log_rows(self);
+        }
+        self.natural_log_rows(s)
+    }
+
+    /// log2 of the rows `s`'s own witness needs (each component's power of two; the derived
+    /// components' from the statement), whatever shape it states.
+    pub fn natural_log_rows(self, s: &ValidityStatement) -> u32 {
         match self {
             Self::Range => LOG_RANGE,
             Self::Instruments => log_rows_for(s.instruments.len()),
@@ -123,7 +137,18 @@ impl ComponentId {
         rels: &ValidityRelations,
         visitor: V,
     ) -> V::Out {
-        let log_rows = self.log_rows(s);
+        self.eval_sized(air, self.log_rows(s), rels, visitor)
+    }
+
+    /// [`ComponentId::eval_with`] at a given size: the evaluators depend on the statement only
+    /// through it (what lets a shape be costed without a statement).
+    pub(crate) fn eval_sized<V: EvalVisitor>(
+        self,
+        air: ValidityAir,
+        log_rows: u32,
+        rels: &ValidityRelations,
+        visitor: V,
+    ) -> V::Out {
         match self {
             Self::Range => match air {
                 ValidityAir::V2 => visitor.visit(RangeTableEval {

@@ -5,6 +5,7 @@ use stwo::core::fields::FieldExpOps;
 use stwo_constraint_framework::Relation;
 
 use super::relations::ValidityRelations;
+use super::shape::{Shape, MAX_SHAPE_LOG, SHAPE_LEN};
 use super::ValidityAir;
 use crate::data_root::{log_rows_for, MerkleNodeRelation};
 use crate::field::M31;
@@ -61,6 +62,10 @@ pub struct ValidityStatement {
     /// The rollup's listed instruments (instrument `i` is entry `i`); their Merkle root is
     /// every covered batch's `instruments_root`.
     pub instruments: Vec<Instrument>,
+    /// AIR v3 only: the size of every component, padded beyond the witness's own (a shape
+    /// class's, `shape`); the seven log fields above then equal its entries. `None`: each
+    /// component at its own power of two.
+    pub shape: Option<Shape>,
 }
 
 const N_LOGS: usize = 7;
@@ -69,6 +74,8 @@ const N_LOGS: usize = 7;
 pub const V3_PUBLIC_INPUTS: usize = 12 + 1 + 16;
 const TREE_LIMBS: usize = 1 + DIGEST_LEN;
 const STATEMENT_MAGIC: [u8; 8] = *b"POEVST03";
+/// A statement with a shape: the same, then the shape's logs.
+const SHAPED_STATEMENT_MAGIC: [u8; 8] = *b"POEVST04";
 
 impl ValidityStatement {
     /// Operations in all batches.
@@ -176,17 +183,28 @@ impl ValidityStatement {
             log_settle_rows: logs[5].0,
             log_holder_rows: logs[6].0,
             instruments,
+            shape: None,
         })
     }
 
     /// The statement as a file: `POEVST03`, then the public inputs as a `u32` count and
     /// little-endian `u32`s.
+    /// With a shape, `POEVST04` and the shape's 12 logs as `u32`s after them.
     pub fn to_bytes(&self) -> Vec<u8> {
         let inputs = self.to_public_inputs();
-        let mut out = STATEMENT_MAGIC.to_vec();
+        let magic = match self.shape {
+            None => STATEMENT_MAGIC,
+            Some(_) => SHAPED_STATEMENT_MAGIC,
+        };
+        let mut out = magic.to_vec();
         out.extend((inputs.len() as u32).to_le_bytes());
         for x in inputs {
             out.extend(x.0.to_le_bytes());
+        }
+        if let Some(shape) = &self.shape {
+            for l in shape.0 {
+                out.extend(l.to_le_bytes());
+            }
         }
         out
     }
@@ -197,20 +215,31 @@ impl ValidityStatement {
     /// # Errors
     /// What is wrong, as text.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let rest = bytes
-            .strip_prefix(&STATEMENT_MAGIC)
-            .ok_or("not a batch-validity v2 statement (magic POEVST03 expected)")?;
+        let (rest, shaped) = match (
+            bytes.strip_prefix(&STATEMENT_MAGIC),
+            bytes.strip_prefix(&SHAPED_STATEMENT_MAGIC),
+        ) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => {
+                return Err(
+                    "not a batch-validity statement (magic POEVST03 or POEVST04 expected)".into(),
+                )
+            }
+        };
         let (count, rest) = rest
             .split_first_chunk::<4>()
             .ok_or("truncated before the count")?;
         let count = u32::from_le_bytes(*count) as usize;
-        if rest.len() != count.saturating_mul(4) {
+        let tail = if shaped { 4 * SHAPE_LEN } else { 0 };
+        if rest.len() != count.saturating_mul(4).saturating_add(tail) {
             return Err(format!(
-                "expected {count} field elements ({} bytes), got {} bytes",
+                "expected {count} field elements ({} bytes) and {tail} bytes of shape, got {} bytes",
                 count * 4,
                 rest.len()
             ));
         }
+        let (rest, shape_bytes) = rest.split_at(count * 4);
         let inputs = rest
             .chunks_exact(4)
             .enumerate()
@@ -220,7 +249,16 @@ impl ValidityStatement {
                     .ok_or_else(|| format!("element {i} is {v}, not below p"))
             })
             .collect::<Result<Vec<M31>, String>>()?;
-        Self::from_public_inputs(&inputs).ok_or_else(|| "not a canonical statement".into())
+        let mut statement = Self::from_public_inputs(&inputs).ok_or("not a canonical statement")?;
+        if shaped {
+            let mut shape = [0u32; SHAPE_LEN];
+            for (l, c) in shape.iter_mut().zip(shape_bytes.chunks_exact(4)) {
+                *l = u32::from_le_bytes(c.try_into().expect("4 bytes"));
+            }
+            statement.shape = Some(Shape(shape));
+            statement.check()?;
+        }
+        Ok(statement)
     }
 
     /// Per batch, the `shift` of its tree's rows: `base − 2^depth` (mod p), `base` being the
@@ -292,6 +330,9 @@ impl ValidityStatement {
         if n > MAX_OPS {
             return Err(format!("n_ops must be in 1..={MAX_OPS}, got {n}"));
         }
+        if let Some(shape) = &self.shape {
+            return self.check_shape(shape);
+        }
         let max_log = log_rows_for(n);
         // Each operation touches at most `SLOTS_PER_OP` leaves; each leaf adds at most
         // `STATE_DEPTH` nodes.
@@ -318,6 +359,61 @@ impl ValidityStatement {
                 ));
             }
         }
+        self.check_instruments()
+    }
+
+    /// A stated shape: every log in `MIN_LOG_ROWS ..= MAX_SHAPE_LOG` (the range table's
+    /// fixed), the seven log fields equal to its entries, and the components sized from the
+    /// statement (instrument table, data forest, closure input) at least their own size.
+    fn check_shape(&self, shape: &Shape) -> Result<(), String> {
+        use crate::validity::ComponentId as C;
+        self.check_instruments()?;
+        for id in C::ALL {
+            let log = shape.log_rows(id);
+            let range = match id {
+                C::Range => crate::validity::range::LOG_RANGE..=crate::validity::range::LOG_RANGE,
+                _ => crate::data_root::MIN_LOG_ROWS..=MAX_SHAPE_LOG,
+            };
+            if !range.contains(&log) {
+                return Err(format!(
+                    "shape: {} must be in {}..={}, got {log}",
+                    id.name(),
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        for (id, stated) in [
+            (C::Cash, self.log_cash_rows),
+            (C::Trade, self.log_trade_rows),
+            (C::StateLeaf, self.log_state_leaf_rows),
+            (C::StateNode, self.log_state_node_rows),
+            (C::Chip, self.log_chip_rows),
+            (C::Settle, self.log_settle_rows),
+            (C::Holder, self.log_holder_rows),
+        ] {
+            if stated != shape.log_rows(id) {
+                return Err(format!(
+                    "shape: {} is {} but the statement says {stated}",
+                    id.name(),
+                    shape.log_rows(id)
+                ));
+            }
+        }
+        for id in [C::Instruments, C::DataLeaf, C::DataNode, C::Input] {
+            let need = id.natural_log_rows(self);
+            if shape.log_rows(id) < need {
+                return Err(format!(
+                    "shape: {} needs 2^{need} rows, the shape gives 2^{}",
+                    id.name(),
+                    shape.log_rows(id)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_instruments(&self) -> Result<(), String> {
         if self.instruments.is_empty()
             || self.instruments.len() > crate::venue::MAX_INSTRUMENTS as usize
         {

@@ -505,7 +505,7 @@ fn forged_segment(
         edit,
         |_| {},
         SecurityConfig::testing(),
-        (crate::proof::ChannelId::Blake2s, ValidityAir::V2),
+        crate::validity::prove::ProveAs::new(crate::proof::ChannelId::Blake2s, ValidityAir::V2),
     )?;
     Ok(verify_validity(proof, &statement, &policy()))
 }

@@ -108,6 +108,11 @@ fn precheck(
     })?;
     crate::stark::check_air_and_policy(proof, air.air_id(), policy)?;
     statement.check().map_err(VerifyError::InvalidStatement)?;
+    if air == ValidityAir::V2 && statement.shape.is_some() {
+        return Err(VerifyError::InvalidStatement(
+            "a shape is stated under AIR v3 only".into(),
+        ));
+    }
     let public_inputs = statement.public_inputs(air);
     if proof.public_inputs != public_inputs {
         let field = match air {

@@ -43,7 +43,15 @@ pub(crate) type InputForgery = Box<
 /// # Errors
 /// [`ProveError::Rule`] naming the first operation that breaks a venue rule.
 pub(crate) fn execute(venue: &Venue, ops: &[Operation]) -> Result<Execution, ProveError> {
-    let mut venue = venue.clone();
+    execute_on(&mut venue.clone(), ops)
+}
+
+/// [`execute`] on `venue` itself, which it leaves after the last operation applied (or
+/// partway, on an error).
+///
+/// # Errors
+/// As [`execute`].
+pub(crate) fn execute_on(venue: &mut Venue, ops: &[Operation]) -> Result<Execution, ProveError> {
     let pre_tree = venue.state_tree().clone();
     // Per state key, the time of its last access.
     let mut last: BTreeMap<u32, u32> = BTreeMap::new();
@@ -84,11 +92,11 @@ pub(crate) fn execute(venue: &Venue, ops: &[Operation]) -> Result<Execution, Pro
                 cash.push(row);
             }
             Operation::Trade { .. } => {
-                trade.push(trade_row(&mut venue, op, i as u32, &mut last).map_err(at(i))?);
+                trade.push(trade_row(venue, op, i as u32, &mut last).map_err(at(i))?);
             }
             Operation::Settle { .. } => {
                 let (header, holders) =
-                    settle_rows(&mut venue, op, i as u32, &mut last).map_err(at(i))?;
+                    settle_rows(venue, op, i as u32, &mut last).map_err(at(i))?;
                 settle.push(header);
                 holder.extend(holders);
             }
@@ -103,4 +111,22 @@ pub(crate) fn execute(venue: &Venue, ops: &[Operation]) -> Result<Execution, Pro
         settle,
         holder,
     })
+}
+
+/// Every state access of the rows, in time order: what the state tree opens and closes.
+pub(crate) fn accesses(
+    cash: &[CashRow],
+    trade: &[TradeRow],
+    settle: &[SettleRow],
+    holder: &[HolderRow],
+) -> Vec<crate::validity::row::Access> {
+    let mut out: Vec<_> = cash
+        .iter()
+        .flat_map(|r| [r.access(), r.clock_access()])
+        .chain(trade.iter().flat_map(|r| r.accesses()))
+        .chain(settle.iter().flat_map(|r| r.accesses()))
+        .chain(holder.iter().flat_map(|r| r.accesses()))
+        .collect();
+    out.sort_by_key(|a| a.t);
+    out
 }

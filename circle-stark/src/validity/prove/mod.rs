@@ -6,6 +6,7 @@
 
 mod columns;
 mod execute;
+mod plan;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,7 @@ use self::columns::{
     witness_interaction,
 };
 pub(crate) use self::execute::Execution;
+pub use self::plan::{plan_classes, BatchRows, PlannedSegment, RunRows};
 use super::cash::{CashRow, CASH_BOUND_COLUMNS, CASH_COLUMNS, CASH_LOOKUPS};
 use super::closure::{closure_terms, input_rows, INPUT_COLUMNS, INPUT_LOOKUPS};
 use super::instruments::{settle_terms, INSTRUMENT_COLUMNS};
@@ -33,6 +35,7 @@ use super::row::{Access, Lookup, RowWitness};
 use super::settle::{
     HolderRow, SettleRow, HEADER_COLUMNS, HEADER_LOOKUPS, HOLDER_COLUMNS, HOLDER_LOOKUPS,
 };
+use super::shape::{Shape, ShapeClass, SHAPE_LEN};
 use super::state_tree::{
     tree_witness, Touched, TreeWitness, STATE_LEAF_COLUMNS, STATE_LEAF_LOOKUPS, STATE_NODE_COLUMNS,
     STATE_NODE_LOOKUPS,
@@ -120,21 +123,59 @@ pub fn prove_batches(
     channel: ChannelId,
     air: ValidityAir,
 ) -> Result<(ValidityStatement, Proof), ProveError> {
+    prove_as(venue, batches, config, ProveAs::new(channel, air))
+}
+
+/// Proves a run of batches under AIR v3 in the shape of `class` (`shape`): every component
+/// padded to the class's size, so that one recursive verifier circuit per class checks it.
+///
+/// # Errors
+/// [`ProveError::ShapeOverflow`] naming the first component the class cannot hold, otherwise
+/// as [`prove_batches`].
+pub fn prove_in_class(
+    venue: &Venue,
+    batches: &[&[Operation]],
+    config: SecurityConfig,
+    channel: ChannelId,
+    class: ShapeClass,
+) -> Result<(ValidityStatement, Proof), ProveError> {
+    let target = ProveAs {
+        shape: Some(class.shape()),
+        ..ProveAs::new(channel, ValidityAir::V3)
+    };
+    prove_as(venue, batches, config, target)
+}
+
+fn prove_as(
+    venue: &Venue,
+    batches: &[&[Operation]],
+    config: SecurityConfig,
+    target: ProveAs,
+) -> Result<(ValidityStatement, Proof), ProveError> {
     if batches.iter().any(|b| b.is_empty()) {
         return Err(ProveError::NoRecords);
     }
     let ops: Vec<Operation> = batches.concat();
     let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
-    prove_forest_with(
-        venue,
-        &ops,
-        &sizes,
-        &ops,
-        |_| {},
-        |_| {},
-        config,
-        (channel, air),
-    )
+    prove_forest_with(venue, &ops, &sizes, &ops, |_| {}, |_| {}, config, target)
+}
+
+/// What a proof is made under: the channel, the AIR and (v3) the shape to pad to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProveAs {
+    pub(crate) channel: ChannelId,
+    pub(crate) air: ValidityAir,
+    pub(crate) shape: Option<Shape>,
+}
+
+impl ProveAs {
+    pub(crate) fn new(channel: ChannelId, air: ValidityAir) -> Self {
+        Self {
+            channel,
+            air,
+            shape: None,
+        }
+    }
 }
 
 /// The rows each component of `air` needs for `batches` (consecutive, one rollup) before
@@ -160,30 +201,16 @@ pub fn component_rows(
     }
     let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
     let execution = execute::execute(venue, &ops)?;
-    let (statement, w) = witness(execution, &ops, &sizes, air)?;
-    let data_nodes: usize = sizes
-        .iter()
-        .map(|&n| crate::hash::merkle::n_internal_nodes(n))
-        .sum();
+    let (statement, w) = witness(
+        execution,
+        &ops,
+        &sizes,
+        ProveAs::new(ChannelId::Blake2s, air),
+    )?;
+    let rows = w.rows(&statement, &sizes);
     Ok(ComponentId::of(air)
         .iter()
-        .map(|&id| {
-            let rows = match id {
-                ComponentId::Range => 1 << crate::validity::range::LOG_RANGE,
-                ComponentId::Instruments => statement.instruments.len(),
-                ComponentId::DataLeaf => ops.len(),
-                ComponentId::DataNode => data_nodes,
-                ComponentId::Cash => w.cash.len(),
-                ComponentId::Trade => w.trade.len(),
-                ComponentId::StateLeaf => w.state.leaves.len(),
-                ComponentId::StateNode => w.state.nodes.len(),
-                ComponentId::Chip => w.chip.len(),
-                ComponentId::Settle => w.settle.len(),
-                ComponentId::Holder => w.holder.len(),
-                ComponentId::Input => w.input.len(),
-            };
-            (id, rows)
-        })
+        .map(|&id| (id, rows[id.index()]))
         .collect())
 }
 
@@ -228,7 +255,7 @@ pub(crate) fn prove_validity_as(
         edit,
         forge,
         config,
-        (ChannelId::Blake2s, air),
+        ProveAs::new(ChannelId::Blake2s, air),
     )
 }
 
@@ -246,8 +273,9 @@ pub(crate) fn prove_forest_with(
     edit: impl FnOnce(&mut ValidityStatement),
     forge: impl FnOnce(&mut Execution),
     config: SecurityConfig,
-    (channel, air): (ChannelId, ValidityAir),
+    target: ProveAs,
 ) -> Result<(ValidityStatement, Proof), ProveError> {
+    let ProveAs { channel, air, .. } = target;
     if ops.is_empty() {
         return Err(ProveError::NoRecords);
     }
@@ -265,7 +293,7 @@ pub(crate) fn prove_forest_with(
     }
     let mut execution = execute::execute(venue, ops)?;
     forge(&mut execution);
-    let (mut statement, witness) = witness(execution, records_ops, sizes, air)?;
+    let (mut statement, witness) = witness(execution, records_ops, sizes, target)?;
     edit(&mut statement);
     statement.check().map_err(ProveError::Stwo)?;
     let proof = match channel {
@@ -294,6 +322,51 @@ pub(crate) struct BatchWitness {
     holder: Vec<RowWitness>,
     /// AIR v3's closure input rows (empty under v2).
     input: Vec<RowWitness>,
+}
+
+impl BatchWitness {
+    /// Rows per component before padding ([`ComponentId::ALL`] order; the input's 0 under v2).
+    fn rows(&self, s: &ValidityStatement, sizes: &[usize]) -> [usize; SHAPE_LEN] {
+        let mut rows = [0; SHAPE_LEN];
+        for id in ComponentId::ALL {
+            rows[id.index()] = match id {
+                ComponentId::Range => 1 << crate::validity::range::LOG_RANGE,
+                ComponentId::Instruments => s.instruments.len(),
+                ComponentId::DataLeaf => sizes.iter().sum(),
+                ComponentId::DataNode => data_nodes(sizes),
+                ComponentId::Cash => self.cash.len(),
+                ComponentId::Trade => self.trade.len(),
+                ComponentId::StateLeaf => self.state.leaves.len(),
+                ComponentId::StateNode => self.state.nodes.len(),
+                ComponentId::Chip => self.chip.len(),
+                ComponentId::Settle => self.settle.len(),
+                ComponentId::Holder => self.holder.len(),
+                ComponentId::Input => self.input.len(),
+            };
+        }
+        rows
+    }
+}
+
+/// Internal nodes of the data forest of batches of `sizes`.
+fn data_nodes(sizes: &[usize]) -> usize {
+    sizes
+        .iter()
+        .map(|&n| crate::hash::merkle::n_internal_nodes(n))
+        .sum()
+}
+
+/// The first component of `shape` that `rows` overflow, as the error.
+fn fits(shape: &Shape, rows: &[usize; SHAPE_LEN]) -> Result<(), ProveError> {
+    match shape.overflow(rows) {
+        None => Ok(()),
+        Some(o) => Err(ProveError::ShapeOverflow {
+            shape: ShapeClass::of(shape).map_or_else(|| "custom".into(), |c| c.name()),
+            component: o.component.name(),
+            rows: o.rows,
+            capacity: o.capacity,
+        }),
+    }
 }
 
 /// Where a component's trace comes from.
@@ -428,8 +501,12 @@ fn witness(
     execution: Execution,
     records_ops: &[Operation],
     sizes: &[usize],
-    air: ValidityAir,
+    target: ProveAs,
 ) -> Result<(ValidityStatement, BatchWitness), ProveError> {
+    let ProveAs { air, shape, .. } = target;
+    if shape.is_some() && air != ValidityAir::V3 {
+        return Err(ProveError::Stwo("a shape is AIR v3's only".into()));
+    }
     let Execution {
         pre_tree,
         instruments,
@@ -440,14 +517,7 @@ fn witness(
         forge_input,
     } = execution;
     // The touched leaves, from every row's accesses in time order.
-    let mut accesses: Vec<Access> = cash
-        .iter()
-        .flat_map(|r| [r.access(), r.clock_access()])
-        .chain(trade.iter().flat_map(|r| r.accesses()))
-        .chain(settle.iter().flat_map(|r| r.accesses()))
-        .chain(holder.iter().flat_map(|r| r.accesses()))
-        .collect();
-    accesses.sort_by_key(|a| a.t);
+    let accesses: Vec<Access> = execute::accesses(&cash, &trade, &settle, &holder);
     let mut touched: BTreeMap<u32, Touched> = BTreeMap::new();
     for a in &accesses {
         let t = touched.entry(a.key).or_insert(Touched {
@@ -508,9 +578,37 @@ fn witness(
         log_settle_rows: log_rows_for(settle.len()),
         log_holder_rows: log_rows_for(holder.len()),
         instruments,
+        shape: None,
     };
+    if let Some(shape) = shape {
+        // Everything but the chip, which also hashes the closure input, fits before the
+        // traces are built at the shape's sizes.
+        let mut rows = [0; SHAPE_LEN];
+        rows[ComponentId::Instruments.index()] = statement.instruments.len();
+        rows[ComponentId::DataLeaf.index()] = sizes.iter().sum();
+        rows[ComponentId::DataNode.index()] = data_nodes(sizes);
+        rows[ComponentId::Cash.index()] = cash.len();
+        rows[ComponentId::Trade.index()] = trade.len();
+        rows[ComponentId::StateLeaf.index()] = state.leaves.len();
+        rows[ComponentId::StateNode.index()] = state.nodes.len();
+        rows[ComponentId::Settle.index()] = settle.len();
+        rows[ComponentId::Holder.index()] = holder.len();
+        rows[ComponentId::Input.index()] = closure_terms(&statement).len();
+        fits(&shape, &rows)?;
+        statement.log_cash_rows = shape.log_rows(ComponentId::Cash);
+        statement.log_trade_rows = shape.log_rows(ComponentId::Trade);
+        statement.log_state_leaf_rows = shape.log_rows(ComponentId::StateLeaf);
+        statement.log_state_node_rows = shape.log_rows(ComponentId::StateNode);
+        statement.log_chip_rows = shape.log_rows(ComponentId::Chip);
+        statement.log_settle_rows = shape.log_rows(ComponentId::Settle);
+        statement.log_holder_rows = shape.log_rows(ComponentId::Holder);
+        statement.shape = Some(shape);
+    }
     let records: Vec<M31> = records_ops.iter().flat_map(Operation::encode).collect();
-    let (leaf_log, node_log) = statement.data_log_rows();
+    let (leaf_log, node_log) = (
+        ComponentId::DataLeaf.log_rows(&statement),
+        ComponentId::DataNode.log_rows(&statement),
+    );
     let (data_leaves, data_nodes, roots) =
         forest_traces(&records, sizes, &statement.shifts(), leaf_log, node_log);
     for (b, root) in statement.batches.iter_mut().zip(roots) {
@@ -528,7 +626,14 @@ fn witness(
         }
     };
     let chip = chip_witness(state.leaves.iter().chain(&state.nodes).chain(&input));
-    statement.log_chip_rows = log_rows_for(chip.len());
+    match shape {
+        None => statement.log_chip_rows = log_rows_for(chip.len()),
+        Some(shape) => {
+            let mut rows = [0; SHAPE_LEN];
+            rows[ComponentId::Chip.index()] = chip.len();
+            fits(&shape, &rows)?;
+        }
+    }
     let witness = BatchWitness {
         range_table,
         instrument_uses,
