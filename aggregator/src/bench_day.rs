@@ -106,6 +106,7 @@ pub fn run_one(
     }
     let prove_s = t.elapsed().as_secs_f64();
     let root = RootProof {
+        format: poe_circle_stark::day::root::RootFormat::V2,
         day: day_proof,
         segments,
     };

@@ -93,6 +93,7 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
                     prove_day(day().0, statements, manifest_hash, input.root_config)
                         .map_err(|e| e.to_string())?;
                 Ok(RootProof {
+                    format: honest_root.format,
                     day: day_proof,
                     segments: honest_root.segments.clone(),
                 }

@@ -8,6 +8,6 @@ pub mod statement;
 mod verify;
 
 #[cfg(feature = "prover")]
-pub use prove::{prove_day, prove_root};
+pub use prove::{prove_day, prove_root, prove_root_as};
 pub use statement::{BatchStatement, DayStatement};
 pub use verify::{verify_day, verify_day_bytes};

@@ -4,15 +4,16 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use super::root::{plan_segments, RootProof, Segment, SEGMENT_CAPACITY_OPS};
+use super::root::{plan_segments, RootFormat, RootProof, Segment, SEGMENT_CAPACITY_OPS};
 use super::statement::{BatchStatement, DayStatement};
 use crate::config::SecurityConfig;
 use crate::data_root::prove::prove_records;
 use crate::encoding::Record;
 use crate::error::ProveError;
 use crate::field::M31;
+use crate::proof::ChannelId;
 use crate::proof::{AirId, Proof};
-use crate::validity::prove_segment;
+use crate::validity::{plan_classes, prove_in_class, prove_segment, ShapeClass};
 use crate::venue::{Operation, Venue};
 
 /// Proves a day: the batch statements (canonical order, chained per rollup) are the leaves of
@@ -58,6 +59,33 @@ pub fn prove_root(
     venues: &HashMap<u32, Venue>,
     config: SecurityConfig,
 ) -> Result<RootProof, ProveError> {
+    prove_root_as(
+        RootFormat::V2,
+        day,
+        statements,
+        ops,
+        manifest_hash,
+        venues,
+        config,
+    )
+}
+
+/// [`prove_root`] in either format. v3: each run of a rollup's batches that [`plan_segments`]
+/// gives is cut again by shape class ([`plan_classes`]: exact rows, the cheapest class that
+/// holds each segment) and every segment proven under `poe/batch-validity/v3` in its class.
+///
+/// # Errors
+/// As [`prove_root`]; v3 also [`ProveError::NoShapeClass`] (in a [`ProveError::Segment`])
+/// for a batch that no class holds.
+pub fn prove_root_as(
+    format: RootFormat,
+    day: u32,
+    statements: &[BatchStatement],
+    ops: &[&[Operation]],
+    manifest_hash: [u8; 32],
+    venues: &HashMap<u32, Venue>,
+    config: SecurityConfig,
+) -> Result<RootProof, ProveError> {
     assert_eq!(
         statements.len(),
         ops.len(),
@@ -84,19 +112,49 @@ pub fn prove_root(
             error: Box::new(error),
         };
         let batches = &ops[start..end];
-        let (statement, proof) = prove_segment(venue, batches, config).map_err(in_segment)?;
-        debug_assert_eq!(statement.post_state_root, last.post_state_root);
-        for b in batches {
-            venue
-                .apply_batch(b)
-                .map_err(|v| in_segment(ProveError::Rule(v)))?;
+        // v2: the run is one segment; v3: the run cut by class, each piece in its class.
+        let pieces: Vec<(std::ops::Range<usize>, Option<ShapeClass>)> = match format {
+            RootFormat::V2 => vec![(0..batches.len(), None)],
+            RootFormat::V3 => plan_classes(venue, batches, ShapeClass::largest())
+                .map_err(in_segment)?
+                .into_iter()
+                .map(|p| (p.batches, Some(p.class)))
+                .collect(),
+        };
+        for (range, class) in pieces {
+            let (first, last) = (
+                &statements[start + range.start],
+                &statements[start + range.end - 1],
+            );
+            let in_piece = |error: ProveError| ProveError::Segment {
+                rollup_id: first.rollup_id,
+                first_seq: first.seq,
+                last_seq: last.seq,
+                error: Box::new(error),
+            };
+            let piece = &batches[range];
+            let (statement, proof) = match class {
+                None => prove_segment(venue, piece, config),
+                Some(c) => prove_in_class(venue, piece, config, ChannelId::Blake2s, c),
+            }
+            .map_err(in_piece)?;
+            debug_assert_eq!(statement.post_state_root, last.post_state_root);
+            for b in piece {
+                venue
+                    .apply_batch(b)
+                    .map_err(|v| in_piece(ProveError::Rule(v)))?;
+            }
+            segments.push(Segment {
+                rollup_id: first.rollup_id,
+                first_seq: first.seq,
+                last_seq: last.seq,
+                proof,
+            });
         }
-        segments.push(Segment {
-            rollup_id: first.rollup_id,
-            first_seq: first.seq,
-            last_seq: last.seq,
-            proof,
-        });
     }
-    Ok(RootProof { day, segments })
+    Ok(RootProof {
+        format,
+        day,
+        segments,
+    })
 }

@@ -16,7 +16,7 @@ use crate::day::statement::{BatchStatement, DayStatement};
 use crate::error::VerifyError;
 use crate::proof::{Proof, ProofFormatError, Reader};
 use crate::validity::{verify_validity, BatchTree, ValidityStatement, MAX_BATCHES, MAX_OPS};
-use crate::venue::instruments_root;
+use crate::venue::{instruments_root, Instrument};
 
 /// File magic of a v2 root proof. A file starting with the plain proof magic is a v1 root
 /// proof (the day-tree proof alone).
@@ -24,6 +24,59 @@ pub const ROOT_MAGIC: [u8; 8] = *b"POEROOT2";
 
 /// Name of the v2 root proof in manifests, `statement.json` and logs.
 pub const ROOT_AIR_NAME: &str = "poe/day-root/v2";
+
+/// File magic of a v3 root proof: v2's layout, every segment a `poe/batch-validity/v3` proof
+/// in a shape class (the children a recursive verifier takes).
+pub const ROOT_V3_MAGIC: [u8; 8] = *b"POEROOT3";
+
+/// Name of the v3 root proof.
+pub const ROOT_V3_AIR_NAME: &str = "poe/day-root/v3";
+
+/// Which segmented root proof a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RootFormat {
+    /// `poe/day-root/v2`: segments are `poe/batch-validity/v2` proofs, each carrying its
+    /// statement's instruments in its public input.
+    #[default]
+    V2,
+    /// `poe/day-root/v3`: segments are `poe/batch-validity/v3` proofs padded to a shape class
+    /// (constant-size public input); the verifier takes each rollup's instruments from the
+    /// archive's manifest.
+    V3,
+}
+
+impl RootFormat {
+    /// The file magic.
+    pub const fn magic(self) -> [u8; 8] {
+        match self {
+            Self::V2 => ROOT_MAGIC,
+            Self::V3 => ROOT_V3_MAGIC,
+        }
+    }
+
+    /// The name in manifests and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::V2 => ROOT_AIR_NAME,
+            Self::V3 => ROOT_V3_AIR_NAME,
+        }
+    }
+
+    /// The AIR every segment must be proven under.
+    pub const fn segment_air(self) -> crate::proof::AirId {
+        match self {
+            Self::V2 => crate::proof::AirId::BatchValidity,
+            Self::V3 => crate::proof::AirId::BatchValidityV3,
+        }
+    }
+
+    /// The format whose magic `bytes` start with.
+    pub fn of(bytes: &[u8]) -> Option<Self> {
+        [Self::V2, Self::V3]
+            .into_iter()
+            .find(|f| bytes.starts_with(&f.magic()))
+    }
+}
 
 /// First day (days since 1970-01-01: 2026-11-28) whose root proof must be v2. Earlier days may
 /// have a v1 root proof (the day-tree proof alone, written before segments existed); from this
@@ -51,6 +104,8 @@ pub struct Segment {
 /// The daily root proof.
 #[derive(Debug, Clone)]
 pub struct RootProof {
+    /// v2 or v3 (what the segments are).
+    pub format: RootFormat,
     /// The day-tree proof (`poe/day-root/v1`).
     pub day: Proof,
     /// Segments in canonical order: by rollup, then seq.
@@ -119,11 +174,11 @@ fn read_proof(r: &mut Reader<'_>) -> Result<Proof, ProofFormatError> {
 }
 
 impl RootProof {
-    /// `POEROOT2`, the day proof (`u32` length, bytes), a `u32` segment count, then per
+    /// `POEROOT2` (`POEROOT3` for v3), the day proof (`u32` length, bytes), a `u32` segment count, then per
     /// segment `rollup_id u32, first_seq u64, last_seq u64`, the proof (`u32` length, bytes);
     /// little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = ROOT_MAGIC.to_vec();
+        let mut out = self.format.magic().to_vec();
         let day = self.day.to_bytes();
         out.extend((day.len() as u32).to_le_bytes());
         out.extend(day);
@@ -145,12 +200,13 @@ impl RootProof {
     /// # Errors
     /// [`ProofFormatError`] naming the first problem.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
-        let Some(rest) = bytes.strip_prefix(&ROOT_MAGIC) else {
+        let Some(format) = RootFormat::of(bytes) else {
             return Err(ProofFormatError::BadMagic {
                 expected: ROOT_MAGIC,
                 got: bytes.iter().take(8).copied().collect(),
             });
         };
+        let rest = &bytes[8..];
         let mut r = Reader {
             bytes: rest,
             pos: 0,
@@ -179,12 +235,17 @@ impl RootProof {
                 count: rest.len() - r.pos,
             });
         }
-        Ok(Self { day, segments })
+        Ok(Self {
+            format,
+            day,
+            segments,
+        })
     }
 
-    /// Whether `bytes` claim to be a v2 root proof (rather than a v1 bare day proof).
+    /// Whether `bytes` claim to be a segmented root proof, v2 or v3 (rather than a v1 bare
+    /// day proof).
     pub fn is_v2(bytes: &[u8]) -> bool {
-        bytes.starts_with(&ROOT_MAGIC)
+        RootFormat::of(bytes).is_some()
     }
 }
 
@@ -203,6 +264,48 @@ fn segment_statement(batches: &[BatchStatement], claimed: &ValidityStatement) ->
         post_state_root: batches[batches.len() - 1].post_state_root,
         ..claimed.clone()
     }
+}
+
+/// The statement parts of a v3 segment that its batch statements do not give: its shape,
+/// which its public input states in the clear and which must be a class, and its rollup's
+/// instruments from the manifest.
+fn class_statement(
+    public_inputs: &[crate::field::M31],
+    listed: Option<Vec<Instrument>>,
+) -> Result<ValidityStatement, VerifyError> {
+    use crate::validity::{ComponentId, Shape, ShapeClass, V3_PUBLIC_INPUTS};
+    if public_inputs.len() != V3_PUBLIC_INPUTS {
+        return Err(VerifyError::BatchStatementMismatch { field: "encoding" });
+    }
+    let mut logs = [0u32; ComponentId::ALL.len()];
+    for (l, x) in logs.iter_mut().zip(public_inputs) {
+        *l = x.0;
+    }
+    let shape = Shape(logs);
+    if ShapeClass::of(&shape).is_none() {
+        return Err(VerifyError::InvalidStatement(format!(
+            "segment sizes {logs:?} are not a shape class"
+        )));
+    }
+    let instruments = listed.ok_or(VerifyError::BatchStatementMismatch {
+        field: "instruments",
+    })?;
+    let log = |id: ComponentId| shape.log_rows(id);
+    Ok(ValidityStatement {
+        // The batches and roots come from the batch statements (`segment_statement`).
+        batches: Vec::new(),
+        pre_state_root: crate::hash::poseidon2::Digest::ZERO,
+        post_state_root: crate::hash::poseidon2::Digest::ZERO,
+        log_cash_rows: log(ComponentId::Cash),
+        log_trade_rows: log(ComponentId::Trade),
+        log_state_leaf_rows: log(ComponentId::StateLeaf),
+        log_state_node_rows: log(ComponentId::StateNode),
+        log_chip_rows: log(ComponentId::Chip),
+        log_settle_rows: log(ComponentId::Settle),
+        log_holder_rows: log(ComponentId::Holder),
+        instruments,
+        shape: Some(shape),
+    })
 }
 
 /// Verifies a root proof against the day statement the auditor derived and the batch
@@ -238,6 +341,26 @@ pub fn verify_root_on(
     policy: &VerifierPolicy,
     threads: usize,
 ) -> Result<RootCoverage, VerifyError> {
+    verify_root_with(root, statement, batches, &|_| None, policy, threads)
+}
+
+/// [`verify_root_on`] for either format: a v3 root's segments take each rollup's listed
+/// instruments from `listed` (the archive manifest's table; a v2 segment carries them in its
+/// public input).
+///
+/// # Errors
+/// As [`verify_root`]; for a v3 segment, [`VerifyError::BatchStatementMismatch`] with field
+/// `instruments` where `listed` has no table for the rollup or one of another root, and
+/// [`VerifyError::InvalidStatement`] for a shape that is not a class.
+pub fn verify_root_with(
+    root: RootProof,
+    statement: &DayStatement,
+    batches: &[BatchStatement],
+    listed: &(dyn Fn(u32) -> Option<Vec<Instrument>> + Sync),
+    policy: &VerifierPolicy,
+    threads: usize,
+) -> Result<RootCoverage, VerifyError> {
+    let format = root.format;
     // The statement must be the one these batches give (the caller derived it from them).
     if batches.len() != statement.n_batches as usize
         || crate::day::statement::day_root(batches) != statement.day_root
@@ -294,12 +417,15 @@ pub fn verify_root_on(
             last_seq: seg.last_seq,
             error: Box::new(e),
         };
-        let claimed = ValidityStatement::from_public_inputs(&seg.proof.public_inputs)
-            .ok_or(VerifyError::BatchStatementMismatch { field: "encoding" })
-            .map_err(wrap)?;
+        let claimed = match format {
+            RootFormat::V2 => ValidityStatement::from_public_inputs(&seg.proof.public_inputs)
+                .ok_or(VerifyError::BatchStatementMismatch { field: "encoding" }),
+            RootFormat::V3 => class_statement(&seg.proof.public_inputs, listed(seg.rollup_id)),
+        }
+        .map_err(wrap)?;
         // One instrument table per proof: every covered batch must have listed exactly these.
-        let listed = instruments_root(&claimed.instruments);
-        if covered.iter().any(|b| b.instruments_root != listed) {
+        let root_of_table = instruments_root(&claimed.instruments);
+        if covered.iter().any(|b| b.instruments_root != root_of_table) {
             return Err(wrap(VerifyError::BatchStatementMismatch {
                 field: "instruments",
             }));
@@ -319,7 +445,7 @@ pub fn verify_root_on(
             got: "none".into(),
         });
     }
-    let results = verify_segments(jobs, policy, threads);
+    let results = verify_segments(jobs, format, policy, threads);
     match results.into_iter().find_map(Result::err) {
         Some(e) => Err(e),
         None => Ok(coverage),
@@ -330,6 +456,7 @@ pub fn verify_root_on(
 /// single-threaded), results in segment order.
 fn verify_segments(
     jobs: Vec<(Segment, ValidityStatement)>,
+    format: RootFormat,
     policy: &VerifierPolicy,
     threads: usize,
 ) -> Vec<Result<(), VerifyError>> {
@@ -352,13 +479,12 @@ fn verify_segments(
                     .take()
                     .expect("each job is taken once");
                 let (rollup_id, first_seq, last_seq) = (seg.rollup_id, seg.first_seq, seg.last_seq);
-                // `poe/day-root/v2` holds v2 segments only: one canonical form per day, and
-                // the v3 root (issue 17) will be the format that carries v3 children.
-                let r = if seg.proof.air == crate::proof::AirId::BatchValidity {
+                // One segment AIR per format: one canonical form per day.
+                let r = if seg.proof.air == format.segment_air() {
                     verify_validity(seg.proof, &expected, policy)
                 } else {
                     Err(VerifyError::WrongAir {
-                        expected: crate::proof::AirId::BatchValidity,
+                        expected: format.segment_air(),
                         got: seg.proof.air,
                     })
                 };
@@ -471,11 +597,163 @@ mod tests {
                 proof,
             });
         }
-        (day_statement, RootProof { day, segments })
+        (
+            day_statement,
+            RootProof {
+                format: RootFormat::V2,
+                day,
+                segments,
+            },
+        )
     }
 
     fn policy() -> VerifierPolicy {
         VerifierPolicy::insecure_for_tests()
+    }
+
+    /// The fixture's day as `poe/day-root/v3` (what `prove_root_as` makes), and each rollup's
+    /// instruments as the manifest lists them.
+    fn prove_v3(
+        f: &Fixture,
+    ) -> (
+        DayStatement,
+        RootProof,
+        impl Fn(u32) -> Option<Vec<Instrument>> + Sync,
+    ) {
+        let config = SecurityConfig::testing();
+        let venues: std::collections::HashMap<u32, Venue> = f.venues.iter().cloned().collect();
+        let refs: Vec<&[Operation]> = f.ops.iter().map(Vec::as_slice).collect();
+        let root = crate::day::prove_root_as(
+            RootFormat::V3,
+            DAY,
+            &f.statements,
+            &refs,
+            [7; 32],
+            &venues,
+            config,
+        )
+        .unwrap();
+        let (statement, _) = prove_day(DAY, &f.statements, [7; 32], config).unwrap();
+        let listed = move |id: u32| venues.get(&id).map(|v| v.instruments().to_vec());
+        (statement, root, listed)
+    }
+
+    fn verify_v3(
+        root: RootProof,
+        statement: &DayStatement,
+        f: &Fixture,
+        listed: &(dyn Fn(u32) -> Option<Vec<Instrument>> + Sync),
+    ) -> Result<RootCoverage, VerifyError> {
+        verify_root_with(root, statement, &f.statements, listed, &policy(), 2)
+    }
+
+    #[test]
+    fn v3_root_has_class_segments_round_trips_and_covers_every_batch() {
+        let f = fixture();
+        let (statement, root, listed) = prove_v3(&f);
+        // One segment per rollup: each run of batches fits the smallest operation budget.
+        assert_eq!(root.segments.len(), 2);
+        for seg in &root.segments {
+            assert_eq!(seg.proof.air, crate::proof::AirId::BatchValidityV3);
+            assert_eq!(
+                seg.proof.public_inputs.len(),
+                crate::validity::V3_PUBLIC_INPUTS
+            );
+        }
+        let bytes = root.to_bytes();
+        assert!(bytes.starts_with(b"POEROOT3"));
+        let decoded = RootProof::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded.format, RootFormat::V3);
+        let coverage = verify_v3(decoded, &statement, &f, &listed).unwrap();
+        assert_eq!(
+            (coverage.segments, coverage.batches, coverage.ops),
+            (2, 5, 192)
+        );
+        assert_eq!(coverage.interior, vec![0, 1, 3]);
+    }
+
+    #[test]
+    fn v3_root_without_the_manifests_instruments_is_rejected() {
+        let f = fixture();
+        let (statement, root, _) = prove_v3(&f);
+        let e = verify_v3(root, &statement, &f, &|_| None).unwrap_err();
+        assert!(
+            matches!(&e, VerifyError::Segment { rollup_id: 1, error, .. }
+                if matches!(**error, VerifyError::BatchStatementMismatch { field: "instruments" })),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn v3_root_against_another_instrument_table_is_rejected() {
+        let f = fixture();
+        let (statement, root, listed) = prove_v3(&f);
+        let other = move |id: u32| {
+            let mut table = listed(id)?;
+            table[0].strike += 1;
+            Some(table)
+        };
+        let e = verify_v3(root, &statement, &f, &other).unwrap_err();
+        assert!(
+            matches!(&e, VerifyError::Segment { rollup_id: 1, error, .. }
+                if matches!(**error, VerifyError::BatchStatementMismatch { field: "instruments" })),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn v2_segment_in_a_v3_root_is_rejected() {
+        let f = fixture();
+        let (statement, mut root, listed) = prove_v3(&f);
+        // Rollup 2's batches as one v2 segment, in place of its v3 one.
+        let refs: Vec<&[Operation]> = f.ops[3..5].iter().map(Vec::as_slice).collect();
+        let (_, v2) = prove_segment(&f.venues[1].1, &refs, SecurityConfig::testing()).unwrap();
+        root.segments[1].proof = v2;
+        let e = verify_v3(root, &statement, &f, &listed).unwrap_err();
+        assert!(
+            matches!(&e, VerifyError::Segment { rollup_id: 2, error, .. }
+                if matches!(**error, VerifyError::BatchStatementMismatch { field: "encoding" })),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn v3_segment_outside_the_class_catalogue_is_rejected() {
+        // A v3 proof at its own sizes is a valid proof of its statement, but not a child a
+        // class's recursive verifier takes: the v3 root refuses it.
+        let f = fixture();
+        let (statement, mut root, listed) = prove_v3(&f);
+        let venue = f.venues[1].1.clone();
+        let refs: Vec<&[Operation]> = f.ops[3..5].iter().map(Vec::as_slice).collect();
+        let (_, unshaped) = crate::validity::prove_batches(
+            &venue,
+            &refs,
+            SecurityConfig::testing(),
+            crate::proof::ChannelId::Blake2s,
+            crate::validity::ValidityAir::V3,
+        )
+        .unwrap();
+        root.segments[1].proof = unshaped;
+        let e = verify_v3(root, &statement, &f, &listed).unwrap_err();
+        assert!(
+            matches!(&e, VerifyError::Segment { rollup_id: 2, error, .. }
+                if matches!(&**error, VerifyError::InvalidStatement(why) if why.contains("not a shape class"))),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn v3_root_relabelled_v2_is_rejected() {
+        let f = fixture();
+        let (statement, mut root, _) = prove_v3(&f);
+        root.format = RootFormat::V2;
+        // A v2 root decodes its segments' statements from their public input: v3's is not one.
+        let e = verify_root(root, &statement, &f.statements, &policy()).unwrap_err();
+        assert!(
+            matches!(&e, VerifyError::Segment { rollup_id: 1, error, .. }
+                if matches!(**error, VerifyError::BatchStatementMismatch { field: "encoding" })),
+            "{e}"
+        );
     }
 
     #[test]
@@ -600,6 +878,7 @@ mod tests {
         lying[k + 1].pre_state_root = fake;
         let (statement, day) = prove_day(DAY, &lying, [7; 32], SecurityConfig::testing()).unwrap();
         let forged = RootProof {
+            format: root.format,
             day,
             segments: root.segments,
         };
