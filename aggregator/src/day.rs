@@ -7,7 +7,7 @@ use poe_archive::bundle::{write_day, ArchivedOp, BatchInput, DayInput, RollupInf
 use poe_archive::records::NamedInstrument;
 use poe_archive::{BundleSummary, Day, Storage};
 use poe_circle_stark::config::SecurityConfig;
-use poe_circle_stark::day::root::RootProof;
+use poe_circle_stark::day::root::{RootFormat, RootProof};
 use poe_circle_stark::day::statement::BatchStatement;
 use poe_circle_stark::error::ProveError;
 use poe_circle_stark::venue::OP_LIMBS;
@@ -180,9 +180,14 @@ pub fn close_input(
     })
 }
 
-/// The daily root proof of `input` ([`poe_circle_stark::day::prove_root`]): `statements` in
-/// canonical order (`input.batches` in the same order), each rollup's state walked forward
-/// from `venues` (its state before the day's first batch).
+/// The root proof format the pipeline makes: v3, whose segments are batch-validity v3 proofs
+/// in shape classes (the children recursion takes, `specs/day-proof.md` §4.1). Audits verify
+/// v2 days as before.
+pub const ROOT_FORMAT: RootFormat = RootFormat::V3;
+
+/// The daily root proof of `input` ([`poe_circle_stark::day::prove_root_as`] in
+/// [`ROOT_FORMAT`]): `statements` in canonical order (`input.batches` in the same order), each
+/// rollup's state walked forward from `venues` (its state before the day's first batch).
 ///
 /// # Errors
 /// A rollup without a starting state, a batch that does not apply, a prover failure.
@@ -199,7 +204,8 @@ pub fn prove_root(
         .map(|b| b.ops.iter().map(|o| o.op).collect())
         .collect();
     let refs: Vec<&[Operation]> = ops.iter().map(Vec::as_slice).collect();
-    poe_circle_stark::day::prove_root(
+    poe_circle_stark::day::prove_root_as(
+        ROOT_FORMAT,
         input.day.0,
         statements,
         &refs,

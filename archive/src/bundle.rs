@@ -425,7 +425,7 @@ pub fn write_day(
     let root = prove_root(&statements, manifest_hash).map_err(ArchiveError::Prove)?;
     write_staged(layout::ROOT_PROOF, &root)?;
     let day_statement = DayStatement::derive(input.day.0, &statements, manifest_hash)?;
-    let statement = StatementJson::new(&day_str, &day_statement, &root);
+    let statement = StatementJson::new(&day_str, &day_statement, Some(&statements), &root);
     // statement.json last: its presence is what marks a bundle complete.
     write_staged(layout::STATEMENT_JSON, &statement.to_bytes())?;
     storage

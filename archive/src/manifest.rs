@@ -1,7 +1,7 @@
 //! `manifest.json` and `statement.json` (`specs/archive.md` §3).
 
 use poe_circle_stark::config::SecurityConfig;
-use poe_circle_stark::day::statement::DayStatement;
+use poe_circle_stark::day::statement::{BatchStatement, DayStatement};
 use serde::{Deserialize, Serialize};
 use sha3::{Digest as _, Sha3_256};
 
@@ -227,10 +227,26 @@ pub struct SpanJson {
 }
 
 impl StatementJson {
-    /// The readable form of `s` with the root proof's hash and size.
-    pub fn new(day: &str, s: &DayStatement, root_proof: &[u8]) -> Self {
-        use poe_circle_stark::day::root::{RootProof, ROOT_AIR_NAME, SEGMENT_CAPACITY_OPS};
+    /// The readable form of `s` with the root proof's hash and size; `batches` (the day's
+    /// statements, canonical order) give each segment's operations.
+    pub fn new(
+        day: &str,
+        s: &DayStatement,
+        batches: Option<&[BatchStatement]>,
+        root_proof: &[u8],
+    ) -> Self {
+        use poe_circle_stark::day::root::{RootProof, SEGMENT_CAPACITY_OPS};
         let root = RootProof::from_bytes(root_proof).ok();
+        let covered = |g: &poe_circle_stark::day::root::Segment| -> u64 {
+            batches.map_or(0, |b| {
+                b.iter()
+                    .filter(|b| {
+                        b.rollup_id == g.rollup_id && (g.first_seq..=g.last_seq).contains(&b.seq)
+                    })
+                    .map(|b| u64::from(b.n_ops))
+                    .sum()
+            })
+        };
         let validity = root.as_ref().map(|r| ValidityJson {
             segment_capacity_ops: SEGMENT_CAPACITY_OPS as u64,
             segments: r
@@ -240,18 +256,15 @@ impl StatementJson {
                     rollup_id: g.rollup_id,
                     first_seq: g.first_seq,
                     last_seq: g.last_seq,
-                    n_ops: poe_circle_stark::validity::ValidityStatement::from_public_inputs(
-                        &g.proof.public_inputs,
-                    )
-                    .map_or(0, |v| v.n_ops()),
+                    n_ops: covered(g),
                     proof_bytes: g.proof.to_bytes().len() as u64,
                 })
                 .collect(),
         });
         Self {
             day: day.to_string(),
-            air: if root.is_some() {
-                ROOT_AIR_NAME.into()
+            air: if let Some(r) = &root {
+                r.format.name().into()
             } else {
                 poe_circle_stark::proof::AirId::DayRoot.name().into()
             },

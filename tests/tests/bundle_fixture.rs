@@ -4,10 +4,12 @@
 //! `poe/day-root/v2` root proof — day tree plus a batch-validity segment — and batch-validity
 //! leaf proofs, at the `compact` preset to keep the files small. Whatever changes in the code,
 //! these bundles must keep auditing — an auditor's archive outlives the operator's software.
+//! `tests/fixtures/bundle_v3/`: the same day as today's code writes it, with a
+//! `poe/day-root/v3` root proof (its segment a batch-validity v3 proof in a shape class).
 //!
-//! bundle_v1 is frozen: today's code writes v2 bundles. Regenerate v2 (only for a deliberate
-//! format change, with a new version directory):
-//! `cargo test -p poe-tests --test bundle_fixture -- --ignored regenerate_golden_bundle_v2`.
+//! bundle_v1 and bundle_v2 are frozen. Regenerate v3 (only for a deliberate format change,
+//! with a new version directory):
+//! `cargo test -p poe-tests --test bundle_fixture -- --ignored regenerate_golden_bundle_v3`.
 
 mod common;
 
@@ -116,11 +118,56 @@ fn small_day(data: &std::path::Path) -> Intake {
 }
 
 #[test]
-#[ignore = "rewrites the golden v2 bundle"]
-fn regenerate_golden_bundle_v2() {
-    let dir = scratch("golden-v2");
+fn golden_v3_bundle_still_audits_in_full() {
+    let report = audit(
+        &LocalDir::new(fixture_v("bundle_v3")),
+        &AuditOptions::default(),
+        &mut |_, _| {},
+    );
+    let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();
+    assert!(report.passed(), "{failed:#?}");
+    let root = report
+        .checks
+        .iter()
+        .find(|c| c.kind == CheckKind::RootProof)
+        .expect("the root proof is checked");
+    assert!(root.detail.contains("poe/day-root/v3"), "{}", root.detail);
+    for kind in [CheckKind::StateRoots, CheckKind::ProofFiles, CheckKind::Signatures] {
+        assert!(
+            report.checks.iter().any(|c| c.kind == kind && c.passed),
+            "{kind} did not run"
+        );
+    }
+}
+
+#[test]
+fn golden_v3_root_proof_is_canonical_and_its_segment_is_in_a_class() {
+    use poe_circle_stark::day::root::RootFormat;
+    use poe_circle_stark::proof::AirId;
+    use poe_circle_stark::validity::{ComponentId, Shape, ShapeClass};
+    let bytes = std::fs::read(fixture_v("bundle_v3").join("root.proof")).unwrap();
+    let root = RootProof::from_bytes(&bytes).unwrap();
+    assert_eq!(root.to_bytes(), bytes);
+    assert_eq!(root.format, RootFormat::V3);
+    assert_eq!(root.segments.len(), 1);
+    let seg = &root.segments[0];
+    assert_eq!((seg.first_seq, seg.last_seq), (1, 2));
+    assert_eq!(seg.proof.air, AirId::BatchValidityV3);
+    let mut logs = [0u32; ComponentId::ALL.len()];
+    for (l, x) in logs.iter_mut().zip(&seg.proof.public_inputs) {
+        *l = x.0;
+    }
+    // Eight operations: the smallest operation budget.
+    let class = ShapeClass::of(&Shape(logs)).expect("a catalogued class");
+    assert_eq!(class.log_ops, 8);
+}
+
+#[test]
+#[ignore = "rewrites the golden v3 bundle"]
+fn regenerate_golden_bundle_v3() {
+    let dir = scratch("golden-v3");
     let intake = small_day(&dir);
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundle_v2");
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundle_v3");
     let _ = std::fs::remove_dir_all(&target);
     poe_aggregator::day::close_day(
         &intake,

@@ -36,12 +36,12 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     assert_eq!(s.n_ops, 9 * 120);
     assert_eq!(s.rollups.len(), 3);
     // The root proof re-proves every batch: one segment per rollup (360 operations each, far
-    // below the capacity).
-    assert_eq!(s.air, "poe/day-root/v2");
+    // below the capacity), each a batch-validity v3 proof in its shape class.
+    assert_eq!(s.air, "poe/day-root/v3");
     let v = s
         .validity
         .as_ref()
-        .expect("a v2 root proof reports its segments");
+        .expect("a v3 root proof reports its segments");
     assert_eq!(v.segment_capacity_ops, 1 << 18);
     assert_eq!(v.segments.len(), 3);
     assert_eq!(v.segments.iter().map(|g| g.n_ops).sum::<u64>(), 9 * 120);
@@ -155,7 +155,7 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     let base = format!("http://{addr}");
     let days: Value =
         serde_json::from_slice(&poe_aggregator::fetch::get(&base, "/v1/days").unwrap()).unwrap();
-    assert_eq!(days["days"][0]["root_air"], "poe/day-root/v2");
+    assert_eq!(days["days"][0]["root_air"], "poe/day-root/v3");
     assert_eq!(days["days"][0]["segments"], 3);
     assert_eq!(days["days"][0]["segment_capacity_ops"], 1 << 18);
     let day_root = closed.summary.statement.day_root.clone();

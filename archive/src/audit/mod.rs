@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use poe_circle_stark::config::VerifierPolicy;
 use poe_circle_stark::data_root::{verify_data_root, verify_data_root_bytes};
-use poe_circle_stark::day::root::{verify_root, RootProof, ROOT_AIR_NAME, V2_REQUIRED_FROM_DAY};
+use poe_circle_stark::day::root::{verify_root_with, RootProof, ROOT_AIR_NAME, V2_REQUIRED_FROM_DAY};
 use poe_circle_stark::day::statement::{BatchStatement, DayStatement};
 use poe_circle_stark::day::verify_day;
 use poe_circle_stark::hash::merkle::data_root;
@@ -322,11 +322,16 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
             }
         }
     });
+    // A v3 root's segments take their instrument tables from here (v2's carry them).
+    let tables: BTreeMap<u32, Vec<Instrument>> = rollup_tables
+        .iter()
+        .map(|(&id, (_, table, _))| (id, table.iter().map(|n| n.instrument.clone()).collect()))
+        .collect();
     let proven = check_root_proof(
         &mut a,
         day,
         &manifest,
-        derived.as_ref(),
+        (derived.as_ref(), &tables),
         statements.as_ref().map(|(_, s)| s.as_slice()),
         options,
     );

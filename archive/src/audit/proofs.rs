@@ -21,7 +21,7 @@ pub(super) fn check_root_proof(
     a: &mut Auditor<'_>,
     day: Day,
     manifest: &Manifest,
-    derived: Option<&DayStatement>,
+    (derived, tables): (Option<&DayStatement>, &BTreeMap<u32, Vec<Instrument>>),
     batches: Option<&[BatchStatement]>,
     options: &AuditOptions,
 ) -> RootsProven {
@@ -81,11 +81,15 @@ pub(super) fn check_root_proof(
     let mut proven = RootsProven::Nothing;
     let verified = match (root, batches) {
         (Some(root), Some(batches)) => {
-            verify_root(root, statement, batches, &options.policy).map(|c| {
+            let format = root.format;
+            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            let listed = |id: u32| tables.get(&id).cloned();
+            verify_root_with(root, statement, batches, &listed, &options.policy, threads).map(|c| {
                 let text = format!(
-                    "; batch validity of all {} batches ({} ops) re-proven in {} segment proofs; \
+                    "; {}: batch validity of all {} batches ({} ops) re-proven in {} segment proofs; \
                      state roots proven: each segment's first pre- and last post-state root \
                      ({} between batches inside a segment rest on leaf proofs: state-roots)",
+                    format.name(),
                     c.batches,
                     c.ops,
                     c.segments,
@@ -125,7 +129,7 @@ pub(super) fn check_root_proof(
         serde_json::from_slice::<StatementJson>(&b).map_err(|e| format!("statement.json: {e}"))
     }) {
         Ok(published) => {
-            let expected = StatementJson::new(&manifest.day, statement, &bytes);
+            let expected = StatementJson::new(&manifest.day, statement, batches, &bytes);
             if published == expected {
                 a.pass(
                     CheckKind::StatementJson,
