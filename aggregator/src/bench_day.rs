@@ -1,17 +1,19 @@
-//! `poe bench-day`: the daily root proof v2 (day-tree proof + batch-validity segments) for
+//! `poe bench-day`: the daily root proof, v3 or v2 (day-tree proof + batch-validity segments), for
 //! days of 10^4 … 10^6 operations, each size in its own process so that peak RSS is per size,
 //! and the auditor's comparison: verifying the root proof versus every leaf proof.
 
 use std::time::Instant;
 
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
-use poe_circle_stark::day::prove_day;
+use std::collections::HashMap;
+
 use poe_circle_stark::day::root::{
-    plan_segments, verify_root_on, RootProof, Segment, SEGMENT_CAPACITY_OPS,
+    plan_segments, verify_root_with, RootFormat, RootProof, SEGMENT_CAPACITY_OPS,
 };
 use poe_circle_stark::day::statement::{BatchStatement, DayStatement};
+use poe_circle_stark::day::{prove_day, prove_root_as};
+use poe_circle_stark::validity::prove_validity;
 use poe_circle_stark::validity::verify_validity_bytes;
-use poe_circle_stark::validity::{prove_segment, prove_validity};
 use poe_circle_stark::venue::{sample, Operation, Venue};
 
 use crate::rss::{json_field, median};
@@ -63,7 +65,7 @@ pub fn run_one(
     n_ops: usize,
     batch_ops: usize,
     rollups: u32,
-    leaves: bool,
+    (leaves, format): (bool, RootFormat),
     config: SecurityConfig,
 ) -> Result<String, String> {
     let day = generate(n_ops, batch_ops, rollups);
@@ -73,43 +75,29 @@ pub fn run_one(
         min_security_bits: 0,
     };
     let t = Instant::now();
-    let (statement, day_proof) =
+    let (statement, _) =
         prove_day(DAY, &day.statements, [0; 32], config).map_err(|e| e.to_string())?;
     let day_s = t.elapsed().as_secs_f64();
-    let mut venues = day.venues.clone();
-    let mut segments = Vec::new();
-    let plan = plan_segments(&day.statements, SEGMENT_CAPACITY_OPS);
-    for (i, &(start, end)) in plan.iter().enumerate() {
-        let id = day.statements[start].rollup_id;
-        let ops: usize = day.ops[start..end].iter().map(Vec::len).sum();
-        eprintln!(
-            "    segment {}/{} (rollup {id}, {ops} ops)…",
-            i + 1,
-            plan.len()
-        );
-        let venue = &mut venues
-            .iter_mut()
-            .find(|(r, _)| *r == id)
-            .expect("a venue per rollup")
-            .1;
-        let refs: Vec<&[Operation]> = day.ops[start..end].iter().map(Vec::as_slice).collect();
-        let (_, proof) = prove_segment(venue, &refs, config).map_err(|e| e.to_string())?;
-        for b in &refs {
-            venue.apply_batch(b).map_err(|e| e.to_string())?;
-        }
-        segments.push(Segment {
-            rollup_id: id,
-            first_seq: day.statements[start].seq,
-            last_seq: day.statements[end - 1].seq,
-            proof,
-        });
-    }
+    let runs = plan_segments(&day.statements, SEGMENT_CAPACITY_OPS).len();
+    eprintln!(
+        "    {} root: day tree and {runs} runs of a rollup's batches…",
+        format.name()
+    );
+    let venues: HashMap<u32, Venue> = day.venues.iter().cloned().collect();
+    let refs: Vec<&[Operation]> = day.ops.iter().map(Vec::as_slice).collect();
+    let t = Instant::now();
+    let root = prove_root_as(
+        format,
+        DAY,
+        &day.statements,
+        &refs,
+        [0; 32],
+        &venues,
+        config,
+    )
+    .map_err(|e| e.to_string())?;
     let prove_s = t.elapsed().as_secs_f64();
-    let root = RootProof {
-        format: poe_circle_stark::day::root::RootFormat::V2,
-        day: day_proof,
-        segments,
-    };
+    let n_segments = root.segments.len();
     let bytes = root.to_bytes();
     let max_segment = root
         .segments
@@ -120,12 +108,14 @@ pub fn run_one(
     drop(root);
     let derived = DayStatement::derive(DAY, &day.statements, [0; 32]).map_err(|e| e.to_string())?;
     debug_assert_eq!(derived, statement);
+    // The manifest's instrument tables, which a v3 root's verifier takes.
+    let listed = |id: u32| venues.get(&id).map(|v| v.instruments().to_vec());
     let verify = |threads: usize| -> Result<f64, String> {
         let times = (0..3)
             .map(|_| {
                 let t = Instant::now();
                 let root = RootProof::from_bytes(&bytes).map_err(|e| e.to_string())?;
-                verify_root_on(root, &derived, &day.statements, &policy, threads)
+                verify_root_with(root, &derived, &day.statements, &listed, &policy, threads)
                     .map(|_| t.elapsed().as_secs_f64() * 1e3)
                     .map_err(|e| format!("the root proof just made does not verify: {e}"))
             })
@@ -165,7 +155,7 @@ pub fn run_one(
     Ok(format!(
         "{{\"ops\":{n_ops},\"batches\":{},\"segments\":{},\"day_proof_s\":{day_s:.3},\"prove_s\":{prove_s:.3},\"verify_ms\":{verify_ms:.2},\"verify_par_ms\":{verify_par_ms:.2},\"cores\":{cores},\"proof_bytes\":{},\"max_segment_bytes\":{max_segment},\"peak_rss_bytes\":{}{leaf}}}",
         day.statements.len(),
-        plan.len(),
+        n_segments,
         bytes.len(),
         crate::rss::peak_rss_bytes().unwrap_or(0)
     ))
@@ -179,13 +169,18 @@ pub fn bench_command(
     sizes: &[usize],
     batch_ops: usize,
     rollups: u32,
-    leaves: bool,
+    (leaves, format): (bool, RootFormat),
     preset: &str,
     config: SecurityConfig,
 ) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let segments = match format {
+        RootFormat::V2 => "batch-validity v2 segments",
+        RootFormat::V3 => "batch-validity v3 segments in shape classes",
+    };
     println!(
-        "poe bench-day: root proof v2 (day tree + batch-validity segments of ≤ {SEGMENT_CAPACITY_OPS} ops, {:?}), {rollups} rollups, {batch_ops}-op batches, leaves preset {preset} ({} bits); verify median of 3",
+        "poe bench-day: root proof {} (day tree + {segments} of ≤ {SEGMENT_CAPACITY_OPS} ops, {:?}), {rollups} rollups, {batch_ops}-op batches, leaves preset {preset} ({} bits); verify median of 3",
+        format.name(),
         crate::day::root_security(config),
         config.security_bits()
     );
@@ -204,6 +199,11 @@ pub fn bench_command(
             rollups.to_string(),
             "--preset".into(),
             preset.into(),
+            "--format".into(),
+            match format {
+                RootFormat::V2 => "v2".into(),
+                RootFormat::V3 => "v3".into(),
+            },
         ];
         if leaves {
             args.push("--leaves".into());

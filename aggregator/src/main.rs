@@ -303,6 +303,9 @@ enum Command {
         /// Security preset.
         #[arg(long, default_value = "production")]
         preset: String,
+        /// Root proof format: v3 (segments in shape classes, what the pipeline makes) or v2.
+        #[arg(long, default_value = "v3")]
+        format: String,
         /// Internal: run one size in this process and print JSON.
         #[arg(long, hide = true)]
         child: bool,
@@ -572,20 +575,37 @@ fn run(cli: Cli) -> Result<(), String> {
             rollups,
             leaves,
             preset: p,
+            format,
             child,
         } => {
+            use poe_circle_stark::day::root::RootFormat;
+            let format = match format.as_str() {
+                "v2" => RootFormat::V2,
+                "v3" => RootFormat::V3,
+                other => return Err(format!("unknown root format {other:?}: use v2 or v3")),
+            };
             if batch_ops == 0 || rollups == 0 || ops.iter().any(|&n| n < 2 * rollups as usize) {
                 return Err("--batch-ops and --rollups must be positive, each day at least 2 ops per rollup".into());
             }
             let config = preset(&p)?;
             if child {
-                let line =
-                    poe_aggregator::bench_day::run_one(ops[0], batch_ops, rollups, leaves, config)?;
+                let line = poe_aggregator::bench_day::run_one(
+                    ops[0],
+                    batch_ops,
+                    rollups,
+                    (leaves, format),
+                    config,
+                )?;
                 println!("{line}");
                 Ok(())
             } else {
                 poe_aggregator::bench_day::bench_command(
-                    &ops, batch_ops, rollups, leaves, &p, config,
+                    &ops,
+                    batch_ops,
+                    rollups,
+                    (leaves, format),
+                    &p,
+                    config,
                 )
             }
         }

@@ -132,7 +132,7 @@ pub async fn list(state: AppState) -> Result<warp::reply::Response, Infallible> 
                     "day_root": s["day_root"],
                     "root_air": s["air"],
                 });
-                // v2 root proofs: how the day was cut into segment proofs, and the limit.
+                // v2 and v3 root proofs: how the day was cut into segment proofs, and the limit.
                 if let Some(v) = s.get("validity").filter(|v| v.is_object()) {
                     entry["segments"] = json!(v["segments"].as_array().map_or(0, Vec::len));
                     entry["segment_capacity_ops"] = v["segment_capacity_ops"].clone();

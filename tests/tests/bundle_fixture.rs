@@ -132,7 +132,11 @@ fn golden_v3_bundle_still_audits_in_full() {
         .find(|c| c.kind == CheckKind::RootProof)
         .expect("the root proof is checked");
     assert!(root.detail.contains("poe/day-root/v3"), "{}", root.detail);
-    for kind in [CheckKind::StateRoots, CheckKind::ProofFiles, CheckKind::Signatures] {
+    for kind in [
+        CheckKind::StateRoots,
+        CheckKind::ProofFiles,
+        CheckKind::Signatures,
+    ] {
         assert!(
             report.checks.iter().any(|c| c.kind == kind && c.passed),
             "{kind} did not run"

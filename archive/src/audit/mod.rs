@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use poe_circle_stark::config::VerifierPolicy;
 use poe_circle_stark::data_root::{verify_data_root, verify_data_root_bytes};
-use poe_circle_stark::day::root::{verify_root_with, RootProof, ROOT_AIR_NAME, V2_REQUIRED_FROM_DAY};
+use poe_circle_stark::day::root::{
+    verify_root_with, RootProof, ROOT_AIR_NAME, V2_REQUIRED_FROM_DAY,
+};
 use poe_circle_stark::day::statement::{BatchStatement, DayStatement};
 use poe_circle_stark::day::verify_day;
 use poe_circle_stark::hash::merkle::data_root;
