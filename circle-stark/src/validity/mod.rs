@@ -45,7 +45,6 @@ pub use circuits::compiled_circuits;
 pub use prove::{
     component_rows, plan_classes, prove_batches, prove_in_class, prove_segment,
     prove_segment_under, prove_validity, prove_validity_under, BatchRows, PlannedSegment, RunRows,
-    SPLIT_FACTOR,
 };
 pub use registry::{ComponentId, N_COMPONENTS};
 pub use relations::ValidityRelations;

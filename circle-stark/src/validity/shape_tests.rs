@@ -318,32 +318,3 @@ fn batch_no_class_holds_is_refused_naming_the_component() {
         "{what}"
     );
 }
-
-#[test]
-fn planner_proves_a_small_last_batch_apart_rather_than_doubling_the_class() {
-    // 8,000 operations fill an o13 class; the last 600 would double its operation budget
-    // for 8,600 operations, under 2/3 of 2^14: two segments.
-    let (venue, batches) = run(8_600, 40, &[8_000]);
-    let plan = plan_classes(&venue, &refs(&batches), ShapeClass::largest()).unwrap();
-    assert_eq!(
-        plan.iter().map(|p| p.batches.clone()).collect::<Vec<_>>(),
-        vec![0..1, 1..2]
-    );
-    assert_eq!(plan[0].class.log_ops, 13);
-    assert!(plan[1].class.log_ops <= 10, "{}", plan[1].class);
-    assert!(8_600.0 * crate::validity::SPLIT_FACTOR < f64::from(1u32 << 14));
-}
-
-#[test]
-fn planner_grows_into_a_class_the_batches_to_come_fill() {
-    // The same 8,000 operations followed by five batches of 600: 11,000 operations fill 2^14
-    // past 2/3, so the run grows into it, one segment.
-    let (venue, batches) = run(11_000, 40, &[8_000, 600, 600, 600, 600]);
-    assert!(11_000.0 * crate::validity::SPLIT_FACTOR >= f64::from(1u32 << 14));
-    let plan = plan_classes(&venue, &refs(&batches), ShapeClass::largest()).unwrap();
-    assert_eq!(
-        plan.iter().map(|p| p.batches.clone()).collect::<Vec<_>>(),
-        vec![0..6]
-    );
-    assert_eq!(plan[0].class.log_ops, 14);
-}

@@ -26,7 +26,7 @@ use self::columns::{
     witness_interaction,
 };
 pub(crate) use self::execute::Execution;
-pub use self::plan::{plan_classes, BatchRows, PlannedSegment, RunRows, SPLIT_FACTOR};
+pub use self::plan::{plan_classes, BatchRows, PlannedSegment, RunRows};
 use super::cash::{CashRow, CASH_BOUND_COLUMNS, CASH_COLUMNS, CASH_LOOKUPS};
 use super::closure::{closure_terms, input_rows, INPUT_COLUMNS, INPUT_LOOKUPS};
 use super::instruments::{settle_terms, INSTRUMENT_COLUMNS};

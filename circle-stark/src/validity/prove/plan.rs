@@ -183,20 +183,10 @@ pub struct PlannedSegment {
     pub rows: [usize; SHAPE_LEN],
 }
 
-/// How empty a segment may leave its operation budget: a run grows into a class of twice
-/// the operations only if, taking every batch still to come, it would fill at least
-/// `1 / SPLIT_FACTOR` of it. Padding is paid by the prover, every extra segment by the verifier
-/// (one more STARK in the root proof until recursion folds them): at 1.5 a run of 30,000
-/// operations followed by a last batch of 3,300 is cut (2^15 + 2^12 rows instead of 2^16),
-/// one of 10,000-operation batches running on for 200,000 more grows to 2^18.
-pub const SPLIT_FACTOR: f64 = 1.5;
-
-/// Cuts `batches` (one rollup's, consecutive, starting from `venue`'s state) into segments,
-/// each proven in the cheapest class within `limit` ([`ShapeClass::largest`]: any) that holds
-/// it. A segment grows batch by batch while a class holds it (within [`MAX_OPS`] operations
-/// and [`MAX_BATCHES`] batches); where the next batch would double its operation budget, only
-/// if the batches still to come would fill the larger budget to `1 / SPLIT_FACTOR`
-/// ([`SPLIT_FACTOR`]). A batch is never split.
+/// Cuts `batches` (one rollup's, consecutive, starting from `venue`'s state) into segments:
+/// each as long as some class within `limit` ([`ShapeClass::largest`]: any) still holds it
+/// (and within [`MAX_OPS`] operations and [`MAX_BATCHES`] batches), proven in the cheapest
+/// class that holds it. A batch is never split.
 ///
 /// # Errors
 /// [`ProveError::NoShapeClass`] for a batch that no class within `limit` holds on its own;
@@ -206,7 +196,6 @@ pub fn plan_classes(
     batches: &[&[Operation]],
     limit: ShapeClass,
 ) -> Result<Vec<PlannedSegment>, ProveError> {
-    let class_of = |rows: &[usize; SHAPE_LEN]| ShapeClass::cheapest_holding_within(rows, limit);
     let mut venue = venue.clone();
     let mut out = Vec::new();
     let mut run = RunRows::default();
@@ -215,25 +204,26 @@ pub fn plan_classes(
         let rows = run.rows();
         PlannedSegment {
             batches: range,
-            class: class_of(&rows).expect("a run is only grown while held"),
+            class: ShapeClass::cheapest_holding_within(&rows, limit)
+                .expect("a run is only grown while held"),
             rows,
         }
     };
-    // Operations from batch `i` to the end.
-    let mut to_come: Vec<usize> = batches
-        .iter()
-        .rev()
-        .scan(0, |sum, b| {
-            *sum += b.len();
-            Some(*sum)
-        })
-        .collect();
-    to_come.reverse();
     for (i, batch) in batches.iter().enumerate() {
         let b = BatchRows::execute(&mut venue, batch)?;
-        let own = RunRows::default().rows_with(&b);
-        if class_of(&own).is_none() || b.ops > MAX_OPS {
-            let why = match limit.shape().overflow(&own) {
+        let held = |run: &RunRows| {
+            run.n_ops() + b.ops <= MAX_OPS
+                && run.n_batches() < MAX_BATCHES
+                && ShapeClass::cheapest_holding_within(&run.rows_with(&b), limit).is_some()
+        };
+        if run.n_batches() > 0 && !held(&run) {
+            out.push(close(&run, start..i));
+            run = RunRows::default();
+            start = i;
+        }
+        if run.n_batches() == 0 && !held(&run) {
+            let rows = run.rows_with(&b);
+            let why = match limit.shape().overflow(&rows) {
                 Some(o) => format!(
                     "{} needs {} rows of at most {}",
                     o.component.name(),
@@ -248,22 +238,6 @@ pub fn plan_classes(
                     b.ops
                 ),
             });
-        };
-        if run.n_batches() > 0 {
-            let grown = (run.n_ops() + b.ops <= MAX_OPS && run.n_batches() < MAX_BATCHES)
-                .then(|| class_of(&run.rows_with(&b)))
-                .flatten();
-            let now = class_of(&run.rows()).expect("a run is only grown while held");
-            let keep = grown.is_some_and(|g| {
-                let budget = 1usize << g.log_ops;
-                let projected = (run.n_ops() + to_come[i]).min(budget);
-                g.log_ops <= now.log_ops || projected as f64 * SPLIT_FACTOR >= budget as f64
-            });
-            if !keep {
-                out.push(close(&run, start..i));
-                run = RunRows::default();
-                start = i;
-            }
         }
         run.push(b);
     }
