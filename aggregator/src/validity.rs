@@ -249,8 +249,8 @@ pub fn prove_command(
     Ok(())
 }
 
-/// Main and interaction cells of a v3 proof's components at the statement's sizes (the
-/// padding a class costs); 0 under v2, which has no shape.
+/// Main and interaction cells of AIR v3's components at the statement's sizes (the padding a
+/// class costs; for a v2 statement, what v3 would commit at its sizes).
 fn trace_cells(s: &ValidityStatement) -> u64 {
     use poe_circle_stark::validity::{ComponentId, Shape};
     let mut logs = [0u32; ComponentId::ALL.len()];
