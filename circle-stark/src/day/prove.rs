@@ -105,12 +105,7 @@ pub fn prove_root_as(
                 },
             )?),
         };
-        let in_segment = |error: ProveError| ProveError::Segment {
-            rollup_id: first.rollup_id,
-            first_seq: first.seq,
-            last_seq: last.seq,
-            error: Box::new(error),
-        };
+        let in_segment = |error| segment_error(first, last, error);
         let batches = &ops[start..end];
         // v2: the run is one segment; v3: the run cut by class, each piece in its class.
         let pieces: Vec<(std::ops::Range<usize>, Option<ShapeClass>)> = match format {
@@ -126,12 +121,7 @@ pub fn prove_root_as(
                 &statements[start + range.start],
                 &statements[start + range.end - 1],
             );
-            let in_piece = |error: ProveError| ProveError::Segment {
-                rollup_id: first.rollup_id,
-                first_seq: first.seq,
-                last_seq: last.seq,
-                error: Box::new(error),
-            };
+            let in_piece = |error| segment_error(first, last, error);
             let piece = &batches[range];
             let (statement, proof) = match class {
                 None => prove_segment(venue, piece, config),
@@ -157,4 +147,14 @@ pub fn prove_root_as(
         day,
         segments,
     })
+}
+
+/// `error` as the failure of the segment over batches `first ..= last`.
+fn segment_error(first: &BatchStatement, last: &BatchStatement, error: ProveError) -> ProveError {
+    ProveError::Segment {
+        rollup_id: first.rollup_id,
+        first_seq: first.seq,
+        last_seq: last.seq,
+        error: Box::new(error),
+    }
 }

@@ -290,22 +290,24 @@ fn class_statement(
     let instruments = listed.ok_or(VerifyError::BatchStatementMismatch {
         field: "instruments",
     })?;
-    let log = |id: ComponentId| shape.log_rows(id);
-    Ok(ValidityStatement {
-        // The batches and roots come from the batch statements (`segment_statement`).
+    let mut statement = ValidityStatement {
+        // The batches and roots come from the batch statements (`segment_statement`), the
+        // sizes from the shape.
         batches: Vec::new(),
         pre_state_root: crate::hash::poseidon2::Digest::ZERO,
         post_state_root: crate::hash::poseidon2::Digest::ZERO,
-        log_cash_rows: log(ComponentId::Cash),
-        log_trade_rows: log(ComponentId::Trade),
-        log_state_leaf_rows: log(ComponentId::StateLeaf),
-        log_state_node_rows: log(ComponentId::StateNode),
-        log_chip_rows: log(ComponentId::Chip),
-        log_settle_rows: log(ComponentId::Settle),
-        log_holder_rows: log(ComponentId::Holder),
+        log_cash_rows: 0,
+        log_trade_rows: 0,
+        log_state_leaf_rows: 0,
+        log_state_node_rows: 0,
+        log_chip_rows: 0,
+        log_settle_rows: 0,
+        log_holder_rows: 0,
         instruments,
-        shape: Some(shape),
-    })
+        shape: None,
+    };
+    statement.set_shape(shape);
+    Ok(statement)
 }
 
 /// Verifies a root proof against the day statement the auditor derived and the batch

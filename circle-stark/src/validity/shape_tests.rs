@@ -117,16 +117,10 @@ fn proof_in_its_class_verifies_and_states_the_class_shape() {
 /// The same statement with another shape (the seven log fields following it).
 fn reshaped(s: &ValidityStatement, shape: Option<Shape>) -> ValidityStatement {
     let mut s = s.clone();
-    if let Some(shape) = shape {
-        s.log_cash_rows = shape.log_rows(ComponentId::Cash);
-        s.log_trade_rows = shape.log_rows(ComponentId::Trade);
-        s.log_state_leaf_rows = shape.log_rows(ComponentId::StateLeaf);
-        s.log_state_node_rows = shape.log_rows(ComponentId::StateNode);
-        s.log_chip_rows = shape.log_rows(ComponentId::Chip);
-        s.log_settle_rows = shape.log_rows(ComponentId::Settle);
-        s.log_holder_rows = shape.log_rows(ComponentId::Holder);
+    match shape {
+        Some(shape) => s.set_shape(shape),
+        None => s.shape = None,
     }
-    s.shape = shape;
     s
 }
 

@@ -362,6 +362,19 @@ impl ValidityStatement {
         self.check_instruments()
     }
 
+    /// States `shape`: the shape itself and the seven log fields that must equal its entries.
+    pub fn set_shape(&mut self, shape: Shape) {
+        use crate::validity::ComponentId as C;
+        self.log_cash_rows = shape.log_rows(C::Cash);
+        self.log_trade_rows = shape.log_rows(C::Trade);
+        self.log_state_leaf_rows = shape.log_rows(C::StateLeaf);
+        self.log_state_node_rows = shape.log_rows(C::StateNode);
+        self.log_chip_rows = shape.log_rows(C::Chip);
+        self.log_settle_rows = shape.log_rows(C::Settle);
+        self.log_holder_rows = shape.log_rows(C::Holder);
+        self.shape = Some(shape);
+    }
+
     /// A stated shape: every log in `MIN_LOG_ROWS ..= MAX_SHAPE_LOG` (the range table's
     /// fixed), the seven log fields equal to its entries, and the components sized from the
     /// statement (instrument table, data forest, closure input) at least their own size.

@@ -595,14 +595,7 @@ fn witness(
         rows[ComponentId::Holder.index()] = holder.len();
         rows[ComponentId::Input.index()] = closure_terms(&statement).len();
         fits(&shape, &rows)?;
-        statement.log_cash_rows = shape.log_rows(ComponentId::Cash);
-        statement.log_trade_rows = shape.log_rows(ComponentId::Trade);
-        statement.log_state_leaf_rows = shape.log_rows(ComponentId::StateLeaf);
-        statement.log_state_node_rows = shape.log_rows(ComponentId::StateNode);
-        statement.log_chip_rows = shape.log_rows(ComponentId::Chip);
-        statement.log_settle_rows = shape.log_rows(ComponentId::Settle);
-        statement.log_holder_rows = shape.log_rows(ComponentId::Holder);
-        statement.shape = Some(shape);
+        statement.set_shape(shape);
     }
     let records: Vec<M31> = records_ops.iter().flat_map(Operation::encode).collect();
     let (leaf_log, node_log) = (
