@@ -134,6 +134,26 @@ pub enum ProveError {
         /// The run, and its largest component's needs.
         what: String,
     },
+    /// A circuit was given another number of public or witness values than it has wires.
+    #[error("the circuit has {expected} {what} wires, {got} values given")]
+    CircuitInputs {
+        /// `public` or `witness`.
+        what: &'static str,
+        /// The circuit's count.
+        expected: usize,
+        /// The values given.
+        got: usize,
+    },
+    /// The values given do not satisfy the circuit.
+    #[error("op {op} asserts {left} = {right}")]
+    Unsatisfied {
+        /// The failing `AssertEq`'s index.
+        op: usize,
+        /// Its left value.
+        left: String,
+        /// Its right value.
+        right: String,
+    },
     /// stwo refused to prove: the trace does not satisfy the AIR (a bug in poe).
     #[error("prover failed: {0}")]
     Stwo(String),
@@ -193,6 +213,16 @@ pub enum VerifyError {
     #[error("preprocessed commitment is {got}, the AIR pins {expected}")]
     PreprocessedRoot {
         /// The pinned root, as eight hex words.
+        expected: String,
+        /// The proof's.
+        got: String,
+    },
+    /// The proof was made for another verifying key (channel, blowup) than the one given.
+    #[error("the key has {field} {expected}, the proof {got}")]
+    WrongKey {
+        /// `channel` or `log_blowup`.
+        field: &'static str,
+        /// The key's.
         expected: String,
         /// The proof's.
         got: String,

@@ -173,10 +173,14 @@ pub enum AirId {
     BatchValidity = 5,
     /// The same statement under the batch-validity AIR v3 (`specs/batch-air.md` §6): the
     /// range table's values are a preprocessed column whose commitment the verifier pins,
-    /// so no 2^16-term closure is left to the verifier. The first step towards leaf proofs a
-    /// fixed recursive verifier can check; not yet made by the day pipeline, and its shape
-    /// may still change before it is (no golden fixture pins it yet).
+    /// the public input is constant-size and the component sizes may be a shape class's: a
+    /// proof a fixed recursive verifier can check. The day root's segments since
+    /// `poe/day-root/v3`; frozen by the golden bundle `tests/fixtures/bundle_v3`.
     BatchValidityV3 = 6,
+    /// `recursion::node`: an arithmetic circuit over QM31, wiring preprocessed (the verifying
+    /// key), the statement its public wires (`specs/recursion.md` §7). Recursion's node AIR
+    /// while it is being built (issue 16): not made by the pipeline, not frozen.
+    Node = 7,
 }
 
 impl AirId {
@@ -187,6 +191,7 @@ impl AirId {
             2 => Some(Self::DayRoot),
             5 => Some(Self::BatchValidity),
             6 => Some(Self::BatchValidityV3),
+            7 => Some(Self::Node),
             _ => None,
         }
     }
@@ -198,6 +203,7 @@ impl AirId {
             Self::DayRoot => "poe/day-root/v1",
             Self::BatchValidity => "poe/batch-validity/v2",
             Self::BatchValidityV3 => "poe/batch-validity/v3",
+            Self::Node => "poe/node/v0",
         }
     }
 }

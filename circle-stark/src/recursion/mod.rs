@@ -6,6 +6,7 @@
 
 pub mod compiler;
 pub mod costs;
+pub mod node;
 #[cfg(test)]
 mod tests;
 pub mod trace;

@@ -1,0 +1,180 @@
+//! The node AIR (`specs/recursion.md` §7), first component: an arithmetic circuit over QM31
+//! proven by one fixed **gate component** whose wiring is preprocessed. A node's verifying key
+//! is the circuit's preprocessed root with its size, channel and blowup ([`NodeKey`]); its
+//! statement is the values of the circuit's public wires. The Poseidon2 and FRI components,
+//! and the STARK verifier written as such a circuit, come next (issue 16).
+
+pub mod gates;
+pub mod program;
+#[cfg(feature = "prover")]
+mod prove;
+#[cfg(all(test, feature = "prover"))]
+mod tests;
+
+use stwo::core::channel::MerkleChannel;
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::pcs::CommitmentSchemeVerifier;
+use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
+use stwo_constraint_framework::{FrameworkComponent, TraceLocationAllocator};
+
+pub use gates::{GateEval, WireRel};
+pub use program::{Builder, Op, Program, Wire};
+#[cfg(feature = "prover")]
+pub use prove::{node_key, prove_node};
+
+use crate::config::VerifierPolicy;
+use crate::error::VerifyError;
+use crate::field::M31;
+use crate::hash::channel::Poseidon2MerkleChannel;
+use crate::proof::{AirId, ChannelId, PoeChannel, Proof, Stark};
+use crate::stark::{check_air_and_policy, mix_claimed_sums, mix_preamble, run_stark};
+
+/// What a verifier needs of a circuit: the gate component's size, the commitment to its
+/// wiring (channel and blowup fixed with it), and each public wire with its read count.
+/// Computed by the prover side ([`node_key`]); the verifier takes it as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeKey {
+    /// log2 of the gate component's rows.
+    pub log_rows: u32,
+    /// The channel the root was computed under.
+    pub channel: ChannelId,
+    /// The blowup the root was computed at.
+    pub log_blowup: u32,
+    /// The preprocessed tree's root, as [`PoeChannel::hash_words`] spells it.
+    pub preprocessed_root: [u32; 8],
+    /// Per public wire, in order: its id and its read count.
+    pub publics: Vec<(u32, u32)>,
+}
+
+impl NodeKey {
+    /// The proof's public inputs for public wire values `values`: the count, then per wire its
+    /// id, its read count and its four coordinates. (The root is bound by the commitment.)
+    pub fn public_inputs(&self, values: &[SecureField]) -> Vec<M31> {
+        let mut out = vec![M31::from(self.publics.len() as u32)];
+        for (&(id, uses), v) in self.publics.iter().zip(values) {
+            out.push(M31::from(id));
+            out.push(M31::from(uses));
+            out.extend(v.to_m31_array());
+        }
+        out
+    }
+}
+
+/// Verifies a node proof against its key and the values of its public wires.
+///
+/// # Errors
+/// `WrongAir`, `SecurityTooLow`; `WrongKey` for a proof under another channel or blowup
+/// than the key's; `PublicInputMismatch` for other public values or wiring;
+/// `PreprocessedRoot` for a proof of another circuit; `LogUpSumMismatch` when the wires do
+/// not balance with the public values; stwo's rejections.
+pub fn verify_node(
+    proof: &Proof,
+    key: &NodeKey,
+    public: &[SecureField],
+    policy: &VerifierPolicy,
+) -> Result<(), VerifyError> {
+    check_air_and_policy(proof, AirId::Node, policy)?;
+    if proof.channel() != key.channel {
+        return Err(VerifyError::WrongKey {
+            field: "channel",
+            expected: key.channel.name().into(),
+            got: proof.channel().name().into(),
+        });
+    }
+    if proof.config.log_blowup() != key.log_blowup {
+        return Err(VerifyError::WrongKey {
+            field: "log_blowup",
+            expected: key.log_blowup.to_string(),
+            got: proof.config.log_blowup().to_string(),
+        });
+    }
+    if public.len() != key.publics.len() {
+        return Err(VerifyError::InvalidStatement(format!(
+            "the key has {} public wires, {} values given",
+            key.publics.len(),
+            public.len()
+        )));
+    }
+    if proof.public_inputs != key.public_inputs(public) {
+        return Err(VerifyError::PublicInputMismatch {
+            field: "public wires",
+        });
+    }
+    if proof.claimed_sums.len() != 1 {
+        return Err(VerifyError::Structure(format!(
+            "expected 1 LogUp sum, got {}",
+            proof.claimed_sums.len()
+        )));
+    }
+    if proof.stark.n_trees() != 4 {
+        return Err(VerifyError::Structure(format!(
+            "expected 4 commitment trees, got {}",
+            proof.stark.n_trees()
+        )));
+    }
+    let publics: Vec<(u32, u32, SecureField)> = key
+        .publics
+        .iter()
+        .zip(public)
+        .map(|(&(id, uses), &v)| (id, uses, v))
+        .collect();
+    match &proof.stark {
+        Stark::Blake2s(s) => verify_stark::<Blake2sMerkleChannel>(s.clone(), proof, key, &publics),
+        Stark::Poseidon2(s) => {
+            verify_stark::<Poseidon2MerkleChannel>(s.clone(), proof, key, &publics)
+        }
+    }
+}
+
+/// The gate component at `log_rows` with its preprocessed columns placed in commitment order.
+pub(crate) fn gate_component(
+    log_rows: u32,
+    wires: WireRel,
+    sum: SecureField,
+) -> FrameworkComponent<GateEval> {
+    let mut alloc =
+        TraceLocationAllocator::new_with_preprocessed_columns(&gates::preprocessed_ids());
+    FrameworkComponent::new(&mut alloc, GateEval { log_rows, wires }, sum)
+}
+
+fn verify_stark<MC: PoeChannel>(
+    stark: stwo::core::proof::StarkProof<MC::H>,
+    proof: &Proof,
+    key: &NodeKey,
+    publics: &[(u32, u32, SecureField)],
+) -> Result<(), VerifyError> {
+    use stwo::core::air::Component;
+    let channel = &mut <MC as MerkleChannel>::C::default();
+    mix_preamble(
+        channel,
+        MC::ID,
+        AirId::Node,
+        &proof.config,
+        &proof.public_inputs,
+    );
+    let mut scheme = CommitmentSchemeVerifier::<MC>::new(proof.config.pcs_config());
+    let got = MC::hash_words(&stark.0.commitments[0]);
+    if got != key.preprocessed_root {
+        let hex = |w: [u32; 8]| w.map(|x| format!("{x:08x}")).join("");
+        return Err(VerifyError::PreprocessedRoot {
+            expected: hex(key.preprocessed_root),
+            got: hex(got),
+        });
+    }
+    let sums = &proof.claimed_sums;
+    // Relation challenges do not affect the sizes: a placeholder draws the shape.
+    let shape = gate_component(key.log_rows, WireRel::dummy(), sums[0]);
+    let sizes = shape.trace_log_degree_bounds();
+    let commitments = stark.0.commitments.clone();
+    scheme.commit(commitments[0], &sizes[0], channel);
+    scheme.commit(commitments[1], &sizes[1], channel);
+    // Drawn after the main trace; the sum is bound before the interaction trace.
+    let wires = WireRel::draw(channel);
+    mix_claimed_sums(channel, sums);
+    scheme.commit(commitments[2], &sizes[2], channel);
+    if sums[0] + gates::public_sum(&wires, publics) != SecureField::from(M31::from(0u32)) {
+        return Err(VerifyError::LogUpSumMismatch);
+    }
+    let component = gate_component(key.log_rows, wires, sums[0]);
+    run_stark::<MC>(&[&component], channel, &mut scheme, stark)
+}

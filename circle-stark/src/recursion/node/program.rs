@@ -1,0 +1,266 @@
+//! The circuit a node proof proves (`specs/recursion.md` §7): QM31 wires, each produced once —
+//! by one row of the gate component, or by the verifier for a public wire — and used any
+//! number of times.
+
+use std::collections::HashMap;
+
+use num_traits::{One, Zero};
+use stwo::core::fields::qm31::SecureField;
+
+use crate::error::ProveError;
+
+/// A wire: the index of the op that produces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Wire(pub u32);
+
+impl Wire {
+    /// The constant 0, the first wire of every program (and what padding rows read).
+    pub const ZERO: Wire = Wire(0);
+}
+
+/// One op. Every op but [`Op::Public`] is one row of the gate component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A constant (a preprocessed value: part of the verifying key).
+    Const(SecureField),
+    /// A value the prover chooses, bound only by the ops that use it.
+    Witness,
+    /// A value the verifier supplies (no row: the verifier yields it into the wire relation).
+    Public,
+    /// `a + b`.
+    Add(Wire, Wire),
+    /// `a − b`.
+    Sub(Wire, Wire),
+    /// `a · b`.
+    Mul(Wire, Wire),
+    /// `a = b`; produces no value (its wire is never used).
+    AssertEq(Wire, Wire),
+}
+
+impl Op {
+    /// The wires the op's row reads, `(a, b)`; ops that read none read wire 0 twice (so every
+    /// row consumes two wires and the component needs no per-row consume flags).
+    pub fn inputs(&self) -> (Wire, Wire) {
+        match *self {
+            Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::AssertEq(a, b) => (a, b),
+            Op::Const(_) | Op::Witness | Op::Public => (Wire::ZERO, Wire::ZERO),
+        }
+    }
+
+    fn produces(&self) -> bool {
+        !matches!(self, Op::AssertEq(..))
+    }
+}
+
+/// A circuit: ops in topological order (an op reads only earlier wires), op `i` producing
+/// wire `i`. Build one with [`Builder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    ops: Vec<Op>,
+    publics: Vec<Wire>,
+    witnesses: Vec<Wire>,
+}
+
+/// Builds a [`Program`]: wire 0 is the constant 0, equal constants share one wire.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    ops: Vec<Op>,
+    consts: HashMap<[u32; 4], Wire>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn words(v: SecureField) -> [u32; 4] {
+    v.to_m31_array().map(|x| x.0)
+}
+
+impl Builder {
+    /// A program holding only wire 0.
+    pub fn new() -> Self {
+        let mut consts = HashMap::new();
+        consts.insert([0; 4], Wire::ZERO);
+        Self {
+            ops: vec![Op::Const(SecureField::zero())],
+            consts,
+        }
+    }
+
+    fn push(&mut self, op: Op) -> Wire {
+        for w in [op.inputs().0, op.inputs().1] {
+            assert!(
+                (w.0 as usize) < self.ops.len() && self.ops[w.0 as usize].produces(),
+                "op {op:?} reads wire {} that is not produced before it",
+                w.0
+            );
+        }
+        self.ops.push(op);
+        Wire(self.ops.len() as u32 - 1)
+    }
+
+    /// A constant (equal constants share a wire).
+    pub fn constant(&mut self, v: SecureField) -> Wire {
+        if let Some(&w) = self.consts.get(&words(v)) {
+            return w;
+        }
+        let w = self.push(Op::Const(v));
+        self.consts.insert(words(v), w);
+        w
+    }
+
+    /// The constant 1.
+    pub fn one(&mut self) -> Wire {
+        self.constant(SecureField::one())
+    }
+
+    /// A value the prover supplies (in creation order, see [`Program::evaluate`]).
+    pub fn witness(&mut self) -> Wire {
+        self.push(Op::Witness)
+    }
+
+    /// A value the verifier supplies (in creation order).
+    pub fn public(&mut self) -> Wire {
+        self.push(Op::Public)
+    }
+
+    /// `a + b`.
+    pub fn add(&mut self, a: Wire, b: Wire) -> Wire {
+        self.push(Op::Add(a, b))
+    }
+
+    /// `a − b`.
+    pub fn sub(&mut self, a: Wire, b: Wire) -> Wire {
+        self.push(Op::Sub(a, b))
+    }
+
+    /// `a · b`.
+    pub fn mul(&mut self, a: Wire, b: Wire) -> Wire {
+        self.push(Op::Mul(a, b))
+    }
+
+    /// Constrains `a = b`.
+    pub fn assert_eq(&mut self, a: Wire, b: Wire) {
+        self.push(Op::AssertEq(a, b));
+    }
+
+    /// The program.
+    ///
+    /// # Panics
+    /// If a public wire is never used: nothing would bind the verifier's value to the circuit.
+    pub fn finish(self) -> Program {
+        let program = Program {
+            publics: wires_of(&self.ops, Op::Public),
+            witnesses: wires_of(&self.ops, Op::Witness),
+            ops: self.ops,
+        };
+        let uses = program.uses();
+        for w in &program.publics {
+            assert!(
+                uses[w.0 as usize] > 0,
+                "public wire {} is never used: the verifier's value would bind nothing",
+                w.0
+            );
+        }
+        program
+    }
+}
+
+fn wires_of(ops: &[Op], kind: Op) -> Vec<Wire> {
+    ops.iter()
+        .enumerate()
+        .filter(|(_, op)| **op == kind)
+        .map(|(i, _)| Wire(i as u32))
+        .collect()
+}
+
+impl Program {
+    /// The ops, op `i` producing wire `i`.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// The public wires, in the order the verifier supplies their values.
+    pub fn publics(&self) -> &[Wire] {
+        &self.publics
+    }
+
+    /// The witness wires, in the order the prover supplies their values.
+    pub fn witnesses(&self) -> &[Wire] {
+        &self.witnesses
+    }
+
+    /// Rows of the gate component before padding: every op but the public ones.
+    pub fn n_rows(&self) -> usize {
+        self.ops.len() - self.publics.len()
+    }
+
+    /// log2 of the gate component's rows: at least 4 (one SIMD vector).
+    pub fn log_rows(&self) -> u32 {
+        self.n_rows().next_power_of_two().trailing_zeros().max(4)
+    }
+
+    /// How often each wire is read by the rows of the padded gate component (padding rows
+    /// read wire 0 twice, as ops without inputs do).
+    pub fn uses(&self) -> Vec<u32> {
+        let mut uses = vec![0u32; self.ops.len()];
+        for op in self.ops.iter().filter(|op| **op != Op::Public) {
+            let (a, b) = op.inputs();
+            uses[a.0 as usize] += 1;
+            uses[b.0 as usize] += 1;
+        }
+        uses[0] += 2 * ((1u32 << self.log_rows()) - self.n_rows() as u32);
+        uses
+    }
+
+    /// Every wire's value, given the public and witness values in creation order.
+    ///
+    /// # Errors
+    /// `ProveError::CircuitInputs` on a count that differs from the program's,
+    /// `ProveError::Unsatisfied` for the first `AssertEq` that fails.
+    pub fn evaluate(
+        &self,
+        public: &[SecureField],
+        witness: &[SecureField],
+    ) -> Result<Vec<SecureField>, ProveError> {
+        for (what, expected, got) in [
+            ("public", self.publics.len(), public.len()),
+            ("witness", self.witnesses.len(), witness.len()),
+        ] {
+            if expected != got {
+                return Err(ProveError::CircuitInputs {
+                    what,
+                    expected,
+                    got,
+                });
+            }
+        }
+        let (mut public, mut witness) = (public.iter(), witness.iter());
+        let mut values: Vec<SecureField> = Vec::with_capacity(self.ops.len());
+        for (i, op) in self.ops.iter().enumerate() {
+            let v = |w: &Wire| values[w.0 as usize];
+            let x = match op {
+                Op::Const(c) => *c,
+                Op::Witness => *witness.next().expect("counted"),
+                Op::Public => *public.next().expect("counted"),
+                Op::Add(a, b) => v(a) + v(b),
+                Op::Sub(a, b) => v(a) - v(b),
+                Op::Mul(a, b) => v(a) * v(b),
+                Op::AssertEq(a, b) => {
+                    if v(a) != v(b) {
+                        return Err(ProveError::Unsatisfied {
+                            op: i,
+                            left: v(a).to_string(),
+                            right: v(b).to_string(),
+                        });
+                    }
+                    SecureField::zero()
+                }
+            };
+            values.push(x);
+        }
+        Ok(values)
+    }
+}

@@ -1,0 +1,173 @@
+//! Proving a circuit, and computing its verifying key.
+
+use stwo::core::channel::MerkleChannel;
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::poly::circle::CanonicCoset;
+use stwo::prover::backend::simd::column::BaseColumn;
+use stwo::prover::backend::simd::m31::{PackedM31, LOG_N_LANES};
+use stwo::prover::backend::simd::qm31::PackedSecureField;
+use stwo::prover::backend::simd::SimdBackend;
+use stwo::prover::backend::BackendForChannel;
+use stwo::prover::poly::circle::PolyOps;
+use stwo::prover::{prove, CommitmentSchemeProver};
+use stwo_constraint_framework::{LogupTraceGenerator, Relation};
+
+use super::gates::{main_columns, preprocessed_columns, WireRel};
+use super::program::{Op, Program};
+use super::{gate_component, NodeKey};
+use crate::config::SecurityConfig;
+use crate::data_root::prove::{evaluations, Evaluation};
+use crate::error::ProveError;
+use crate::field::M31;
+use crate::proof::{AirId, PoeChannel, Proof};
+use crate::stark::{mix_claimed_sums, mix_preamble};
+
+fn evals(log_rows: u32, cols: &[Vec<M31>]) -> Vec<Evaluation> {
+    evaluations(
+        log_rows,
+        cols.iter()
+            .map(|c| c.iter().copied().collect::<BaseColumn>())
+            .collect(),
+    )
+}
+
+fn twiddles(
+    log_rows: u32,
+    config: &SecurityConfig,
+) -> stwo::prover::poly::twiddles::TwiddleTree<SimdBackend> {
+    SimdBackend::precompute_twiddles(
+        CanonicCoset::new(log_rows + 1 + config.log_blowup())
+            .circle_domain()
+            .half_coset,
+    )
+}
+
+/// The verifying key of `program` under channel `MC` at `config`'s blowup: commits the
+/// preprocessed wiring as a proof would.
+pub fn node_key<MC: PoeChannel>(program: &Program, config: &SecurityConfig) -> NodeKey
+where
+    SimdBackend: BackendForChannel<MC>,
+{
+    let log_rows = program.log_rows();
+    let tw = twiddles(log_rows, config);
+    let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(config.pcs_config(), &tw);
+    let mut tree = scheme.tree_builder();
+    tree.extend_evals(evals(log_rows, &preprocessed_columns(program)));
+    tree.commit(&mut <MC as MerkleChannel>::C::default());
+    let uses = program.uses();
+    NodeKey {
+        log_rows,
+        channel: MC::ID,
+        log_blowup: config.log_blowup(),
+        preprocessed_root: MC::hash_words(&scheme.roots()[0]),
+        publics: program
+            .publics()
+            .iter()
+            .map(|w| (w.0, uses[w.0 as usize]))
+            .collect(),
+    }
+}
+
+/// Proves that `program` is satisfied with public values `public` (which the verifier will
+/// supply) and some witness values (`witness`, which stay private).
+///
+/// # Errors
+/// `CircuitInputs`, `Unsatisfied` ([`Program::evaluate`]); `Stwo` on a prover failure.
+pub fn prove_node<MC: PoeChannel>(
+    program: &Program,
+    public: &[SecureField],
+    witness: &[SecureField],
+    config: SecurityConfig,
+) -> Result<Proof, ProveError>
+where
+    SimdBackend: BackendForChannel<MC>,
+{
+    let values = program.evaluate(public, witness)?;
+    prove_values::<MC>(program, &values, config, |_| {})
+}
+
+/// The STARK over wire values `values` as they are, checked by nothing but the AIR: the
+/// tests forge values and main columns (`forge`) through it.
+pub(crate) fn prove_values<MC: PoeChannel>(
+    program: &Program,
+    values: &[SecureField],
+    config: SecurityConfig,
+    forge: impl FnOnce(&mut Vec<Vec<M31>>),
+) -> Result<Proof, ProveError>
+where
+    SimdBackend: BackendForChannel<MC>,
+{
+    let key = node_key::<MC>(program, &config);
+    let public: Vec<SecureField> = program
+        .publics()
+        .iter()
+        .map(|w| values[w.0 as usize])
+        .collect();
+    let public_inputs = key.public_inputs(&public);
+    let log_rows = key.log_rows;
+    let tw = twiddles(log_rows, &config);
+    let channel = &mut <MC as MerkleChannel>::C::default();
+    mix_preamble(channel, MC::ID, AirId::Node, &config, &public_inputs);
+    let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(config.pcs_config(), &tw);
+    let pre = preprocessed_columns(program);
+    let mut tree = scheme.tree_builder();
+    tree.extend_evals(evals(log_rows, &pre));
+    tree.commit(channel);
+
+    let mut main = main_columns(program, values);
+    forge(&mut main);
+    let mut tree = scheme.tree_builder();
+    tree.extend_evals(evals(log_rows, &main));
+    tree.commit(channel);
+
+    let wires = WireRel::draw(channel);
+    let (interaction, sum) = interaction(log_rows, &pre, &main, &wires);
+    mix_claimed_sums(channel, &[sum]);
+    let mut tree = scheme.tree_builder();
+    tree.extend_evals(interaction);
+    tree.commit(channel);
+
+    let component = gate_component(log_rows, wires, sum);
+    let stark = prove::<SimdBackend, MC>(&[&component], channel, scheme)
+        .map_err(|e| ProveError::Stwo(e.to_string()))?;
+    debug_assert!(program.ops().iter().filter(|o| **o == Op::Public).count() == public.len());
+    Ok(Proof {
+        air: AirId::Node,
+        config,
+        public_inputs,
+        claimed_sums: vec![sum],
+        stark: MC::wrap(stark),
+    })
+}
+
+/// The LogUp columns: `−1/d(id_a, a) − 1/d(id_b, b)` in the first, `mult_c/d(id_c, c)` in the
+/// second (the pairs `finalize_logup_in_pairs` forms).
+fn interaction(
+    log_rows: u32,
+    pre: &[Vec<M31>],
+    main: &[Vec<M31>],
+    wires: &WireRel,
+) -> (Vec<Evaluation>, SecureField) {
+    let packed = |col: &[M31], vr: usize| -> PackedM31 {
+        PackedM31::from_array(std::array::from_fn(|l| col[(vr << LOG_N_LANES) + l]))
+    };
+    let mut gen = LogupTraceGenerator::new(log_rows);
+    let entry = |id: usize, first: usize, vr: usize| -> PackedSecureField {
+        let mut e = vec![packed(&pre[id], vr)];
+        e.extend((first..first + 4).map(|c| packed(&main[c], vr)));
+        wires.combine(&e)
+    };
+    let mut col = gen.new_col();
+    for vr in 0..1 << (log_rows - LOG_N_LANES) {
+        let (da, db) = (entry(0, 0, vr), entry(1, 4, vr));
+        col.write_frac(vr, -(da + db), da * db);
+    }
+    col.finalize_col();
+    let mut col = gen.new_col();
+    for vr in 0..1 << (log_rows - LOG_N_LANES) {
+        let dc = entry(2, 8, vr);
+        col.write_frac(vr, packed(&pre[3], vr).into(), dc);
+    }
+    col.finalize_col();
+    gen.finalize_last()
+}

@@ -1,0 +1,261 @@
+use num_traits::One;
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
+
+use super::gates::qm31_mul;
+use super::prove::prove_values;
+use super::*;
+use crate::config::SecurityConfig;
+use crate::error::ProveError;
+
+fn qm(a: u32, b: u32, c: u32, d: u32) -> SecureField {
+    SecureField::from_m31_array([a, b, c, d].map(M31::from))
+}
+
+/// `y = x·w + 3` and `(x·w − x)² = v`, with `x`, `y` public and `w`, `v` witnesses.
+fn circuit(k: u32) -> Program {
+    let mut b = Builder::new();
+    let x = b.public();
+    let y = b.public();
+    let w = b.witness();
+    let v = b.witness();
+    let t = b.mul(x, w);
+    let three = b.constant(qm(k, 0, 0, 0));
+    let s = b.add(t, three);
+    b.assert_eq(s, y);
+    let u = b.sub(t, x);
+    let uu = b.mul(u, u);
+    b.assert_eq(uu, v);
+    b.finish()
+}
+
+fn inputs() -> (Vec<SecureField>, Vec<SecureField>) {
+    let x = qm(5, 7, 11, 13);
+    let w = qm(2, 0, 1, 9);
+    let t = x * w;
+    let y = t + qm(3, 0, 0, 0);
+    let v = (t - x) * (t - x);
+    (vec![x, y], vec![w, v])
+}
+
+fn config() -> SecurityConfig {
+    SecurityConfig::new(1, 3, 0).expect("test config")
+}
+
+fn policy() -> VerifierPolicy {
+    VerifierPolicy {
+        min_security_bits: 0,
+    }
+}
+
+fn prove_blake(program: &Program, public: &[SecureField], witness: &[SecureField]) -> Proof {
+    prove_node::<Blake2sMerkleChannel>(program, public, witness, config()).expect("honest")
+}
+
+#[test]
+fn qm31_mul_by_coordinates_is_stwos_product() {
+    let mut s = 0x1234_5678u32;
+    let mut next = || {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        s % ((1 << 31) - 1)
+    };
+    for _ in 0..100 {
+        let x = qm(next(), next(), next(), next());
+        let y = qm(next(), next(), next(), next());
+        let got = qm31_mul(&x.to_m31_array(), &y.to_m31_array());
+        assert_eq!(SecureField::from_m31_array(got), x * y);
+    }
+}
+
+#[test]
+fn reads_are_counted_padding_included() {
+    let p = circuit(3);
+    // 12 ops, 2 public: 10 rows padded to 16; wire 0 is read twice by the zero row, both
+    // witnesses, the constant and each of the 6 padding rows.
+    assert_eq!((p.n_rows(), p.log_rows()), (10, 4));
+    let uses = p.uses();
+    assert_eq!(uses[0], 2 * (1 + 2 + 1 + 6));
+    assert_eq!(uses[p.publics()[0].0 as usize], 2, "x: by mul and sub");
+    assert_eq!(uses[p.publics()[1].0 as usize], 1, "y: by one assert");
+    assert_eq!(uses.iter().sum::<u32>(), 2 * 16, "two reads per row");
+}
+
+#[test]
+fn honest_circuit_verifies_under_both_channels() {
+    let p = circuit(3);
+    let (public, witness) = inputs();
+    let proof = prove_blake(&p, &public, &witness);
+    let key = node_key::<Blake2sMerkleChannel>(&p, &config());
+    let decoded = Proof::from_bytes(&proof.to_bytes()).expect("canonical bytes");
+    verify_node(&decoded, &key, &public, &policy()).expect("Blake2s");
+
+    let proof = prove_node::<Poseidon2MerkleChannel>(&p, &public, &witness, config()).unwrap();
+    let key = node_key::<Poseidon2MerkleChannel>(&p, &config());
+    verify_node(&proof, &key, &public, &policy()).expect("Poseidon2");
+}
+
+#[test]
+fn proofs_are_byte_identical_across_runs() {
+    let p = circuit(3);
+    let (public, witness) = inputs();
+    assert_eq!(
+        prove_blake(&p, &public, &witness).to_bytes(),
+        prove_blake(&p, &public, &witness).to_bytes()
+    );
+}
+
+#[test]
+fn unsatisfied_assertion_is_refused_by_the_prover() {
+    let p = circuit(3);
+    let (mut public, witness) = inputs();
+    public[1] += SecureField::one();
+    let err = prove_node::<Blake2sMerkleChannel>(&p, &public, &witness, config()).unwrap_err();
+    assert!(
+        matches!(err, ProveError::Unsatisfied { op: 8, .. }),
+        "{err}"
+    );
+    let err = prove_node::<Blake2sMerkleChannel>(&p, &public, &witness[..1], config());
+    assert!(matches!(
+        err,
+        Err(ProveError::CircuitInputs {
+            what: "witness",
+            expected: 2,
+            got: 1
+        })
+    ));
+}
+
+#[test]
+fn another_public_value_is_rejected() {
+    let p = circuit(3);
+    let (mut public, witness) = inputs();
+    let proof = prove_blake(&p, &public, &witness);
+    let key = node_key::<Blake2sMerkleChannel>(&p, &config());
+    public[1] += SecureField::one();
+    assert_eq!(
+        verify_node(&proof, &key, &public, &policy()),
+        Err(VerifyError::PublicInputMismatch {
+            field: "public wires"
+        })
+    );
+}
+
+#[test]
+fn public_value_changed_in_proof_and_statement_breaks_the_wire_balance() {
+    let p = circuit(3);
+    let (mut public, witness) = inputs();
+    let mut proof = prove_blake(&p, &public, &witness);
+    let key = node_key::<Blake2sMerkleChannel>(&p, &config());
+    public[1] += SecureField::one();
+    proof.public_inputs = key.public_inputs(&public);
+    assert_eq!(
+        verify_node(&proof, &key, &public, &policy()),
+        Err(VerifyError::LogUpSumMismatch)
+    );
+}
+
+#[test]
+fn proof_of_another_circuit_is_rejected_by_the_key() {
+    let (public, witness) = inputs();
+    // The same wiring with another constant: `y = x·w + 4`.
+    let other = circuit(4);
+    let mut public4 = public.clone();
+    public4[1] += SecureField::one();
+    let proof = prove_blake(&other, &public4, &witness);
+    let key = node_key::<Blake2sMerkleChannel>(&circuit(3), &config());
+    let err = verify_node(&proof, &key, &public4, &policy()).unwrap_err();
+    assert!(matches!(err, VerifyError::PreprocessedRoot { .. }), "{err}");
+}
+
+#[test]
+fn key_of_another_channel_or_blowup_is_rejected() {
+    let p = circuit(3);
+    let (public, witness) = inputs();
+    let proof = prove_blake(&p, &public, &witness);
+    let key = node_key::<Poseidon2MerkleChannel>(&p, &config());
+    assert!(matches!(
+        verify_node(&proof, &key, &public, &policy()),
+        Err(VerifyError::WrongKey {
+            field: "channel",
+            ..
+        })
+    ));
+    let key = node_key::<Blake2sMerkleChannel>(&p, &SecurityConfig::new(2, 3, 0).unwrap());
+    assert!(matches!(
+        verify_node(&proof, &key, &public, &policy()),
+        Err(VerifyError::WrongKey {
+            field: "log_blowup",
+            ..
+        })
+    ));
+}
+
+/// Forged proofs: made from values or columns no honest prover would use. Either stwo's
+/// prover refuses (its own OODS self-check) or the verifier rejects.
+fn rejected(
+    p: &Program,
+    public: &[SecureField],
+    values: &[SecureField],
+    forge: impl FnOnce(&mut Vec<Vec<M31>>),
+) -> Result<Proof, String> {
+    let key = node_key::<Blake2sMerkleChannel>(p, &config());
+    let proof = prove_values::<Blake2sMerkleChannel>(p, values, config(), forge)
+        .map_err(|e| e.to_string())?;
+    verify_node(&proof, &key, public, &policy())
+        .map(|()| proof)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn forged_product_fails_the_gate_constraint() {
+    let p = circuit(3);
+    let (public, witness) = inputs();
+    let mut values = p.evaluate(&public, &witness).unwrap();
+    // Wire 5 is `t = x·w`: a wrong product, passed on consistently (`s`, `u`, `uu`, `v`, `y`),
+    // so the wires balance and only the mul row's constraint is broken.
+    let t = values[5] + SecureField::one();
+    let (x, three) = (values[1], values[6]);
+    values[5] = t;
+    values[7] = t + three;
+    values[2] = values[7];
+    values[9] = t - x;
+    values[10] = values[9] * values[9];
+    values[4] = values[10];
+    let public = [values[1], values[2]];
+    assert!(p.evaluate(&public, &[values[3], values[4]]).is_err());
+    let err = rejected(&p, &public, &values, |_| {}).unwrap_err();
+    assert!(
+        err.contains("Constraints not satisfied") || err.contains("constraint check"),
+        "{err}"
+    );
+}
+
+#[test]
+fn read_of_another_value_breaks_the_wire_balance() {
+    let p = circuit(3);
+    let (public, witness) = inputs();
+    let values = p.evaluate(&public, &witness).unwrap();
+    // Row 6 is `assert_eq(s, y)`: both reads changed to one other value keep its `a = b`
+    // constraint but read values no wire holds.
+    let err = rejected(&p, &public, &values, |main| {
+        for col in main.iter_mut().take(8) {
+            col[6] += M31::from(1u32);
+        }
+    })
+    .unwrap_err();
+    assert_eq!(err, VerifyError::LogUpSumMismatch.to_string());
+}
+
+#[test]
+fn witness_row_result_is_free_but_bound_by_its_reads() {
+    // Row 1 yields the witness `w`: its value changed there alone (its reads unchanged)
+    // satisfies its row, but the reads no longer match the one value yielded.
+    let p = circuit(3);
+    let (public, witness) = inputs();
+    let values = p.evaluate(&public, &witness).unwrap();
+    let err = rejected(&p, &public, &values, |main| {
+        main[8][1] += M31::from(1u32);
+    })
+    .unwrap_err();
+    assert_eq!(err, VerifyError::LogUpSumMismatch.to_string());
+}
