@@ -361,6 +361,17 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
+    /// The node AIR's gate component (recursion, issue 16) on the out-of-domain constraint
+    /// check of batch-validity v3 (every component's compiled constraints, folded), once and
+    /// replicated: rows, columns, prove and verify times, proof size, under each channel.
+    BenchNode {
+        /// Replications of the check, comma-separated (each a program of its own).
+        #[arg(long, default_value = "1,4,16")]
+        copies: String,
+        /// Preset: compact, production (default), testing.
+        #[arg(long, default_value = "production")]
+        preset: String,
+    },
     /// Poseidon2-M31 permutations per second on one core: the scalar permutation and the
     /// 16-lane SIMD one (the Poseidon2 Merkle channel's hasher), medians of `runs`.
     BenchPoseidon2 {
@@ -543,6 +554,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
         Command::BenchPoseidon2 { perms, runs } => cmd::bench::bench_poseidon2(perms, runs),
+        Command::BenchNode { copies, preset } => cmd::bench::bench_node(&copies, &preset),
         Command::ShapeStats {
             max_log,
             batch_ops,

@@ -22,6 +22,7 @@ use poe_ingest::intake::{Intake, Receipt};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use warp::filters::BoxedFilter;
 use warp::http::{header, StatusCode};
 use warp::{Filter, Reply};
 
@@ -335,34 +336,29 @@ pub fn routes(
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
-    post.or(batch)
-        .unify()
-        .or(list)
-        .unify()
-        .or(head)
-        .unify()
-        .or(health)
-        .unify()
-        .or(index)
-        .unify()
-        .or(openapi)
-        .unify()
-        .or(ready)
-        .unify()
-        .or(metrics)
-        .unify()
-        .or(days)
-        .unify()
-        .or(inclusion)
-        .unify()
-        .or(day)
-        .unify()
-        .or(proof)
-        .unify()
-        .or(manifest)
-        .unify()
-        .or(file)
-        .unify()
+    // Each route boxed, and the union boxed at every step: warp's nested `Or` types otherwise
+    // grow with every route, and compiling them dominated the workspace's build (minutes).
+    let routes: Vec<BoxedFilter<(warp::reply::Response,)>> = vec![
+        post.boxed(),
+        batch.boxed(),
+        list.boxed(),
+        head.boxed(),
+        health.boxed(),
+        index.boxed(),
+        openapi.boxed(),
+        ready.boxed(),
+        metrics.boxed(),
+        days.boxed(),
+        inclusion.boxed(),
+        day.boxed(),
+        proof.boxed(),
+        manifest.boxed(),
+        file.boxed(),
+    ];
+    routes
+        .into_iter()
+        .reduce(|a, b| a.or(b).unify().boxed())
+        .expect("routes")
         .recover(move |r| rejection(state.metrics.clone(), r))
         .unify()
 }

@@ -493,3 +493,98 @@ pub(crate) fn bench_trace(mutations: usize, seed: u64, workers: usize) -> Result
         ))
     }
 }
+
+/// `poe bench-node`: the node AIR's gate component proving the out-of-domain constraint
+/// check of batch-validity v3 (all components' compiled constraints folded by Horner), once
+/// and `copies` times over, under each channel. Mask values and the coefficient are random:
+/// the cost does not depend on them.
+pub(crate) fn bench_node(copies: &str, preset: &str) -> Result<(), String> {
+    use poe_aggregator::rss::peak_rss_bytes;
+    use poe_circle_stark::config::VerifierPolicy;
+    use poe_circle_stark::field::{qm31_from_array, M31, MODULUS};
+    use poe_circle_stark::proof::ChannelId;
+    use poe_circle_stark::recursion::node::{fold_program, prove_node_under, verify_node};
+    use poe_circle_stark::validity::{compiled_circuits, prove_validity, ValidityAir};
+    use poe_circle_stark::venue::sample;
+
+    let config = crate::preset(preset)?;
+    let copies: Vec<usize> = copies
+        .split(',')
+        .map(|c| c.trim().parse().map_err(|e| format!("--copies {c}: {e}")))
+        .collect::<Result<_, String>>()?;
+    let (venue, ops) = sample::batch_settling(64, 8, 1, 1_800_000_000_000_000, 1_000);
+    let statement = prove_validity(
+        &venue,
+        &ops,
+        poe_circle_stark::config::SecurityConfig::testing(),
+    )
+    .map_err(|e| e.to_string())?
+    .0;
+    let circuits: Vec<_> = compiled_circuits(ValidityAir::V3, &statement)
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    // xorshift64: values only need to be arbitrary, not unpredictable.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut random = || {
+        qm31_from_array(std::array::from_fn(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            M31::from_u32_unchecked((state % u64::from(MODULUS)) as u32)
+        }))
+    };
+    println!(
+        "poe bench-node: the gate component proving batch-validity v3's constraints at a point ({} components), {} bits ({preset})",
+        circuits.len(),
+        config.security_bits()
+    );
+    println!("| copies | ops | rows | columns pre / main / interaction | channel | prove s | verify ms | proof KB |");
+    println!("|---:|---:|---:|---|---|---:|---:|---:|");
+    for &k in &copies {
+        let all: Vec<_> = (0..k).flat_map(|_| circuits.iter().cloned()).collect();
+        let masks: Vec<Vec<Vec<Vec<_>>>> = all
+            .iter()
+            .map(|c| {
+                c.mask
+                    .iter()
+                    .map(|t| {
+                        t.iter()
+                            .map(|o| o.iter().map(|_| random()).collect())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let (program, public, witness) = fold_program(&all, &masks, random())?;
+        for channel in [ChannelId::Blake2s, ChannelId::Poseidon2] {
+            let t = Instant::now();
+            let (proof, key) = prove_node_under(channel, &program, &public, &witness, config)
+                .map_err(|e| e.to_string())?;
+            let prove_s = t.elapsed().as_secs_f64();
+            let runs: Vec<f64> = (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    verify_node(&proof, &key, &public, &VerifierPolicy::default())
+                        .map(|()| t.elapsed().as_secs_f64() * 1e3)
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            println!(
+                "| {k} | {} | 2^{} | 13 / 12 / 8 | {} | {prove_s:.2} | {:.1} | {:.0} |",
+                program.ops().len(),
+                program.log_rows(),
+                channel.name(),
+                poe_aggregator::rss::median(runs),
+                proof.to_bytes().len() as f64 / 1024.0
+            );
+        }
+    }
+    if let Some(rss) = peak_rss_bytes() {
+        println!(
+            "peak RSS {:.2} GiB (the largest program)",
+            rss as f64 / (1u64 << 30) as f64
+        );
+    }
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! and the STARK verifier written as such a circuit, come next (issue 16).
 
 pub mod gates;
+pub mod lower;
 pub mod program;
 #[cfg(feature = "prover")]
 mod prove;
@@ -18,9 +19,10 @@ use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo_constraint_framework::{FrameworkComponent, TraceLocationAllocator};
 
 pub use gates::{GateEval, WireRel};
+pub use lower::{fold_program, horner, lower, mask_witnesses};
 pub use program::{Builder, Op, Program, Wire};
 #[cfg(feature = "prover")]
-pub use prove::{node_key, prove_node};
+pub use prove::{node_key, prove_node, prove_node_under};
 
 use crate::config::VerifierPolicy;
 use crate::error::VerifyError;

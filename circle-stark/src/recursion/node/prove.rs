@@ -171,3 +171,28 @@ fn interaction(
     col.finalize_col();
     gen.finalize_last()
 }
+
+/// [`prove_node`] under the channel `channel`, with the key a verifier needs for the proof.
+///
+/// # Errors
+/// As [`prove_node`].
+pub fn prove_node_under(
+    channel: crate::proof::ChannelId,
+    program: &Program,
+    public: &[SecureField],
+    witness: &[SecureField],
+    config: SecurityConfig,
+) -> Result<(Proof, NodeKey), ProveError> {
+    use crate::hash::channel::Poseidon2MerkleChannel;
+    use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
+    match channel {
+        crate::proof::ChannelId::Blake2s => Ok((
+            prove_node::<Blake2sMerkleChannel>(program, public, witness, config)?,
+            node_key::<Blake2sMerkleChannel>(program, &config),
+        )),
+        crate::proof::ChannelId::Poseidon2 => Ok((
+            prove_node::<Poseidon2MerkleChannel>(program, public, witness, config)?,
+            node_key::<Poseidon2MerkleChannel>(program, &config),
+        )),
+    }
+}

@@ -259,3 +259,89 @@ fn witness_row_result_is_free_but_bound_by_its_reads() {
     .unwrap_err();
     assert_eq!(err, VerifyError::LogUpSumMismatch.to_string());
 }
+
+/// A compiled batch-validity v3 component, evaluated by a node circuit at a random point:
+/// mask values as witnesses, the constraint values folded by Horner with a public coefficient,
+/// the fold asserted equal to a public value computed natively.
+mod compiled {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use stwo::core::channel::{Blake2sChannel, Channel};
+    use stwo_constraint_framework::FrameworkEval;
+
+    use super::*;
+    use crate::field::{qm31_from_array, MODULUS};
+    use crate::recursion::compiler::{compile, Circuit};
+    use crate::validity::registry::EvalVisitor;
+    use crate::validity::{ComponentId, ValidityAir, ValidityRelations, ValidityStatement};
+
+    struct Compile;
+    impl EvalVisitor for Compile {
+        type Out = Circuit;
+        fn visit<E: FrameworkEval + Sync + 'static>(self, eval: E) -> Circuit {
+            compile(&eval, SecureField::from(M31::from(12345u32)))
+        }
+    }
+
+    pub(super) fn component(id: ComponentId) -> Circuit {
+        let s = ValidityStatement::from_bytes(include_bytes!(
+            "../../../../tests/fixtures/batch_validity_v2.statement"
+        ))
+        .expect("the golden statement decodes");
+        let mut channel = Blake2sChannel::default();
+        channel.mix_u64(7);
+        id.eval_with(
+            ValidityAir::V3,
+            &s,
+            &ValidityRelations::draw(&mut channel),
+            Compile,
+        )
+    }
+
+    fn random(rng: &mut ChaCha8Rng) -> SecureField {
+        qm31_from_array(std::array::from_fn(|_| {
+            M31::from_u32_unchecked(rng.gen_range(0..MODULUS))
+        }))
+    }
+
+    /// The fold program of `circuits` at random mask values and coefficient.
+    pub(super) fn folding_program(
+        circuits: &[Circuit],
+        seed: u64,
+    ) -> (Program, Vec<SecureField>, Vec<SecureField>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let masks: Vec<Vec<Vec<Vec<SecureField>>>> = circuits
+            .iter()
+            .map(|c| {
+                c.mask
+                    .iter()
+                    .map(|t| {
+                        t.iter()
+                            .map(|o| o.iter().map(|_| random(&mut rng)).collect())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        fold_program(circuits, &masks, random(&mut rng)).expect("no inversions")
+    }
+
+    #[test]
+    fn node_circuit_evaluates_compiled_constraints_as_the_compiler_does() {
+        for id in [ComponentId::Chip, ComponentId::Cash, ComponentId::Holder] {
+            let (p, public, witness) = folding_program(&[component(id)], id.index() as u64);
+            let proof = prove_blake(&p, &public, &witness);
+            let key = node_key::<Blake2sMerkleChannel>(&p, &config());
+            verify_node(&proof, &key, &public, &policy()).expect("honest fold");
+
+            let mut wrong = public.clone();
+            wrong[1] += SecureField::one();
+            let err = prove_node::<Blake2sMerkleChannel>(&p, &wrong, &witness, config());
+            assert!(
+                matches!(err, Err(ProveError::Unsatisfied { .. })),
+                "{}",
+                id.name()
+            );
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Compiled constraints ([`crate::recursion::compiler`]) as node-circuit ops: how a node
+//! evaluates a child's constraints at the out-of-domain point (`specs/recursion.md` §7.3).
+
+use num_traits::Zero;
+use stwo::core::fields::qm31::SecureField;
+
+use super::program::{Builder, Wire};
+use crate::recursion::compiler::{Circuit, Gate, MaskRef};
+
+/// The mask values of `circuit` as fresh witness wires, `[tree][column][k]` as
+/// [`Circuit::mask`] lays them out (witnesses in that order).
+pub fn mask_witnesses(b: &mut Builder, circuit: &Circuit) -> Vec<Vec<Vec<Wire>>> {
+    circuit
+        .mask
+        .iter()
+        .map(|tree| {
+            tree.iter()
+                .map(|offsets| offsets.iter().map(|_| b.witness()).collect())
+                .collect()
+        })
+        .collect()
+}
+
+/// Appends `circuit`'s gates to `b`, reading mask value `m` from `mask` (laid out as
+/// [`mask_witnesses`] returns), and returns the constraint outputs in order.
+///
+/// # Errors
+/// An inversion gate (no poe AIR has one; the node circuit would need a hint for it).
+pub fn lower(
+    b: &mut Builder,
+    circuit: &Circuit,
+    mask: &[Vec<Vec<Wire>>],
+) -> Result<Vec<Wire>, String> {
+    let mut wires: Vec<Wire> = Vec::with_capacity(circuit.gates.len());
+    for (i, gate) in circuit.gates.iter().enumerate() {
+        let w = |x: &crate::recursion::compiler::Wire| wires[x.0 as usize];
+        let out = match gate {
+            Gate::Input(MaskRef {
+                tree,
+                column,
+                offset,
+            }) => {
+                let k = circuit.mask[*tree][*column]
+                    .iter()
+                    .position(|o| o == offset)
+                    .ok_or_else(|| format!("gate {i}: offset {offset} is not in the mask"))?;
+                mask[*tree][*column][k]
+            }
+            Gate::Const(c) => b.constant(*c),
+            Gate::Add(x, y) => b.add(w(x), w(y)),
+            Gate::Sub(x, y) => b.sub(w(x), w(y)),
+            Gate::Mul(x, y) => b.mul(w(x), w(y)),
+            Gate::Neg(x) => b.sub(Wire::ZERO, w(x)),
+            Gate::Inv(_) => return Err(format!("gate {i}: an inversion")),
+        };
+        wires.push(out);
+    }
+    Ok(circuit
+        .constraints
+        .iter()
+        .map(|c| wires[c.0 as usize])
+        .collect())
+}
+
+/// `Σ coeff^(n−1−i) · values[i]` by Horner's rule (how stwo's point accumulator folds the
+/// constraints of a component), with `coeff` a wire.
+pub fn horner(b: &mut Builder, coeff: Wire, values: &[Wire]) -> Wire {
+    let mut acc = Wire::ZERO;
+    for &v in values {
+        acc = if acc == Wire::ZERO {
+            v
+        } else {
+            let scaled = b.mul(acc, coeff);
+            b.add(scaled, v)
+        };
+    }
+    acc
+}
+
+/// The out-of-domain constraint check of `circuits` as one node program: each circuit's mask
+/// values are witnesses, its constraint values are folded together by Horner's rule with the
+/// public coefficient (wire order: `coeff`, then the fold), and the fold is asserted equal to
+/// the public value. Returns the program, its public values `[coeff, fold]` (the fold computed
+/// natively from `masks`) and its witness.
+///
+/// # Errors
+/// As [`lower`].
+pub fn fold_program(
+    circuits: &[Circuit],
+    masks: &[Vec<Vec<Vec<SecureField>>>],
+    coeff: SecureField,
+) -> Result<(super::Program, Vec<SecureField>, Vec<SecureField>), String> {
+    let mut b = Builder::new();
+    let coeff_wire = b.public();
+    let claimed = b.public();
+    let (mut outs, mut natives, mut witness) = (vec![], vec![], vec![]);
+    for (circuit, values) in circuits.iter().zip(masks) {
+        let mask = mask_witnesses(&mut b, circuit);
+        witness.extend(values.iter().flatten().flatten().copied());
+        outs.extend(lower(&mut b, circuit, &mask)?);
+        natives.extend(circuit.evaluate(values));
+    }
+    let fold = horner(&mut b, coeff_wire, &outs);
+    b.assert_eq(fold, claimed);
+    let native = natives
+        .iter()
+        .fold(SecureField::zero(), |acc, &v| acc * coeff + v);
+    Ok((b.finish(), vec![coeff, native], witness))
+}
