@@ -361,13 +361,18 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
-    /// The node AIR's gate component (recursion, issue 16) on the out-of-domain constraint
-    /// check of batch-validity v3 (every component's compiled constraints, folded), once and
-    /// replicated: rows, columns, prove and verify times, proof size, under each channel.
+    /// The node AIR (recursion, issue 16) on the out-of-domain constraint check of
+    /// batch-validity v3 (every component's compiled constraints, folded), once and
+    /// replicated, and on chains of Poseidon2 permutations: rows, prove and verify times,
+    /// proof size, under each channel.
     BenchNode {
         /// Replications of the check, comma-separated (each a program of its own).
         #[arg(long, default_value = "1,4,16")]
         copies: String,
+        /// Chains of Poseidon2 permutations, comma-separated lengths (the permutation
+        /// component's cost per permutation).
+        #[arg(long, default_value = "4096,32768")]
+        perms: String,
         /// Preset: compact, production (default), testing.
         #[arg(long, default_value = "production")]
         preset: String,
@@ -554,7 +559,11 @@ fn run(cli: Cli) -> Result<(), String> {
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
         Command::BenchPoseidon2 { perms, runs } => cmd::bench::bench_poseidon2(perms, runs),
-        Command::BenchNode { copies, preset } => cmd::bench::bench_node(&copies, &preset),
+        Command::BenchNode {
+            copies,
+            perms,
+            preset,
+        } => cmd::bench::bench_node(&copies, &perms, &preset),
         Command::ShapeStats {
             max_log,
             batch_ops,

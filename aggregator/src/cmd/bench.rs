@@ -498,20 +498,25 @@ pub(crate) fn bench_trace(mutations: usize, seed: u64, workers: usize) -> Result
 /// check of batch-validity v3 (all components' compiled constraints folded by Horner), once
 /// and `copies` times over, under each channel. Mask values and the coefficient are random:
 /// the cost does not depend on them.
-pub(crate) fn bench_node(copies: &str, preset: &str) -> Result<(), String> {
+pub(crate) fn bench_node(copies: &str, perms: &str, preset: &str) -> Result<(), String> {
     use poe_aggregator::rss::peak_rss_bytes;
     use poe_circle_stark::config::VerifierPolicy;
     use poe_circle_stark::field::{qm31_from_array, M31, MODULUS};
     use poe_circle_stark::proof::ChannelId;
-    use poe_circle_stark::recursion::node::{fold_program, prove_node_under, verify_node};
+    use poe_circle_stark::recursion::node::program::permute_wires;
+    use poe_circle_stark::recursion::node::{fold_program, prove_node_under, verify_node, Builder};
     use poe_circle_stark::validity::{compiled_circuits, prove_validity, ValidityAir};
     use poe_circle_stark::venue::sample;
 
     let config = crate::preset(preset)?;
-    let copies: Vec<usize> = copies
-        .split(',')
-        .map(|c| c.trim().parse().map_err(|e| format!("--copies {c}: {e}")))
-        .collect::<Result<_, String>>()?;
+    let list = |flag: &str, v: &str| -> Result<Vec<usize>, String> {
+        v.split(',')
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| c.trim().parse().map_err(|e| format!("--{flag} {c}: {e}")))
+            .collect()
+    };
+    let copies = list("copies", copies)?;
+    let chains = list("perms", perms)?;
     let (venue, ops) = sample::batch_settling(64, 8, 1, 1_800_000_000_000_000, 1_000);
     let statement = prove_validity(
         &venue,
@@ -535,12 +540,13 @@ pub(crate) fn bench_node(copies: &str, preset: &str) -> Result<(), String> {
         }))
     };
     println!(
-        "poe bench-node: the gate component proving batch-validity v3's constraints at a point ({} components), {} bits ({preset})",
+        "poe bench-node: node AIR proofs (gate and permutation components) of batch-validity v3's constraints at a point ({} components, folded) and of permutation chains; {} bits ({preset})",
         circuits.len(),
         config.security_bits()
     );
-    println!("| copies | ops | rows | columns pre / main / interaction | channel | prove s | verify ms | proof KB |");
-    println!("|---:|---:|---:|---|---|---:|---:|---:|");
+    println!("| program | ops | gate rows | permutation rows | channel | prove s | verify ms | proof KB |");
+    println!("|---|---:|---:|---:|---|---:|---:|---:|");
+    let mut programs = Vec::new();
     for &k in &copies {
         let all: Vec<_> = (0..k).flat_map(|_| circuits.iter().cloned()).collect();
         let masks: Vec<Vec<Vec<Vec<_>>>> = all
@@ -556,24 +562,46 @@ pub(crate) fn bench_node(copies: &str, preset: &str) -> Result<(), String> {
                     .collect()
             })
             .collect();
-        let (program, public, witness) = fold_program(&all, &masks, random())?;
+        programs.push((
+            format!("constraints ×{k}"),
+            fold_program(&all, &masks, random())?,
+        ));
+    }
+    for &n in &chains {
+        let mut b = Builder::new();
+        let mut state = [(); 4].map(|_| b.witness());
+        let start: Vec<_> = (0..4).map(|_| random()).collect();
+        let mut native: [_; 4] = start.clone().try_into().expect("four");
+        for _ in 0..n {
+            state = b.permute(state);
+            native = permute_wires(native);
+        }
+        let out = b.public();
+        b.assert_eq(state[0], out);
+        programs.push((
+            format!("{n} permutations"),
+            (b.finish(), vec![native[0]], start),
+        ));
+    }
+    for (name, (program, public, witness)) in &programs {
         for channel in [ChannelId::Blake2s, ChannelId::Poseidon2] {
             let t = Instant::now();
-            let (proof, key) = prove_node_under(channel, &program, &public, &witness, config)
+            let (proof, key) = prove_node_under(channel, program, public, witness, config)
                 .map_err(|e| e.to_string())?;
             let prove_s = t.elapsed().as_secs_f64();
             let runs: Vec<f64> = (0..5)
                 .map(|_| {
                     let t = Instant::now();
-                    verify_node(&proof, &key, &public, &VerifierPolicy::default())
+                    verify_node(&proof, &key, public, &VerifierPolicy::default())
                         .map(|()| t.elapsed().as_secs_f64() * 1e3)
                 })
                 .collect::<Result<_, _>>()
                 .map_err(|e| e.to_string())?;
             println!(
-                "| {k} | {} | 2^{} | 13 / 12 / 8 | {} | {prove_s:.2} | {:.1} | {:.0} |",
+                "| {name} | {} | 2^{} | 2^{} | {} | {prove_s:.2} | {:.1} | {:.0} |",
                 program.ops().len(),
                 program.log_rows(),
+                program.log_perm_rows(),
                 channel.name(),
                 poe_aggregator::rss::median(runs),
                 proof.to_bytes().len() as f64 / 1024.0

@@ -136,7 +136,7 @@ pub fn preprocessed_columns(program: &Program) -> Vec<Vec<M31>> {
         .ops()
         .iter()
         .enumerate()
-        .filter(|(_, op)| **op != Op::Public);
+        .filter(|(_, op)| op.is_gate_row());
     for (r, (i, op)) in rows.enumerate() {
         let (a, b) = op.inputs();
         cols[0][r] = M31::from(a.0);
@@ -156,7 +156,7 @@ pub fn preprocessed_columns(program: &Program) -> Vec<Vec<M31>> {
                     cols[9 + j][r] = x;
                 }
             }
-            Op::Public => unreachable!("filtered"),
+            Op::Public | Op::PermOut { .. } => unreachable!("filtered"),
         }
     }
     cols
@@ -170,7 +170,7 @@ pub fn main_columns(program: &Program, values: &[SecureField]) -> Vec<Vec<M31>> 
         .ops()
         .iter()
         .enumerate()
-        .filter(|(_, op)| **op != Op::Public);
+        .filter(|(_, op)| op.is_gate_row());
     for (r, (i, op)) in rows.enumerate() {
         let (a, b) = op.inputs();
         let c = if matches!(op, Op::AssertEq(..)) {

@@ -6,6 +6,7 @@
 
 pub mod gates;
 pub mod lower;
+pub mod perm;
 pub mod program;
 #[cfg(feature = "prover")]
 mod prove;
@@ -14,7 +15,7 @@ mod tests;
 
 use stwo::core::channel::MerkleChannel;
 use stwo::core::fields::qm31::SecureField;
-use stwo::core::pcs::CommitmentSchemeVerifier;
+use stwo::core::pcs::{CommitmentSchemeVerifier, TreeVec};
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo_constraint_framework::{FrameworkComponent, TraceLocationAllocator};
 
@@ -38,6 +39,8 @@ use crate::stark::{check_air_and_policy, mix_claimed_sums, mix_preamble, run_sta
 pub struct NodeKey {
     /// log2 of the gate component's rows.
     pub log_rows: u32,
+    /// log2 of the permutation component's rows.
+    pub log_perm_rows: u32,
     /// The channel the root was computed under.
     pub channel: ChannelId,
     /// The blowup the root was computed at.
@@ -102,9 +105,9 @@ pub fn verify_node(
             field: "public wires",
         });
     }
-    if proof.claimed_sums.len() != 1 {
+    if proof.claimed_sums.len() != 2 {
         return Err(VerifyError::Structure(format!(
-            "expected 1 LogUp sum, got {}",
+            "expected 2 LogUp sums, got {}",
             proof.claimed_sums.len()
         )));
     }
@@ -128,15 +131,47 @@ pub fn verify_node(
     }
 }
 
-/// The gate component at `log_rows` with its preprocessed columns placed in commitment order.
-pub(crate) fn gate_component(
-    log_rows: u32,
-    wires: WireRel,
-    sum: SecureField,
-) -> FrameworkComponent<GateEval> {
-    let mut alloc =
-        TraceLocationAllocator::new_with_preprocessed_columns(&gates::preprocessed_ids());
-    FrameworkComponent::new(&mut alloc, GateEval { log_rows, wires }, sum)
+/// The node's components: the gate component and the permutation component, their
+/// preprocessed columns placed in commitment order (gate's, then permutation's).
+pub(crate) struct Components {
+    pub gate: FrameworkComponent<GateEval>,
+    pub perm: FrameworkComponent<perm::PermEval>,
+}
+
+impl Components {
+    pub(crate) fn new(key: &NodeKey, wires: &WireRel, sums: &[SecureField]) -> Self {
+        let mut ids = gates::preprocessed_ids();
+        ids.extend(perm::preprocessed_ids());
+        let mut alloc = TraceLocationAllocator::new_with_preprocessed_columns(&ids);
+        let gate = FrameworkComponent::new(
+            &mut alloc,
+            GateEval {
+                log_rows: key.log_rows,
+                wires: wires.clone(),
+            },
+            sums[0],
+        );
+        let perm = FrameworkComponent::new(
+            &mut alloc,
+            perm::PermEval {
+                log_rows: key.log_perm_rows,
+                wires: wires.clone(),
+            },
+            sums[1],
+        );
+        Self { gate, perm }
+    }
+
+    pub(crate) fn as_components(&self) -> [&dyn stwo::core::air::Component; 2] {
+        [&self.gate, &self.perm]
+    }
+
+    #[cfg(feature = "prover")]
+    pub(crate) fn as_components_prover(
+        &self,
+    ) -> [&dyn stwo::prover::ComponentProver<stwo::prover::backend::simd::SimdBackend>; 2] {
+        [&self.gate, &self.perm]
+    }
 }
 
 fn verify_stark<MC: PoeChannel>(
@@ -145,7 +180,6 @@ fn verify_stark<MC: PoeChannel>(
     key: &NodeKey,
     publics: &[(u32, u32, SecureField)],
 ) -> Result<(), VerifyError> {
-    use stwo::core::air::Component;
     let channel = &mut <MC as MerkleChannel>::C::default();
     mix_preamble(
         channel,
@@ -164,9 +198,14 @@ fn verify_stark<MC: PoeChannel>(
         });
     }
     let sums = &proof.claimed_sums;
-    // Relation challenges do not affect the sizes: a placeholder draws the shape.
-    let shape = gate_component(key.log_rows, WireRel::dummy(), sums[0]);
-    let sizes = shape.trace_log_degree_bounds();
+    // Relation challenges do not affect the sizes: placeholders draw the shape.
+    let shape = Components::new(key, &WireRel::dummy(), sums);
+    let sizes = TreeVec::concat_cols(
+        shape
+            .as_components()
+            .iter()
+            .map(|c| c.trace_log_degree_bounds()),
+    );
     let commitments = stark.0.commitments.clone();
     scheme.commit(commitments[0], &sizes[0], channel);
     scheme.commit(commitments[1], &sizes[1], channel);
@@ -174,9 +213,11 @@ fn verify_stark<MC: PoeChannel>(
     let wires = WireRel::draw(channel);
     mix_claimed_sums(channel, sums);
     scheme.commit(commitments[2], &sizes[2], channel);
-    if sums[0] + gates::public_sum(&wires, publics) != SecureField::from(M31::from(0u32)) {
+    if sums.iter().copied().sum::<SecureField>() + gates::public_sum(&wires, publics)
+        != SecureField::from(M31::from(0u32))
+    {
         return Err(VerifyError::LogUpSumMismatch);
     }
-    let component = gate_component(key.log_rows, wires, sums[0]);
-    run_stark::<MC>(&[&component], channel, &mut scheme, stark)
+    let components = Components::new(key, &wires, sums);
+    run_stark::<MC>(&components.as_components(), channel, &mut scheme, stark)
 }

@@ -18,7 +18,7 @@ impl Wire {
     pub const ZERO: Wire = Wire(0);
 }
 
-/// One op. Every op but [`Op::Public`] is one row of the gate component.
+/// One op. Every op but [`Op::Public`] and [`Op::PermOut`] is one row of the gate component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     /// A constant (a preprocessed value: part of the verifying key).
@@ -35,6 +35,14 @@ pub enum Op {
     Mul(Wire, Wire),
     /// `a = b`; produces no value (its wire is never used).
     AssertEq(Wire, Wire),
+    /// Lane `lane` (state elements `4·lane .. 4·lane + 4`) of the Poseidon2-M31 permutation
+    /// `perm` ([`Program::perms`]); no gate row: the permutation component yields it.
+    PermOut {
+        /// The permutation's index.
+        perm: u32,
+        /// 0..4.
+        lane: u8,
+    },
 }
 
 impl Op {
@@ -43,8 +51,16 @@ impl Op {
     pub fn inputs(&self) -> (Wire, Wire) {
         match *self {
             Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::AssertEq(a, b) => (a, b),
-            Op::Const(_) | Op::Witness | Op::Public => (Wire::ZERO, Wire::ZERO),
+            Op::Const(_) | Op::Witness | Op::Public | Op::PermOut { .. } => {
+                (Wire::ZERO, Wire::ZERO)
+            }
         }
+    }
+
+    /// Whether the op is a row of the gate component (public wires and permutation outputs
+    /// are yielded elsewhere).
+    pub fn is_gate_row(&self) -> bool {
+        !matches!(self, Op::Public | Op::PermOut { .. })
     }
 
     fn produces(&self) -> bool {
@@ -57,6 +73,7 @@ impl Op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
     ops: Vec<Op>,
+    perms: Vec<[Wire; 4]>,
     publics: Vec<Wire>,
     witnesses: Vec<Wire>,
 }
@@ -65,6 +82,7 @@ pub struct Program {
 #[derive(Debug, Clone)]
 pub struct Builder {
     ops: Vec<Op>,
+    perms: Vec<[Wire; 4]>,
     consts: HashMap<[u32; 4], Wire>,
 }
 
@@ -85,18 +103,22 @@ impl Builder {
         consts.insert([0; 4], Wire::ZERO);
         Self {
             ops: vec![Op::Const(SecureField::zero())],
+            perms: Vec::new(),
             consts,
         }
     }
 
+    fn check_read(&self, w: Wire, by: &dyn std::fmt::Debug) {
+        assert!(
+            (w.0 as usize) < self.ops.len() && self.ops[w.0 as usize].produces(),
+            "{by:?} reads wire {} that is not produced before it",
+            w.0
+        );
+    }
+
     fn push(&mut self, op: Op) -> Wire {
-        for w in [op.inputs().0, op.inputs().1] {
-            assert!(
-                (w.0 as usize) < self.ops.len() && self.ops[w.0 as usize].produces(),
-                "op {op:?} reads wire {} that is not produced before it",
-                w.0
-            );
-        }
+        self.check_read(op.inputs().0, &op);
+        self.check_read(op.inputs().1, &op);
         self.ops.push(op);
         Wire(self.ops.len() as u32 - 1)
     }
@@ -141,6 +163,22 @@ impl Builder {
         self.push(Op::Mul(a, b))
     }
 
+    /// The Poseidon2-M31 permutation of the 16 M31 coordinates of `input` (wire `k` holding
+    /// state elements `4k .. 4k + 4`), as four wires laid out the same way.
+    pub fn permute(&mut self, input: [Wire; 4]) -> [Wire; 4] {
+        for w in input {
+            self.check_read(w, &"a permutation");
+        }
+        let perm = self.perms.len() as u32;
+        self.perms.push(input);
+        std::array::from_fn(|lane| {
+            self.push(Op::PermOut {
+                perm,
+                lane: lane as u8,
+            })
+        })
+    }
+
     /// Constrains `a = b`.
     pub fn assert_eq(&mut self, a: Wire, b: Wire) {
         self.push(Op::AssertEq(a, b));
@@ -155,6 +193,7 @@ impl Builder {
             publics: wires_of(&self.ops, Op::Public),
             witnesses: wires_of(&self.ops, Op::Witness),
             ops: self.ops,
+            perms: self.perms,
         };
         let uses = program.uses();
         for w in &program.publics {
@@ -182,6 +221,16 @@ impl Program {
         &self.ops
     }
 
+    /// The permutations' input wires, in order.
+    pub fn perms(&self) -> &[[Wire; 4]] {
+        &self.perms
+    }
+
+    /// log2 of the permutation component's rows: at least 4.
+    pub fn log_perm_rows(&self) -> u32 {
+        self.perms.len().next_power_of_two().trailing_zeros().max(4)
+    }
+
     /// The public wires, in the order the verifier supplies their values.
     pub fn publics(&self) -> &[Wire] {
         &self.publics
@@ -192,9 +241,10 @@ impl Program {
         &self.witnesses
     }
 
-    /// Rows of the gate component before padding: every op but the public ones.
+    /// Rows of the gate component before padding: every op but the public wires and the
+    /// permutation outputs.
     pub fn n_rows(&self) -> usize {
-        self.ops.len() - self.publics.len()
+        self.ops.iter().filter(|op| op.is_gate_row()).count()
     }
 
     /// log2 of the gate component's rows: at least 4 (one SIMD vector).
@@ -202,11 +252,17 @@ impl Program {
         self.n_rows().next_power_of_two().trailing_zeros().max(4)
     }
 
-    /// How often each wire is read by the rows of the padded gate component (padding rows
-    /// read wire 0 twice, as ops without inputs do).
+    /// How often each wire is read: by the rows of the padded gate component (padding rows
+    /// read wire 0 twice, as ops without inputs do) and by the permutations (each reads its
+    /// four input wires once; padding permutations read nothing).
     pub fn uses(&self) -> Vec<u32> {
         let mut uses = vec![0u32; self.ops.len()];
-        for op in self.ops.iter().filter(|op| **op != Op::Public) {
+        for input in &self.perms {
+            for w in input {
+                uses[w.0 as usize] += 1;
+            }
+        }
+        for op in self.ops.iter().filter(|op| op.is_gate_row()) {
             let (a, b) = op.inputs();
             uses[a.0 as usize] += 1;
             uses[b.0 as usize] += 1;
@@ -239,6 +295,7 @@ impl Program {
         }
         let (mut public, mut witness) = (public.iter(), witness.iter());
         let mut values: Vec<SecureField> = Vec::with_capacity(self.ops.len());
+        let mut outputs: Vec<Option<[SecureField; 4]>> = vec![None; self.perms.len()];
         for (i, op) in self.ops.iter().enumerate() {
             let v = |w: &Wire| values[w.0 as usize];
             let x = match op {
@@ -248,6 +305,12 @@ impl Program {
                 Op::Add(a, b) => v(a) + v(b),
                 Op::Sub(a, b) => v(a) - v(b),
                 Op::Mul(a, b) => v(a) * v(b),
+                Op::PermOut { perm, lane } => {
+                    let out = outputs[*perm as usize].get_or_insert_with(|| {
+                        permute_wires(self.perms[*perm as usize].map(|w| values[w.0 as usize]))
+                    });
+                    out[*lane as usize]
+                }
                 Op::AssertEq(a, b) => {
                     if v(a) != v(b) {
                         return Err(ProveError::Unsatisfied {
@@ -263,4 +326,12 @@ impl Program {
         }
         Ok(values)
     }
+}
+
+/// The Poseidon2-M31 permutation on four wires' coordinates (wire `k` = elements `4k .. 4k+4`).
+pub fn permute_wires(input: [SecureField; 4]) -> [SecureField; 4] {
+    let mut state: [crate::field::M31; 16] =
+        std::array::from_fn(|i| input[i / 4].to_m31_array()[i % 4]);
+    crate::hash::poseidon2::permute(&mut state);
+    std::array::from_fn(|k| SecureField::from_m31_array(std::array::from_fn(|j| state[4 * k + j])))
 }

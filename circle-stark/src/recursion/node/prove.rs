@@ -13,8 +13,9 @@ use stwo::prover::{prove, CommitmentSchemeProver};
 use stwo_constraint_framework::{LogupTraceGenerator, Relation};
 
 use super::gates::{main_columns, preprocessed_columns, WireRel};
-use super::program::{Op, Program};
-use super::{gate_component, NodeKey};
+use super::perm;
+use super::program::Program;
+use super::{Components, NodeKey};
 use crate::config::SecurityConfig;
 use crate::data_root::prove::{evaluations, Evaluation};
 use crate::error::ProveError;
@@ -49,14 +50,19 @@ where
     SimdBackend: BackendForChannel<MC>,
 {
     let log_rows = program.log_rows();
-    let tw = twiddles(log_rows, config);
+    let tw = twiddles(log_rows.max(program.log_perm_rows()), config);
     let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(config.pcs_config(), &tw);
     let mut tree = scheme.tree_builder();
     tree.extend_evals(evals(log_rows, &preprocessed_columns(program)));
+    tree.extend_evals(evals(
+        program.log_perm_rows(),
+        &perm::preprocessed_columns(program),
+    ));
     tree.commit(&mut <MC as MerkleChannel>::C::default());
     let uses = program.uses();
     NodeKey {
         log_rows,
+        log_perm_rows: program.log_perm_rows(),
         channel: MC::ID,
         log_blowup: config.log_blowup(),
         preprocessed_root: MC::hash_words(&scheme.roots()[0]),
@@ -83,7 +89,7 @@ where
     SimdBackend: BackendForChannel<MC>,
 {
     let values = program.evaluate(public, witness)?;
-    prove_values::<MC>(program, &values, config, |_| {})
+    prove_values::<MC>(program, &values, config, |_, _| {})
 }
 
 /// The STARK over wire values `values` as they are, checked by nothing but the AIR: the
@@ -92,7 +98,7 @@ pub(crate) fn prove_values<MC: PoeChannel>(
     program: &Program,
     values: &[SecureField],
     config: SecurityConfig,
-    forge: impl FnOnce(&mut Vec<Vec<M31>>),
+    forge: impl FnOnce(&mut Vec<Vec<M31>>, &mut Vec<Vec<M31>>),
 ) -> Result<Proof, ProveError>
 where
     SimdBackend: BackendForChannel<MC>,
@@ -105,37 +111,44 @@ where
         .collect();
     let public_inputs = key.public_inputs(&public);
     let log_rows = key.log_rows;
-    let tw = twiddles(log_rows, &config);
+    let log_perm = key.log_perm_rows;
+    let tw = twiddles(log_rows.max(log_perm), &config);
     let channel = &mut <MC as MerkleChannel>::C::default();
     mix_preamble(channel, MC::ID, AirId::Node, &config, &public_inputs);
     let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(config.pcs_config(), &tw);
     let pre = preprocessed_columns(program);
     let mut tree = scheme.tree_builder();
     tree.extend_evals(evals(log_rows, &pre));
+    let perm_pre = perm::preprocessed_columns(program);
+    tree.extend_evals(evals(log_perm, &perm_pre));
     tree.commit(channel);
 
     let mut main = main_columns(program, values);
-    forge(&mut main);
+    let mut perm_main = perm::main_columns(program, values);
+    forge(&mut main, &mut perm_main);
     let mut tree = scheme.tree_builder();
     tree.extend_evals(evals(log_rows, &main));
+    tree.extend_evals(evals(log_perm, &perm_main));
     tree.commit(channel);
 
     let wires = WireRel::draw(channel);
-    let (interaction, sum) = interaction(log_rows, &pre, &main, &wires);
-    mix_claimed_sums(channel, &[sum]);
+    let (gate_interaction, gate_sum) = interaction(log_rows, &pre, &main, &wires);
+    let (perm_interaction, perm_sum) = perm_interaction(log_perm, &perm_pre, &perm_main, &wires);
+    let sums = [gate_sum, perm_sum];
+    mix_claimed_sums(channel, &sums);
     let mut tree = scheme.tree_builder();
-    tree.extend_evals(interaction);
+    tree.extend_evals(gate_interaction);
+    tree.extend_evals(perm_interaction);
     tree.commit(channel);
 
-    let component = gate_component(log_rows, wires, sum);
-    let stark = prove::<SimdBackend, MC>(&[&component], channel, scheme)
+    let components = Components::new(&key, &wires, &sums);
+    let stark = prove::<SimdBackend, MC>(&components.as_components_prover(), channel, scheme)
         .map_err(|e| ProveError::Stwo(e.to_string()))?;
-    debug_assert!(program.ops().iter().filter(|o| **o == Op::Public).count() == public.len());
     Ok(Proof {
         air: AirId::Node,
         config,
         public_inputs,
-        claimed_sums: vec![sum],
+        claimed_sums: sums.to_vec(),
         stark: MC::wrap(stark),
     })
 }
@@ -195,4 +208,53 @@ pub fn prove_node_under(
             node_key::<Poseidon2MerkleChannel>(program, &config),
         )),
     }
+}
+
+/// The permutation component's LogUp: inputs consumed `enabled` times, outputs yielded with
+/// their read counts, paired as the component adds them.
+fn perm_interaction(
+    log_rows: u32,
+    pre: &[Vec<M31>],
+    main: &[Vec<M31>],
+    wires: &WireRel,
+) -> (Vec<Evaluation>, SecureField) {
+    use crate::hash::chip::fill_chip_row;
+    let n = 1usize << log_rows;
+    // The outputs are not main columns: recompute them per row from the input.
+    let outputs: Vec<[M31; 16]> = (0..n)
+        .map(|r| {
+            let input: [M31; 16] = std::array::from_fn(|i| main[i][r]);
+            let mut row = vec![M31::from(0u32); 1 + perm::MAIN_COLUMNS];
+            fill_chip_row(&mut row, 0, input)
+        })
+        .collect();
+    let packed = |f: &dyn Fn(usize) -> M31, vr: usize| -> PackedM31 {
+        PackedM31::from_array(std::array::from_fn(|l| f((vr << LOG_N_LANES) + l)))
+    };
+    let denom = |k: usize, vr: usize| -> PackedSecureField {
+        let mut e = vec![packed(&|r| pre[k][r], vr)];
+        if k < 4 {
+            e.extend((0..4).map(|j| packed(&|r| main[4 * k + j][r], vr)));
+        } else {
+            e.extend((0..4).map(|j| packed(&|r| outputs[r][4 * (k - 4) + j], vr)));
+        }
+        wires.combine(&e)
+    };
+    let mut gen = LogupTraceGenerator::new(log_rows);
+    for pair in [[0, 1], [2, 3], [4, 5], [6, 7]] {
+        let mut col = gen.new_col();
+        for vr in 0..1 << (log_rows - LOG_N_LANES) {
+            let num = |k: usize| -> PackedSecureField {
+                if k < 4 {
+                    -PackedSecureField::from(packed(&|r| pre[12][r], vr))
+                } else {
+                    packed(&|r| pre[8 + k - 4][r], vr).into()
+                }
+            };
+            let (d0, d1) = (denom(pair[0], vr), denom(pair[1], vr));
+            col.write_frac(vr, num(pair[0]) * d1 + num(pair[1]) * d0, d0 * d1);
+        }
+        col.finalize_col();
+    }
+    gen.finalize_last()
 }

@@ -196,7 +196,7 @@ fn rejected(
     p: &Program,
     public: &[SecureField],
     values: &[SecureField],
-    forge: impl FnOnce(&mut Vec<Vec<M31>>),
+    forge: impl FnOnce(&mut Vec<Vec<M31>>, &mut Vec<Vec<M31>>),
 ) -> Result<Proof, String> {
     let key = node_key::<Blake2sMerkleChannel>(p, &config());
     let proof = prove_values::<Blake2sMerkleChannel>(p, values, config(), forge)
@@ -223,7 +223,7 @@ fn forged_product_fails_the_gate_constraint() {
     values[4] = values[10];
     let public = [values[1], values[2]];
     assert!(p.evaluate(&public, &[values[3], values[4]]).is_err());
-    let err = rejected(&p, &public, &values, |_| {}).unwrap_err();
+    let err = rejected(&p, &public, &values, |_, _| {}).unwrap_err();
     assert!(
         err.contains("Constraints not satisfied") || err.contains("constraint check"),
         "{err}"
@@ -237,7 +237,7 @@ fn read_of_another_value_breaks_the_wire_balance() {
     let values = p.evaluate(&public, &witness).unwrap();
     // Row 6 is `assert_eq(s, y)`: both reads changed to one other value keep its `a = b`
     // constraint but read values no wire holds.
-    let err = rejected(&p, &public, &values, |main| {
+    let err = rejected(&p, &public, &values, |main, _| {
         for col in main.iter_mut().take(8) {
             col[6] += M31::from(1u32);
         }
@@ -253,11 +253,80 @@ fn witness_row_result_is_free_but_bound_by_its_reads() {
     let p = circuit(3);
     let (public, witness) = inputs();
     let values = p.evaluate(&public, &witness).unwrap();
-    let err = rejected(&p, &public, &values, |main| {
+    let err = rejected(&p, &public, &values, |main, _| {
         main[8][1] += M31::from(1u32);
     })
     .unwrap_err();
     assert_eq!(err, VerifyError::LogUpSumMismatch.to_string());
+}
+
+/// `out = P(in)` with `in` witnesses and `out` public.
+fn permutation_circuit() -> (Program, Vec<SecureField>, Vec<SecureField>) {
+    let mut b = Builder::new();
+    let input = [(); 4].map(|_| b.witness());
+    let out = b.permute(input);
+    let expected = [(); 4].map(|_| b.public());
+    for k in 0..4 {
+        b.assert_eq(out[k], expected[k]);
+    }
+    let witness = vec![
+        qm(1, 2, 3, 4),
+        qm(5, 6, 7, 8),
+        qm(9, 10, 11, 12),
+        qm(13, 14, 15, 16),
+    ];
+    let public = program::permute_wires(witness.clone().try_into().unwrap()).to_vec();
+    (b.finish(), public, witness)
+}
+
+#[test]
+fn permutation_wires_are_the_native_permutation() {
+    let mut state: [M31; 16] = std::array::from_fn(|i| M31::from(i as u32 + 1));
+    let (p, public, witness) = permutation_circuit();
+    crate::hash::poseidon2::permute(&mut state);
+    assert_eq!(public[1].to_m31_array(), state[4..8]);
+    assert_eq!((p.perms().len(), p.log_perm_rows()), (1, 4));
+    for channel in [ChannelId::Blake2s, ChannelId::Poseidon2] {
+        let (proof, key) = prove_node_under(channel, &p, &public, &witness, config()).unwrap();
+        verify_node(&proof, &key, &public, &policy()).expect("honest permutation");
+    }
+    let mut wrong = public.clone();
+    wrong[3] += SecureField::one();
+    assert!(matches!(
+        prove_node::<Blake2sMerkleChannel>(&p, &wrong, &witness, config()),
+        Err(ProveError::Unsatisfied { .. })
+    ));
+}
+
+#[test]
+fn permutation_of_another_input_breaks_the_wire_balance() {
+    // Row 0 of the permutation component recomputed (input and S-box cells) for another
+    // input: its constraints hold, but it consumes values its input wires do not hold and
+    // yields an output the asserted public values do not match.
+    let (p, public, witness) = permutation_circuit();
+    let values = p.evaluate(&public, &witness).unwrap();
+    let err = rejected(&p, &public, &values, |_, perm| {
+        let mut input: [M31; 16] = std::array::from_fn(|i| perm[i][0]);
+        input[0] += M31::from(1u32);
+        let mut row = vec![M31::from(0u32); 1 + perm.len()];
+        crate::hash::chip::fill_chip_row(&mut row, 0, input);
+        for (c, v) in row[1..].iter().enumerate() {
+            perm[c][0] = *v;
+        }
+    })
+    .unwrap_err();
+    assert_eq!(err, VerifyError::LogUpSumMismatch.to_string());
+}
+
+#[test]
+fn permutation_cell_changed_alone_is_unprovable() {
+    let (p, public, witness) = permutation_circuit();
+    let values = p.evaluate(&public, &witness).unwrap();
+    let err = rejected(&p, &public, &values, |_, perm| {
+        perm[16 + 40][0] += M31::from(1u32);
+    })
+    .unwrap_err();
+    assert!(err.contains("Constraints not satisfied"), "{err}");
 }
 
 /// A compiled batch-validity v3 component, evaluated by a node circuit at a random point:
