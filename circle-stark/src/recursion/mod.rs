@@ -2,7 +2,9 @@
 //! needs from the proofs it verifies: the constraint compiler, which turns a component's
 //! constraints into the QM31 circuit such a verifier evaluates at the out-of-domain point; the
 //! tracing verifier, which verifies a proof as stwo does and records every value on the way
-//! (the recursive verifier's witness); and the verifier's costs counted on real proofs.
+//! (the recursive verifier's witness); the verifier's costs counted on real proofs; and the
+//! node AIR under construction (`node`: QM31 circuits with Poseidon2 permutations, proven by a
+//! gate and a permutation component whose wiring is the verifying key).
 
 pub mod compiler;
 pub mod costs;

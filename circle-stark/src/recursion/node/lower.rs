@@ -1,5 +1,5 @@
 //! Compiled constraints ([`crate::recursion::compiler`]) as node-circuit ops: how a node
-//! evaluates a child's constraints at the out-of-domain point (`specs/recursion.md` §7.3).
+//! evaluates a child's constraints at the out-of-domain point (`specs/recursion.md` §7.4).
 
 use num_traits::Zero;
 use stwo::core::fields::qm31::SecureField;

@@ -1,8 +1,9 @@
-//! The node AIR (`specs/recursion.md` §7), first component: an arithmetic circuit over QM31
-//! proven by one fixed **gate component** whose wiring is preprocessed. A node's verifying key
-//! is the circuit's preprocessed root with its size, channel and blowup ([`NodeKey`]); its
-//! statement is the values of the circuit's public wires. The Poseidon2 and FRI components,
-//! and the STARK verifier written as such a circuit, come next (issue 16).
+//! The node AIR (`specs/recursion.md` §7): an arithmetic circuit over QM31 with Poseidon2-M31
+//! permutations, proven by two fixed components — the **gate** component (one row per QM31
+//! op) and the **permutation** component (one row per permutation) — whose wiring is
+//! preprocessed. A node's verifying key is the preprocessed root with the components' sizes,
+//! channel and blowup ([`NodeKey`]); its statement is the values of the circuit's public
+//! wires. The STARK verifier written as such a circuit comes next (issue 16).
 
 pub mod gates;
 pub mod lower;

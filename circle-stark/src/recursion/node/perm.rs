@@ -1,4 +1,4 @@
-//! The permutation component (`specs/recursion.md` §7.4): one row per Poseidon2-M31
+//! The permutation component (`specs/recursion.md` §7.3): one row per Poseidon2-M31
 //! permutation of the program, computed by the hash chip's constraints (`hash::chip`). Each
 //! row consumes its four input wires (`enabled` times: 0 on padding rows) and yields its four
 //! output wires with their read counts, in the same wire relation as the gate component.
