@@ -3,7 +3,6 @@
 //! row consumes its four input wires (`enabled` times: 0 on padding rows) and yields its four
 //! output wires with their read counts, in the same wire relation as the gate component.
 
-use stwo::core::fields::qm31::SecureField;
 use stwo_constraint_framework::preprocessed_columns::PreProcessedColumnId;
 use stwo_constraint_framework::{EvalAtRow, FrameworkEval, RelationEntry};
 
@@ -105,13 +104,17 @@ pub fn preprocessed_columns(program: &Program) -> Vec<Vec<M31>> {
 /// The main columns for wire values `values`: per permutation its input state and cells;
 /// padding rows permute the zero state (the constraints hold on every row).
 #[cfg(feature = "prover")]
-pub fn main_columns(program: &Program, values: &[SecureField]) -> Vec<Vec<M31>> {
+pub fn main_columns(
+    program: &Program,
+    values: &[stwo::core::fields::qm31::SecureField],
+) -> Vec<Vec<M31>> {
     use crate::hash::chip::fill_chip_row;
     let n = 1usize << program.log_perm_rows();
     let mut cols = vec![vec![M31::from(0u32); n]; MAIN_COLUMNS];
     let mut row = vec![M31::from(0u32); 1 + MAIN_COLUMNS];
-    for r in 0..n {
-        let input: [M31; WIDTH] = match program.perms().get(r) {
+    let inputs = (0..n).map(|r| program.perms().get(r));
+    for (r, wires) in inputs.enumerate() {
+        let input: [M31; WIDTH] = match wires {
             Some(wires) => {
                 std::array::from_fn(|i| values[wires[i / 4].0 as usize].to_m31_array()[i % 4])
             }

@@ -414,3 +414,106 @@ mod compiled {
         }
     }
 }
+
+mod gadgets {
+    use super::*;
+    use crate::hash::poseidon2::{compress, hash_elements, Digest, Domain};
+    use crate::recursion::node::gadgets::{digest_values, DigestWires};
+
+    /// A native tree of eight leaves: the levels from the leaves up.
+    fn tree() -> Vec<Vec<Digest>> {
+        let mut levels = vec![(0..8u32)
+            .map(|i| hash_elements(Domain::Message, &[M31::from(i)]))
+            .collect::<Vec<_>>()];
+        while levels.last().unwrap().len() > 1 {
+            let next = levels
+                .last()
+                .unwrap()
+                .chunks(2)
+                .map(|p| compress(&p[0], &p[1]))
+                .collect();
+            levels.push(next);
+        }
+        levels
+    }
+
+    /// Program: leaf, siblings and direction bits witnesses, the root public.
+    fn path_program(index: usize) -> (Program, Vec<SecureField>, Vec<SecureField>) {
+        let levels = tree();
+        let mut b = Builder::new();
+        let mut witness = Vec::new();
+        let leaf: DigestWires = [b.witness(), b.witness()];
+        witness.extend(digest_values(&levels[0][index]));
+        let mut path = Vec::new();
+        for (depth, level) in levels[..3].iter().enumerate() {
+            let pos = index >> depth;
+            let sibling: DigestWires = [b.witness(), b.witness()];
+            witness.extend(digest_values(&level[pos ^ 1]));
+            let bit = b.witness();
+            witness.push(SecureField::from(M31::from((pos & 1) as u32)));
+            path.push((sibling, bit));
+        }
+        let root = b.merkle_root(leaf, &path);
+        let expected = [b.public(), b.public()];
+        b.assert_eq(root[0], expected[0]);
+        b.assert_eq(root[1], expected[1]);
+        (b.finish(), digest_values(&levels[3][0]).to_vec(), witness)
+    }
+
+    #[test]
+    fn merkle_path_in_the_circuit_reaches_the_native_root() {
+        for index in [0, 5, 7] {
+            let (p, public, witness) = path_program(index);
+            assert_eq!(p.perms().len(), 3, "one compression per level");
+            let proof = prove_blake(&p, &public, &witness);
+            let key = node_key::<Blake2sMerkleChannel>(&p, &config());
+            verify_node(&proof, &key, &public, &policy()).expect("honest path");
+        }
+        let (p, public, witness) = path_program(6);
+        let (proof, key) =
+            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
+        verify_node(&proof, &key, &public, &policy()).expect("Poseidon2");
+    }
+
+    #[test]
+    fn wrong_sibling_or_direction_misses_the_root() {
+        let (p, public, witness) = path_program(5);
+        // Witness layout: leaf (2), then per level sibling (2) and bit (1).
+        let mut sibling = witness.clone();
+        sibling[2] += SecureField::one();
+        let mut flipped = witness.clone();
+        flipped[4] = SecureField::one() - flipped[4];
+        let mut two = witness.clone();
+        two[4] = SecureField::from(M31::from(2u32));
+        for (what, w) in [("sibling", sibling), ("direction", flipped), ("bit 2", two)] {
+            let err = prove_node::<Blake2sMerkleChannel>(&p, &public, &w, config());
+            assert!(matches!(err, Err(ProveError::Unsatisfied { .. })), "{what}");
+        }
+    }
+
+    #[test]
+    fn bits_have_one_decomposition() {
+        let mut b = Builder::new();
+        let v = b.public();
+        b.bits(v, 31);
+        let p = b.finish();
+        let bits = |x: u32| -> Vec<SecureField> {
+            (0..31)
+                .map(|i| SecureField::from(M31::from((x >> i) & 1)))
+                .collect()
+        };
+        let x = 0x5a5a_5a5a & 0x7fff_ffff;
+        assert!(p
+            .evaluate(&[SecureField::from(M31::from(x))], &bits(x))
+            .is_ok());
+        // 0 as 2^31 − 1: every bit set sums to p ≡ 0, and is refused.
+        let all_ones = vec![SecureField::one(); 31];
+        assert!(matches!(
+            p.evaluate(&[SecureField::from(M31::from(0u32))], &all_ones),
+            Err(ProveError::Unsatisfied { .. })
+        ));
+        let proof = prove_blake(&p, &[SecureField::from(M31::from(x))], &bits(x));
+        let key = node_key::<Blake2sMerkleChannel>(&p, &config());
+        verify_node(&proof, &key, &[SecureField::from(M31::from(x))], &policy()).unwrap();
+    }
+}

@@ -1,0 +1,82 @@
+//! Gadgets a verifier circuit is made of, over the node ops (`specs/recursion.md` §7.5):
+//! Poseidon2-M31 compression (a digest is two wires: eight M31), booleans and selection, bit
+//! decomposition, and Merkle authentication paths.
+
+use stwo::core::fields::qm31::SecureField;
+
+use super::program::{Builder, Wire};
+use crate::field::M31;
+
+/// A Poseidon2-M31 digest as wires: elements `0..4` and `4..8`, four per wire.
+pub type DigestWires = [Wire; 2];
+
+/// A native digest as the two wire values [`DigestWires`] lays out.
+pub fn digest_values(d: &crate::hash::poseidon2::Digest) -> [SecureField; 2] {
+    std::array::from_fn(|k| SecureField::from_m31_array(std::array::from_fn(|j| d.0[4 * k + j])))
+}
+
+impl Builder {
+    /// `compress(left, right) = (P(left ‖ right) + (left ‖ right))[0..8]`
+    /// (`poseidon2.md`'s Merkle node compression): one permutation, two additions.
+    pub fn compress(&mut self, left: DigestWires, right: DigestWires) -> DigestWires {
+        let out = self.permute([left[0], left[1], right[0], right[1]]);
+        [self.add(out[0], left[0]), self.add(out[1], left[1])]
+    }
+
+    /// Constrains `b ∈ {0, 1}` (`b·b = b`: in a field only 0 and 1 are idempotent).
+    pub fn assert_bit(&mut self, b: Wire) {
+        let bb = self.mul(b, b);
+        self.assert_eq(bb, b);
+    }
+
+    /// `bit ? x : y` as `y + bit·(x − y)`; `bit` must be constrained boolean.
+    pub fn select(&mut self, bit: Wire, x: Wire, y: Wire) -> Wire {
+        let d = self.sub(x, y);
+        let scaled = self.mul(bit, d);
+        self.add(y, scaled)
+    }
+
+    /// `n` boolean witness wires, least significant first, constrained to sum (with weights
+    /// `2^i`) to `value`: the caller supplies the bits as witnesses, in order. For `n = 31`
+    /// the all-ones decomposition (`2^31 − 1 = p ≡ 0`) is also refused, so that each M31 value
+    /// has one decomposition.
+    ///
+    /// # Panics
+    /// If `n > 31`.
+    pub fn bits(&mut self, value: Wire, n: usize) -> Vec<Wire> {
+        assert!(n <= 31, "an M31 value has 31 bits");
+        let bits: Vec<Wire> = (0..n).map(|_| self.witness()).collect();
+        let mut sum = Wire::ZERO;
+        for (i, &b) in bits.iter().enumerate() {
+            self.assert_bit(b);
+            let weight = self.constant(SecureField::from(M31::from(1u32 << i)));
+            let term = self.mul(b, weight);
+            sum = self.add(sum, term);
+        }
+        self.assert_eq(sum, value);
+        if n == 31 {
+            let mut all = bits[0];
+            for &b in &bits[1..] {
+                all = self.mul(all, b);
+            }
+            self.assert_eq(all, Wire::ZERO);
+        }
+        bits
+    }
+
+    /// The root of a Merkle tree of [`Builder::compress`] nodes from `leaf` up its
+    /// authentication path: per level the sibling and the bit saying the current node is the
+    /// right child (bits constrained boolean here).
+    pub fn merkle_root(&mut self, leaf: DigestWires, path: &[(DigestWires, Wire)]) -> DigestWires {
+        let mut node = leaf;
+        for &(sibling, is_right) in path {
+            self.assert_bit(is_right);
+            let left: DigestWires =
+                std::array::from_fn(|k| self.select(is_right, sibling[k], node[k]));
+            let right: DigestWires =
+                std::array::from_fn(|k| self.select(is_right, node[k], sibling[k]));
+            node = self.compress(left, right);
+        }
+        node
+    }
+}
