@@ -17,8 +17,9 @@ use crate::field::M31;
 relation!(WireRel, 5);
 
 /// The preprocessed columns, in commitment order.
-pub const PREPROCESSED: [&str; 13] = [
-    "id_a", "id_b", "id_c", "mult_c", "add", "sub", "mul", "free", "eq", "k0", "k1", "k2", "k3",
+pub const PREPROCESSED: [&str; 14] = [
+    "id_a", "id_b", "id_c", "mult_c", "add", "sub", "mul", "pmul", "free", "eq", "k0", "k1", "k2",
+    "k3",
 ];
 
 /// Main columns: `a`, `b`, `c`, four coordinates each.
@@ -78,9 +79,9 @@ impl FrameworkEval for GateEval {
             .into_iter()
             .map(|id| eval.get_preprocessed_column(id))
             .collect();
-        let [id_a, id_b, id_c, mult_c, add, sub, mul, free, eq, k0, k1, k2, k3]: [E::F; 13] = pre
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("13 columns"));
+        let [id_a, id_b, id_c, mult_c, add, sub, mul, pmul, free, eq, k0, k1, k2, k3]: [E::F; 14] =
+            pre.try_into()
+                .unwrap_or_else(|_| unreachable!("14 columns"));
         let a: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
         let b: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
         let c: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
@@ -95,6 +96,7 @@ impl FrameworkEval for GateEval {
                     - (add.clone() * (a[i].clone() + b[i].clone())
                         + sub.clone() * (a[i].clone() - b[i].clone())
                         + mul.clone() * prod[i].clone()
+                        + pmul.clone() * a[i].clone() * b[i].clone()
                         + k[i].clone()),
             );
         }
@@ -126,7 +128,7 @@ impl FrameworkEval for GateEval {
     }
 }
 
-/// The 13 preprocessed columns of `program`'s gate component, padded to its `log_rows`.
+/// The 14 preprocessed columns of `program`'s gate component, padded to its `log_rows`.
 pub fn preprocessed_columns(program: &Program) -> Vec<Vec<M31>> {
     let n = 1usize << program.log_rows();
     let uses = program.uses();
@@ -149,11 +151,12 @@ pub fn preprocessed_columns(program: &Program) -> Vec<Vec<M31>> {
             Op::Add(..) => cols[4][r] = one,
             Op::Sub(..) => cols[5][r] = one,
             Op::Mul(..) => cols[6][r] = one,
-            Op::Witness => cols[7][r] = one,
-            Op::AssertEq(..) => cols[8][r] = one,
+            Op::PointwiseMul(..) => cols[7][r] = one,
+            Op::Witness => cols[8][r] = one,
+            Op::AssertEq(..) => cols[9][r] = one,
             Op::Const(v) => {
                 for (j, x) in v.to_m31_array().into_iter().enumerate() {
-                    cols[9 + j][r] = x;
+                    cols[10 + j][r] = x;
                 }
             }
             Op::Public | Op::PermOut { .. } => unreachable!("filtered"),

@@ -14,6 +14,7 @@ pub mod program;
 mod prove;
 #[cfg(all(test, feature = "prover"))]
 mod tests;
+pub mod transcript;
 
 use stwo::core::channel::MerkleChannel;
 use stwo::core::fields::qm31::SecureField;

@@ -33,6 +33,9 @@ pub enum Op {
     Sub(Wire, Wire),
     /// `a · b`.
     Mul(Wire, Wire),
+    /// `a ⊙ b`: the product coordinate by coordinate (not a field operation: it reaches the M31
+    /// coordinates of a wire, which the channel's sponges and the opened rows are made of).
+    PointwiseMul(Wire, Wire),
     /// `a = b`; produces no value (its wire is never used).
     AssertEq(Wire, Wire),
     /// Lane `lane` (state elements `4·lane .. 4·lane + 4`) of the Poseidon2-M31 permutation
@@ -50,7 +53,11 @@ impl Op {
     /// row consumes two wires and the component needs no per-row consume flags).
     pub fn inputs(&self) -> (Wire, Wire) {
         match *self {
-            Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::AssertEq(a, b) => (a, b),
+            Op::Add(a, b)
+            | Op::Sub(a, b)
+            | Op::Mul(a, b)
+            | Op::PointwiseMul(a, b)
+            | Op::AssertEq(a, b) => (a, b),
             Op::Const(_) | Op::Witness | Op::Public | Op::PermOut { .. } => {
                 (Wire::ZERO, Wire::ZERO)
             }
@@ -179,6 +186,11 @@ impl Builder {
         })
     }
 
+    /// `a ⊙ b`, coordinate by coordinate.
+    pub fn pointwise_mul(&mut self, a: Wire, b: Wire) -> Wire {
+        self.push(Op::PointwiseMul(a, b))
+    }
+
     /// Constrains `a = b`.
     pub fn assert_eq(&mut self, a: Wire, b: Wire) {
         self.push(Op::AssertEq(a, b));
@@ -305,6 +317,7 @@ impl Program {
                 Op::Add(a, b) => v(a) + v(b),
                 Op::Sub(a, b) => v(a) - v(b),
                 Op::Mul(a, b) => v(a) * v(b),
+                Op::PointwiseMul(a, b) => pointwise(v(a), v(b)),
                 Op::PermOut { perm, lane } => {
                     let out = outputs[*perm as usize].get_or_insert_with(|| {
                         permute_wires(self.perms[*perm as usize].map(|w| values[w.0 as usize]))
@@ -334,4 +347,10 @@ pub fn permute_wires(input: [SecureField; 4]) -> [SecureField; 4] {
         std::array::from_fn(|i| input[i / 4].to_m31_array()[i % 4]);
     crate::hash::poseidon2::permute(&mut state);
     std::array::from_fn(|k| SecureField::from_m31_array(std::array::from_fn(|j| state[4 * k + j])))
+}
+
+/// `a ⊙ b`: the product of each coordinate.
+pub fn pointwise(a: SecureField, b: SecureField) -> SecureField {
+    let (a, b) = (a.to_m31_array(), b.to_m31_array());
+    SecureField::from_m31_array(std::array::from_fn(|j| a[j] * b[j]))
 }

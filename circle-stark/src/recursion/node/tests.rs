@@ -517,3 +517,127 @@ mod gadgets {
         verify_node(&proof, &key, &[SecureField::from(M31::from(x))], &policy()).unwrap();
     }
 }
+
+mod transcript {
+    use stwo::core::channel::Channel;
+
+    use super::*;
+    use crate::hash::channel::Poseidon2Channel;
+    use crate::hash::poseidon2::{hash_elements, Digest, Domain};
+    use crate::recursion::node::gadgets::{digest_values, DigestWires};
+    use crate::recursion::node::transcript::TranscriptWires;
+
+    #[test]
+    fn coordinates_come_out_and_go_back() {
+        let mut b = Builder::new();
+        let x = b.public();
+        let c = b.coordinates(x);
+        for &cj in &c {
+            b.assert_base(cj);
+        }
+        let back = b.from_coordinates(c);
+        b.assert_eq(back, x);
+        let expected = [(); 4].map(|_| b.public());
+        for j in 0..4 {
+            b.assert_eq(c[j], expected[j]);
+        }
+        let p = b.finish();
+        let v = qm(11, 22, 33, 44);
+        let public = vec![
+            v,
+            qm(11, 0, 0, 0),
+            qm(22, 0, 0, 0),
+            qm(33, 0, 0, 0),
+            qm(44, 0, 0, 0),
+        ];
+        let proof = prove_blake(&p, &public, &[]);
+        verify_node(
+            &proof,
+            &node_key::<Blake2sMerkleChannel>(&p, &config()),
+            &public,
+            &policy(),
+        )
+        .expect("coordinates");
+        let mut wrong = public.clone();
+        wrong[3] = qm(33, 1, 0, 0);
+        assert!(
+            p.evaluate(&wrong, &[]).is_err(),
+            "a coordinate is a base-field value"
+        );
+    }
+
+    #[test]
+    fn sponge_in_the_circuit_is_hash_elements() {
+        for len in [0usize, 3, 8, 13] {
+            let message: Vec<M31> = (0..len as u32).map(|i| M31::from(7 * i + 1)).collect();
+            let mut b = Builder::new();
+            let wires: Vec<Wire> = (0..len).map(|_| b.witness()).collect();
+            let digest = b.hash_elements(Domain::Message, &wires);
+            let expected = [b.public(), b.public()];
+            b.assert_eq(digest[0], expected[0]);
+            b.assert_eq(digest[1], expected[1]);
+            let p = b.finish();
+            let witness: Vec<SecureField> = message.iter().map(|&m| SecureField::from(m)).collect();
+            let public = digest_values(&hash_elements(Domain::Message, &message)).to_vec();
+            p.evaluate(&public, &witness)
+                .unwrap_or_else(|e| panic!("length {len}: {e}"));
+        }
+    }
+
+    /// A verifier-like transcript: mix a root, draw a challenge, mix two felts, draw twice.
+    #[test]
+    fn transcript_in_the_circuit_replays_the_native_channel() {
+        let root = hash_elements(Domain::Message, &[M31::from(5u32)]);
+        let felts = [qm(1, 2, 3, 4), qm(5, 6, 7, 8)];
+        let mut native = Poseidon2Channel::default();
+        native.mix_root(root);
+        let alpha = native.draw_secure_felt();
+        native.mix_felts(&felts);
+        let draws = [native.draw_base_felts(), native.draw_base_felts()];
+        let digest: Digest = native.digest();
+
+        let mut b = Builder::new();
+        let mut t = TranscriptWires::new();
+        let root_w: DigestWires = [b.witness(), b.witness()];
+        t.mix_root(&mut b, root_w);
+        let alpha_w = t.draw_secure_felt(&mut b);
+        let felt_w = [b.witness(), b.witness()];
+        t.mix_felts(&mut b, &felt_w);
+        let d0 = t.draw(&mut b);
+        let d1 = t.draw(&mut b);
+        let outs = [
+            alpha_w,
+            d0[0],
+            d0[1],
+            d1[0],
+            d1[1],
+            t.digest[0],
+            t.digest[1],
+        ];
+        let publics: Vec<Wire> = outs.iter().map(|_| b.public()).collect();
+        for (o, p) in outs.iter().zip(&publics) {
+            b.assert_eq(*o, *p);
+        }
+        let p = b.finish();
+        let mut witness = digest_values(&root).to_vec();
+        witness.extend(felts);
+        let lanes = |d: [M31; 8]| {
+            [0, 1].map(|k| SecureField::from_m31_array(std::array::from_fn(|j| d[4 * k + j])))
+        };
+        let mut public = vec![alpha];
+        public.extend(lanes(draws[0]));
+        public.extend(lanes(draws[1]));
+        public.extend(digest_values(&digest));
+        let (proof, key) =
+            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
+        verify_node(&proof, &key, &public, &policy()).expect("the replayed transcript");
+
+        // Another root: every later value moves.
+        let mut other = witness.clone();
+        other[0] += SecureField::one();
+        assert!(matches!(
+            p.evaluate(&public, &other),
+            Err(ProveError::Unsatisfied { .. })
+        ));
+    }
+}

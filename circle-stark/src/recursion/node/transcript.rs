@@ -1,0 +1,149 @@
+//! The Poseidon2-M31 channel (`specs/poseidon2.md` §8) replayed in a node circuit
+//! (`specs/recursion.md` §7.6): the sponges work on M31 elements, the circuit on QM31 wires, so
+//! elements are taken out of wires and put back with [`Builder::pointwise_mul`] and the basis
+//! `1, i, u, i·u`.
+
+use num_traits::One;
+use stwo::core::fields::qm31::SecureField;
+
+use super::gadgets::DigestWires;
+use super::program::{Builder, Wire};
+use crate::field::M31;
+use crate::hash::channel::MixKind;
+use crate::hash::poseidon2::sponge::n_absorptions;
+use crate::hash::poseidon2::{Domain, RATE};
+
+/// The basis element `e_j` (coordinate `j` set to 1).
+fn basis(j: usize) -> SecureField {
+    SecureField::from_m31_array(std::array::from_fn(|k| M31::from(u32::from(k == j))))
+}
+
+fn base(v: u32) -> SecureField {
+    SecureField::from(M31::from(v))
+}
+
+impl Builder {
+    /// Coordinate `j` of `x`, as a base-field wire: `(x ⊙ e_j) · e_j⁻¹`.
+    pub fn coordinate(&mut self, x: Wire, j: usize) -> Wire {
+        let mask = self.constant(basis(j));
+        let masked = self.pointwise_mul(x, mask);
+        if j == 0 {
+            return masked;
+        }
+        let inverse = self.constant(SecureField::one() / basis(j));
+        self.mul(masked, inverse)
+    }
+
+    /// The four coordinates of `x` as base-field wires.
+    pub fn coordinates(&mut self, x: Wire) -> [Wire; 4] {
+        std::array::from_fn(|j| self.coordinate(x, j))
+    }
+
+    /// `Σ c_j · e_j` for base-field wires `c`: the wire whose coordinates they are.
+    pub fn from_coordinates(&mut self, c: [Wire; 4]) -> Wire {
+        let mut acc = c[0];
+        for (j, &cj) in c.iter().enumerate().skip(1) {
+            let e = self.constant(basis(j));
+            let term = self.mul(cj, e);
+            acc = self.add(acc, term);
+        }
+        acc
+    }
+
+    /// Constrains `x` to the base field (coordinates 1..4 zero).
+    pub fn assert_base(&mut self, x: Wire) {
+        let mask = self.constant(SecureField::from_m31_array([0, 1, 1, 1].map(M31::from)));
+        let high = self.pointwise_mul(x, mask);
+        self.assert_eq(high, Wire::ZERO);
+    }
+
+    /// `hash_elements(domain, message)` over base-field wires: the sponge of
+    /// `poseidon2.md` §3, capacity `[domain, len, 0, …]`, rate 8, zero-padded.
+    pub fn hash_elements(&mut self, domain: Domain, message: &[Wire]) -> DigestWires {
+        let capacity = self.constant(SecureField::from_m31_array([
+            M31::from(domain as u32),
+            M31::from(message.len() as u32),
+            M31::from(0u32),
+            M31::from(0u32),
+        ]));
+        let mut state = [Wire::ZERO, Wire::ZERO, capacity, Wire::ZERO];
+        for block in 0..n_absorptions(message.len()) {
+            let chunk: Vec<Wire> = (0..RATE)
+                .map(|k| message.get(block * RATE + k).copied().unwrap_or(Wire::ZERO))
+                .collect();
+            for half in 0..2 {
+                let lane = self.from_coordinates(std::array::from_fn(|j| chunk[4 * half + j]));
+                state[half] = self.add(state[half], lane);
+            }
+            state = self.permute(state);
+        }
+        [state[0], state[1]]
+    }
+}
+
+/// The verifier's transcript in the circuit: the digest as wires and the draw counter (known
+/// when the circuit is built: the verifier's sequence of mixes and draws is fixed by the AIR).
+#[derive(Debug, Clone, Copy)]
+pub struct TranscriptWires {
+    /// The current digest.
+    pub digest: DigestWires,
+    /// Draws since the last mix.
+    pub n_draws: u32,
+}
+
+impl TranscriptWires {
+    /// The empty transcript (zero digest), as `Poseidon2Channel::default()`.
+    pub fn new() -> Self {
+        Self {
+            digest: [Wire::ZERO, Wire::ZERO],
+            n_draws: 0,
+        }
+    }
+
+    fn update(&mut self, b: &mut Builder, kind: MixKind, data: &[Wire]) {
+        let mut message = vec![b.constant(base(kind as u32))];
+        for w in self.digest {
+            message.extend(b.coordinates(w));
+        }
+        message.extend_from_slice(data);
+        self.digest = b.hash_elements(Domain::Transcript, &message);
+        self.n_draws = 0;
+    }
+
+    /// `mix_root`: a Merkle root (a digest's wires).
+    pub fn mix_root(&mut self, b: &mut Builder, root: DigestWires) {
+        let data: Vec<Wire> = root.iter().flat_map(|&w| b.coordinates(w)).collect();
+        self.update(b, MixKind::Root, &data);
+    }
+
+    /// `mix_felts`: QM31 values, four coordinates each.
+    pub fn mix_felts(&mut self, b: &mut Builder, felts: &[Wire]) {
+        let data: Vec<Wire> = felts.iter().flat_map(|&w| b.coordinates(w)).collect();
+        self.update(b, MixKind::Felts, &data);
+    }
+
+    /// `draw_base_felts`: one permutation of `digest ‖ [TranscriptDraw, n_draws, 0, …]`; the
+    /// eight elements are the coordinates of the two returned wires.
+    pub fn draw(&mut self, b: &mut Builder) -> [Wire; 2] {
+        let capacity = b.constant(SecureField::from_m31_array([
+            M31::from(Domain::TranscriptDraw as u32),
+            M31::from(self.n_draws),
+            M31::from(0u32),
+            M31::from(0u32),
+        ]));
+        let out = b.permute([self.digest[0], self.digest[1], capacity, Wire::ZERO]);
+        self.n_draws += 1;
+        [out[0], out[1]]
+    }
+
+    /// `draw_secure_felt`: the first four elements of a draw, which are one wire.
+    pub fn draw_secure_felt(&mut self, b: &mut Builder) -> Wire {
+        self.draw(b)[0]
+    }
+}
+
+impl Default for TranscriptWires {
+    fn default() -> Self {
+        Self::new()
+    }
+}
