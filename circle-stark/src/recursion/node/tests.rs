@@ -641,3 +641,85 @@ mod transcript {
         ));
     }
 }
+
+/// A real child: one opened leaf of a batch-validity proof under the Poseidon2 channel, hashed
+/// and authenticated up to the tree's root inside a node, from the tracing verifier's record.
+mod child {
+    use super::*;
+    use crate::hash::poseidon2::Digest;
+    use crate::recursion::node::gadgets::{digest_values, DigestWires};
+    use crate::recursion::trace::{MerkleTrace, TreeTrace};
+    use crate::recursion::AnyTrace;
+    use crate::validity::{prove_validity_under, trace_validity};
+    use crate::venue::sample;
+
+    /// Leaf `leaf` of `opening`: its row and authentication path as witnesses, the root public.
+    fn decommitment(
+        tree: &TreeTrace<Digest>,
+        opening: &MerkleTrace<Digest>,
+        leaf: usize,
+    ) -> (Program, Vec<SecureField>, Vec<SecureField>) {
+        let leaf = &opening.leaves[leaf];
+        let mut b = Builder::new();
+        let row: Vec<Wire> = leaf.row.iter().map(|_| b.witness()).collect();
+        let mut witness: Vec<SecureField> = leaf.row.iter().map(|&v| v.into()).collect();
+        for &w in &row {
+            b.assert_base(w);
+        }
+        let hash = b.leaf_hash(&row);
+        let mut path = Vec::new();
+        for layer in 1..=tree.height {
+            let node = opening
+                .nodes
+                .iter()
+                .find(|n| n.layer == layer && n.index == leaf.position >> layer)
+                .expect("the path's node is in the record");
+            let is_right = (leaf.position >> (layer - 1)) & 1 == 1;
+            let sibling = if is_right { node.left } else { node.right };
+            let wires: DigestWires = [b.witness(), b.witness()];
+            witness.extend(digest_values(&sibling));
+            let bit = b.witness();
+            witness.push(SecureField::from(M31::from(u32::from(is_right))));
+            path.push((wires, bit));
+        }
+        let root = b.merkle_root(hash, &path);
+        let expected = [b.public(), b.public()];
+        b.assert_eq(root[0], expected[0]);
+        b.assert_eq(root[1], expected[1]);
+        (b.finish(), digest_values(&tree.root).to_vec(), witness)
+    }
+
+    #[test]
+    fn opened_leaf_of_a_real_proof_authenticates_in_a_node() {
+        let (venue, ops) = sample::batch_settling(8, 6, 14, 1_795_000_000_000_000, 1_000_000);
+        let (statement, proof) = prove_validity_under(
+            &venue,
+            &ops,
+            SecurityConfig::testing(),
+            ChannelId::Poseidon2,
+        )
+        .unwrap();
+        let AnyTrace::Poseidon2(trace) = trace_validity(proof, &statement, &policy()).unwrap()
+        else {
+            panic!("a Poseidon2 proof");
+        };
+        // The main tree (index 1): a row of every main column.
+        let (tree, opening) = (&trace.trees[1], &trace.tree_openings[1]);
+        let (p, public, witness) = decommitment(tree, opening, 0);
+        assert_eq!(
+            p.perms().len(),
+            opening.leaves[0].row.len().div_ceil(8) + tree.height as usize
+        );
+        let (proof, key) =
+            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
+        verify_node(&proof, &key, &public, &policy()).expect("the child's leaf authenticates");
+
+        // One opened value changed: the leaf no longer reaches the root.
+        let mut changed = witness.clone();
+        changed[17] += SecureField::one();
+        assert!(matches!(
+            p.evaluate(&public, &changed),
+            Err(ProveError::Unsatisfied { .. })
+        ));
+    }
+}

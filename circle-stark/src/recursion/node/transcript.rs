@@ -60,14 +60,30 @@ impl Builder {
     /// `hash_elements(domain, message)` over base-field wires: the sponge of
     /// `poseidon2.md` §3, capacity `[domain, len, 0, …]`, rate 8, zero-padded.
     pub fn hash_elements(&mut self, domain: Domain, message: &[Wire]) -> DigestWires {
-        let capacity = self.constant(SecureField::from_m31_array([
+        let capacity = SecureField::from_m31_array([
             M31::from(domain as u32),
             M31::from(message.len() as u32),
             M31::from(0u32),
             M31::from(0u32),
-        ]));
+        ]);
+        self.sponge(capacity, message, n_absorptions(message.len()))
+    }
+
+    /// The Poseidon2-M31 channel's lifted leaf over a row of base-field wires
+    /// (`poseidon2.md` §8): capacity `[CommitmentRow, 0, …]` (no length: the verifier fixes
+    /// the row's length), one permutation per started block of eight, the zero digest for an
+    /// empty row.
+    pub fn leaf_hash(&mut self, row: &[Wire]) -> DigestWires {
+        let capacity = SecureField::from(M31::from(Domain::CommitmentRow as u32));
+        self.sponge(capacity, row, row.len().div_ceil(RATE))
+    }
+
+    /// A rate-8 sponge: `blocks` blocks of `message` (zero-padded) added to the rate, one
+    /// permutation each, from the state `[0, 0, capacity, 0]`; the digest is the rate.
+    fn sponge(&mut self, capacity: SecureField, message: &[Wire], blocks: usize) -> DigestWires {
+        let capacity = self.constant(capacity);
         let mut state = [Wire::ZERO, Wire::ZERO, capacity, Wire::ZERO];
-        for block in 0..n_absorptions(message.len()) {
+        for block in 0..blocks {
             let chunk: Vec<Wire> = (0..RATE)
                 .map(|k| message.get(block * RATE + k).copied().unwrap_or(Wire::ZERO))
                 .collect();
