@@ -36,16 +36,16 @@ impl Builder {
         self.add(y, scaled)
     }
 
-    /// `n` boolean witness wires, least significant first, constrained to sum (with weights
-    /// `2^i`) to `value`: the caller supplies the bits as witnesses, in order. For `n = 31`
-    /// the all-ones decomposition (`2^31 − 1 = p ≡ 0`) is also refused, so that each M31 value
-    /// has one decomposition.
+    /// `n` boolean wires, least significant first, constrained to sum (with weights `2^i`) to
+    /// `value`, a base-field wire: the prover computes them ([`Builder::bit_hint`]). For
+    /// `n = 31` the all-ones decomposition (`2^31 − 1 = p ≡ 0`) is also refused, so that each
+    /// M31 value has one decomposition.
     ///
     /// # Panics
     /// If `n > 31`.
     pub fn bits(&mut self, value: Wire, n: usize) -> Vec<Wire> {
         assert!(n <= 31, "an M31 value has 31 bits");
-        let bits: Vec<Wire> = (0..n).map(|_| self.witness()).collect();
+        let bits: Vec<Wire> = (0..n).map(|i| self.bit_hint(value, i as u8)).collect();
         let mut sum = Wire::ZERO;
         for (i, &b) in bits.iter().enumerate() {
             self.assert_bit(b);

@@ -152,7 +152,7 @@ pub fn preprocessed_columns(program: &Program) -> Vec<Vec<M31>> {
             Op::Sub(..) => cols[5][r] = one,
             Op::Mul(..) => cols[6][r] = one,
             Op::PointwiseMul(..) => cols[7][r] = one,
-            Op::Witness => cols[8][r] = one,
+            Op::Witness | Op::Bit { .. } => cols[8][r] = one,
             Op::AssertEq(..) => cols[9][r] = one,
             Op::Const(v) => {
                 for (j, x) in v.to_m31_array().into_iter().enumerate() {

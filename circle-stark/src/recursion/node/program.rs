@@ -8,6 +8,7 @@ use num_traits::{One, Zero};
 use stwo::core::fields::qm31::SecureField;
 
 use crate::error::ProveError;
+use crate::field::M31;
 
 /// A wire: the index of the op that produces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,6 +28,15 @@ pub enum Op {
     Witness,
     /// A value the verifier supplies (no row: the verifier yields it into the wire relation).
     Public,
+    /// Bit `index` of wire `of`'s first coordinate: a witness (a free row: the AIR does not
+    /// read `of`) whose value the prover computes instead of taking it from the caller. Only
+    /// the ops that use it constrain it ([`Builder::bits`]).
+    Bit {
+        /// The wire decomposed.
+        of: Wire,
+        /// 0..31.
+        index: u8,
+    },
     /// `a + b`.
     Add(Wire, Wire),
     /// `a − b`.
@@ -58,7 +68,7 @@ impl Op {
             | Op::Mul(a, b)
             | Op::PointwiseMul(a, b)
             | Op::AssertEq(a, b) => (a, b),
-            Op::Const(_) | Op::Witness | Op::Public | Op::PermOut { .. } => {
+            Op::Const(_) | Op::Witness | Op::Public | Op::Bit { .. } | Op::PermOut { .. } => {
                 (Wire::ZERO, Wire::ZERO)
             }
         }
@@ -148,6 +158,12 @@ impl Builder {
     /// A value the prover supplies (in creation order, see [`Program::evaluate`]).
     pub fn witness(&mut self) -> Wire {
         self.push(Op::Witness)
+    }
+
+    /// Bit `index` of `of`'s first coordinate, computed by the prover (see [`Op::Bit`]).
+    pub fn bit_hint(&mut self, of: Wire, index: u8) -> Wire {
+        self.check_read(of, &"a bit hint");
+        self.push(Op::Bit { of, index })
     }
 
     /// A value the verifier supplies (in creation order).
@@ -305,6 +321,30 @@ impl Program {
                 });
             }
         }
+        let values = self.values(public, witness, &|_, v| v);
+        for (i, op) in self.ops.iter().enumerate() {
+            if let Op::AssertEq(a, b) = op {
+                let (l, r) = (values[a.0 as usize], values[b.0 as usize]);
+                if l != r {
+                    return Err(ProveError::Unsatisfied {
+                        op: i,
+                        left: l.to_string(),
+                        right: r.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    /// Every wire's value without checking the assertions, each hinted bit passed through
+    /// `hint(op, value)` first: what a cheating prover could feed the trace (tests).
+    pub(crate) fn values(
+        &self,
+        public: &[SecureField],
+        witness: &[SecureField],
+        hint: &dyn Fn(usize, SecureField) -> SecureField,
+    ) -> Vec<SecureField> {
         let (mut public, mut witness) = (public.iter(), witness.iter());
         let mut values: Vec<SecureField> = Vec::with_capacity(self.ops.len());
         let mut outputs: Vec<Option<[SecureField; 4]>> = vec![None; self.perms.len()];
@@ -314,6 +354,10 @@ impl Program {
                 Op::Const(c) => *c,
                 Op::Witness => *witness.next().expect("counted"),
                 Op::Public => *public.next().expect("counted"),
+                Op::Bit { of, index } => hint(
+                    i,
+                    SecureField::from(M31::from((v(of).to_m31_array()[0].0 >> index) & 1)),
+                ),
                 Op::Add(a, b) => v(a) + v(b),
                 Op::Sub(a, b) => v(a) - v(b),
                 Op::Mul(a, b) => v(a) * v(b),
@@ -324,20 +368,11 @@ impl Program {
                     });
                     out[*lane as usize]
                 }
-                Op::AssertEq(a, b) => {
-                    if v(a) != v(b) {
-                        return Err(ProveError::Unsatisfied {
-                            op: i,
-                            left: v(a).to_string(),
-                            right: v(b).to_string(),
-                        });
-                    }
-                    SecureField::zero()
-                }
+                Op::AssertEq(..) => SecureField::zero(),
             };
             values.push(x);
         }
-        Ok(values)
+        values
     }
 }
 

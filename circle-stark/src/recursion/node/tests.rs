@@ -503,16 +503,32 @@ mod gadgets {
                 .collect()
         };
         let x = 0x5a5a_5a5a & 0x7fff_ffff;
-        assert!(p
-            .evaluate(&[SecureField::from(M31::from(x))], &bits(x))
-            .is_ok());
-        // 0 as 2^31 − 1: every bit set sums to p ≡ 0, and is refused.
-        let all_ones = vec![SecureField::one(); 31];
-        assert!(matches!(
-            p.evaluate(&[SecureField::from(M31::from(0u32))], &all_ones),
-            Err(ProveError::Unsatisfied { .. })
-        ));
-        let proof = prove_blake(&p, &[SecureField::from(M31::from(x))], &bits(x));
+        let values = p.evaluate(&[SecureField::from(M31::from(x))], &[]).unwrap();
+        let hinted: Vec<SecureField> = p
+            .ops()
+            .iter()
+            .zip(&values)
+            .filter(|(op, _)| matches!(op, Op::Bit { .. }))
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(hinted, bits(x), "the prover's bits");
+        // 0 as 2^31 − 1: every bit set sums to p ≡ 0. Forged in place of the prover's bits,
+        // it satisfies the sum and the booleanity; the product refuses it, in the AIR.
+        let zero = [SecureField::from(M31::from(0u32))];
+        let forged = p.values(&zero, &[], &|_, _| SecureField::one());
+        assert_ne!(p.evaluate(&zero, &[]).unwrap(), forged);
+        let err = super::super::prove::prove_values::<Blake2sMerkleChannel>(
+            &p,
+            &forged,
+            config(),
+            |_, _| {},
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("Constraints not satisfied"),
+            "{err}"
+        );
+        let proof = prove_blake(&p, &[SecureField::from(M31::from(x))], &[]);
         let key = node_key::<Blake2sMerkleChannel>(&p, &config());
         verify_node(&proof, &key, &[SecureField::from(M31::from(x))], &policy()).unwrap();
     }
@@ -582,6 +598,43 @@ mod transcript {
             p.evaluate(&public, &witness)
                 .unwrap_or_else(|e| panic!("length {len}: {e}"));
         }
+    }
+
+    #[test]
+    fn query_positions_in_the_circuit_are_stwos_draw_queries() {
+        let root = hash_elements(Domain::Message, &[M31::from(9u32)]);
+        let mut native = Poseidon2Channel::default();
+        native.mix_root(root);
+        // 12 queries: one draw and half of the next, as stwo takes them.
+        let positions = stwo::core::queries::draw_queries(&mut native, 10, 12);
+
+        let mut b = Builder::new();
+        let mut t = TranscriptWires::new();
+        let root_w: DigestWires = [b.witness(), b.witness()];
+        t.mix_root(&mut b, root_w);
+        let queries = t.draw_queries(&mut b, 10, 12);
+        for bits in &queries {
+            let mut sum = Wire::ZERO;
+            for (i, &bit) in bits.iter().enumerate() {
+                let weight = b.constant(SecureField::from(M31::from(1u32 << i)));
+                let term = b.mul(bit, weight);
+                sum = b.add(sum, term);
+            }
+            let expected = b.public();
+            b.assert_eq(sum, expected);
+        }
+        let p = b.finish();
+        let public: Vec<SecureField> = positions
+            .iter()
+            .map(|&q| SecureField::from(M31::from(q as u32)))
+            .collect();
+        let witness = digest_values(&root).to_vec();
+        let (proof, key) =
+            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
+        verify_node(&proof, &key, &public, &policy()).expect("stwo's positions");
+        let mut other = public.clone();
+        other[11] += SecureField::one();
+        assert!(p.evaluate(&other, &witness).is_err());
     }
 
     /// A verifier-like transcript: mix a root, draw a challenge, mix two felts, draw twice.

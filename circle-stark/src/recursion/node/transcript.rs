@@ -152,6 +152,30 @@ impl TranscriptWires {
         [out[0], out[1]]
     }
 
+    /// stwo's `draw_queries`: per query the low `log_domain_size` bits (least significant
+    /// first) of the next drawn element, eight per draw; each element decomposed in full
+    /// (31 bits, one decomposition) before its low bits are taken.
+    pub fn draw_queries(
+        &mut self,
+        b: &mut Builder,
+        log_domain_size: u32,
+        n_queries: usize,
+    ) -> Vec<Vec<Wire>> {
+        let mut out = Vec::with_capacity(n_queries);
+        while out.len() < n_queries {
+            let draw = self.draw(b);
+            for w in draw {
+                for element in b.coordinates(w) {
+                    if out.len() < n_queries {
+                        let bits = b.bits(element, 31);
+                        out.push(bits[..log_domain_size as usize].to_vec());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// `draw_secure_felt`: the first four elements of a draw, which are one wire.
     pub fn draw_secure_felt(&mut self, b: &mut Builder) -> Wire {
         self.draw(b)[0]
