@@ -40,6 +40,28 @@ pub(crate) fn mix_preamble(
     channel.mix_u32s(&public_inputs.iter().map(|x| x.0).collect::<Vec<_>>());
 }
 
+/// Each tree's column sizes for `components` (challenges do not change them: callers pass
+/// components built with dummy relations).
+pub(crate) fn tree_sizes(components: &[&dyn Component]) -> stwo::core::pcs::TreeVec<Vec<u32>> {
+    stwo::core::pcs::TreeVec::concat_cols(components.iter().map(|c| c.trace_log_degree_bounds()))
+}
+
+/// The proof's preprocessed root against the one the verifier pins (a pinned table, a node's
+/// key), both as [`PoeChannel::hash_words`] spells them.
+pub(crate) fn check_preprocessed_root(
+    expected: [u32; 8],
+    got: [u32; 8],
+) -> Result<(), VerifyError> {
+    if got == expected {
+        return Ok(());
+    }
+    let hex = |w: [u32; 8]| w.map(|x| format!("{x:08x}")).join("");
+    Err(VerifyError::PreprocessedRoot {
+        expected: hex(expected),
+        got: hex(got),
+    })
+}
+
 /// Binds the LogUp sums before the interaction trace is committed.
 pub(crate) fn mix_claimed_sums(channel: &mut impl Channel, sums: &[SecureField]) {
     channel.mix_felts(sums);

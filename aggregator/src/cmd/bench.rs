@@ -549,19 +549,7 @@ pub(crate) fn bench_node(copies: &str, perms: &str, preset: &str) -> Result<(), 
     let mut programs = Vec::new();
     for &k in &copies {
         let all: Vec<_> = (0..k).flat_map(|_| circuits.iter().cloned()).collect();
-        let masks: Vec<Vec<Vec<Vec<_>>>> = all
-            .iter()
-            .map(|c| {
-                c.mask
-                    .iter()
-                    .map(|t| {
-                        t.iter()
-                            .map(|o| o.iter().map(|_| random()).collect())
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
+        let masks: Vec<_> = all.iter().map(|c| c.mask_values(&mut random)).collect();
         programs.push((
             format!("constraints ×{k}"),
             fold_program(&all, &masks, random())?,

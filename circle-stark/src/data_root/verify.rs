@@ -1,8 +1,7 @@
 //! Verifying data-root proofs. Builds without the `prover` feature.
 
-use stwo::core::air::Component;
 use stwo::core::fields::qm31::SecureField;
-use stwo::core::pcs::{CommitmentSchemeVerifier, TreeVec};
+use stwo::core::pcs::CommitmentSchemeVerifier;
 use stwo::core::proof::StarkProof;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo_constraint_framework::TraceLocationAllocator;
@@ -159,13 +158,7 @@ fn verify_stark<MC: PoeChannel>(
 
     // Column sizes do not depend on the challenges: take them from a component with dummy ones.
     let (shape_leaf, shape_node) = build_components(statement, MerkleNodeRelation::dummy(), sums);
-    let sizes = TreeVec::concat_cols(
-        [
-            shape_leaf.trace_log_degree_bounds(),
-            shape_node.trace_log_degree_bounds(),
-        ]
-        .into_iter(),
-    );
+    let sizes = crate::stark::tree_sizes(&[&shape_leaf, &shape_node]);
     let commitments = stark.0.commitments.clone();
     scheme.commit(commitments[0], &sizes[0], channel);
     scheme.commit(commitments[1], &sizes[1], channel);

@@ -121,6 +121,21 @@ impl Circuit {
             .collect()
     }
 
+    /// Mask values shaped as [`Circuit::mask`] lays them out, each from `value()`.
+    pub fn mask_values(
+        &self,
+        mut value: impl FnMut() -> SecureField,
+    ) -> Vec<Vec<Vec<SecureField>>> {
+        self.mask
+            .iter()
+            .map(|tree| {
+                tree.iter()
+                    .map(|offsets| offsets.iter().map(|_| value()).collect())
+                    .collect()
+            })
+            .collect()
+    }
+
     /// How many gates of each kind.
     pub fn counts(&self) -> GateCounts {
         let mut c = GateCounts {

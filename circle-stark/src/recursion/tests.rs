@@ -30,15 +30,7 @@ fn differential<E: FrameworkEval>(name: &str, eval: &E, seed: u64) -> Circuit {
     let circuit = compile(eval, claimed_sum);
     assert!(!circuit.constraints.is_empty(), "{name}: no constraints");
     for _ in 0..3 {
-        let mask: Vec<Vec<Vec<SecureField>>> = circuit
-            .mask
-            .iter()
-            .map(|tree| {
-                tree.iter()
-                    .map(|offsets| offsets.iter().map(|_| random_qm31(&mut rng)).collect())
-                    .collect()
-            })
-            .collect();
+        let mask = circuit.mask_values(|| random_qm31(&mut rng));
         let coeff = random_qm31(&mut rng);
         let denom_inverse = random_qm31(&mut rng);
 

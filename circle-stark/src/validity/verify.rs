@@ -1,7 +1,7 @@
 //! Verifying batch-validity proofs. Builds without the `prover` feature.
 
 use stwo::core::fields::qm31::SecureField;
-use stwo::core::pcs::{CommitmentSchemeVerifier, TreeVec};
+use stwo::core::pcs::CommitmentSchemeVerifier;
 use stwo::core::proof::StarkProof;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 
@@ -166,12 +166,7 @@ fn verify_stark<MC: PoeChannel, K: StarkCheck>(
     check.note::<MC>("preamble", channel);
     let mut scheme = CommitmentSchemeVerifier::<MC>::new(config.pcs_config());
     let shape = Components::new(air, statement, &ValidityRelations::dummy(), &sums);
-    let sizes = TreeVec::concat_cols(
-        shape
-            .as_components()
-            .iter()
-            .map(|c| c.trace_log_degree_bounds()),
-    );
+    let sizes = crate::stark::tree_sizes(&shape.as_components());
     let commitments = stark.0.commitments.clone();
     if air == ValidityAir::V3 {
         // Without the pin a prover could commit any "range table".
@@ -182,14 +177,7 @@ fn verify_stark<MC: PoeChannel, K: StarkCheck>(
                     config.log_blowup()
                 ))
             })?;
-        let got = MC::hash_words(&commitments[0]);
-        if got != expected {
-            let hex = |w: [u32; 8]| w.map(|x| format!("{x:08x}")).join("");
-            return Err(VerifyError::PreprocessedRoot {
-                expected: hex(expected),
-                got: hex(got),
-            });
-        }
+        crate::stark::check_preprocessed_root(expected, MC::hash_words(&commitments[0]))?;
     }
     scheme.commit(commitments[0], &sizes[0], channel);
     check.note::<MC>("preprocessed root", channel);

@@ -27,10 +27,15 @@ pub const MAIN_COLUMNS: usize = 12;
 
 /// The ids of [`PREPROCESSED`].
 pub fn preprocessed_ids() -> Vec<PreProcessedColumnId> {
-    PREPROCESSED
+    column_ids("gate", &PREPROCESSED)
+}
+
+/// `poe/node/<component>/<name>` for each name.
+pub(crate) fn column_ids(component: &str, names: &[&str]) -> Vec<PreProcessedColumnId> {
+    names
         .iter()
         .map(|name| PreProcessedColumnId {
-            id: format!("poe/node/gate/{name}"),
+            id: format!("poe/node/{component}/{name}"),
         })
         .collect()
 }
@@ -134,12 +139,7 @@ pub fn preprocessed_columns(program: &Program) -> Vec<Vec<M31>> {
     let uses = program.uses();
     let mut cols = vec![vec![M31::from(0u32); n]; PREPROCESSED.len()];
     let one = M31::from(1u32);
-    let rows = program
-        .ops()
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| op.is_gate_row());
-    for (r, (i, op)) in rows.enumerate() {
+    for (r, (i, op)) in program.gate_rows().enumerate() {
         let (a, b) = op.inputs();
         cols[0][r] = M31::from(a.0);
         cols[1][r] = M31::from(b.0);
@@ -169,12 +169,7 @@ pub fn preprocessed_columns(program: &Program) -> Vec<Vec<M31>> {
 pub fn main_columns(program: &Program, values: &[SecureField]) -> Vec<Vec<M31>> {
     let n = 1usize << program.log_rows();
     let mut cols = vec![vec![M31::from(0u32); n]; MAIN_COLUMNS];
-    let rows = program
-        .ops()
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| op.is_gate_row());
-    for (r, (i, op)) in rows.enumerate() {
+    for (r, (i, op)) in program.gate_rows().enumerate() {
         let (a, b) = op.inputs();
         let c = if matches!(op, Op::AssertEq(..)) {
             [M31::from(0u32); 4]

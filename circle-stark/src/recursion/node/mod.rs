@@ -18,7 +18,7 @@ pub mod transcript;
 
 use stwo::core::channel::MerkleChannel;
 use stwo::core::fields::qm31::SecureField;
-use stwo::core::pcs::{CommitmentSchemeVerifier, TreeVec};
+use stwo::core::pcs::CommitmentSchemeVerifier;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo_constraint_framework::{FrameworkComponent, TraceLocationAllocator};
 
@@ -33,7 +33,10 @@ use crate::error::VerifyError;
 use crate::field::M31;
 use crate::hash::channel::Poseidon2MerkleChannel;
 use crate::proof::{AirId, ChannelId, PoeChannel, Proof, Stark};
-use crate::stark::{check_air_and_policy, mix_claimed_sums, mix_preamble, run_stark};
+use crate::stark::{
+    check_air_and_policy, check_preprocessed_root, mix_claimed_sums, mix_preamble, run_stark,
+    tree_sizes,
+};
 
 /// What a verifier needs of a circuit: the gate component's size, the commitment to its
 /// wiring (channel and blowup fixed with it), and each public wire with its read count.
@@ -192,23 +195,14 @@ fn verify_stark<MC: PoeChannel>(
         &proof.public_inputs,
     );
     let mut scheme = CommitmentSchemeVerifier::<MC>::new(proof.config.pcs_config());
-    let got = MC::hash_words(&stark.0.commitments[0]);
-    if got != key.preprocessed_root {
-        let hex = |w: [u32; 8]| w.map(|x| format!("{x:08x}")).join("");
-        return Err(VerifyError::PreprocessedRoot {
-            expected: hex(key.preprocessed_root),
-            got: hex(got),
-        });
-    }
+    check_preprocessed_root(
+        key.preprocessed_root,
+        MC::hash_words(&stark.0.commitments[0]),
+    )?;
     let sums = &proof.claimed_sums;
     // Relation challenges do not affect the sizes: placeholders draw the shape.
     let shape = Components::new(key, &WireRel::dummy(), sums);
-    let sizes = TreeVec::concat_cols(
-        shape
-            .as_components()
-            .iter()
-            .map(|c| c.trace_log_degree_bounds()),
-    );
+    let sizes = tree_sizes(&shape.as_components());
     let commitments = stark.0.commitments.clone();
     scheme.commit(commitments[0], &sizes[0], channel);
     scheme.commit(commitments[1], &sizes[1], channel);

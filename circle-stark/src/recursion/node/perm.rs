@@ -23,12 +23,7 @@ pub const MAIN_COLUMNS: usize = WIDTH + PERM_CELLS;
 
 /// The ids of [`PREPROCESSED`].
 pub fn preprocessed_ids() -> Vec<PreProcessedColumnId> {
-    PREPROCESSED
-        .iter()
-        .map(|name| PreProcessedColumnId {
-            id: format!("poe/node/perm/{name}"),
-        })
-        .collect()
+    super::gates::column_ids("perm", &PREPROCESSED)
 }
 
 /// The permutation component's constraints.

@@ -269,6 +269,14 @@ impl Program {
         &self.witnesses
     }
 
+    /// The gate component's rows in order: `(op index, op)`.
+    pub fn gate_rows(&self) -> impl Iterator<Item = (usize, &Op)> {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| op.is_gate_row())
+    }
+
     /// Rows of the gate component before padding: every op but the public wires and the
     /// permutation outputs.
     pub fn n_rows(&self) -> usize {

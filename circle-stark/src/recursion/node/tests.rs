@@ -379,18 +379,9 @@ mod compiled {
         seed: u64,
     ) -> (Program, Vec<SecureField>, Vec<SecureField>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let masks: Vec<Vec<Vec<Vec<SecureField>>>> = circuits
+        let masks: Vec<_> = circuits
             .iter()
-            .map(|c| {
-                c.mask
-                    .iter()
-                    .map(|t| {
-                        t.iter()
-                            .map(|o| o.iter().map(|_| random(&mut rng)).collect())
-                            .collect()
-                    })
-                    .collect()
-            })
+            .map(|c| c.mask_values(|| random(&mut rng)))
             .collect();
         fold_program(circuits, &masks, random(&mut rng)).expect("no inversions")
     }
