@@ -32,6 +32,11 @@ fn evals(log_rows: u32, cols: &[Vec<M31>]) -> Vec<Evaluation> {
     )
 }
 
+/// Rows `16·vr .. 16·vr + 16` of `col` as one SIMD vector.
+fn packed(col: &[M31], vr: usize) -> PackedM31 {
+    PackedM31::from_array(std::array::from_fn(|l| col[(vr << LOG_N_LANES) + l]))
+}
+
 fn twiddles(
     log_rows: u32,
     config: &SecurityConfig,
@@ -49,23 +54,29 @@ pub fn node_key<MC: PoeChannel>(program: &Program, config: &SecurityConfig) -> N
 where
     SimdBackend: BackendForChannel<MC>,
 {
-    let log_rows = program.log_rows();
-    let tw = twiddles(log_rows.max(program.log_perm_rows()), config);
+    let mut key = wiring::<MC>(program, config);
+    let tw = twiddles(key.log_rows.max(key.log_perm_rows), config);
     let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(config.pcs_config(), &tw);
     let mut tree = scheme.tree_builder();
-    tree.extend_evals(evals(log_rows, &preprocessed_columns(program)));
+    tree.extend_evals(evals(key.log_rows, &preprocessed_columns(program)));
     tree.extend_evals(evals(
-        program.log_perm_rows(),
+        key.log_perm_rows,
         &perm::preprocessed_columns(program),
     ));
     tree.commit(&mut <MC as MerkleChannel>::C::default());
+    key.preprocessed_root = MC::hash_words(&scheme.roots()[0]);
+    key
+}
+
+/// The key without its root: everything the prover needs before it commits the wiring.
+fn wiring<MC: PoeChannel>(program: &Program, config: &SecurityConfig) -> NodeKey {
     let uses = program.uses();
     NodeKey {
-        log_rows,
+        log_rows: program.log_rows(),
         log_perm_rows: program.log_perm_rows(),
         channel: MC::ID,
         log_blowup: config.log_blowup(),
-        preprocessed_root: MC::hash_words(&scheme.roots()[0]),
+        preprocessed_root: [0; 8],
         publics: program
             .publics()
             .iter()
@@ -103,7 +114,8 @@ pub(crate) fn prove_values<MC: PoeChannel>(
 where
     SimdBackend: BackendForChannel<MC>,
 {
-    let key = node_key::<MC>(program, &config);
+    // The root is committed below; the key's other fields shape the proof.
+    let key = wiring::<MC>(program, &config);
     let public: Vec<SecureField> = program
         .publics()
         .iter()
@@ -161,9 +173,6 @@ fn interaction(
     main: &[Vec<M31>],
     wires: &WireRel,
 ) -> (Vec<Evaluation>, SecureField) {
-    let packed = |col: &[M31], vr: usize| -> PackedM31 {
-        PackedM31::from_array(std::array::from_fn(|l| col[(vr << LOG_N_LANES) + l]))
-    };
     let mut gen = LogupTraceGenerator::new(log_rows);
     let entry = |id: usize, first: usize, vr: usize| -> PackedSecureField {
         let mut e = vec![packed(&pre[id], vr)];
@@ -220,24 +229,24 @@ fn perm_interaction(
 ) -> (Vec<Evaluation>, SecureField) {
     use crate::hash::chip::fill_chip_row;
     let n = 1usize << log_rows;
-    // The outputs are not main columns: recompute them per row from the input.
-    let outputs: Vec<[M31; 16]> = (0..n)
-        .map(|r| {
-            let input: [M31; 16] = std::array::from_fn(|i| main[i][r]);
-            let mut row = vec![M31::from(0u32); 1 + perm::MAIN_COLUMNS];
-            fill_chip_row(&mut row, 0, input)
-        })
-        .collect();
-    let packed = |f: &dyn Fn(usize) -> M31, vr: usize| -> PackedM31 {
-        PackedM31::from_array(std::array::from_fn(|l| f((vr << LOG_N_LANES) + l)))
-    };
-    let denom = |k: usize, vr: usize| -> PackedSecureField {
-        let mut e = vec![packed(&|r| pre[k][r], vr)];
-        if k < 4 {
-            e.extend((0..4).map(|j| packed(&|r| main[4 * k + j][r], vr)));
-        } else {
-            e.extend((0..4).map(|j| packed(&|r| outputs[r][4 * (k - 4) + j], vr)));
+    // The outputs are not main columns: recompute them from the inputs as they stand (forged
+    // ones included), as columns.
+    let mut outputs = vec![vec![M31::from(0u32); n]; 16];
+    let mut row = vec![M31::from(0u32); 1 + perm::MAIN_COLUMNS];
+    for r in 0..n {
+        let out = fill_chip_row(&mut row, 0, std::array::from_fn(|i| main[i][r]));
+        for (col, v) in outputs.iter_mut().zip(out) {
+            col[r] = v;
         }
+    }
+    let denom = |k: usize, vr: usize| -> PackedSecureField {
+        let values = if k < 4 {
+            &main[4 * k..4 * k + 4]
+        } else {
+            &outputs[4 * (k - 4)..4 * (k - 3)]
+        };
+        let mut e = vec![packed(&pre[k], vr)];
+        e.extend(values.iter().map(|c| packed(c, vr)));
         wires.combine(&e)
     };
     let mut gen = LogupTraceGenerator::new(log_rows);
@@ -246,9 +255,9 @@ fn perm_interaction(
         for vr in 0..1 << (log_rows - LOG_N_LANES) {
             let num = |k: usize| -> PackedSecureField {
                 if k < 4 {
-                    -PackedSecureField::from(packed(&|r| pre[12][r], vr))
+                    -PackedSecureField::from(packed(&pre[12], vr))
                 } else {
-                    packed(&|r| pre[8 + k - 4][r], vr).into()
+                    packed(&pre[8 + k - 4], vr).into()
                 }
             };
             let (d0, d1) = (denom(pair[0], vr), denom(pair[1], vr));
