@@ -145,14 +145,14 @@ pub enum ProveError {
         got: usize,
     },
     /// The values given do not satisfy the circuit.
-    #[error("op {op} asserts {left} = {right}")]
+    #[error("op {op} asserts {form} = 0, got {got}")]
     Unsatisfied {
-        /// The failing `AssertEq`'s index.
+        /// The failing assertion's index.
         op: usize,
-        /// Its left value.
-        left: String,
-        /// Its right value.
-        right: String,
+        /// The asserted form with its reads' values.
+        form: String,
+        /// The form's value.
+        got: String,
     },
     /// stwo refused to prove: the trace does not satisfy the AIR (a bug in poe).
     #[error("prover failed: {0}")]

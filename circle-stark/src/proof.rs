@@ -37,9 +37,20 @@ pub enum ChannelId {
     /// stwo's Blake2s Merkle channel: fastest to prove natively.
     Blake2s = 1,
     /// poe's Poseidon2-M31 Merkle channel (`specs/poseidon2.md` §8): cheap to verify inside an
-    /// M31 AIR, the channel of proofs that recursion verifies.
-    Poseidon2 = 2,
+    /// M31 AIR, the channel of proofs that recursion verifies. Id 3: its transcript puts the
+    /// update kind in the sponge's capacity, so that every value it absorbs is lane-aligned
+    /// ([`RETIRED_CHANNELS`] holds id 2, the first layout).
+    Poseidon2 = 3,
 }
+
+/// Channel ids that were written once and are refused now, with the reason: id 2, the
+/// Poseidon2-M31 channel with the update kind as the first message element (stops 24–31),
+/// retired before any bundle carried a proof under it — its messages were not lane-aligned,
+/// which a recursive verifier pays for with ~8 rows per absorbed QM31.
+pub const RETIRED_CHANNELS: [(u16, &str); 1] = [(
+    2,
+    "Poseidon2-M31 with the unaligned transcript of stops 24-31; re-prove under channel 3",
+)];
 
 impl ChannelId {
     /// Every channel, in wire order.
@@ -248,6 +259,14 @@ pub enum ProofFormatError {
         /// Found.
         got: u16,
     },
+    /// A channel id this build knows as retired ([`RETIRED_CHANNELS`]).
+    #[error("retired channel id {got}: {reason}")]
+    RetiredChannel {
+        /// Found.
+        got: u16,
+        /// Why, and what to do.
+        reason: &'static str,
+    },
     /// A channel written in a version other than its own (Blake2s proofs are version 1 only),
     /// which would give one proof two encodings.
     #[error("a {channel} proof is written as version {expected}, got version {got}")]
@@ -363,6 +382,9 @@ impl Proof {
             ChannelId::Blake2s
         } else {
             let raw = r.u16()?;
+            if let Some(&(_, reason)) = RETIRED_CHANNELS.iter().find(|(id, _)| *id == raw) {
+                return Err(ProofFormatError::RetiredChannel { got: raw, reason });
+            }
             let channel =
                 ChannelId::from_u16(raw).ok_or(ProofFormatError::UnknownChannel { got: raw })?;
             if channel.format_version() != version {

@@ -4,8 +4,10 @@
 //! as the code evolves: it is the leaf proof an archived bundle carries for every batch.
 //!
 //! Beside it, the same batch proven under the Poseidon2-M31 channel
-//! (`batch_validity_v2_poseidon2.proof`: proof format version 2, channel 2), so that the
-//! channel recursion verifies is frozen too; both prove the one committed statement.
+//! (`batch_validity_v2_poseidon2.proof`: proof format version 2, channel 3), so that the
+//! channel recursion verifies is frozen too; both prove the one committed statement. The same
+//! proof under the retired channel 2 (`batch_validity_v2_poseidon2_channel2.proof`, the first
+//! transcript layout) is kept to show it is refused by name.
 //!
 //! Regenerate (only for a deliberate format change, with a new version):
 //! `cargo test -p poe-tests --test validity_fixture -- --ignored regenerate_validity_fixture`
@@ -16,7 +18,7 @@ use std::path::PathBuf;
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
 use poe_circle_stark::error::VerifyError;
 use poe_circle_stark::hash::merkle::data_root;
-use poe_circle_stark::proof::{AirId, ChannelId, Proof, FORMAT_V2};
+use poe_circle_stark::proof::{AirId, ChannelId, Proof, ProofFormatError, FORMAT_V2};
 use poe_circle_stark::validity::{
     prove_validity, prove_validity_under, verify_validity_bytes, ValidityStatement,
 };
@@ -104,7 +106,31 @@ fn golden_poseidon2_proof_verifies_the_same_statement_at_production_policy() {
     let proof = Proof::from_bytes(&bytes).unwrap();
     assert_eq!(proof.channel(), ChannelId::Poseidon2);
     assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), FORMAT_V2);
+    assert_eq!(
+        u16::from_le_bytes([bytes[12], bytes[13]]),
+        3,
+        "channel 3 on the wire"
+    );
     assert_eq!(proof.to_bytes(), bytes);
+}
+
+#[test]
+fn proof_under_the_retired_channel_2_is_refused_by_name() {
+    let (_, statement) = golden();
+    let bytes = std::fs::read(fixture("batch_validity_v2_poseidon2_channel2.proof")).unwrap();
+    assert_eq!(
+        u16::from_le_bytes([bytes[12], bytes[13]]),
+        2,
+        "channel 2 on the wire"
+    );
+    let err = verify_validity_bytes(&bytes, &statement, &VerifierPolicy::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::Format(ProofFormatError::RetiredChannel { got: 2, .. })
+        ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! - lifted leaf: a streamed rate-8 sponge over the row, in stwo's column order, capacity
 //!   `[CommitmentRow, 0, …]`;
 //! - node: [`compress`];
-//! - transcript: `digest ← H(Transcript, [kind] ‖ digest ‖ data)`; draws are one permutation of
+//! - transcript: `digest ← H(Transcript, digest ‖ data)`, the kind in the capacity; draws are one permutation of
 //!   `digest ‖ [TranscriptDraw, n_draws, 0, …]`;
 //! - proof of work: the low `n` bits of `compress(H(ProofOfWork, digest ‖ [n]), nonce)[0]`.
 //!
@@ -18,6 +18,7 @@ use stwo::core::fields::qm31::SecureField;
 use stwo::core::vcs::hash::Hash;
 use stwo::core::vcs_lifted::merkle_hasher::MerkleHasherLifted;
 
+use super::poseidon2::sponge::hash_tagged;
 use super::poseidon2::{compress, hash_elements, permute, Digest, Domain, DIGEST_LEN, RATE, WIDTH};
 use crate::field::{qm31_from_array, qm31_to_array, M31};
 
@@ -28,7 +29,7 @@ mod tests;
 
 impl Hash for Digest {}
 
-/// What a transcript update absorbs; the first element of every update's message.
+/// What a transcript update absorbs; the tag in its sponge's capacity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum MixKind {
@@ -108,11 +109,8 @@ impl Poseidon2Channel {
     }
 
     fn update(&mut self, kind: MixKind, data: impl IntoIterator<Item = M31>) {
-        let message: Vec<M31> = std::iter::once(M31::from_u32_unchecked(kind as u32))
-            .chain(self.digest.0)
-            .chain(data)
-            .collect();
-        self.digest = hash_elements(Domain::Transcript, &message);
+        let message: Vec<M31> = self.digest.0.into_iter().chain(data).collect();
+        self.digest = hash_tagged(Domain::Transcript, kind as u32, &message);
         self.n_draws = 0;
     }
 

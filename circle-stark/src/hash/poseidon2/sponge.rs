@@ -189,7 +189,21 @@ pub fn hash_elements(domain: Domain, message: &[M31]) -> Digest {
 /// The whole final state of [`hash_elements`] (its digest is the first [`DIGEST_LEN`]
 /// elements): what a chain of sponge rows in an AIR ends at.
 pub fn sponge_state(domain: Domain, message: &[M31]) -> [M31; WIDTH] {
+    tagged_state(domain, 0, message)
+}
+
+/// [`hash_elements`] with a tag in the third capacity element (`[domain, len, tag, 0, …]`;
+/// tag 0 is [`hash_elements`] itself): the channel's transcript puts its update kind there, so
+/// that the message starts with the digest and every QM31, root and nonce it absorbs starts at a
+/// multiple of four elements — one wire each in a node circuit (`recursion.md` §7.6).
+pub fn hash_tagged(domain: Domain, tag: u32, message: &[M31]) -> Digest {
+    let state = tagged_state(domain, tag, message);
+    Digest(std::array::from_fn(|i| state[i]))
+}
+
+fn tagged_state(domain: Domain, tag: u32, message: &[M31]) -> [M31; WIDTH] {
     let mut state = sponge_init(domain, message.len());
+    state[RATE + 2] = M31::from_u32_unchecked(tag);
     for block in 0..n_absorptions(message.len()) {
         let chunk = message.get(block * RATE..).unwrap_or(&[]);
         for (s, &m) in state.iter_mut().zip(chunk.iter().take(RATE)) {

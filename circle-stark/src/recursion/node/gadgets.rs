@@ -4,7 +4,7 @@
 
 use stwo::core::fields::qm31::SecureField;
 
-use super::program::{Builder, Wire};
+use super::program::{Builder, Form, Wire};
 use crate::field::M31;
 
 /// A Poseidon2-M31 digest as wires: elements `0..4` and `4..8`, four per wire.
@@ -23,17 +23,10 @@ impl Builder {
         [self.add(out[0], left[0]), self.add(out[1], left[1])]
     }
 
-    /// Constrains `b ∈ {0, 1}` (`b·b = b`: in a field only 0 and 1 are idempotent).
-    pub fn assert_bit(&mut self, b: Wire) {
-        let bb = self.mul(b, b);
-        self.assert_eq(bb, b);
-    }
-
-    /// `bit ? x : y` as `y + bit·(x − y)`; `bit` must be constrained boolean.
-    pub fn select(&mut self, bit: Wire, x: Wire, y: Wire) -> Wire {
-        let d = self.sub(x, y);
-        let scaled = self.mul(bit, d);
-        self.add(y, scaled)
+    /// Constrains two digests equal.
+    pub fn assert_digest_eq(&mut self, a: DigestWires, b: DigestWires) {
+        self.assert_eq(a[0], b[0]);
+        self.assert_eq(a[1], b[1]);
     }
 
     /// `n` boolean wires, least significant first, constrained to sum (with weights `2^i`) to
@@ -49,9 +42,16 @@ impl Builder {
         let mut sum = Wire::ZERO;
         for (i, &b) in bits.iter().enumerate() {
             self.assert_bit(b);
-            let weight = self.constant(SecureField::from(M31::from(1u32 << i)));
-            let term = self.mul(b, weight);
-            sum = self.add(sum, term);
+            sum = self.compute(
+                b,
+                Wire::ZERO,
+                sum,
+                Form {
+                    la: M31::from(1u32 << i),
+                    ld: M31::from(1u32),
+                    ..Form::default()
+                },
+            );
         }
         self.assert_eq(sum, value);
         if n == 31 {
@@ -66,15 +66,17 @@ impl Builder {
 
     /// The root of a Merkle tree of [`Builder::compress`] nodes from `leaf` up its
     /// authentication path: per level the sibling and the bit saying the current node is the
-    /// right child (bits constrained boolean here).
+    /// right child. The bits must be constrained boolean by the caller (query positions come
+    /// from [`Builder::bits`], which does).
     pub fn merkle_root(&mut self, leaf: DigestWires, path: &[(DigestWires, Wire)]) -> DigestWires {
         let mut node = leaf;
         for &(sibling, is_right) in path {
-            self.assert_bit(is_right);
             let left: DigestWires =
                 std::array::from_fn(|k| self.select(is_right, sibling[k], node[k]));
-            let right: DigestWires =
-                std::array::from_fn(|k| self.select(is_right, node[k], sibling[k]));
+            // The other child is what the pair holds besides `left`.
+            let right: DigestWires = std::array::from_fn(|k| {
+                self.linear(&[(sibling[k], 1), (node[k], 1), (left[k], -1)])
+            });
             node = self.compress(left, right);
         }
         node

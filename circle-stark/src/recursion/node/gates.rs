@@ -1,9 +1,9 @@
 //! The gate component (`specs/recursion.md` §7.2): one row per op, the op and its wiring in
-//! preprocessed columns, the three values `a`, `b`, `c` (QM31, four M31 each) in the main
-//! trace. Each row consumes `Wire(id_a, a)` and `Wire(id_b, b)` once and yields
-//! `Wire(id_c, c)` with the preprocessed multiplicity `mult_c` — the number of reads of the
-//! wire in the whole program — so the LogUp sum can only close if every read sees the value
-//! its one producer wrote.
+//! preprocessed columns, the four values `a`, `b`, `d`, `c` (QM31, four M31 each) in the main
+//! trace. Each row consumes `Wire(id_a, a)`, `Wire(id_b, b)` and `Wire(id_d, d)` once and
+//! yields `Wire(id_c, c)` with the preprocessed multiplicity `mult_c` — the number of reads of
+//! the wire in the whole program — so the LogUp sum can only close if every read sees the
+//! value its one producer wrote.
 
 use num_traits::One;
 use stwo::core::fields::qm31::SecureField;
@@ -11,19 +11,19 @@ use stwo::core::fields::FieldExpOps;
 use stwo_constraint_framework::preprocessed_columns::PreProcessedColumnId;
 use stwo_constraint_framework::{relation, EvalAtRow, FrameworkEval, RelationEntry};
 
-use super::program::{Op, Program};
+use super::program::{Form, Op, Program};
 use crate::field::M31;
 
 relation!(WireRel, 5);
 
 /// The preprocessed columns, in commitment order.
-pub const PREPROCESSED: [&str; 14] = [
-    "id_a", "id_b", "id_c", "mult_c", "add", "sub", "mul", "pmul", "free", "eq", "k0", "k1", "k2",
-    "k3",
+pub const PREPROCESSED: [&str; 17] = [
+    "id_a", "id_b", "id_d", "id_c", "mult_c", "la", "lb", "ld", "mab", "mad", "pm", "free", "eq",
+    "k0", "k1", "k2", "k3",
 ];
 
-/// Main columns: `a`, `b`, `c`, four coordinates each.
-pub const MAIN_COLUMNS: usize = 12;
+/// Main columns: `a`, `b`, `d`, `c`, four coordinates each.
+pub const MAIN_COLUMNS: usize = 16;
 
 /// The ids of [`PREPROCESSED`].
 pub fn preprocessed_ids() -> Vec<PreProcessedColumnId> {
@@ -84,45 +84,44 @@ impl FrameworkEval for GateEval {
             .into_iter()
             .map(|id| eval.get_preprocessed_column(id))
             .collect();
-        let [id_a, id_b, id_c, mult_c, add, sub, mul, pmul, free, eq, k0, k1, k2, k3]: [E::F; 14] =
+        let [id_a, id_b, id_d, id_c, mult_c, la, lb, ld, mab, mad, pm, free, eq, k0, k1, k2, k3]: [E::F; 17] =
             pre.try_into()
-                .unwrap_or_else(|_| unreachable!("14 columns"));
+                .unwrap_or_else(|_| unreachable!("17 columns"));
         let a: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
         let b: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
+        let d: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
         let c: [E::F; 4] = std::array::from_fn(|_| eval.next_trace_mask());
         let k = [k0, k1, k2, k3];
-        let prod = qm31_mul(&a, &b);
+        let ab = qm31_mul(&a, &b);
+        let ad = qm31_mul(&a, &d);
         for i in 0..4 {
             // Rows with `free` set (witnesses) leave `c` to the prover; the others compute it.
-            // Padding and `AssertEq` rows have no flag and `k = 0`, so their `c` is 0.
-            eval.add_constraint(
-                c[i].clone()
-                    - c[i].clone() * free.clone()
-                    - (add.clone() * (a[i].clone() + b[i].clone())
-                        + sub.clone() * (a[i].clone() - b[i].clone())
-                        + mul.clone() * prod[i].clone()
-                        + pmul.clone() * a[i].clone() * b[i].clone()
-                        + k[i].clone()),
-            );
+            // Padding rows have zero coefficients, so their `c` is 0.
+            let form = k[i].clone()
+                + la.clone() * a[i].clone()
+                + lb.clone() * b[i].clone()
+                + ld.clone() * d[i].clone()
+                + mab.clone() * ab[i].clone()
+                + mad.clone() * ad[i].clone()
+                + pm.clone() * a[i].clone() * b[i].clone();
+            eval.add_constraint(c[i].clone() - c[i].clone() * free.clone() - form);
         }
-        for i in 0..4 {
-            eval.add_constraint(eq.clone() * (a[i].clone() - b[i].clone()));
+        // An assertion row computes its form like any other and requires it to be 0.
+        for ci in &c {
+            eval.add_constraint(eq.clone() * ci.clone());
         }
         let entry = |id: &E::F, v: &[E::F; 4]| {
             let mut e = vec![id.clone()];
             e.extend(v.iter().cloned());
             e
         };
-        eval.add_to_relation(RelationEntry::new(
-            &self.wires,
-            -E::EF::one(),
-            &entry(&id_a, &a),
-        ));
-        eval.add_to_relation(RelationEntry::new(
-            &self.wires,
-            -E::EF::one(),
-            &entry(&id_b, &b),
-        ));
+        for (id, v) in [(&id_a, &a), (&id_b, &b), (&id_d, &d)] {
+            eval.add_to_relation(RelationEntry::new(
+                &self.wires,
+                -E::EF::one(),
+                &entry(id, v),
+            ));
+        }
         eval.add_to_relation(RelationEntry::new(
             &self.wires,
             E::EF::from(mult_c),
@@ -133,56 +132,70 @@ impl FrameworkEval for GateEval {
     }
 }
 
-/// The 14 preprocessed columns of `program`'s gate component, padded to its `log_rows`.
+/// The 17 preprocessed columns of `program`'s gate component, padded to its `log_rows`.
 pub fn preprocessed_columns(program: &Program) -> Vec<Vec<M31>> {
     let n = 1usize << program.log_rows();
     let uses = program.uses();
     let mut cols = vec![vec![M31::from(0u32); n]; PREPROCESSED.len()];
     let one = M31::from(1u32);
     for (r, (i, op)) in program.gate_rows().enumerate() {
-        let (a, b) = op.inputs();
-        cols[0][r] = M31::from(a.0);
-        cols[1][r] = M31::from(b.0);
-        cols[2][r] = M31::from(i as u32);
-        if !matches!(op, Op::AssertEq(..)) {
-            cols[3][r] = M31::from(uses[i]);
+        for (col, w) in op.inputs().into_iter().enumerate() {
+            cols[col][r] = M31::from(w.0);
         }
-        match op {
-            Op::Add(..) => cols[4][r] = one,
-            Op::Sub(..) => cols[5][r] = one,
-            Op::Mul(..) => cols[6][r] = one,
-            Op::PointwiseMul(..) => cols[7][r] = one,
-            Op::Witness | Op::Bit { .. } => cols[8][r] = one,
-            Op::AssertEq(..) => cols[9][r] = one,
+        cols[3][r] = M31::from(i as u32);
+        let form = match *op {
+            Op::Compute { form, .. } => {
+                cols[4][r] = M31::from(uses[i]);
+                form
+            }
+            Op::Assert { form, .. } => {
+                cols[12][r] = one;
+                form
+            }
+            Op::Witness | Op::Bit { .. } | Op::Inv { .. } => {
+                cols[4][r] = M31::from(uses[i]);
+                cols[11][r] = one;
+                Form::default()
+            }
             Op::Const(v) => {
-                for (j, x) in v.to_m31_array().into_iter().enumerate() {
-                    cols[10 + j][r] = x;
+                cols[4][r] = M31::from(uses[i]);
+                Form {
+                    k: v,
+                    ..Form::default()
                 }
             }
             Op::Public | Op::PermOut { .. } => unreachable!("filtered"),
+        };
+        for (col, x) in [form.la, form.lb, form.ld, form.mab, form.mad, form.pm]
+            .into_iter()
+            .enumerate()
+        {
+            cols[5 + col][r] = x;
+        }
+        for (j, x) in form.k.to_m31_array().into_iter().enumerate() {
+            cols[13 + j][r] = x;
         }
     }
     cols
 }
 
-/// The main columns for wire values `values` (one per op; [`Program::evaluate`]).
+/// The main columns for wire values `values` (one per op; [`Program::evaluate`]). An
+/// assertion row's `c` is its form's value (0 when it holds).
 pub fn main_columns(program: &Program, values: &[SecureField]) -> Vec<Vec<M31>> {
     let n = 1usize << program.log_rows();
     let mut cols = vec![vec![M31::from(0u32); n]; MAIN_COLUMNS];
     for (r, (i, op)) in program.gate_rows().enumerate() {
-        let (a, b) = op.inputs();
-        let c = if matches!(op, Op::AssertEq(..)) {
-            [M31::from(0u32); 4]
-        } else {
-            values[i].to_m31_array()
+        let [a, b, d] = op.inputs().map(|w| values[w.0 as usize]);
+        let c = match op {
+            Op::Assert { form, .. } => form.eval(a, b, d),
+            _ => values[i],
         };
-        let cells = [
-            values[a.0 as usize].to_m31_array(),
-            values[b.0 as usize].to_m31_array(),
-            c,
-        ];
-        for (j, v) in cells.iter().flatten().enumerate() {
-            cols[j][r] = *v;
+        for (j, v) in [a, b, d, c]
+            .iter()
+            .flat_map(|v| v.to_m31_array())
+            .enumerate()
+        {
+            cols[j][r] = v;
         }
     }
     cols

@@ -24,8 +24,10 @@ pub fn mask_witnesses(b: &mut Builder, circuit: &Circuit) -> Vec<Vec<Vec<Wire>>>
 /// Appends `circuit`'s gates to `b`, reading mask value `m` from `mask` (laid out as
 /// [`mask_witnesses`] returns), and returns the constraint outputs in order.
 ///
+/// An inversion gate becomes a prover hint constrained by `x · x⁻¹ = 1`.
+///
 /// # Errors
-/// An inversion gate (no poe AIR has one; the node circuit would need a hint for it).
+/// A mask input the circuit's mask does not list.
 pub fn lower(
     b: &mut Builder,
     circuit: &Circuit,
@@ -51,7 +53,7 @@ pub fn lower(
             Gate::Sub(x, y) => b.sub(w(x), w(y)),
             Gate::Mul(x, y) => b.mul(w(x), w(y)),
             Gate::Neg(x) => b.sub(Wire::ZERO, w(x)),
-            Gate::Inv(_) => return Err(format!("gate {i}: an inversion")),
+            Gate::Inv(x) => b.inverse(w(x)),
         };
         wires.push(out);
     }
@@ -70,8 +72,7 @@ pub fn horner(b: &mut Builder, coeff: Wire, values: &[Wire]) -> Wire {
         acc = if acc == Wire::ZERO {
             v
         } else {
-            let scaled = b.mul(acc, coeff);
-            b.add(scaled, v)
+            b.mul_add(acc, coeff, v)
         };
     }
     acc

@@ -5,6 +5,7 @@
 //! channel and blowup ([`NodeKey`]); its statement is the values of the circuit's public
 //! wires. The STARK verifier written as such a circuit comes next (issue 16).
 
+pub mod child;
 pub mod gadgets;
 pub mod gates;
 pub mod lower;

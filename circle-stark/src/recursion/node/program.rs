@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use num_traits::{One, Zero};
 use stwo::core::fields::qm31::SecureField;
+use stwo::core::fields::FieldExpOps;
 
 use crate::error::ProveError;
 use crate::field::M31;
@@ -17,6 +18,43 @@ pub struct Wire(pub u32);
 impl Wire {
     /// The constant 0, the first wire of every program (and what padding rows read).
     pub const ZERO: Wire = Wire(0);
+}
+
+/// The arithmetic of a gate row over its three reads `a`, `b`, `d`:
+/// `k + la·a + lb·b + ld·d + mab·(a·b) + mad·(a·d) + pm·(a ⊙ b)`, with M31 coefficients and a
+/// QM31 constant (all preprocessed: part of the verifying key). One form covers addition,
+/// subtraction, products, fused multiply-add, selection and small linear combinations, so each
+/// is one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Form {
+    pub la: M31,
+    pub lb: M31,
+    pub ld: M31,
+    pub mab: M31,
+    pub mad: M31,
+    pub pm: M31,
+    pub k: SecureField,
+}
+
+impl Form {
+    /// The form's value at `(a, b, d)`.
+    pub fn eval(&self, a: SecureField, b: SecureField, d: SecureField) -> SecureField {
+        self.k
+            + a * self.la
+            + b * self.lb
+            + d * self.ld
+            + a * b * self.mab
+            + a * d * self.mad
+            + pointwise(a, b) * self.pm
+    }
+}
+
+fn m(v: i32) -> M31 {
+    if v >= 0 {
+        M31::from(v as u32)
+    } else {
+        -M31::from(v.unsigned_abs())
+    }
 }
 
 /// One op. Every op but [`Op::Public`] and [`Op::PermOut`] is one row of the gate component.
@@ -37,17 +75,28 @@ pub enum Op {
         /// 0..31.
         index: u8,
     },
-    /// `a + b`.
-    Add(Wire, Wire),
-    /// `a − b`.
-    Sub(Wire, Wire),
-    /// `a · b`.
-    Mul(Wire, Wire),
-    /// `a ⊙ b`: the product coordinate by coordinate (not a field operation: it reaches the M31
-    /// coordinates of a wire, which the channel's sponges and the opened rows are made of).
-    PointwiseMul(Wire, Wire),
-    /// `a = b`; produces no value (its wire is never used).
-    AssertEq(Wire, Wire),
+    /// The inverse of wire `of` (0 for 0): a witness the prover computes (a free row, like
+    /// [`Op::Bit`]); [`Builder::inverse`] constrains it.
+    Inv {
+        /// The wire inverted.
+        of: Wire,
+    },
+    /// `form(a, b, d)`. The pointwise product `a ⊙ b` in a form is not a field operation: it
+    /// reaches the M31 coordinates of a wire, which the channel's sponges and the opened rows
+    /// are made of.
+    Compute {
+        a: Wire,
+        b: Wire,
+        d: Wire,
+        form: Form,
+    },
+    /// `form(a, b, d) = 0`; produces no value (its wire is never used).
+    Assert {
+        a: Wire,
+        b: Wire,
+        d: Wire,
+        form: Form,
+    },
     /// Lane `lane` (state elements `4·lane .. 4·lane + 4`) of the Poseidon2-M31 permutation
     /// `perm` ([`Program::perms`]); no gate row: the permutation component yields it.
     PermOut {
@@ -59,18 +108,18 @@ pub enum Op {
 }
 
 impl Op {
-    /// The wires the op's row reads, `(a, b)`; ops that read none read wire 0 twice (so every
-    /// row consumes two wires and the component needs no per-row consume flags).
-    pub fn inputs(&self) -> (Wire, Wire) {
+    /// The wires the op's row reads, `(a, b, d)`; ops that read fewer read wire 0 in the other
+    /// slots (so every row consumes three wires and the component needs no per-row consume
+    /// flags).
+    pub fn inputs(&self) -> [Wire; 3] {
         match *self {
-            Op::Add(a, b)
-            | Op::Sub(a, b)
-            | Op::Mul(a, b)
-            | Op::PointwiseMul(a, b)
-            | Op::AssertEq(a, b) => (a, b),
-            Op::Const(_) | Op::Witness | Op::Public | Op::Bit { .. } | Op::PermOut { .. } => {
-                (Wire::ZERO, Wire::ZERO)
-            }
+            Op::Compute { a, b, d, .. } | Op::Assert { a, b, d, .. } => [a, b, d],
+            Op::Const(_)
+            | Op::Witness
+            | Op::Public
+            | Op::Bit { .. }
+            | Op::Inv { .. }
+            | Op::PermOut { .. } => [Wire::ZERO; 3],
         }
     }
 
@@ -81,7 +130,7 @@ impl Op {
     }
 
     fn produces(&self) -> bool {
-        !matches!(self, Op::AssertEq(..))
+        !matches!(self, Op::Assert { .. })
     }
 }
 
@@ -134,8 +183,9 @@ impl Builder {
     }
 
     fn push(&mut self, op: Op) -> Wire {
-        self.check_read(op.inputs().0, &op);
-        self.check_read(op.inputs().1, &op);
+        for w in op.inputs() {
+            self.check_read(w, &op);
+        }
         self.ops.push(op);
         Wire(self.ops.len() as u32 - 1)
     }
@@ -166,24 +216,112 @@ impl Builder {
         self.push(Op::Bit { of, index })
     }
 
+    /// `x⁻¹`, computed by the prover and constrained by `x · x⁻¹ = 1` (so `x ≠ 0`).
+    pub fn inverse(&mut self, x: Wire) -> Wire {
+        self.check_read(x, &"an inverse hint");
+        let h = self.push(Op::Inv { of: x });
+        let form = Form {
+            mab: m(1),
+            k: SecureField::from(m(-1)),
+            ..Form::default()
+        };
+        self.assert_zero(x, h, Wire::ZERO, form);
+        h
+    }
+
     /// A value the verifier supplies (in creation order).
     pub fn public(&mut self) -> Wire {
         self.push(Op::Public)
     }
 
+    /// `form(a, b, d)` as a new wire.
+    pub fn compute(&mut self, a: Wire, b: Wire, d: Wire, form: Form) -> Wire {
+        self.push(Op::Compute { a, b, d, form })
+    }
+
+    /// Constrains `form(a, b, d) = 0`.
+    pub fn assert_zero(&mut self, a: Wire, b: Wire, d: Wire, form: Form) {
+        self.push(Op::Assert { a, b, d, form });
+    }
+
     /// `a + b`.
     pub fn add(&mut self, a: Wire, b: Wire) -> Wire {
-        self.push(Op::Add(a, b))
+        self.linear(&[(a, 1), (b, 1)])
     }
 
     /// `a − b`.
     pub fn sub(&mut self, a: Wire, b: Wire) -> Wire {
-        self.push(Op::Sub(a, b))
+        self.linear(&[(a, 1), (b, -1)])
     }
 
     /// `a · b`.
     pub fn mul(&mut self, a: Wire, b: Wire) -> Wire {
-        self.push(Op::Mul(a, b))
+        let form = Form {
+            mab: m(1),
+            ..Form::default()
+        };
+        self.compute(a, b, Wire::ZERO, form)
+    }
+
+    /// `a · b + d` (one row: Horner steps and the DEEP sums are made of these).
+    pub fn mul_add(&mut self, a: Wire, b: Wire, d: Wire) -> Wire {
+        let form = Form {
+            mab: m(1),
+            ld: m(1),
+            ..Form::default()
+        };
+        self.compute(a, b, d, form)
+    }
+
+    /// `a ⊙ b + d`, coordinate by coordinate.
+    pub fn pointwise_mul_add(&mut self, a: Wire, b: Wire, d: Wire) -> Wire {
+        let form = Form {
+            pm: m(1),
+            ld: m(1),
+            ..Form::default()
+        };
+        self.compute(a, b, d, form)
+    }
+
+    /// `Σ λ_i · w_i` for up to three terms with small integer weights (one row).
+    ///
+    /// # Panics
+    /// On more than three terms.
+    pub fn linear(&mut self, terms: &[(Wire, i32)]) -> Wire {
+        assert!(terms.len() <= 3, "a row reads three wires");
+        let mut wires = [Wire::ZERO; 3];
+        let mut weights = [m(0); 3];
+        for (k, &(w, l)) in terms.iter().enumerate() {
+            wires[k] = w;
+            weights[k] = m(l);
+        }
+        let form = Form {
+            la: weights[0],
+            lb: weights[1],
+            ld: weights[2],
+            ..Form::default()
+        };
+        self.compute(wires[0], wires[1], wires[2], form)
+    }
+
+    /// `x · λ` for an M31 constant `λ`.
+    pub fn scale(&mut self, x: Wire, lambda: M31) -> Wire {
+        let form = Form {
+            la: lambda,
+            ..Form::default()
+        };
+        self.compute(x, Wire::ZERO, Wire::ZERO, form)
+    }
+
+    /// `bit ? x : y` as `y + bit·x − bit·y` (one row); `bit` must be constrained boolean.
+    pub fn select(&mut self, bit: Wire, x: Wire, y: Wire) -> Wire {
+        let form = Form {
+            ld: m(1),
+            mab: m(1),
+            mad: m(-1),
+            ..Form::default()
+        };
+        self.compute(bit, x, y, form)
     }
 
     /// The Poseidon2-M31 permutation of the 16 M31 coordinates of `input` (wire `k` holding
@@ -204,12 +342,31 @@ impl Builder {
 
     /// `a ⊙ b`, coordinate by coordinate.
     pub fn pointwise_mul(&mut self, a: Wire, b: Wire) -> Wire {
-        self.push(Op::PointwiseMul(a, b))
+        let form = Form {
+            pm: m(1),
+            ..Form::default()
+        };
+        self.compute(a, b, Wire::ZERO, form)
     }
 
     /// Constrains `a = b`.
     pub fn assert_eq(&mut self, a: Wire, b: Wire) {
-        self.push(Op::AssertEq(a, b));
+        let form = Form {
+            la: m(1),
+            lb: m(-1),
+            ..Form::default()
+        };
+        self.assert_zero(a, b, Wire::ZERO, form);
+    }
+
+    /// Constrains `b ∈ {0, 1}` (`b·b − b = 0`: in a field only 0 and 1 are idempotent).
+    pub fn assert_bit(&mut self, b: Wire) {
+        let form = Form {
+            mab: m(1),
+            ld: m(-1),
+            ..Form::default()
+        };
+        self.assert_zero(b, b, b, form);
     }
 
     /// The program.
@@ -289,7 +446,7 @@ impl Program {
     }
 
     /// How often each wire is read: by the rows of the padded gate component (padding rows
-    /// read wire 0 twice, as ops without inputs do) and by the permutations (each reads its
+    /// read wire 0 three times, as ops without inputs do) and by the permutations (each reads its
     /// four input wires once; padding permutations read nothing).
     pub fn uses(&self) -> Vec<u32> {
         let mut uses = vec![0u32; self.ops.len()];
@@ -299,11 +456,11 @@ impl Program {
             }
         }
         for op in self.ops.iter().filter(|op| op.is_gate_row()) {
-            let (a, b) = op.inputs();
-            uses[a.0 as usize] += 1;
-            uses[b.0 as usize] += 1;
+            for w in op.inputs() {
+                uses[w.0 as usize] += 1;
+            }
         }
-        uses[0] += 2 * ((1u32 << self.log_rows()) - self.n_rows() as u32);
+        uses[0] += 3 * ((1u32 << self.log_rows()) - self.n_rows() as u32);
         uses
     }
 
@@ -311,7 +468,7 @@ impl Program {
     ///
     /// # Errors
     /// `ProveError::CircuitInputs` on a count that differs from the program's,
-    /// `ProveError::Unsatisfied` for the first `AssertEq` that fails.
+    /// `ProveError::Unsatisfied` for the first [`Op::Assert`] that fails.
     pub fn evaluate(
         &self,
         public: &[SecureField],
@@ -331,13 +488,14 @@ impl Program {
         }
         let values = self.values(public, witness, &|_, v| v);
         for (i, op) in self.ops.iter().enumerate() {
-            if let Op::AssertEq(a, b) = op {
-                let (l, r) = (values[a.0 as usize], values[b.0 as usize]);
-                if l != r {
+            if let Op::Assert { a, b, d, form } = op {
+                let v = |w: &Wire| values[w.0 as usize];
+                let got = form.eval(v(a), v(b), v(d));
+                if got != SecureField::zero() {
                     return Err(ProveError::Unsatisfied {
                         op: i,
-                        left: l.to_string(),
-                        right: r.to_string(),
+                        form: format!("{form:?} at ({}, {}, {})", v(a), v(b), v(d)),
+                        got: got.to_string(),
                     });
                 }
             }
@@ -366,17 +524,22 @@ impl Program {
                     i,
                     SecureField::from(M31::from((v(of).to_m31_array()[0].0 >> index) & 1)),
                 ),
-                Op::Add(a, b) => v(a) + v(b),
-                Op::Sub(a, b) => v(a) - v(b),
-                Op::Mul(a, b) => v(a) * v(b),
-                Op::PointwiseMul(a, b) => pointwise(v(a), v(b)),
+                Op::Inv { of } => {
+                    let x = v(of);
+                    if x == SecureField::zero() {
+                        x
+                    } else {
+                        hint(i, x.inverse())
+                    }
+                }
+                Op::Compute { a, b, d, form } => form.eval(v(a), v(b), v(d)),
                 Op::PermOut { perm, lane } => {
                     let out = outputs[*perm as usize].get_or_insert_with(|| {
                         permute_wires(self.perms[*perm as usize].map(|w| values[w.0 as usize]))
                     });
                     out[*lane as usize]
                 }
-                Op::AssertEq(..) => SecureField::zero(),
+                Op::Assert { .. } => SecureField::zero(),
             };
             values.push(x);
         }

@@ -165,8 +165,9 @@ where
     })
 }
 
-/// The LogUp columns: `−1/d(id_a, a) − 1/d(id_b, b)` in the first, `mult_c/d(id_c, c)` in the
-/// second (the pairs `finalize_logup_in_pairs` forms).
+/// The LogUp columns: `−1/d(id_a, a) − 1/d(id_b, b)` in the first,
+/// `−1/d(id_d, d) + mult_c/d(id_c, c)` in the second (the pairs `finalize_logup_in_pairs`
+/// forms).
 fn interaction(
     log_rows: u32,
     pre: &[Vec<M31>],
@@ -187,8 +188,9 @@ fn interaction(
     col.finalize_col();
     let mut col = gen.new_col();
     for vr in 0..1 << (log_rows - LOG_N_LANES) {
-        let dc = entry(2, 8, vr);
-        col.write_frac(vr, packed(&pre[3], vr).into(), dc);
+        let (dd, dc) = (entry(2, 8, vr), entry(3, 12, vr));
+        let mult: PackedSecureField = packed(&pre[4], vr).into();
+        col.write_frac(vr, mult * dd - dc, dd * dc);
     }
     col.finalize_col();
     gen.finalize_last()

@@ -70,14 +70,15 @@ fn qm31_mul_by_coordinates_is_stwos_product() {
 #[test]
 fn reads_are_counted_padding_included() {
     let p = circuit(3);
-    // 12 ops, 2 public: 10 rows padded to 16; wire 0 is read twice by the zero row, both
-    // witnesses, the constant and each of the 6 padding rows.
+    // 12 ops, 2 public: 10 rows padded to 16; wire 0 is read three times by the zero row,
+    // both witnesses, the constant and each of the 6 padding rows, and once (the unused `d`)
+    // by each of the six two-input rows.
     assert_eq!((p.n_rows(), p.log_rows()), (10, 4));
     let uses = p.uses();
-    assert_eq!(uses[0], 2 * (1 + 2 + 1 + 6));
+    assert_eq!(uses[0], 3 * (1 + 2 + 1 + 6) + 6);
     assert_eq!(uses[p.publics()[0].0 as usize], 2, "x: by mul and sub");
     assert_eq!(uses[p.publics()[1].0 as usize], 1, "y: by one assert");
-    assert_eq!(uses.iter().sum::<u32>(), 2 * 16, "two reads per row");
+    assert_eq!(uses.iter().sum::<u32>(), 3 * 16, "three reads per row");
 }
 
 #[test]
@@ -254,7 +255,7 @@ fn witness_row_result_is_free_but_bound_by_its_reads() {
     let (public, witness) = inputs();
     let values = p.evaluate(&public, &witness).unwrap();
     let err = rejected(&p, &public, &values, |main, _| {
-        main[8][1] += M31::from(1u32);
+        main[12][1] += M31::from(1u32);
     })
     .unwrap_err();
     assert_eq!(err, VerifyError::LogUpSumMismatch.to_string());
@@ -441,6 +442,7 @@ mod gadgets {
             let sibling: DigestWires = [b.witness(), b.witness()];
             witness.extend(digest_values(&level[pos ^ 1]));
             let bit = b.witness();
+            b.assert_bit(bit);
             witness.push(SecureField::from(M31::from((pos & 1) as u32)));
             path.push((sibling, bit));
         }
@@ -723,6 +725,7 @@ mod child {
             let wires: DigestWires = [b.witness(), b.witness()];
             witness.extend(digest_values(&sibling));
             let bit = b.witness();
+            b.assert_bit(bit);
             witness.push(SecureField::from(M31::from(u32::from(is_right))));
             path.push((wires, bit));
         }
@@ -765,5 +768,157 @@ mod child {
             p.evaluate(&public, &changed),
             Err(ProveError::Unsatisfied { .. })
         ));
+    }
+}
+
+/// A whole child STARK's verification (after its prelude) in a node: a real batch-validity
+/// proof under the Poseidon2 channel, its record from the tracing verifier as the witness.
+mod child_verifier {
+    use super::*;
+    use crate::hash::poseidon2::Digest;
+    use crate::recursion::node::child::{verify_child, ChildShape, Writer};
+    use crate::recursion::node::gadgets::digest_values;
+    use crate::recursion::{AnyTrace, VerifierTrace};
+    use crate::validity::{prove_validity_under, trace_validity};
+    use crate::venue::sample;
+
+    pub(super) fn child() -> VerifierTrace<Digest> {
+        let (venue, ops) = sample::batch_settling(8, 6, 14, 1_795_000_000_000_000, 1_000_000);
+        let (statement, proof) = prove_validity_under(
+            &venue,
+            &ops,
+            SecurityConfig::testing(),
+            ChannelId::Poseidon2,
+        )
+        .unwrap();
+        let AnyTrace::Poseidon2(trace) = trace_validity(proof, &statement, &policy()).unwrap()
+        else {
+            panic!("a Poseidon2 proof");
+        };
+        trace
+    }
+
+    /// The circuit: entry digest and the first three roots public, then `verify_child`, its
+    /// composition value asserted equal to a public value (the constraints' value at the
+    /// point, which the node does not evaluate yet).
+    pub(super) fn program(
+        trace: &VerifierTrace<Digest>,
+    ) -> (Program, Vec<SecureField>, Vec<SecureField>) {
+        let shape = ChildShape::of_trace(trace, &SecurityConfig::testing()).unwrap();
+        let mut w = Writer::new();
+        let entry = [w.b.public(), w.b.public()];
+        let roots: [[Wire; 2]; 3] = std::array::from_fn(|_| [w.b.public(), w.b.public()]);
+        let out = verify_child(&mut w, &shape, entry, roots, trace).unwrap();
+        let claimed = w.b.public();
+        w.b.assert_eq(out.composition_oods_eval, claimed);
+        let mut public = digest_values(&Digest(trace.entry_state.map(M31::from))).to_vec();
+        for tree in &trace.trees[..3] {
+            public.extend(digest_values(&tree.root));
+        }
+        public.push(trace.composition_from_constraints);
+        let (p, witness) = w.finish();
+        (p, public, witness)
+    }
+
+    #[test]
+    fn a_whole_child_verification_holds_and_proves() {
+        let trace = child();
+        let (p, public, witness) = program(&trace);
+        eprintln!(
+            "child verifier: {} gate rows (2^{}), {} permutations, {} witnesses",
+            p.n_rows(),
+            p.log_rows(),
+            p.perms().len(),
+            witness.len()
+        );
+        p.evaluate(&public, &witness)
+            .expect("the honest child satisfies its verifier circuit");
+        let (proof, key) =
+            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
+        verify_node(&proof, &key, &public, &policy()).expect("the node proof verifies");
+    }
+
+    /// Each tamper of the child's record: the circuit is the same (it depends only on the
+    /// shape), and its assertions no longer hold.
+    #[test]
+    fn a_tampered_child_fails_its_verifier_circuit() {
+        let honest = child();
+        let (p, public, _) = program(&honest);
+        type Tamper = fn(&mut VerifierTrace<Digest>);
+        let tampers: [(&str, Tamper); 9] = [
+            ("opened main value", |t| {
+                t.tree_openings[1].leaves[0].row[5] += M31::from(1u32)
+            }),
+            ("opened interaction value", |t| {
+                t.tree_openings[2].leaves[1].row[0] += M31::from(1u32)
+            }),
+            ("opened composition value", |t| {
+                t.tree_openings[3].leaves[2].row[7] += M31::from(1u32)
+            }),
+            ("authentication path node", |t| {
+                let n = t.tree_openings[1]
+                    .nodes
+                    .iter_mut()
+                    .find(|n| n.from_witness)
+                    .unwrap();
+                n.left.0[3] += M31::from(1u32);
+                n.right.0[3] += M31::from(1u32);
+            }),
+            ("FRI sibling value", |t| {
+                t.fri_layers[1].folds[0].pair[0] += SecureField::one();
+                t.fri_layers[1].folds[0].pair[1] += SecureField::one();
+            }),
+            ("FRI layer root", |t| {
+                t.fri_layers[2].commitment.0[0] += M31::from(1u32)
+            }),
+            ("last-layer coefficient", |t| {
+                t.last_layer_poly[0] += SecureField::one()
+            }),
+            ("sampled value", |t| {
+                t.sampled_values[1][3][0] += SecureField::one()
+            }),
+            ("proof-of-work nonce", |t| t.pow_nonce += 1),
+        ];
+        for (what, tamper) in tampers {
+            let mut trace = honest.clone();
+            tamper(&mut trace);
+            let (q, _, witness) = program(&trace);
+            assert!(q == p, "{what}: the circuit changed");
+            let err = q.evaluate(&public, &witness);
+            assert!(
+                matches!(err, Err(ProveError::Unsatisfied { .. })),
+                "{what}: {err:?}"
+            );
+        }
+        // Publics: the entry digest, a root, the constraints' value.
+        let (_, _, witness) = program(&honest);
+        for (what, k) in [
+            ("entry digest", 0),
+            ("main root", 4),
+            ("composition value", 8),
+        ] {
+            let mut public = public.clone();
+            public[k] += SecureField::one();
+            let err = p.evaluate(&public, &witness);
+            assert!(
+                matches!(err, Err(ProveError::Unsatisfied { .. })),
+                "{what}: {err:?}"
+            );
+        }
+    }
+
+    /// The node AIR, not only the witness generator, refuses a child with one opened value
+    /// changed: the trace of the forged values breaks an assertion row's constraint.
+    #[test]
+    fn a_node_over_a_tampered_child_cannot_be_proven() {
+        let mut trace = child();
+        trace.tree_openings[1].leaves[0].row[5] += M31::from(1u32);
+        let (p, public, witness) = program(&trace);
+        let values = p.values(&public, &witness, &|_, v| v);
+        let err = rejected(&p, &public, &values, |_, _| {}).unwrap_err();
+        assert!(
+            err.contains("Constraints not satisfied") || err.contains("constraint check"),
+            "{err}"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The Poseidon2-M31 channel (`specs/poseidon2.md` §8) replayed in a node circuit
 //! (`specs/recursion.md` §7.6): the sponges work on M31 elements, the circuit on QM31 wires, so
 //! elements are taken out of wires and put back with [`Builder::pointwise_mul`] and the basis
-//! `1, i, u, i·u`.
+//! `1, i, u, i·u`; the transcript's messages are lane-aligned, so digests, QM31 values and
+//! nonces go in whole.
 
 use num_traits::One;
 use stwo::core::fields::qm31::SecureField;
@@ -11,15 +12,11 @@ use super::program::{Builder, Wire};
 use crate::field::M31;
 use crate::hash::channel::MixKind;
 use crate::hash::poseidon2::sponge::n_absorptions;
-use crate::hash::poseidon2::{Domain, RATE};
+use crate::hash::poseidon2::Domain;
 
 /// The basis element `e_j` (coordinate `j` set to 1).
 fn basis(j: usize) -> SecureField {
     SecureField::from_m31_array(std::array::from_fn(|k| M31::from(u32::from(k == j))))
-}
-
-fn base(v: u32) -> SecureField {
-    SecureField::from(M31::from(v))
 }
 
 impl Builder {
@@ -41,11 +38,18 @@ impl Builder {
 
     /// `Σ c_j · e_j` for base-field wires `c`: the wire whose coordinates they are.
     pub fn from_coordinates(&mut self, c: [Wire; 4]) -> Wire {
-        let mut acc = c[0];
+        self.coordinates_plus(c, None)
+    }
+
+    /// `Σ c_j · e_j + add` (one row per coordinate).
+    fn coordinates_plus(&mut self, c: [Wire; 4], add: Option<Wire>) -> Wire {
+        let mut acc = match add {
+            Some(w) => self.add(w, c[0]),
+            None => c[0],
+        };
         for (j, &cj) in c.iter().enumerate().skip(1) {
             let e = self.constant(basis(j));
-            let term = self.mul(cj, e);
-            acc = self.add(acc, term);
+            acc = self.mul_add(cj, e, acc);
         }
         acc
     }
@@ -60,13 +64,36 @@ impl Builder {
     /// `hash_elements(domain, message)` over base-field wires: the sponge of
     /// `poseidon2.md` §3, capacity `[domain, len, 0, …]`, rate 8, zero-padded.
     pub fn hash_elements(&mut self, domain: Domain, message: &[Wire]) -> DigestWires {
+        let lanes: Vec<Wire> = message
+            .chunks(4)
+            .map(|c| {
+                self.from_coordinates(std::array::from_fn(|j| {
+                    c.get(j).copied().unwrap_or(Wire::ZERO)
+                }))
+            })
+            .collect();
+        self.hash_lanes(domain, 0, &lanes, message.len())
+    }
+
+    /// `hash_tagged(domain, tag, message)` over a message given as lanes (four elements per
+    /// wire, in coordinate order) of `len` elements: what the transcript absorbs, since every
+    /// part of its messages starts at a multiple of four. Coordinates of the last lane beyond
+    /// `len` must be zero (the caller's lanes are exact).
+    pub fn hash_lanes(
+        &mut self,
+        domain: Domain,
+        tag: u32,
+        lanes: &[Wire],
+        len: usize,
+    ) -> DigestWires {
+        debug_assert_eq!(lanes.len(), len.div_ceil(4), "lanes of {len} elements");
         let capacity = SecureField::from_m31_array([
             M31::from(domain as u32),
-            M31::from(message.len() as u32),
-            M31::from(0u32),
+            M31::from(len as u32),
+            M31::from(tag),
             M31::from(0u32),
         ]);
-        self.sponge(capacity, message, n_absorptions(message.len()))
+        self.sponge_lanes(capacity, lanes, n_absorptions(len))
     }
 
     /// The Poseidon2-M31 channel's lifted leaf over a row of base-field wires
@@ -74,22 +101,44 @@ impl Builder {
     /// the row's length), one permutation per started block of eight, the zero digest for an
     /// empty row.
     pub fn leaf_hash(&mut self, row: &[Wire]) -> DigestWires {
-        let capacity = SecureField::from(M31::from(Domain::CommitmentRow as u32));
-        self.sponge(capacity, row, row.len().div_ceil(RATE))
+        let lanes: Vec<Wire> = row
+            .chunks(4)
+            .map(|c| {
+                self.from_coordinates(std::array::from_fn(|j| {
+                    c.get(j).copied().unwrap_or(Wire::ZERO)
+                }))
+            })
+            .collect();
+        self.leaf_hash_lanes(&lanes)
     }
 
-    /// A rate-8 sponge: `blocks` blocks of `message` (zero-padded) added to the rate, one
-    /// permutation each, from the state `[0, 0, capacity, 0]`; the digest is the rate.
-    fn sponge(&mut self, capacity: SecureField, message: &[Wire], blocks: usize) -> DigestWires {
+    /// [`Builder::leaf_hash`] of a row given as lanes (four values per wire, the last lane
+    /// zero-padded): an opened row is witnessed this way, one wire per four values.
+    pub fn leaf_hash_lanes(&mut self, lanes: &[Wire]) -> DigestWires {
+        let capacity = SecureField::from(M31::from(Domain::CommitmentRow as u32));
+        self.sponge_lanes(capacity, lanes, lanes.len().div_ceil(2))
+    }
+
+    /// A rate-8 sponge: `blocks` blocks of two lanes (missing lanes are zero) added to the
+    /// rate, one permutation each, from the state `[0, 0, capacity, 0]`; the digest is the
+    /// rate.
+    fn sponge_lanes(
+        &mut self,
+        capacity: SecureField,
+        lanes: &[Wire],
+        blocks: usize,
+    ) -> DigestWires {
         let capacity = self.constant(capacity);
         let mut state = [Wire::ZERO, Wire::ZERO, capacity, Wire::ZERO];
         for block in 0..blocks {
-            let chunk: Vec<Wire> = (0..RATE)
-                .map(|k| message.get(block * RATE + k).copied().unwrap_or(Wire::ZERO))
-                .collect();
-            for half in 0..2 {
-                let lane = self.from_coordinates(std::array::from_fn(|j| chunk[4 * half + j]));
-                state[half] = self.add(state[half], lane);
+            for (half, slot) in state.iter_mut().take(2).enumerate() {
+                if let Some(&lane) = lanes.get(2 * block + half) {
+                    *slot = if *slot == Wire::ZERO {
+                        lane
+                    } else {
+                        self.add(*slot, lane)
+                    };
+                }
             }
             state = self.permute(state);
         }
@@ -116,26 +165,28 @@ impl TranscriptWires {
         }
     }
 
-    fn update(&mut self, b: &mut Builder, kind: MixKind, data: &[Wire]) {
-        let mut message = vec![b.constant(base(kind as u32))];
-        for w in self.digest {
-            message.extend(b.coordinates(w));
-        }
-        message.extend_from_slice(data);
-        self.digest = b.hash_elements(Domain::Transcript, &message);
+    /// `D ← hash_tagged(Transcript, kind, D ‖ data)` with `data` as lanes of `len` elements.
+    fn update(&mut self, b: &mut Builder, kind: MixKind, data: &[Wire], len: usize) {
+        let mut lanes = self.digest.to_vec();
+        lanes.extend_from_slice(data);
+        self.digest = b.hash_lanes(Domain::Transcript, kind as u32, &lanes, 8 + len);
         self.n_draws = 0;
     }
 
     /// `mix_root`: a Merkle root (a digest's wires).
     pub fn mix_root(&mut self, b: &mut Builder, root: DigestWires) {
-        let data: Vec<Wire> = root.iter().flat_map(|&w| b.coordinates(w)).collect();
-        self.update(b, MixKind::Root, &data);
+        self.update(b, MixKind::Root, &root, 8);
     }
 
-    /// `mix_felts`: QM31 values, four coordinates each.
+    /// `mix_felts`: QM31 values, four coordinates each — one lane per value.
     pub fn mix_felts(&mut self, b: &mut Builder, felts: &[Wire]) {
-        let data: Vec<Wire> = felts.iter().flat_map(|&w| b.coordinates(w)).collect();
-        self.update(b, MixKind::Felts, &data);
+        self.update(b, MixKind::Felts, felts, 4 * felts.len());
+    }
+
+    /// `mix_u64`: a lane holding the value's four 16-bit limbs, low first (the caller
+    /// range-checks them).
+    pub fn mix_u64_limbs(&mut self, b: &mut Builder, limbs: Wire) {
+        self.update(b, MixKind::Words, &[limbs], 4);
     }
 
     /// `draw_base_felts`: one permutation of `digest ‖ [TranscriptDraw, n_draws, 0, …]`; the
