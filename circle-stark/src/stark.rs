@@ -28,6 +28,19 @@ pub(crate) fn mix_preamble(
     config: &SecurityConfig,
     public_inputs: &[M31],
 ) {
+    mix_preamble_head(channel, id, air, config, public_inputs.len());
+    channel.mix_u32s(&public_inputs.iter().map(|x| x.0).collect::<Vec<_>>());
+}
+
+/// The preamble up to the public inputs' values: constants for a fixed AIR, channel, config and
+/// input count (a verifier circuit starts from the digest it leaves).
+pub(crate) fn mix_preamble_head(
+    channel: &mut impl Channel,
+    id: ChannelId,
+    air: AirId,
+    config: &SecurityConfig,
+    n_public_inputs: usize,
+) {
     channel.mix_u32s(&TRANSCRIPT_TAG);
     let version = id.format_version();
     if version == FORMAT_V1 {
@@ -36,8 +49,7 @@ pub(crate) fn mix_preamble(
         channel.mix_u32s(&[u32::from(version), air as u32, id as u32]);
     }
     config.pcs_config().mix_into(channel);
-    channel.mix_u32s(&[public_inputs.len() as u32]);
-    channel.mix_u32s(&public_inputs.iter().map(|x| x.0).collect::<Vec<_>>());
+    channel.mix_u32s(&[n_public_inputs as u32]);
 }
 
 /// Each tree's column sizes for `components` (challenges do not change them: callers pass

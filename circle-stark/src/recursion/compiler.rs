@@ -40,11 +40,26 @@ pub struct MaskRef {
     pub offset: isize,
 }
 
+/// A value a verifier draws or reads from the proof, not a constant of the AIR: the LogUp
+/// relations' challenges and the component's claimed sum. A circuit compiled with
+/// [`compile_parametric`] reads them as inputs, so that one circuit serves every proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParamRef {
+    /// `z` of the relation drawn `r`-th.
+    Z(u16),
+    /// `α^k` (`k ≥ 1`) of the relation drawn `r`-th.
+    AlphaPower(u16, u16),
+    /// The claimed sum divided by the component's row count (LogUp's cumulative-sum shift).
+    CumsumShift,
+}
+
 /// A QM31 gate. Base-field values are QM31 values with zero higher coordinates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Gate {
     /// A mask value.
     Input(MaskRef),
+    /// A parameter.
+    Param(ParamRef),
     /// A constant.
     Const(SecureField),
     /// `a + b`.
@@ -95,6 +110,17 @@ impl Circuit {
     /// # Panics
     /// If `mask` is smaller than [`Circuit::mask`] says.
     pub fn evaluate(&self, mask: &[Vec<Vec<SecureField>>]) -> Vec<SecureField> {
+        self.evaluate_with(mask, &|p| {
+            panic!("a parameter ({p:?}) in a circuit evaluated without")
+        })
+    }
+
+    /// [`Circuit::evaluate`] with parameter values from `param`.
+    pub fn evaluate_with(
+        &self,
+        mask: &[Vec<Vec<SecureField>>],
+        param: &dyn Fn(ParamRef) -> SecureField,
+    ) -> Vec<SecureField> {
         let mut values: Vec<SecureField> = Vec::with_capacity(self.gates.len());
         for gate in &self.gates {
             let v = |w: &Wire| values[w.0 as usize];
@@ -107,6 +133,7 @@ impl Circuit {
                     mask[m.tree][m.column][k]
                 }
                 Gate::Const(c) => *c,
+                Gate::Param(p) => param(*p),
                 Gate::Add(a, b) => v(a) + v(b),
                 Gate::Sub(a, b) => v(a) - v(b),
                 Gate::Mul(a, b) => v(a) * v(b),
@@ -144,7 +171,7 @@ impl Circuit {
         };
         for g in &self.gates {
             match g {
-                Gate::Input(_) => c.inputs += 1,
+                Gate::Input(_) | Gate::Param(_) => c.inputs += 1,
                 Gate::Const(_) => c.consts += 1,
                 Gate::Add(..) | Gate::Sub(..) | Gate::Neg(_) => c.linear += 1,
                 Gate::Mul(..) => c.muls += 1,
@@ -161,6 +188,8 @@ struct Builder {
     circuit: Circuit,
     /// Identical gates are one gate.
     seen: HashMap<Gate, Wire>,
+    /// Values that become [`Gate::Param`] where the AIR turns them into circuit values.
+    params: HashMap<[u32; 4], ParamRef>,
 }
 
 thread_local! {
@@ -203,7 +232,17 @@ impl Val {
 
 impl From<SecureField> for Val {
     fn from(c: SecureField) -> Self {
-        Val::Const(c)
+        // Relation challenges reach an AIR's constraints only through here (stwo's
+        // `combine` converts `z` and each `α^k` with `EF::from`).
+        let key = c.to_m31_array().map(|x| x.0);
+        match BUILDER.with(|b| {
+            b.borrow()
+                .as_ref()
+                .and_then(|b| b.params.get(&key).copied())
+        }) {
+            Some(p) => Val::Wire(push(Gate::Param(p))),
+            None => Val::Const(c),
+        }
     }
 }
 
@@ -326,7 +365,7 @@ impl FieldExpOps for Val {
 /// The LogUp state of one row, as `stwo_constraint_framework::logup::LogupAtRow`.
 #[derive(Debug)]
 struct Logup {
-    cumsum_shift: SecureField,
+    cumsum_shift: Val,
     fracs: Vec<Fraction<Val, Val>>,
     is_finalized: bool,
 }
@@ -339,11 +378,11 @@ pub struct CircuitEval {
 }
 
 impl CircuitEval {
-    fn new(log_size: u32, claimed_sum: SecureField) -> Self {
+    fn new(cumsum_shift: Val) -> Self {
         Self {
             col_index: vec![0; 3],
             logup: Logup {
-                cumsum_shift: claimed_sum / BaseField::from_u32_unchecked(1 << log_size),
+                cumsum_shift,
                 fracs: Vec::new(),
                 is_finalized: true,
             },
@@ -456,6 +495,49 @@ impl EvalAtRow for CircuitEval {
 /// # Panics
 /// If the component leaves LogUp fractions unfinalized, or compiles re-entrantly.
 pub fn compile<E: FrameworkEval>(eval: &E, claimed_sum: SecureField) -> Circuit {
+    let shift = claimed_sum / BaseField::from_u32_unchecked(1 << eval.log_size());
+    run(eval, HashMap::new(), |_| Val::Const(shift))
+}
+
+/// The highest relation power registered as a parameter (poe's widest relation has 32
+/// elements).
+pub const MAX_RELATION_POWER: u16 = 64;
+
+/// Compiles a component whose `eval` was built with the relation challenges `relations`
+/// (`(z, α)` in draw order): `z` and `α^k` become [`ParamRef`] inputs where the constraints
+/// use them, and the cumulative-sum shift is [`ParamRef::CumsumShift`]. The challenges should
+/// be random (a constant of the AIR equal to one would be taken for it; compiling twice with
+/// different challenges and comparing the circuits shows none is).
+///
+/// # Panics
+/// As [`compile`].
+pub fn compile_parametric<E: FrameworkEval>(
+    eval: &E,
+    relations: &[(SecureField, SecureField)],
+) -> Circuit {
+    let mut params = HashMap::new();
+    for (r, &(z, alpha)) in relations.iter().enumerate() {
+        let r = u16::try_from(r).expect("fewer than 2^16 relations");
+        params.insert(z.to_m31_array().map(|x| x.0), ParamRef::Z(r));
+        let mut power = alpha;
+        for k in 1..=MAX_RELATION_POWER {
+            params.insert(
+                power.to_m31_array().map(|x| x.0),
+                ParamRef::AlphaPower(r, k),
+            );
+            power *= alpha;
+        }
+    }
+    run(eval, params, |_| {
+        Val::Wire(push(Gate::Param(ParamRef::CumsumShift)))
+    })
+}
+
+fn run<E: FrameworkEval>(
+    eval: &E,
+    params: HashMap<[u32; 4], ParamRef>,
+    shift: impl FnOnce(u32) -> Val,
+) -> Circuit {
     /// Clears the builder however `evaluate` ends, so that a panic in one compilation does not
     /// poison the next.
     struct Reset;
@@ -472,11 +554,12 @@ pub fn compile<E: FrameworkEval>(eval: &E, claimed_sum: SecureField) -> Circuit 
                 mask: vec![Vec::new(); 3],
                 ..Circuit::default()
             },
+            params,
             ..Builder::default()
         });
     });
     let _reset = Reset;
-    let done = eval.evaluate(CircuitEval::new(eval.log_size(), claimed_sum));
+    let done = eval.evaluate(CircuitEval::new(shift(eval.log_size())));
     assert!(done.logup.is_finalized, "LogUp was not finalized");
     BUILDER.with(|b| b.borrow_mut().take().expect("set above").circuit)
 }

@@ -13,7 +13,9 @@ pub mod node;
 mod tests;
 pub mod trace;
 
-pub use compiler::{compile, Circuit, Gate, GateCounts, MaskRef, Wire};
+pub use compiler::{
+    compile, compile_parametric, Circuit, Gate, GateCounts, MaskRef, ParamRef, Wire,
+};
 #[cfg(feature = "prover")]
 pub use costs::count_permutations;
 pub use costs::{shape_costs, VerifierCosts};

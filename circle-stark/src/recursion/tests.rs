@@ -156,7 +156,7 @@ fn poseidon2_rounds_stay_a_dag() {
         let reads = match g {
             Gate::Add(a, b) | Gate::Sub(a, b) | Gate::Mul(a, b) => vec![*a, *b],
             Gate::Neg(a) | Gate::Inv(a) => vec![*a],
-            Gate::Input(_) | Gate::Const(_) => vec![],
+            Gate::Input(_) | Gate::Const(_) | Gate::Param(_) => vec![],
         };
         assert!(reads.iter().all(|w| (w.0 as usize) < i));
     }

@@ -174,7 +174,11 @@ fn neg(x: M31) -> M31 {
 }
 
 /// `p + g` for a constant point `g` (the circle group law; two rows).
-fn add_const_point(b: &mut Builder, p: [Wire; 2], g: CirclePoint<BaseField>) -> [Wire; 2] {
+pub(crate) fn add_const_point(
+    b: &mut Builder,
+    p: [Wire; 2],
+    g: CirclePoint<BaseField>,
+) -> [Wire; 2] {
     let [x, y] = p;
     let x2 = b.compute(
         x,
@@ -200,7 +204,7 @@ fn add_const_point(b: &mut Builder, p: [Wire; 2], g: CirclePoint<BaseField>) -> 
 }
 
 /// `2x² − 1`: the x-coordinate of a point doubled.
-fn double_x(b: &mut Builder, x: Wire) -> Wire {
+pub(crate) fn double_x(b: &mut Builder, x: Wire) -> Wire {
     b.compute(
         x,
         x,

@@ -5,7 +5,7 @@ use num_traits::Zero;
 use stwo::core::fields::qm31::SecureField;
 
 use super::program::{Builder, Wire};
-use crate::recursion::compiler::{Circuit, Gate, MaskRef};
+use crate::recursion::compiler::{Circuit, Gate, MaskRef, ParamRef};
 
 /// The mask values of `circuit` as fresh witness wires, `[tree][column][k]` as
 /// [`Circuit::mask`] lays them out (witnesses in that order).
@@ -33,6 +33,22 @@ pub fn lower(
     circuit: &Circuit,
     mask: &[Vec<Vec<Wire>>],
 ) -> Result<Vec<Wire>, String> {
+    lower_with(b, circuit, mask, &mut |p| {
+        Err(format!("a parameter ({p:?}) without a wire"))
+    })
+}
+
+/// [`lower`] for a parametric circuit: each [`ParamRef`] read from `param` (once per gate;
+/// the compiler merges repeated parameters into one gate).
+///
+/// # Errors
+/// As [`lower`], and whatever `param` returns.
+pub fn lower_with(
+    b: &mut Builder,
+    circuit: &Circuit,
+    mask: &[Vec<Vec<Wire>>],
+    param: &mut dyn FnMut(ParamRef) -> Result<Wire, String>,
+) -> Result<Vec<Wire>, String> {
     let mut wires: Vec<Wire> = Vec::with_capacity(circuit.gates.len());
     for (i, gate) in circuit.gates.iter().enumerate() {
         let w = |x: &crate::recursion::compiler::Wire| wires[x.0 as usize];
@@ -49,6 +65,7 @@ pub fn lower(
                 mask[*tree][*column][k]
             }
             Gate::Const(c) => b.constant(*c),
+            Gate::Param(p) => param(*p)?,
             Gate::Add(x, y) => b.add(w(x), w(y)),
             Gate::Sub(x, y) => b.sub(w(x), w(y)),
             Gate::Mul(x, y) => b.mul(w(x), w(y)),

@@ -16,6 +16,7 @@ mod prove;
 #[cfg(all(test, feature = "prover"))]
 mod tests;
 pub mod transcript;
+pub mod wrap;
 
 use stwo::core::channel::MerkleChannel;
 use stwo::core::fields::qm31::SecureField;
@@ -24,7 +25,7 @@ use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 use stwo_constraint_framework::{FrameworkComponent, TraceLocationAllocator};
 
 pub use gates::{GateEval, WireRel};
-pub use lower::{fold_program, horner, lower, mask_witnesses};
+pub use lower::{fold_program, horner, lower, lower_with, mask_witnesses};
 pub use program::{Builder, Op, Program, Wire};
 #[cfg(feature = "prover")]
 pub use prove::{node_key, prove_node, prove_node_under};

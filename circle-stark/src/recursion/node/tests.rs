@@ -341,9 +341,10 @@ mod compiled {
 
     use super::*;
     use crate::field::{qm31_from_array, MODULUS};
-    use crate::recursion::compiler::{compile, Circuit};
+    use crate::recursion::compiler::{compile, compile_parametric, Circuit, Gate, ParamRef};
     use crate::validity::registry::EvalVisitor;
     use crate::validity::{ComponentId, ValidityAir, ValidityRelations, ValidityStatement};
+    use stwo::core::fields::FieldExpOps;
 
     struct Compile;
     impl EvalVisitor for Compile {
@@ -400,6 +401,79 @@ mod compiled {
             let err = prove_node::<Blake2sMerkleChannel>(&p, &wrong, &witness, config());
             assert!(
                 matches!(err, Err(ProveError::Unsatisfied { .. })),
+                "{}",
+                id.name()
+            );
+        }
+    }
+    /// `(z, α)` of each relation as `ValidityRelations::draw` draws them (one two-felt draw
+    /// per relation), from a channel seeded with `seed`.
+    pub(super) fn drawn(seed: u64) -> (ValidityRelations, Vec<(SecureField, SecureField)>) {
+        let mut channel = Blake2sChannel::default();
+        channel.mix_u64(seed);
+        let mut copy = channel.clone();
+        let rels = ValidityRelations::draw(&mut channel);
+        let raw = (0..12)
+            .map(|_| {
+                let v = copy.draw_secure_felts(2);
+                (v[0], v[1])
+            })
+            .collect();
+        (rels, raw)
+    }
+
+    struct Parametric(Vec<(SecureField, SecureField)>);
+    impl EvalVisitor for Parametric {
+        type Out = (Circuit, u32);
+        fn visit<E: FrameworkEval + Sync + 'static>(self, eval: E) -> (Circuit, u32) {
+            (compile_parametric(&eval, &self.0), eval.log_size())
+        }
+    }
+
+    struct Constant(SecureField);
+    impl EvalVisitor for Constant {
+        type Out = Circuit;
+        fn visit<E: FrameworkEval + Sync + 'static>(self, eval: E) -> Circuit {
+            compile(&eval, self.0)
+        }
+    }
+
+    /// Every v3 component compiled with its challenges and claimed sum as parameters: the
+    /// same circuit under other challenges (no constant of the AIR was derived from them), and
+    /// at any mask it equals the AIR compiled with them as constants.
+    #[test]
+    fn parametric_constraints_are_the_airs_at_any_challenges() {
+        let s = ValidityStatement::from_bytes(include_bytes!(
+            "../../../../tests/fixtures/batch_validity_v2.statement"
+        ))
+        .unwrap();
+        let (r1, raw1) = drawn(1);
+        let (r2, raw2) = drawn(2);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for &id in ComponentId::of(ValidityAir::V3) {
+            let (c1, log_size) = id.eval_with(ValidityAir::V3, &s, &r1, Parametric(raw1.clone()));
+            let (c2, _) = id.eval_with(ValidityAir::V3, &s, &r2, Parametric(raw2.clone()));
+            assert_eq!(c1.gates, c2.gates, "{}: gates", id.name());
+            assert_eq!(c1.constraints, c2.constraints, "{}", id.name());
+            assert!(
+                c1.gates
+                    .iter()
+                    .any(|g| matches!(g, Gate::Param(ParamRef::Z(_)))),
+                "{}: reads a relation",
+                id.name()
+            );
+            let sum = random(&mut rng);
+            let constant = id.eval_with(ValidityAir::V3, &s, &r1, Constant(sum));
+            let mask = c1.mask_values(|| random(&mut rng));
+            let shift = sum / M31::from(1u32 << log_size);
+            let param = |p: ParamRef| match p {
+                ParamRef::Z(r) => raw1[r as usize].0,
+                ParamRef::AlphaPower(r, k) => raw1[r as usize].1.pow(u128::from(k)),
+                ParamRef::CumsumShift => shift,
+            };
+            assert_eq!(
+                c1.evaluate_with(&mask, &param),
+                constant.evaluate(&mask),
                 "{}",
                 id.name()
             );
@@ -920,5 +994,112 @@ mod child_verifier {
             err.contains("Constraints not satisfied") || err.contains("constraint check"),
             "{err}"
         );
+    }
+}
+
+/// Node kind W over a real batch-validity v3 proof: the whole verifier, constraints included.
+mod wrap {
+    use super::*;
+    use crate::hash::poseidon2::Digest;
+    use crate::recursion::node::child::Writer;
+    use crate::recursion::node::wrap::validity_w;
+    use crate::recursion::{AnyTrace, VerifierTrace};
+    use crate::validity::{
+        prove_batches, trace_validity, ComponentId, ValidityAir, ValidityStatement,
+    };
+    use crate::venue::sample;
+
+    pub(super) fn child() -> (ValidityStatement, Proof, VerifierTrace<Digest>) {
+        let (venue, ops) = sample::batch_settling(8, 6, 14, 1_795_000_000_000_000, 1_000_000);
+        let (statement, proof) = prove_batches(
+            &venue,
+            &[&ops],
+            SecurityConfig::testing(),
+            ChannelId::Poseidon2,
+            ValidityAir::V3,
+        )
+        .unwrap();
+        let AnyTrace::Poseidon2(trace) =
+            trace_validity(proof.clone(), &statement, &policy()).unwrap()
+        else {
+            panic!("a Poseidon2 proof");
+        };
+        (statement, proof, trace)
+    }
+
+    pub(super) fn program(
+        statement: &ValidityStatement,
+        proof: &Proof,
+        trace: &VerifierTrace<Digest>,
+    ) -> (Program, Vec<SecureField>, Vec<SecureField>) {
+        let (p, public, witness, _) = program_with(statement, &proof.claimed_sums, trace);
+        (p, public, witness)
+    }
+
+    fn program_with(
+        statement: &ValidityStatement,
+        sums: &[SecureField],
+        trace: &VerifierTrace<Digest>,
+    ) -> (Program, Vec<SecureField>, Vec<SecureField>, Wire) {
+        let mut w = Writer::new();
+        let out = validity_w(&mut w, statement, &SecurityConfig::testing(), sums, trace).unwrap();
+        let public = statement
+            .public_inputs(ValidityAir::V3)
+            .into_iter()
+            .map(SecureField::from)
+            .collect();
+        let (p, witness) = w.finish();
+        (p, public, witness, out.constraints_at_oods)
+    }
+
+    #[test]
+    fn a_w_node_verifies_a_whole_batch_validity_proof() {
+        let (statement, proof, trace) = child();
+        let (p, public, witness) = program(&statement, &proof, &trace);
+        eprintln!(
+            "W over v3: {} gate rows (2^{}), {} permutations",
+            p.n_rows(),
+            p.log_rows(),
+            p.perms().len()
+        );
+        let values = p
+            .evaluate(&public, &witness)
+            .expect("the honest child satisfies W");
+        let (_, _, _, oods) = program_with(&statement, &proof.claimed_sums, &trace);
+        assert_eq!(
+            values[oods.0 as usize], trace.composition_from_constraints,
+            "the circuit's constraints at the point are stwo's"
+        );
+        let (node, key) =
+            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
+        verify_node(&node, &key, &public, &policy()).expect("the W proof verifies");
+    }
+
+    /// A changed claimed sum, closure end or component size, or constraints that do not hold:
+    /// W's assertions fail (the same circuit each time).
+    #[test]
+    fn a_w_node_refuses_a_changed_statement_or_sum() {
+        let (statement, proof, trace) = child();
+        let (p, public, witness) = program(&statement, &proof, &trace);
+        let mut sums = proof.claimed_sums.clone();
+        sums[3] += SecureField::one();
+        let (q, _, changed, _) = program_with(&statement, &sums, &trace);
+        assert!(q == p);
+        assert!(matches!(
+            p.evaluate(&public, &changed),
+            Err(ProveError::Unsatisfied { .. })
+        ));
+        let n = ComponentId::of(ValidityAir::V3).len();
+        for (what, k) in [("a size", 2), ("|L|", n), ("the chain's end", n + 5)] {
+            let mut public = public.clone();
+            public[k] += SecureField::one();
+            assert!(
+                matches!(
+                    p.evaluate(&public, &witness),
+                    Err(ProveError::Unsatisfied { .. })
+                ),
+                "{what}"
+            );
+        }
     }
 }

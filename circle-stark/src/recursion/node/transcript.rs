@@ -183,6 +183,12 @@ impl TranscriptWires {
         self.update(b, MixKind::Felts, felts, 4 * felts.len());
     }
 
+    /// `mix_u32s` of words given as their 16-bit limbs (low first), four per lane, `2·n`
+    /// limbs for `n` words (the caller range-checks them).
+    pub fn mix_word_limbs(&mut self, b: &mut Builder, lanes: &[Wire], n_words: usize) {
+        self.update(b, MixKind::Words, lanes, 2 * n_words);
+    }
+
     /// `mix_u64`: a lane holding the value's four 16-bit limbs, low first (the caller
     /// range-checks them).
     pub fn mix_u64_limbs(&mut self, b: &mut Builder, limbs: Wire) {

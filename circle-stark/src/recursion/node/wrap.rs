@@ -1,0 +1,316 @@
+//! Node kind W over a batch-validity v3 proof (`specs/recursion.md` §7.8): the whole of
+//! `verify_validity` for one statement shape as a node circuit — the preamble (constant for
+//! the shape, then the statement's public inputs as the node's public wires), the pinned
+//! range-table root, the main root, the twelve relation draws, the claimed LogUp sums and
+//! their closing against the closure chain's two ends, the interaction root, the STARK
+//! verification after its entry ([`super::child::verify_child`]), and the out-of-domain
+//! constraint check: every component's compiled constraints, with the relation challenges
+//! and LogUp shifts as wires, folded by the composition coefficient and divided by the
+//! vanishing polynomial, equal to the composition value the proof's samples give.
+//!
+//! The circuit depends on the statement's component sizes only (a shape class: one W key per
+//! class); the proof's values are witnesses.
+
+use std::collections::HashMap;
+
+use num_traits::Zero;
+use stwo::core::channel::Channel;
+use stwo::core::fields::qm31::SecureField;
+use stwo::core::poly::circle::CanonicCoset;
+use stwo_constraint_framework::FrameworkEval;
+
+use super::child::{add_const_point, double_x, verify_child, ChildShape, Writer};
+use super::gadgets::digest_values;
+use super::lower::{horner, lower_with};
+use super::program::{Form, Wire};
+use super::transcript::TranscriptWires;
+use crate::config::SecurityConfig;
+use crate::field::M31;
+use crate::hash::channel::Poseidon2Channel;
+use crate::hash::poseidon2::{Digest, Domain, RATE};
+use crate::proof::ChannelId;
+use crate::recursion::compiler::{compile_parametric, Circuit, Gate, ParamRef};
+use crate::recursion::trace::VerifierTrace;
+use crate::validity::closure::TERM_LIMBS;
+use crate::validity::registry::{Components, EvalVisitor};
+use crate::validity::{ComponentId, ValidityAir, ValidityRelations, ValidityStatement};
+
+/// Relation draws of the batch-validity AIR (`ValidityRelations::draw`: one two-felt draw
+/// each, `z` then `α`).
+pub const N_RELATION_DRAWS: usize = 12;
+
+/// The closure chain's draw index.
+const CLOSURE_CHAIN: usize = 11;
+
+struct Parametric<'a>(&'a [(SecureField, SecureField)]);
+
+impl EvalVisitor for Parametric<'_> {
+    type Out = (Circuit, u32);
+    fn visit<E: FrameworkEval + Sync + 'static>(self, eval: E) -> (Circuit, u32) {
+        (compile_parametric(&eval, self.0), eval.log_size())
+    }
+}
+
+/// Challenges to compile with: drawn from a fixed channel, so that the compiled circuits (and
+/// the key) are the same on every machine. Any challenges give the same circuit (tested); these
+/// are only the values the compiler recognises as parameters.
+fn compile_relations() -> (ValidityRelations, Vec<(SecureField, SecureField)>) {
+    let mut channel = Poseidon2Channel::default();
+    channel.mix_u64(u64::from_le_bytes(*b"poe/wrap"));
+    let mut copy = channel.clone();
+    let rels = ValidityRelations::draw(&mut channel);
+    let raw = (0..N_RELATION_DRAWS)
+        .map(|_| {
+            let v = copy.draw_secure_felts(2);
+            (v[0], v[1])
+        })
+        .collect();
+    (rels, raw)
+}
+
+/// `α^k` of each relation, each computed once from the next lower one.
+struct Powers {
+    alphas: Vec<Wire>,
+    cache: HashMap<(usize, u16), Wire>,
+}
+
+impl Powers {
+    fn get(&mut self, b: &mut super::Builder, r: usize, k: u16) -> Wire {
+        if k == 1 {
+            return self.alphas[r];
+        }
+        if let Some(&p) = self.cache.get(&(r, k)) {
+            return p;
+        }
+        let lower = self.get(b, r, k - 1);
+        let p = b.mul(lower, self.alphas[r]);
+        self.cache.insert((r, k), p);
+        p
+    }
+}
+
+/// Splits a base-field wire into its 16-bit limbs `(low, high)` (31 bits, one decomposition).
+fn limbs(b: &mut super::Builder, v: Wire) -> [Wire; 2] {
+    let bits = b.bits(v, 31);
+    let mut out = [Wire::ZERO; 2];
+    for (k, part) in [&bits[..16], &bits[16..]].into_iter().enumerate() {
+        let mut acc = Wire::ZERO;
+        for (i, &bit) in part.iter().enumerate() {
+            acc = b.compute(
+                bit,
+                Wire::ZERO,
+                acc,
+                Form {
+                    la: M31::from(1u32 << i),
+                    ld: M31::from(1u32),
+                    ..Form::default()
+                },
+            );
+        }
+        out[k] = acc;
+    }
+    out
+}
+
+/// The wires a W circuit exposes.
+#[derive(Debug, Clone)]
+pub struct WrapWires {
+    /// The statement's public inputs, in order (the node's public wires).
+    pub public: Vec<Wire>,
+    /// The child's constraints folded at the out-of-domain point and divided by the vanishing
+    /// polynomial: what stwo's verifier compares with the composition samples.
+    pub constraints_at_oods: Wire,
+}
+
+/// Appends the W circuit of a batch-validity v3 proof of `statement` (its shape: the
+/// component sizes) made under `config` with claimed sums `sums`, whose verification `trace`
+/// records.
+///
+/// # Errors
+/// A record or statement of another shape than the circuit's (a bug in the caller).
+pub fn validity_w(
+    w: &mut Writer,
+    statement: &ValidityStatement,
+    config: &SecurityConfig,
+    sums: &[SecureField],
+    trace: &VerifierTrace<Digest>,
+) -> Result<WrapWires, String> {
+    let air = ValidityAir::V3;
+    let ids = ComponentId::of(air);
+    if sums.len() != ids.len() {
+        return Err(format!(
+            "expected {} claimed sums, got {}",
+            ids.len(),
+            sums.len()
+        ));
+    }
+    let public_inputs = statement.public_inputs(air);
+
+    // The preamble up to the public inputs: constants of the shape.
+    let mut head = Poseidon2Channel::default();
+    crate::stark::mix_preamble_head(
+        &mut head,
+        ChannelId::Poseidon2,
+        air.air_id(),
+        config,
+        public_inputs.len(),
+    );
+    let b = &mut w.b;
+    let mut t = TranscriptWires {
+        digest: digest_values(&head.digest()).map(|v| b.constant(v)),
+        n_draws: 0,
+    };
+    let pis: Vec<Wire> = public_inputs.iter().map(|_| b.public()).collect();
+    let limb_wires: Vec<Wire> = pis.iter().flat_map(|&v| limbs(b, v)).collect();
+    let lanes: Vec<Wire> = limb_wires
+        .chunks(4)
+        .map(|c| {
+            b.from_coordinates(std::array::from_fn(|j| {
+                c.get(j).copied().unwrap_or(Wire::ZERO)
+            }))
+        })
+        .collect();
+    t.mix_word_limbs(b, &lanes, pis.len());
+
+    // The component sizes are the shape's.
+    for (k, id) in ids.iter().enumerate() {
+        let size = b.constant(SecureField::from(M31::from(id.log_rows(statement))));
+        b.assert_eq(pis[k], size);
+    }
+
+    let pinned =
+        crate::validity::range::pinned_table_root(ChannelId::Poseidon2, config.log_blowup())
+            .ok_or_else(|| {
+                format!(
+                    "no pinned range table for log_blowup {}",
+                    config.log_blowup()
+                )
+            })?;
+    let pp_root = digest_values(&Digest(pinned.map(M31::from))).map(|v| b.constant(v));
+    t.mix_root(b, pp_root);
+    let main_root = w.wit_digest(&trace.trees[1].root);
+    t.mix_root(&mut w.b, main_root);
+    let rel: Vec<[Wire; 2]> = (0..N_RELATION_DRAWS).map(|_| t.draw(&mut w.b)).collect();
+    let sum_wires: Vec<Wire> = sums.iter().map(|&s| w.wit(s)).collect();
+    t.mix_felts(&mut w.b, &sum_wires);
+    let interaction_root = w.wit_digest(&trace.trees[2].root);
+    t.mix_root(&mut w.b, interaction_root);
+
+    let mut powers = Powers {
+        alphas: rel.iter().map(|r| r[1]).collect(),
+        cache: HashMap::new(),
+    };
+    let mut power = |b: &mut super::Builder, r: usize, k: u16| powers.get(b, r, k);
+
+    // The sums close against the chain's ends: Σ sums = 1/d(|L|, end) − 1/d(0, start(|L|)),
+    // with d(i, s) = i + Σ_k α^(k+1)·s_k − z.
+    let b = &mut w.b;
+    let n = ids.len();
+    let [z, _] = rel[CLOSURE_CHAIN];
+    let mut d_end = b.sub(pis[n], z);
+    for k in 0..16 {
+        let a = power(b, CLOSURE_CHAIN, (k + 1) as u16);
+        d_end = b.mul_add(a, pis[n + 1 + k], d_end);
+    }
+    // start(|L|) = [0; 8, Closure, TERM_LIMBS·|L|, 0, …]
+    let a_dom = power(b, CLOSURE_CHAIN, (RATE + 1) as u16);
+    let a_len = power(b, CLOSURE_CHAIN, (RATE + 2) as u16);
+    let dom = b.constant(SecureField::from(M31::from(Domain::Closure as u32)));
+    let d_start = b.compute(
+        a_dom,
+        dom,
+        z,
+        Form {
+            mab: M31::from(1u32),
+            ld: -M31::from(1u32),
+            ..Form::default()
+        },
+    );
+    let len_term = b.scale(pis[n], M31::from(TERM_LIMBS as u32));
+    let d_start = b.mul_add(a_len, len_term, d_start);
+    let inv_end = b.inverse(d_end);
+    let inv_start = b.inverse(d_start);
+    let expected = b.sub(inv_end, inv_start);
+    let mut total = sum_wires[0];
+    for &s in &sum_wires[1..] {
+        total = b.add(total, s);
+    }
+    b.assert_eq(total, expected);
+
+    // The STARK after its entry.
+    let shape = ChildShape::of_trace(trace, config)?;
+    let out = verify_child(
+        w,
+        &shape,
+        t.digest,
+        [pp_root, main_root, interaction_root],
+        trace,
+    )?;
+
+    // The constraints at the out-of-domain point.
+    let (rels, raw) = compile_relations();
+    let zero_sums = vec![SecureField::zero(); ids.len()];
+    let components = Components::new(air, statement, &ValidityRelations::dummy(), &zero_sums);
+    let pp_indices: Vec<Vec<usize>> = components
+        .as_components()
+        .iter()
+        .map(|c| c.preprocessed_column_indices())
+        .collect();
+    let b = &mut w.b;
+    let (mut main_offset, mut interaction_offset) = (0, 0);
+    let mut outputs = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (circuit, log_size) = id.eval_with(air, statement, &rels, Parametric(&raw));
+        let mask: Vec<Vec<Vec<Wire>>> = (0..3)
+            .map(|tree| {
+                (0..circuit.mask[tree].len())
+                    .map(|c| {
+                        let global = match tree {
+                            0 => pp_indices[i][c],
+                            1 => main_offset + c,
+                            _ => interaction_offset + c,
+                        };
+                        out.sampled[tree][global].clone()
+                    })
+                    .collect()
+            })
+            .collect();
+        let shift = b.scale(sum_wires[i], M31::from(1u32 << log_size).inverse());
+        // The powers first: the lowering holds the builder.
+        let mut resolved: HashMap<ParamRef, Wire> = HashMap::new();
+        for gate in &circuit.gates {
+            if let Gate::Param(p) = *gate {
+                let wire = match p {
+                    ParamRef::Z(r) => rel[r as usize][0],
+                    ParamRef::AlphaPower(r, k) => power(b, r as usize, k),
+                    ParamRef::CumsumShift => shift,
+                };
+                resolved.insert(p, wire);
+            }
+        }
+        let outs = lower_with(b, &circuit, &mask, &mut |p| {
+            resolved
+                .get(&p)
+                .copied()
+                .ok_or_else(|| format!("{p:?} unresolved"))
+        })?;
+        outputs.extend(outs);
+        main_offset += circuit.mask[1].len();
+        interaction_offset += circuit.mask[2].len();
+    }
+    let folded = horner(b, out.composition_coeff, &outputs);
+    let coset = CanonicCoset::new(shape.lifting_log_size - shape.log_blowup).coset;
+    let to_canonic = coset.initial.conjugate() + coset.step_size.half().to_point();
+    let p = add_const_point(b, out.oods_point, to_canonic);
+    let mut vanishing = p[0];
+    for _ in 1..coset.log_size {
+        vanishing = double_x(b, vanishing);
+    }
+    let inverse = b.inverse(vanishing);
+    let composition = b.mul(folded, inverse);
+    b.assert_eq(composition, out.composition_oods_eval);
+    Ok(WrapWires {
+        public: pis,
+        constraints_at_oods: composition,
+    })
+}
