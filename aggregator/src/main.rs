@@ -377,6 +377,20 @@ enum Command {
         #[arg(long, default_value = "production")]
         preset: String,
     },
+    /// Node kind W (recursion, issue 16): a batch-validity v3 proof under the Poseidon2
+    /// channel verified whole inside a node — its rows, witness build, prove and verify
+    /// times, proof size and peak memory, per child and node preset.
+    BenchWrap {
+        /// Operations in the child's batch.
+        #[arg(long, default_value_t = 64)]
+        ops: usize,
+        /// The child proofs' presets, comma-separated.
+        #[arg(long, default_value = "compact,production")]
+        child_presets: String,
+        /// The node proofs' presets, comma-separated.
+        #[arg(long, default_value = "production,compact")]
+        node_presets: String,
+    },
     /// Poseidon2-M31 permutations per second on one core: the scalar permutation and the
     /// 16-lane SIMD one (the Poseidon2 Merkle channel's hasher), medians of `runs`.
     BenchPoseidon2 {
@@ -564,6 +578,11 @@ fn run(cli: Cli) -> Result<(), String> {
             perms,
             preset,
         } => cmd::bench::bench_node(&copies, &perms, &preset),
+        Command::BenchWrap {
+            ops,
+            child_presets,
+            node_presets,
+        } => cmd::bench::bench_wrap(ops, &child_presets, &node_presets),
         Command::ShapeStats {
             max_log,
             batch_ops,

@@ -143,6 +143,22 @@ impl Stark {
         }
     }
 
+    /// Where the proof's bytes go (stwo's estimate, in bytes): out-of-domain samples, queried
+    /// values, FRI's sibling values, FRI's and the trace trees' authentication paths.
+    pub fn size_breakdown(&self) -> [(&'static str, usize); 5] {
+        let b = match self {
+            Self::Blake2s(p) => p.size_breakdown_estimate(),
+            Self::Poseidon2(p) => p.size_breakdown_estimate(),
+        };
+        [
+            ("OODS samples", b.oods_samples),
+            ("queried values", b.queries_values),
+            ("FRI values", b.fri_samples),
+            ("FRI paths", b.fri_decommitments),
+            ("trace paths", b.trace_decommitments),
+        ]
+    }
+
     /// The number of committed trees.
     pub fn n_trees(&self) -> usize {
         match self {

@@ -604,3 +604,131 @@ pub(crate) fn bench_node(copies: &str, perms: &str, preset: &str) -> Result<(), 
     }
     Ok(())
 }
+
+/// `poe bench-wrap`: node kind W over a batch-validity v3 proof (Poseidon2 channel) of `ops`
+/// sample operations, for each child preset and node preset: the W circuit's size, the time to
+/// write it with its witness from the tracing verifier's record, to prove and to verify the
+/// node, and the node proof's size.
+pub(crate) fn bench_wrap(
+    ops: usize,
+    child_presets: &str,
+    node_presets: &str,
+) -> Result<(), String> {
+    use poe_aggregator::rss::peak_rss_bytes;
+    use poe_circle_stark::config::VerifierPolicy;
+    use poe_circle_stark::proof::ChannelId;
+    use poe_circle_stark::recursion::node::child::Writer;
+    use poe_circle_stark::recursion::node::wrap::{statement_digest, validity_w};
+    use poe_circle_stark::recursion::node::{prove_node_under, verify_node};
+    use poe_circle_stark::recursion::AnyTrace;
+    use poe_circle_stark::validity::{prove_batches, trace_validity, ValidityAir};
+    use poe_circle_stark::venue::sample;
+
+    let presets =
+        |v: &str| -> Result<Vec<(String, poe_circle_stark::config::SecurityConfig)>, String> {
+            v.split(',')
+                .filter(|c| !c.trim().is_empty())
+                .map(|c| Ok((c.trim().to_string(), crate::preset(c.trim())?)))
+                .collect()
+        };
+    let (children, nodes) = (presets(child_presets)?, presets(node_presets)?);
+    let (venue, batch) = sample::batch_settling(ops, 8, 1, 1_800_000_000_000_000, 1_000);
+    println!(
+        "poe bench-wrap: node kind W verifying a batch-validity v3 proof of {ops} operations (Poseidon2 channel) whole; node proofs under the Poseidon2 channel"
+    );
+    println!("| child preset | child KB | node preset | gate rows | permutations | write s | prove s | verify ms | node KB |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
+    let mut tallies = Vec::new();
+    let mut breakdowns = Vec::new();
+    for (child_name, child_config) in &children {
+        let (statement, proof) = prove_batches(
+            &venue,
+            &[&batch],
+            *child_config,
+            ChannelId::Poseidon2,
+            ValidityAir::V3,
+        )
+        .map_err(|e| e.to_string())?;
+        let child_kb = proof.to_bytes().len() as f64 / 1024.0;
+        let sums = proof.claimed_sums.clone();
+        let AnyTrace::Poseidon2(trace) =
+            trace_validity(proof, &statement, &VerifierPolicy::default())
+                .map_err(|e| e.to_string())?
+        else {
+            return Err("the child is not a Poseidon2 proof".into());
+        };
+        let t = Instant::now();
+        let mut w = Writer::new();
+        let wires = validity_w(&mut w, &statement, child_config, &sums, &trace)?;
+        let tally = w.tally.clone();
+        let (program, witness) = w.finish();
+        let public = poe_circle_stark::recursion::node::gadgets::digest_values(&statement_digest(
+            &statement,
+        ))
+        .to_vec();
+        program
+            .evaluate(&public, &witness)
+            .map_err(|e| format!("the honest child fails W: {e}"))?;
+        let write_s = t.elapsed().as_secs_f64();
+        debug_assert_eq!(wires.public.len(), public.len());
+        tallies.push((child_name.clone(), tally));
+        for (node_name, node_config) in &nodes {
+            let t = Instant::now();
+            let (node, key) = prove_node_under(
+                ChannelId::Poseidon2,
+                &program,
+                &public,
+                &witness,
+                *node_config,
+            )
+            .map_err(|e| e.to_string())?;
+            let prove_s = t.elapsed().as_secs_f64();
+            let runs: Vec<f64> = (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    verify_node(&node, &key, &public, &VerifierPolicy::default())
+                        .map(|()| t.elapsed().as_secs_f64() * 1e3)
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            breakdowns.push((
+                format!("{child_name} child, {node_name} node"),
+                node.stark.size_breakdown(),
+            ));
+            println!(
+                "| {child_name} | {child_kb:.0} | {node_name} | {} (2^{}) | {} (2^{}) | {write_s:.2} | {prove_s:.2} | {:.1} | {:.0} |",
+                program.n_rows(),
+                program.log_rows(),
+                program.perms().len(),
+                program.log_perm_rows(),
+                poe_aggregator::rss::median(runs),
+                node.to_bytes().len() as f64 / 1024.0
+            );
+        }
+    }
+    for (child, tally) in &tallies {
+        println!("\nW's rows and permutations by part ({child} child):\n");
+        println!("| part | gate rows | permutations |");
+        println!("|---|---:|---:|");
+        for (part, rows, perms) in tally {
+            println!("| {part} | {rows} | {perms} |");
+        }
+    }
+    println!("\nWhere the node proofs' bytes go (KB):\n");
+    println!("| proof | OODS samples | queried values | FRI values | FRI paths | trace paths |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, parts) in &breakdowns {
+        let kb: Vec<String> = parts
+            .iter()
+            .map(|(_, b)| format!("{:.0}", *b as f64 / 1024.0))
+            .collect();
+        println!("| {name} | {} |", kb.join(" | "));
+    }
+    if let Some(rss) = peak_rss_bytes() {
+        println!(
+            "peak RSS {:.2} GiB (the whole run)",
+            rss as f64 / (1u64 << 30) as f64
+        );
+    }
+    Ok(())
+}

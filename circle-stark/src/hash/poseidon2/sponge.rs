@@ -35,6 +35,13 @@ pub enum Domain {
     ProofOfWork = 8,
     /// The closure list of a batch-validity statement (`specs/recursion.md` §5).
     Closure = 9,
+    /// A node's statement digest of a batch-validity statement: its public inputs
+    /// (`specs/recursion.md` §7.8).
+    Statement = 10,
+    /// A node verifying key: preprocessed root, sizes and public wiring (§7.9).
+    NodeKey = 11,
+    /// An M node's output: the key and output of each child (§7.9).
+    NodeOutput = 12,
 }
 
 /// A Poseidon2-M31 digest: eight canonical field elements.

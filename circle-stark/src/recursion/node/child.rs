@@ -118,11 +118,14 @@ impl ChildShape {
 }
 
 /// A program built together with its witness: each witness wire is created with its value,
-/// so the two cannot drift apart.
+/// so the two cannot drift apart. It also tallies what each part of the circuit costs.
 #[derive(Debug, Clone, Default)]
 pub struct Writer {
     pub b: Builder,
     pub witness: Vec<SecureField>,
+    /// `(part, gate rows, permutations)`, parts in order of first charge.
+    pub tally: Vec<(&'static str, usize, usize)>,
+    mark: (usize, usize),
 }
 
 impl Writer {
@@ -140,6 +143,20 @@ impl Writer {
     /// A digest as two witness wires.
     pub fn wit_digest(&mut self, d: &Digest) -> DigestWires {
         digest_values(d).map(|v| self.wit(v))
+    }
+
+    /// Charges what was built since the last charge to `part`.
+    pub fn charge(&mut self, part: &'static str) {
+        let now = self.b.size();
+        let (rows, perms) = (now.0 - self.mark.0, now.1 - self.mark.1);
+        self.mark = now;
+        match self.tally.iter_mut().find(|t| t.0 == part) {
+            Some(t) => {
+                t.1 += rows;
+                t.2 += perms;
+            }
+            None => self.tally.push((part, rows, perms)),
+        }
     }
 
     /// The program and its witness.
@@ -446,8 +463,10 @@ pub fn verify_child(
     if trace.raw_queries.len() != shape.n_queries {
         return Err("another query count".into());
     }
+    w.charge("transcript, OODS point, proof of work, query bits");
 
     let batches = deep_batches(&mut w.b, shape, &sampled, [ox, oy], deep_coeff);
+    w.charge("DEEP coefficients (per proof)");
 
     // The domain's points: half coset `initial + i·step`, its second half conjugated.
     let half = Coset::half_odds(n - 1);
@@ -510,7 +529,9 @@ pub fn verify_child(
                     })))
                 })
                 .collect();
+            w.charge("opened rows (witness lanes)");
             let digest = w.b.leaf_hash_lanes(&row_lanes);
+            w.charge("opened rows' leaf hashes");
             let tbits = tree_bits(bits, n, h);
             let mut path = Vec::with_capacity(h as usize);
             for (level, &bit) in tbits.iter().enumerate() {
@@ -519,10 +540,12 @@ pub fn verify_child(
             }
             let root = w.b.merkle_root(digest, &path);
             w.b.assert_digest_eq(root, tree_roots[ti]);
+            w.charge("trace trees' authentication paths");
             lanes.push(row_lanes);
         }
 
         let value = deep_value(&mut w.b, &batches, &lanes, point);
+        w.charge("DEEP quotients (per query)");
 
         // FRI: fold the query's value layer by layer with its own point's twiddle, so that
         // neither the pair's order nor the twiddle's sign depends on the position's parity.
@@ -573,6 +596,7 @@ pub fn verify_child(
             v = folded;
         }
         w.b.assert_eq(v, last);
+        w.charge("FRI folds and paths");
     }
 
     Ok(ChildWires {

@@ -35,9 +35,11 @@ use crate::error::VerifyError;
 use crate::field::M31;
 use crate::hash::channel::Poseidon2MerkleChannel;
 use crate::proof::{AirId, ChannelId, PoeChannel, Proof, Stark};
+use crate::recursion::trace::Tracer;
+use crate::recursion::AnyTrace;
 use crate::stark::{
-    check_air_and_policy, check_preprocessed_root, mix_claimed_sums, mix_preamble, run_stark,
-    tree_sizes,
+    check_air_and_policy, check_preprocessed_root, mix_claimed_sums, mix_preamble, tree_sizes,
+    StarkCheck, Stwo,
 };
 
 /// What a verifier needs of a circuit: the gate component's size, the commitment to its
@@ -86,6 +88,57 @@ pub fn verify_node(
     public: &[SecureField],
     policy: &VerifierPolicy,
 ) -> Result<(), VerifyError> {
+    match &proof.stark {
+        Stark::Blake2s(s) => {
+            let publics = check_statement(proof, key, public, policy)?;
+            verify_stark::<Blake2sMerkleChannel, _>(s.clone(), proof, key, &publics, Stwo)
+        }
+        Stark::Poseidon2(s) => {
+            let publics = check_statement(proof, key, public, policy)?;
+            verify_stark::<Poseidon2MerkleChannel, _>(s.clone(), proof, key, &publics, Stwo)
+        }
+    }
+}
+
+/// Verifies like [`verify_node`] with recursion's tracing verifier, and returns its record
+/// (what a node verifying this node proof takes as witness).
+///
+/// # Errors
+/// As [`verify_node`].
+pub fn trace_node(
+    proof: &Proof,
+    key: &NodeKey,
+    public: &[SecureField],
+    policy: &VerifierPolicy,
+) -> Result<AnyTrace, VerifyError> {
+    let publics = check_statement(proof, key, public, policy)?;
+    match &proof.stark {
+        Stark::Blake2s(s) => verify_stark::<Blake2sMerkleChannel, _>(
+            s.clone(),
+            proof,
+            key,
+            &publics,
+            Tracer::default(),
+        )
+        .map(AnyTrace::Blake2s),
+        Stark::Poseidon2(s) => verify_stark::<Poseidon2MerkleChannel, _>(
+            s.clone(),
+            proof,
+            key,
+            &publics,
+            Tracer::default(),
+        )
+        .map(AnyTrace::Poseidon2),
+    }
+}
+
+/// The checks before the STARK; the public wires with their ids and read counts.
+fn check_statement(
+    proof: &Proof,
+    key: &NodeKey,
+    public: &[SecureField],
+    policy: &VerifierPolicy,
+) -> Result<Vec<(u32, u32, SecureField)>, VerifyError> {
     check_air_and_policy(proof, AirId::Node, policy)?;
     if proof.channel() != key.channel {
         return Err(VerifyError::WrongKey {
@@ -125,18 +178,12 @@ pub fn verify_node(
             proof.stark.n_trees()
         )));
     }
-    let publics: Vec<(u32, u32, SecureField)> = key
+    Ok(key
         .publics
         .iter()
         .zip(public)
         .map(|(&(id, uses), &v)| (id, uses, v))
-        .collect();
-    match &proof.stark {
-        Stark::Blake2s(s) => verify_stark::<Blake2sMerkleChannel>(s.clone(), proof, key, &publics),
-        Stark::Poseidon2(s) => {
-            verify_stark::<Poseidon2MerkleChannel>(s.clone(), proof, key, &publics)
-        }
-    }
+        .collect())
 }
 
 /// The node's components: the gate component and the permutation component, their
@@ -182,12 +229,13 @@ impl Components {
     }
 }
 
-fn verify_stark<MC: PoeChannel>(
+fn verify_stark<MC: PoeChannel, K: StarkCheck>(
     stark: stwo::core::proof::StarkProof<MC::H>,
     proof: &Proof,
     key: &NodeKey,
     publics: &[(u32, u32, SecureField)],
-) -> Result<(), VerifyError> {
+    mut check: K,
+) -> Result<K::Out<MC>, VerifyError> {
     let channel = &mut <MC as MerkleChannel>::C::default();
     mix_preamble(
         channel,
@@ -196,6 +244,7 @@ fn verify_stark<MC: PoeChannel>(
         &proof.config,
         &proof.public_inputs,
     );
+    check.note::<MC>("preamble", channel);
     let mut scheme = CommitmentSchemeVerifier::<MC>::new(proof.config.pcs_config());
     check_preprocessed_root(
         key.preprocessed_root,
@@ -218,5 +267,5 @@ fn verify_stark<MC: PoeChannel>(
         return Err(VerifyError::LogUpSumMismatch);
     }
     let components = Components::new(key, &wires, sums);
-    run_stark::<MC>(&components.as_components(), channel, &mut scheme, stark)
+    check.check::<MC>(&components.as_components(), channel, &mut scheme, stark)
 }

@@ -150,6 +150,8 @@ pub struct Builder {
     ops: Vec<Op>,
     perms: Vec<[Wire; 4]>,
     consts: HashMap<[u32; 4], Wire>,
+    /// Gate rows so far.
+    rows: usize,
 }
 
 impl Default for Builder {
@@ -171,6 +173,7 @@ impl Builder {
             ops: vec![Op::Const(SecureField::zero())],
             perms: Vec::new(),
             consts,
+            rows: 1,
         }
     }
 
@@ -186,8 +189,14 @@ impl Builder {
         for w in op.inputs() {
             self.check_read(w, &op);
         }
+        self.rows += usize::from(op.is_gate_row());
         self.ops.push(op);
         Wire(self.ops.len() as u32 - 1)
+    }
+
+    /// Gate rows and permutations so far (costing a circuit's parts).
+    pub fn size(&self) -> (usize, usize) {
+        (self.rows, self.perms.len())
     }
 
     /// A constant (equal constants share a wire).

@@ -1002,7 +1002,8 @@ mod wrap {
     use super::*;
     use crate::hash::poseidon2::Digest;
     use crate::recursion::node::child::Writer;
-    use crate::recursion::node::wrap::validity_w;
+    use crate::recursion::node::gadgets::digest_values;
+    use crate::recursion::node::wrap::{statement_digest, validity_w};
     use crate::recursion::{AnyTrace, VerifierTrace};
     use crate::validity::{
         prove_batches, trace_validity, ComponentId, ValidityAir, ValidityStatement,
@@ -1043,11 +1044,7 @@ mod wrap {
     ) -> (Program, Vec<SecureField>, Vec<SecureField>, Wire) {
         let mut w = Writer::new();
         let out = validity_w(&mut w, statement, &SecurityConfig::testing(), sums, trace).unwrap();
-        let public = statement
-            .public_inputs(ValidityAir::V3)
-            .into_iter()
-            .map(SecureField::from)
-            .collect();
+        let public = digest_values(&statement_digest(statement)).to_vec();
         let (p, witness) = w.finish();
         (p, public, witness, out.constraints_at_oods)
     }
@@ -1089,17 +1086,33 @@ mod wrap {
             p.evaluate(&public, &changed),
             Err(ProveError::Unsatisfied { .. })
         ));
+        // Another statement, its digest the node's public value: the public inputs are the
+        // first witnesses.
         let n = ComponentId::of(ValidityAir::V3).len();
+        let inputs = statement.public_inputs(ValidityAir::V3);
         for (what, k) in [("a size", 2), ("|L|", n), ("the chain's end", n + 5)] {
-            let mut public = public.clone();
-            public[k] += SecureField::one();
+            let mut other = inputs.clone();
+            other[k] += M31::from(1u32);
+            let mut forged = witness.clone();
+            forged[k] = other[k].into();
+            let digest = crate::hash::poseidon2::hash_elements(
+                crate::hash::poseidon2::Domain::Statement,
+                &other,
+            );
+            let public = digest_values(&digest).to_vec();
             assert!(
                 matches!(
-                    p.evaluate(&public, &witness),
+                    p.evaluate(&public, &forged),
                     Err(ProveError::Unsatisfied { .. })
                 ),
                 "{what}"
             );
         }
+        let mut public = public.clone();
+        public[0] += SecureField::one();
+        assert!(matches!(
+            p.evaluate(&public, &witness),
+            Err(ProveError::Unsatisfied { .. })
+        ));
     }
 }

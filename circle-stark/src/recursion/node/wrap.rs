@@ -112,11 +112,19 @@ fn limbs(b: &mut super::Builder, v: Wire) -> [Wire; 2] {
     out
 }
 
+/// A W node's output for `statement`: `hash_elements(Statement, public inputs)`.
+pub fn statement_digest(statement: &ValidityStatement) -> Digest {
+    crate::hash::poseidon2::hash_elements(
+        Domain::Statement,
+        &statement.public_inputs(ValidityAir::V3),
+    )
+}
+
 /// The wires a W circuit exposes.
 #[derive(Debug, Clone)]
 pub struct WrapWires {
-    /// The statement's public inputs, in order (the node's public wires).
-    pub public: Vec<Wire>,
+    /// The node's public wires: the statement digest ([`statement_digest`]).
+    pub public: [Wire; 2],
     /// The child's constraints folded at the out-of-domain point and divided by the vanishing
     /// polynomial: what stwo's verifier compares with the composition samples.
     pub constraints_at_oods: Wire,
@@ -124,7 +132,7 @@ pub struct WrapWires {
 
 /// Appends the W circuit of a batch-validity v3 proof of `statement` (its shape: the
 /// component sizes) made under `config` with claimed sums `sums`, whose verification `trace`
-/// records.
+/// records. The statement's public inputs are witnesses; the node states their digest.
 ///
 /// # Errors
 /// A record or statement of another shape than the circuit's (a bug in the caller).
@@ -160,7 +168,8 @@ pub fn validity_w(
         digest: digest_values(&head.digest()).map(|v| b.constant(v)),
         n_draws: 0,
     };
-    let pis: Vec<Wire> = public_inputs.iter().map(|_| b.public()).collect();
+    let pis: Vec<Wire> = public_inputs.iter().map(|&v| w.wit(v.into())).collect();
+    let b = &mut w.b;
     let limb_wires: Vec<Wire> = pis.iter().flat_map(|&v| limbs(b, v)).collect();
     let lanes: Vec<Wire> = limb_wires
         .chunks(4)
@@ -237,6 +246,8 @@ pub fn validity_w(
     }
     b.assert_eq(total, expected);
 
+    w.charge("prelude: preamble, roots, relations, sums");
+
     // The STARK after its entry.
     let shape = ChildShape::of_trace(trace, config)?;
     let out = verify_child(
@@ -309,8 +320,14 @@ pub fn validity_w(
     let inverse = b.inverse(vanishing);
     let composition = b.mul(folded, inverse);
     b.assert_eq(composition, out.composition_oods_eval);
+    w.charge("constraints at the OODS point");
+    let b = &mut w.b;
+    let digest = b.hash_elements(Domain::Statement, &pis);
+    let public = [b.public(), b.public()];
+    b.assert_digest_eq(digest, public);
+    w.charge("statement digest");
     Ok(WrapWires {
-        public: pis,
+        public,
         constraints_at_oods: composition,
     })
 }
