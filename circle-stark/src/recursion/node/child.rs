@@ -804,3 +804,126 @@ fn deep_value(b: &mut Builder, batches: &[BatchWires], lanes: &[Vec<Wire>], p: [
 pub fn zero_digest() -> DigestWires {
     [Wire::ZERO, Wire::ZERO]
 }
+
+/// `α^k` of each relation, each computed once from the next lower one.
+#[derive(Debug, Clone)]
+pub struct Powers {
+    alphas: Vec<Wire>,
+    cache: HashMap<(usize, u16), Wire>,
+}
+
+impl Powers {
+    /// Powers of the relations' `α` wires, in draw order.
+    pub fn new(alphas: Vec<Wire>) -> Self {
+        Self {
+            alphas,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// `α_r^k` (`k ≥ 1`).
+    pub fn get(&mut self, b: &mut Builder, r: usize, k: u16) -> Wire {
+        if k == 1 {
+            return self.alphas[r];
+        }
+        if let Some(&p) = self.cache.get(&(r, k)) {
+            return p;
+        }
+        let lower = self.get(b, r, k - 1);
+        let p = b.mul(lower, self.alphas[r]);
+        self.cache.insert((r, k), p);
+        p
+    }
+}
+
+/// One component of a child's AIR, compiled with its challenges as parameters
+/// ([`crate::recursion::compiler::compile_parametric`]).
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub circuit: crate::recursion::compiler::Circuit,
+    /// Its preprocessed columns' indices in the preprocessed tree, in the order it reads them.
+    pub preprocessed: Vec<usize>,
+    /// log2 of its rows.
+    pub log_size: u32,
+    /// Its claimed LogUp sum's wire.
+    pub sum: Wire,
+}
+
+/// The out-of-domain constraint check: every component's constraints, lowered over the
+/// sampled values (main and interaction columns consecutive per component, in order) with
+/// each relation's `z` and `α` wires from `rel` (draw order) and each LogUp shift
+/// `sum / 2^log_size`, folded by the composition coefficient (Horner, in order, as stwo's
+/// accumulator), divided by the vanishing polynomial of the trace domain at the point, and
+/// asserted equal to the proof's composition value. Returns the folded value.
+///
+/// # Errors
+/// A parameter the child's relations do not provide.
+pub fn constraints_at_oods(
+    b: &mut Builder,
+    out: &ChildWires,
+    shape: &ChildShape,
+    components: &[Compiled],
+    rel: &[[Wire; 2]],
+    powers: &mut Powers,
+) -> Result<Wire, String> {
+    use crate::recursion::compiler::{Gate, ParamRef};
+    let (mut main_offset, mut interaction_offset) = (0, 0);
+    let mut outputs = Vec::new();
+    for c in components {
+        let circuit = &c.circuit;
+        let mask: Vec<Vec<Vec<Wire>>> = (0..3)
+            .map(|tree| {
+                (0..circuit.mask[tree].len())
+                    .map(|k| {
+                        let global = match tree {
+                            0 => c.preprocessed[k],
+                            1 => main_offset + k,
+                            _ => interaction_offset + k,
+                        };
+                        out.sampled[tree][global].clone()
+                    })
+                    .collect()
+            })
+            .collect();
+        let shift = b.scale(c.sum, M31::from(1u32 << c.log_size).inverse());
+        // Resolved first: the lowering holds the builder.
+        let mut resolved: HashMap<ParamRef, Wire> = HashMap::new();
+        for gate in &circuit.gates {
+            if let Gate::Param(p) = *gate {
+                let wire = match p {
+                    ParamRef::Z(r) => rel
+                        .get(r as usize)
+                        .ok_or_else(|| format!("no relation {r}"))?[0],
+                    ParamRef::AlphaPower(r, k) => {
+                        if r as usize >= rel.len() {
+                            return Err(format!("no relation {r}"));
+                        }
+                        powers.get(b, r as usize, k)
+                    }
+                    ParamRef::CumsumShift => shift,
+                };
+                resolved.insert(p, wire);
+            }
+        }
+        outputs.extend(super::lower::lower_with(b, circuit, &mask, &mut |p| {
+            resolved
+                .get(&p)
+                .copied()
+                .ok_or_else(|| format!("{p:?} unresolved"))
+        })?);
+        main_offset += circuit.mask[1].len();
+        interaction_offset += circuit.mask[2].len();
+    }
+    let folded = super::lower::horner(b, out.composition_coeff, &outputs);
+    let coset = CanonicCoset::new(shape.lifting_log_size - shape.log_blowup).coset;
+    let to_canonic = coset.initial.conjugate() + coset.step_size.half().to_point();
+    let p = add_const_point(b, out.oods_point, to_canonic);
+    let mut vanishing = p[0];
+    for _ in 1..coset.log_size {
+        vanishing = double_x(b, vanishing);
+    }
+    let inverse = b.inverse(vanishing);
+    let composition = b.mul(folded, inverse);
+    b.assert_eq(composition, out.composition_oods_eval);
+    Ok(composition)
+}

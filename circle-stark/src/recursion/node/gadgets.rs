@@ -23,6 +23,30 @@ impl Builder {
         [self.add(out[0], left[0]), self.add(out[1], left[1])]
     }
 
+    /// A base-field wire as its 16-bit limbs `(low, high)` (31 bits, one decomposition):
+    /// how the channel absorbs a 32-bit word.
+    pub fn limbs16(&mut self, v: Wire) -> [Wire; 2] {
+        let bits = self.bits(v, 31);
+        let mut out = [Wire::ZERO; 2];
+        for (k, part) in [&bits[..16], &bits[16..]].into_iter().enumerate() {
+            let mut acc = Wire::ZERO;
+            for (i, &bit) in part.iter().enumerate() {
+                acc = self.compute(
+                    bit,
+                    Wire::ZERO,
+                    acc,
+                    Form {
+                        la: M31::from(1u32 << i),
+                        ld: M31::from(1u32),
+                        ..Form::default()
+                    },
+                );
+            }
+            out[k] = acc;
+        }
+        out
+    }
+
     /// Constrains two digests equal.
     pub fn assert_digest_eq(&mut self, a: DigestWires, b: DigestWires) {
         self.assert_eq(a[0], b[0]);

@@ -9,6 +9,7 @@ pub mod child;
 pub mod gadgets;
 pub mod gates;
 pub mod lower;
+pub mod merge;
 pub mod perm;
 pub mod program;
 #[cfg(feature = "prover")]

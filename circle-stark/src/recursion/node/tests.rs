@@ -1116,3 +1116,130 @@ mod wrap {
         ));
     }
 }
+
+/// Node kind M over two W nodes.
+mod merge {
+    use super::*;
+    use crate::hash::poseidon2::Digest;
+    use crate::recursion::node::child::Writer;
+    use crate::recursion::node::gadgets::digest_values;
+    use crate::recursion::node::merge::{merge, merge_digest, NodeChild};
+    use crate::recursion::node::trace_node;
+    use crate::recursion::node::wrap::{statement_digest, validity_w};
+    use crate::recursion::{AnyTrace, VerifierTrace};
+    use crate::validity::{prove_batches, trace_validity, ValidityAir};
+    use crate::venue::sample;
+
+    struct WNode {
+        key: NodeKey,
+        output: [SecureField; 2],
+        proof: Proof,
+        trace: VerifierTrace<Digest>,
+    }
+
+    /// A W node proof (Poseidon2, the tests' node config) over a v3 proof of a sample batch.
+    fn w_node(seed: u64) -> (Vec<M31>, WNode) {
+        let (venue, ops) = sample::batch_settling(8, 6, seed, 1_795_000_000_000_000, 1_000_000);
+        let (statement, child) = prove_batches(
+            &venue,
+            &[&ops],
+            SecurityConfig::testing(),
+            ChannelId::Poseidon2,
+            ValidityAir::V3,
+        )
+        .unwrap();
+        let AnyTrace::Poseidon2(child_trace) =
+            trace_validity(child.clone(), &statement, &policy()).unwrap()
+        else {
+            panic!("a Poseidon2 proof");
+        };
+        let mut w = Writer::new();
+        validity_w(
+            &mut w,
+            &statement,
+            &SecurityConfig::testing(),
+            &child.claimed_sums,
+            &child_trace,
+        )
+        .unwrap();
+        let (p, witness) = w.finish();
+        let output = digest_values(&statement_digest(&statement));
+        let (proof, key) =
+            prove_node_under(ChannelId::Poseidon2, &p, &output, &witness, config()).unwrap();
+        let AnyTrace::Poseidon2(trace) = trace_node(&proof, &key, &output, &policy()).unwrap()
+        else {
+            panic!("a Poseidon2 node proof");
+        };
+        let sizes = statement.public_inputs(ValidityAir::V3)[..12].to_vec();
+        (
+            sizes,
+            WNode {
+                key,
+                output,
+                proof,
+                trace,
+            },
+        )
+    }
+
+    fn child(n: &WNode) -> NodeChild<'_> {
+        NodeChild {
+            key: &n.key,
+            output: &n.output,
+            claimed_sums: &n.proof.claimed_sums,
+            trace: &n.trace,
+        }
+    }
+
+    /// Two W nodes of one shape (the first seed after 14 whose batch has the same component
+    /// sizes; their circuits, hence keys, are equal).
+    fn two_w_nodes() -> (WNode, WNode) {
+        let (sizes, a) = w_node(14);
+        for seed in 15..40 {
+            let (other, b) = w_node(seed);
+            if other == sizes {
+                assert_eq!(a.key, b.key, "one shape, one W key");
+                return (a, b);
+            }
+        }
+        panic!("no second batch of the same shape");
+    }
+
+    #[test]
+    fn an_m_node_verifies_two_w_nodes_and_states_their_keys_and_outputs() {
+        let (a, b) = two_w_nodes();
+        assert_ne!(a.output, b.output, "two statements");
+        let mut w = Writer::new();
+        merge(&mut w, [child(&a), child(&b)], &config()).unwrap();
+        let (p, witness) = w.finish();
+        let public = digest_values(&merge_digest([(&a.key, &a.output), (&b.key, &b.output)]));
+        eprintln!(
+            "M over two W: {} gate rows (2^{}), {} permutations",
+            p.n_rows(),
+            p.log_rows(),
+            p.perms().len()
+        );
+        p.evaluate(&public, &witness).expect("the honest children satisfy M");
+        let (proof, key) =
+            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
+        verify_node(&proof, &key, &public, &policy()).expect("the M proof verifies");
+
+        // Swapped children, or one stated twice: another output.
+        for (what, claimed) in [
+            ("swapped", merge_digest([(&b.key, &b.output), (&a.key, &a.output)])),
+            ("duplicated", merge_digest([(&a.key, &a.output), (&a.key, &a.output)])),
+        ] {
+            let err = p.evaluate(&digest_values(&claimed), &witness);
+            assert!(matches!(err, Err(ProveError::Unsatisfied { .. })), "{what}");
+        }
+        // A child relabelled (another output), or verified against another key's root: the
+        // first witnesses are child A's root (2), its wiring (4) and its output (2).
+        for (what, k) in [("key's root", 0), ("wiring", 3), ("output", 6)] {
+            let mut forged = witness.clone();
+            forged[k] += SecureField::one();
+            let err = p.evaluate(&public, &forged);
+            assert!(matches!(err, Err(ProveError::Unsatisfied { .. })), "{what}");
+        }
+    }
+}
+

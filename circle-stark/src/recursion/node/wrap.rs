@@ -11,17 +11,13 @@
 //! The circuit depends on the statement's component sizes only (a shape class: one W key per
 //! class); the proof's values are witnesses.
 
-use std::collections::HashMap;
-
 use num_traits::Zero;
 use stwo::core::channel::Channel;
 use stwo::core::fields::qm31::SecureField;
-use stwo::core::poly::circle::CanonicCoset;
 use stwo_constraint_framework::FrameworkEval;
 
-use super::child::{add_const_point, double_x, verify_child, ChildShape, Writer};
+use super::child::{constraints_at_oods, verify_child, ChildShape, Compiled, Powers, Writer};
 use super::gadgets::digest_values;
-use super::lower::{horner, lower_with};
 use super::program::{Form, Wire};
 use super::transcript::TranscriptWires;
 use crate::config::SecurityConfig;
@@ -29,7 +25,7 @@ use crate::field::M31;
 use crate::hash::channel::Poseidon2Channel;
 use crate::hash::poseidon2::{Digest, Domain, RATE};
 use crate::proof::ChannelId;
-use crate::recursion::compiler::{compile_parametric, Circuit, Gate, ParamRef};
+use crate::recursion::compiler::{compile_parametric, Circuit};
 use crate::recursion::trace::VerifierTrace;
 use crate::validity::closure::TERM_LIMBS;
 use crate::validity::registry::{Components, EvalVisitor};
@@ -66,50 +62,6 @@ fn compile_relations() -> (ValidityRelations, Vec<(SecureField, SecureField)>) {
         })
         .collect();
     (rels, raw)
-}
-
-/// `α^k` of each relation, each computed once from the next lower one.
-struct Powers {
-    alphas: Vec<Wire>,
-    cache: HashMap<(usize, u16), Wire>,
-}
-
-impl Powers {
-    fn get(&mut self, b: &mut super::Builder, r: usize, k: u16) -> Wire {
-        if k == 1 {
-            return self.alphas[r];
-        }
-        if let Some(&p) = self.cache.get(&(r, k)) {
-            return p;
-        }
-        let lower = self.get(b, r, k - 1);
-        let p = b.mul(lower, self.alphas[r]);
-        self.cache.insert((r, k), p);
-        p
-    }
-}
-
-/// Splits a base-field wire into its 16-bit limbs `(low, high)` (31 bits, one decomposition).
-fn limbs(b: &mut super::Builder, v: Wire) -> [Wire; 2] {
-    let bits = b.bits(v, 31);
-    let mut out = [Wire::ZERO; 2];
-    for (k, part) in [&bits[..16], &bits[16..]].into_iter().enumerate() {
-        let mut acc = Wire::ZERO;
-        for (i, &bit) in part.iter().enumerate() {
-            acc = b.compute(
-                bit,
-                Wire::ZERO,
-                acc,
-                Form {
-                    la: M31::from(1u32 << i),
-                    ld: M31::from(1u32),
-                    ..Form::default()
-                },
-            );
-        }
-        out[k] = acc;
-    }
-    out
 }
 
 /// A W node's output for `statement`: `hash_elements(Statement, public inputs)`.
@@ -170,7 +122,7 @@ pub fn validity_w(
     };
     let pis: Vec<Wire> = public_inputs.iter().map(|&v| w.wit(v.into())).collect();
     let b = &mut w.b;
-    let limb_wires: Vec<Wire> = pis.iter().flat_map(|&v| limbs(b, v)).collect();
+    let limb_wires: Vec<Wire> = pis.iter().flat_map(|&v| b.limbs16(v)).collect();
     let lanes: Vec<Wire> = limb_wires
         .chunks(4)
         .map(|c| {
@@ -205,11 +157,7 @@ pub fn validity_w(
     let interaction_root = w.wit_digest(&trace.trees[2].root);
     t.mix_root(&mut w.b, interaction_root);
 
-    let mut powers = Powers {
-        alphas: rel.iter().map(|r| r[1]).collect(),
-        cache: HashMap::new(),
-    };
-    let mut power = |b: &mut super::Builder, r: usize, k: u16| powers.get(b, r, k);
+    let mut powers = Powers::new(rel.iter().map(|r| r[1]).collect());
 
     // The sums close against the chain's ends: Σ sums = 1/d(|L|, end) − 1/d(0, start(|L|)),
     // with d(i, s) = i + Σ_k α^(k+1)·s_k − z.
@@ -218,12 +166,12 @@ pub fn validity_w(
     let [z, _] = rel[CLOSURE_CHAIN];
     let mut d_end = b.sub(pis[n], z);
     for k in 0..16 {
-        let a = power(b, CLOSURE_CHAIN, (k + 1) as u16);
+        let a = powers.get(b, CLOSURE_CHAIN, (k + 1) as u16);
         d_end = b.mul_add(a, pis[n + 1 + k], d_end);
     }
     // start(|L|) = [0; 8, Closure, TERM_LIMBS·|L|, 0, …]
-    let a_dom = power(b, CLOSURE_CHAIN, (RATE + 1) as u16);
-    let a_len = power(b, CLOSURE_CHAIN, (RATE + 2) as u16);
+    let a_dom = powers.get(b, CLOSURE_CHAIN, (RATE + 1) as u16);
+    let a_len = powers.get(b, CLOSURE_CHAIN, (RATE + 2) as u16);
     let dom = b.constant(SecureField::from(M31::from(Domain::Closure as u32)));
     let d_start = b.compute(
         a_dom,
@@ -262,64 +210,21 @@ pub fn validity_w(
     let (rels, raw) = compile_relations();
     let zero_sums = vec![SecureField::zero(); ids.len()];
     let components = Components::new(air, statement, &ValidityRelations::dummy(), &zero_sums);
-    let pp_indices: Vec<Vec<usize>> = components
-        .as_components()
+    let compiled: Vec<Compiled> = ids
         .iter()
-        .map(|c| c.preprocessed_column_indices())
-        .collect();
-    let b = &mut w.b;
-    let (mut main_offset, mut interaction_offset) = (0, 0);
-    let mut outputs = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        let (circuit, log_size) = id.eval_with(air, statement, &rels, Parametric(&raw));
-        let mask: Vec<Vec<Vec<Wire>>> = (0..3)
-            .map(|tree| {
-                (0..circuit.mask[tree].len())
-                    .map(|c| {
-                        let global = match tree {
-                            0 => pp_indices[i][c],
-                            1 => main_offset + c,
-                            _ => interaction_offset + c,
-                        };
-                        out.sampled[tree][global].clone()
-                    })
-                    .collect()
-            })
-            .collect();
-        let shift = b.scale(sum_wires[i], M31::from(1u32 << log_size).inverse());
-        // The powers first: the lowering holds the builder.
-        let mut resolved: HashMap<ParamRef, Wire> = HashMap::new();
-        for gate in &circuit.gates {
-            if let Gate::Param(p) = *gate {
-                let wire = match p {
-                    ParamRef::Z(r) => rel[r as usize][0],
-                    ParamRef::AlphaPower(r, k) => power(b, r as usize, k),
-                    ParamRef::CumsumShift => shift,
-                };
-                resolved.insert(p, wire);
+        .zip(components.as_components())
+        .zip(&sum_wires)
+        .map(|((id, component), &sum)| {
+            let (circuit, log_size) = id.eval_with(air, statement, &rels, Parametric(&raw));
+            Compiled {
+                circuit,
+                preprocessed: component.preprocessed_column_indices(),
+                log_size,
+                sum,
             }
-        }
-        let outs = lower_with(b, &circuit, &mask, &mut |p| {
-            resolved
-                .get(&p)
-                .copied()
-                .ok_or_else(|| format!("{p:?} unresolved"))
-        })?;
-        outputs.extend(outs);
-        main_offset += circuit.mask[1].len();
-        interaction_offset += circuit.mask[2].len();
-    }
-    let folded = horner(b, out.composition_coeff, &outputs);
-    let coset = CanonicCoset::new(shape.lifting_log_size - shape.log_blowup).coset;
-    let to_canonic = coset.initial.conjugate() + coset.step_size.half().to_point();
-    let p = add_const_point(b, out.oods_point, to_canonic);
-    let mut vanishing = p[0];
-    for _ in 1..coset.log_size {
-        vanishing = double_x(b, vanishing);
-    }
-    let inverse = b.inverse(vanishing);
-    let composition = b.mul(folded, inverse);
-    b.assert_eq(composition, out.composition_oods_eval);
+        })
+        .collect();
+    let composition = constraints_at_oods(&mut w.b, &out, &shape, &compiled, &rel, &mut powers)?;
     w.charge("constraints at the OODS point");
     let b = &mut w.b;
     let digest = b.hash_elements(Domain::Statement, &pis);
