@@ -377,9 +377,10 @@ enum Command {
         #[arg(long, default_value = "production")]
         preset: String,
     },
-    /// Node kind W (recursion, issue 16): a batch-validity v3 proof under the Poseidon2
-    /// channel verified whole inside a node — its rows, witness build, prove and verify
-    /// times, proof size and peak memory, per child and node preset.
+    /// Node kinds W and M (recursion, issue 16): a batch-validity v3 proof under the Poseidon2
+    /// channel verified whole inside a node (W), and two W proofs inside another (M) — rows,
+    /// witness build, prove and verify times, proof size and peak memory, per child and node
+    /// preset.
     BenchWrap {
         /// Operations in the child's batch.
         #[arg(long, default_value_t = 64)]

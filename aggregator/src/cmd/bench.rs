@@ -618,8 +618,10 @@ pub(crate) fn bench_wrap(
     use poe_circle_stark::config::VerifierPolicy;
     use poe_circle_stark::proof::ChannelId;
     use poe_circle_stark::recursion::node::child::Writer;
+    use poe_circle_stark::recursion::node::gadgets::digest_values;
+    use poe_circle_stark::recursion::node::merge::{merge, merge_digest, NodeChild};
     use poe_circle_stark::recursion::node::wrap::{statement_digest, validity_w};
-    use poe_circle_stark::recursion::node::{prove_node_under, verify_node};
+    use poe_circle_stark::recursion::node::{prove_node_under, trace_node, verify_node};
     use poe_circle_stark::recursion::AnyTrace;
     use poe_circle_stark::validity::{prove_batches, trace_validity, ValidityAir};
     use poe_circle_stark::venue::sample;
@@ -634,7 +636,7 @@ pub(crate) fn bench_wrap(
     let (children, nodes) = (presets(child_presets)?, presets(node_presets)?);
     let (venue, batch) = sample::batch_settling(ops, 8, 1, 1_800_000_000_000_000, 1_000);
     println!(
-        "poe bench-wrap: node kind W verifying a batch-validity v3 proof of {ops} operations (Poseidon2 channel) whole; node proofs under the Poseidon2 channel"
+        "poe bench-wrap: node kind W verifying a batch-validity v3 proof of {ops} operations (Poseidon2 channel) whole, and node kind M verifying two such W proofs; node proofs under the Poseidon2 channel"
     );
     println!("| child preset | child KB | node preset | gate rows | permutations | write s | prove s | verify ms | node KB |");
     println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
@@ -671,7 +673,7 @@ pub(crate) fn bench_wrap(
             .map_err(|e| format!("the honest child fails W: {e}"))?;
         let write_s = t.elapsed().as_secs_f64();
         debug_assert_eq!(wires.public.len(), public.len());
-        tallies.push((child_name.clone(), tally));
+        tallies.push((format!("W over a {child_name} child"), tally));
         for (node_name, node_config) in &nodes {
             let t = Instant::now();
             let (node, key) = prove_node_under(
@@ -692,7 +694,7 @@ pub(crate) fn bench_wrap(
                 .collect::<Result<_, _>>()
                 .map_err(|e| e.to_string())?;
             breakdowns.push((
-                format!("{child_name} child, {node_name} node"),
+                format!("W: {child_name} child, {node_name} node"),
                 node.stark.size_breakdown(),
             ));
             println!(
@@ -704,10 +706,70 @@ pub(crate) fn bench_wrap(
                 poe_aggregator::rss::median(runs),
                 node.to_bytes().len() as f64 / 1024.0
             );
+            // M over this W twice (the cost does not depend on the children's values).
+            let AnyTrace::Poseidon2(node_trace) =
+                trace_node(&node, &key, &public, &VerifierPolicy::default())
+                    .map_err(|e| e.to_string())?
+            else {
+                return Err("the W node is not a Poseidon2 proof".into());
+            };
+            let output: [_; 2] = [public[0], public[1]];
+            let child = NodeChild {
+                key: &key,
+                output: &output,
+                claimed_sums: &node.claimed_sums,
+                trace: &node_trace,
+            };
+            let t = Instant::now();
+            let mut mw = Writer::new();
+            merge(&mut mw, [child, child], node_config)?;
+            let m_tally = mw.tally.clone();
+            let (m_program, m_witness) = mw.finish();
+            let m_public =
+                digest_values(&merge_digest([(&key, &output), (&key, &output)])).to_vec();
+            m_program
+                .evaluate(&m_public, &m_witness)
+                .map_err(|e| format!("the honest W nodes fail M: {e}"))?;
+            let m_write_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let (m_node, m_key) = prove_node_under(
+                ChannelId::Poseidon2,
+                &m_program,
+                &m_public,
+                &m_witness,
+                *node_config,
+            )
+            .map_err(|e| e.to_string())?;
+            let m_prove_s = t.elapsed().as_secs_f64();
+            let runs: Vec<f64> = (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    verify_node(&m_node, &m_key, &m_public, &VerifierPolicy::default())
+                        .map(|()| t.elapsed().as_secs_f64() * 1e3)
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            println!(
+                "| M over two W of that row | | {node_name} | {} (2^{}) | {} (2^{}) | {m_write_s:.2} | {m_prove_s:.2} | {:.1} | {:.0} |",
+                m_program.n_rows(),
+                m_program.log_rows(),
+                m_program.perms().len(),
+                m_program.log_perm_rows(),
+                poe_aggregator::rss::median(runs),
+                m_node.to_bytes().len() as f64 / 1024.0
+            );
+            breakdowns.push((
+                format!("M: {child_name} children's W, {node_name} node"),
+                m_node.stark.size_breakdown(),
+            ));
+            tallies.push((
+                format!("M over {child_name}-child W, {node_name} nodes"),
+                m_tally,
+            ));
         }
     }
     for (child, tally) in &tallies {
-        println!("\nW's rows and permutations by part ({child} child):\n");
+        println!("\nRows and permutations by part ({child}):\n");
         println!("| part | gate rows | permutations |");
         println!("|---|---:|---:|");
         for (part, rows, perms) in tally {

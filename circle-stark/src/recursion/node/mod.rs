@@ -3,7 +3,8 @@
 //! op) and the **permutation** component (one row per permutation) — whose wiring is
 //! preprocessed. A node's verifying key is the preprocessed root with the components' sizes,
 //! channel and blowup ([`NodeKey`]); its statement is the values of the circuit's public
-//! wires. The STARK verifier written as such a circuit comes next (issue 16).
+//! wires. A child STARK's verification written as such a circuit is [`child`]; node kind W
+//! over a batch-validity v3 proof is [`wrap`], node kind M over two node proofs [`merge`].
 
 pub mod child;
 pub mod gadgets;

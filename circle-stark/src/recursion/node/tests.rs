@@ -1219,15 +1219,22 @@ mod merge {
             p.log_rows(),
             p.perms().len()
         );
-        p.evaluate(&public, &witness).expect("the honest children satisfy M");
+        p.evaluate(&public, &witness)
+            .expect("the honest children satisfy M");
         let (proof, key) =
             prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
         verify_node(&proof, &key, &public, &policy()).expect("the M proof verifies");
 
         // Swapped children, or one stated twice: another output.
         for (what, claimed) in [
-            ("swapped", merge_digest([(&b.key, &b.output), (&a.key, &a.output)])),
-            ("duplicated", merge_digest([(&a.key, &a.output), (&a.key, &a.output)])),
+            (
+                "swapped",
+                merge_digest([(&b.key, &b.output), (&a.key, &a.output)]),
+            ),
+            (
+                "duplicated",
+                merge_digest([(&a.key, &a.output), (&a.key, &a.output)]),
+            ),
         ] {
             let err = p.evaluate(&digest_values(&claimed), &witness);
             assert!(matches!(err, Err(ProveError::Unsatisfied { .. })), "{what}");
@@ -1242,4 +1249,3 @@ mod merge {
         }
     }
 }
-
