@@ -919,7 +919,23 @@ mod child_verifier {
         let honest = child();
         let (p, public, _) = program(&honest);
         type Tamper = fn(&mut VerifierTrace<Digest>);
-        let tampers: [(&str, Tamper); 9] = [
+        let tampers: [(&str, Tamper); 13] = [
+            ("OODS value, interaction", |t| {
+                t.sampled_values[2][0][0] += SecureField::one()
+            }),
+            ("OODS value, previous row", |t| {
+                let col = t.sampled_values[2]
+                    .iter()
+                    .position(|c| c.len() == 2)
+                    .unwrap();
+                t.sampled_values[2][col][0] += SecureField::one();
+            }),
+            ("OODS value, composition", |t| {
+                t.sampled_values[3][5][0] += SecureField::one()
+            }),
+            ("an opened position other than the one drawn", |t| {
+                t.raw_queries[0] = t.raw_queries[1];
+            }),
             ("opened main value", |t| {
                 t.tree_openings[1].leaves[0].row[5] += M31::from(1u32)
             }),
@@ -1224,6 +1240,13 @@ mod merge {
         let (proof, key) =
             prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
         verify_node(&proof, &key, &public, &policy()).expect("the M proof verifies");
+        let (again, _) =
+            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
+        assert_eq!(
+            again.to_bytes(),
+            proof.to_bytes(),
+            "M proofs are byte-identical"
+        );
 
         // Swapped children, or one stated twice: another output.
         for (what, claimed) in [
