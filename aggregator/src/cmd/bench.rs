@@ -620,8 +620,8 @@ pub(crate) fn bench_wrap(
     use poe_circle_stark::recursion::node::child::Writer;
     use poe_circle_stark::recursion::node::gadgets::digest_values;
     use poe_circle_stark::recursion::node::merge::{merge, merge_digest, NodeChild};
+    use poe_circle_stark::recursion::node::trace_node;
     use poe_circle_stark::recursion::node::wrap::{statement_digest, validity_w};
-    use poe_circle_stark::recursion::node::{prove_node_under, trace_node, verify_node};
     use poe_circle_stark::recursion::AnyTrace;
     use poe_circle_stark::validity::{prove_batches, trace_validity, ValidityAir};
     use poe_circle_stark::venue::sample;
@@ -675,24 +675,8 @@ pub(crate) fn bench_wrap(
         debug_assert_eq!(wires.public.len(), public.len());
         tallies.push((format!("W over a {child_name} child"), tally));
         for (node_name, node_config) in &nodes {
-            let t = Instant::now();
-            let (node, key) = prove_node_under(
-                ChannelId::Poseidon2,
-                &program,
-                &public,
-                &witness,
-                *node_config,
-            )
-            .map_err(|e| e.to_string())?;
-            let prove_s = t.elapsed().as_secs_f64();
-            let runs: Vec<f64> = (0..5)
-                .map(|_| {
-                    let t = Instant::now();
-                    verify_node(&node, &key, &public, &VerifierPolicy::default())
-                        .map(|()| t.elapsed().as_secs_f64() * 1e3)
-                })
-                .collect::<Result<_, _>>()
-                .map_err(|e| e.to_string())?;
+            let (node, key, prove_s, verify_ms) =
+                timed_node(&program, &public, &witness, *node_config)?;
             breakdowns.push((
                 format!("W: {child_name} child, {node_name} node"),
                 node.stark.size_breakdown(),
@@ -703,7 +687,7 @@ pub(crate) fn bench_wrap(
                 program.log_rows(),
                 program.perms().len(),
                 program.log_perm_rows(),
-                poe_aggregator::rss::median(runs),
+                verify_ms,
                 node.to_bytes().len() as f64 / 1024.0
             );
             // M over this W twice (the cost does not depend on the children's values).
@@ -731,31 +715,15 @@ pub(crate) fn bench_wrap(
                 .evaluate(&m_public, &m_witness)
                 .map_err(|e| format!("the honest W nodes fail M: {e}"))?;
             let m_write_s = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let (m_node, m_key) = prove_node_under(
-                ChannelId::Poseidon2,
-                &m_program,
-                &m_public,
-                &m_witness,
-                *node_config,
-            )
-            .map_err(|e| e.to_string())?;
-            let m_prove_s = t.elapsed().as_secs_f64();
-            let runs: Vec<f64> = (0..5)
-                .map(|_| {
-                    let t = Instant::now();
-                    verify_node(&m_node, &m_key, &m_public, &VerifierPolicy::default())
-                        .map(|()| t.elapsed().as_secs_f64() * 1e3)
-                })
-                .collect::<Result<_, _>>()
-                .map_err(|e| e.to_string())?;
+            let (m_node, _, m_prove_s, m_verify_ms) =
+                timed_node(&m_program, &m_public, &m_witness, *node_config)?;
             println!(
                 "| M over two W of that row | | {node_name} | {} (2^{}) | {} (2^{}) | {m_write_s:.2} | {m_prove_s:.2} | {:.1} | {:.0} |",
                 m_program.n_rows(),
                 m_program.log_rows(),
                 m_program.perms().len(),
                 m_program.log_perm_rows(),
-                poe_aggregator::rss::median(runs),
+                m_verify_ms,
                 m_node.to_bytes().len() as f64 / 1024.0
             );
             breakdowns.push((
@@ -793,4 +761,43 @@ pub(crate) fn bench_wrap(
         );
     }
     Ok(())
+}
+
+/// A node proof under the Poseidon2 channel: the proof, its key, seconds to prove and the
+/// median of five verifications in milliseconds.
+fn timed_node(
+    program: &poe_circle_stark::recursion::node::Program,
+    public: &[poe_circle_stark::field::SecureField],
+    witness: &[poe_circle_stark::field::SecureField],
+    config: poe_circle_stark::config::SecurityConfig,
+) -> Result<
+    (
+        poe_circle_stark::proof::Proof,
+        poe_circle_stark::recursion::node::NodeKey,
+        f64,
+        f64,
+    ),
+    String,
+> {
+    use poe_circle_stark::config::VerifierPolicy;
+    use poe_circle_stark::recursion::node::{prove_node_under, verify_node};
+    let t = Instant::now();
+    let (node, key) = prove_node_under(
+        poe_circle_stark::proof::ChannelId::Poseidon2,
+        program,
+        public,
+        witness,
+        config,
+    )
+    .map_err(|e| e.to_string())?;
+    let prove_s = t.elapsed().as_secs_f64();
+    let runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            verify_node(&node, &key, public, &VerifierPolicy::default())
+                .map(|()| t.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok((node, key, prove_s, rss::median(runs)))
 }

@@ -359,16 +359,7 @@ pub fn verify_child(
     let one = b.one();
     let denom = b.add(t2, one);
     let inv = b.inverse(denom);
-    let ox = b.compute(
-        t2,
-        inv,
-        inv,
-        Form {
-            mab: neg(M31::from(1u32)),
-            ld: M31::from(1u32),
-            ..Form::default()
-        },
-    );
+    let ox = b.sub_mul(inv, t2, inv);
     let oy = b.compute(
         oods_t,
         inv,
@@ -687,16 +678,7 @@ fn deep_batches(
                 v = b.mul_add(powers[power], value, v);
             }
             let cv = b.mul(c, v);
-            let bb = b.compute(
-                z[1],
-                a,
-                cv,
-                Form {
-                    mab: neg(M31::from(1u32)),
-                    ld: M31::from(1u32),
-                    ..Form::default()
-                },
-            );
+            let bb = b.sub_mul(cv, z[1], a);
             let halves = |b: &mut Builder, x: Wire| {
                 let x0 = b.pointwise_mul(x, low);
                 let x1 = b.pointwise_mul(x, high);
@@ -705,16 +687,7 @@ fn deep_batches(
             let (x0, x1) = halves(b, z[0]);
             let (y0, y1) = halves(b, z[1]);
             let x0y1 = b.mul(x0, y1);
-            let k = b.compute(
-                y0,
-                x1,
-                x0y1,
-                Form {
-                    mab: neg(M31::from(1u32)),
-                    ld: M31::from(1u32),
-                    ..Form::default()
-                },
-            );
+            let k = b.sub_mul(x0y1, y0, x1);
 
             // Transposed coefficients per lane the batch touches, lanes in first-touch order.
             let mut lanes: Vec<((usize, usize), [Wire; 4])> = Vec::new();
@@ -763,38 +736,11 @@ fn deep_value(b: &mut Builder, batches: &[BatchWires], lanes: &[Vec<Wire>], p: [
             }
         }
         // den = k − p.x·y1 + p.y·x1
-        let d1 = b.compute(
-            p[0],
-            batch.y1,
-            batch.k,
-            Form {
-                mab: neg(M31::from(1u32)),
-                ld: M31::from(1u32),
-                ..Form::default()
-            },
-        );
+        let d1 = b.sub_mul(batch.k, p[0], batch.y1);
         let den = b.mul_add(p[1], batch.x1, d1);
         let inv = b.inverse(den);
-        let n1 = b.compute(
-            batch.c,
-            s,
-            batch.b,
-            Form {
-                mab: M31::from(1u32),
-                ld: neg(M31::from(1u32)),
-                ..Form::default()
-            },
-        );
-        let n2 = b.compute(
-            p[1],
-            batch.a,
-            n1,
-            Form {
-                mab: neg(M31::from(1u32)),
-                ld: M31::from(1u32),
-                ..Form::default()
-            },
-        );
+        let n1 = b.mul_sub(batch.c, s, batch.b);
+        let n2 = b.sub_mul(n1, p[1], batch.a);
         acc = b.mul_add(n2, inv, acc);
     }
     acc

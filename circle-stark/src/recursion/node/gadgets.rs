@@ -27,24 +27,28 @@ impl Builder {
     /// how the channel absorbs a 32-bit word.
     pub fn limbs16(&mut self, v: Wire) -> [Wire; 2] {
         let bits = self.bits(v, 31);
-        let mut out = [Wire::ZERO; 2];
-        for (k, part) in [&bits[..16], &bits[16..]].into_iter().enumerate() {
-            let mut acc = Wire::ZERO;
-            for (i, &bit) in part.iter().enumerate() {
-                acc = self.compute(
-                    bit,
-                    Wire::ZERO,
-                    acc,
-                    Form {
-                        la: M31::from(1u32 << i),
-                        ld: M31::from(1u32),
-                        ..Form::default()
-                    },
-                );
-            }
-            out[k] = acc;
+        [
+            self.weighted_sum(&bits[..16]),
+            self.weighted_sum(&bits[16..]),
+        ]
+    }
+
+    /// `Σ 2^i · bits[i]` (one row per bit; at most 31 bits).
+    fn weighted_sum(&mut self, bits: &[Wire]) -> Wire {
+        let mut acc = Wire::ZERO;
+        for (i, &bit) in bits.iter().enumerate() {
+            acc = self.compute(
+                bit,
+                Wire::ZERO,
+                acc,
+                Form {
+                    la: M31::from(1u32 << i),
+                    ld: M31::from(1u32),
+                    ..Form::default()
+                },
+            );
         }
-        out
+        acc
     }
 
     /// Constrains two digests equal.
@@ -63,20 +67,10 @@ impl Builder {
     pub fn bits(&mut self, value: Wire, n: usize) -> Vec<Wire> {
         assert!(n <= 31, "an M31 value has 31 bits");
         let bits: Vec<Wire> = (0..n).map(|i| self.bit_hint(value, i as u8)).collect();
-        let mut sum = Wire::ZERO;
-        for (i, &b) in bits.iter().enumerate() {
+        for &b in &bits {
             self.assert_bit(b);
-            sum = self.compute(
-                b,
-                Wire::ZERO,
-                sum,
-                Form {
-                    la: M31::from(1u32 << i),
-                    ld: M31::from(1u32),
-                    ..Form::default()
-                },
-            );
         }
+        let sum = self.weighted_sum(&bits);
         self.assert_eq(sum, value);
         if n == 31 {
             let mut all = bits[0];

@@ -20,7 +20,7 @@ use stwo::core::fields::qm31::SecureField;
 use stwo_constraint_framework::FrameworkEval;
 
 use super::child::{constraints_at_oods, verify_child, ChildShape, Compiled, Powers, Writer};
-use super::gadgets::{digest_values, DigestWires};
+use super::gadgets::DigestWires;
 use super::program::{Builder, Wire};
 use super::transcript::TranscriptWires;
 use super::{perm, GateEval, NodeKey, WireRel};
@@ -126,10 +126,7 @@ pub fn verify_node_child(
         n_inputs,
     );
     let b = &mut w.b;
-    let mut t = TranscriptWires {
-        digest: digest_values(&head.digest()).map(|v| b.constant(v)),
-        n_draws: 0,
-    };
+    let mut t = TranscriptWires::at(b, &head.digest());
     let mut inputs = vec![b.constant(SecureField::from(M31::from(NODE_PUBLICS as u32)))];
     let mut coords = Vec::with_capacity(NODE_PUBLICS);
     for k in 0..NODE_PUBLICS {
@@ -138,16 +135,7 @@ pub fn verify_node_child(
         inputs.extend(c);
         coords.push(c);
     }
-    let limbs: Vec<Wire> = inputs.iter().flat_map(|&v| b.limbs16(v)).collect();
-    let lanes: Vec<Wire> = limbs
-        .chunks(4)
-        .map(|c| {
-            b.from_coordinates(std::array::from_fn(|j| {
-                c.get(j).copied().unwrap_or(Wire::ZERO)
-            }))
-        })
-        .collect();
-    t.mix_word_limbs(b, &lanes, n_inputs);
+    t.mix_word_values(b, &inputs);
     t.mix_root(b, pp_root);
     let main_root = w.wit_digest(&child.trace.trees[1].root);
     t.mix_root(&mut w.b, main_root);

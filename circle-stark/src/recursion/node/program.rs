@@ -282,6 +282,26 @@ impl Builder {
         self.compute(a, b, d, form)
     }
 
+    /// `d − a · b` (one row).
+    pub fn sub_mul(&mut self, d: Wire, a: Wire, b: Wire) -> Wire {
+        let form = Form {
+            mab: m(-1),
+            ld: m(1),
+            ..Form::default()
+        };
+        self.compute(a, b, d, form)
+    }
+
+    /// `a · b − d` (one row).
+    pub fn mul_sub(&mut self, a: Wire, b: Wire, d: Wire) -> Wire {
+        let form = Form {
+            mab: m(1),
+            ld: m(-1),
+            ..Form::default()
+        };
+        self.compute(a, b, d, form)
+    }
+
     /// `a ⊙ b + d`, coordinate by coordinate.
     pub fn pointwise_mul_add(&mut self, a: Wire, b: Wire, d: Wire) -> Wire {
         let form = Form {

@@ -191,6 +191,25 @@ fn key_of_another_channel_or_blowup_is_rejected() {
     ));
 }
 
+/// The honest program proves and verifies under the Poseidon2 channel; witness `k` changed,
+/// its assertions fail.
+fn proves_then_refuses_tamper(
+    p: &Program,
+    public: &[SecureField],
+    witness: &[SecureField],
+    k: usize,
+) {
+    let (proof, key) =
+        prove_node_under(ChannelId::Poseidon2, p, public, witness, config()).unwrap();
+    verify_node(&proof, &key, public, &policy()).expect("honest");
+    let mut changed = witness.to_vec();
+    changed[k] += SecureField::one();
+    assert!(matches!(
+        p.evaluate(public, &changed),
+        Err(ProveError::Unsatisfied { .. })
+    ));
+}
+
 /// Forged proofs: made from values or columns no honest prover would use. Either stwo's
 /// prover refuses (its own OODS self-check) or the verifier rejects.
 fn rejected(
@@ -748,17 +767,8 @@ mod transcript {
         public.extend(lanes(draws[0]));
         public.extend(lanes(draws[1]));
         public.extend(digest_values(&digest));
-        let (proof, key) =
-            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
-        verify_node(&proof, &key, &public, &policy()).expect("the replayed transcript");
-
-        // Another root: every later value moves.
-        let mut other = witness.clone();
-        other[0] += SecureField::one();
-        assert!(matches!(
-            p.evaluate(&public, &other),
-            Err(ProveError::Unsatisfied { .. })
-        ));
+        // Another root (witness 0): every later value moves.
+        proves_then_refuses_tamper(&p, &public, &witness, 0);
     }
 }
 
@@ -769,9 +779,6 @@ mod child {
     use crate::hash::poseidon2::Digest;
     use crate::recursion::node::gadgets::{digest_values, DigestWires};
     use crate::recursion::trace::{MerkleTrace, TreeTrace};
-    use crate::recursion::AnyTrace;
-    use crate::validity::{prove_validity_under, trace_validity};
-    use crate::venue::sample;
 
     /// Leaf `leaf` of `opening`: its row and authentication path as witnesses, the root public.
     fn decommitment(
@@ -812,18 +819,7 @@ mod child {
 
     #[test]
     fn opened_leaf_of_a_real_proof_authenticates_in_a_node() {
-        let (venue, ops) = sample::batch_settling(8, 6, 14, 1_795_000_000_000_000, 1_000_000);
-        let (statement, proof) = prove_validity_under(
-            &venue,
-            &ops,
-            SecurityConfig::testing(),
-            ChannelId::Poseidon2,
-        )
-        .unwrap();
-        let AnyTrace::Poseidon2(trace) = trace_validity(proof, &statement, &policy()).unwrap()
-        else {
-            panic!("a Poseidon2 proof");
-        };
+        let trace = super::child_verifier::child();
         // The main tree (index 1): a row of every main column.
         let (tree, opening) = (&trace.trees[1], &trace.tree_openings[1]);
         let (p, public, witness) = decommitment(tree, opening, 0);
@@ -831,17 +827,8 @@ mod child {
             p.perms().len(),
             opening.leaves[0].row.len().div_ceil(8) + tree.height as usize
         );
-        let (proof, key) =
-            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
-        verify_node(&proof, &key, &public, &policy()).expect("the child's leaf authenticates");
-
-        // One opened value changed: the leaf no longer reaches the root.
-        let mut changed = witness.clone();
-        changed[17] += SecureField::one();
-        assert!(matches!(
-            p.evaluate(&public, &changed),
-            Err(ProveError::Unsatisfied { .. })
-        ));
+        // One opened value (witness 17) changed: the leaf no longer reaches the root.
+        proves_then_refuses_tamper(&p, &public, &witness, 17);
     }
 }
 

@@ -61,17 +61,22 @@ impl Builder {
         self.assert_eq(high, Wire::ZERO);
     }
 
-    /// `hash_elements(domain, message)` over base-field wires: the sponge of
-    /// `poseidon2.md` §3, capacity `[domain, len, 0, …]`, rate 8, zero-padded.
-    pub fn hash_elements(&mut self, domain: Domain, message: &[Wire]) -> DigestWires {
-        let lanes: Vec<Wire> = message
+    /// Base-field wires packed four to a lane (the last lane zero-padded).
+    pub fn pack_lanes(&mut self, elements: &[Wire]) -> Vec<Wire> {
+        elements
             .chunks(4)
             .map(|c| {
                 self.from_coordinates(std::array::from_fn(|j| {
                     c.get(j).copied().unwrap_or(Wire::ZERO)
                 }))
             })
-            .collect();
+            .collect()
+    }
+
+    /// `hash_elements(domain, message)` over base-field wires: the sponge of
+    /// `poseidon2.md` §3, capacity `[domain, len, 0, …]`, rate 8, zero-padded.
+    pub fn hash_elements(&mut self, domain: Domain, message: &[Wire]) -> DigestWires {
+        let lanes = self.pack_lanes(message);
         self.hash_lanes(domain, 0, &lanes, message.len())
     }
 
@@ -101,14 +106,7 @@ impl Builder {
     /// the row's length), one permutation per started block of eight, the zero digest for an
     /// empty row.
     pub fn leaf_hash(&mut self, row: &[Wire]) -> DigestWires {
-        let lanes: Vec<Wire> = row
-            .chunks(4)
-            .map(|c| {
-                self.from_coordinates(std::array::from_fn(|j| {
-                    c.get(j).copied().unwrap_or(Wire::ZERO)
-                }))
-            })
-            .collect();
+        let lanes = self.pack_lanes(row);
         self.leaf_hash_lanes(&lanes)
     }
 
@@ -157,6 +155,23 @@ pub struct TranscriptWires {
 }
 
 impl TranscriptWires {
+    /// The transcript at a digest known when the circuit is built (a constant: the preamble of
+    /// a fixed AIR, channel and config), no draws since its last mix.
+    pub fn at(b: &mut Builder, digest: &crate::hash::poseidon2::Digest) -> Self {
+        Self {
+            digest: super::gadgets::digest_values(digest).map(|v| b.constant(v)),
+            n_draws: 0,
+        }
+    }
+
+    /// `mix_u32s` of base-field wires (each below 2^31, as poe's public inputs): their 16-bit
+    /// limbs, range-checked, four to a lane.
+    pub fn mix_word_values(&mut self, b: &mut Builder, words: &[Wire]) {
+        let limbs: Vec<Wire> = words.iter().flat_map(|&v| b.limbs16(v)).collect();
+        let lanes = b.pack_lanes(&limbs);
+        self.mix_word_limbs(b, &lanes, words.len());
+    }
+
     /// The empty transcript (zero digest), as `Poseidon2Channel::default()`.
     pub fn new() -> Self {
         Self {

@@ -18,7 +18,7 @@ use stwo_constraint_framework::FrameworkEval;
 
 use super::child::{constraints_at_oods, verify_child, ChildShape, Compiled, Powers, Writer};
 use super::gadgets::digest_values;
-use super::program::{Form, Wire};
+use super::program::Wire;
 use super::transcript::TranscriptWires;
 use crate::config::SecurityConfig;
 use crate::field::M31;
@@ -115,23 +115,10 @@ pub fn validity_w(
         config,
         public_inputs.len(),
     );
-    let b = &mut w.b;
-    let mut t = TranscriptWires {
-        digest: digest_values(&head.digest()).map(|v| b.constant(v)),
-        n_draws: 0,
-    };
+    let mut t = TranscriptWires::at(&mut w.b, &head.digest());
     let pis: Vec<Wire> = public_inputs.iter().map(|&v| w.wit(v.into())).collect();
     let b = &mut w.b;
-    let limb_wires: Vec<Wire> = pis.iter().flat_map(|&v| b.limbs16(v)).collect();
-    let lanes: Vec<Wire> = limb_wires
-        .chunks(4)
-        .map(|c| {
-            b.from_coordinates(std::array::from_fn(|j| {
-                c.get(j).copied().unwrap_or(Wire::ZERO)
-            }))
-        })
-        .collect();
-    t.mix_word_limbs(b, &lanes, pis.len());
+    t.mix_word_values(b, &pis);
 
     // The component sizes are the shape's.
     for (k, id) in ids.iter().enumerate() {
@@ -173,16 +160,7 @@ pub fn validity_w(
     let a_dom = powers.get(b, CLOSURE_CHAIN, (RATE + 1) as u16);
     let a_len = powers.get(b, CLOSURE_CHAIN, (RATE + 2) as u16);
     let dom = b.constant(SecureField::from(M31::from(Domain::Closure as u32)));
-    let d_start = b.compute(
-        a_dom,
-        dom,
-        z,
-        Form {
-            mab: M31::from(1u32),
-            ld: -M31::from(1u32),
-            ..Form::default()
-        },
-    );
+    let d_start = b.mul_sub(a_dom, dom, z);
     let len_term = b.scale(pis[n], M31::from(TERM_LIMBS as u32));
     let d_start = b.mul_add(a_len, len_term, d_start);
     let inv_end = b.inverse(d_end);
