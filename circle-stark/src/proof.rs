@@ -210,7 +210,22 @@ pub enum AirId {
     Node = 7,
 }
 
+/// The last FRI layer's log degree bound of node proofs: FRI stops four layers early on a
+/// 16-coefficient polynomial, which spares a node verifying a node those layers' leaves and
+/// paths (`specs/recursion.md` §7.11). Every other AIR folds to a constant.
+pub const NODE_LOG_LAST_LAYER: u32 = 4;
+
 impl AirId {
+    /// The stwo configuration of proofs of this AIR under `config`: lifting off, fold step 1,
+    /// the last FRI layer of degree `2^NODE_LOG_LAST_LAYER` for node proofs and 1 otherwise.
+    pub fn pcs_config(self, config: &SecurityConfig) -> stwo::core::pcs::PcsConfig {
+        let mut pcs = config.pcs_config();
+        if self == AirId::Node {
+            pcs.fri_config.log_last_layer_degree_bound = NODE_LOG_LAST_LAYER;
+        }
+        pcs
+    }
+
     /// Parses the wire value.
     pub fn from_u16(value: u16) -> Option<Self> {
         match value {
@@ -416,8 +431,8 @@ impl Proof {
         let public_inputs = r.list(4, |r| r.m31())?;
         let claimed_sums = r.list(16, |r| r.qm31())?;
         let stark = match channel {
-            ChannelId::Blake2s => Stark::Blake2s(r.stark(&config)?),
-            ChannelId::Poseidon2 => Stark::Poseidon2(r.stark(&config)?),
+            ChannelId::Blake2s => Stark::Blake2s(r.stark(air.pcs_config(&config))?),
+            ChannelId::Poseidon2 => Stark::Poseidon2(r.stark(air.pcs_config(&config))?),
         };
         if r.pos != bytes.len() {
             return Err(ProofFormatError::TrailingBytes {
@@ -622,7 +637,10 @@ impl<'a> Reader<'a> {
     }
 
     /// The STARK part, after the header and claimed sums; `config` is rebuilt from the header.
-    fn stark<H>(&mut self, config: &SecurityConfig) -> Result<StarkProof<H>, ProofFormatError>
+    fn stark<H>(
+        &mut self,
+        config: stwo::core::pcs::PcsConfig,
+    ) -> Result<StarkProof<H>, ProofFormatError>
     where
         H: MerkleHasherLifted,
         H::Hash: WireHash,
@@ -643,7 +661,7 @@ impl<'a> Reader<'a> {
             return Err(ProofFormatError::LastLayerNotPowerOfTwo { got: coeffs.len() });
         }
         Ok(StarkProof(CommitmentSchemeProof {
-            config: config.pcs_config(),
+            config,
             commitments,
             sampled_values,
             decommitments,

@@ -48,7 +48,7 @@ pub(crate) fn mix_preamble_head(
     } else {
         channel.mix_u32s(&[u32::from(version), air as u32, id as u32]);
     }
-    config.pcs_config().mix_into(channel);
+    air.pcs_config(config).mix_into(channel);
     channel.mix_u32s(&[n_public_inputs as u32]);
 }
 

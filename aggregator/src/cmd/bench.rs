@@ -730,6 +730,42 @@ pub(crate) fn bench_wrap(
                 format!("M: {child_name} children's W, {node_name} node"),
                 m_node.stark.size_breakdown(),
             ));
+            // M over this M twice: the next level of the tree.
+            let m_key = poe_circle_stark::recursion::node::node_key::<
+                poe_circle_stark::hash::channel::Poseidon2MerkleChannel,
+            >(&m_program, node_config);
+            let AnyTrace::Poseidon2(m_trace) =
+                trace_node(&m_node, &m_key, &m_public, &VerifierPolicy::default())
+                    .map_err(|e| e.to_string())?
+            else {
+                return Err("the M node is not a Poseidon2 proof".into());
+            };
+            let m_output: [_; 2] = [m_public[0], m_public[1]];
+            let m_child = NodeChild {
+                key: &m_key,
+                output: &m_output,
+                claimed_sums: &m_node.claimed_sums,
+                trace: &m_trace,
+            };
+            let mut mmw = Writer::new();
+            merge(&mut mmw, [m_child, m_child], node_config)?;
+            let (mm_program, mm_witness) = mmw.finish();
+            let mm_public =
+                digest_values(&merge_digest([(&m_key, &m_output), (&m_key, &m_output)])).to_vec();
+            mm_program
+                .evaluate(&mm_public, &mm_witness)
+                .map_err(|e| format!("the honest M nodes fail M: {e}"))?;
+            let (mm_node, _, mm_prove_s, mm_verify_ms) =
+                timed_node(&mm_program, &mm_public, &mm_witness, *node_config)?;
+            println!(
+                "| M over two M of that row ({} circuit) | | {node_name} | {} (2^{}) | {} (2^{}) | | {mm_prove_s:.2} | {mm_verify_ms:.1} | {:.0} |",
+                if mm_program == m_program { "the same" } else { "another" },
+                mm_program.n_rows(),
+                mm_program.log_rows(),
+                mm_program.perms().len(),
+                mm_program.log_perm_rows(),
+                mm_node.to_bytes().len() as f64 / 1024.0
+            );
             tallies.push((
                 format!("M over {child_name}-child W, {node_name} nodes"),
                 m_tally,

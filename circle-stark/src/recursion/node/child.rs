@@ -50,6 +50,8 @@ pub struct ChildShape {
     pub offsets: Vec<Vec<Vec<isize>>>,
     /// FRI's line layers between the first layer and the last.
     pub n_inner_layers: usize,
+    /// log2 of the last layer's coefficients (0 for batch validity, 4 for node proofs).
+    pub log_last_layer: u32,
 }
 
 impl ChildShape {
@@ -113,6 +115,7 @@ impl ChildShape {
             heights: trace.trees.iter().map(|t| t.height).collect(),
             offsets,
             n_inner_layers: trace.fri_layers.len().saturating_sub(1),
+            log_last_layer: trace.last_layer_poly.len().trailing_zeros(),
         })
     }
 }
@@ -410,7 +413,9 @@ pub fn verify_child(
 
     // FRI's commitments.
     let n_layers = 1 + shape.n_inner_layers;
-    if trace.fri_layers.len() != n_layers || trace.last_layer_poly.len() != 1 {
+    if trace.fri_layers.len() != n_layers
+        || trace.last_layer_poly.len() != 1 << shape.log_last_layer
+    {
         return Err("FRI layers of another shape".into());
     }
     let mut fri_roots = Vec::with_capacity(n_layers);
@@ -421,8 +426,8 @@ pub fn verify_child(
         fri_roots.push(root);
         fri_alphas.push(t.draw_secure_felt(&mut w.b));
     }
-    let last = w.wit(trace.last_layer_poly[0]);
-    t.mix_felts(&mut w.b, &[last]);
+    let last: Vec<Wire> = trace.last_layer_poly.iter().map(|&c| w.wit(c)).collect();
+    t.mix_felts(&mut w.b, &last);
 
     // Proof of work: the low bits of compress(H(ProofOfWork, D ‖ [bits]), nonce)[0].
     let limbs: [Wire; 4] = std::array::from_fn(|i| {
@@ -586,7 +591,18 @@ pub fn verify_child(
             w.b.assert_digest_eq(root, fri_roots[j]);
             v = folded;
         }
-        w.b.assert_eq(v, last);
+        // The last layer at the query's x there (one doubling past the last fold's).
+        let b = &mut w.b;
+        let mut factors = Vec::with_capacity(shape.log_last_layer as usize);
+        if shape.log_last_layer > 0 {
+            let mut f = if n_layers == 1 { x } else { double_x(b, x) };
+            for _ in 0..shape.log_last_layer {
+                factors.push(f);
+                f = double_x(b, f);
+            }
+        }
+        let at_x = line_eval(b, &last, &factors);
+        b.assert_eq(v, at_x);
         w.charge("FRI folds and paths");
     }
 
@@ -596,6 +612,20 @@ pub fn verify_child(
         sampled,
         composition_oods_eval,
     })
+}
+
+/// stwo's `LinePoly::eval_at_point` from its coefficients (bit-reversed, as in the proof) and
+/// the doublings of the point: `fold(lhs) + fold(rhs)·factor`, halves recursively.
+fn line_eval(b: &mut Builder, coeffs: &[Wire], factors: &[Wire]) -> Wire {
+    match factors.split_first() {
+        None => coeffs[0],
+        Some((&factor, rest)) => {
+            let (lhs, rhs) = coeffs.split_at(coeffs.len() / 2);
+            let l = line_eval(b, lhs, rest);
+            let r = line_eval(b, rhs, rest);
+            b.mul_add(r, factor, l)
+        }
+    }
 }
 
 /// The DEEP batches in stwo's order (by point, in order of first appearance; a column sampled

@@ -247,7 +247,7 @@ fn verify_stark<MC: PoeChannel, K: StarkCheck>(
         &proof.public_inputs,
     );
     check.note::<MC>("preamble", channel);
-    let mut scheme = CommitmentSchemeVerifier::<MC>::new(proof.config.pcs_config());
+    let mut scheme = CommitmentSchemeVerifier::<MC>::new(AirId::Node.pcs_config(&proof.config));
     check_preprocessed_root(
         key.preprocessed_root,
         MC::hash_words(&stark.0.commitments[0]),

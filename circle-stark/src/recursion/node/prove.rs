@@ -56,7 +56,8 @@ where
 {
     let mut key = wiring::<MC>(program, config);
     let tw = twiddles(key.log_rows.max(key.log_perm_rows), config);
-    let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(config.pcs_config(), &tw);
+    let mut scheme =
+        CommitmentSchemeProver::<SimdBackend, MC>::new(AirId::Node.pcs_config(&config), &tw);
     let mut tree = scheme.tree_builder();
     tree.extend_evals(evals(key.log_rows, &preprocessed_columns(program)));
     tree.extend_evals(evals(
@@ -127,7 +128,8 @@ where
     let tw = twiddles(log_rows.max(log_perm), &config);
     let channel = &mut <MC as MerkleChannel>::C::default();
     mix_preamble(channel, MC::ID, AirId::Node, &config, &public_inputs);
-    let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(config.pcs_config(), &tw);
+    let mut scheme =
+        CommitmentSchemeProver::<SimdBackend, MC>::new(AirId::Node.pcs_config(&config), &tw);
     let pre = preprocessed_columns(program);
     let mut tree = scheme.tree_builder();
     tree.extend_evals(evals(log_rows, &pre));

@@ -70,15 +70,15 @@ fn qm31_mul_by_coordinates_is_stwos_product() {
 #[test]
 fn reads_are_counted_padding_included() {
     let p = circuit(3);
-    // 12 ops, 2 public: 10 rows padded to 16; wire 0 is read three times by the zero row,
-    // both witnesses, the constant and each of the 6 padding rows, and once (the unused `d`)
-    // by each of the six two-input rows.
-    assert_eq!((p.n_rows(), p.log_rows()), (10, 4));
+    // 12 ops, 2 public: 10 rows padded to 32 (the smallest node); wire 0 is read three times
+    // by the zero row, both witnesses, the constant and each of the 22 padding rows, and once
+    // (the unused `d`) by each of the six two-input rows.
+    assert_eq!((p.n_rows(), p.log_rows()), (10, 5));
     let uses = p.uses();
-    assert_eq!(uses[0], 3 * (1 + 2 + 1 + 6) + 6);
+    assert_eq!(uses[0], 3 * (1 + 2 + 1 + 22) + 6);
     assert_eq!(uses[p.publics()[0].0 as usize], 2, "x: by mul and sub");
     assert_eq!(uses[p.publics()[1].0 as usize], 1, "y: by one assert");
-    assert_eq!(uses.iter().sum::<u32>(), 3 * 16, "three reads per row");
+    assert_eq!(uses.iter().sum::<u32>(), 3 * 32, "three reads per row");
 }
 
 #[test]
@@ -1133,6 +1133,7 @@ mod merge {
     use crate::validity::{prove_batches, trace_validity, ValidityAir};
     use crate::venue::sample;
 
+    /// A node proof with what verifying it needs (a W node, or an M node at the next level).
     struct WNode {
         key: NodeKey,
         output: [SecureField; 2],
@@ -1234,6 +1235,24 @@ mod merge {
             proof.to_bytes(),
             "M proofs are byte-identical"
         );
+
+        // The next level: an M over this M proof twice holds (its children are M nodes).
+        let AnyTrace::Poseidon2(trace) = trace_node(&proof, &key, &public, &policy()).unwrap()
+        else {
+            panic!("a Poseidon2 node proof");
+        };
+        let m = WNode {
+            key,
+            output: [public[0], public[1]],
+            proof,
+            trace,
+        };
+        let mut w2 = Writer::new();
+        merge(&mut w2, [child(&m), child(&m)], &config()).unwrap();
+        let (p2, witness2) = w2.finish();
+        let public2 = digest_values(&merge_digest([(&m.key, &m.output), (&m.key, &m.output)]));
+        p2.evaluate(&public2, &witness2)
+            .expect("an M over M nodes holds");
 
         // Swapped children, or one stated twice: another output.
         for (what, claimed) in [
