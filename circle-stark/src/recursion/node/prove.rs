@@ -57,7 +57,7 @@ where
     let mut key = wiring::<MC>(program, config);
     let tw = twiddles(key.log_rows.max(key.log_perm_rows), config);
     let mut scheme =
-        CommitmentSchemeProver::<SimdBackend, MC>::new(AirId::Node.pcs_config(&config), &tw);
+        CommitmentSchemeProver::<SimdBackend, MC>::new(AirId::Node.pcs_config(config), &tw);
     let mut tree = scheme.tree_builder();
     tree.extend_evals(evals(key.log_rows, &preprocessed_columns(program)));
     tree.extend_evals(evals(
