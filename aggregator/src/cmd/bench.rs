@@ -618,9 +618,6 @@ pub(crate) fn bench_wrap(
     use poe_circle_stark::config::VerifierPolicy;
     use poe_circle_stark::proof::ChannelId;
     use poe_circle_stark::recursion::node::child::Writer;
-    use poe_circle_stark::recursion::node::gadgets::digest_values;
-    use poe_circle_stark::recursion::node::merge::{merge, merge_digest, NodeChild};
-    use poe_circle_stark::recursion::node::trace_node;
     use poe_circle_stark::recursion::node::wrap::{statement_digest, validity_w};
     use poe_circle_stark::recursion::AnyTrace;
     use poe_circle_stark::validity::{prove_batches, trace_validity, ValidityAir};
@@ -691,31 +688,11 @@ pub(crate) fn bench_wrap(
                 node.to_bytes().len() as f64 / 1024.0
             );
             // M over this W twice (the cost does not depend on the children's values).
-            let AnyTrace::Poseidon2(node_trace) =
-                trace_node(&node, &key, &public, &VerifierPolicy::default())
-                    .map_err(|e| e.to_string())?
-            else {
-                return Err("the W node is not a Poseidon2 proof".into());
-            };
-            let output: [_; 2] = [public[0], public[1]];
-            let child = NodeChild {
-                key: &key,
-                output: &output,
-                claimed_sums: &node.claimed_sums,
-                trace: &node_trace,
-            };
             let t = Instant::now();
-            let mut mw = Writer::new();
-            merge(&mut mw, [child, child], node_config)?;
-            let m_tally = mw.tally.clone();
-            let (m_program, m_witness) = mw.finish();
-            let m_public =
-                digest_values(&merge_digest([(&key, &output), (&key, &output)])).to_vec();
-            m_program
-                .evaluate(&m_public, &m_witness)
-                .map_err(|e| format!("the honest W nodes fail M: {e}"))?;
+            let (m_program, m_witness, m_public, m_tally) =
+                merge_twice(&node, &key, &public, node_config)?;
             let m_write_s = t.elapsed().as_secs_f64();
-            let (m_node, _, m_prove_s, m_verify_ms) =
+            let (m_node, m_key, m_prove_s, m_verify_ms) =
                 timed_node(&m_program, &m_public, &m_witness, *node_config)?;
             println!(
                 "| M over two W of that row | | {node_name} | {} (2^{}) | {} (2^{}) | {m_write_s:.2} | {m_prove_s:.2} | {:.1} | {:.0} |",
@@ -731,30 +708,8 @@ pub(crate) fn bench_wrap(
                 m_node.stark.size_breakdown(),
             ));
             // M over this M twice: the next level of the tree.
-            let m_key = poe_circle_stark::recursion::node::node_key::<
-                poe_circle_stark::hash::channel::Poseidon2MerkleChannel,
-            >(&m_program, node_config);
-            let AnyTrace::Poseidon2(m_trace) =
-                trace_node(&m_node, &m_key, &m_public, &VerifierPolicy::default())
-                    .map_err(|e| e.to_string())?
-            else {
-                return Err("the M node is not a Poseidon2 proof".into());
-            };
-            let m_output: [_; 2] = [m_public[0], m_public[1]];
-            let m_child = NodeChild {
-                key: &m_key,
-                output: &m_output,
-                claimed_sums: &m_node.claimed_sums,
-                trace: &m_trace,
-            };
-            let mut mmw = Writer::new();
-            merge(&mut mmw, [m_child, m_child], node_config)?;
-            let (mm_program, mm_witness) = mmw.finish();
-            let mm_public =
-                digest_values(&merge_digest([(&m_key, &m_output), (&m_key, &m_output)])).to_vec();
-            mm_program
-                .evaluate(&mm_public, &mm_witness)
-                .map_err(|e| format!("the honest M nodes fail M: {e}"))?;
+            let (mm_program, mm_witness, mm_public, _) =
+                merge_twice(&m_node, &m_key, &m_public, node_config)?;
             let (mm_node, _, mm_prove_s, mm_verify_ms) =
                 timed_node(&mm_program, &mm_public, &mm_witness, *node_config)?;
             println!(
@@ -836,4 +791,50 @@ fn timed_node(
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     Ok((node, key, prove_s, rss::median(runs)))
+}
+
+/// The M circuit over node proof `node` taken twice: program, witness, public value (checked
+/// natively) and its rows by part.
+#[allow(clippy::type_complexity)]
+fn merge_twice(
+    node: &poe_circle_stark::proof::Proof,
+    key: &poe_circle_stark::recursion::node::NodeKey,
+    public: &[poe_circle_stark::field::SecureField],
+    config: &poe_circle_stark::config::SecurityConfig,
+) -> Result<
+    (
+        poe_circle_stark::recursion::node::Program,
+        Vec<poe_circle_stark::field::SecureField>,
+        Vec<poe_circle_stark::field::SecureField>,
+        Vec<(&'static str, usize, usize)>,
+    ),
+    String,
+> {
+    use poe_circle_stark::config::VerifierPolicy;
+    use poe_circle_stark::recursion::node::child::Writer;
+    use poe_circle_stark::recursion::node::gadgets::digest_values;
+    use poe_circle_stark::recursion::node::merge::{merge, merge_digest, NodeChild};
+    use poe_circle_stark::recursion::node::trace_node;
+    use poe_circle_stark::recursion::AnyTrace;
+    let AnyTrace::Poseidon2(trace) =
+        trace_node(node, key, public, &VerifierPolicy::default()).map_err(|e| e.to_string())?
+    else {
+        return Err("the child node is not a Poseidon2 proof".into());
+    };
+    let output: [_; 2] = [public[0], public[1]];
+    let child = NodeChild {
+        key,
+        output: &output,
+        claimed_sums: &node.claimed_sums,
+        trace: &trace,
+    };
+    let mut w = Writer::new();
+    merge(&mut w, [child, child], config)?;
+    let tally = w.tally.clone();
+    let (program, witness) = w.finish();
+    let m_public = digest_values(&merge_digest([(key, &output), (key, &output)])).to_vec();
+    program
+        .evaluate(&m_public, &witness)
+        .map_err(|e| format!("the honest children fail M: {e}"))?;
+    Ok((program, witness, m_public, tally))
 }

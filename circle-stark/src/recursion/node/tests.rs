@@ -1014,7 +1014,12 @@ mod wrap {
     use crate::venue::sample;
 
     pub(super) fn child() -> (ValidityStatement, Proof, VerifierTrace<Digest>) {
-        let (venue, ops) = sample::batch_settling(8, 6, 14, 1_795_000_000_000_000, 1_000_000);
+        child_of(14)
+    }
+
+    /// A v3 proof (Poseidon2, testing config) of the sample batch of `seed`, and its record.
+    pub(super) fn child_of(seed: u64) -> (ValidityStatement, Proof, VerifierTrace<Digest>) {
+        let (venue, ops) = sample::batch_settling(8, 6, seed, 1_795_000_000_000_000, 1_000_000);
         let (statement, proof) = prove_batches(
             &venue,
             &[&ops],
@@ -1130,8 +1135,7 @@ mod merge {
     use crate::recursion::node::trace_node;
     use crate::recursion::node::wrap::{statement_digest, validity_w};
     use crate::recursion::{AnyTrace, VerifierTrace};
-    use crate::validity::{prove_batches, trace_validity, ValidityAir};
-    use crate::venue::sample;
+    use crate::validity::ValidityAir;
 
     /// A node proof with what verifying it needs (a W node, or an M node at the next level).
     struct WNode {
@@ -1143,20 +1147,7 @@ mod merge {
 
     /// A W node proof (Poseidon2, the tests' node config) over a v3 proof of a sample batch.
     fn w_node(seed: u64) -> (Vec<M31>, WNode) {
-        let (venue, ops) = sample::batch_settling(8, 6, seed, 1_795_000_000_000_000, 1_000_000);
-        let (statement, child) = prove_batches(
-            &venue,
-            &[&ops],
-            SecurityConfig::testing(),
-            ChannelId::Poseidon2,
-            ValidityAir::V3,
-        )
-        .unwrap();
-        let AnyTrace::Poseidon2(child_trace) =
-            trace_validity(child.clone(), &statement, &policy()).unwrap()
-        else {
-            panic!("a Poseidon2 proof");
-        };
+        let (statement, child, child_trace) = super::wrap::child_of(seed);
         let mut w = Writer::new();
         validity_w(
             &mut w,
