@@ -635,8 +635,8 @@ pub(crate) fn bench_wrap(
     println!(
         "poe bench-wrap: node kind W verifying a batch-validity v3 proof of {ops} operations (Poseidon2 channel) whole, and node kind M verifying two such W proofs; node proofs under the Poseidon2 channel"
     );
-    println!("| child preset | child KB | node preset | gate rows | permutations | write s | prove s | verify ms | node KB |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
+    println!("| child preset | child KB | node preset | gate rows | permutations | write s | key s | prove s | verify ms | node KB |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut tallies = Vec::new();
     let mut breakdowns = Vec::new();
     for (child_name, child_config) in &children {
@@ -672,14 +672,15 @@ pub(crate) fn bench_wrap(
         debug_assert_eq!(wires.public.len(), public.len());
         tallies.push((format!("W over a {child_name} child"), tally));
         for (node_name, node_config) in &nodes {
-            let (node, key, prove_s, verify_ms) =
-                timed_node(&program, &public, &witness, *node_config)?;
+            let (w_prover, key_s) = timed_key(program.clone(), *node_config);
+            let (node, prove_s, verify_ms) = timed_node(&w_prover, &public, &witness)?;
+            let key = w_prover.key().clone();
             breakdowns.push((
                 format!("W: {child_name} child, {node_name} node"),
                 node.stark.size_breakdown(),
             ));
             println!(
-                "| {child_name} | {child_kb:.0} | {node_name} | {} (2^{}) | {} (2^{}) | {write_s:.2} | {prove_s:.2} | {:.1} | {:.0} |",
+                "| {child_name} | {child_kb:.0} | {node_name} | {} (2^{}) | {} (2^{}) | {write_s:.2} | {key_s:.2} | {prove_s:.2} | {:.1} | {:.0} |",
                 program.n_rows(),
                 program.log_rows(),
                 program.perms().len(),
@@ -687,15 +688,17 @@ pub(crate) fn bench_wrap(
                 verify_ms,
                 node.to_bytes().len() as f64 / 1024.0
             );
+            drop(w_prover);
             // M over this W twice (the cost does not depend on the children's values).
             let t = Instant::now();
             let (m_program, m_witness, m_public, m_tally) =
                 merge_twice(&node, &key, &public, node_config)?;
             let m_write_s = t.elapsed().as_secs_f64();
-            let (m_node, m_key, m_prove_s, m_verify_ms) =
-                timed_node(&m_program, &m_public, &m_witness, *node_config)?;
+            let (m_prover, m_key_s) = timed_key(m_program, *node_config);
+            let m_program = m_prover.program();
+            let (m_node, m_prove_s, m_verify_ms) = timed_node(&m_prover, &m_public, &m_witness)?;
             println!(
-                "| M over two W of that row | | {node_name} | {} (2^{}) | {} (2^{}) | {m_write_s:.2} | {m_prove_s:.2} | {:.1} | {:.0} |",
+                "| M over two W of that row | | {node_name} | {} (2^{}) | {} (2^{}) | {m_write_s:.2} | {m_key_s:.2} | {m_prove_s:.2} | {:.1} | {:.0} |",
                 m_program.n_rows(),
                 m_program.log_rows(),
                 m_program.perms().len(),
@@ -707,18 +710,27 @@ pub(crate) fn bench_wrap(
                 format!("M: {child_name} children's W, {node_name} node"),
                 m_node.stark.size_breakdown(),
             ));
-            // M over this M twice: the next level of the tree.
+            // M over this M twice: the next level of the tree. Its circuit is M's when the
+            // shapes agree; then the M prover (its committed wiring) proves it.
             let (mm_program, mm_witness, mm_public, _) =
-                merge_twice(&m_node, &m_key, &m_public, node_config)?;
-            let (mm_node, _, mm_prove_s, mm_verify_ms) =
-                timed_node(&mm_program, &mm_public, &mm_witness, *node_config)?;
+                merge_twice(&m_node, m_prover.key(), &m_public, node_config)?;
+            let same = &mm_program == m_program;
+            let (mm_node, mm_key_s, mm_prove_s, mm_verify_ms) = if same {
+                let (n, p, v) = timed_node(&m_prover, &mm_public, &mm_witness)?;
+                (n, None, p, v)
+            } else {
+                let (mm_prover, k) = timed_key(mm_program.clone(), *node_config);
+                let (n, p, v) = timed_node(&mm_prover, &mm_public, &mm_witness)?;
+                (n, Some(k), p, v)
+            };
             println!(
-                "| M over two M of that row ({} circuit) | | {node_name} | {} (2^{}) | {} (2^{}) | | {mm_prove_s:.2} | {mm_verify_ms:.1} | {:.0} |",
-                if mm_program == m_program { "the same" } else { "another" },
+                "| M over two M of that row ({}) | | {node_name} | {} (2^{}) | {} (2^{}) | | {} | {mm_prove_s:.2} | {mm_verify_ms:.1} | {:.0} |",
+                if same { "the same circuit, its prover kept" } else { "another circuit" },
                 mm_program.n_rows(),
                 mm_program.log_rows(),
                 mm_program.perms().len(),
                 mm_program.log_perm_rows(),
+                mm_key_s.map_or_else(|| "—".to_string(), |k| format!("{k:.2}")),
                 mm_node.to_bytes().len() as f64 / 1024.0
             );
             tallies.push((
@@ -754,43 +766,45 @@ pub(crate) fn bench_wrap(
     Ok(())
 }
 
-/// A node proof under the Poseidon2 channel: the proof, its key, seconds to prove and the
-/// median of five verifications in milliseconds.
+/// A node circuit's prover under the Poseidon2 channel (its wiring committed) and the seconds
+/// that took: paid once per circuit, not per proof.
+fn timed_key(
+    program: poe_circle_stark::recursion::node::Program,
+    config: poe_circle_stark::config::SecurityConfig,
+) -> (
+    poe_circle_stark::recursion::node::NodeProver<
+        poe_circle_stark::hash::channel::Poseidon2MerkleChannel,
+    >,
+    f64,
+) {
+    let t = Instant::now();
+    let prover = poe_circle_stark::recursion::node::NodeProver::new(program, config);
+    (prover, t.elapsed().as_secs_f64())
+}
+
+/// A node proof by `prover`: the proof, seconds to prove and the median of five
+/// verifications in milliseconds.
 fn timed_node(
-    program: &poe_circle_stark::recursion::node::Program,
+    prover: &poe_circle_stark::recursion::node::NodeProver<
+        poe_circle_stark::hash::channel::Poseidon2MerkleChannel,
+    >,
     public: &[poe_circle_stark::field::SecureField],
     witness: &[poe_circle_stark::field::SecureField],
-    config: poe_circle_stark::config::SecurityConfig,
-) -> Result<
-    (
-        poe_circle_stark::proof::Proof,
-        poe_circle_stark::recursion::node::NodeKey,
-        f64,
-        f64,
-    ),
-    String,
-> {
+) -> Result<(poe_circle_stark::proof::Proof, f64, f64), String> {
     use poe_circle_stark::config::VerifierPolicy;
-    use poe_circle_stark::recursion::node::{prove_node_under, verify_node};
+    use poe_circle_stark::recursion::node::verify_node;
     let t = Instant::now();
-    let (node, key) = prove_node_under(
-        poe_circle_stark::proof::ChannelId::Poseidon2,
-        program,
-        public,
-        witness,
-        config,
-    )
-    .map_err(|e| e.to_string())?;
+    let node = prover.prove(public, witness).map_err(|e| e.to_string())?;
     let prove_s = t.elapsed().as_secs_f64();
     let runs: Vec<f64> = (0..5)
         .map(|_| {
             let t = Instant::now();
-            verify_node(&node, &key, public, &VerifierPolicy::default())
+            verify_node(&node, prover.key(), public, &VerifierPolicy::default())
                 .map(|()| t.elapsed().as_secs_f64() * 1e3)
         })
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    Ok((node, key, prove_s, rss::median(runs)))
+    Ok((node, prove_s, rss::median(runs)))
 }
 
 /// The M circuit over node proof `node` taken twice: program, witness, public value (checked

@@ -30,7 +30,7 @@ pub use gates::{GateEval, WireRel};
 pub use lower::{fold_program, horner, lower, lower_with, mask_witnesses};
 pub use program::{Builder, Op, Program, Wire};
 #[cfg(feature = "prover")]
-pub use prove::{node_key, prove_node, prove_node_under};
+pub use prove::{node_key, prove_node, prove_node_under, NodeProver};
 
 use crate::config::VerifierPolicy;
 use crate::error::VerifyError;

@@ -3,13 +3,15 @@
 use stwo::core::channel::MerkleChannel;
 use stwo::core::fields::qm31::SecureField;
 use stwo::core::poly::circle::CanonicCoset;
+use stwo::core::utils::MaybeOwned;
 use stwo::prover::backend::simd::column::BaseColumn;
 use stwo::prover::backend::simd::m31::{PackedM31, LOG_N_LANES};
 use stwo::prover::backend::simd::qm31::PackedSecureField;
 use stwo::prover::backend::simd::SimdBackend;
 use stwo::prover::backend::BackendForChannel;
 use stwo::prover::poly::circle::PolyOps;
-use stwo::prover::{prove, CommitmentSchemeProver};
+use stwo::prover::poly::twiddles::TwiddleTree;
+use stwo::prover::{prove, CommitmentSchemeProver, CommitmentTreeProver};
 use stwo_constraint_framework::{LogupTraceGenerator, Relation};
 
 use super::gates::{main_columns, preprocessed_columns, WireRel};
@@ -37,10 +39,7 @@ fn packed(col: &[M31], vr: usize) -> PackedM31 {
     PackedM31::from_array(std::array::from_fn(|l| col[(vr << LOG_N_LANES) + l]))
 }
 
-fn twiddles(
-    log_rows: u32,
-    config: &SecurityConfig,
-) -> stwo::prover::poly::twiddles::TwiddleTree<SimdBackend> {
+fn twiddles(log_rows: u32, config: &SecurityConfig) -> TwiddleTree<SimdBackend> {
     SimdBackend::precompute_twiddles(
         CanonicCoset::new(log_rows + 1 + config.log_blowup())
             .circle_domain()
@@ -54,19 +53,7 @@ pub fn node_key<MC: PoeChannel>(program: &Program, config: &SecurityConfig) -> N
 where
     SimdBackend: BackendForChannel<MC>,
 {
-    let mut key = wiring::<MC>(program, config);
-    let tw = twiddles(key.log_rows.max(key.log_perm_rows), config);
-    let mut scheme =
-        CommitmentSchemeProver::<SimdBackend, MC>::new(AirId::Node.pcs_config(config), &tw);
-    let mut tree = scheme.tree_builder();
-    tree.extend_evals(evals(key.log_rows, &preprocessed_columns(program)));
-    tree.extend_evals(evals(
-        key.log_perm_rows,
-        &perm::preprocessed_columns(program),
-    ));
-    tree.commit(&mut <MC as MerkleChannel>::C::default());
-    key.preprocessed_root = MC::hash_words(&scheme.roots()[0]);
-    key
+    NodeProver::<MC>::new(program.clone(), *config).key
 }
 
 /// The key without its root: everything the prover needs before it commits the wiring.
@@ -86,8 +73,157 @@ fn wiring<MC: PoeChannel>(program: &Program, config: &SecurityConfig) -> NodeKey
     }
 }
 
+/// A circuit's proving key: the program with its wiring committed once. The preprocessed
+/// tree (evaluations and Merkle tree) depends only on the circuit, so every proof of the same
+/// circuit — every M of a day's tree — reuses it instead of extending and hashing the wiring
+/// again (a quarter of a node proof's hashing, BENCHMARKS.md).
+pub struct NodeProver<MC: PoeChannel>
+where
+    SimdBackend: BackendForChannel<MC>,
+{
+    program: Program,
+    config: SecurityConfig,
+    key: NodeKey,
+    twiddles: TwiddleTree<SimdBackend>,
+    preprocessed: CommitmentTreeProver<SimdBackend, MC>,
+    /// The gate and permutation components' preprocessed columns, which the LogUp columns read.
+    pre: Vec<Vec<M31>>,
+    perm_pre: Vec<Vec<M31>>,
+}
+
+impl<MC: PoeChannel> std::fmt::Debug for NodeProver<MC>
+where
+    SimdBackend: BackendForChannel<MC>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeProver")
+            .field("key", &self.key)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<MC: PoeChannel> NodeProver<MC>
+where
+    SimdBackend: BackendForChannel<MC>,
+{
+    /// Commits `program`'s wiring at `config`'s blowup.
+    #[must_use]
+    pub fn new(program: Program, config: SecurityConfig) -> Self {
+        let mut key = wiring::<MC>(&program, &config);
+        let twiddles = twiddles(key.log_rows.max(key.log_perm_rows), &config);
+        let pre = preprocessed_columns(&program);
+        let perm_pre = perm::preprocessed_columns(&program);
+        let preprocessed = {
+            let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(
+                AirId::Node.pcs_config(&config),
+                &twiddles,
+            );
+            let mut tree = scheme.tree_builder();
+            tree.extend_evals(evals(key.log_rows, &pre));
+            tree.extend_evals(evals(key.log_perm_rows, &perm_pre));
+            tree.commit(&mut <MC as MerkleChannel>::C::default());
+            match scheme.trees.0.pop() {
+                Some(MaybeOwned::Owned(tree)) => tree,
+                _ => unreachable!("the scheme owns the one tree it committed"),
+            }
+        };
+        key.preprocessed_root = MC::hash_words(&preprocessed.commitment.root());
+        NodeProver {
+            program,
+            config,
+            key,
+            twiddles,
+            preprocessed,
+            pre,
+            perm_pre,
+        }
+    }
+
+    /// The verifying key.
+    #[must_use]
+    pub const fn key(&self) -> &NodeKey {
+        &self.key
+    }
+
+    /// The circuit.
+    #[must_use]
+    pub const fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Proves that the circuit is satisfied with public values `public` (which the verifier
+    /// will supply) and some witness values (`witness`, which stay private).
+    ///
+    /// # Errors
+    /// `CircuitInputs`, `Unsatisfied` ([`Program::evaluate`]); `Stwo` on a prover failure.
+    pub fn prove(
+        &self,
+        public: &[SecureField],
+        witness: &[SecureField],
+    ) -> Result<Proof, ProveError> {
+        let values = self.program.evaluate(public, witness)?;
+        self.prove_values(&values, |_, _| {})
+    }
+
+    /// The STARK over wire values `values` as they are, checked by nothing but the AIR: the
+    /// tests forge values and main columns (`forge`) through it.
+    pub(crate) fn prove_values(
+        &self,
+        values: &[SecureField],
+        forge: impl FnOnce(&mut Vec<Vec<M31>>, &mut Vec<Vec<M31>>),
+    ) -> Result<Proof, ProveError> {
+        let (program, config, key) = (&self.program, self.config, &self.key);
+        let public: Vec<SecureField> = program
+            .publics()
+            .iter()
+            .map(|w| values[w.0 as usize])
+            .collect();
+        let public_inputs = key.public_inputs(&public);
+        let (log_rows, log_perm) = (key.log_rows, key.log_perm_rows);
+        let channel = &mut <MC as MerkleChannel>::C::default();
+        mix_preamble(channel, MC::ID, AirId::Node, &config, &public_inputs);
+        let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(
+            AirId::Node.pcs_config(&config),
+            &self.twiddles,
+        );
+        scheme.commit_tree(MaybeOwned::Borrowed(&self.preprocessed), channel);
+
+        let mut main = main_columns(program, values);
+        let mut perm_main = perm::main_columns(program, values);
+        forge(&mut main, &mut perm_main);
+        let mut tree = scheme.tree_builder();
+        tree.extend_evals(evals(log_rows, &main));
+        tree.extend_evals(evals(log_perm, &perm_main));
+        tree.commit(channel);
+
+        let wires = WireRel::draw(channel);
+        let (gate_interaction, gate_sum) = interaction(log_rows, &self.pre, &main, &wires);
+        let (perm_interaction, perm_sum) =
+            perm_interaction(log_perm, &self.perm_pre, &perm_main, &wires);
+        let sums = [gate_sum, perm_sum];
+        mix_claimed_sums(channel, &sums);
+        let mut tree = scheme.tree_builder();
+        tree.extend_evals(gate_interaction);
+        tree.extend_evals(perm_interaction);
+        tree.commit(channel);
+
+        let components = Components::new(key, &wires, &sums);
+        let stark = prove::<SimdBackend, MC>(&components.as_components_prover(), channel, scheme)
+            .map_err(|e| ProveError::Stwo(e.to_string()))?;
+        Ok(Proof {
+            air: AirId::Node,
+            config,
+            public_inputs,
+            claimed_sums: sums.to_vec(),
+            stark: MC::wrap(stark),
+        })
+    }
+}
+
 /// Proves that `program` is satisfied with public values `public` (which the verifier will
-/// supply) and some witness values (`witness`, which stay private).
+/// supply) and some witness values (`witness`, which stay private). One proof; a caller with
+/// many proofs of one circuit keeps a [`NodeProver`].
 ///
 /// # Errors
 /// `CircuitInputs`, `Unsatisfied` ([`Program::evaluate`]); `Stwo` on a prover failure.
@@ -101,70 +237,7 @@ where
     SimdBackend: BackendForChannel<MC>,
 {
     let values = program.evaluate(public, witness)?;
-    prove_values::<MC>(program, &values, config, |_, _| {})
-}
-
-/// The STARK over wire values `values` as they are, checked by nothing but the AIR: the
-/// tests forge values and main columns (`forge`) through it.
-pub(crate) fn prove_values<MC: PoeChannel>(
-    program: &Program,
-    values: &[SecureField],
-    config: SecurityConfig,
-    forge: impl FnOnce(&mut Vec<Vec<M31>>, &mut Vec<Vec<M31>>),
-) -> Result<Proof, ProveError>
-where
-    SimdBackend: BackendForChannel<MC>,
-{
-    // The root is committed below; the key's other fields shape the proof.
-    let key = wiring::<MC>(program, &config);
-    let public: Vec<SecureField> = program
-        .publics()
-        .iter()
-        .map(|w| values[w.0 as usize])
-        .collect();
-    let public_inputs = key.public_inputs(&public);
-    let log_rows = key.log_rows;
-    let log_perm = key.log_perm_rows;
-    let tw = twiddles(log_rows.max(log_perm), &config);
-    let channel = &mut <MC as MerkleChannel>::C::default();
-    mix_preamble(channel, MC::ID, AirId::Node, &config, &public_inputs);
-    let mut scheme =
-        CommitmentSchemeProver::<SimdBackend, MC>::new(AirId::Node.pcs_config(&config), &tw);
-    let pre = preprocessed_columns(program);
-    let mut tree = scheme.tree_builder();
-    tree.extend_evals(evals(log_rows, &pre));
-    let perm_pre = perm::preprocessed_columns(program);
-    tree.extend_evals(evals(log_perm, &perm_pre));
-    tree.commit(channel);
-
-    let mut main = main_columns(program, values);
-    let mut perm_main = perm::main_columns(program, values);
-    forge(&mut main, &mut perm_main);
-    let mut tree = scheme.tree_builder();
-    tree.extend_evals(evals(log_rows, &main));
-    tree.extend_evals(evals(log_perm, &perm_main));
-    tree.commit(channel);
-
-    let wires = WireRel::draw(channel);
-    let (gate_interaction, gate_sum) = interaction(log_rows, &pre, &main, &wires);
-    let (perm_interaction, perm_sum) = perm_interaction(log_perm, &perm_pre, &perm_main, &wires);
-    let sums = [gate_sum, perm_sum];
-    mix_claimed_sums(channel, &sums);
-    let mut tree = scheme.tree_builder();
-    tree.extend_evals(gate_interaction);
-    tree.extend_evals(perm_interaction);
-    tree.commit(channel);
-
-    let components = Components::new(&key, &wires, &sums);
-    let stark = prove::<SimdBackend, MC>(&components.as_components_prover(), channel, scheme)
-        .map_err(|e| ProveError::Stwo(e.to_string()))?;
-    Ok(Proof {
-        air: AirId::Node,
-        config,
-        public_inputs,
-        claimed_sums: sums.to_vec(),
-        stark: MC::wrap(stark),
-    })
+    NodeProver::<MC>::new(program.clone(), config).prove_values(&values, |_, _| {})
 }
 
 /// The LogUp columns: `−1/d(id_a, a) − 1/d(id_b, b)` in the first,
@@ -211,15 +284,27 @@ pub fn prove_node_under(
 ) -> Result<(Proof, NodeKey), ProveError> {
     use crate::hash::channel::Poseidon2MerkleChannel;
     use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
+    fn under<MC: PoeChannel>(
+        program: &Program,
+        public: &[SecureField],
+        witness: &[SecureField],
+        config: SecurityConfig,
+    ) -> Result<(Proof, NodeKey), ProveError>
+    where
+        SimdBackend: BackendForChannel<MC>,
+    {
+        // Check the witness before committing anything.
+        let values = program.evaluate(public, witness)?;
+        let prover = NodeProver::<MC>::new(program.clone(), config);
+        Ok((prover.prove_values(&values, |_, _| {})?, prover.key))
+    }
     match channel {
-        crate::proof::ChannelId::Blake2s => Ok((
-            prove_node::<Blake2sMerkleChannel>(program, public, witness, config)?,
-            node_key::<Blake2sMerkleChannel>(program, &config),
-        )),
-        crate::proof::ChannelId::Poseidon2 => Ok((
-            prove_node::<Poseidon2MerkleChannel>(program, public, witness, config)?,
-            node_key::<Poseidon2MerkleChannel>(program, &config),
-        )),
+        crate::proof::ChannelId::Blake2s => {
+            under::<Blake2sMerkleChannel>(program, public, witness, config)
+        }
+        crate::proof::ChannelId::Poseidon2 => {
+            under::<Poseidon2MerkleChannel>(program, public, witness, config)
+        }
     }
 }
 

@@ -3,7 +3,6 @@ use stwo::core::fields::qm31::SecureField;
 use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
 
 use super::gates::qm31_mul;
-use super::prove::prove_values;
 use super::*;
 use crate::config::SecurityConfig;
 use crate::error::ProveError;
@@ -103,6 +102,37 @@ fn proofs_are_byte_identical_across_runs() {
         prove_blake(&p, &public, &witness).to_bytes(),
         prove_blake(&p, &public, &witness).to_bytes()
     );
+}
+
+#[test]
+fn a_kept_prover_reuses_its_wiring_for_every_proof() {
+    // The prover key commits the wiring once; each proof borrows that tree. Its proofs must be
+    // exactly the one-shot prover's, for several statements in turn, and its key the key.
+    let p = circuit(3);
+    let prover = NodeProver::<Poseidon2MerkleChannel>::new(p.clone(), config());
+    assert_eq!(
+        prover.key(),
+        &node_key::<Poseidon2MerkleChannel>(&p, &config())
+    );
+    for scale in [1u32, 2, 3] {
+        let (mut public, mut witness) = inputs();
+        // Another satisfying assignment: x·s with w, so y and v follow.
+        public[0] *= qm(scale, 0, 0, 0);
+        let t = public[0] * witness[0];
+        public[1] = t + qm(3, 0, 0, 0);
+        witness[1] = (t - public[0]) * (t - public[0]);
+        let kept = prover.prove(&public, &witness).expect("honest");
+        let fresh =
+            prove_node::<Poseidon2MerkleChannel>(&p, &public, &witness, config()).expect("honest");
+        assert_eq!(kept.to_bytes(), fresh.to_bytes(), "scale {scale}");
+        verify_node(&kept, prover.key(), &public, &policy()).expect("verifies");
+    }
+    let (mut public, witness) = inputs();
+    public[1] += SecureField::one();
+    assert!(matches!(
+        prover.prove(&public, &witness),
+        Err(ProveError::Unsatisfied { op: 8, .. })
+    ));
 }
 
 #[test]
@@ -218,10 +248,11 @@ fn rejected(
     values: &[SecureField],
     forge: impl FnOnce(&mut Vec<Vec<M31>>, &mut Vec<Vec<M31>>),
 ) -> Result<Proof, String> {
-    let key = node_key::<Blake2sMerkleChannel>(p, &config());
-    let proof = prove_values::<Blake2sMerkleChannel>(p, values, config(), forge)
+    let prover = NodeProver::<Blake2sMerkleChannel>::new(p.clone(), config());
+    let proof = prover
+        .prove_values(values, forge)
         .map_err(|e| e.to_string())?;
-    verify_node(&proof, &key, public, &policy())
+    verify_node(&proof, prover.key(), public, &policy())
         .map(|()| proof)
         .map_err(|e| e.to_string())
 }
@@ -603,13 +634,9 @@ mod gadgets {
         let zero = [SecureField::from(M31::from(0u32))];
         let forged = p.values(&zero, &[], &|_, _| SecureField::one());
         assert_ne!(p.evaluate(&zero, &[]).unwrap(), forged);
-        let err = super::super::prove::prove_values::<Blake2sMerkleChannel>(
-            &p,
-            &forged,
-            config(),
-            |_, _| {},
-        )
-        .unwrap_err();
+        let err = NodeProver::<Blake2sMerkleChannel>::new(p.clone(), config())
+            .prove_values(&forged, |_, _| {})
+            .unwrap_err();
         assert!(
             err.to_string().contains("Constraints not satisfied"),
             "{err}"
