@@ -739,6 +739,16 @@ pub(crate) fn bench_wrap(
             ));
         }
     }
+    {
+        use poe_circle_stark::recursion::node::{gates, perm};
+        println!(
+            "\nCommitted columns of every node proof: gate component {} preprocessed + {} main + 8 interaction (two LogUp pairs) at 2^(gate rows); permutation component {} + {} + 16 (four pairs) at 2^(permutations); composition 8 (two QM31 halves)",
+            gates::PREPROCESSED.len(),
+            gates::MAIN_COLUMNS,
+            perm::PREPROCESSED.len(),
+            perm::MAIN_COLUMNS,
+        );
+    }
     for (child, tally) in &tallies {
         println!("\nRows and permutations by part ({child}):\n");
         println!("| part | gate rows | permutations |");

@@ -1150,6 +1150,52 @@ mod wrap {
             Err(ProveError::Unsatisfied { .. })
         ));
     }
+    /// A child made under another config (one query more): its W is another circuit — another
+    /// key, which the parent pins — and read as if it were of the testing config it is refused
+    /// before a circuit exists (its record holds 13 queries where the shape has 12).
+    #[test]
+    fn a_child_of_another_config_is_another_circuit_or_refused() {
+        let (statement, proof, trace) = child();
+        let (p, _, _) = program(&statement, &proof, &trace);
+        let other = SecurityConfig::new(1, 13, 4).unwrap();
+        let (venue, ops) = sample::batch_settling(8, 6, 14, 1_795_000_000_000_000, 1_000_000);
+        let (o_statement, o_proof) = prove_batches(
+            &venue,
+            &[&ops],
+            other,
+            ChannelId::Poseidon2,
+            ValidityAir::V3,
+        )
+        .unwrap();
+        let AnyTrace::Poseidon2(o_trace) =
+            trace_validity(o_proof.clone(), &o_statement, &policy()).unwrap()
+        else {
+            panic!("a Poseidon2 proof");
+        };
+        assert_eq!(o_statement, statement, "the same batch, the same statement");
+        let mut w = Writer::new();
+        validity_w(
+            &mut w,
+            &o_statement,
+            &other,
+            &o_proof.claimed_sums,
+            &o_trace,
+        )
+        .unwrap();
+        let (q, _) = w.finish();
+        assert!(q != p, "another config, another circuit");
+        let mut w = Writer::new();
+        let err = validity_w(
+            &mut w,
+            &o_statement,
+            &SecurityConfig::testing(),
+            &o_proof.claimed_sums,
+            &o_trace,
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert_eq!(err, "another query count");
+    }
 }
 
 /// Node kind M over two W nodes.
