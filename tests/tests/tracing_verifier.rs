@@ -79,12 +79,31 @@ fn check_consistent<H: PartialEq + Copy + std::fmt::Debug>(t: &VerifierTrace<H>,
     }
     // Each FRI layer's Merkle path ends at its commitment, and its folds are the next layer's
     // opened values at the queried positions.
+    // The golden proofs fold one step per layer: each fold is (a + b) + α·(a − b)·t⁻¹ with t
+    // the subset's first point's y (first layer) or x (line layers).
+    let first_domain =
+        stwo::core::poly::circle::CanonicCoset::new(t.fri_layers[0].log_size).circle_domain();
+    let mut line = stwo::core::poly::line::LineDomain::new(stwo::core::circle::Coset::half_odds(
+        t.fri_layers[0].log_size - 1,
+    ));
     for (k, layer) in t.fri_layers.iter().enumerate() {
         assert_eq!(layer.merkle.nodes.last().unwrap().parent, layer.commitment);
+        assert_eq!(layer.fold_step, 1);
         for f in &layer.folds {
-            let t_inv = f.twiddle_inverse;
-            let [a, b] = f.pair;
-            assert_eq!(f.folded, (a + b) + f.alpha * ((a - b) * t_inv));
+            let at = stwo::core::utils::bit_reverse_index(2 * f.position, layer.log_size);
+            let twiddle = if k == 0 {
+                first_domain.at(at).y
+            } else {
+                line.at(at)
+            };
+            let [a, b] = [f.values[0], f.values[1]];
+            assert_eq!(
+                f.folded,
+                (a + b) + layer.alpha * ((a - b) * twiddle.inverse())
+            );
+        }
+        if k > 0 {
+            line = line.double();
         }
         if let Some(next) = t.fri_layers.get(k + 1) {
             assert_eq!(next.log_size + 1, layer.log_size);
@@ -93,13 +112,13 @@ fn check_consistent<H: PartialEq + Copy + std::fmt::Debug>(t: &VerifierTrace<H>,
     // The DEEP values are the first layer's opened values.
     let first = &t.fri_layers[0];
     for q in &t.deep_queries {
-        let (start, pair) = first
+        let (start, values) = first
             .folds
             .iter()
-            .map(|f| (f.position * 2, f.pair))
+            .map(|f| (f.position * 2, &f.values))
             .find(|(s, _)| q.position >> 1 << 1 == *s)
             .expect("a fold for every query");
-        assert_eq!(pair[q.position - start], q.value);
+        assert_eq!(values[q.position - start], q.value);
     }
     assert_eq!(
         t.last_layer_checks.len(),

@@ -94,6 +94,14 @@ impl ChildShape {
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // The circuit folds pairs: a layer that folds more than once (stwo's fold step > 1) is
+        // not in it yet.
+        if let Some(layer) = trace.fri_layers.iter().find(|l| l.fold_step != 1) {
+            return Err(format!(
+                "FRI fold step {} (the circuit folds one step per layer)",
+                layer.fold_step
+            ));
+        }
         for (t, tree) in trace.trees.iter().enumerate().skip(1) {
             if tree.height != n {
                 return Err(format!(
@@ -554,7 +562,7 @@ pub fn verify_child(
                 .iter()
                 .find(|f| f.position == pos >> 1)
                 .ok_or_else(|| format!("FRI layer {j}: no fold at {}", pos >> 1))?;
-            let s = w.wit(fold.pair[1 - (pos & 1)]);
+            let s = w.wit(fold.values[1 - (pos & 1)]);
             let b = &mut w.b;
             let twiddle = if j == 0 {
                 point[1]

@@ -969,8 +969,8 @@ mod child_verifier {
                 n.right.0[3] += M31::from(1u32);
             }),
             ("FRI sibling value", |t| {
-                t.fri_layers[1].folds[0].pair[0] += SecureField::one();
-                t.fri_layers[1].folds[0].pair[1] += SecureField::one();
+                t.fri_layers[1].folds[0].values[0] += SecureField::one();
+                t.fri_layers[1].folds[0].values[1] += SecureField::one();
             }),
             ("FRI layer root", |t| {
                 t.fri_layers[2].commitment.0[0] += M31::from(1u32)

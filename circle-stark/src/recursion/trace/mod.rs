@@ -10,8 +10,8 @@
 //! (an `assert!`, an `unwrap`, a `zip_eq`), this verifier returns
 //! [`VerificationError::InvalidStructure`] instead.
 //!
-//! Only poe's FRI shape is implemented: fold step 1 (so no packed FRI leaves) and the lifting
-//! size left to the prover. Any other configuration is refused as a structure error.
+//! FRI with any fold step (packed leaves where stwo packs them); the lifting size left to the
+//! prover, as poe configures it (a fixed lifting size is refused as a structure error).
 
 use num_traits::One;
 use stwo::core::air::{Component, Components};
@@ -120,16 +120,17 @@ pub struct DeepQuery {
     pub value: SecureField,
 }
 
-/// One fold `f0 + α·f1` with `(f0, f1) = (a + b, (a − b)·twiddle⁻¹)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One queried subset of a FRI layer folded to one value of the next: `2^fold_step`
+/// consecutive positions, folded as stwo folds them (circle → line by the points' `y` then
+/// along the line with `α²` on the first layer, by the points' `x` with `α, α², …` on line
+/// layers). With fold step 1 the subset is a sibling pair and the fold is
+/// `(a + b) + α·(a − b)·t⁻¹`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fold {
     /// Position of the folded value in the next layer.
     pub position: usize,
-    /// The values at the pair of sibling positions `2·position`, `2·position + 1`.
-    pub pair: [SecureField; 2],
-    /// The inverted twiddle: `1/y` of the circle point (first layer) or `1/x` (line layers).
-    pub twiddle_inverse: BaseField,
-    pub alpha: SecureField,
+    /// The values at positions `position·2^fold_step ..` of this layer.
+    pub values: Vec<SecureField>,
     pub folded: SecureField,
 }
 
@@ -139,6 +140,8 @@ pub struct FriLayerTrace<Hash> {
     pub commitment: Hash,
     pub alpha: SecureField,
     pub log_size: u32,
+    /// How many times this layer folds into the next.
+    pub fold_step: u32,
     pub merkle: MerkleTrace<Hash>,
     pub folds: Vec<Fold>,
 }
@@ -263,9 +266,9 @@ pub fn trace_verify<MC: PoeChannel>(
     let config = scheme.config;
     let fri_config = config.fri_config;
     let log_blowup = fri_config.log_blowup_factor;
-    if fri_config.fold_step != 1 || config.lifting_log_size.is_some() {
+    if config.lifting_log_size.is_some() {
         return Err(structure(
-            "the tracing verifier implements fold step 1 without a fixed lifting size",
+            "the tracing verifier implements FRI without a fixed lifting size",
         ));
     }
     if scheme.trees.is_empty() {
