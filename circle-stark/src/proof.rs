@@ -215,13 +215,21 @@ pub enum AirId {
 /// paths (`specs/recursion.md` §7.11). Every other AIR folds to a constant.
 pub const NODE_LOG_LAST_LAYER: u32 = 4;
 
+/// How many times each FRI layer of a node proof folds: two, so a query opens four values of a
+/// layer in one packed leaf (stwo packs four values a leaf) and half as many layers — half the
+/// FRI paths a node verifying a node hashes, and in the proof (`specs/recursion.md` §7.11).
+/// Every other AIR folds once per layer.
+pub const NODE_FOLD_STEP: u32 = 2;
+
 impl AirId {
-    /// The stwo configuration of proofs of this AIR under `config`: lifting off, fold step 1,
-    /// the last FRI layer of degree `2^NODE_LOG_LAST_LAYER` for node proofs and 1 otherwise.
+    /// The stwo configuration of proofs of this AIR under `config`: lifting off; for node
+    /// proofs fold step `NODE_FOLD_STEP` and a last FRI layer of degree
+    /// `2^NODE_LOG_LAST_LAYER`, for the others fold step 1 and a constant last layer.
     pub fn pcs_config(self, config: &SecurityConfig) -> stwo::core::pcs::PcsConfig {
         let mut pcs = config.pcs_config();
         if self == AirId::Node {
             pcs.fri_config.log_last_layer_degree_bound = NODE_LOG_LAST_LAYER;
+            pcs.fri_config.fold_step = NODE_FOLD_STEP;
         }
         pcs
     }

@@ -227,6 +227,10 @@ impl MerkleOpsLifted<Poseidon2MerkleHasher> for SimdBackend {
 
 /// Nonces tried per parallel task.
 const GRIND_CHUNK: u64 = 1 << 12;
+/// Tasks per round: the rounds go up from nonce 0 one after another, so that every thread
+/// searches near the smallest nonce (one search over all 2^32 nonces would hand the second
+/// thread the upper half, where the first match found is never the smallest).
+const GRIND_ROUND: u64 = 64;
 
 impl GrindOps<Poseidon2Channel> for SimdBackend {
     /// The smallest nonce that meets `pow_bits`, so that proofs are reproducible.
@@ -234,13 +238,18 @@ impl GrindOps<Poseidon2Channel> for SimdBackend {
         assert!(pow_bits <= 30, "pow_bits > 30 is not supported");
         let prefix = channel.pow_prefix(pow_bits);
         let left: [PackedM31; DIGEST_LEN] = prefix.0.map(PackedM31::broadcast);
-        let found = (0..u64::from(u32::MAX) / GRIND_CHUNK)
-            .into_par_iter()
-            .find_map_first(|chunk| {
-                let start = chunk * GRIND_CHUNK;
-                (start..start + GRIND_CHUNK)
-                    .step_by(INTERLEAVE * N_LANES)
-                    .find_map(|base| grind_lanes(&left, base, pow_bits))
+        let n_chunks = u64::from(u32::MAX) / GRIND_CHUNK;
+        let found = (0..n_chunks.div_ceil(GRIND_ROUND))
+            .find_map(|round| {
+                let first = round * GRIND_ROUND;
+                (first..(first + GRIND_ROUND).min(n_chunks))
+                    .into_par_iter()
+                    .find_map_first(|chunk| {
+                        let start = chunk * GRIND_CHUNK;
+                        (start..start + GRIND_CHUNK)
+                            .step_by(INTERLEAVE * N_LANES)
+                            .find_map(|base| grind_lanes(&left, base, pow_bits))
+                    })
             })
             .expect("a nonce below 2^32 meets at most 30 bits of work");
         debug_assert!(pow_ok(&prefix, found, pow_bits));

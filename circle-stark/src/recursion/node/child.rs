@@ -50,6 +50,9 @@ pub struct ChildShape {
     pub offsets: Vec<Vec<Vec<isize>>>,
     /// FRI's line layers between the first layer and the last.
     pub n_inner_layers: usize,
+    /// Per FRI layer (the first, then the inner ones), how many times it folds: 1 for batch
+    /// validity, 2 for node proofs (the last inner layer whatever remains).
+    pub fri_folds: Vec<u32>,
     /// log2 of the last layer's coefficients (0 for batch validity, 4 for node proofs).
     pub log_last_layer: u32,
 }
@@ -94,11 +97,14 @@ impl ChildShape {
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        // The circuit folds pairs: a layer that folds more than once (stwo's fold step > 1) is
-        // not in it yet.
-        if let Some(layer) = trace.fri_layers.iter().find(|l| l.fold_step != 1) {
+        // The circuit folds one or two steps per layer.
+        if let Some(layer) = trace
+            .fri_layers
+            .iter()
+            .find(|l| !(1..=2).contains(&l.fold_step))
+        {
             return Err(format!(
-                "FRI fold step {} (the circuit folds one step per layer)",
+                "FRI fold step {} (the circuit folds one or two steps per layer)",
                 layer.fold_step
             ));
         }
@@ -123,6 +129,7 @@ impl ChildShape {
             heights: trace.trees.iter().map(|t| t.height).collect(),
             offsets,
             n_inner_layers: trace.fri_layers.len().saturating_sub(1),
+            fri_folds: trace.fri_layers.iter().map(|l| l.fold_step).collect(),
             log_last_layer: trace.last_layer_poly.len().trailing_zeros(),
         })
     }
@@ -423,6 +430,11 @@ pub fn verify_child(
     let n_layers = 1 + shape.n_inner_layers;
     if trace.fri_layers.len() != n_layers
         || trace.last_layer_poly.len() != 1 << shape.log_last_layer
+        || trace
+            .fri_layers
+            .iter()
+            .map(|l| l.fold_step)
+            .ne(shape.fri_folds.iter().copied())
     {
         return Err("FRI layers of another shape".into());
     }
@@ -436,6 +448,14 @@ pub fn verify_child(
     }
     let last: Vec<Wire> = trace.last_layer_poly.iter().map(|&c| w.wit(c)).collect();
     t.mix_felts(&mut w.b, &last);
+    // A layer that folds twice folds its second time with α².
+    let fri_alphas_sq: Vec<Option<Wire>> = fri_alphas
+        .iter()
+        .zip(&shape.fri_folds)
+        .map(|(&a, &f)| (f == 2).then(|| w.b.mul(a, a)))
+        .collect();
+    // Line layers that fold twice need the y of the query's point in their domain.
+    let track_y = shape.fri_folds.iter().skip(1).any(|&f| f == 2);
 
     // Proof of work: the low bits of compress(H(ProofOfWork, D ‖ [bits]), nonce)[0].
     let limbs: [Wire; 4] = std::array::from_fn(|i| {
@@ -552,58 +572,140 @@ pub fn verify_child(
         w.charge("DEEP quotients (per query)");
 
         // FRI: fold the query's value layer by layer with its own point's twiddle, so that
-        // neither the pair's order nor the twiddle's sign depends on the position's parity.
+        // neither a pair's order nor the twiddle's sign depends on the position's parity.
+        // `(cx, cy)` is the query's point in the current line domain once `pending` doublings
+        // are applied (the first line domain's point is the half coset's `p`).
         let mut v = value;
-        let mut x = point[0];
+        let (mut cx, mut cy) = (point[0], p[1]);
+        let mut pending = 0u32;
+        let mut offset = 0usize;
         for (j, layer) in trace.fri_layers.iter().enumerate() {
-            let pos = q >> j;
-            let fold = layer
+            let pos = q >> offset;
+            let fold = shape.fri_folds[j];
+            if j > 0 {
+                for _ in 0..pending {
+                    let b = &mut w.b;
+                    if track_y {
+                        cy = b.compute(
+                            cx,
+                            cy,
+                            Wire::ZERO,
+                            Form {
+                                mab: M31::from(2u32),
+                                ..Form::default()
+                            },
+                        );
+                    }
+                    cx = double_x(b, cx);
+                }
+                pending = 0;
+            }
+            let f = layer
                 .folds
                 .iter()
-                .find(|f| f.position == pos >> 1)
-                .ok_or_else(|| format!("FRI layer {j}: no fold at {}", pos >> 1))?;
-            let s = w.wit(fold.values[1 - (pos & 1)]);
-            let b = &mut w.b;
-            let twiddle = if j == 0 {
-                point[1]
-            } else {
-                if j > 1 {
-                    x = double_x(b, x);
+                .find(|f| f.position == pos >> fold)
+                .ok_or_else(|| format!("FRI layer {j}: no fold at {}", pos >> fold))?;
+            let layer_bits = &bits[offset..];
+            if fold == 1 {
+                let s = w.wit(f.values[1 - (pos & 1)]);
+                let b = &mut w.b;
+                let twiddle = if j == 0 { point[1] } else { cx };
+                let tinv = b.inverse(twiddle);
+                let beta = b.mul(fri_alphas[j], tinv);
+                let folded = fold_pair(b, beta, v, s);
+                let leaf_v = b.leaf_hash_lanes(&[v]);
+                let leaf_s = b.leaf_hash_lanes(&[s]);
+                let mut path = vec![(leaf_s, layer_bits[0])];
+                for (level, &bit) in layer_bits.iter().enumerate().skip(1) {
+                    let sib = fri_nodes[j].sibling(pos, level as u32)?;
+                    path.push((w.wit_digest(&sib), bit));
                 }
-                x
-            };
-            let tinv = b.inverse(twiddle);
-            let beta = b.mul(fri_alphas[j], tinv);
-            // v + s + β·(v − s)
-            let folded = b.compute(
-                beta,
-                v,
-                s,
-                Form {
-                    lb: M31::from(1u32),
-                    ld: M31::from(1u32),
-                    mab: M31::from(1u32),
-                    mad: neg(M31::from(1u32)),
-                    ..Form::default()
-                },
-            );
-            let leaf_v = b.leaf_hash_lanes(&[v]);
-            let leaf_s = b.leaf_hash_lanes(&[s]);
-            let layer_bits = &bits[j..];
-            let mut path = vec![(leaf_s, layer_bits[0])];
-            for (level, &bit) in layer_bits.iter().enumerate().skip(1) {
-                let sib = fri_nodes[j].sibling(pos, level as u32)?;
-                path.push((w.wit_digest(&sib), bit));
+                let root = w.b.merkle_root(leaf_v, &path);
+                w.b.assert_digest_eq(root, fri_roots[j]);
+                v = folded;
+                pending += u32::from(j > 0);
+            } else {
+                // Four values in position order, one packed leaf; the query's value is the one
+                // at its two low bits.
+                let vals: Vec<Wire> = f.values.iter().map(|&x| w.wit(x)).collect();
+                let b = &mut w.b;
+                let (b0, b1) = (layer_bits[0], layer_bits[1]);
+                let a0 = b.select(b0, vals[1], vals[0]);
+                let a1 = b.linear(&[(vals[0], 1), (vals[1], 1), (a0, -1)]);
+                let c0 = b.select(b0, vals[3], vals[2]);
+                let c1 = b.linear(&[(vals[2], 1), (vals[3], 1), (c0, -1)]);
+                let own = b.select(b1, c0, a0);
+                let sib = b.select(b1, c1, a1);
+                let other = b.linear(&[(a0, 1), (c0, 1), (own, -1)]);
+                let other_sib = b.linear(&[(a1, 1), (c1, 1), (sib, -1)]);
+                b.assert_eq(own, v);
+                // The pair holding the query folds by the query's own twiddle; the other pair
+                // by its member at the query's parity, whose point is the query's moved by a
+                // quarter (line) or half (circle) turn of the domain.
+                let (g_own, g_other, line_x) = if j == 0 {
+                    // Circle: the other pair's point is −Q, twiddle −y.
+                    let tinv = b.inverse(point[1]);
+                    let beta = b.mul(fri_alphas[j], tinv);
+                    let g_own = fold_pair(b, beta, v, sib);
+                    let g_other = fold_pair(b, beta, other_sib, other);
+                    (g_own, g_other, point[0])
+                } else {
+                    let tinv = b.inverse(cx);
+                    let beta = b.mul(fri_alphas[j], tinv);
+                    let g_own = fold_pair(b, beta, v, sib);
+                    // x(C ± R) = ∓R.y·C.y for R the domain's point of order 4: the sign is the
+                    // query's bit 1 (+R from bit 1 clear).
+                    let log_size = layer.log_size;
+                    let r_y = line_domain_quarter_y(n, offset, log_size);
+                    let yinv = b.inverse(cy);
+                    // 1/t = −r_y·(1 − 2·b1)/C.y
+                    let k = if r_y == M31::from(1u32) {
+                        neg(M31::from(1u32))
+                    } else {
+                        M31::from(1u32)
+                    };
+                    let uinv = b.compute(
+                        b1,
+                        yinv,
+                        Wire::ZERO,
+                        Form {
+                            lb: k,
+                            mab: M31::from(2u32) * neg(k),
+                            ..Form::default()
+                        },
+                    );
+                    let beta_u = b.mul(fri_alphas[j], uinv);
+                    let g_other = fold_pair(b, beta_u, other, other_sib);
+                    (g_own, g_other, cx)
+                };
+                // The second fold, along the line: the pair's own point doubled.
+                let x2 = if j == 0 { line_x } else { double_x(b, line_x) };
+                let x2inv = b.inverse(x2);
+                let alpha_sq = fri_alphas_sq[j].ok_or("a two-fold layer without α²")?;
+                let beta2 = b.mul(alpha_sq, x2inv);
+                let folded = fold_pair(b, beta2, g_own, g_other);
+                let leaf = b.leaf_hash_lanes(&vals);
+                let height = layer.log_size as usize - 2;
+                let mut path = Vec::with_capacity(height);
+                for (level, &bit) in layer_bits[2..2 + height].iter().enumerate() {
+                    let s = fri_nodes[j].sibling(pos >> 2, level as u32)?;
+                    path.push((w.wit_digest(&s), bit));
+                }
+                let root = w.b.merkle_root(leaf, &path);
+                w.b.assert_digest_eq(root, fri_roots[j]);
+                v = folded;
+                pending += if j == 0 { 1 } else { 2 };
             }
-            let root = w.b.merkle_root(leaf_v, &path);
-            w.b.assert_digest_eq(root, fri_roots[j]);
-            v = folded;
+            offset += fold as usize;
         }
-        // The last layer at the query's x there (one doubling past the last fold's).
+        // The last layer at the query's x there.
         let b = &mut w.b;
+        for _ in 0..pending {
+            cx = double_x(b, cx);
+        }
         let mut factors = Vec::with_capacity(shape.log_last_layer as usize);
         if shape.log_last_layer > 0 {
-            let mut f = if n_layers == 1 { x } else { double_x(b, x) };
+            let mut f = cx;
             for _ in 0..shape.log_last_layer {
                 factors.push(f);
                 f = double_x(b, f);
@@ -620,6 +722,33 @@ pub fn verify_child(
         sampled,
         composition_oods_eval,
     })
+}
+
+/// `v + s + β·(v − s)`: a pair folded by the twiddle of `v`'s own point (`β = α/t`), whatever
+/// `v`'s place in the pair.
+fn fold_pair(b: &mut Builder, beta: Wire, v: Wire, s: Wire) -> Wire {
+    b.compute(
+        beta,
+        v,
+        s,
+        Form {
+            lb: M31::from(1u32),
+            ld: M31::from(1u32),
+            mab: M31::from(1u32),
+            mad: neg(M31::from(1u32)),
+            ..Form::default()
+        },
+    )
+}
+
+/// `R.y` for `R` the point of order 4 that moves a position of the line domain of FRI layer
+/// (`offset` folds into a lifting domain of log size `n`, this layer's log size `log_size`) by
+/// two in bit-reversed order: `step · 2^(log_size − 2)` of its coset.
+fn line_domain_quarter_y(n: u32, offset: usize, log_size: u32) -> M31 {
+    // The first line domain is the circle domain's half coset; each fold doubles it.
+    let coset = Coset::half_odds(n - 1).repeated_double(offset as u32 - 1);
+    debug_assert_eq!(coset.log_size, log_size);
+    coset.step.repeated_double(log_size - 2).y
 }
 
 /// stwo's `LinePoly::eval_at_point` from its coefficients (bit-reversed, as in the proof) and

@@ -469,13 +469,14 @@ impl Program {
         self.ops.iter().filter(|op| op.is_gate_row()).count()
     }
 
-    /// log2 of the gate component's rows: at least 5, so that a node proof's FRI reaches its
-    /// last layer of `2^NODE_LOG_LAST_LAYER` coefficients (`proof::NODE_LOG_LAST_LAYER`).
+    /// log2 of the gate component's rows: at least 6, so that a node proof's FRI, folding
+    /// twice a layer, reaches its last layer of `2^NODE_LOG_LAST_LAYER` coefficients
+    /// (`proof::NODE_LOG_LAST_LAYER`, `proof::NODE_FOLD_STEP`).
     pub fn log_rows(&self) -> u32 {
         self.n_rows()
             .next_power_of_two()
             .trailing_zeros()
-            .max(crate::proof::NODE_LOG_LAST_LAYER + 1)
+            .max(crate::proof::NODE_LOG_LAST_LAYER + crate::proof::NODE_FOLD_STEP)
     }
 
     /// How often each wire is read: by the rows of the padded gate component (padding rows

@@ -69,15 +69,15 @@ fn qm31_mul_by_coordinates_is_stwos_product() {
 #[test]
 fn reads_are_counted_padding_included() {
     let p = circuit(3);
-    // 12 ops, 2 public: 10 rows padded to 32 (the smallest node); wire 0 is read three times
-    // by the zero row, both witnesses, the constant and each of the 22 padding rows, and once
+    // 12 ops, 2 public: 10 rows padded to 64 (the smallest node); wire 0 is read three times
+    // by the zero row, both witnesses, the constant and each of the 54 padding rows, and once
     // (the unused `d`) by each of the six two-input rows.
-    assert_eq!((p.n_rows(), p.log_rows()), (10, 5));
+    assert_eq!((p.n_rows(), p.log_rows()), (10, 6));
     let uses = p.uses();
-    assert_eq!(uses[0], 3 * (1 + 2 + 1 + 22) + 6);
+    assert_eq!(uses[0], 3 * (1 + 2 + 1 + 54) + 6);
     assert_eq!(uses[p.publics()[0].0 as usize], 2, "x: by mul and sub");
     assert_eq!(uses[p.publics()[1].0 as usize], 1, "y: by one assert");
-    assert_eq!(uses.iter().sum::<u32>(), 3 * 32, "three reads per row");
+    assert_eq!(uses.iter().sum::<u32>(), 3 * 64, "three reads per row");
 }
 
 #[test]
@@ -1339,6 +1339,75 @@ mod merge {
             forged[k] += SecureField::one();
             let err = p.evaluate(&public, &forged);
             assert!(matches!(err, Err(ProveError::Unsatisfied { .. })), "{what}");
+        }
+    }
+
+    /// Node proofs fold twice per FRI layer, four values a packed leaf: each tamper of a W
+    /// child's FRI record leaves M's circuit the same and breaks one of its assertions.
+    #[test]
+    fn a_tampered_two_fold_child_fails_m() {
+        use crate::recursion::node::child::ChildShape;
+        let (_, a) = w_node(14);
+        let shape = ChildShape::of_trace(&a.trace, &config()).unwrap();
+        assert!(shape.fri_folds.len() >= 3, "{:?}", shape.fri_folds);
+        assert!(shape.fri_folds[..shape.fri_folds.len() - 1]
+            .iter()
+            .all(|&f| f == 2));
+        let build = |trace: &VerifierTrace<Digest>| {
+            let c = NodeChild {
+                key: &a.key,
+                output: &a.output,
+                claimed_sums: &a.proof.claimed_sums,
+                trace,
+            };
+            let mut w = Writer::new();
+            merge(&mut w, [c, child(&a)], &config()).unwrap();
+            w.finish()
+        };
+        let (p, witness) = build(&a.trace);
+        let public = digest_values(&merge_digest([(&a.key, &a.output), (&a.key, &a.output)]));
+        p.evaluate(&public, &witness)
+            .expect("the honest child satisfies M");
+        type Tamper = fn(&mut VerifierTrace<Digest>);
+        let tampers: [(&str, Tamper); 6] = [
+            ("first layer, a sibling in the packed leaf", |t| {
+                t.fri_layers[0].folds[0].values[3] += SecureField::one()
+            }),
+            ("first layer, every value of a leaf", |t| {
+                for v in &mut t.fri_layers[0].folds[1].values {
+                    *v += SecureField::one();
+                }
+            }),
+            ("inner layer value", |t| {
+                t.fri_layers[1].folds[0].values[2] += SecureField::one()
+            }),
+            ("inner layer authentication path node", |t| {
+                let n = t.fri_layers[1]
+                    .merkle
+                    .nodes
+                    .iter_mut()
+                    .find(|n| n.from_witness)
+                    .unwrap();
+                n.left.0[1] += M31::from(1u32);
+                n.right.0[1] += M31::from(1u32);
+            }),
+            ("FRI layer root", |t| {
+                t.fri_layers[2].commitment.0[0] += M31::from(1u32)
+            }),
+            ("last-layer coefficient", |t| {
+                t.last_layer_poly[5] += SecureField::one()
+            }),
+        ];
+        for (what, tamper) in tampers {
+            let mut trace = a.trace.clone();
+            tamper(&mut trace);
+            let (q, forged) = build(&trace);
+            assert!(q == p, "{what}: the circuit changed");
+            let err = q.evaluate(&public, &forged);
+            assert!(
+                matches!(err, Err(ProveError::Unsatisfied { .. })),
+                "{what}: {err:?}"
+            );
         }
     }
 }
