@@ -51,6 +51,17 @@ fn prove_blake(program: &Program, public: &[SecureField], witness: &[SecureField
     prove_node::<Blake2sMerkleChannel>(program, public, witness, config()).expect("honest")
 }
 
+/// Changes coordinate `k` of both children of the first authentication-path node that came
+/// from the proof's witness: the path then misses the root.
+fn bump_witness_node(
+    m: &mut crate::recursion::trace::MerkleTrace<crate::hash::poseidon2::Digest>,
+    k: usize,
+) {
+    let n = m.nodes.iter_mut().find(|n| n.from_witness).unwrap();
+    n.left.0[k] += M31::from(1u32);
+    n.right.0[k] += M31::from(1u32);
+}
+
 #[test]
 fn qm31_mul_by_coordinates_is_stwos_product() {
     let mut s = 0x1234_5678u32;
@@ -960,13 +971,7 @@ mod child_verifier {
                 t.tree_openings[3].leaves[2].row[7] += M31::from(1u32)
             }),
             ("authentication path node", |t| {
-                let n = t.tree_openings[1]
-                    .nodes
-                    .iter_mut()
-                    .find(|n| n.from_witness)
-                    .unwrap();
-                n.left.0[3] += M31::from(1u32);
-                n.right.0[3] += M31::from(1u32);
+                bump_witness_node(&mut t.tree_openings[1], 3)
             }),
             ("FRI sibling value", |t| {
                 t.fri_layers[1].folds[0].values[0] += SecureField::one();
@@ -1046,11 +1051,19 @@ mod wrap {
 
     /// A v3 proof (Poseidon2, testing config) of the sample batch of `seed`, and its record.
     pub(super) fn child_of(seed: u64) -> (ValidityStatement, Proof, VerifierTrace<Digest>) {
+        child_under(seed, SecurityConfig::testing())
+    }
+
+    /// The same under `config`.
+    fn child_under(
+        seed: u64,
+        config: SecurityConfig,
+    ) -> (ValidityStatement, Proof, VerifierTrace<Digest>) {
         let (venue, ops) = sample::batch_settling(8, 6, seed, 1_795_000_000_000_000, 1_000_000);
         let (statement, proof) = prove_batches(
             &venue,
             &[&ops],
-            SecurityConfig::testing(),
+            config,
             ChannelId::Poseidon2,
             ValidityAir::V3,
         )
@@ -1158,20 +1171,7 @@ mod wrap {
         let (statement, proof, trace) = child();
         let (p, _, _) = program(&statement, &proof, &trace);
         let other = SecurityConfig::new(1, 13, 4).unwrap();
-        let (venue, ops) = sample::batch_settling(8, 6, 14, 1_795_000_000_000_000, 1_000_000);
-        let (o_statement, o_proof) = prove_batches(
-            &venue,
-            &[&ops],
-            other,
-            ChannelId::Poseidon2,
-            ValidityAir::V3,
-        )
-        .unwrap();
-        let AnyTrace::Poseidon2(o_trace) =
-            trace_validity(o_proof.clone(), &o_statement, &policy()).unwrap()
-        else {
-            panic!("a Poseidon2 proof");
-        };
+        let (o_statement, o_proof, o_trace) = child_under(14, other);
         assert_eq!(o_statement, statement, "the same batch, the same statement");
         let mut w = Writer::new();
         validity_w(
@@ -1382,14 +1382,7 @@ mod merge {
                 t.fri_layers[1].folds[0].values[2] += SecureField::one()
             }),
             ("inner layer authentication path node", |t| {
-                let n = t.fri_layers[1]
-                    .merkle
-                    .nodes
-                    .iter_mut()
-                    .find(|n| n.from_witness)
-                    .unwrap();
-                n.left.0[1] += M31::from(1u32);
-                n.right.0[1] += M31::from(1u32);
+                bump_witness_node(&mut t.fri_layers[1].merkle, 1)
             }),
             ("FRI layer root", |t| {
                 t.fri_layers[2].commitment.0[0] += M31::from(1u32)
