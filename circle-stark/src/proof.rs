@@ -206,7 +206,7 @@ pub enum AirId {
     BatchValidityV3 = 6,
     /// `recursion::node`: an arithmetic circuit over QM31, wiring preprocessed (the verifying
     /// key), the statement its public wires (`specs/recursion.md` §7). Recursion's node AIR
-    /// while it is being built (issue 16): not made by the pipeline, not frozen.
+    /// (issue 16): not made by the pipeline until the root proof uses it (issue 17), not frozen.
     Node = 7,
 }
 
