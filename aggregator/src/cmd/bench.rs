@@ -715,14 +715,11 @@ pub(crate) fn bench_wrap(
             let (mm_program, mm_witness, mm_public, _) =
                 merge_twice(&m_node, m_prover.key(), &m_public, node_config)?;
             let same = &mm_program == m_program;
-            let (mm_node, mm_key_s, mm_prove_s, mm_verify_ms) = if same {
-                let (n, p, v) = timed_node(&m_prover, &mm_public, &mm_witness)?;
-                (n, None, p, v)
-            } else {
-                let (mm_prover, k) = timed_key(mm_program.clone(), *node_config);
-                let (n, p, v) = timed_node(&mm_prover, &mm_public, &mm_witness)?;
-                (n, Some(k), p, v)
-            };
+            let fresh = (!same).then(|| timed_key(mm_program.clone(), *node_config));
+            let mm_prover = fresh.as_ref().map_or(&m_prover, |(p, _)| p);
+            let mm_key_s = fresh.as_ref().map(|(_, k)| *k);
+            let (mm_node, mm_prove_s, mm_verify_ms) =
+                timed_node(mm_prover, &mm_public, &mm_witness)?;
             println!(
                 "| M over two M of that row ({}) | | {node_name} | {} (2^{}) | {} (2^{}) | | {} | {mm_prove_s:.2} | {mm_verify_ms:.1} | {:.0} |",
                 if same { "the same circuit, its prover kept" } else { "another circuit" },

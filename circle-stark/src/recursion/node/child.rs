@@ -659,18 +659,13 @@ pub fn verify_child(
                     let r_y = line_domain_quarter_y(n, offset, log_size);
                     let yinv = b.inverse(cy);
                     // 1/t = −r_y·(1 − 2·b1)/C.y
-                    let k = if r_y == M31::from(1u32) {
-                        neg(M31::from(1u32))
-                    } else {
-                        M31::from(1u32)
-                    };
                     let uinv = b.compute(
                         b1,
                         yinv,
                         Wire::ZERO,
                         Form {
-                            lb: k,
-                            mab: M31::from(2u32) * neg(k),
+                            lb: neg(r_y),
+                            mab: M31::from(2u32) * r_y,
                             ..Form::default()
                         },
                     );

@@ -236,8 +236,22 @@ pub fn prove_node<MC: PoeChannel>(
 where
     SimdBackend: BackendForChannel<MC>,
 {
+    prove_once::<MC>(program, public, witness, config).map(|(proof, _)| proof)
+}
+
+/// One proof with its key; the witness is checked before anything is committed.
+fn prove_once<MC: PoeChannel>(
+    program: &Program,
+    public: &[SecureField],
+    witness: &[SecureField],
+    config: SecurityConfig,
+) -> Result<(Proof, NodeKey), ProveError>
+where
+    SimdBackend: BackendForChannel<MC>,
+{
     let values = program.evaluate(public, witness)?;
-    NodeProver::<MC>::new(program.clone(), config).prove_values(&values, |_, _| {})
+    let prover = NodeProver::<MC>::new(program.clone(), config);
+    Ok((prover.prove_values(&values, |_, _| {})?, prover.key))
 }
 
 /// The LogUp columns: `−1/d(id_a, a) − 1/d(id_b, b)` in the first,
@@ -284,26 +298,12 @@ pub fn prove_node_under(
 ) -> Result<(Proof, NodeKey), ProveError> {
     use crate::hash::channel::Poseidon2MerkleChannel;
     use stwo::core::vcs_lifted::blake2_merkle::Blake2sMerkleChannel;
-    fn under<MC: PoeChannel>(
-        program: &Program,
-        public: &[SecureField],
-        witness: &[SecureField],
-        config: SecurityConfig,
-    ) -> Result<(Proof, NodeKey), ProveError>
-    where
-        SimdBackend: BackendForChannel<MC>,
-    {
-        // Check the witness before committing anything.
-        let values = program.evaluate(public, witness)?;
-        let prover = NodeProver::<MC>::new(program.clone(), config);
-        Ok((prover.prove_values(&values, |_, _| {})?, prover.key))
-    }
     match channel {
         crate::proof::ChannelId::Blake2s => {
-            under::<Blake2sMerkleChannel>(program, public, witness, config)
+            prove_once::<Blake2sMerkleChannel>(program, public, witness, config)
         }
         crate::proof::ChannelId::Poseidon2 => {
-            under::<Poseidon2MerkleChannel>(program, public, witness, config)
+            prove_once::<Poseidon2MerkleChannel>(program, public, witness, config)
         }
     }
 }
