@@ -392,6 +392,28 @@ enum Command {
         #[arg(long, default_value = "production,compact")]
         node_presets: String,
     },
+    /// The day's tree (recursion, issue 17): W nodes over a batch-validity v3 proof, paired by
+    /// M nodes level by level (an odd node carried up), and the final node over the root —
+    /// per node its rows, prove time and size, and the final proof's size and verify time on
+    /// one core.
+    BenchTree {
+        /// Operations in the W nodes' child batch.
+        #[arg(long, default_value_t = 64)]
+        ops: usize,
+        /// Leaves of the tree (W nodes; one W proof stands for each: an M node's cost does not
+        /// depend on its children's values).
+        #[arg(long, default_value_t = 3)]
+        leaves: usize,
+        /// The child proof's preset.
+        #[arg(long, default_value = "compact")]
+        child_preset: String,
+        /// The W and M nodes' preset.
+        #[arg(long, default_value = "compact")]
+        node_preset: String,
+        /// The final node's preset.
+        #[arg(long, default_value = "final")]
+        final_preset: String,
+    },
     /// Poseidon2-M31 permutations per second on one core: the scalar permutation and the
     /// 16-lane SIMD one (the Poseidon2 Merkle channel's hasher), medians of `runs`.
     BenchPoseidon2 {
@@ -436,8 +458,9 @@ fn flavor(
 }
 
 pub(crate) fn preset(name: &str) -> Result<SecurityConfig, String> {
-    SecurityConfig::preset(name)
-        .ok_or_else(|| format!("unknown preset {name:?}: use production, compact or testing"))
+    SecurityConfig::preset(name).ok_or_else(|| {
+        format!("unknown preset {name:?}: use production, compact, final or testing")
+    })
 }
 
 fn main() -> ExitCode {
@@ -584,6 +607,13 @@ fn run(cli: Cli) -> Result<(), String> {
             child_presets,
             node_presets,
         } => cmd::bench::bench_wrap(ops, &child_presets, &node_presets),
+        Command::BenchTree {
+            ops,
+            leaves,
+            child_preset,
+            node_preset,
+            final_preset,
+        } => cmd::bench::bench_tree(ops, leaves, &child_preset, &node_preset, &final_preset),
         Command::ShapeStats {
             max_log,
             batch_ops,

@@ -89,11 +89,24 @@ impl SecurityConfig {
         }
     }
 
-    /// A preset by name: `production`, `compact` or `testing`.
+    /// 104 conjectured bits with blowup 16: 21 queries, 20 bits of grinding. A quarter of the
+    /// production preset's queries, for four times the prover's evaluation domain: for the
+    /// one proof an auditor downloads and verifies (the day tree's final node,
+    /// `specs/recursion.md` §8), proven once a day.
+    pub const fn final_node() -> Self {
+        Self {
+            log_blowup: 4,
+            n_queries: 21,
+            pow_bits: 20,
+        }
+    }
+
+    /// A preset by name: `production`, `compact`, `final` or `testing`.
     pub fn preset(name: &str) -> Option<Self> {
         match name {
             "production" => Some(Self::production()),
             "compact" => Some(Self::compact()),
+            "final" => Some(Self::final_node()),
             "testing" => Some(Self::testing()),
             _ => None,
         }

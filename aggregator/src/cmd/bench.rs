@@ -859,3 +859,169 @@ fn merge_twice(
         .map_err(|e| format!("the honest children fail M: {e}"))?;
     Ok((program, witness, m_public, tally))
 }
+
+/// `poe bench-tree`: a day's tree of node proofs over `leaves` W nodes and its final node.
+pub(crate) fn bench_tree(
+    ops: usize,
+    leaves: usize,
+    child_preset: &str,
+    node_preset: &str,
+    final_preset: &str,
+) -> Result<(), String> {
+    use poe_aggregator::rss::peak_rss_bytes;
+    use poe_circle_stark::config::VerifierPolicy;
+    use poe_circle_stark::proof::ChannelId;
+    use poe_circle_stark::recursion::node::child::Writer;
+    use poe_circle_stark::recursion::node::gadgets::digest_values;
+    use poe_circle_stark::recursion::node::merge::key_digest;
+    use poe_circle_stark::recursion::node::tree::{day_digest, fold_tree, TreeNode, TreeProver};
+    use poe_circle_stark::recursion::node::verify_node;
+    use poe_circle_stark::recursion::node::wrap::{statement_digest, validity_w};
+    use poe_circle_stark::recursion::AnyTrace;
+    use poe_circle_stark::validity::{prove_batches, trace_validity, ValidityAir};
+    use poe_circle_stark::venue::sample;
+
+    if leaves == 0 {
+        return Err("--leaves must be at least 1".into());
+    }
+    let (child_config, node_config, final_config) = (
+        crate::preset(child_preset)?,
+        crate::preset(node_preset)?,
+        crate::preset(final_preset)?,
+    );
+    let policy = VerifierPolicy::default();
+    let kb = |p: &poe_circle_stark::proof::Proof| p.to_bytes().len() as f64 / 1024.0;
+    println!(
+        "poe bench-tree: {leaves} W leaves over a batch-validity v3 proof of {ops} operations ({child_preset}, Poseidon2 channel), M nodes ({node_preset}) pairing them level by level, the final node ({final_preset}: {} bits) over the root",
+        final_config.security_bits()
+    );
+    let (venue, batch) = sample::batch_settling(ops, 8, 1, 1_800_000_000_000_000, 1_000);
+    let (statement, proof) = prove_batches(
+        &venue,
+        &[&batch],
+        child_config,
+        ChannelId::Poseidon2,
+        ValidityAir::V3,
+    )
+    .map_err(|e| e.to_string())?;
+    let sums = proof.claimed_sums.clone();
+    let AnyTrace::Poseidon2(trace) =
+        trace_validity(proof, &statement, &policy).map_err(|e| e.to_string())?
+    else {
+        return Err("the child is not a Poseidon2 proof".into());
+    };
+    let mut w = Writer::new();
+    validity_w(&mut w, &statement, &child_config, &sums, &trace)?;
+    let (program, witness) = w.finish();
+    let shape = (program.log_rows(), program.log_perm_rows());
+    let (w_rows, w_perms) = (program.n_rows(), program.perms().len());
+    let output = digest_values(&statement_digest(&statement));
+    let (w_prover, w_key_s) = timed_key(program, node_config);
+    let (w_proof, w_s, w_verify) = timed_node(&w_prover, &output, &witness)?;
+    println!(
+        "\nTree shape (W's): 2^{} gate rows, 2^{} permutations; every node padded to it\n",
+        shape.0, shape.1
+    );
+    println!(
+        "| node | level | gate rows | permutations | key s | prove s | proof KB | verify ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| W | 0 | {w_rows} | {w_perms} | {w_key_s:.2} | {w_s:.2} | {:.0} | {w_verify:.1} |",
+        kb(&w_proof)
+    );
+    let leaf = TreeNode {
+        key: w_prover.key().clone(),
+        output,
+        proof: w_proof,
+    };
+    drop(w_prover);
+    let statements = vec![leaf.statement(); leaves];
+    let mut tree = TreeProver::new(shape, node_config, final_config, policy);
+    let mut first = true;
+    let root = fold_tree(vec![leaf; leaves], |level, a: &TreeNode, b: &TreeNode| {
+        let t = Instant::now();
+        let m = tree.merge(a, b)?;
+        let s = t.elapsed().as_secs_f64();
+        let p = tree.programs().0.expect("an M was proven");
+        println!(
+            "| M{} | {level} | {} | {} | {} | {s:.2} | {:.0} | |",
+            if first { " (its wiring committed)" } else { "" },
+            p.n_rows(),
+            p.perms().len(),
+            if first { "in prove" } else { "—" },
+            kb(&m.proof)
+        );
+        first = false;
+        Ok::<_, String>(m)
+    })
+    .ok_or("no leaves")??;
+    let t = Instant::now();
+    let last = tree.finish(&root)?;
+    let final_s = t.elapsed().as_secs_f64();
+    let f_program = tree.programs().1.expect("the final node was proven");
+    let verify = |threads: usize| -> Result<f64, String> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let runs = (0..7)
+            .map(|_| {
+                pool.install(|| {
+                    let t = Instant::now();
+                    verify_node(&last.proof, &last.key, &last.output, &policy)
+                        .map(|()| t.elapsed().as_secs_f64() * 1e3)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        Ok(rss::median(runs))
+    };
+    let (one, all) = (verify(1)?, verify(0)?);
+    println!(
+        "| final (wiring committed in prove) | root | {} | {} | in prove | {final_s:.2} | {:.0} | {one:.1} (1 core), {all:.1} (all) |",
+        f_program.n_rows(),
+        f_program.perms().len(),
+        kb(&last.proof)
+    );
+    // The auditor's side: the digest rebuilt from the leaves' statements and the M key.
+    let m_key = tree
+        .m_key()
+        .map_or_else(|| leaf_key_for_one(&statements), key_digest);
+    let expected = day_digest(&statements, m_key).ok_or("no leaves")?;
+    if digest_values(&expected) != last.output {
+        return Err("the final node's output is not the digest rebuilt from the leaves".into());
+    }
+    println!(
+        "\nfinal node: 2^{} gate rows, 2^{} permutations at log blowup {}, {} queries; its output equals the digest rebuilt from the {leaves} leaves' statements",
+        last.key.log_rows,
+        last.key.log_perm_rows,
+        final_config.log_blowup(),
+        final_config.n_queries()
+    );
+    println!("\nWhere the final proof's bytes go (KB):\n");
+    println!("| OODS samples | queried values | FRI values | FRI paths | trace paths |");
+    println!("|---:|---:|---:|---:|---:|");
+    let parts: Vec<String> = last
+        .proof
+        .stark
+        .size_breakdown()
+        .iter()
+        .map(|(_, b)| format!("{:.1}", *b as f64 / 1024.0))
+        .collect();
+    println!("| {} |", parts.join(" | "));
+    if let Some(rss) = peak_rss_bytes() {
+        println!(
+            "peak RSS {:.2} GiB (the whole run)",
+            rss as f64 / (1u64 << 30) as f64
+        );
+    }
+    Ok(())
+}
+
+/// With one leaf there is no M node: any key digest will do (the root is the leaf).
+fn leaf_key_for_one(
+    statements: &[poe_circle_stark::recursion::node::tree::NodeStatement],
+) -> poe_circle_stark::hash::poseidon2::Digest {
+    statements[0].0
+}

@@ -42,6 +42,8 @@ pub enum Domain {
     NodeKey = 11,
     /// An M node's output: the key and output of each child (§7.9).
     NodeOutput = 12,
+    /// The final node's output: the key and output of the day tree's root node (§8).
+    RootNode = 13,
 }
 
 /// A Poseidon2-M31 digest: eight canonical field elements.

@@ -53,9 +53,14 @@ pub fn key_digest(key: &NodeKey) -> Digest {
 
 /// An M node's output over children `(key, output)`, in order.
 pub fn merge_digest(children: [(&NodeKey, &[SecureField; 2]); 2]) -> Digest {
+    merge_digest_of(children.map(|(key, out)| (key_digest(key), *out)))
+}
+
+/// [`merge_digest`] with the children's keys given by their digests (what an auditor holds).
+pub fn merge_digest_of(children: [(Digest, [SecureField; 2]); 2]) -> Digest {
     let mut m = Vec::with_capacity(32);
     for (key, out) in children {
-        m.extend(key_digest(key).0);
+        m.extend(key.0);
         m.extend(out.iter().flat_map(|v| v.to_m31_array()));
     }
     hash_elements(Domain::NodeOutput, &m)

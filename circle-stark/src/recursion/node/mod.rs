@@ -18,6 +18,7 @@ mod prove;
 #[cfg(all(test, feature = "prover"))]
 mod tests;
 pub mod transcript;
+pub mod tree;
 pub mod wrap;
 
 use stwo::core::channel::MerkleChannel;

@@ -142,6 +142,9 @@ pub struct Program {
     perms: Vec<[Wire; 4]>,
     publics: Vec<Wire>,
     witnesses: Vec<Wire>,
+    /// The smallest `(log_rows, log_perm_rows)` the components are padded to: a tree's nodes
+    /// share one shape so that one M circuit verifies any of them (`specs/recursion.md` §8).
+    min_shape: (u32, u32),
 }
 
 /// Builds a [`Program`]: wire 0 is the constant 0, equal constants share one wire.
@@ -408,6 +411,7 @@ impl Builder {
             witnesses: wires_of(&self.ops, Op::Witness),
             ops: self.ops,
             perms: self.perms,
+            min_shape: (0, 0),
         };
         let uses = program.uses();
         for w in &program.publics {
@@ -440,9 +444,23 @@ impl Program {
         &self.perms
     }
 
-    /// log2 of the permutation component's rows: at least 4.
+    /// log2 of the permutation component's rows: at least 4, and at least the padded shape's.
     pub fn log_perm_rows(&self) -> u32 {
-        self.perms.len().next_power_of_two().trailing_zeros().max(4)
+        self.perms
+            .len()
+            .next_power_of_two()
+            .trailing_zeros()
+            .max(4)
+            .max(self.min_shape.1)
+    }
+
+    /// The same circuit with its components padded to at least `2^log_rows` gate rows and
+    /// `2^log_perm_rows` permutations (padding rows read wire 0; padding permutations are of
+    /// the zero state and read nothing). Another shape is another circuit, hence another key.
+    #[must_use]
+    pub fn padded_to(mut self, log_rows: u32, log_perm_rows: u32) -> Self {
+        self.min_shape = (log_rows, log_perm_rows);
+        self
     }
 
     /// The public wires, in the order the verifier supplies their values.
@@ -477,6 +495,7 @@ impl Program {
             .next_power_of_two()
             .trailing_zeros()
             .max(crate::proof::NODE_LOG_LAST_LAYER + crate::proof::NODE_FOLD_STEP)
+            .max(self.min_shape.0)
     }
 
     /// How often each wire is read: by the rows of the padded gate component (padding rows

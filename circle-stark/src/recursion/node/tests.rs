@@ -1404,3 +1404,189 @@ mod merge {
         }
     }
 }
+
+mod tree {
+    use super::*;
+    use crate::hash::poseidon2::Digest;
+    use crate::recursion::node::gadgets::digest_values;
+    use crate::recursion::node::merge::key_digest;
+    use crate::recursion::node::tree::{
+        day_digest, final_digest, plan, root_statement, NodeStatement, Step, TreeNode, TreeProver,
+    };
+
+    #[test]
+    fn the_plan_pairs_left_to_right_and_carries_an_odd_node_up() {
+        use Step::{Carry, Merge};
+        assert_eq!(plan(0), None);
+        assert_eq!(plan(1), Some(vec![]));
+        assert_eq!(plan(2), Some(vec![vec![Merge(0)]]));
+        assert_eq!(
+            plan(3),
+            Some(vec![vec![Merge(0), Carry(2)], vec![Merge(0)]])
+        );
+        assert_eq!(
+            plan(5),
+            Some(vec![
+                vec![Merge(0), Merge(2), Carry(4)],
+                vec![Merge(0), Carry(2)],
+                vec![Merge(0)]
+            ])
+        );
+        // n leaves take n − 1 M nodes, ⌈log2 n⌉ levels.
+        for n in 1..40usize {
+            let levels = plan(n).unwrap();
+            let merges: usize = levels
+                .iter()
+                .flatten()
+                .filter(|s| matches!(s, Merge(_)))
+                .count();
+            assert_eq!(merges, n - 1, "{n} leaves");
+            assert_eq!(
+                levels.len(),
+                n.next_power_of_two().trailing_zeros() as usize
+            );
+        }
+    }
+
+    fn statement(k: u32) -> NodeStatement {
+        let d = |x: u32| Digest(std::array::from_fn(|i| M31::from(x * 100 + i as u32)));
+        (d(k), digest_values(&d(k + 50)))
+    }
+
+    #[test]
+    fn the_day_digest_moves_with_every_leaf_their_order_and_count() {
+        let m = Digest([M31::from(7u32); 8]);
+        let leaves: Vec<NodeStatement> = (1..=5).map(statement).collect();
+        let day = day_digest(&leaves, m).unwrap();
+        assert_eq!(day_digest(&[], m), None);
+        // One leaf is its own root.
+        assert_eq!(root_statement(&leaves[..1], m), Some(leaves[0]));
+        let mut others = vec![
+            ("a leaf removed", leaves[..4].to_vec()),
+            (
+                "the carried leaf removed",
+                [&leaves[..2], &leaves[3..]].concat(),
+            ),
+            ("two leaves swapped", {
+                let mut l = leaves.clone();
+                l.swap(1, 2);
+                l
+            }),
+            ("a leaf stated twice", {
+                let mut l = leaves.clone();
+                l.push(leaves[4]);
+                l
+            }),
+            ("a leaf's output changed", {
+                let mut l = leaves.clone();
+                l[3].1[1] += SecureField::one();
+                l
+            }),
+            ("a leaf's key changed", {
+                let mut l = leaves.clone();
+                l[4].0 .0[0] += M31::from(1u32);
+                l
+            }),
+        ];
+        for (what, l) in others.drain(..) {
+            assert_ne!(day_digest(&l, m).unwrap(), day, "{what}");
+        }
+        assert_ne!(
+            day_digest(&leaves, Digest([M31::from(8u32); 8])).unwrap(),
+            day,
+            "another M key"
+        );
+        // The final digest is not the root's M digest: a root cannot pass for a final node.
+        let root = root_statement(&leaves, m).unwrap();
+        assert_ne!(digest_values(&final_digest(&root)), root.1);
+    }
+
+    /// A W leaf over the sample batch `seed`, its program padded to `shape`.
+    fn w_leaf(seed: u64, shape: Option<(u32, u32)>) -> (TreeNode, (u32, u32)) {
+        let (statement, proof, trace) = super::wrap::child_of(seed);
+        let (p, public, witness) = super::wrap::program(&statement, &proof, &trace);
+        let natural = (p.log_rows(), p.log_perm_rows());
+        let p = match shape {
+            Some((r, q)) => p.padded_to(r, q),
+            None => p,
+        };
+        let (proof, key) =
+            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
+        let output = [public[0], public[1]];
+        (TreeNode { key, output, proof }, natural)
+    }
+
+    /// Three W leaves of different batches (and W circuits), padded to one shape: two M nodes
+    /// (the second over an M and the carried W: one M circuit for both) and the final node,
+    /// which verifies against the digest an auditor rebuilds from the leaves' statements and
+    /// against nothing else.
+    #[test]
+    fn three_w_leaves_make_one_final_proof_of_their_statements() {
+        let naturals: Vec<(u32, u32)> = [14, 15, 16]
+            .iter()
+            .map(|&s| {
+                let (statement, proof, trace) = super::wrap::child_of(s);
+                let (p, _, _) = super::wrap::program(&statement, &proof, &trace);
+                (p.log_rows(), p.log_perm_rows())
+            })
+            .collect();
+        // The tree's shape: the leaves' largest, and M's over it (M is smaller than W here).
+        let shape = naturals
+            .iter()
+            .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+        let leaves: Vec<TreeNode> = [14, 15, 16]
+            .iter()
+            .map(|&s| w_leaf(s, Some(shape)).0)
+            .collect();
+        let statements: Vec<NodeStatement> = leaves.iter().map(TreeNode::statement).collect();
+        let mut tree = TreeProver::new(shape, config(), config(), policy());
+        let mut levels = Vec::new();
+        let (root, last) = tree
+            .prove(leaves.clone(), |level, _| levels.push(level))
+            .unwrap();
+        assert_eq!(
+            levels,
+            vec![1, 2],
+            "M over two W, then M over that M and the carried W"
+        );
+        assert_eq!((root.key.log_rows, root.key.log_perm_rows), shape);
+        let m_key = key_digest(tree.m_key().unwrap());
+        let expected = digest_values(&day_digest(&statements, m_key).unwrap());
+        assert_eq!(last.output, expected);
+        verify_node(&last.proof, &last.key, &expected, &policy()).expect("the final node verifies");
+
+        // What an auditor would rebuild for another day, tree or statement: refused.
+        let refuse = |what: &str, statements: &[NodeStatement], m: Digest| {
+            let claimed = digest_values(&day_digest(statements, m).unwrap());
+            let err = verify_node(&last.proof, &last.key, &claimed, &policy());
+            assert!(
+                matches!(err, Err(VerifyError::PublicInputMismatch { .. })),
+                "{what}: {err:?}"
+            );
+        };
+        refuse("a leaf skipped", &[statements[0], statements[2]], m_key);
+        refuse("the last leaf removed", &statements[..2], m_key);
+        refuse(
+            "leaves reordered",
+            &[statements[1], statements[0], statements[2]],
+            m_key,
+        );
+        let mut changed = statements.clone();
+        changed[1].1[0] += SecureField::one();
+        refuse("a leaf's statement changed", &changed, m_key);
+        refuse("another M key", &statements, statements[0].0);
+        // The root node's own output is not the day's: only the final node states the day.
+        let err = verify_node(&last.proof, &last.key, &root.output, &policy());
+        assert!(
+            matches!(err, Err(VerifyError::PublicInputMismatch { .. })),
+            "{err:?}"
+        );
+
+        // A leaf of another shape is refused before anything is proven.
+        let (natural_leaf, natural) = w_leaf(14, None);
+        if natural != shape {
+            let err = tree.merge(&natural_leaf, &leaves[1]).unwrap_err();
+            assert!(err.contains("shape"), "{err}");
+        }
+    }
+}
