@@ -157,6 +157,10 @@ pub enum ProveError {
     /// stwo refused to prove: the trace does not satisfy the AIR (a bug in poe).
     #[error("prover failed: {0}")]
     Stwo(String),
+    /// A node of the day's tree could not be built or proven (a bug in poe, or a shape the
+    /// tree does not hold).
+    #[error("recursion: {0}")]
+    Recursion(String),
 }
 
 /// Why a proof was rejected. Each variant names one check.
@@ -226,6 +230,13 @@ pub enum VerifyError {
         expected: String,
         /// The proof's.
         got: String,
+    },
+    /// A recursive root names a circuit the verifier holds no key for (a shape class, a
+    /// tree shape), or was made under other keys than the verifier's.
+    #[error("no verifying key for {circuit}")]
+    UnknownKey {
+        /// The circuit: `W over class o12s10`, `tree shape (2^19, 2^15)`.
+        circuit: String,
     },
     /// The out-of-domain sample does not satisfy the constraints.
     #[error("constraint check at the out-of-domain point failed")]

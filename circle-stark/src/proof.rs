@@ -364,6 +364,16 @@ pub enum ProofFormatError {
     /// Parameters outside their ranges.
     #[error("invalid security configuration: {0}")]
     Config(#[from] ConfigError),
+    /// A recursive root names a segment shape class outside the catalogue.
+    #[error("unknown shape class o{log_ops}s{log_state} at offset {offset}")]
+    UnknownClass {
+        /// Where.
+        offset: usize,
+        /// The class's operation budget (log2).
+        log_ops: u8,
+        /// Its state budget (log2).
+        log_state: u8,
+    },
 }
 
 impl Proof {
@@ -578,6 +588,9 @@ impl<'a> Reader<'a> {
         let out = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
         Ok(out)
+    }
+    pub(crate) fn u8(&mut self) -> Result<u8, ProofFormatError> {
+        Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16, ProofFormatError> {
         Ok(u16::from_le_bytes(

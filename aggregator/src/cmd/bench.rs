@@ -956,8 +956,13 @@ pub(crate) fn bench_tree(
         Ok::<_, String>(m)
     })
     .ok_or("no leaves")??;
+    // What the day's root would bind: here a digest standing for a day statement.
+    let bound = poe_circle_stark::hash::poseidon2::hash_elements(
+        poe_circle_stark::hash::poseidon2::Domain::DayStatement,
+        &[poe_circle_stark::field::M31::from(leaves as u32)],
+    );
     let t = Instant::now();
-    let last = tree.finish(&root)?;
+    let last = tree.finish(&root, &bound)?;
     let final_s = t.elapsed().as_secs_f64();
     let f_program = tree.programs().1.expect("the final node was proven");
     let verify = |threads: usize| -> Result<f64, String> {
@@ -988,7 +993,7 @@ pub(crate) fn bench_tree(
     let m_key = tree
         .m_key()
         .map_or_else(|| leaf_key_for_one(&statements), key_digest);
-    let expected = day_digest(&statements, m_key).ok_or("no leaves")?;
+    let expected = day_digest(&statements, m_key, &bound).ok_or("no leaves")?;
     if digest_values(&expected) != last.output {
         return Err("the final node's output is not the digest rebuilt from the leaves".into());
     }

@@ -3,11 +3,16 @@
 
 #[cfg(feature = "prover")]
 mod prove;
+#[cfg(feature = "prover")]
+mod prove_recursive;
+pub mod recursive;
 pub mod root;
 pub mod statement;
 mod verify;
 
 #[cfg(feature = "prover")]
 pub use prove::{prove_day, prove_root, prove_root_as};
+#[cfg(feature = "prover")]
+pub use prove_recursive::{prove_recursive, RecursionTimings, RecursiveProof};
 pub use statement::{BatchStatement, DayStatement};
 pub use verify::{verify_day, verify_day_bytes};

@@ -92,6 +92,36 @@ pub fn prove_root_as(
         "one list of operations per batch"
     );
     let (_, day) = prove_day(day, statements, manifest_hash, config)?;
+    let classes = format == RootFormat::V3;
+    let segments = prove_segments(statements, ops, venues, config, ChannelId::Blake2s, classes)?
+        .into_iter()
+        .map(|p| p.segment)
+        .collect();
+    Ok(RootProof {
+        format,
+        day,
+        segments,
+    })
+}
+
+/// A segment proven, with its class (v3) and the statement it proves.
+pub(crate) struct ProvenSegment {
+    pub segment: Segment,
+    pub class: Option<ShapeClass>,
+    pub statement: crate::validity::ValidityStatement,
+}
+
+/// The day's segments ([`plan_segments`]; with `classes`, each run cut again by shape class
+/// and proven under `poe/batch-validity/v3` in its class), each rollup's state walked forward
+/// from `venues`.
+pub(crate) fn prove_segments(
+    statements: &[BatchStatement],
+    ops: &[&[Operation]],
+    venues: &HashMap<u32, Venue>,
+    config: SecurityConfig,
+    channel: ChannelId,
+    classes: bool,
+) -> Result<Vec<ProvenSegment>, ProveError> {
     let mut walked: HashMap<u32, Venue> = HashMap::new();
     let mut segments = Vec::new();
     for (start, end) in plan_segments(statements, SEGMENT_CAPACITY_OPS) {
@@ -108,13 +138,14 @@ pub fn prove_root_as(
         let in_segment = |error| segment_error(first, last, error);
         let batches = &ops[start..end];
         // v2: the run is one segment; v3: the run cut by class, each piece in its class.
-        let pieces: Vec<(std::ops::Range<usize>, Option<ShapeClass>)> = match format {
-            RootFormat::V2 => vec![(0..batches.len(), None)],
-            RootFormat::V3 => plan_classes(venue, batches, ShapeClass::largest())
+        let pieces: Vec<(std::ops::Range<usize>, Option<ShapeClass>)> = if classes {
+            plan_classes(venue, batches, ShapeClass::largest())
                 .map_err(in_segment)?
                 .into_iter()
                 .map(|p| (p.batches, Some(p.class)))
-                .collect(),
+                .collect()
+        } else {
+            vec![(0..batches.len(), None)]
         };
         for (range, class) in pieces {
             let (first, last) = (
@@ -125,7 +156,7 @@ pub fn prove_root_as(
             let piece = &batches[range];
             let (statement, proof) = match class {
                 None => prove_segment(venue, piece, config),
-                Some(c) => prove_in_class(venue, piece, config, ChannelId::Blake2s, c),
+                Some(c) => prove_in_class(venue, piece, config, channel, c),
             }
             .map_err(in_piece)?;
             debug_assert_eq!(statement.post_state_root, last.post_state_root);
@@ -134,19 +165,19 @@ pub fn prove_root_as(
                     .apply_batch(b)
                     .map_err(|v| in_piece(ProveError::Rule(v)))?;
             }
-            segments.push(Segment {
-                rollup_id: first.rollup_id,
-                first_seq: first.seq,
-                last_seq: last.seq,
-                proof,
+            segments.push(ProvenSegment {
+                segment: Segment {
+                    rollup_id: first.rollup_id,
+                    first_seq: first.seq,
+                    last_seq: last.seq,
+                    proof,
+                },
+                class,
+                statement,
             });
         }
     }
-    Ok(RootProof {
-        format,
-        day,
-        segments,
-    })
+    Ok(segments)
 }
 
 /// `error` as the failure of the segment over batches `first ..= last`.

@@ -160,7 +160,7 @@ pub fn plan_segments(batches: &[BatchStatement], capacity_ops: usize) -> Vec<(us
 }
 
 /// A length-prefixed (`u32`) canonical proof.
-fn read_proof(r: &mut Reader<'_>) -> Result<Proof, ProofFormatError> {
+pub(crate) fn read_proof(r: &mut Reader<'_>) -> Result<Proof, ProofFormatError> {
     let len = r.u32()?;
     let remaining = r.bytes.len() - r.pos;
     if len as usize > remaining {
@@ -251,7 +251,10 @@ impl RootProof {
 
 /// The validity statement a segment over `batches` must prove; log sizes and instruments
 /// come from the proof (`claimed`), the rest from the batch statements.
-fn segment_statement(batches: &[BatchStatement], claimed: &ValidityStatement) -> ValidityStatement {
+pub(crate) fn segment_statement(
+    batches: &[BatchStatement],
+    claimed: &ValidityStatement,
+) -> ValidityStatement {
     ValidityStatement {
         batches: batches
             .iter()
@@ -287,6 +290,15 @@ fn class_statement(
             "segment sizes {logs:?} are not a shape class"
         )));
     }
+    shaped_statement(shape, listed)
+}
+
+/// A v3 statement's parts that are not its batches: the shape, and the rollup's instruments
+/// from the manifest (`listed`; none → `BatchStatementMismatch { instruments }`).
+pub(crate) fn shaped_statement(
+    shape: crate::validity::Shape,
+    listed: Option<Vec<Instrument>>,
+) -> Result<ValidityStatement, VerifyError> {
     let instruments = listed.ok_or(VerifyError::BatchStatementMismatch {
         field: "instruments",
     })?;
@@ -363,12 +375,7 @@ pub fn verify_root_with(
     threads: usize,
 ) -> Result<RootCoverage, VerifyError> {
     let format = root.format;
-    // The statement must be the one these batches give (the caller derived it from them).
-    if batches.len() != statement.n_batches as usize
-        || crate::day::statement::day_root(batches) != statement.day_root
-    {
-        return Err(VerifyError::DayStatementMismatch { field: "day_root" });
-    }
+    check_day_root(statement, batches)?;
     crate::day::verify_day(root.day, statement, policy)?;
     // Coverage and statements first (cheap, in order), then the segments' STARKs.
     let mut at = 0usize;
@@ -380,39 +387,8 @@ pub fn verify_root_with(
     };
     let mut jobs = Vec::with_capacity(root.segments.len());
     for seg in root.segments {
-        let Some(first) = batches.get(at) else {
-            return Err(VerifyError::SegmentCoverage {
-                rollup_id: seg.rollup_id,
-                expected: "no further segment".into(),
-                got: format!("segment seq {}..={}", seg.first_seq, seg.last_seq),
-            });
-        };
-        if (seg.rollup_id, seg.first_seq) != (first.rollup_id, first.seq) {
-            return Err(VerifyError::SegmentCoverage {
-                rollup_id: first.rollup_id,
-                expected: format!(
-                    "a segment of rollup {} from seq {}",
-                    first.rollup_id, first.seq
-                ),
-                got: format!("rollup {} from seq {}", seg.rollup_id, seg.first_seq),
-            });
-        }
-        let len = batches[at..]
-            .iter()
-            .take_while(|b| b.rollup_id == seg.rollup_id && b.seq <= seg.last_seq)
-            .count();
+        let len = covered_by(batches, at, seg.rollup_id, seg.first_seq, seg.last_seq)?;
         let covered = &batches[at..at + len];
-        if covered.last().is_none_or(|b| b.seq != seg.last_seq) {
-            return Err(VerifyError::SegmentCoverage {
-                rollup_id: seg.rollup_id,
-                expected: format!(
-                    "last seq in {}..={}",
-                    seg.first_seq,
-                    covered.last().map_or(seg.first_seq, |b| b.seq)
-                ),
-                got: format!("last seq {}", seg.last_seq),
-            });
-        }
         let wrap = |e: VerifyError| VerifyError::Segment {
             rollup_id: seg.rollup_id,
             first_seq: seg.first_seq,
@@ -440,17 +416,89 @@ pub fn verify_root_with(
         jobs.push((seg, expected));
         at += len;
     }
-    if let Some(b) = batches.get(at) {
-        return Err(VerifyError::SegmentCoverage {
-            rollup_id: b.rollup_id,
-            expected: format!("a segment from seq {}", b.seq),
-            got: "none".into(),
-        });
-    }
+    all_covered(batches, at)?;
     let results = verify_segments(jobs, format, policy, threads);
     match results.into_iter().find_map(Result::err) {
         Some(e) => Err(e),
         None => Ok(coverage),
+    }
+}
+
+/// The statement must be the one `batches` give (the caller derived it from them).
+///
+/// # Errors
+/// [`VerifyError::DayStatementMismatch`] with field `day_root`.
+pub(crate) fn check_day_root(
+    statement: &DayStatement,
+    batches: &[BatchStatement],
+) -> Result<(), VerifyError> {
+    if batches.len() != statement.n_batches as usize
+        || crate::day::statement::day_root(batches) != statement.day_root
+    {
+        return Err(VerifyError::DayStatementMismatch { field: "day_root" });
+    }
+    Ok(())
+}
+
+/// How many batches from `at` a segment of `rollup_id` over `first_seq ..= last_seq` covers:
+/// it must start at the next uncovered batch and end at a batch of its rollup.
+///
+/// # Errors
+/// [`VerifyError::SegmentCoverage`] naming what was expected.
+pub(crate) fn covered_by(
+    batches: &[BatchStatement],
+    at: usize,
+    rollup_id: u32,
+    first_seq: u64,
+    last_seq: u64,
+) -> Result<usize, VerifyError> {
+    let Some(first) = batches.get(at) else {
+        return Err(VerifyError::SegmentCoverage {
+            rollup_id,
+            expected: "no further segment".into(),
+            got: format!("segment seq {first_seq}..={last_seq}"),
+        });
+    };
+    if (rollup_id, first_seq) != (first.rollup_id, first.seq) {
+        return Err(VerifyError::SegmentCoverage {
+            rollup_id: first.rollup_id,
+            expected: format!(
+                "a segment of rollup {} from seq {}",
+                first.rollup_id, first.seq
+            ),
+            got: format!("rollup {rollup_id} from seq {first_seq}"),
+        });
+    }
+    let len = batches[at..]
+        .iter()
+        .take_while(|b| b.rollup_id == rollup_id && b.seq <= last_seq)
+        .count();
+    let covered = &batches[at..at + len];
+    if covered.last().is_none_or(|b| b.seq != last_seq) {
+        return Err(VerifyError::SegmentCoverage {
+            rollup_id,
+            expected: format!(
+                "last seq in {first_seq}..={}",
+                covered.last().map_or(first_seq, |b| b.seq)
+            ),
+            got: format!("last seq {last_seq}"),
+        });
+    }
+    Ok(len)
+}
+
+/// Coverage ended at `at`: no batch may be left.
+///
+/// # Errors
+/// [`VerifyError::SegmentCoverage`] for the first batch no segment covers.
+pub(crate) fn all_covered(batches: &[BatchStatement], at: usize) -> Result<(), VerifyError> {
+    match batches.get(at) {
+        Some(b) => Err(VerifyError::SegmentCoverage {
+            rollup_id: b.rollup_id,
+            expected: format!("a segment from seq {}", b.seq),
+            got: "none".into(),
+        }),
+        None => Ok(()),
     }
 }
 

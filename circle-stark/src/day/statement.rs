@@ -247,6 +247,15 @@ impl DayStatement {
         out
     }
 
+    /// `hash_elements(DayStatement, public inputs)`: what a recursive root binds
+    /// (`specs/day-proof.md` §6).
+    pub fn digest(&self) -> crate::hash::poseidon2::Digest {
+        crate::hash::poseidon2::hash_elements(
+            crate::hash::poseidon2::Domain::DayStatement,
+            &self.to_public_inputs(),
+        )
+    }
+
     /// The full public inputs of a day proof.
     pub fn to_public_inputs(&self) -> Vec<M31> {
         let mut out = self.data_root_statement().to_public_inputs();

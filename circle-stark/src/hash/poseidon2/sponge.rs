@@ -44,6 +44,8 @@ pub enum Domain {
     NodeOutput = 12,
     /// The final node's output: the key and output of the day tree's root node (§8).
     RootNode = 13,
+    /// A day statement's digest, which the final node binds (`specs/day-proof.md` §6).
+    DayStatement = 14,
 }
 
 /// A Poseidon2-M31 digest: eight canonical field elements.

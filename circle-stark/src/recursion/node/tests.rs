@@ -1457,8 +1457,9 @@ mod tree {
     fn the_day_digest_moves_with_every_leaf_their_order_and_count() {
         let m = Digest([M31::from(7u32); 8]);
         let leaves: Vec<NodeStatement> = (1..=5).map(statement).collect();
-        let day = day_digest(&leaves, m).unwrap();
-        assert_eq!(day_digest(&[], m), None);
+        let bound = Digest([M31::from(9u32); 8]);
+        let day = day_digest(&leaves, m, &bound).unwrap();
+        assert_eq!(day_digest(&[], m, &bound), None);
         // One leaf is its own root.
         assert_eq!(root_statement(&leaves[..1], m), Some(leaves[0]));
         let mut others = vec![
@@ -1489,16 +1490,21 @@ mod tree {
             }),
         ];
         for (what, l) in others.drain(..) {
-            assert_ne!(day_digest(&l, m).unwrap(), day, "{what}");
+            assert_ne!(day_digest(&l, m, &bound).unwrap(), day, "{what}");
         }
         assert_ne!(
-            day_digest(&leaves, Digest([M31::from(8u32); 8])).unwrap(),
+            day_digest(&leaves, Digest([M31::from(8u32); 8]), &bound).unwrap(),
             day,
             "another M key"
         );
+        assert_ne!(
+            day_digest(&leaves, m, &Digest([M31::from(10u32); 8])).unwrap(),
+            day,
+            "another bound statement"
+        );
         // The final digest is not the root's M digest: a root cannot pass for a final node.
         let root = root_statement(&leaves, m).unwrap();
-        assert_ne!(digest_values(&final_digest(&root)), root.1);
+        assert_ne!(digest_values(&final_digest(&root, &bound)), root.1);
     }
 
     /// A W leaf over the sample batch `seed`, its program padded to `shape`.
@@ -1541,8 +1547,9 @@ mod tree {
         let statements: Vec<NodeStatement> = leaves.iter().map(TreeNode::statement).collect();
         let mut tree = TreeProver::new(shape, config(), config(), policy());
         let mut levels = Vec::new();
+        let bound = Digest([M31::from(5u32); 8]);
         let (root, last) = tree
-            .prove(leaves.clone(), |level, _| levels.push(level))
+            .prove(leaves.clone(), &bound, |level, _| levels.push(level))
             .unwrap();
         assert_eq!(
             levels,
@@ -1551,13 +1558,13 @@ mod tree {
         );
         assert_eq!((root.key.log_rows, root.key.log_perm_rows), shape);
         let m_key = key_digest(tree.m_key().unwrap());
-        let expected = digest_values(&day_digest(&statements, m_key).unwrap());
+        let expected = digest_values(&day_digest(&statements, m_key, &bound).unwrap());
         assert_eq!(last.output, expected);
         verify_node(&last.proof, &last.key, &expected, &policy()).expect("the final node verifies");
 
         // What an auditor would rebuild for another day, tree or statement: refused.
         let refuse = |what: &str, statements: &[NodeStatement], m: Digest| {
-            let claimed = digest_values(&day_digest(statements, m).unwrap());
+            let claimed = digest_values(&day_digest(statements, m, &bound).unwrap());
             let err = verify_node(&last.proof, &last.key, &claimed, &policy());
             assert!(
                 matches!(err, Err(VerifyError::PublicInputMismatch { .. })),
@@ -1575,6 +1582,13 @@ mod tree {
         changed[1].1[0] += SecureField::one();
         refuse("a leaf's statement changed", &changed, m_key);
         refuse("another M key", &statements, statements[0].0);
+        let other_day =
+            digest_values(&day_digest(&statements, m_key, &Digest([M31::from(6u32); 8])).unwrap());
+        let err = verify_node(&last.proof, &last.key, &other_day, &policy());
+        assert!(
+            matches!(err, Err(VerifyError::PublicInputMismatch { .. })),
+            "another bound statement: {err:?}"
+        );
         // The root node's own output is not the day's: only the final node states the day.
         let err = verify_node(&last.proof, &last.key, &root.output, &policy());
         assert!(

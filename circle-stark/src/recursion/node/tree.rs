@@ -7,8 +7,10 @@
 //! ([`super::Program::padded_to`]) — so one M circuit verifies a W and an M alike, at every
 //! level. The root is verified once more by the **final node** F, proven at a high blowup and
 //! few queries ([`crate::config::SecurityConfig::final_node`]): the one proof an auditor
-//! downloads. F states `H(RootNode, key(root) ‖ out(root))`; with every key pinned, an auditor
-//! rebuilds that digest from the day's statements alone ([`day_digest`]).
+//! downloads. F states `H(RootNode, key(root) ‖ out(root) ‖ bound)`, `bound` a digest the
+//! prover binds to the proof without proving anything of it (the day statement's: the tree's
+//! leaves state the segments, not the day); with every key known, an auditor rebuilds that
+//! digest from the day's statements alone ([`day_digest`]).
 
 use stwo::core::fields::qm31::SecureField;
 
@@ -100,22 +102,26 @@ pub fn root_statement(leaves: &[NodeStatement], m_key: Digest) -> Option<NodeSta
     })
 }
 
-/// The final node's output over the tree's root: `H(RootNode, key(root) ‖ out(root))`.
-pub fn final_digest(root: &NodeStatement) -> Digest {
-    let mut m = Vec::with_capacity(16);
+/// The final node's output over the tree's root and the bound digest:
+/// `H(RootNode, key(root) ‖ out(root) ‖ bound)`.
+pub fn final_digest(root: &NodeStatement, bound: &Digest) -> Digest {
+    let mut m = Vec::with_capacity(24);
     m.extend(root.0 .0);
     m.extend(root.1.iter().flat_map(|v| v.to_m31_array()));
+    m.extend(bound.0);
     hash_elements(Domain::RootNode, &m)
 }
 
-/// What the final node states for a day whose leaves state `leaves` (in the day's order) and
-/// whose M nodes are under key `m_key`: what an auditor compares the final proof with.
-pub fn day_digest(leaves: &[NodeStatement], m_key: Digest) -> Option<Digest> {
-    root_statement(leaves, m_key).map(|root| final_digest(&root))
+/// What the final node states for a day whose leaves state `leaves` (in the day's order),
+/// whose M nodes are under key `m_key` and whose statement's digest is `bound`: what an
+/// auditor compares the final proof with.
+pub fn day_digest(leaves: &[NodeStatement], m_key: Digest, bound: &Digest) -> Option<Digest> {
+    root_statement(leaves, m_key).map(|root| final_digest(&root, bound))
 }
 
 /// The final node's circuit: the tree's root (a node proof made under `child_config`)
-/// verified whole, and the public digest [`final_digest`] of its key and output.
+/// verified whole, and the public digest [`final_digest`] of its key, its output and `bound`
+/// (a witness: bound to the proof by the digest, proven of nothing).
 ///
 /// # Errors
 /// As [`verify_node_child`].
@@ -123,10 +129,13 @@ pub fn finalize(
     w: &mut Writer,
     root: NodeChild<'_>,
     child_config: &SecurityConfig,
+    bound: &Digest,
 ) -> Result<[Wire; 2], String> {
     let (key, out) = verify_node_child(w, root, child_config)?;
+    let bound = w.wit_digest(bound);
     let b: &mut Builder = &mut w.b;
-    let digest = b.hash_lanes(Domain::RootNode, 0, &[key[0], key[1], out[0], out[1]], 16);
+    let lanes = [key[0], key[1], out[0], out[1], bound[0], bound[1]];
+    let digest = b.hash_lanes(Domain::RootNode, 0, &lanes, 24);
     let public = [b.public(), b.public()];
     b.assert_digest_eq(digest, public);
     w.charge("output digest");
@@ -147,6 +156,7 @@ mod prover {
     use super::{final_digest, finalize, fold_tree};
     use crate::config::{SecurityConfig, VerifierPolicy};
     use crate::hash::channel::Poseidon2MerkleChannel;
+    use crate::hash::poseidon2::Digest;
     use crate::proof::Proof;
     use crate::recursion::AnyTrace;
 
@@ -169,7 +179,7 @@ mod prover {
 
     fn child<'a>(
         n: &'a TreeNode,
-        trace: &'a crate::recursion::VerifierTrace<crate::hash::poseidon2::Digest>,
+        trace: &'a crate::recursion::VerifierTrace<Digest>,
     ) -> NodeChild<'a> {
         NodeChild {
             key: &n.key,
@@ -245,11 +255,7 @@ mod prover {
             self.f.as_ref().map(Prover::key)
         }
 
-        fn traced(
-            &self,
-            n: &TreeNode,
-        ) -> Result<crate::recursion::VerifierTrace<crate::hash::poseidon2::Digest>, String>
-        {
+        fn traced(&self, n: &TreeNode) -> Result<crate::recursion::VerifierTrace<Digest>, String> {
             if (n.key.log_rows, n.key.log_perm_rows) != self.shape {
                 return Err(format!(
                     "a node of shape (2^{}, 2^{}) in a tree of shape (2^{}, 2^{})",
@@ -309,16 +315,34 @@ mod prover {
             })
         }
 
-        /// The final node over the tree's root, verified here under `policy`.
+        /// The M circuit's key (committing its wiring if no M node was proven yet: a tree of
+        /// one leaf has none, but its verifier still names the tree's keys). `any` is any
+        /// node of the tree's shape.
         ///
         /// # Errors
         /// As [`Self::merge`].
-        pub fn finish(&mut self, root: &TreeNode) -> Result<TreeNode, String> {
+        pub fn m_key_over(&mut self, any: &TreeNode) -> Result<&NodeKey, String> {
+            if self.m.is_none() {
+                let trace = self.traced(any)?;
+                let mut w = Writer::new();
+                merge(&mut w, [child(any, &trace), child(any, &trace)], &self.node)?;
+                let (program, _) = w.finish();
+                let program = program.padded_to(self.shape.0, self.shape.1);
+                Self::prover(&mut self.m, program, self.node, "M")?;
+            }
+            Ok(self.m_key().expect("just committed"))
+        }
+
+        /// The final node over the tree's root binding `bound`, verified here under `policy`.
+        ///
+        /// # Errors
+        /// As [`Self::merge`].
+        pub fn finish(&mut self, root: &TreeNode, bound: &Digest) -> Result<TreeNode, String> {
             let trace = self.traced(root)?;
             let mut w = Writer::new();
-            finalize(&mut w, child(root, &trace), &self.node)?;
+            finalize(&mut w, child(root, &trace), &self.node, bound)?;
             let (program, witness) = w.finish();
-            let output = digest_values(&final_digest(&root.statement()));
+            let output = digest_values(&final_digest(&root.statement(), bound));
             let prover = Self::prover(&mut self.f, program, self.last, "the final node")?;
             let proof = prover.prove(&output, &witness).map_err(|e| e.to_string())?;
             let node = TreeNode {
@@ -332,13 +356,14 @@ mod prover {
         }
 
         /// The whole tree over `leaves` (W nodes of the tree's shape, in the day's order) and
-        /// its final node; `progress(level, seconds)` after each M node.
+        /// its final node binding `bound`; `progress(level, seconds)` after each M node.
         ///
         /// # Errors
         /// No leaves; as [`Self::merge`].
         pub fn prove(
             &mut self,
             leaves: Vec<TreeNode>,
+            bound: &Digest,
             mut progress: impl FnMut(usize, f64),
         ) -> Result<(TreeNode, TreeNode), String> {
             let root = fold_tree(leaves, |level, a, b| {
@@ -348,7 +373,7 @@ mod prover {
                 m
             })
             .ok_or("a tree without leaves")??;
-            let last = self.finish(&root)?;
+            let last = self.finish(&root, bound)?;
             Ok((root, last))
         }
     }

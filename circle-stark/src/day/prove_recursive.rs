@@ -1,0 +1,232 @@
+//! Proving the recursive daily root, v4 (feature `prover`; `specs/day-proof.md` §6): the
+//! day's segments under the Poseidon2-M31 channel in their shape classes, a W node over each
+//! (one W circuit, one proving key, per class), the tree of M nodes and the final node.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use super::prove::prove_segments;
+use super::recursive::{RecursionPresets, RecursiveRoot, RootKeys, SegmentRef};
+use super::statement::{BatchStatement, DayStatement};
+use crate::config::VerifierPolicy;
+use crate::error::ProveError;
+use crate::hash::channel::Poseidon2MerkleChannel;
+use crate::proof::ChannelId;
+use crate::recursion::node::child::Writer;
+use crate::recursion::node::gadgets::digest_values;
+use crate::recursion::node::merge::key_digest;
+use crate::recursion::node::tree::{TreeNode, TreeProver};
+use crate::recursion::node::wrap::{statement_digest, validity_w};
+use crate::recursion::node::{NodeProver, Program};
+use crate::recursion::AnyTrace;
+use crate::validity::trace_validity;
+use crate::venue::{Operation, Venue};
+
+/// Seconds per stage of a v4 root.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RecursionTimings {
+    /// The segments' batch-validity proofs.
+    pub segments: f64,
+    /// The W circuits built and their wiring committed.
+    pub w_keys: f64,
+    /// The W node proofs.
+    pub w: f64,
+    /// The M node proofs (their circuit's wiring committed with the first).
+    pub m: f64,
+    /// The final node (its wiring committed too).
+    pub last: f64,
+    /// M nodes proven.
+    pub n_m: usize,
+}
+
+fn recursion(e: impl std::fmt::Display) -> ProveError {
+    ProveError::Recursion(e.to_string())
+}
+
+/// A v4 root with what its prover also knows.
+#[derive(Debug, Clone)]
+pub struct RecursiveProof {
+    /// The root file's contents.
+    pub root: RecursiveRoot,
+    /// The keys it verifies under.
+    pub keys: RootKeys,
+    /// The tree's leaves: the W node proofs, one per segment, in order.
+    pub leaves: Vec<TreeNode>,
+    /// Seconds per stage.
+    pub timings: RecursionTimings,
+}
+
+/// The v4 root of a day: `statements` in canonical order, `ops[i]` batch `i`'s operations,
+/// `venues` each rollup's state before its first batch of the day; `progress` hears of each
+/// stage.
+///
+/// # Errors
+/// As [`super::prove_root_as`] for the segments; [`ProveError::Recursion`] for a node that
+/// cannot be built or proven.
+#[allow(clippy::too_many_arguments)]
+pub fn prove_recursive(
+    day: u32,
+    statements: &[BatchStatement],
+    ops: &[&[Operation]],
+    manifest_hash: [u8; 32],
+    venues: &HashMap<u32, Venue>,
+    presets: RecursionPresets,
+    policy: &VerifierPolicy,
+    progress: &mut dyn FnMut(&str),
+) -> Result<RecursiveProof, ProveError> {
+    assert_eq!(
+        statements.len(),
+        ops.len(),
+        "one list of operations per batch"
+    );
+    let statement = DayStatement::derive(day, statements, manifest_hash)?;
+    let mut timings = RecursionTimings::default();
+    let t = Instant::now();
+    let segments = prove_segments(
+        statements,
+        ops,
+        venues,
+        presets.segment,
+        ChannelId::Poseidon2,
+        true,
+    )?;
+    timings.segments = t.elapsed().as_secs_f64();
+    progress(&format!(
+        "{} segments proven in {:.1} s",
+        segments.len(),
+        timings.segments
+    ));
+
+    // Each segment's W circuit and witness; one circuit per class.
+    let t = Instant::now();
+    let mut programs: BTreeMap<(u32, u32), Program> = BTreeMap::new();
+    let mut leaves = Vec::with_capacity(segments.len());
+    let mut table = Vec::with_capacity(segments.len());
+    for seg in &segments {
+        let class = seg
+            .class
+            .ok_or_else(|| recursion("a segment outside the classes"))?;
+        let id = (class.log_ops, class.log_state);
+        let AnyTrace::Poseidon2(trace) =
+            trace_validity(seg.segment.proof.clone(), &seg.statement, policy).map_err(recursion)?
+        else {
+            return Err(recursion("a segment under the Blake2s channel"));
+        };
+        let mut w = Writer::new();
+        validity_w(
+            &mut w,
+            &seg.statement,
+            &presets.segment,
+            &seg.segment.proof.claimed_sums,
+            &trace,
+        )
+        .map_err(recursion)?;
+        let (program, witness) = w.finish();
+        match programs.entry(id) {
+            Entry::Vacant(e) => {
+                e.insert(program);
+            }
+            Entry::Occupied(e) if *e.get() != program => {
+                return Err(recursion(format!(
+                    "two W circuits for class {}",
+                    class.name()
+                )))
+            }
+            Entry::Occupied(_) => {}
+        }
+        leaves.push((
+            id,
+            witness,
+            digest_values(&statement_digest(&seg.statement)),
+        ));
+        table.push(SegmentRef {
+            rollup_id: seg.segment.rollup_id,
+            first_seq: seg.segment.first_seq,
+            last_seq: seg.segment.last_seq,
+            class,
+        });
+    }
+    drop(segments);
+    // The tree's shape: the largest W's (M is smaller than the W it verifies).
+    let shape = programs.values().fold((0, 0), |(r, q), p| {
+        (r.max(p.log_rows()), q.max(p.log_perm_rows()))
+    });
+    let provers: BTreeMap<(u32, u32), NodeProver<Poseidon2MerkleChannel>> = programs
+        .into_iter()
+        .map(|(id, p)| {
+            (
+                id,
+                NodeProver::new(p.padded_to(shape.0, shape.1), presets.node),
+            )
+        })
+        .collect();
+    timings.w_keys = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut nodes = Vec::with_capacity(leaves.len());
+    for (id, witness, output) in &leaves {
+        let prover = &provers[id];
+        let proof = prover.prove(output, witness).map_err(recursion)?;
+        nodes.push(TreeNode {
+            key: prover.key().clone(),
+            output: *output,
+            proof,
+        });
+    }
+    timings.w = t.elapsed().as_secs_f64();
+    progress(&format!(
+        "{} W nodes proven in {:.1} s (tree shape 2^{} gate rows, 2^{} permutations)",
+        nodes.len(),
+        timings.w,
+        shape.0,
+        shape.1
+    ));
+    let w: BTreeMap<(u32, u32), _> = provers
+        .iter()
+        .map(|(id, p)| (*id, key_digest(p.key())))
+        .collect();
+    drop(provers);
+
+    let mut tree = TreeProver::new(shape, presets.node, presets.last, *policy);
+    let t = Instant::now();
+    let mut n_m = 0usize;
+    let first = nodes
+        .first()
+        .cloned()
+        .ok_or_else(|| recursion("a day without segments"))?;
+    let leaves = nodes.clone();
+    let root = crate::recursion::node::tree::fold_tree(nodes, |level, a, b| {
+        let m = tree.merge(a, b);
+        n_m += 1;
+        progress(&format!(
+            "M node {n_m} (level {level}) proven at {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
+        m
+    })
+    .ok_or_else(|| recursion("a day without segments"))?
+    .map_err(recursion)?;
+    timings.m = t.elapsed().as_secs_f64();
+    timings.n_m = n_m;
+    let m = key_digest(tree.m_key_over(&first).map_err(recursion)?);
+    let t = Instant::now();
+    let last = tree.finish(&root, &statement.digest()).map_err(recursion)?;
+    timings.last = t.elapsed().as_secs_f64();
+    progress(&format!("final node proven in {:.1} s", timings.last));
+    let keys = RootKeys {
+        shape,
+        w,
+        m,
+        last: tree.final_key().expect("the final node was proven").clone(),
+    };
+    Ok(RecursiveProof {
+        root: RecursiveRoot {
+            shape,
+            segments: table,
+            last: last.proof,
+        },
+        keys,
+        leaves,
+        timings,
+    })
+}

@@ -1,0 +1,542 @@
+//! The recursive daily root, `poe/day-root/v4` (`specs/day-proof.md` §6): one proof for the
+//! day. Every segment of the day (a `poe/batch-validity/v3` proof in a shape class, under the
+//! Poseidon2-M31 channel) is verified whole inside a W node; the W nodes are paired by M nodes
+//! into one tree ([`crate::recursion::node::tree`]); the final node verifies the tree's root at
+//! a high blowup and few queries and binds the day statement's digest. The file holds the tree
+//! shape, the segment table and the final proof; the segment proofs and the tree's inner
+//! proofs stay with the prover.
+//!
+//! An auditor derives the day and batch statements from the archive, checks the segment table
+//! covers every batch in canonical order, rebuilds every segment's statement (batches and state
+//! roots from the batch statements, instruments from the manifest, sizes from the class), the
+//! tree over them, and the digest the final node must state — and verifies that one proof.
+//! What it must trust are the circuits' verifying keys ([`RootKeys`]): a W key per class, the M
+//! key and the final key for the tree shape.
+
+use std::collections::BTreeMap;
+
+use crate::config::VerifierPolicy;
+use crate::day::root::{
+    all_covered, check_day_root, covered_by, read_proof, segment_statement, shaped_statement,
+    RootCoverage,
+};
+use crate::day::statement::{BatchStatement, DayStatement};
+use crate::error::VerifyError;
+use crate::hash::poseidon2::Digest;
+use crate::proof::{Proof, ProofFormatError, Reader};
+use crate::recursion::node::gadgets::digest_values;
+use crate::recursion::node::tree::{day_digest, NodeStatement};
+use crate::recursion::node::wrap::statement_digest;
+use crate::recursion::node::{verify_node, NodeKey};
+use crate::validity::ShapeClass;
+use crate::venue::{instruments_root, Instrument};
+
+/// File magic of a v4 root proof.
+pub const ROOT_V4_MAGIC: [u8; 8] = *b"POEROOT4";
+
+/// Name of the v4 root proof in manifests, `statement.json` and logs.
+pub const ROOT_V4_AIR_NAME: &str = "poe/day-root/v4";
+
+/// One segment of a v4 root: the batches it covers and the shape class it was proven in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentRef {
+    /// Registry id of the rollup.
+    pub rollup_id: u32,
+    /// First batch covered.
+    pub first_seq: u64,
+    /// Last batch covered.
+    pub last_seq: u64,
+    /// The class its batch-validity v3 proof was padded to.
+    pub class: ShapeClass,
+}
+
+/// A v4 root proof.
+#[derive(Debug, Clone)]
+pub struct RecursiveRoot {
+    /// Every node of the tree: `(log2 gate rows, log2 permutations)`.
+    pub shape: (u32, u32),
+    /// The segments (the tree's leaves, in order): canonical order, by rollup then seq.
+    pub segments: Vec<SegmentRef>,
+    /// The final node's proof.
+    pub last: Proof,
+}
+
+/// Header bytes of one segment entry: rollup id, two seqs, the class's two budgets.
+const SEGMENT_BYTES: usize = 4 + 8 + 8 + 2;
+
+impl RecursiveRoot {
+    /// `POEROOT4`, `log_rows u32, log_perm_rows u32`, a `u32` segment count, per segment
+    /// `rollup_id u32, first_seq u64, last_seq u64, log_ops u8, log_state u8`, then the final
+    /// proof (`u32` length, bytes); little-endian, nothing after.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = ROOT_V4_MAGIC.to_vec();
+        out.extend(self.shape.0.to_le_bytes());
+        out.extend(self.shape.1.to_le_bytes());
+        out.extend((self.segments.len() as u32).to_le_bytes());
+        for s in &self.segments {
+            out.extend(s.rollup_id.to_le_bytes());
+            out.extend(s.first_seq.to_le_bytes());
+            out.extend(s.last_seq.to_le_bytes());
+            out.push(s.class.log_ops as u8);
+            out.push(s.class.log_state as u8);
+        }
+        let p = self.last.to_bytes();
+        out.extend((p.len() as u32).to_le_bytes());
+        out.extend(p);
+        out
+    }
+
+    /// Inverse of [`Self::to_bytes`].
+    ///
+    /// # Errors
+    /// [`ProofFormatError`] naming the first problem: another magic, a class outside the
+    /// catalogue, a non-canonical final proof, trailing bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
+        if !bytes.starts_with(&ROOT_V4_MAGIC) {
+            return Err(ProofFormatError::BadMagic {
+                expected: ROOT_V4_MAGIC,
+                got: bytes.iter().take(8).copied().collect(),
+            });
+        }
+        let rest = &bytes[8..];
+        let mut r = Reader {
+            bytes: rest,
+            pos: 0,
+        };
+        let shape = (r.u32()?, r.u32()?);
+        let n = r.u32()?;
+        if n as usize > (rest.len() - r.pos) / SEGMENT_BYTES {
+            return Err(ProofFormatError::LengthOverflow {
+                offset: r.pos - 4,
+                count: n,
+                remaining: rest.len() - r.pos,
+            });
+        }
+        let mut segments = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let (rollup_id, first_seq, last_seq) = (r.u32()?, r.u64()?, r.u64()?);
+            let offset = r.pos;
+            let (log_ops, log_state) = (r.u8()?, r.u8()?);
+            let class = ShapeClass::all()
+                .into_iter()
+                .find(|c| (c.log_ops, c.log_state) == (u32::from(log_ops), u32::from(log_state)))
+                .ok_or(ProofFormatError::UnknownClass {
+                    offset,
+                    log_ops,
+                    log_state,
+                })?;
+            segments.push(SegmentRef {
+                rollup_id,
+                first_seq,
+                last_seq,
+                class,
+            });
+        }
+        let last = read_proof(&mut r)?;
+        if r.pos != rest.len() {
+            return Err(ProofFormatError::TrailingBytes {
+                count: rest.len() - r.pos,
+            });
+        }
+        Ok(Self {
+            shape,
+            segments,
+            last,
+        })
+    }
+}
+
+/// The presets of a v4 root's proofs: the segments (the W nodes' children), the tree's W and
+/// M nodes, and the final node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecursionPresets {
+    /// The segments' batch-validity proofs.
+    pub segment: crate::config::SecurityConfig,
+    /// The W and M nodes.
+    pub node: crate::config::SecurityConfig,
+    /// The final node: what the auditor downloads.
+    pub last: crate::config::SecurityConfig,
+}
+
+impl RecursionPresets {
+    /// Segments and nodes `compact` (blowup 4, 42 queries: the node circuits' cost grows with
+    /// the child's queries), the final node `final_node` (blowup 16, 21 queries); 104 bits
+    /// each.
+    pub const fn standard() -> Self {
+        Self {
+            segment: crate::config::SecurityConfig::compact(),
+            node: crate::config::SecurityConfig::compact(),
+            last: crate::config::SecurityConfig::final_node(),
+        }
+    }
+}
+
+/// The verifying keys a v4 root is checked under, for one tree shape and one set of presets:
+/// the digest of each class's W key, the M key's digest and the final node's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootKeys {
+    /// The tree shape these keys are for.
+    pub shape: (u32, u32),
+    /// Per shape class `(log_ops, log_state)`: its W circuit's key digest.
+    pub w: BTreeMap<(u32, u32), Digest>,
+    /// The M circuit's key digest.
+    pub m: Digest,
+    /// The final circuit's key.
+    pub last: NodeKey,
+}
+
+/// Verifies a v4 root against the day statement the auditor derived, the batch statements it
+/// derived it from (canonical order), each rollup's listed instruments (the manifest's) and
+/// the verifying keys.
+///
+/// # Errors
+/// [`VerifyError::DayStatementMismatch`] for batches that do not give the statement;
+/// [`VerifyError::SegmentCoverage`] for a batch not covered, covered twice or out of order;
+/// [`VerifyError::Segment`] wrapping `BatchStatementMismatch { instruments }` for a rollup
+/// without its table; [`VerifyError::UnknownKey`] for a tree shape or class the keys do not
+/// hold; then the final proof's errors ([`verify_node`]) — `PublicInputMismatch` when the
+/// proof states another day, tree or segment than the one rebuilt.
+pub fn verify_recursive(
+    root: &RecursiveRoot,
+    statement: &DayStatement,
+    batches: &[BatchStatement],
+    listed: &(dyn Fn(u32) -> Option<Vec<Instrument>> + Sync),
+    keys: &RootKeys,
+    policy: &VerifierPolicy,
+) -> Result<RootCoverage, VerifyError> {
+    check_day_root(statement, batches)?;
+    if root.shape != keys.shape {
+        return Err(VerifyError::UnknownKey {
+            circuit: format!("tree shape (2^{}, 2^{})", root.shape.0, root.shape.1),
+        });
+    }
+    let mut at = 0usize;
+    let mut coverage = RootCoverage {
+        segments: 0,
+        batches: 0,
+        ops: 0,
+        interior: Vec::new(),
+    };
+    let mut leaves: Vec<NodeStatement> = Vec::with_capacity(root.segments.len());
+    for seg in &root.segments {
+        let len = covered_by(batches, at, seg.rollup_id, seg.first_seq, seg.last_seq)?;
+        let covered = &batches[at..at + len];
+        let wrap = |e: VerifyError| VerifyError::Segment {
+            rollup_id: seg.rollup_id,
+            first_seq: seg.first_seq,
+            last_seq: seg.last_seq,
+            error: Box::new(e),
+        };
+        let claimed = shaped_statement(seg.class.shape(), listed(seg.rollup_id)).map_err(wrap)?;
+        if covered
+            .iter()
+            .any(|b| b.instruments_root != instruments_root(&claimed.instruments))
+        {
+            return Err(wrap(VerifyError::BatchStatementMismatch {
+                field: "instruments",
+            }));
+        }
+        let expected = segment_statement(covered, &claimed);
+        let key = keys
+            .w
+            .get(&(seg.class.log_ops, seg.class.log_state))
+            .ok_or_else(|| VerifyError::UnknownKey {
+                circuit: format!("W over class {}", seg.class.name()),
+            })?;
+        leaves.push((*key, digest_values(&statement_digest(&expected))));
+        coverage.segments += 1;
+        coverage.batches += len;
+        coverage.interior.extend(at..at + len - 1);
+        coverage.ops += expected.n_ops();
+        at += len;
+    }
+    all_covered(batches, at)?;
+    let expected = day_digest(&leaves, keys.m, &statement.digest()).ok_or_else(|| {
+        VerifyError::SegmentCoverage {
+            rollup_id: 0,
+            expected: "at least one segment".into(),
+            got: "none".into(),
+        }
+    })?;
+    verify_node(&root.last, &keys.last, &digest_values(&expected), policy)?;
+    // A segment's statement opens its first pre- and last post-state root only, so the roots
+    // between its batches (`interior`) still need their leaf proofs, as in v2 and v3.
+    Ok(coverage)
+}
+
+#[cfg(all(test, feature = "prover"))]
+mod tests {
+    use std::collections::HashMap;
+
+    use num_traits::One;
+    use stwo::core::fields::qm31::SecureField;
+
+    use super::*;
+    use crate::config::SecurityConfig;
+    use crate::day::{prove_recursive, RecursiveProof};
+    use crate::field::M31;
+    use crate::recursion::node::tree::TreeProver;
+    use crate::venue::{sample, Operation, Venue, OP_LIMBS};
+
+    const T0: u64 = 1_800_000_000_000_000;
+    const DAY: u32 = 20_833;
+
+    struct Fixture {
+        statements: Vec<BatchStatement>,
+        ops: Vec<Vec<Operation>>,
+        venues: HashMap<u32, Venue>,
+    }
+
+    /// Two rollups of two batches each: two segments (one per rollup), so a tree of one M.
+    fn fixture() -> Fixture {
+        let mut statements = Vec::new();
+        let mut ops = Vec::new();
+        let mut venues = HashMap::new();
+        for (rollup_id, seed, sizes) in [(1u32, 7u64, vec![20, 13]), (2, 9, vec![24, 9])] {
+            let (venue, all) = sample::batch(40, 8, seed, T0, 0);
+            venues.insert(rollup_id, venue.clone());
+            let mut v = venue;
+            let mut at = 0;
+            for (seq, n) in sizes.into_iter().enumerate() {
+                let batch = all[at..at + n].to_vec();
+                at += n;
+                let pre = v.state_root();
+                v.apply_batch(&batch).unwrap();
+                let records: Vec<M31> = batch.iter().flat_map(Operation::encode).collect();
+                statements.push(BatchStatement {
+                    rollup_id,
+                    seq: seq as u64 + 3,
+                    pre_state_root: pre,
+                    post_state_root: v.state_root(),
+                    data_root: crate::hash::merkle::data_root(&records, OP_LIMBS),
+                    instruments_root: instruments_root(v.instruments()),
+                    n_ops: n as u32,
+                });
+                ops.push(batch);
+            }
+        }
+        Fixture {
+            statements,
+            ops,
+            venues,
+        }
+    }
+
+    fn presets() -> RecursionPresets {
+        let node = SecurityConfig::new(1, 3, 0).unwrap();
+        RecursionPresets {
+            segment: SecurityConfig::testing(),
+            node,
+            last: node,
+        }
+    }
+
+    fn policy() -> VerifierPolicy {
+        VerifierPolicy::insecure_for_tests()
+    }
+
+    fn prove(f: &Fixture) -> (DayStatement, RecursiveProof) {
+        let refs: Vec<&[Operation]> = f.ops.iter().map(Vec::as_slice).collect();
+        let proof = prove_recursive(
+            DAY,
+            &f.statements,
+            &refs,
+            [7; 32],
+            &f.venues,
+            presets(),
+            &policy(),
+            &mut |_| {},
+        )
+        .unwrap();
+        let statement = DayStatement::derive(DAY, &f.statements, [7; 32]).unwrap();
+        (statement, proof)
+    }
+
+    fn listed(f: &Fixture) -> impl Fn(u32) -> Option<Vec<Instrument>> + Sync + '_ {
+        |id| f.venues.get(&id).map(|v| v.instruments().to_vec())
+    }
+
+    fn verify(
+        root: &RecursiveRoot,
+        statement: &DayStatement,
+        batches: &[BatchStatement],
+        f: &Fixture,
+        keys: &RootKeys,
+    ) -> Result<RootCoverage, VerifyError> {
+        verify_recursive(root, statement, batches, &listed(f), keys, &policy())
+    }
+
+    /// One proof for the day, every tamper of the day, the tree or the keys refused with its
+    /// own error. One test: the day is proven once.
+    #[test]
+    fn v4_root_is_one_proof_of_the_day_and_refuses_every_other_day() {
+        let f = fixture();
+        let (statement, p) = prove(&f);
+        let (root, keys) = (&p.root, &p.keys);
+        assert_eq!(root.segments.len(), 2, "one segment per rollup");
+        assert_eq!(p.timings.n_m, 1);
+        let coverage = verify(root, &statement, &f.statements, &f, keys).expect("verifies");
+        assert_eq!(
+            (coverage.segments, coverage.batches, coverage.ops),
+            (2, 4, 66)
+        );
+        assert_eq!(
+            coverage.interior,
+            vec![0, 2],
+            "roots between a segment's batches"
+        );
+
+        // The file: round trip, one encoding.
+        let bytes = root.to_bytes();
+        let back = RecursiveRoot::from_bytes(&bytes).unwrap();
+        assert_eq!(back.to_bytes(), bytes);
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            RecursiveRoot::from_bytes(&trailing),
+            Err(ProofFormatError::TrailingBytes { count: 1 })
+        ));
+        let mut unknown = bytes.clone();
+        // The first segment's class: after magic, shape (8), count (4), ids and seqs (20).
+        unknown[8 + 8 + 4 + 20] = 31;
+        assert!(matches!(
+            RecursiveRoot::from_bytes(&unknown),
+            Err(ProofFormatError::UnknownClass { log_ops: 31, .. })
+        ));
+        let mut v3 = bytes.clone();
+        v3[..8].copy_from_slice(b"POEROOT3");
+        assert!(matches!(
+            RecursiveRoot::from_bytes(&v3),
+            Err(ProofFormatError::BadMagic { .. })
+        ));
+
+        let mismatch = |what: &str, r: Result<RootCoverage, VerifyError>| {
+            assert!(
+                matches!(r, Err(VerifyError::PublicInputMismatch { .. })),
+                "{what}: {r:?}"
+            );
+        };
+        // A root of another day: the same batches, another day number or manifest.
+        let other_day = DayStatement::derive(DAY + 1, &f.statements, [7; 32]).unwrap();
+        mismatch(
+            "another day",
+            verify(root, &other_day, &f.statements, &f, keys),
+        );
+        let other_manifest = DayStatement::derive(DAY, &f.statements, [8; 32]).unwrap();
+        mismatch(
+            "another manifest",
+            verify(root, &other_manifest, &f.statements, &f, keys),
+        );
+
+        // A day with one batch removed (rollup 2's last): the table no longer covers it…
+        let fewer: Vec<BatchStatement> = f.statements[..3].to_vec();
+        let fewer_day = DayStatement::derive(DAY, &fewer, [7; 32]).unwrap();
+        let r = verify(root, &fewer_day, &fewer, &f, keys);
+        assert!(
+            matches!(r, Err(VerifyError::SegmentCoverage { rollup_id: 2, .. })),
+            "{r:?}"
+        );
+        // …and with the table edited to match, the tree states another segment.
+        let mut edited = root.clone();
+        edited.segments[1].last_seq -= 1;
+        mismatch(
+            "a batch removed",
+            verify(&edited, &fewer_day, &fewer, &f, keys),
+        );
+
+        // A segment claimed in another class: another statement and W key.
+        let mut reclassed = root.clone();
+        let other = ShapeClass::all()
+            .into_iter()
+            .find(|c| {
+                *c != root.segments[0].class && keys.w.contains_key(&(c.log_ops, c.log_state))
+            })
+            .or_else(|| {
+                ShapeClass::all()
+                    .into_iter()
+                    .find(|c| *c != root.segments[0].class)
+            })
+            .unwrap();
+        reclassed.segments[0].class = other;
+        let r = verify(&reclassed, &statement, &f.statements, &f, keys);
+        assert!(
+            matches!(
+                r,
+                Err(VerifyError::PublicInputMismatch { .. } | VerifyError::UnknownKey { .. })
+            ),
+            "{r:?}"
+        );
+
+        // A tree that skips a segment, its final node binding the right day: refused.
+        let mut tree = TreeProver::new(keys.shape, presets().node, presets().last, policy());
+        let (_, skipping) = tree
+            .prove(vec![p.leaves[0].clone()], &statement.digest(), |_, _| {})
+            .unwrap();
+        let forged = RecursiveRoot {
+            last: skipping.proof.clone(),
+            ..root.clone()
+        };
+        mismatch(
+            "a tree skipping a segment",
+            verify(&forged, &statement, &f.statements, &f, keys),
+        );
+        // The same tree in the other order.
+        let (_, swapped) = tree
+            .prove(
+                vec![p.leaves[1].clone(), p.leaves[0].clone()],
+                &statement.digest(),
+                |_, _| {},
+            )
+            .unwrap();
+        let forged = RecursiveRoot {
+            last: swapped.proof,
+            ..root.clone()
+        };
+        mismatch(
+            "segments swapped in the tree",
+            verify(&forged, &statement, &f.statements, &f, keys),
+        );
+
+        // Keys: another shape or no key for a class are unknown; another M key is another tree;
+        // another final key is another circuit.
+        let mut k = keys.clone();
+        k.shape.0 += 1;
+        let r = verify(root, &statement, &f.statements, &f, &k);
+        assert!(matches!(r, Err(VerifyError::UnknownKey { .. })), "{r:?}");
+        let mut k = keys.clone();
+        k.w.clear();
+        let r = verify(root, &statement, &f.statements, &f, &k);
+        assert!(matches!(r, Err(VerifyError::UnknownKey { .. })), "{r:?}");
+        let mut k = keys.clone();
+        k.m.0[0] += M31::from(1u32);
+        mismatch(
+            "another M key",
+            verify(root, &statement, &f.statements, &f, &k),
+        );
+        let mut k = keys.clone();
+        k.last.preprocessed_root[0] ^= 1;
+        let r = verify(root, &statement, &f.statements, &f, &k);
+        assert!(
+            matches!(r, Err(VerifyError::PreprocessedRoot { .. })),
+            "{r:?}"
+        );
+
+        // The final proof tampered: its public value, or a sampled value.
+        let mut tampered = root.clone();
+        tampered.last.public_inputs[3] += M31::from(1u32);
+        mismatch(
+            "public input",
+            verify(&tampered, &statement, &f.statements, &f, keys),
+        );
+        let mut tampered = root.clone();
+        tampered
+            .last
+            .stark
+            .as_poseidon2_mut()
+            .unwrap()
+            .0
+            .sampled_values[1][0][0] += SecureField::one();
+        let r = verify(&tampered, &statement, &f.statements, &f, keys);
+        assert!(matches!(r, Err(VerifyError::OodsMismatch)), "{r:?}");
+    }
+}
