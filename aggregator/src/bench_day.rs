@@ -57,6 +57,136 @@ fn generate(n_ops: usize, batch_ops: usize, rollups: u32) -> GeneratedDay {
     day
 }
 
+/// The v4 root of one size, in this process: one JSON line with each stage's seconds.
+///
+/// # Errors
+/// A prover or verifier failure, as text.
+pub fn run_one_v4(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<String, String> {
+    use poe_circle_stark::day::recursive::{verify_recursive, RecursionPresets, RecursiveRoot};
+    use poe_circle_stark::day::prove_recursive;
+    let day = generate(n_ops, batch_ops, rollups);
+    let policy = VerifierPolicy::default();
+    let venues: HashMap<u32, Venue> = day.venues.iter().cloned().collect();
+    let refs: Vec<&[Operation]> = day.ops.iter().map(Vec::as_slice).collect();
+    let t = Instant::now();
+    let proof = prove_recursive(
+        DAY,
+        &day.statements,
+        &refs,
+        [0; 32],
+        &venues,
+        RecursionPresets::standard(),
+        &policy,
+        &mut |m| eprintln!("    {m}"),
+    )
+    .map_err(|e| e.to_string())?;
+    let prove_s = t.elapsed().as_secs_f64();
+    let bytes = proof.root.to_bytes();
+    let derived = DayStatement::derive(DAY, &day.statements, [0; 32]).map_err(|e| e.to_string())?;
+    let listed = |id: u32| venues.get(&id).map(|v| v.instruments().to_vec());
+    let verify = |threads: usize| -> Result<f64, String> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let times = (0..5)
+            .map(|_| {
+                pool.install(|| {
+                    let t = Instant::now();
+                    let root = RecursiveRoot::from_bytes(&bytes).map_err(|e| e.to_string())?;
+                    verify_recursive(
+                        &root,
+                        &derived,
+                        &day.statements,
+                        &listed,
+                        &proof.keys,
+                        &policy,
+                    )
+                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
+                    .map_err(|e| format!("the root proof just made does not verify: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(median(times))
+    };
+    let verify_ms = verify(1)?;
+    let verify_par_ms = verify(0)?;
+    let tm = proof.timings;
+    Ok(format!(
+        "{{\"ops\":{n_ops},\"batches\":{},\"segments\":{},\"classes\":{},\"log_rows\":{},\"log_perm_rows\":{},\"segments_s\":{:.3},\"w_keys_s\":{:.3},\"w_s\":{:.3},\"m\":{},\"m_s\":{:.3},\"final_s\":{:.3},\"prove_s\":{prove_s:.3},\"verify_ms\":{verify_ms:.2},\"verify_par_ms\":{verify_par_ms:.2},\"proof_bytes\":{},\"peak_rss_bytes\":{}}}",
+        day.statements.len(),
+        proof.root.segments.len(),
+        proof.keys.w.len(),
+        proof.root.shape.0,
+        proof.root.shape.1,
+        tm.segments,
+        tm.w_keys,
+        tm.w,
+        tm.n_m,
+        tm.m,
+        tm.last,
+        bytes.len(),
+        crate::rss::peak_rss_bytes().unwrap_or(0)
+    ))
+}
+
+/// `poe bench-day --format v4`: one child process per size; prints the table.
+///
+/// # Errors
+/// A failed child.
+pub fn bench_command_v4(sizes: &[usize], batch_ops: usize, rollups: u32) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    println!(
+        "poe bench-day: root proof poe/day-root/v4 (segments: batch-validity v3 in shape classes, Poseidon2 channel, compact; a W node per segment, M nodes pairing them, compact; the final node, final preset: 104 bits), {rollups} rollups, {batch_ops}-op batches; verify median of 5"
+    );
+    println!("| ops | batches | segments (classes) | tree shape | segments s | W keys s | W s | M nodes: s | final s | prove s | verify ms, 1 core | verify ms, all cores | root proof KB | peak RSS GiB |");
+    println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        eprintln!("  {n} operations…");
+        let out = std::process::Command::new(&exe)
+            .args([
+                "bench-day",
+                "--child",
+                "--ops",
+                &n.to_string(),
+                "--batch-ops",
+                &batch_ops.to_string(),
+                "--rollups",
+                &rollups.to_string(),
+                "--format",
+                "v4",
+            ])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("{n} operations: child failed"));
+        }
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        let f = |k: &str| json_field(&line, k);
+        println!(
+            "| {n} | {:.0} | {:.0} ({:.0}) | 2^{:.0}, 2^{:.0} | {:.1} | {:.1} | {:.1} | {:.0}: {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} |",
+            f("batches"),
+            f("segments"),
+            f("classes"),
+            f("log_rows"),
+            f("log_perm_rows"),
+            f("segments_s"),
+            f("w_keys_s"),
+            f("w_s"),
+            f("m"),
+            f("m_s"),
+            f("final_s"),
+            f("prove_s"),
+            f("verify_ms"),
+            f("verify_par_ms"),
+            f("proof_bytes") / 1024.0,
+            f("peak_rss_bytes") / (1u64 << 30) as f64,
+        );
+    }
+    Ok(())
+}
+
 /// One size, in this process; prints one JSON line.
 ///
 /// # Errors

@@ -303,7 +303,9 @@ enum Command {
         /// Security preset.
         #[arg(long, default_value = "production")]
         preset: String,
-        /// Root proof format: v3 (segments in shape classes, what the pipeline makes) or v2.
+        /// Root proof format: v3 (segments in shape classes, what the pipeline makes), v2, or
+        /// v4 (recursive: one proof; its presets are fixed, `--preset` and `--leaves` do not
+        /// apply).
         #[arg(long, default_value = "v3")]
         format: String,
         /// Internal: run one size in this process and print JSON.
@@ -650,14 +652,23 @@ fn run(cli: Cli) -> Result<(), String> {
             child,
         } => {
             use poe_circle_stark::day::root::RootFormat;
-            let format = match format.as_str() {
-                "v2" => RootFormat::V2,
-                "v3" => RootFormat::V3,
-                other => return Err(format!("unknown root format {other:?}: use v2 or v3")),
-            };
             if batch_ops == 0 || rollups == 0 || ops.iter().any(|&n| n < 2 * rollups as usize) {
                 return Err("--batch-ops and --rollups must be positive, each day at least 2 ops per rollup".into());
             }
+            let format = match format.as_str() {
+                "v2" => RootFormat::V2,
+                "v3" => RootFormat::V3,
+                "v4" if leaves => return Err("--leaves does not apply to --format v4".into()),
+                "v4" if child => {
+                    let line = poe_aggregator::bench_day::run_one_v4(ops[0], batch_ops, rollups)?;
+                    println!("{line}");
+                    return Ok(());
+                }
+                "v4" => {
+                    return poe_aggregator::bench_day::bench_command_v4(&ops, batch_ops, rollups)
+                }
+                other => return Err(format!("unknown root format {other:?}: use v2, v3 or v4")),
+            };
             let config = preset(&p)?;
             if child {
                 let line = poe_aggregator::bench_day::run_one(

@@ -13,6 +13,6 @@ mod verify;
 #[cfg(feature = "prover")]
 pub use prove::{prove_day, prove_root, prove_root_as};
 #[cfg(feature = "prover")]
-pub use prove_recursive::{prove_recursive, RecursionTimings, RecursiveProof};
+pub use prove_recursive::{derive_keys, prove_recursive, RecursionTimings, RecursiveProof};
 pub use statement::{BatchStatement, DayStatement};
 pub use verify::{verify_day, verify_day_bytes};

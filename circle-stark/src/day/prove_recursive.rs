@@ -20,7 +20,8 @@ use crate::recursion::node::tree::{TreeNode, TreeProver};
 use crate::recursion::node::wrap::{statement_digest, validity_w};
 use crate::recursion::node::{NodeProver, Program};
 use crate::recursion::AnyTrace;
-use crate::validity::trace_validity;
+use crate::proof::Proof;
+use crate::validity::{trace_validity, ShapeClass, ValidityStatement};
 use crate::venue::{Operation, Venue};
 
 /// Seconds per stage of a v4 root.
@@ -51,10 +52,101 @@ pub struct RecursiveProof {
     pub root: RecursiveRoot,
     /// The keys it verifies under.
     pub keys: RootKeys,
+    /// The segments' proofs, each with its class and the statement it proves, in order.
+    pub segments: Vec<(ShapeClass, ValidityStatement, Proof)>,
     /// The tree's leaves: the W node proofs, one per segment, in order.
     pub leaves: Vec<TreeNode>,
     /// Seconds per stage.
     pub timings: RecursionTimings,
+}
+
+/// The W circuit over a segment proof of `statement` and its witness.
+fn w_circuit(
+    statement: &ValidityStatement,
+    proof: &Proof,
+    presets: RecursionPresets,
+    policy: &VerifierPolicy,
+) -> Result<(Program, Vec<crate::field::SecureField>), ProveError> {
+    let AnyTrace::Poseidon2(trace) =
+        trace_validity(proof.clone(), statement, policy).map_err(recursion)?
+    else {
+        return Err(recursion("a segment under the Blake2s channel"));
+    };
+    let mut w = Writer::new();
+    validity_w(
+        &mut w,
+        statement,
+        &presets.segment,
+        &proof.claimed_sums,
+        &trace,
+    )
+    .map_err(recursion)?;
+    Ok(w.finish())
+}
+
+/// The keys of v4 roots derived from proofs of the circuits' shapes, as an auditor can: per
+/// class a segment proof of it with the statement it proves (`samples`: each verified, its W
+/// circuit built — the circuit depends on the class alone, so any proof of the class gives it),
+/// the tree shape the largest of those W's, and one W node proof over the first sample (`w`,
+/// verified under the derived key) from which the M and final circuits are built. Every key
+/// committed here: seconds per circuit.
+///
+/// # Errors
+/// [`ProveError::Recursion`] for a sample or W proof that does not verify, two samples of one
+/// class with different circuits, or none.
+pub fn derive_keys(
+    samples: &[(ShapeClass, ValidityStatement, Proof)],
+    w: &Proof,
+    presets: RecursionPresets,
+    policy: &VerifierPolicy,
+) -> Result<RootKeys, ProveError> {
+    let mut programs: BTreeMap<(u32, u32), Program> = BTreeMap::new();
+    for (class, statement, proof) in samples {
+        let id = (class.log_ops, class.log_state);
+        if statement.shape != Some(class.shape()) {
+            return Err(recursion(format!(
+                "a sample of class {} states another shape",
+                class.name()
+            )));
+        }
+        let (program, _) = w_circuit(statement, proof, presets, policy)?;
+        if programs.get(&id).is_some_and(|p| *p != program) {
+            return Err(recursion(format!("two W circuits for class {}", class.name())));
+        }
+        programs.insert(id, program);
+    }
+    let (class, statement, _) = samples.first().ok_or_else(|| recursion("no samples"))?;
+    let shape = programs.values().fold((0, 0), |(r, q), p| {
+        (r.max(p.log_rows()), q.max(p.log_perm_rows()))
+    });
+    let mut keys = BTreeMap::new();
+    let mut first = None;
+    for (id, program) in programs {
+        let key = NodeProver::<Poseidon2MerkleChannel>::new(
+            program.padded_to(shape.0, shape.1),
+            presets.node,
+        )
+        .key()
+        .clone();
+        if id == (class.log_ops, class.log_state) {
+            first = Some(key.clone());
+        }
+        keys.insert(id, key_digest(&key));
+    }
+    let node = TreeNode {
+        key: first.expect("the first sample's class has a key"),
+        output: digest_values(&statement_digest(statement)),
+        proof: w.clone(),
+    };
+    let mut tree = TreeProver::new(shape, presets.node, presets.last, *policy);
+    let m = key_digest(tree.m_key_over(&node).map_err(recursion)?);
+    let last = tree.final_key_over(&node).map_err(recursion)?.clone();
+    Ok(RootKeys {
+        shape,
+        w: keys,
+        m,
+        last,
+    })
 }
 
 /// The v4 root of a day: `statements` in canonical order, `ops[i]` batch `i`'s operations,
@@ -147,7 +239,11 @@ pub fn prove_recursive(
             class,
         });
     }
-    drop(segments);
+    let segments: Vec<(ShapeClass, ValidityStatement, Proof)> = segments
+        .into_iter()
+        .zip(&table)
+        .map(|(s, t)| (t.class, s.statement, s.segment.proof))
+        .collect();
     // The tree's shape: the largest W's (M is smaller than the W it verifies).
     let shape = programs.values().fold((0, 0), |(r, q), p| {
         (r.max(p.log_rows()), q.max(p.log_perm_rows()))
@@ -226,6 +322,7 @@ pub fn prove_recursive(
             last: last.proof,
         },
         keys,
+        segments,
         leaves,
         timings,
     })

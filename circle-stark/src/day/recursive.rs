@@ -273,7 +273,7 @@ mod tests {
 
     use super::*;
     use crate::config::SecurityConfig;
-    use crate::day::{prove_recursive, RecursiveProof};
+    use crate::day::{derive_keys, prove_recursive, RecursiveProof};
     use crate::field::M31;
     use crate::recursion::node::tree::TreeProver;
     use crate::venue::{sample, Operation, Venue, OP_LIMBS};
@@ -385,6 +385,17 @@ mod tests {
             vec![0, 2],
             "roots between a segment's batches"
         );
+
+        // An auditor's keys, derived from one segment proof per class and one W proof (each
+        // verified), are the prover's.
+        let mut samples = p.segments.clone();
+        samples.dedup_by_key(|(c, _, _)| *c);
+        let derived = derive_keys(&samples, &p.leaves[0].proof, presets(), &policy()).unwrap();
+        assert_eq!(&derived, keys);
+        // A sample that does not verify derives nothing.
+        let mut bad = samples.clone();
+        bad[0].1.post_state_root.0[0] += M31::from(1u32);
+        assert!(derive_keys(&bad, &p.leaves[0].proof, presets(), &policy()).is_err());
 
         // The file: round trip, one encoding.
         let bytes = root.to_bytes();

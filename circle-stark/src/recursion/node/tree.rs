@@ -333,6 +333,22 @@ mod prover {
             Ok(self.m_key().expect("just committed"))
         }
 
+        /// The final circuit's key (committing its wiring if no final node was proven yet);
+        /// `any` is any node of the tree's shape (the circuit depends on the shape alone).
+        ///
+        /// # Errors
+        /// As [`Self::merge`].
+        pub fn final_key_over(&mut self, any: &TreeNode) -> Result<&NodeKey, String> {
+            if self.f.is_none() {
+                let trace = self.traced(any)?;
+                let mut w = Writer::new();
+                finalize(&mut w, child(any, &trace), &self.node, &Digest::default())?;
+                let (program, _) = w.finish();
+                Self::prover(&mut self.f, program, self.last, "the final node")?;
+            }
+            Ok(self.final_key().expect("just committed"))
+        }
+
         /// The final node over the tree's root binding `bound`, verified here under `policy`.
         ///
         /// # Errors
