@@ -62,8 +62,8 @@ fn generate(n_ops: usize, batch_ops: usize, rollups: u32) -> GeneratedDay {
 /// # Errors
 /// A prover or verifier failure, as text.
 pub fn run_one_v4(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<String, String> {
-    use poe_circle_stark::day::recursive::{verify_recursive, RecursionPresets, RecursiveRoot};
     use poe_circle_stark::day::prove_recursive;
+    use poe_circle_stark::day::recursive::{verify_recursive, RecursionPresets, RecursiveRoot};
     let day = generate(n_ops, batch_ops, rollups);
     let policy = VerifierPolicy::default();
     let venues: HashMap<u32, Venue> = day.venues.iter().cloned().collect();
@@ -84,36 +84,42 @@ pub fn run_one_v4(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<String
     let bytes = proof.root.to_bytes();
     let derived = DayStatement::derive(DAY, &day.statements, [0; 32]).map_err(|e| e.to_string())?;
     let listed = |id: u32| venues.get(&id).map(|v| v.instruments().to_vec());
-    let verify = |threads: usize| -> Result<f64, String> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let times = (0..5)
-            .map(|_| {
-                pool.install(|| {
-                    let t = Instant::now();
-                    let root = RecursiveRoot::from_bytes(&bytes).map_err(|e| e.to_string())?;
-                    verify_recursive(
-                        &root,
-                        &derived,
-                        &day.statements,
-                        &listed,
-                        &proof.keys,
-                        &policy,
-                    )
-                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
-                    .map_err(|e| format!("the root proof just made does not verify: {e}"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(median(times))
+    let verify = |threads: usize| {
+        crate::rss::median_ms_on(threads, 5, || {
+            let root = RecursiveRoot::from_bytes(&bytes).map_err(|e| e.to_string())?;
+            verify_recursive(
+                &root,
+                &derived,
+                &day.statements,
+                &listed,
+                &proof.keys,
+                &policy,
+            )
+            .map(|_| ())
+            .map_err(|e| format!("the root proof just made does not verify: {e}"))
+        })
     };
     let verify_ms = verify(1)?;
     let verify_par_ms = verify(0)?;
+    // The final proof alone against the digest the auditor rebuilds: what stays constant.
+    let expected = {
+        use poe_circle_stark::recursion::node::gadgets::digest_values;
+        use poe_circle_stark::recursion::node::tree::{day_digest, NodeStatement};
+        let leaves: Vec<NodeStatement> = proof.leaves.iter().map(|l| l.statement()).collect();
+        digest_values(&day_digest(&leaves, proof.keys.m, &derived.digest()).ok_or("no segments")?)
+    };
+    let final_ms = crate::rss::median_ms_on(1, 5, || {
+        poe_circle_stark::recursion::node::verify_node(
+            &proof.root.last,
+            &proof.keys.last,
+            &expected,
+            &policy,
+        )
+        .map_err(|e| e.to_string())
+    })?;
     let tm = proof.timings;
     Ok(format!(
-        "{{\"ops\":{n_ops},\"batches\":{},\"segments\":{},\"classes\":{},\"log_rows\":{},\"log_perm_rows\":{},\"segments_s\":{:.3},\"w_keys_s\":{:.3},\"w_s\":{:.3},\"m\":{},\"m_s\":{:.3},\"final_s\":{:.3},\"prove_s\":{prove_s:.3},\"verify_ms\":{verify_ms:.2},\"verify_par_ms\":{verify_par_ms:.2},\"proof_bytes\":{},\"peak_rss_bytes\":{}}}",
+        "{{\"ops\":{n_ops},\"batches\":{},\"segments\":{},\"classes\":{},\"log_rows\":{},\"log_perm_rows\":{},\"segments_s\":{:.3},\"w_keys_s\":{:.3},\"w_s\":{:.3},\"m\":{},\"m_s\":{:.3},\"final_s\":{:.3},\"prove_s\":{prove_s:.3},\"verify_ms\":{verify_ms:.2},\"verify_par_ms\":{verify_par_ms:.2},\"final_ms\":{final_ms:.2},\"final_rows\":{},\"final_perm_rows\":{},\"proof_bytes\":{},\"peak_rss_bytes\":{}}}",
         day.statements.len(),
         proof.root.segments.len(),
         proof.keys.w.len(),
@@ -125,6 +131,8 @@ pub fn run_one_v4(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<String
         tm.n_m,
         tm.m,
         tm.last,
+        proof.keys.last.log_rows,
+        proof.keys.last.log_perm_rows,
         bytes.len(),
         crate::rss::peak_rss_bytes().unwrap_or(0)
     ))
@@ -139,33 +147,24 @@ pub fn bench_command_v4(sizes: &[usize], batch_ops: usize, rollups: u32) -> Resu
     println!(
         "poe bench-day: root proof poe/day-root/v4 (segments: batch-validity v3 in shape classes, Poseidon2 channel, compact; a W node per segment, M nodes pairing them, compact; the final node, final preset: 104 bits), {rollups} rollups, {batch_ops}-op batches; verify median of 5"
     );
-    println!("| ops | batches | segments (classes) | tree shape | segments s | W keys s | W s | M nodes: s | final s | prove s | verify ms, 1 core | verify ms, all cores | root proof KB | peak RSS GiB |");
+    println!("| ops | batches | segments (classes) | tree shape | segments s | W keys s | W s | M nodes: s | final s (shape) | prove s | verify ms, 1 core (final proof alone) | verify ms, all cores | root proof KB | peak RSS GiB |");
     println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in sizes {
         eprintln!("  {n} operations…");
-        let out = std::process::Command::new(&exe)
-            .args([
-                "bench-day",
-                "--child",
-                "--ops",
-                &n.to_string(),
-                "--batch-ops",
-                &batch_ops.to_string(),
-                "--rollups",
-                &rollups.to_string(),
-                "--format",
-                "v4",
-            ])
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!("{n} operations: child failed"));
-        }
-        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        let args = [
+            "--ops".to_string(),
+            n.to_string(),
+            "--batch-ops".into(),
+            batch_ops.to_string(),
+            "--rollups".into(),
+            rollups.to_string(),
+            "--format".into(),
+            "v4".into(),
+        ];
+        let line = child_line(&exe, &args, n)?;
         let f = |k: &str| json_field(&line, k);
         println!(
-            "| {n} | {:.0} | {:.0} ({:.0}) | 2^{:.0}, 2^{:.0} | {:.1} | {:.1} | {:.1} | {:.0}: {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} |",
+            "| {n} | {:.0} | {:.0} ({:.0}) | 2^{:.0}, 2^{:.0} | {:.1} | {:.1} | {:.1} | {:.0}: {:.1} | {:.1} (2^{:.0}, 2^{:.0}) | {:.1} | {:.1} ({:.1}) | {:.1} | {:.0} | {:.2} |",
             f("batches"),
             f("segments"),
             f("classes"),
@@ -177,8 +176,11 @@ pub fn bench_command_v4(sizes: &[usize], batch_ops: usize, rollups: u32) -> Resu
             f("m"),
             f("m_s"),
             f("final_s"),
+            f("final_rows"),
+            f("final_perm_rows"),
             f("prove_s"),
             f("verify_ms"),
+            f("final_ms"),
             f("verify_par_ms"),
             f("proof_bytes") / 1024.0,
             f("peak_rss_bytes") / (1u64 << 30) as f64,
@@ -291,6 +293,21 @@ pub fn run_one(
     ))
 }
 
+/// `poe bench-day --child ARGS` for one size of `n` operations, in its own process (so that
+/// peak RSS is per size): its one JSON line.
+fn child_line(exe: &std::path::Path, args: &[String], n: usize) -> Result<String, String> {
+    let out = std::process::Command::new(exe)
+        .args(["bench-day", "--child"])
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("{n} operations: child failed"));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// One child process per size; prints the table.
 ///
 /// # Errors
@@ -319,9 +336,7 @@ pub fn bench_command(
     for &n in sizes {
         eprintln!("  {n} operations…");
         let mut args = vec![
-            "bench-day".to_string(),
-            "--child".into(),
-            "--ops".into(),
+            "--ops".to_string(),
             n.to_string(),
             "--batch-ops".into(),
             batch_ops.to_string(),
@@ -338,15 +353,7 @@ pub fn bench_command(
         if leaves {
             args.push("--leaves".into());
         }
-        let out = std::process::Command::new(&exe)
-            .args(&args)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!("{n} operations: child failed"));
-        }
-        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = child_line(&exe, &args, n)?;
         let f = |k: &str| json_field(&line, k);
         let leaf_cols = if leaves {
             format!(

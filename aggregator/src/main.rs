@@ -460,8 +460,24 @@ fn flavor(
 }
 
 pub(crate) fn preset(name: &str) -> Result<SecurityConfig, String> {
+    if let Some(custom) = name.strip_prefix("custom:") {
+        // `custom:LOG_BLOWUP/QUERIES/POW_BITS`, for benchmarks comparing configurations.
+        let parts: Vec<u32> = custom
+            .split('/')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("preset {name:?}: {e}"))?;
+        let [log_blowup, queries, pow] = parts[..] else {
+            return Err(format!(
+                "preset {name:?}: expected custom:LOG_BLOWUP/QUERIES/POW_BITS"
+            ));
+        };
+        return SecurityConfig::new(log_blowup, queries, pow).map_err(|e| e.to_string());
+    }
     SecurityConfig::preset(name).ok_or_else(|| {
-        format!("unknown preset {name:?}: use production, compact, final or testing")
+        format!(
+            "unknown preset {name:?}: use production, compact, final, testing or custom:LOG_BLOWUP/QUERIES/POW_BITS"
+        )
     })
 }
 

@@ -26,3 +26,28 @@ pub fn json_field(line: &str, k: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN)
 }
+
+/// The median of `runs` timings, in milliseconds, of `f` on a rayon pool of `threads` threads
+/// (0: one per core; 1: what a single core costs).
+///
+/// # Errors
+/// `f`'s first error, or a pool that cannot be built.
+pub fn median_ms_on(
+    threads: usize,
+    runs: usize,
+    f: impl Fn() -> Result<(), String> + Sync,
+) -> Result<f64, String> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let times = (0..runs)
+        .map(|_| {
+            pool.install(|| {
+                let t = std::time::Instant::now();
+                f().map(|()| t.elapsed().as_secs_f64() * 1e3)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(median(times))
+}

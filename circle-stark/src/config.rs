@@ -32,7 +32,7 @@ pub struct SecurityConfig {
 }
 
 impl SecurityConfig {
-    /// Ranges: `log_blowup` 1..=4, `n_queries` 1..=256, `pow_bits` 0..=30.
+    /// Ranges: `log_blowup` 1..=5, `n_queries` 1..=256, `pow_bits` 0..=30.
     ///
     /// # Errors
     /// [`ConfigError::OutOfRange`] naming the parameter.
@@ -49,7 +49,7 @@ impl SecurityConfig {
                 })
             }
         };
-        check("log_blowup", 1, 4, log_blowup)?;
+        check("log_blowup", 1, 5, log_blowup)?;
         check("n_queries", 1, 256, n_queries)?;
         check("pow_bits", 0, 30, pow_bits)?;
         Ok(Self {

@@ -965,22 +965,10 @@ pub(crate) fn bench_tree(
     let last = tree.finish(&root, &bound)?;
     let final_s = t.elapsed().as_secs_f64();
     let f_program = tree.programs().1.expect("the final node was proven");
-    let verify = |threads: usize| -> Result<f64, String> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let runs = (0..7)
-            .map(|_| {
-                pool.install(|| {
-                    let t = Instant::now();
-                    verify_node(&last.proof, &last.key, &last.output, &policy)
-                        .map(|()| t.elapsed().as_secs_f64() * 1e3)
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        Ok(rss::median(runs))
+    let verify = |threads: usize| {
+        rss::median_ms_on(threads, 7, || {
+            verify_node(&last.proof, &last.key, &last.output, &policy).map_err(|e| e.to_string())
+        })
     };
     let (one, all) = (verify(1)?, verify(0)?);
     println!(

@@ -1,6 +1,8 @@
 //! The day: batch statements (the day tree's leaves), the day statement, and the daily root
 //! proof — its prover and its verifier side by side (`specs/day-proof.md`).
 
+#[cfg(all(test, feature = "prover"))]
+mod fixture;
 #[cfg(feature = "prover")]
 mod prove;
 #[cfg(feature = "prover")]

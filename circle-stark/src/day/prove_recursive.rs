@@ -13,6 +13,7 @@ use crate::config::VerifierPolicy;
 use crate::error::ProveError;
 use crate::hash::channel::Poseidon2MerkleChannel;
 use crate::proof::ChannelId;
+use crate::proof::Proof;
 use crate::recursion::node::child::Writer;
 use crate::recursion::node::gadgets::digest_values;
 use crate::recursion::node::merge::key_digest;
@@ -20,7 +21,6 @@ use crate::recursion::node::tree::{TreeNode, TreeProver};
 use crate::recursion::node::wrap::{statement_digest, validity_w};
 use crate::recursion::node::{NodeProver, Program};
 use crate::recursion::AnyTrace;
-use crate::proof::Proof;
 use crate::validity::{trace_validity, ShapeClass, ValidityStatement};
 use crate::venue::{Operation, Venue};
 
@@ -111,7 +111,10 @@ pub fn derive_keys(
         }
         let (program, _) = w_circuit(statement, proof, presets, policy)?;
         if programs.get(&id).is_some_and(|p| *p != program) {
-            return Err(recursion(format!("two W circuits for class {}", class.name())));
+            return Err(recursion(format!(
+                "two W circuits for class {}",
+                class.name()
+            )));
         }
         programs.insert(id, program);
     }

@@ -228,10 +228,8 @@ pub fn verify_recursive(
             error: Box::new(e),
         };
         let claimed = shaped_statement(seg.class.shape(), listed(seg.rollup_id)).map_err(wrap)?;
-        if covered
-            .iter()
-            .any(|b| b.instruments_root != instruments_root(&claimed.instruments))
-        {
+        let table_root = instruments_root(&claimed.instruments);
+        if covered.iter().any(|b| b.instruments_root != table_root) {
             return Err(wrap(VerifyError::BatchStatementMismatch {
                 field: "instruments",
             }));
@@ -276,9 +274,8 @@ mod tests {
     use crate::day::{derive_keys, prove_recursive, RecursiveProof};
     use crate::field::M31;
     use crate::recursion::node::tree::TreeProver;
-    use crate::venue::{sample, Operation, Venue, OP_LIMBS};
+    use crate::venue::{Operation, Venue};
 
-    const T0: u64 = 1_800_000_000_000_000;
     const DAY: u32 = 20_833;
 
     struct Fixture {
@@ -289,36 +286,11 @@ mod tests {
 
     /// Two rollups of two batches each: two segments (one per rollup), so a tree of one M.
     fn fixture() -> Fixture {
-        let mut statements = Vec::new();
-        let mut ops = Vec::new();
-        let mut venues = HashMap::new();
-        for (rollup_id, seed, sizes) in [(1u32, 7u64, vec![20, 13]), (2, 9, vec![24, 9])] {
-            let (venue, all) = sample::batch(40, 8, seed, T0, 0);
-            venues.insert(rollup_id, venue.clone());
-            let mut v = venue;
-            let mut at = 0;
-            for (seq, n) in sizes.into_iter().enumerate() {
-                let batch = all[at..at + n].to_vec();
-                at += n;
-                let pre = v.state_root();
-                v.apply_batch(&batch).unwrap();
-                let records: Vec<M31> = batch.iter().flat_map(Operation::encode).collect();
-                statements.push(BatchStatement {
-                    rollup_id,
-                    seq: seq as u64 + 3,
-                    pre_state_root: pre,
-                    post_state_root: v.state_root(),
-                    data_root: crate::hash::merkle::data_root(&records, OP_LIMBS),
-                    instruments_root: instruments_root(v.instruments()),
-                    n_ops: n as u32,
-                });
-                ops.push(batch);
-            }
-        }
+        let f = crate::day::fixture::day(&[(1, 7, &[20, 13]), (2, 9, &[24, 9])], 40, 8, 3);
         Fixture {
-            statements,
-            ops,
-            venues,
+            statements: f.statements,
+            ops: f.ops,
+            venues: f.venues.into_iter().collect(),
         }
     }
 

@@ -577,52 +577,17 @@ mod tests {
     use crate::day::prove_day;
     use crate::field::M31;
     use crate::validity::prove_segment;
-    use crate::venue::{sample, Operation, Venue, OP_LIMBS};
+    use crate::venue::{Operation, Venue};
 
-    const T0: u64 = 1_800_000_000_000_000;
     const DAY: u32 = 20_833;
     /// Small enough that rollup 1's three batches (40 + 17 + 39 operations) need two
     /// chained segments.
     const CAPACITY: usize = 60;
 
-    struct Fixture {
-        statements: Vec<BatchStatement>,
-        ops: Vec<Vec<Operation>>,
-        venues: Vec<(u32, Venue)>,
-    }
+    use crate::day::fixture::Fixture;
 
     fn fixture() -> Fixture {
-        let mut statements = Vec::new();
-        let mut ops = Vec::new();
-        let mut venues = Vec::new();
-        for (rollup_id, seed, sizes) in [(1u32, 7u64, vec![40, 17, 39]), (2, 9, vec![50, 46])] {
-            let (venue, all) = sample::batch(96, 12, seed, T0, 0);
-            venues.push((rollup_id, venue.clone()));
-            let mut v = venue;
-            let mut at = 0;
-            for (seq, n) in sizes.into_iter().enumerate() {
-                let batch = all[at..at + n].to_vec();
-                at += n;
-                let pre = v.state_root();
-                v.apply_batch(&batch).unwrap();
-                let records: Vec<M31> = batch.iter().flat_map(Operation::encode).collect();
-                statements.push(BatchStatement {
-                    rollup_id,
-                    seq: seq as u64 + 5,
-                    pre_state_root: pre,
-                    post_state_root: v.state_root(),
-                    data_root: crate::hash::merkle::data_root(&records, OP_LIMBS),
-                    instruments_root: instruments_root(v.instruments()),
-                    n_ops: n as u32,
-                });
-                ops.push(batch);
-            }
-        }
-        Fixture {
-            statements,
-            ops,
-            venues,
-        }
+        crate::day::fixture::day(&[(1, 7, &[40, 17, 39]), (2, 9, &[50, 46])], 96, 12, 5)
     }
 
     /// The root proof the way the aggregator makes it: day proof, then segments walking
