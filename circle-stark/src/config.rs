@@ -189,6 +189,13 @@ mod tests {
             SecurityConfig::preset("compact"),
             Some(SecurityConfig::compact())
         );
+        // The final node's preset: the same 104 bits at blowup 16, 21 queries.
+        assert_eq!(SecurityConfig::final_node().security_bits(), 104);
+        assert_eq!(SecurityConfig::final_node().pcs_config().security_bits(), 104);
+        assert_eq!(
+            SecurityConfig::preset("final"),
+            Some(SecurityConfig::final_node())
+        );
     }
 
     #[test]
@@ -198,8 +205,17 @@ mod tests {
             Err(ConfigError::OutOfRange {
                 name: "log_blowup",
                 min: 1,
-                max: 4,
+                max: 5,
                 got: 0
+            })
+        );
+        assert_eq!(
+            SecurityConfig::new(6, 10, 10),
+            Err(ConfigError::OutOfRange {
+                name: "log_blowup",
+                min: 1,
+                max: 5,
+                got: 6
             })
         );
         assert!(matches!(

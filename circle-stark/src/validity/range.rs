@@ -138,8 +138,9 @@ impl FrameworkEval for FixedRangeTableEval {
 
 /// The Merkle root of the v3 preprocessed tree (the column `0 .. 2^16` alone), as
 /// [`crate::proof::PoeChannel::hash_words`] spells it, for each channel and `log_blowup`
-/// 1..=4 (`SecurityConfig`'s range). The tree depends on nothing else: no challenge, no
-/// statement. `pinned_roots_are_the_committed_tables` recomputes every entry.
+/// 1..=4 (log blowup 5, which `SecurityConfig` allows for the final node of the day's tree,
+/// has no pinned table: batch validity v3 refuses it). The tree depends on nothing else: no
+/// challenge, no statement. `pinned_roots_are_the_committed_tables` recomputes every entry.
 pub fn pinned_table_root(channel: crate::proof::ChannelId, log_blowup: u32) -> Option<[u32; 8]> {
     let roots = match channel {
         crate::proof::ChannelId::Blake2s => &PINNED_BLAKE2S,
