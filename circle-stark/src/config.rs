@@ -191,7 +191,10 @@ mod tests {
         );
         // The final node's preset: the same 104 bits at blowup 16, 21 queries.
         assert_eq!(SecurityConfig::final_node().security_bits(), 104);
-        assert_eq!(SecurityConfig::final_node().pcs_config().security_bits(), 104);
+        assert_eq!(
+            SecurityConfig::final_node().pcs_config().security_bits(),
+            104
+        );
         assert_eq!(
             SecurityConfig::preset("final"),
             Some(SecurityConfig::final_node())
