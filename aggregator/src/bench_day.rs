@@ -151,17 +151,11 @@ pub fn bench_command_v4(sizes: &[usize], batch_ops: usize, rollups: u32) -> Resu
     println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in sizes {
         eprintln!("  {n} operations…");
-        let args = [
-            "--ops".to_string(),
-            n.to_string(),
-            "--batch-ops".into(),
-            batch_ops.to_string(),
-            "--rollups".into(),
-            rollups.to_string(),
-            "--format".into(),
-            "v4".into(),
-        ];
-        let line = child_line(&exe, &args, n)?;
+        let line = child_line(
+            &exe,
+            (n, batch_ops, rollups),
+            &["--format".into(), "v4".into()],
+        )?;
         let f = |k: &str| json_field(&line, k);
         println!(
             "| {n} | {:.0} | {:.0} ({:.0}) | 2^{:.0}, 2^{:.0} | {:.1} | {:.1} | {:.1} | {:.0}: {:.1} | {:.1} (2^{:.0}, 2^{:.0}) | {:.1} | {:.1} ({:.1}) | {:.1} | {:.0} | {:.2} |",
@@ -293,11 +287,18 @@ pub fn run_one(
     ))
 }
 
-/// `poe bench-day --child ARGS` for one size of `n` operations, in its own process (so that
-/// peak RSS is per size): its one JSON line.
-fn child_line(exe: &std::path::Path, args: &[String], n: usize) -> Result<String, String> {
+/// `poe bench-day --child` for one day of `n` operations in `batch_ops`-operation batches over
+/// `rollups` rollups, with `args`, in its own process (so that peak RSS is per size): its one
+/// JSON line.
+fn child_line(
+    exe: &std::path::Path,
+    (n, batch_ops, rollups): (usize, usize, u32),
+    args: &[String],
+) -> Result<String, String> {
     let out = std::process::Command::new(exe)
-        .args(["bench-day", "--child"])
+        .args(["bench-day", "--child", "--ops", &n.to_string()])
+        .args(["--batch-ops", &batch_ops.to_string()])
+        .args(["--rollups", &rollups.to_string()])
         .args(args)
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -336,13 +337,7 @@ pub fn bench_command(
     for &n in sizes {
         eprintln!("  {n} operations…");
         let mut args = vec![
-            "--ops".to_string(),
-            n.to_string(),
-            "--batch-ops".into(),
-            batch_ops.to_string(),
-            "--rollups".into(),
-            rollups.to_string(),
-            "--preset".into(),
+            "--preset".to_string(),
             preset.into(),
             "--format".into(),
             match format {
@@ -353,7 +348,7 @@ pub fn bench_command(
         if leaves {
             args.push("--leaves".into());
         }
-        let line = child_line(&exe, &args, n)?;
+        let line = child_line(&exe, (n, batch_ops, rollups), &args)?;
         let f = |k: &str| json_field(&line, k);
         let leaf_cols = if leaves {
             format!(

@@ -289,10 +289,6 @@ pub fn prove_recursive(
     let mut tree = TreeProver::new(shape, presets.node, presets.last, *policy);
     let t = Instant::now();
     let mut n_m = 0usize;
-    let first = nodes
-        .first()
-        .cloned()
-        .ok_or_else(|| recursion("a day without segments"))?;
     let leaves = nodes.clone();
     let root = crate::recursion::node::tree::fold_tree(nodes, |level, a, b| {
         let m = tree.merge(a, b);
@@ -307,7 +303,7 @@ pub fn prove_recursive(
     .map_err(recursion)?;
     timings.m = t.elapsed().as_secs_f64();
     timings.n_m = n_m;
-    let m = key_digest(tree.m_key_over(&first).map_err(recursion)?);
+    let m = key_digest(tree.m_key_over(&leaves[0]).map_err(recursion)?);
     let t = Instant::now();
     let last = tree.finish(&root, &statement.digest()).map_err(recursion)?;
     timings.last = t.elapsed().as_secs_f64();

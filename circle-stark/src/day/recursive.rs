@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use crate::config::VerifierPolicy;
 use crate::day::root::{
-    all_covered, check_day_root, covered_by, read_proof, segment_statement, shaped_statement,
-    RootCoverage,
+    all_covered, check_day_root, covered_by, read_count, read_proof, segment_statement,
+    shaped_statement, RootCoverage,
 };
 use crate::day::statement::{BatchStatement, DayStatement};
 use crate::error::VerifyError;
@@ -104,14 +104,7 @@ impl RecursiveRoot {
             pos: 0,
         };
         let shape = (r.u32()?, r.u32()?);
-        let n = r.u32()?;
-        if n as usize > (rest.len() - r.pos) / SEGMENT_BYTES {
-            return Err(ProofFormatError::LengthOverflow {
-                offset: r.pos - 4,
-                count: n,
-                remaining: rest.len() - r.pos,
-            });
-        }
+        let n = read_count(&mut r, SEGMENT_BYTES)?;
         let mut segments = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let (rollup_id, first_seq, last_seq) = (r.u32()?, r.u64()?, r.u64()?);

@@ -173,6 +173,21 @@ pub(crate) fn read_proof(r: &mut Reader<'_>) -> Result<Proof, ProofFormatError> 
     Proof::from_bytes(r.take(len as usize)?)
 }
 
+/// A `u32` count of items of at least `item_bytes` bytes each, refused where they cannot fit in
+/// what is left of the input.
+pub(crate) fn read_count(r: &mut Reader<'_>, item_bytes: usize) -> Result<u32, ProofFormatError> {
+    let n = r.u32()?;
+    let remaining = r.bytes.len() - r.pos;
+    if n as usize > remaining / item_bytes {
+        return Err(ProofFormatError::LengthOverflow {
+            offset: r.pos - 4,
+            count: n,
+            remaining,
+        });
+    }
+    Ok(n)
+}
+
 impl RootProof {
     /// `POEROOT2` (`POEROOT3` for v3), the day proof (`u32` length, bytes), a `u32` segment count, then per
     /// segment `rollup_id u32, first_seq u64, last_seq u64`, the proof (`u32` length, bytes);
@@ -212,15 +227,8 @@ impl RootProof {
             pos: 0,
         };
         let day = read_proof(&mut r)?;
-        let n = r.u32()?;
         // Each segment takes at least 24 bytes of header.
-        if n as usize > (rest.len() - r.pos) / 24 {
-            return Err(ProofFormatError::LengthOverflow {
-                offset: r.pos - 4,
-                count: n,
-                remaining: rest.len() - r.pos,
-            });
-        }
+        let n = read_count(&mut r, 24)?;
         let mut segments = Vec::with_capacity(n as usize);
         for _ in 0..n {
             segments.push(Segment {
