@@ -238,6 +238,10 @@ pub enum VerifyError {
         /// The circuit: `W over class o12s10`, `tree shape (2^19, 2^15)`.
         circuit: String,
     },
+    /// The sample proofs a recursive root's keys are derived from (`root.samples`) do not
+    /// give them: a sample of another segment, one that does not verify, another circuit.
+    #[error("the key samples do not give the root's keys: {0}")]
+    KeySamples(String),
     /// The out-of-domain sample does not satisfy the constraints.
     #[error("constraint check at the out-of-domain point failed")]
     OodsMismatch,

@@ -374,6 +374,14 @@ pub enum ProofFormatError {
         /// Its state budget (log2).
         log_state: u8,
     },
+    /// A value that has one canonical spelling spelt another way (an order, a flag).
+    #[error("non-canonical {what} at offset {offset}")]
+    NonCanonical {
+        /// What.
+        what: &'static str,
+        /// Where.
+        offset: usize,
+    },
 }
 
 impl Proof {

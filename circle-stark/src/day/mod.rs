@@ -15,6 +15,8 @@ mod verify;
 #[cfg(feature = "prover")]
 pub use prove::{prove_day, prove_root, prove_root_as};
 #[cfg(feature = "prover")]
-pub use prove_recursive::{derive_keys, prove_recursive, RecursionTimings, RecursiveProof};
+pub use prove_recursive::{
+    derive_keys, keys_from_samples, prove_recursive, RecursionTimings, RecursiveProof,
+};
 pub use statement::{BatchStatement, DayStatement};
 pub use verify::{verify_day, verify_day_bytes};

@@ -7,10 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use super::prove::prove_segments;
-use super::recursive::{RecursionPresets, RecursiveRoot, RootKeys, SegmentRef};
+use super::recursive::{
+    check_presets, rebuild_segments, RecursionPresets, RecursiveRoot, RootKeys, RootSamples,
+    SegmentRef,
+};
 use super::statement::{BatchStatement, DayStatement};
 use crate::config::VerifierPolicy;
-use crate::error::ProveError;
+use crate::error::{ProveError, VerifyError};
 use crate::hash::channel::Poseidon2MerkleChannel;
 use crate::proof::ChannelId;
 use crate::proof::Proof;
@@ -22,7 +25,7 @@ use crate::recursion::node::wrap::{statement_digest, validity_w};
 use crate::recursion::node::{NodeProver, Program};
 use crate::recursion::AnyTrace;
 use crate::validity::{trace_validity, ShapeClass, ValidityStatement};
-use crate::venue::{Operation, Venue};
+use crate::venue::{Instrument, Operation, Venue};
 
 /// Seconds per stage of a v4 root.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -103,6 +106,12 @@ pub fn derive_keys(
     let mut programs: BTreeMap<(u32, u32), Program> = BTreeMap::new();
     for (class, statement, proof) in samples {
         let id = (class.log_ops, class.log_state);
+        if proof.config != presets.segment {
+            return Err(recursion(format!(
+                "a sample of class {} proven under another configuration than the segments'",
+                class.name()
+            )));
+        }
         if statement.shape != Some(class.shape()) {
             return Err(recursion(format!(
                 "a sample of class {} states another shape",
@@ -119,6 +128,11 @@ pub fn derive_keys(
         programs.insert(id, program);
     }
     let (class, statement, _) = samples.first().ok_or_else(|| recursion("no samples"))?;
+    if w.config != presets.node {
+        return Err(recursion(
+            "the W sample proven under another configuration than the nodes'",
+        ));
+    }
     let shape = programs.values().fold((0, 0), |(r, q), p| {
         (r.max(p.log_rows()), q.max(p.log_perm_rows()))
     });
@@ -146,10 +160,70 @@ pub fn derive_keys(
     let last = tree.final_key_over(&node).map_err(recursion)?.clone();
     Ok(RootKeys {
         shape,
+        presets,
         w: keys,
         m,
         last,
     })
+}
+
+impl RecursiveProof {
+    /// What an auditor derives the keys from: the first segment of each class and the W
+    /// over segment 0.
+    pub fn samples(&self) -> RootSamples {
+        RootSamples {
+            segments: RootSamples::expected_indices(&self.root)
+                .into_iter()
+                .map(|i| (i, self.segments[i as usize].2.clone()))
+                .collect(),
+            w: self.leaves[0].proof.clone(),
+        }
+    }
+}
+
+/// A v4 root's keys derived by its auditor from the published samples ([`RootSamples`]):
+/// each sample checked to be the first segment of its class, verified against the statement
+/// rebuilt from the auditor's own batch statements, its W circuit built and committed
+/// ([`derive_keys`]); the tree shape checked against the root's. Seconds per class on two
+/// cores; cache the result (the keys depend on the presets, shape and classes alone).
+///
+/// # Errors
+/// The coverage errors of [`rebuild_segments`]; [`VerifyError::SecurityTooLow`] for presets
+/// under the policy; [`VerifyError::KeySamples`] for samples of other segments, or that do
+/// not verify, or that give another tree shape.
+pub fn keys_from_samples(
+    root: &RecursiveRoot,
+    samples: &RootSamples,
+    batches: &[BatchStatement],
+    listed: &(dyn Fn(u32) -> Option<Vec<Instrument>> + Sync),
+    policy: &VerifierPolicy,
+) -> Result<RootKeys, VerifyError> {
+    check_presets(root, policy)?;
+    let expected = RootSamples::expected_indices(&root);
+    let got: Vec<u32> = samples.segments.iter().map(|(i, _)| *i).collect();
+    if got != expected {
+        return Err(VerifyError::KeySamples(format!(
+            "samples of segments {got:?}; the root's classes need the first segment of each, {expected:?}"
+        )));
+    }
+    let (statements, _) = rebuild_segments(root, batches, listed)?;
+    let triples: Vec<(ShapeClass, ValidityStatement, Proof)> = samples
+        .segments
+        .iter()
+        .map(|(i, p)| {
+            let i = *i as usize;
+            (root.segments[i].class, statements[i].clone(), p.clone())
+        })
+        .collect();
+    let keys = derive_keys(&triples, &samples.w, root.presets(), policy)
+        .map_err(|e| VerifyError::KeySamples(e.to_string()))?;
+    if keys.shape != root.shape {
+        return Err(VerifyError::KeySamples(format!(
+            "they give tree shape (2^{}, 2^{}), the root states (2^{}, 2^{})",
+            keys.shape.0, keys.shape.1, root.shape.0, root.shape.1
+        )));
+    }
+    Ok(keys)
 }
 
 /// The v4 root of a day: `statements` in canonical order, `ops[i]` batch `i`'s operations,
@@ -310,6 +384,7 @@ pub fn prove_recursive(
     progress(&format!("final node proven in {:.1} s", timings.last));
     let keys = RootKeys {
         shape,
+        presets,
         w,
         m,
         last: tree.final_key().expect("the final node was proven").clone(),
@@ -317,6 +392,8 @@ pub fn prove_recursive(
     Ok(RecursiveProof {
         root: RecursiveRoot {
             shape,
+            segment_config: presets.segment,
+            node_config: presets.node,
             segments: table,
             last: last.proof,
         },

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::VerifierPolicy;
+use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::day::root::{
     all_covered, check_day_root, covered_by, read_count, read_proof, segment_statement,
     shaped_statement, RootCoverage,
@@ -28,7 +28,7 @@ use crate::recursion::node::gadgets::digest_values;
 use crate::recursion::node::tree::{day_digest, NodeStatement};
 use crate::recursion::node::wrap::statement_digest;
 use crate::recursion::node::{verify_node, NodeKey};
-use crate::validity::ShapeClass;
+use crate::validity::{ShapeClass, ValidityStatement};
 use crate::venue::{instruments_root, Instrument};
 
 /// File magic of a v4 root proof.
@@ -55,6 +55,10 @@ pub struct SegmentRef {
 pub struct RecursiveRoot {
     /// Every node of the tree: `(log2 gate rows, log2 permutations)`.
     pub shape: (u32, u32),
+    /// The segments' security (what each W circuit verifies).
+    pub segment_config: SecurityConfig,
+    /// The W and M nodes' security (what the M and final circuits verify).
+    pub node_config: SecurityConfig,
     /// The segments (the tree's leaves, in order): canonical order, by rollup then seq.
     pub segments: Vec<SegmentRef>,
     /// The final node's proof.
@@ -65,13 +69,26 @@ pub struct RecursiveRoot {
 const SEGMENT_BYTES: usize = 4 + 8 + 8 + 2;
 
 impl RecursiveRoot {
-    /// `POEROOT4`, `log_rows u32, log_perm_rows u32`, a `u32` segment count, per segment
+    /// The presets its proofs were made under (the final node's from its proof).
+    pub fn presets(&self) -> RecursionPresets {
+        RecursionPresets {
+            segment: self.segment_config,
+            node: self.node_config,
+            last: self.last.config,
+        }
+    }
+
+    /// `POEROOT4`, `log_rows u32, log_perm_rows u32`, the segment and node configurations
+    /// (`log_blowup, n_queries, pow_bits`, `u32` each), a `u32` segment count, per segment
     /// `rollup_id u32, first_seq u64, last_seq u64, log_ops u8, log_state u8`, then the final
     /// proof (`u32` length, bytes); little-endian, nothing after.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = ROOT_V4_MAGIC.to_vec();
         out.extend(self.shape.0.to_le_bytes());
         out.extend(self.shape.1.to_le_bytes());
+        for c in [self.segment_config, self.node_config] {
+            write_config(&mut out, c);
+        }
         out.extend((self.segments.len() as u32).to_le_bytes());
         for s in &self.segments {
             out.extend(s.rollup_id.to_le_bytes());
@@ -104,6 +121,8 @@ impl RecursiveRoot {
             pos: 0,
         };
         let shape = (r.u32()?, r.u32()?);
+        let segment_config = read_config(&mut r)?;
+        let node_config = read_config(&mut r)?;
         let n = read_count(&mut r, SEGMENT_BYTES)?;
         let mut segments = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -133,10 +152,22 @@ impl RecursiveRoot {
         }
         Ok(Self {
             shape,
+            segment_config,
+            node_config,
             segments,
             last,
         })
     }
+}
+
+fn write_config(out: &mut Vec<u8>, c: SecurityConfig) {
+    for v in [c.log_blowup(), c.n_queries(), c.pow_bits()] {
+        out.extend(v.to_le_bytes());
+    }
+}
+
+fn read_config(r: &mut Reader<'_>) -> Result<SecurityConfig, ProofFormatError> {
+    Ok(SecurityConfig::new(r.u32()?, r.u32()?, r.u32()?)?)
 }
 
 /// The presets of a v4 root's proofs: the segments (the W nodes' children), the tree's W and
@@ -152,6 +183,34 @@ pub struct RecursionPresets {
 }
 
 impl RecursionPresets {
+    /// The presets of the root over segments proven under `root`: `compact` (what the
+    /// pipeline uses at production security) gives [`Self::standard`]; any other preset is
+    /// used for every proof of the tree (tests' `testing`).
+    pub fn for_root(root: crate::config::SecurityConfig) -> Self {
+        if root == crate::config::SecurityConfig::compact() {
+            Self::standard()
+        } else {
+            Self {
+                segment: root,
+                node: root,
+                last: root,
+            }
+        }
+    }
+
+    /// `segments LB/Q/POW, nodes …, final …`: for reports.
+    pub fn name(&self) -> String {
+        let c = |c: crate::config::SecurityConfig| {
+            format!("{}/{}/{}", c.log_blowup(), c.n_queries(), c.pow_bits())
+        };
+        format!(
+            "segments {}, nodes {}, final {}",
+            c(self.segment),
+            c(self.node),
+            c(self.last)
+        )
+    }
+
     /// Segments and nodes `compact` (blowup 4, 42 queries: the node circuits' cost grows with
     /// the child's queries), the final node `final_node` (blowup 16, 21 queries); 104 bits
     /// each.
@@ -170,6 +229,8 @@ impl RecursionPresets {
 pub struct RootKeys {
     /// The tree shape these keys are for.
     pub shape: (u32, u32),
+    /// The presets these keys are for.
+    pub presets: RecursionPresets,
     /// Per shape class `(log_ops, log_state)`: its W circuit's key digest.
     pub w: BTreeMap<(u32, u32), Digest>,
     /// The M circuit's key digest.
@@ -178,31 +239,252 @@ pub struct RootKeys {
     pub last: NodeKey,
 }
 
-/// Verifies a v4 root against the day statement the auditor derived, the batch statements it
-/// derived it from (canonical order), each rollup's listed instruments (the manifest's) and
-/// the verifying keys.
+/// File magic of [`RootKeys::to_bytes`].
+pub const ROOT_KEYS_MAGIC: [u8; 8] = *b"POEKEYS1";
+
+impl RootKeys {
+    /// `POEKEYS1`, the tree shape (`u32` × 2), the three presets (`u32` × 3 each), a `u32`
+    /// count of W keys, per key `log_ops u8, log_state u8` and its 32-byte digest (classes
+    /// ascending), the M digest, then the final key: `log_rows u32, log_perm_rows u32,
+    /// channel u16, log_blowup u32`, its preprocessed root (`u32` × 8), a `u32` count of public
+    /// wires and per wire `id u32, reads u32`. Little-endian, nothing after. What an auditor
+    /// caches once it has derived the keys ([`crate::day::keys_from_samples`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = ROOT_KEYS_MAGIC.to_vec();
+        out.extend(self.shape.0.to_le_bytes());
+        out.extend(self.shape.1.to_le_bytes());
+        for c in [self.presets.segment, self.presets.node, self.presets.last] {
+            write_config(&mut out, c);
+        }
+        out.extend((self.w.len() as u32).to_le_bytes());
+        for (&(o, st), d) in &self.w {
+            out.push(o as u8);
+            out.push(st as u8);
+            out.extend(d.to_bytes());
+        }
+        out.extend(self.m.to_bytes());
+        let k = &self.last;
+        out.extend(k.log_rows.to_le_bytes());
+        out.extend(k.log_perm_rows.to_le_bytes());
+        out.extend((k.channel as u16).to_le_bytes());
+        out.extend(k.log_blowup.to_le_bytes());
+        for w in k.preprocessed_root {
+            out.extend(w.to_le_bytes());
+        }
+        out.extend((k.publics.len() as u32).to_le_bytes());
+        for &(id, reads) in &k.publics {
+            out.extend(id.to_le_bytes());
+            out.extend(reads.to_le_bytes());
+        }
+        out
+    }
+
+    /// Inverse of [`Self::to_bytes`].
+    ///
+    /// # Errors
+    /// [`ProofFormatError`] naming the first problem: another magic, a class outside the
+    /// catalogue or out of order, a non-canonical digest, an unknown channel, trailing bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
+        if !bytes.starts_with(&ROOT_KEYS_MAGIC) {
+            return Err(ProofFormatError::BadMagic {
+                expected: ROOT_KEYS_MAGIC,
+                got: bytes.iter().take(8).copied().collect(),
+            });
+        }
+        let rest = &bytes[8..];
+        let mut r = Reader {
+            bytes: rest,
+            pos: 0,
+        };
+        let shape = (r.u32()?, r.u32()?);
+        let presets = RecursionPresets {
+            segment: read_config(&mut r)?,
+            node: read_config(&mut r)?,
+            last: read_config(&mut r)?,
+        };
+        let n = read_count(&mut r, 34)?;
+        let mut w = BTreeMap::new();
+        for _ in 0..n {
+            let offset = r.pos;
+            let class = read_class(&mut r)?;
+            let d = read_digest(&mut r)?;
+            let id = (class.log_ops, class.log_state);
+            if w.last_key_value().is_some_and(|(k, _)| *k >= id) {
+                return Err(ProofFormatError::NonCanonical {
+                    what: "W key order (classes ascending, once each)",
+                    offset,
+                });
+            }
+            w.insert(id, d);
+        }
+        let m = read_digest(&mut r)?;
+        let (log_rows, log_perm_rows) = (r.u32()?, r.u32()?);
+        let raw = u16::from_le_bytes([r.u8()?, r.u8()?]);
+        let channel = crate::proof::ChannelId::from_u16(raw)
+            .ok_or(ProofFormatError::UnknownChannel { got: raw })?;
+        let log_blowup = r.u32()?;
+        let mut preprocessed_root = [0u32; 8];
+        for w in &mut preprocessed_root {
+            *w = r.u32()?;
+        }
+        let n = read_count(&mut r, 8)?;
+        let mut publics = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            publics.push((r.u32()?, r.u32()?));
+        }
+        if r.pos != rest.len() {
+            return Err(ProofFormatError::TrailingBytes {
+                count: rest.len() - r.pos,
+            });
+        }
+        Ok(Self {
+            shape,
+            presets,
+            w,
+            m,
+            last: NodeKey {
+                log_rows,
+                log_perm_rows,
+                channel,
+                log_blowup,
+                preprocessed_root,
+                publics,
+            },
+        })
+    }
+}
+
+fn read_class(r: &mut Reader<'_>) -> Result<ShapeClass, ProofFormatError> {
+    let offset = r.pos;
+    let (log_ops, log_state) = (r.u8()?, r.u8()?);
+    ShapeClass::all()
+        .into_iter()
+        .find(|c| (c.log_ops, c.log_state) == (u32::from(log_ops), u32::from(log_state)))
+        .ok_or(ProofFormatError::UnknownClass {
+            offset,
+            log_ops,
+            log_state,
+        })
+}
+
+fn read_digest(r: &mut Reader<'_>) -> Result<Digest, ProofFormatError> {
+    let offset = r.pos;
+    Digest::from_bytes(r.take(32)?).map_err(|_| ProofFormatError::NonCanonical {
+        what: "digest (an element >= p)",
+        offset,
+    })
+}
+
+/// File magic of [`RootSamples::to_bytes`].
+pub const ROOT_SAMPLES_MAGIC: [u8; 8] = *b"POESMPL1";
+
+/// What an auditor derives a v4 root's keys from (`specs/day-proof.md` §6.4): the proof of the
+/// first segment of each class the day uses (a W circuit depends on its child's class and
+/// presets alone, so any proof of the class gives it) and the W node proof over the day's
+/// first segment (the M and final circuits depend on the W proofs' shape alone). Published
+/// beside the root proof as `root.samples`; nothing in it is trusted: each proof is verified
+/// against the statement the auditor rebuilt, and a sample that gave another circuit would
+/// give keys under which the root does not verify.
+#[derive(Debug, Clone)]
+pub struct RootSamples {
+    /// `(segment index, its proof)`, the first segment of each class, by index; the first is
+    /// segment 0.
+    pub segments: Vec<(u32, Proof)>,
+    /// The W node proof over segment 0.
+    pub w: Proof,
+}
+
+impl RootSamples {
+    /// `POESMPL1`, a `u32` count, per sample `index u32` and its proof (`u32` length, bytes),
+    /// then the W proof (`u32` length, bytes); little-endian, nothing after.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = ROOT_SAMPLES_MAGIC.to_vec();
+        out.extend((self.segments.len() as u32).to_le_bytes());
+        for (i, p) in &self.segments {
+            out.extend(i.to_le_bytes());
+            let b = p.to_bytes();
+            out.extend((b.len() as u32).to_le_bytes());
+            out.extend(b);
+        }
+        let b = self.w.to_bytes();
+        out.extend((b.len() as u32).to_le_bytes());
+        out.extend(b);
+        out
+    }
+
+    /// Inverse of [`Self::to_bytes`].
+    ///
+    /// # Errors
+    /// [`ProofFormatError`]: another magic, no sample, indices not ascending from 0, a
+    /// non-canonical proof, trailing bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
+        if !bytes.starts_with(&ROOT_SAMPLES_MAGIC) {
+            return Err(ProofFormatError::BadMagic {
+                expected: ROOT_SAMPLES_MAGIC,
+                got: bytes.iter().take(8).copied().collect(),
+            });
+        }
+        let rest = &bytes[8..];
+        let mut r = Reader {
+            bytes: rest,
+            pos: 0,
+        };
+        let n = read_count(&mut r, 8)?;
+        let mut segments: Vec<(u32, Proof)> = Vec::with_capacity(n as usize);
+        for k in 0..n {
+            let offset = r.pos;
+            let index = r.u32()?;
+            let ordered = match segments.last() {
+                None => index == 0,
+                Some((prev, _)) => index > *prev,
+            };
+            if !ordered || (k == 0 && index != 0) {
+                return Err(ProofFormatError::NonCanonical {
+                    what: "sample index (ascending, from segment 0)",
+                    offset,
+                });
+            }
+            segments.push((index, read_proof(&mut r)?));
+        }
+        if segments.is_empty() {
+            return Err(ProofFormatError::NonCanonical {
+                what: "sample count (at least segment 0's)",
+                offset: 0,
+            });
+        }
+        let w = read_proof(&mut r)?;
+        if r.pos != rest.len() {
+            return Err(ProofFormatError::TrailingBytes {
+                count: rest.len() - r.pos,
+            });
+        }
+        Ok(Self { segments, w })
+    }
+
+    /// The segment indices a root's samples must be: the first segment of each class, by
+    /// index.
+    pub fn expected_indices(root: &RecursiveRoot) -> Vec<u32> {
+        let mut seen = std::collections::BTreeSet::new();
+        root.segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| seen.insert((s.class.log_ops, s.class.log_state)))
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+}
+
+/// Every segment's statement rebuilt from the auditor's own batch statements (batches and state
+/// roots), the manifest's instrument tables (`listed`) and the class's sizes, with what the
+/// segments cover; the segment table checked to cover every batch once, in canonical order.
 ///
 /// # Errors
-/// [`VerifyError::DayStatementMismatch`] for batches that do not give the statement;
-/// [`VerifyError::SegmentCoverage`] for a batch not covered, covered twice or out of order;
-/// [`VerifyError::Segment`] wrapping `BatchStatementMismatch { instruments }` for a rollup
-/// without its table; [`VerifyError::UnknownKey`] for a tree shape or class the keys do not
-/// hold; then the final proof's errors ([`verify_node`]) — `PublicInputMismatch` when the
-/// proof states another day, tree or segment than the one rebuilt.
-pub fn verify_recursive(
+/// As [`verify_recursive`], for the coverage and the tables.
+pub fn rebuild_segments(
     root: &RecursiveRoot,
-    statement: &DayStatement,
     batches: &[BatchStatement],
     listed: &(dyn Fn(u32) -> Option<Vec<Instrument>> + Sync),
-    keys: &RootKeys,
-    policy: &VerifierPolicy,
-) -> Result<RootCoverage, VerifyError> {
-    check_day_root(statement, batches)?;
-    if root.shape != keys.shape {
-        return Err(VerifyError::UnknownKey {
-            circuit: format!("tree shape (2^{}, 2^{})", root.shape.0, root.shape.1),
-        });
-    }
+) -> Result<(Vec<ValidityStatement>, RootCoverage), VerifyError> {
     let mut at = 0usize;
     let mut coverage = RootCoverage {
         segments: 0,
@@ -210,7 +492,7 @@ pub fn verify_recursive(
         ops: 0,
         interior: Vec::new(),
     };
-    let mut leaves: Vec<NodeStatement> = Vec::with_capacity(root.segments.len());
+    let mut out = Vec::with_capacity(root.segments.len());
     for seg in &root.segments {
         let len = covered_by(batches, at, seg.rollup_id, seg.first_seq, seg.last_seq)?;
         let covered = &batches[at..at + len];
@@ -228,20 +510,60 @@ pub fn verify_recursive(
             }));
         }
         let expected = segment_statement(covered, &claimed);
+        coverage.segments += 1;
+        coverage.batches += len;
+        coverage.interior.extend(at..at + len - 1);
+        coverage.ops += expected.n_ops();
+        out.push(expected);
+        at += len;
+    }
+    all_covered(batches, at)?;
+    Ok((out, coverage))
+}
+
+/// Verifies a v4 root against the day statement the auditor derived, the batch statements it
+/// derived it from (canonical order), each rollup's listed instruments (the manifest's) and
+/// the verifying keys.
+///
+/// # Errors
+/// [`VerifyError::DayStatementMismatch`] for batches that do not give the statement;
+/// [`VerifyError::SegmentCoverage`] for a batch not covered, covered twice or out of order;
+/// [`VerifyError::Segment`] wrapping `BatchStatementMismatch { instruments }` for a rollup
+/// without its table; [`VerifyError::SecurityTooLow`] for segment or node presets under the
+/// policy; [`VerifyError::UnknownKey`] for a tree shape, presets or class the keys do not
+/// hold; then the final proof's errors ([`verify_node`]) — `PublicInputMismatch` when the
+/// proof states another day, tree or segment than the one rebuilt.
+pub fn verify_recursive(
+    root: &RecursiveRoot,
+    statement: &DayStatement,
+    batches: &[BatchStatement],
+    listed: &(dyn Fn(u32) -> Option<Vec<Instrument>> + Sync),
+    keys: &RootKeys,
+    policy: &VerifierPolicy,
+) -> Result<RootCoverage, VerifyError> {
+    check_day_root(statement, batches)?;
+    check_presets(root, policy)?;
+    if root.shape != keys.shape {
+        return Err(VerifyError::UnknownKey {
+            circuit: format!("tree shape (2^{}, 2^{})", root.shape.0, root.shape.1),
+        });
+    }
+    if root.presets() != keys.presets {
+        return Err(VerifyError::UnknownKey {
+            circuit: format!("presets {}", root.presets().name()),
+        });
+    }
+    let (statements, coverage) = rebuild_segments(root, batches, listed)?;
+    let mut leaves: Vec<NodeStatement> = Vec::with_capacity(root.segments.len());
+    for (seg, expected) in root.segments.iter().zip(&statements) {
         let key = keys
             .w
             .get(&(seg.class.log_ops, seg.class.log_state))
             .ok_or_else(|| VerifyError::UnknownKey {
                 circuit: format!("W over class {}", seg.class.name()),
             })?;
-        leaves.push((*key, digest_values(&statement_digest(&expected))));
-        coverage.segments += 1;
-        coverage.batches += len;
-        coverage.interior.extend(at..at + len - 1);
-        coverage.ops += expected.n_ops();
-        at += len;
+        leaves.push((*key, digest_values(&statement_digest(expected))));
     }
-    all_covered(batches, at)?;
     let expected = day_digest(&leaves, keys.m, &statement.digest()).ok_or_else(|| {
         VerifyError::SegmentCoverage {
             rollup_id: 0,
@@ -255,6 +577,23 @@ pub fn verify_recursive(
     Ok(coverage)
 }
 
+/// The segments' and nodes' presets meet the policy (the final proof's is checked with it):
+/// each proof of the tree is as sound as its preset, and the root as sound as the weakest.
+///
+/// # Errors
+/// [`VerifyError::SecurityTooLow`].
+pub fn check_presets(root: &RecursiveRoot, policy: &VerifierPolicy) -> Result<(), VerifyError> {
+    for c in [root.segment_config, root.node_config] {
+        if c.security_bits() < policy.min_security_bits {
+            return Err(VerifyError::SecurityTooLow {
+                expected: policy.min_security_bits,
+                got: c.security_bits(),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(all(test, feature = "prover"))]
 mod tests {
     use std::collections::HashMap;
@@ -264,7 +603,7 @@ mod tests {
 
     use super::*;
     use crate::config::SecurityConfig;
-    use crate::day::{derive_keys, prove_recursive, RecursiveProof};
+    use crate::day::{derive_keys, keys_from_samples, prove_recursive, RecursiveProof};
     use crate::field::M31;
     use crate::recursion::node::tree::TreeProver;
     use crate::venue::{Operation, Venue};
@@ -362,6 +701,61 @@ mod tests {
         bad[0].1.post_state_root.0[0] += M31::from(1u32);
         assert!(derive_keys(&bad, &p.leaves[0].proof, presets(), &policy()).is_err());
 
+        // The published samples give the same keys, through their bytes; the keys' bytes (an
+        // auditor's cache) round-trip.
+        let listed_f = listed(&f);
+        let published = RootSamples::from_bytes(&p.samples().to_bytes()).unwrap();
+        assert_eq!(published.to_bytes(), p.samples().to_bytes());
+        let from_samples =
+            keys_from_samples(root, &published, &f.statements, &listed_f, &policy()).unwrap();
+        assert_eq!(&from_samples, keys);
+        assert_eq!(&RootKeys::from_bytes(&keys.to_bytes()).unwrap(), keys);
+        let key_samples = |what: &str, s: &RootSamples| {
+            let r = keys_from_samples(root, s, &f.statements, &listed_f, &policy());
+            assert!(
+                matches!(r, Err(VerifyError::KeySamples(_))),
+                "{what}: {r:?}"
+            );
+        };
+        // Segment 1's proof as segment 0's sample: it does not verify against segment 0.
+        let mut swapped = published.clone();
+        swapped.segments[0].1 = p.segments[1].2.clone();
+        key_samples("another segment's proof", &swapped);
+        // The W over segment 1 as the W sample: it does not state segment 0.
+        let mut other_w = published.clone();
+        other_w.w = p.leaves[1].proof.clone();
+        key_samples("the W of another segment", &other_w);
+        // A sample for a segment that is not the first of its class (or no such segment).
+        let mut shifted = published.clone();
+        shifted.segments.push((7, p.segments[0].2.clone()));
+        key_samples("a sample too many", &shifted);
+        // One encoding: indices ascending from 0, nothing after.
+        let mut bytes = published.to_bytes();
+        bytes.push(0);
+        assert!(matches!(
+            RootSamples::from_bytes(&bytes),
+            Err(ProofFormatError::TrailingBytes { count: 1 })
+        ));
+        let mut bytes = published.to_bytes();
+        bytes[12] = 1;
+        assert!(matches!(
+            RootSamples::from_bytes(&bytes),
+            Err(ProofFormatError::NonCanonical { .. })
+        ));
+        // Presets below the policy are refused by name before any proof is looked at.
+        let r = verify_recursive(
+            root,
+            &statement,
+            &f.statements,
+            &listed_f,
+            keys,
+            &VerifierPolicy::default(),
+        );
+        assert!(
+            matches!(r, Err(VerifyError::SecurityTooLow { expected: 100, .. })),
+            "{r:?}"
+        );
+
         // The file: round trip, one encoding.
         let bytes = root.to_bytes();
         let back = RecursiveRoot::from_bytes(&bytes).unwrap();
@@ -373,8 +767,9 @@ mod tests {
             Err(ProofFormatError::TrailingBytes { count: 1 })
         ));
         let mut unknown = bytes.clone();
-        // The first segment's class: after magic, shape (8), count (4), ids and seqs (20).
-        unknown[8 + 8 + 4 + 20] = 31;
+        // The first segment's class: after magic, shape (8), configs (24), count (4), ids and
+        // seqs (20).
+        unknown[8 + 8 + 24 + 4 + 20] = 31;
         assert!(matches!(
             RecursiveRoot::from_bytes(&unknown),
             Err(ProofFormatError::UnknownClass { log_ops: 31, .. })
@@ -477,6 +872,10 @@ mod tests {
         // another final key is another circuit.
         let mut k = keys.clone();
         k.shape.0 += 1;
+        let r = verify(root, &statement, &f.statements, &f, &k);
+        assert!(matches!(r, Err(VerifyError::UnknownKey { .. })), "{r:?}");
+        let mut k = keys.clone();
+        k.presets.node = SecurityConfig::testing();
         let r = verify(root, &statement, &f.statements, &f, &k);
         assert!(matches!(r, Err(VerifyError::UnknownKey { .. })), "{r:?}");
         let mut k = keys.clone();
