@@ -3,11 +3,13 @@
 
 use std::time::Instant;
 
-use poe_archive::bundle::{write_day, ArchivedOp, BatchInput, DayInput, RollupInfo, Stage};
+use poe_archive::bundle::{
+    write_day, ArchivedOp, BatchInput, DayInput, RollupInfo, RootFiles, Stage,
+};
 use poe_archive::records::NamedInstrument;
 use poe_archive::{BundleSummary, Day, Storage};
-use poe_circle_stark::config::SecurityConfig;
-use poe_circle_stark::day::root::{RootFormat, RootProof};
+use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_circle_stark::day::recursive::RecursionPresets;
 use poe_circle_stark::day::statement::BatchStatement;
 use poe_circle_stark::error::ProveError;
 use poe_circle_stark::venue::OP_LIMBS;
@@ -58,6 +60,7 @@ pub fn day_input(intake: &Intake, day: Day, config: SecurityConfig) -> Result<Da
         rollups,
         batches,
         root_config: root_security(config),
+        recursive: true,
     })
 }
 
@@ -165,7 +168,6 @@ pub fn close_input(
         |statements, manifest_hash| {
             let t = Instant::now();
             let r = prove_root(&input, statements, manifest_hash, venues, input.root_config)
-                .map(|root| root.to_bytes())
                 .map_err(|e| e.to_string());
             prove_s = t.elapsed().as_secs_f64();
             r
@@ -180,14 +182,11 @@ pub fn close_input(
     })
 }
 
-/// The root proof format the pipeline makes: v3, whose segments are batch-validity v3 proofs
-/// in shape classes (the children recursion takes, `specs/day-proof.md` §4.1). Audits verify
-/// v2 days as before.
-pub const ROOT_FORMAT: RootFormat = RootFormat::V3;
-
-/// The daily root proof of `input` ([`poe_circle_stark::day::prove_root_as`] in
-/// [`ROOT_FORMAT`]): `statements` in canonical order (`input.batches` in the same order), each
-/// rollup's state walked forward from `venues` (its state before the day's first batch).
+/// The daily root proof of `input`, v4 (`specs/day-proof.md` §6): one recursive proof under
+/// [`RecursionPresets::for_root`]`(config)`, with the samples its auditor derives the keys
+/// from. `statements` in canonical order (`input.batches` in the same order), each rollup's
+/// state walked forward from `venues` (its state before the day's first batch). Audits verify
+/// v1–v3 days as before.
 ///
 /// # Errors
 /// A rollup without a starting state, a batch that does not apply, a prover failure.
@@ -197,22 +196,36 @@ pub fn prove_root(
     manifest_hash: [u8; 32],
     venues: &Venues,
     config: SecurityConfig,
-) -> Result<RootProof, ProveError> {
+) -> Result<RootFiles, ProveError> {
     let ops: Vec<Vec<Operation>> = input
         .batches
         .iter()
         .map(|b| b.ops.iter().map(|o| o.op).collect())
         .collect();
     let refs: Vec<&[Operation]> = ops.iter().map(Vec::as_slice).collect();
-    poe_circle_stark::day::prove_root_as(
-        ROOT_FORMAT,
+    let presets = RecursionPresets::for_root(config);
+    // The prover checks its own proofs at the security it proves at.
+    let policy = VerifierPolicy {
+        min_security_bits: [presets.segment, presets.node, presets.last]
+            .iter()
+            .map(SecurityConfig::security_bits)
+            .min()
+            .unwrap_or(0),
+    };
+    let proof = poe_circle_stark::day::prove_recursive(
         input.day.0,
         statements,
         &refs,
         manifest_hash,
         venues,
-        config,
-    )
+        presets,
+        &policy,
+        &mut |_| {},
+    )?;
+    Ok(RootFiles {
+        root: proof.root.to_bytes(),
+        samples: Some(proof.samples().to_bytes()),
+    })
 }
 
 /// What leaf proving did.

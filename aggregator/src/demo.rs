@@ -523,6 +523,7 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
             proof_only: false,
             leaves: true,
             policy,
+            key_cache: None,
         },
         &mut |d, _| progress.advance(d),
     );

@@ -253,6 +253,13 @@ enum Command {
         /// Refuse proofs below this many bits of conjectured security.
         #[arg(long, default_value_t = 100)]
         min_security_bits: u32,
+        /// Where v4 root keys derived from a day's root.samples are kept for later days
+        /// (default $POE_KEY_CACHE, else $XDG_CACHE_HOME/poe/keys, else ~/.cache/poe/keys).
+        #[arg(long, conflicts_with = "no_key_cache")]
+        key_cache: Option<PathBuf>,
+        /// Derive v4 root keys from root.samples every time; keep none.
+        #[arg(long)]
+        no_key_cache: bool,
     },
     /// Measure intake: parse, authenticate, recompute the native commitment, re-execute and
     /// store one batch of N operations, for each commitment scheme.
@@ -481,6 +488,14 @@ pub(crate) fn preset(name: &str) -> Result<SecurityConfig, String> {
     })
 }
 
+/// `$POE_KEY_CACHE`, else `$XDG_CACHE_HOME/poe/keys`, else `~/.cache/poe/keys`.
+fn default_key_cache() -> Option<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("POE_KEY_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("poe").join("keys")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache").join("poe").join("keys")))
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -595,11 +610,18 @@ fn run(cli: Cli) -> Result<(), String> {
             leaves,
             json,
             min_security_bits,
+            key_cache,
+            no_key_cache,
         } => {
             let options = poe_archive::AuditOptions {
                 proof_only,
                 leaves,
                 policy: VerifierPolicy { min_security_bits },
+                key_cache: if no_key_cache {
+                    None
+                } else {
+                    key_cache.or_else(default_key_cache)
+                },
             };
             match (dir, from, day) {
                 (Some(dir), None, _) => audit(&dir, options, json),

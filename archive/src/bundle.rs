@@ -84,6 +84,42 @@ pub struct DayInput {
     pub batches: Vec<BatchInput>,
     /// Parameters the root proof is made with (recorded in the manifest).
     pub root_config: SecurityConfig,
+    /// Whether the root proof is v4, one recursive proof (its presets
+    /// `RecursionPresets::for_root(root_config)`): the manifest's verifier section then names
+    /// its final node.
+    pub recursive: bool,
+}
+
+impl DayInput {
+    /// The manifest's verifier section: the parameters of the proof the auditor verifies.
+    pub fn verifier(&self) -> VerifierParams {
+        if self.recursive {
+            let presets =
+                poe_circle_stark::day::recursive::RecursionPresets::for_root(self.root_config);
+            VerifierParams::recursive(&presets.last)
+        } else {
+            VerifierParams::day_root(&self.root_config)
+        }
+    }
+}
+
+/// What a root prover gives the bundle: `root.proof`, and for a v4 root `root.samples`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootFiles {
+    /// `root.proof`.
+    pub root: Vec<u8>,
+    /// `root.samples` (v4 roots only).
+    pub samples: Option<Vec<u8>>,
+}
+
+impl RootFiles {
+    /// A root proof without samples (v1–v3).
+    pub fn root(root: Vec<u8>) -> Self {
+        Self {
+            root,
+            samples: None,
+        }
+    }
 }
 
 /// What was written.
@@ -215,7 +251,7 @@ pub enum Stage {
 pub fn write_day(
     storage: &dyn Storage,
     input: &DayInput,
-    prove_root: impl FnOnce(&[BatchStatement], [u8; 32]) -> Result<Vec<u8>, String>,
+    prove_root: impl FnOnce(&[BatchStatement], [u8; 32]) -> Result<RootFiles, String>,
     progress: &mut dyn FnMut(Stage),
 ) -> Result<BundleSummary, ArchiveError> {
     let prefix = day_prefix(input.day);
@@ -393,7 +429,7 @@ pub fn write_day(
             trades: TRADES_SCHEMA_VERSION,
             statements: STATEMENTS_SCHEMA_VERSION,
         },
-        verifier: VerifierParams::day_root(&input.root_config),
+        verifier: input.verifier(),
         rollups: input
             .rollups
             .iter()
@@ -423,9 +459,18 @@ pub fn write_day(
     progress(Stage::ProvingRoot);
     let statements: Vec<BatchStatement> = input.batches.iter().map(|b| b.statement).collect();
     let root = prove_root(&statements, manifest_hash).map_err(ArchiveError::Prove)?;
-    write_staged(layout::ROOT_PROOF, &root)?;
+    write_staged(layout::ROOT_PROOF, &root.root)?;
+    if let Some(samples) = &root.samples {
+        write_staged(layout::ROOT_SAMPLES, samples)?;
+    }
     let day_statement = DayStatement::derive(input.day.0, &statements, manifest_hash)?;
-    let statement = StatementJson::new(&day_str, &day_statement, Some(&statements), &root);
+    let statement = StatementJson::new(
+        &day_str,
+        &day_statement,
+        Some(&statements),
+        &root.root,
+        root.samples.as_deref(),
+    );
     // statement.json last: its presence is what marks a bundle complete.
     write_staged(layout::STATEMENT_JSON, &statement.to_bytes())?;
     storage

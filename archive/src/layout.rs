@@ -12,10 +12,14 @@ pub const STATEMENT_JSON: &str = "statement.json";
 pub const MANIFEST_JSON: &str = "manifest.json";
 /// The daily root proof.
 pub const ROOT_PROOF: &str = "root.proof";
+/// A v4 root's key samples: the proofs its verifying keys are derived from
+/// (`specs/day-proof.md` §6.4).
+pub const ROOT_SAMPLES: &str = "root.samples";
 /// One row per batch.
 pub const STATEMENTS_PARQUET: &str = "statements.parquet";
-/// The three files the manifest cannot list (it is hashed into the proof they carry).
-pub const BOUND_FILES: [&str; 3] = [MANIFEST_JSON, ROOT_PROOF, STATEMENT_JSON];
+/// The files the manifest cannot list (it is hashed into the proof they carry or describe;
+/// `root.samples` only in v4 bundles).
+pub const BOUND_FILES: [&str; 4] = [MANIFEST_JSON, ROOT_PROOF, ROOT_SAMPLES, STATEMENT_JSON];
 
 /// `days/YYYY-MM-DD`: a day's directory under the archive root.
 pub fn day_dir(day: impl std::fmt::Display) -> String {

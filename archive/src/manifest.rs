@@ -61,6 +61,18 @@ pub struct VerifierParams {
 }
 
 impl VerifierParams {
+    /// Parameters of a v4 root whose final node is proven under `last`.
+    pub fn recursive(last: &SecurityConfig) -> Self {
+        Self {
+            air: poe_circle_stark::day::recursive::ROOT_V4_AIR_NAME.into(),
+            proof_format: poe_circle_stark::proof::ChannelId::Poseidon2.format_version(),
+            log_blowup: last.log_blowup(),
+            n_queries: last.n_queries(),
+            pow_bits: last.pow_bits(),
+            security_bits: last.security_bits(),
+        }
+    }
+
     /// Parameters of a day proof made under `config`.
     pub fn day_root(config: &SecurityConfig) -> Self {
         Self {
@@ -178,9 +190,55 @@ pub struct StatementJson {
     pub root_proof_sha3_256: String,
     /// Size of `root.proof`.
     pub root_proof_bytes: u64,
-    /// The segment proofs of a v2 root proof (absent in v1 bundles).
+    /// The segment proofs of a v2 or v3 root proof (absent in v1 and v4 bundles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity: Option<ValidityJson>,
+    /// The tree of a v4 root proof (absent before v4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<TreeJson>,
+    /// SHA3-256 of `root.samples`, the proofs a v4 root's keys are derived from (v4 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_samples_sha3_256: Option<String>,
+    /// Size of `root.samples` (v4 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_samples_bytes: Option<u64>,
+}
+
+/// The tree of a v4 root proof (`specs/day-proof.md` §6): its leaves are the segments, each
+/// verified by a W node; M nodes pair them up; the final node is `root.proof`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeJson {
+    /// log2 of every node's gate rows.
+    pub log_rows: u32,
+    /// log2 of every node's permutation rows.
+    pub log_perm_rows: u32,
+    /// `segments LB/Q/POW, nodes …, final …`.
+    pub presets: String,
+    /// The weakest of the three presets' conjectured bits: the root's.
+    pub security_bits: u32,
+    /// W nodes (one per segment).
+    pub w_nodes: u32,
+    /// M nodes (one fewer than the leaves).
+    pub m_nodes: u32,
+    /// The segments, in order.
+    pub segments: Vec<TreeSegmentJson>,
+}
+
+/// One segment of a v4 root proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeSegmentJson {
+    /// Registry id.
+    pub rollup_id: u32,
+    /// First batch covered.
+    pub first_seq: u64,
+    /// Last batch covered.
+    pub last_seq: u64,
+    /// Operations covered.
+    pub n_ops: u64,
+    /// The shape class its proof was padded to (`o18s15`).
+    pub class: String,
 }
 
 /// What a v2 root proof's segments cover (`specs/day-proof.md` §4).
@@ -227,26 +285,54 @@ pub struct SpanJson {
 }
 
 impl StatementJson {
-    /// The readable form of `s` with the root proof's hash and size; `batches` (the day's
-    /// statements, canonical order) give each segment's operations.
+    /// The readable form of `s` with the root proof's hash and size (and, for v4, its
+    /// samples'); `batches` (the day's statements, canonical order) give each segment's
+    /// operations.
     pub fn new(
         day: &str,
         s: &DayStatement,
         batches: Option<&[BatchStatement]>,
         root_proof: &[u8],
+        samples: Option<&[u8]>,
     ) -> Self {
+        use poe_circle_stark::day::recursive::{RecursiveRoot, ROOT_V4_AIR_NAME};
         use poe_circle_stark::day::root::{RootProof, SEGMENT_CAPACITY_OPS};
         let root = RootProof::from_bytes(root_proof).ok();
-        let covered = |g: &poe_circle_stark::day::root::Segment| -> u64 {
+        let recursive = RecursiveRoot::from_bytes(root_proof).ok();
+        let covered = |rollup_id: u32, first_seq: u64, last_seq: u64| -> u64 {
             batches.map_or(0, |b| {
                 b.iter()
-                    .filter(|b| {
-                        b.rollup_id == g.rollup_id && (g.first_seq..=g.last_seq).contains(&b.seq)
-                    })
+                    .filter(|b| b.rollup_id == rollup_id && (first_seq..=last_seq).contains(&b.seq))
                     .map(|b| u64::from(b.n_ops))
                     .sum()
             })
         };
+        let tree = recursive.as_ref().map(|r| {
+            let p = r.presets();
+            TreeJson {
+                log_rows: r.shape.0,
+                log_perm_rows: r.shape.1,
+                presets: p.name(),
+                security_bits: [p.segment, p.node, p.last]
+                    .iter()
+                    .map(|c| c.security_bits())
+                    .min()
+                    .unwrap_or(0),
+                w_nodes: r.segments.len() as u32,
+                m_nodes: r.segments.len().saturating_sub(1) as u32,
+                segments: r
+                    .segments
+                    .iter()
+                    .map(|g| TreeSegmentJson {
+                        rollup_id: g.rollup_id,
+                        first_seq: g.first_seq,
+                        last_seq: g.last_seq,
+                        n_ops: covered(g.rollup_id, g.first_seq, g.last_seq),
+                        class: g.class.name(),
+                    })
+                    .collect(),
+            }
+        });
         let validity = root.as_ref().map(|r| ValidityJson {
             segment_capacity_ops: SEGMENT_CAPACITY_OPS as u64,
             segments: r
@@ -256,7 +342,7 @@ impl StatementJson {
                     rollup_id: g.rollup_id,
                     first_seq: g.first_seq,
                     last_seq: g.last_seq,
-                    n_ops: covered(g),
+                    n_ops: covered(g.rollup_id, g.first_seq, g.last_seq),
                     proof_bytes: g.proof.to_bytes().len() as u64,
                 })
                 .collect(),
@@ -265,10 +351,15 @@ impl StatementJson {
             day: day.to_string(),
             air: if let Some(r) = &root {
                 r.format.name().into()
+            } else if recursive.is_some() {
+                ROOT_V4_AIR_NAME.into()
             } else {
                 poe_circle_stark::proof::AirId::DayRoot.name().into()
             },
             validity,
+            tree,
+            root_samples_sha3_256: samples.map(sha3_hex),
+            root_samples_bytes: samples.map(|b| b.len() as u64),
             day_root: s.day_root.to_hex(),
             n_batches: s.n_batches,
             n_ops: s.n_ops,

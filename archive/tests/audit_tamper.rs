@@ -201,6 +201,7 @@ fn input_on(day: Day) -> DayInput {
         rollups,
         batches,
         root_config: config(),
+        recursive: false,
     }
 }
 
@@ -211,7 +212,7 @@ fn write(root: &Path, input: &DayInput) -> PathBuf {
         input,
         |statements, manifest_hash| {
             prove_day(input.day.0, statements, manifest_hash, config())
-                .map(|(_, p)| p.to_bytes())
+                .map(|(_, p)| poe_archive::bundle::RootFiles::root(p.to_bytes()))
                 .map_err(|e| e.to_string())
         },
         &mut |_| {},

@@ -84,6 +84,7 @@ fn demo_day_is_accepted_proven_closed_and_audited() {
             proof_only: false,
             leaves: true,
             policy: VerifierPolicy::insecure_for_tests(),
+            key_cache: None,
         },
         &mut |_, _| {},
     );

@@ -1,20 +1,18 @@
 //! The forgery of issue 13: an operator publishes a false state root between two batches of one
 //! segment. Batch k's `post_state_root` and batch k+1's `pre_state_root` are replaced
-//! consistently (so continuity holds), the cheap day-tree proof is re-proven over the new
-//! statements and manifest, the segments are reused byte for byte (they state only each run's
-//! first pre- and last post-state root) — and the audit must still refuse the bundle, naming
-//! the batch whose root nothing proves.
+//! consistently (so continuity holds) and the day's v4 root is proven honestly over the new
+//! statements and manifest — it can be: the segments state only each run's first pre- and last
+//! post-state root, so the real operations prove them — and the audit must still refuse the
+//! bundle, naming the batch whose root nothing proves.
 
 mod common;
 
 use common::{day, scratch, submit_day};
-use poe_aggregator::day::{close_day, day_input, day_venues, prove_leaves};
+use poe_aggregator::day::{close_day, day_input, day_venues, prove_leaves, prove_root};
 use poe_archive::audit::CheckKind;
 use poe_archive::bundle::write_day;
 use poe_archive::{audit, AuditOptions, AuditReport, LocalDir};
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
-use poe_circle_stark::day::prove_day;
-use poe_circle_stark::day::root::RootProof;
 use poe_circle_stark::hash::poseidon2::{hash_elements, Domain};
 
 fn config() -> SecurityConfig {
@@ -65,8 +63,6 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
                 .contains("6 between batches by batch-validity leaf proofs"),
         "{roots:?}"
     );
-    let honest_root =
-        RootProof::from_bytes(&std::fs::read(honest_bundle.join("root.proof")).unwrap()).unwrap();
 
     let seq = day_input(&intake, day(), config()).unwrap().batches[0]
         .statement
@@ -77,9 +73,10 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
     );
     let forge = |keep_leaves: bool, name: &str| -> AuditReport {
         let mut input = day_input(&intake, day(), config()).unwrap();
+        let venues = day_venues(&intake, &input).unwrap();
         if keep_leaves {
-            let mut venues = day_venues(&intake, &input).unwrap();
-            prove_leaves(&mut input, &mut venues, config(), &mut |_, _| {}).unwrap();
+            let mut walked = venues.clone();
+            prove_leaves(&mut input, &mut walked, config(), &mut |_, _| {}).unwrap();
         }
         assert_eq!(input.batches[1].statement.seq, seq + 1);
         input.batches[0].statement.post_state_root = fake;
@@ -89,15 +86,8 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
             &LocalDir::new(&out),
             &input,
             |statements, manifest_hash| {
-                let (_, day_proof) =
-                    prove_day(day().0, statements, manifest_hash, input.root_config)
-                        .map_err(|e| e.to_string())?;
-                Ok(RootProof {
-                    format: honest_root.format,
-                    day: day_proof,
-                    segments: honest_root.segments.clone(),
-                }
-                .to_bytes())
+                prove_root(&input, statements, manifest_hash, &venues, input.root_config)
+                    .map_err(|e| e.to_string())
             },
             &mut |_| {},
         )

@@ -199,6 +199,7 @@ fn batches_are_proven_then_the_ended_day_closes_itself() {
             proof_only: false,
             leaves: true,
             policy: VerifierPolicy::insecure_for_tests(),
+            key_cache: None,
         },
         &mut |_, _| {},
     );

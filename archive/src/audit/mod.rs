@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 
 use poe_circle_stark::config::VerifierPolicy;
 use poe_circle_stark::data_root::{verify_data_root, verify_data_root_bytes};
+use poe_circle_stark::day::recursive::{
+    verify_recursive, RecursiveRoot, RootKeys, RootSamples, ROOT_V4_AIR_NAME, ROOT_V4_MAGIC,
+    V4_REQUIRED_FROM_DAY,
+};
 use poe_circle_stark::day::root::{
     verify_root_with, RootProof, ROOT_AIR_NAME, V2_REQUIRED_FROM_DAY,
 };
@@ -39,9 +43,15 @@ use proofs::{check_rollup_proofs, check_root_proof, check_state_roots};
 use starknet_crypto::Felt;
 use trades::{check_trades, RollupTable, SignatureCheck};
 
-/// What to check. The default is a full audit under the default verifier policy.
-#[derive(Debug, Clone, Copy, Default)]
+/// What to check. The default is a full audit under the default verifier policy, without a
+/// key cache.
+#[derive(Debug, Clone, Default)]
 pub struct AuditOptions {
+    /// Where derived v4 root keys are kept between audits (`specs/archive.md` §6): keys are
+    /// derived from a day's `root.samples` once per presets, tree shape and class, and read
+    /// back afterwards, which is what makes `--proof-only` cost the same every day. The
+    /// directory is the auditor's own: whoever can write it can choose the keys.
+    pub key_cache: Option<std::path::PathBuf>,
     /// Stop after the root proof: skip re-hashing the trade records.
     pub proof_only: bool,
     /// Also verify the leaf and rollup proofs that poe can verify.
@@ -153,7 +163,8 @@ struct Auditor<'a> {
 /// Largest `manifest.json` or `statement.json` an audit reads (a day of 2^22 batches lists
 /// far less).
 const MAX_JSON_BYTES: u64 = 64 << 20;
-/// Largest `root.proof` an audit reads: the day-tree proof plus segments (~1 MB each).
+/// Largest `root.proof` an audit reads: the day-tree proof plus segments (~1 MB each); also
+/// the bound on `root.samples` (a segment proof per class and one W proof).
 const MAX_ROOT_PROOF_BYTES: u64 = 1 << 30;
 
 impl Auditor<'_> {
@@ -189,7 +200,7 @@ impl Auditor<'_> {
         let max = match (self.listed.get(path), path) {
             (Some(&bytes), _) => bytes,
             (None, layout::MANIFEST_JSON | layout::STATEMENT_JSON) => MAX_JSON_BYTES,
-            (None, layout::ROOT_PROOF) => MAX_ROOT_PROOF_BYTES,
+            (None, layout::ROOT_PROOF | layout::ROOT_SAMPLES) => MAX_ROOT_PROOF_BYTES,
             (None, _) => return Err(format!("{path}: not listed in the manifest")),
         };
         self.storage

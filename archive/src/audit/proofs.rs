@@ -39,6 +39,30 @@ pub(super) fn check_root_proof(
         );
         return RootsProven::Nothing;
     };
+    // v4 (`POEROOT4`): one recursive proof of the day.
+    if bytes.starts_with(&ROOT_V4_MAGIC) {
+        let (proven, samples) =
+            check_recursive_root(a, manifest, statement, tables, batches, options, &bytes);
+        check_statement_json(a, manifest, statement, batches, &bytes, samples);
+        return proven;
+    }
+    if day.0 >= V4_REQUIRED_FROM_DAY {
+        let got = if RootProof::is_v2(&bytes) {
+            RootProof::from_bytes(&bytes)
+                .map(|r| r.format.name())
+                .unwrap_or("v2 or v3")
+        } else {
+            "poe/day-root/v1"
+        };
+        a.fail(
+            CheckKind::RootProof,
+            format!(
+                "root.proof is a {got} root proof (day tree and segment proofs); days from {} on need {ROOT_V4_AIR_NAME}, one recursive proof: a refused downgrade",
+                Day(V4_REQUIRED_FROM_DAY)
+            ),
+        );
+        return RootsProven::Nothing;
+    }
     // v2 (`POEROOT2`): the day-tree proof and the segments re-proving every batch; v1 bundles
     // (written before segments) hold the day-tree proof alone.
     let v2 = RootProof::is_v2(&bytes);
@@ -125,11 +149,48 @@ pub(super) fn check_root_proof(
         ),
         Err(e) => a.fail(CheckKind::RootProof, format!("root.proof: {e}")),
     }
+    check_statement_json(a, manifest, statement, batches, &bytes, Samples::None);
+    proven
+}
+
+/// What the audit saw of `root.samples`.
+pub(super) enum Samples {
+    /// Not a v4 bundle: there is none.
+    None,
+    /// Read (its bytes).
+    Read(Vec<u8>),
+    /// A v4 bundle whose keys came from the cache under `--proof-only`: not read, so
+    /// `statement.json`'s facts about it are taken as published.
+    Unread,
+}
+
+/// `statement.json` against the statement derived from the bundle.
+fn check_statement_json(
+    a: &mut Auditor<'_>,
+    manifest: &Manifest,
+    statement: &DayStatement,
+    batches: Option<&[BatchStatement]>,
+    bytes: &[u8],
+    samples: Samples,
+) {
     match a.read(layout::STATEMENT_JSON).and_then(|b| {
         serde_json::from_slice::<StatementJson>(&b).map_err(|e| format!("statement.json: {e}"))
     }) {
         Ok(published) => {
-            let expected = StatementJson::new(&manifest.day, statement, batches, &bytes);
+            let mut expected = StatementJson::new(
+                &manifest.day,
+                statement,
+                batches,
+                bytes,
+                match &samples {
+                    Samples::Read(b) => Some(b),
+                    _ => None,
+                },
+            );
+            if matches!(samples, Samples::Unread) {
+                expected.root_samples_sha3_256 = published.root_samples_sha3_256.clone();
+                expected.root_samples_bytes = published.root_samples_bytes;
+            }
             if published == expected {
                 a.pass(
                     CheckKind::StatementJson,
@@ -144,7 +205,198 @@ pub(super) fn check_root_proof(
         }
         Err(e) => a.fail(CheckKind::StatementJson, e),
     }
-    proven
+}
+
+/// A v4 root: its keys (from the auditor's cache, else derived from `root.samples` and
+/// cached), then the one proof against the statements the auditor derived.
+fn check_recursive_root(
+    a: &mut Auditor<'_>,
+    manifest: &Manifest,
+    statement: &DayStatement,
+    tables: &BTreeMap<u32, Vec<Instrument>>,
+    batches: Option<&[BatchStatement]>,
+    options: &AuditOptions,
+    bytes: &[u8],
+) -> (RootsProven, Samples) {
+    let root = match RecursiveRoot::from_bytes(bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            a.fail(CheckKind::RootProof, format!("root.proof: {e}"));
+            return (RootsProven::Nothing, Samples::Unread);
+        }
+    };
+    if VerifierParams::recursive(&root.last.config) != manifest.verifier {
+        a.fail(
+            CheckKind::RootProof,
+            "root.proof parameters differ from the manifest's verifier section",
+        );
+    }
+    let Some(batches) = batches else {
+        a.fail(
+            CheckKind::RootProof,
+            "no batch statements to check the segments against (see above)",
+        );
+        return (RootsProven::Nothing, Samples::Unread);
+    };
+    let listed = |id: u32| tables.get(&id).cloned();
+    let start = std::time::Instant::now();
+    let cache = options
+        .key_cache
+        .as_deref()
+        .map(|dir| dir.join(key_cache_name(&root)));
+    let cached = cache
+        .as_deref()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| RootKeys::from_bytes(&b).ok())
+        .filter(|k| k.shape == root.shape && k.presets == root.presets());
+    let covers = |k: &RootKeys| {
+        root.segments
+            .iter()
+            .all(|s| k.w.contains_key(&(s.class.log_ops, s.class.log_state)))
+    };
+    let mut samples = Samples::Unread;
+    let (keys, source) = match cached.filter(|k| covers(k)) {
+        Some(k) if options.proof_only => (k, "from the key cache".to_string()),
+        cached => {
+            let read = a.read(layout::ROOT_SAMPLES);
+            if let Ok(b) = &read {
+                samples = Samples::Read(b.clone());
+            }
+            match cached {
+                Some(k) => (k, "from the key cache".to_string()),
+                None => {
+                    let derived = read.and_then(|b| {
+                        let s = RootSamples::from_bytes(&b)
+                            .map_err(|e| format!("{}: {e}", layout::ROOT_SAMPLES))?;
+                        derive_keys(&root, &s, batches, &listed, options)
+                    });
+                    match derived {
+                        Ok((k, secs)) => {
+                            let note = cache
+                                .as_deref()
+                                .map(|p| store_keys(p, &k))
+                                .map_or(String::new(), |r| match r {
+                                    Ok(()) => ", cached".into(),
+                                    Err(e) => format!(", not cached ({e})"),
+                                });
+                            (
+                                k,
+                                format!(
+                                    "derived from {} in {secs:.1} s{note}",
+                                    layout::ROOT_SAMPLES
+                                ),
+                            )
+                        }
+                        Err(e) => {
+                            a.fail(CheckKind::RootProof, e);
+                            return (RootsProven::Nothing, samples);
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let t = std::time::Instant::now();
+    match verify_recursive(&root, statement, batches, &listed, &keys, &options.policy) {
+        Ok(c) => {
+            let classes: std::collections::BTreeSet<String> =
+                root.segments.iter().map(|s| s.class.name()).collect();
+            a.pass(
+                CheckKind::RootProof,
+                format!(
+                    "day root {} over {} batches and {} ops verified in {:.1} ms ({} bytes, {} s with the keys);                      {ROOT_V4_AIR_NAME}: one proof over {} segments ({}) in a tree of {} W and {} M nodes                      of 2^{} rows ({}); keys {source}; state roots proven: each segment's first pre- and last                      post-state root ({} between batches inside a segment rest on leaf proofs: state-roots)",
+                    statement.day_root.to_hex(),
+                    statement.n_batches,
+                    statement.n_ops,
+                    t.elapsed().as_secs_f64() * 1e3,
+                    bytes.len(),
+                    format_args!("{:.1}", start.elapsed().as_secs_f64()),
+                    c.segments,
+                    classes.into_iter().collect::<Vec<_>>().join(", "),
+                    root.segments.len(),
+                    root.segments.len() - 1,
+                    root.shape.0,
+                    root.presets().name(),
+                    c.interior.len()
+                ),
+            );
+            (
+                RootsProven::Segments {
+                    segments: c.segments,
+                    interior: c.interior,
+                },
+                samples,
+            )
+        }
+        Err(e) => {
+            a.fail(CheckKind::RootProof, format!("root.proof: {e}"));
+            (RootsProven::Nothing, samples)
+        }
+    }
+}
+
+/// A v4 root's keys derived from its samples, with the seconds it took.
+#[cfg(feature = "derive-keys")]
+fn derive_keys(
+    root: &RecursiveRoot,
+    samples: &RootSamples,
+    batches: &[BatchStatement],
+    listed: &(dyn Fn(u32) -> Option<Vec<Instrument>> + Sync),
+    options: &AuditOptions,
+) -> Result<(RootKeys, f64), String> {
+    let t = std::time::Instant::now();
+    poe_circle_stark::day::keys_from_samples(root, samples, batches, listed, &options.policy)
+        .map(|k| (k, t.elapsed().as_secs_f64()))
+        .map_err(|e| format!("{}: {e}", layout::ROOT_SAMPLES))
+}
+
+/// Without the prover's machinery no key can be derived: the cache must hold them.
+#[cfg(not(feature = "derive-keys"))]
+fn derive_keys(
+    _: &RecursiveRoot,
+    _: &RootSamples,
+    _: &[BatchStatement],
+    _: &(dyn Fn(u32) -> Option<Vec<Instrument>> + Sync),
+    _: &AuditOptions,
+) -> Result<(RootKeys, f64), String> {
+    Err(format!(
+        "the key cache holds no keys for this root, and this build cannot derive them from {} (feature derive-keys; `poe audit` can)",
+        layout::ROOT_SAMPLES
+    ))
+}
+
+/// The cache file of a root's keys: one per presets and tree shape (the classes accumulate).
+fn key_cache_name(root: &RecursiveRoot) -> String {
+    let p = root.presets();
+    let mut id = Vec::new();
+    for c in [p.segment, p.node, p.last] {
+        for v in [c.log_blowup(), c.n_queries(), c.pow_bits()] {
+            id.extend(v.to_le_bytes());
+        }
+    }
+    id.extend(root.shape.0.to_le_bytes());
+    id.extend(root.shape.1.to_le_bytes());
+    format!("root-keys-{}.bin", &sha3_hex(&id)[..16])
+}
+
+/// Adds `keys` to the cache file at `path` (keeping the classes it holds for the same M and
+/// final keys), written whole under a temporary name and renamed.
+fn store_keys(path: &std::path::Path, keys: &RootKeys) -> Result<(), String> {
+    let mut merged = keys.clone();
+    if let Some(old) = std::fs::read(path)
+        .ok()
+        .and_then(|b| RootKeys::from_bytes(&b).ok())
+        .filter(|k| k.shape == keys.shape && k.presets == keys.presets && k.m == keys.m && k.last == keys.last)
+    {
+        for (class, d) in old.w {
+            merged.w.entry(class).or_insert(d);
+        }
+    }
+    let dir = path.parent().ok_or("a cache path without a directory")?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, merged.to_bytes()).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// What a leaf proof proves of its batch.

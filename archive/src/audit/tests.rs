@@ -32,6 +32,7 @@ fn validity_leaf_from_another_pre_state_is_rejected() {
         proof_only: false,
         leaves: true,
         policy: VerifierPolicy::insecure_for_tests(),
+        key_cache: None,
     };
     let prove = |v: &poe_circle_stark::venue::Venue, ops: &[Operation]| {
         prove_validity(v, ops, SecurityConfig::testing())
