@@ -490,7 +490,11 @@ pub(crate) fn preset(name: &str) -> Result<SecurityConfig, String> {
 
 /// `$POE_KEY_CACHE`, else `$XDG_CACHE_HOME/poe/keys`, else `~/.cache/poe/keys`.
 fn default_key_cache() -> Option<PathBuf> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var("POE_KEY_CACHE")
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("poe").join("keys")))
         .or_else(|| var("HOME").map(|h| h.join(".cache").join("poe").join("keys")))

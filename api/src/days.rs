@@ -137,6 +137,19 @@ pub async fn list(state: AppState) -> Result<warp::reply::Response, Infallible> 
                     entry["segments"] = json!(v["segments"].as_array().map_or(0, Vec::len));
                     entry["segment_capacity_ops"] = v["segment_capacity_ops"].clone();
                 }
+                // v4: the segments are the tree's leaves; its shape and presets.
+                if let Some(t) = s.get("tree").filter(|t| t.is_object()) {
+                    entry["segments"] = json!(t["segments"].as_array().map_or(0, Vec::len));
+                    entry["tree"] = json!({
+                        "log_rows": t["log_rows"],
+                        "log_perm_rows": t["log_perm_rows"],
+                        "w_nodes": t["w_nodes"],
+                        "m_nodes": t["m_nodes"],
+                        "presets": t["presets"],
+                        "security_bits": t["security_bits"],
+                    });
+                }
+                entry["root_proof_bytes"] = s["root_proof_bytes"].clone();
                 days.push(entry);
             }
             Ok(None) => {}

@@ -36,29 +36,40 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     assert_eq!(s.n_ops, 9 * 120);
     assert_eq!(s.rollups.len(), 3);
     // The root proof re-proves every batch: one segment per rollup (360 operations each, far
-    // below the capacity), each a batch-validity v3 proof in its shape class.
-    assert_eq!(s.air, "poe/day-root/v3");
-    let v = s
-        .validity
-        .as_ref()
-        .expect("a v3 root proof reports its segments");
-    assert_eq!(v.segment_capacity_ops, 1 << 18);
-    assert_eq!(v.segments.len(), 3);
-    assert_eq!(v.segments.iter().map(|g| g.n_ops).sum::<u64>(), 9 * 120);
+    // below the capacity), each a batch-validity v3 proof in its shape class, verified by a W
+    // node; two M nodes pair the three; the final node is root.proof.
+    assert_eq!(s.air, "poe/day-root/v4");
+    assert!(s.validity.is_none());
+    let tree = s.tree.as_ref().expect("a v4 root proof reports its tree");
+    assert_eq!((tree.w_nodes, tree.m_nodes), (3, 2));
+    assert_eq!(tree.segments.len(), 3);
+    assert_eq!(tree.segments.iter().map(|g| g.n_ops).sum::<u64>(), 9 * 120);
+    assert_eq!(tree.security_bits, 104);
+    assert!(
+        s.root_proof_bytes < 150_000,
+        "root.proof {} bytes",
+        s.root_proof_bytes
+    );
 
     let bundle = dir.join("archive/days").join(day().to_string());
-    let out = Command::new(poe_binary())
-        .arg("audit")
-        .arg(&bundle)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let keys = dir.join("key-cache");
+    let audit = |extra: &[&str]| {
+        let out = Command::new(poe_binary())
+            .arg("audit")
+            .arg(&bundle)
+            .arg("--key-cache")
+            .arg(&keys)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = audit(&["--json"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["passed"], true);
     assert_eq!(report["schema"], "poe-audit/1");
@@ -71,10 +82,41 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
         .unwrap()
         .to_string();
     assert!(
-        root_check
-            .contains("batch validity of all 9 batches (1080 ops) re-proven in 3 segment proofs"),
+        root_check.contains("poe/day-root/v4: one proof over 3 segments")
+            && root_check.contains("tree of 3 W and 2 M nodes")
+            && root_check.contains("keys derived from root.samples")
+            && root_check.contains(", cached"),
         "{root_check}"
     );
+
+    // The auditor's constant-cost path: keys from its cache, root.samples not even present.
+    let samples = std::fs::read(bundle.join("root.samples")).unwrap();
+    std::fs::remove_file(bundle.join("root.samples")).unwrap();
+    let (code, stdout, stderr) = audit(&["--proof-only"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("PASS root-proof") && l.contains("keys from the key cache")),
+        "{stdout}"
+    );
+    // Without the cache and without the samples, nothing gives the keys: a FAIL naming them.
+    let out = Command::new(poe_binary())
+        .arg("audit")
+        .arg(&bundle)
+        .arg("--no-key-cache")
+        .arg("--proof-only")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("FAIL root-proof") && l.contains("root.samples")),
+        "{stdout}"
+    );
+    std::fs::write(bundle.join("root.samples"), samples).unwrap();
 
     // The audit's notional is recomputed from the rows; compare with the operations submitted.
     let accepted = intake
@@ -116,13 +158,8 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&part, bytes).unwrap();
-    let out = Command::new(poe_binary())
-        .arg("audit")
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (code, stdout, _) = audit(&[]);
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(
         stdout.lines().any(|l| l.contains("FAIL manifest")
             && l.contains("trades/rollup=borealis/part-0000.parquet")),
@@ -155,9 +192,15 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     let base = format!("http://{addr}");
     let days: Value =
         serde_json::from_slice(&poe_aggregator::fetch::get(&base, "/v1/days").unwrap()).unwrap();
-    assert_eq!(days["days"][0]["root_air"], "poe/day-root/v3");
-    assert_eq!(days["days"][0]["segments"], 3);
-    assert_eq!(days["days"][0]["segment_capacity_ops"], 1 << 18);
+    let listed = &days["days"][0];
+    assert_eq!(listed["root_air"], "poe/day-root/v4");
+    assert_eq!(listed["segments"], 3);
+    assert_eq!(listed["tree"]["m_nodes"], 2);
+    assert_eq!(listed["tree"]["security_bits"], 104);
+    assert_eq!(
+        listed["root_proof_bytes"],
+        closed.summary.statement.root_proof_bytes
+    );
     let day_root = closed.summary.statement.day_root.clone();
     for id in [&ids[0], &ids[4], &ids[8]] {
         let body =
@@ -198,22 +241,17 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
         "{err}"
     );
 
-    // The operator drops the last rollup's segment from the root proof: the day-tree proof
-    // alone no longer passes for the day.
+    // The operator drops the last rollup's segment from the root's table: the auditor's
+    // coverage check names the batches left uncovered (with the keys from its cache).
     let root_file = bundle.join("root.proof");
-    let mut root =
-        poe_circle_stark::day::root::RootProof::from_bytes(&std::fs::read(&root_file).unwrap())
-            .unwrap();
+    let mut root = poe_circle_stark::day::recursive::RecursiveRoot::from_bytes(
+        &std::fs::read(&root_file).unwrap(),
+    )
+    .unwrap();
     root.segments.pop();
     std::fs::write(&root_file, root.to_bytes()).unwrap();
-    let out = Command::new(poe_binary())
-        .arg("audit")
-        .arg(&bundle)
-        .arg("--proof-only")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (code, stdout, _) = audit(&["--proof-only"]);
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(
         stdout.lines().any(|l| l.contains("FAIL root-proof")
             && l.contains("segments of rollup 3: expected a segment from seq")),

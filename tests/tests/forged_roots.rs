@@ -86,8 +86,14 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
             &LocalDir::new(&out),
             &input,
             |statements, manifest_hash| {
-                prove_root(&input, statements, manifest_hash, &venues, input.root_config)
-                    .map_err(|e| e.to_string())
+                prove_root(
+                    &input,
+                    statements,
+                    manifest_hash,
+                    &venues,
+                    input.root_config,
+                )
+                .map_err(|e| e.to_string())
             },
             &mut |_| {},
         )

@@ -272,13 +272,13 @@ fn check_recursive_root(
                     });
                     match derived {
                         Ok((k, secs)) => {
-                            let note = cache
-                                .as_deref()
-                                .map(|p| store_keys(p, &k))
-                                .map_or(String::new(), |r| match r {
+                            let note = cache.as_deref().map(|p| store_keys(p, &k)).map_or(
+                                String::new(),
+                                |r| match r {
                                     Ok(()) => ", cached".into(),
                                     Err(e) => format!(", not cached ({e})"),
-                                });
+                                },
+                            );
                             (
                                 k,
                                 format!(
@@ -386,7 +386,12 @@ fn store_keys(path: &std::path::Path, keys: &RootKeys) -> Result<(), String> {
     if let Some(old) = std::fs::read(path)
         .ok()
         .and_then(|b| RootKeys::from_bytes(&b).ok())
-        .filter(|k| k.shape == keys.shape && k.presets == keys.presets && k.m == keys.m && k.last == keys.last)
+        .filter(|k| {
+            k.shape == keys.shape
+                && k.presets == keys.presets
+                && k.m == keys.m
+                && k.last == keys.last
+        })
     {
         for (class, d) in old.w {
             merged.w.entry(class).or_insert(d);

@@ -18,13 +18,16 @@ pub fn poe_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join("poe");
-    if !bin.exists() {
+    // Built once per test process, always: cargo leaves a fresh binary alone, and a stale one
+    // (the library changed since) would test yesterday's code.
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "-p", "poe-aggregator", "--bin", "poe"])
             .status()
             .unwrap();
         assert!(status.success());
-    }
+    });
     bin
 }
 
