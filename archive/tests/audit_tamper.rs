@@ -564,6 +564,18 @@ fn v1_root_proof_for_a_day_after_v2_is_rejected() {
     );
 }
 
+#[test]
+fn day_tree_root_for_a_day_from_v4_on_is_a_refused_downgrade() {
+    let day = Day(poe_circle_stark::day::recursive::V4_REQUIRED_FROM_DAY + 1);
+    let dir = write(&scratch("downgrade-v4"), &input_on(day));
+    let r = run(&dir);
+    assert_fails_with(
+        &r,
+        &CheckKind::RootProof,
+        "root.proof is a poe/day-root/v1 root proof (the day tree alone); days from 2026-12-14 on need poe/day-root/v4",
+    );
+}
+
 /// Flips each byte of `range` in turn and reads the file back: every corruption must give an
 /// error (or, rarely, other rows), never a panic. Returns the first flip that makes parquet-rs
 /// fail inside (`ReaderPanic`), else the first that fails at all.

@@ -4,12 +4,14 @@
 //! `poe/day-root/v2` root proof — day tree plus a batch-validity segment — and batch-validity
 //! leaf proofs, at the `compact` preset to keep the files small. Whatever changes in the code,
 //! these bundles must keep auditing — an auditor's archive outlives the operator's software.
-//! `tests/fixtures/bundle_v3/`: the same day as today's code writes it, with a
-//! `poe/day-root/v3` root proof (its segment a batch-validity v3 proof in a shape class).
+//! `tests/fixtures/bundle_v3/`: the same day with a `poe/day-root/v3` root proof (its segment a
+//! batch-validity v3 proof in a shape class). `tests/fixtures/bundle_v4/`: the same day as
+//! today's code writes it, with a `poe/day-root/v4` root proof (one recursive proof at the
+//! standard presets) and its `root.samples`.
 //!
-//! bundle_v1 and bundle_v2 are frozen. Regenerate v3 (only for a deliberate format change,
+//! bundle_v1 to bundle_v3 are frozen. Regenerate v4 (only for a deliberate format change,
 //! with a new version directory):
-//! `cargo test -p poe-tests --test bundle_fixture -- --ignored regenerate_golden_bundle_v3`.
+//! `cargo test -p poe-tests --test bundle_fixture -- --ignored regenerate_golden_bundle_v4`.
 
 mod common;
 
@@ -159,11 +161,89 @@ fn golden_v3_root_proof_is_canonical_and_its_segment_is_in_a_class() {
 }
 
 #[test]
-#[ignore = "rewrites the golden v3 bundle"]
-fn regenerate_golden_bundle_v3() {
-    let dir = scratch("golden-v3");
+fn golden_v3_bundle_dated_after_v4_is_a_refused_downgrade() {
+    // The v3 bundle as if published for a day from which v4 is required: the auditor refuses
+    // the older format by name before verifying anything (the re-dated manifest fails too).
+    let dir = scratch("v3-downgrade").join(day().to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    copy_dir(&fixture_v("bundle_v3"), &dir);
+    let path = dir.join("manifest.json");
+    let manifest = std::fs::read_to_string(&path).unwrap();
+    let dated = manifest.replace(
+        &format!("\"day\": \"{}\"", day()),
+        "\"day\": \"2026-12-15\"",
+    );
+    assert_ne!(dated, manifest);
+    std::fs::write(&path, dated).unwrap();
+    let report = audit(
+        &LocalDir::new(&dir),
+        &AuditOptions::default(),
+        &mut |_, _| {},
+    );
+    let root = report
+        .checks
+        .iter()
+        .find(|c| c.kind == CheckKind::RootProof)
+        .unwrap();
+    assert!(
+        !root.passed
+            && root
+                .detail
+                .contains("root.proof is a poe/day-root/v3 root proof")
+            && root
+                .detail
+                .contains("days from 2026-12-14 on need poe/day-root/v4")
+            && root.detail.contains("refused downgrade"),
+        "{root:?}"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn golden_v4_bundle_still_audits_in_full() {
+    let root = audits_in_full("bundle_v4");
+    assert!(
+        root.contains("poe/day-root/v4: one proof over 1 segments")
+            && root.contains("keys derived from root.samples"),
+        "{root}"
+    );
+}
+
+#[test]
+fn golden_v4_root_proof_is_canonical() {
+    use poe_circle_stark::day::recursive::{RecursionPresets, RecursiveRoot, RootSamples};
+    let dir = fixture_v("bundle_v4");
+    let bytes = std::fs::read(dir.join("root.proof")).unwrap();
+    let root = RecursiveRoot::from_bytes(&bytes).unwrap();
+    assert_eq!(root.to_bytes(), bytes);
+    assert_eq!(root.presets(), RecursionPresets::standard());
+    assert_eq!(root.segments.len(), 1);
+    assert_eq!(root.segments[0].class.log_ops, 8);
+    let samples = std::fs::read(dir.join("root.samples")).unwrap();
+    assert_eq!(
+        RootSamples::from_bytes(&samples).unwrap().to_bytes(),
+        samples
+    );
+}
+
+#[test]
+#[ignore = "rewrites the golden v4 bundle"]
+fn regenerate_golden_bundle_v4() {
+    let dir = scratch("golden-v4");
     let intake = small_day(&dir);
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundle_v3");
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundle_v4");
     let _ = std::fs::remove_dir_all(&target);
     poe_aggregator::day::close_day(
         &intake,

@@ -32,6 +32,24 @@ pub(super) fn check_root_proof(
             return RootsProven::Nothing;
         }
     };
+    let v4 = bytes.starts_with(&ROOT_V4_MAGIC);
+    // The format first: a downgrade is refused whatever else is wrong with the bundle.
+    if !v4 && day.0 >= V4_REQUIRED_FROM_DAY {
+        let got = if RootProof::is_v2(&bytes) {
+            let name = RootProof::from_bytes(&bytes).map_or("v2 or v3", |r| r.format.name());
+            format!("{name} root proof (day tree and segment proofs)")
+        } else {
+            "poe/day-root/v1 root proof (the day tree alone)".into()
+        };
+        a.fail(
+            CheckKind::RootProof,
+            format!(
+                "root.proof is a {got}; days from {} on need {ROOT_V4_AIR_NAME}, one recursive proof: a refused downgrade",
+                Day(V4_REQUIRED_FROM_DAY)
+            ),
+        );
+        return RootsProven::Nothing;
+    }
     let Some(statement) = derived else {
         a.fail(
             CheckKind::RootProof,
@@ -40,28 +58,11 @@ pub(super) fn check_root_proof(
         return RootsProven::Nothing;
     };
     // v4 (`POEROOT4`): one recursive proof of the day.
-    if bytes.starts_with(&ROOT_V4_MAGIC) {
+    if v4 {
         let (proven, samples) =
             check_recursive_root(a, manifest, statement, tables, batches, options, &bytes);
         check_statement_json(a, manifest, statement, batches, &bytes, samples);
         return proven;
-    }
-    if day.0 >= V4_REQUIRED_FROM_DAY {
-        let got = if RootProof::is_v2(&bytes) {
-            RootProof::from_bytes(&bytes)
-                .map(|r| r.format.name())
-                .unwrap_or("v2 or v3")
-        } else {
-            "poe/day-root/v1"
-        };
-        a.fail(
-            CheckKind::RootProof,
-            format!(
-                "root.proof is a {got} root proof (day tree and segment proofs); days from {} on need {ROOT_V4_AIR_NAME}, one recursive proof: a refused downgrade",
-                Day(V4_REQUIRED_FROM_DAY)
-            ),
-        );
-        return RootsProven::Nothing;
     }
     // v2 (`POEROOT2`): the day-tree proof and the segments re-proving every batch; v1 bundles
     // (written before segments) hold the day-tree proof alone.

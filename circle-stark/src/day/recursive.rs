@@ -37,12 +37,11 @@ pub const ROOT_V4_MAGIC: [u8; 8] = *b"POEROOT4";
 /// Name of the v4 root proof in manifests, `statement.json` and logs.
 pub const ROOT_V4_AIR_NAME: &str = "poe/day-root/v4";
 
-/// First day (2027-02-01) whose root proof must be v4. Earlier days may carry a v2 or v3 root
-/// (day tree plus segment proofs: sound, but megabytes and a cost that grows with the day);
-/// from this day on such a file is a refused downgrade. The date leaves room for days proven
-/// before v4 reached the pipeline (and for the golden v3 bundle of `tests/fixtures`, dated
-/// 2027-01-15 as every test day is).
-pub const V4_REQUIRED_FROM_DAY: u32 = 20_850;
+/// First day (2026-12-14) whose root proof must be v4. Earlier days may carry a v1, v2 or v3
+/// root (day tree, with segment proofs from v2: sound, but megabytes and a cost that grows with
+/// the day); from this day on such a file is a refused downgrade. The date leaves a week after
+/// v4 reached the pipeline (2026-12-07) for operators to upgrade.
+pub const V4_REQUIRED_FROM_DAY: u32 = 20_801;
 
 /// One segment of a v4 root: the batches it covers and the shape class it was proven in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
