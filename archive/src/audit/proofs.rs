@@ -305,7 +305,7 @@ fn check_recursive_root(
             a.pass(
                 CheckKind::RootProof,
                 format!(
-                    "day root {} over {} batches and {} ops verified in {:.1} ms ({} bytes, {} s with the keys);                      {ROOT_V4_AIR_NAME}: one proof over {} segments ({}) in a tree of {} W and {} M nodes                      of 2^{} rows ({}); keys {source}; state roots proven: each segment's first pre- and last                      post-state root ({} between batches inside a segment rest on leaf proofs: state-roots)",
+                    "day root {} over {} batches and {} ops verified in {:.1} ms ({} bytes, {} s with the keys); {ROOT_V4_AIR_NAME}: one proof over {} segments ({}) in a tree of {} W and {} M nodes of 2^{} rows ({}); keys {source}; state roots proven: each segment's first pre- and last post-state root ({} between batches inside a segment rest on leaf proofs: state-roots)",
                     statement.day_root.to_hex(),
                     statement.n_batches,
                     statement.n_ops,

@@ -12,13 +12,18 @@ pub fn depth_for(n_leaves: usize) -> u32 {
     n_leaves.max(1).next_power_of_two().trailing_zeros()
 }
 
-/// `Z_0 ..= Z_depth`.
-pub fn empty_digests(depth: u32) -> Vec<Digest> {
-    let mut out = vec![Digest::ZERO];
-    for h in 0..depth as usize {
-        out.push(compress(&out[h], &out[h]));
-    }
-    out
+/// `Z_0 ..= Z_depth` (`depth` ≤ 64), from a table computed once: an auditor rebuilding a
+/// day's segment statements needs them for every batch.
+pub fn empty_digests(depth: u32) -> &'static [Digest] {
+    static TABLE: std::sync::OnceLock<Vec<Digest>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut out = vec![Digest::ZERO];
+        for h in 0..64 {
+            out.push(compress(&out[h], &out[h]));
+        }
+        out
+    });
+    &table[..=depth as usize]
 }
 
 /// Real (non-empty) nodes at height `h` for `n` leaves: ⌈n / 2^h⌉.
@@ -94,7 +99,10 @@ impl MerkleTree {
                 .collect();
             levels.push(next);
         }
-        Self { levels, empty }
+        Self {
+            levels,
+            empty: empty.to_vec(),
+        }
     }
 
     /// The root.
