@@ -162,17 +162,27 @@ pub fn close_input(
         return Err(format!("no batches were accepted on {day}"));
     }
     let mut prove_s = 0.0;
+    // write_day reports its stages and, while proving the root, the prover its steps: never
+    // at once, so one progress callback serves both.
+    let progress = std::cell::RefCell::new(progress);
     let summary = write_day(
         archive,
         &input,
         |statements, manifest_hash| {
             let t = Instant::now();
-            let r = prove_root(&input, statements, manifest_hash, venues, input.root_config)
-                .map_err(|e| e.to_string());
+            let r = prove_root(
+                &input,
+                statements,
+                manifest_hash,
+                venues,
+                input.root_config,
+                &mut |step| (progress.borrow_mut())(Stage::RootStep(step.to_string())),
+            )
+            .map_err(|e| e.to_string());
             prove_s = t.elapsed().as_secs_f64();
             r
         },
-        progress,
+        &mut |stage| (progress.borrow_mut())(stage),
     )
     .map_err(|e| e.to_string())?;
     Ok(Closed {
@@ -186,7 +196,8 @@ pub fn close_input(
 /// [`RecursionPresets::for_root`]`(config)`, with the samples its auditor derives the keys
 /// from. `statements` in canonical order (`input.batches` in the same order), each rollup's
 /// state walked forward from `venues` (its state before the day's first batch). Audits verify
-/// v1–v3 days as before.
+/// v1–v3 days as before. `progress` hears of each step (segments, W nodes, each M, the final
+/// node).
 ///
 /// # Errors
 /// A rollup without a starting state, a batch that does not apply, a prover failure.
@@ -196,6 +207,7 @@ pub fn prove_root(
     manifest_hash: [u8; 32],
     venues: &Venues,
     config: SecurityConfig,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<RootFiles, ProveError> {
     let ops: Vec<Vec<Operation>> = input
         .batches
@@ -220,7 +232,7 @@ pub fn prove_root(
         venues,
         presets,
         &policy,
-        &mut |_| {},
+        progress,
     )?;
     Ok(RootFiles {
         root: proof.root.to_bytes(),

@@ -387,7 +387,15 @@ impl Shared {
             &mut venues,
             &*self.archive,
             self.config.security,
-            &mut |_| {},
+            &mut |stage| {
+                // The root's steps, one log line each: a day of 10^6 operations takes minutes.
+                if let poe_archive::Stage::RootStep(step) = stage {
+                    log(
+                        self,
+                        json!({"event": "root_step", "day": day.to_string(), "step": step}),
+                    );
+                }
+            },
             start,
         )?;
         {
@@ -409,6 +417,9 @@ impl Shared {
             self,
             json!({"event": "day_closed", "day": day.to_string(), "n_batches": ids.len(),
                    "n_ops": n_ops, "written": closed.summary.written,
+                   "root_air": closed.summary.statement.air,
+                   "root_proof_bytes": closed.summary.statement.root_proof_bytes,
+                   "segments": closed.summary.statement.tree.as_ref().map(|t| t.w_nodes),
                    "prove_s": closed.prove_s, "total_s": closed.total_s}),
         );
         Ok(true)

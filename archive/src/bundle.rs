@@ -224,7 +224,7 @@ fn check_input(input: &DayInput) -> Result<(), ArchiveError> {
 }
 
 /// Progress of [`write_day`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stage {
     /// Trade rows written so far, of the day's total.
     Trades {
@@ -235,6 +235,9 @@ pub enum Stage {
     },
     /// The manifest is written; the root proof is being made.
     ProvingRoot,
+    /// A step of the root proof done (a recursive root's segments, W nodes, each M node, the
+    /// final node), as its prover words it.
+    RootStep(String),
     /// Published.
     Done,
 }

@@ -92,6 +92,7 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
                     manifest_hash,
                     &venues,
                     input.root_config,
+                    &mut |_| {},
                 )
                 .map_err(|e| e.to_string())
             },

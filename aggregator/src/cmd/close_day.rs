@@ -62,6 +62,7 @@ pub(crate) fn close_day(
                 pb.set_position(done);
             }
             poe_archive::Stage::ProvingRoot => pb.set_message("proving root"),
+            poe_archive::Stage::RootStep(step) => pb.set_message(format!("proving root: {step}")),
             poe_archive::Stage::Done => pb.finish_and_clear(),
         },
         start,
@@ -84,9 +85,20 @@ pub(crate) fn close_day(
             dir.display()
         );
         println!(
-            "  day root {}  root proof {} bytes in {:.2} s  data files {} bytes  total {:.2} s",
-            s.day_root, s.root_proof_bytes, closed.prove_s, bytes, closed.total_s
+            "  day root {}  root proof ({}) {} bytes in {:.2} s  data files {} bytes  total {:.2} s",
+            s.day_root, s.air, s.root_proof_bytes, closed.prove_s, bytes, closed.total_s
         );
+        if let Some(t) = &s.tree {
+            println!(
+                "  tree: {} segments, {} W and {} M nodes of 2^{} gate rows ({}); root.samples {} bytes",
+                t.segments.len(),
+                t.w_nodes,
+                t.m_nodes,
+                t.log_rows,
+                t.presets,
+                s.root_samples_bytes.unwrap_or(0)
+            );
+        }
     }
     Ok(())
 }

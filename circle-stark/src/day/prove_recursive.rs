@@ -199,7 +199,7 @@ pub fn keys_from_samples(
     policy: &VerifierPolicy,
 ) -> Result<RootKeys, VerifyError> {
     check_presets(root, policy)?;
-    let expected = RootSamples::expected_indices(&root);
+    let expected = RootSamples::expected_indices(root);
     let got: Vec<u32> = samples.segments.iter().map(|(i, _)| *i).collect();
     if got != expected {
         return Err(VerifyError::KeySamples(format!(
