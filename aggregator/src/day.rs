@@ -10,7 +10,10 @@ use poe_archive::records::NamedInstrument;
 use poe_archive::{BundleSummary, Day, Storage};
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
 use poe_circle_stark::day::recursive::RecursionPresets;
+use poe_circle_stark::day::root::SEGMENT_CAPACITY_OPS;
+use poe_circle_stark::day::runs::ProvenRun;
 use poe_circle_stark::day::statement::BatchStatement;
+use poe_circle_stark::day::Runs;
 use poe_circle_stark::error::ProveError;
 use poe_circle_stark::venue::OP_LIMBS;
 use poe_circle_stark::venue::{Operation, Venue};
@@ -107,11 +110,46 @@ pub fn batch_input(rollup: &Rollup, b: AcceptedBatch) -> BatchInput {
     }
 }
 
+/// Where the pipeline keeps the runs of a day proven before its close
+/// (`poe_circle_stark::day::runs`), and the capacity runs are cut at.
+#[derive(Clone, Copy)]
+pub struct RunStore<'a> {
+    /// The leaf store.
+    pub storage: &'a dyn Storage,
+    /// Most operations in one run.
+    pub capacity_ops: usize,
+}
+
+impl std::fmt::Debug for RunStore<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunStore")
+            .field("capacity_ops", &self.capacity_ops)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `run-YYYY-MM-DD-<rollup>-<first seq>-<last seq>.run`: a run's segment proofs in the leaf
+/// store until its day is published.
+pub fn run_file(day: Day, rollup_id: u32, first_seq: u64, last_seq: u64) -> String {
+    format!("run-{day}-{rollup_id}-{first_seq}-{last_seq}.run")
+}
+
+/// The day of a [`run_file`] name, if it is one.
+pub fn run_file_day(name: &str) -> Option<Day> {
+    name.strip_prefix("run-")?
+        .strip_suffix(".run")?
+        .get(..10)?
+        .parse()
+        .ok()
+}
+
 /// Timings of a day close.
 #[derive(Debug, Clone)]
 pub struct Closed {
     /// What was written.
     pub summary: BundleSummary,
+    /// Runs whose segment proofs were made before the close and used by it.
+    pub runs_reused: usize,
     /// Seconds spent on the root proof (0 if the day was already archived).
     pub prove_s: f64,
     /// Seconds in all.
@@ -133,12 +171,14 @@ pub fn close_day(
     let start = Instant::now();
     let input = day_input(intake, day, config)?;
     let mut venues = day_venues(intake, &input)?;
-    close_input(input, &mut venues, archive, config, progress, start)
+    close_input(input, &mut venues, archive, config, progress, start, None)
 }
 
 /// Closes a day from an input already read (so that the intake lock is not held while
 /// proving): leaf proofs, bundle, root proof. `venues` holds every rollup's state before its
-/// first batch of the day ([`day_venues`]).
+/// first batch of the day ([`day_venues`]); `runs`, where the pipeline keeps runs proven
+/// before the close (each used if it still verifies; each run proven here is left there too,
+/// so that a close killed half-way resumes from them).
 ///
 /// # Errors
 /// As [`close_day`].
@@ -149,6 +189,7 @@ pub fn close_input(
     config: SecurityConfig,
     progress: &mut dyn FnMut(Stage),
     start: Instant,
+    runs: Option<RunStore<'_>>,
 ) -> Result<Closed, String> {
     let day = input.day;
     if poe_archive::layout::is_published(archive, day) {
@@ -165,11 +206,33 @@ pub fn close_input(
     // write_day reports its stages and, while proving the root, the prover its steps: never
     // at once, so one progress callback serves both.
     let progress = std::cell::RefCell::new(progress);
+    let mut runs_reused = 0usize;
     let summary = write_day(
         archive,
         &input,
         |statements, manifest_hash| {
             let t = Instant::now();
+            let get = |rollup_id: u32, first: u64, last: u64| {
+                let store = runs?;
+                let bytes = store
+                    .storage
+                    .read(&run_file(day, rollup_id, first, last))
+                    .ok()?;
+                ProvenRun::from_bytes(&bytes).ok()
+            };
+            // A run that cannot be stored is only a run to prove again after a crash.
+            let mut put = |run: &ProvenRun| {
+                if let Some(store) = runs {
+                    let name = run_file(day, run.rollup_id, run.first_seq, run.last_seq);
+                    let _ = store.storage.write(&name, &run.to_bytes());
+                }
+            };
+            let mut with = Runs {
+                capacity_ops: runs.map_or(SEGMENT_CAPACITY_OPS, |r| r.capacity_ops),
+                get: Some(&get),
+                put: Some(&mut put),
+                reused: 0,
+            };
             let r = prove_root(
                 &input,
                 statements,
@@ -177,8 +240,10 @@ pub fn close_input(
                 venues,
                 input.root_config,
                 &mut |step| (progress.borrow_mut())(Stage::RootStep(step.to_string())),
+                &mut with,
             )
             .map_err(|e| e.to_string());
+            runs_reused = with.reused;
             prove_s = t.elapsed().as_secs_f64();
             r
         },
@@ -187,6 +252,7 @@ pub fn close_input(
     .map_err(|e| e.to_string())?;
     Ok(Closed {
         summary,
+        runs_reused,
         prove_s,
         total_s: start.elapsed().as_secs_f64(),
     })
@@ -197,7 +263,7 @@ pub fn close_input(
 /// from. `statements` in canonical order (`input.batches` in the same order), each rollup's
 /// state walked forward from `venues` (its state before the day's first batch). Audits verify
 /// v1–v3 days as before. `progress` hears of each step (segments, W nodes, each M, the final
-/// node).
+/// node); `runs` gives the runs proven before the close and takes the ones proven here.
 ///
 /// # Errors
 /// A rollup without a starting state, a batch that does not apply, a prover failure.
@@ -208,6 +274,7 @@ pub fn prove_root(
     venues: &Venues,
     config: SecurityConfig,
     progress: &mut dyn FnMut(&str),
+    runs: &mut Runs<'_>,
 ) -> Result<RootFiles, ProveError> {
     let ops: Vec<Vec<Operation>> = input
         .batches
@@ -224,7 +291,7 @@ pub fn prove_root(
             .min()
             .unwrap_or(0),
     };
-    let proof = poe_circle_stark::day::prove_recursive(
+    let proof = poe_circle_stark::day::prove_recursive_with(
         input.day.0,
         statements,
         &refs,
@@ -233,6 +300,7 @@ pub fn prove_root(
         presets,
         &policy,
         progress,
+        runs,
     )?;
     Ok(RootFiles {
         root: proof.root.to_bytes(),

@@ -506,6 +506,7 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
         cfg.config,
         &mut |_| {},
         Instant::now(),
+        None,
     )?;
     progress.finish();
 

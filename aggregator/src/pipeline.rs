@@ -20,8 +20,15 @@ use poe_circle_stark::config::SecurityConfig;
 use poe_ingest::intake::Receipt;
 use serde_json::json;
 
-use crate::day::{batch_input, close_input, day_input, leaf_proof, LeafKind};
+use crate::day::{
+    batch_input, close_input, day_input, leaf_proof, run_file, run_file_day, LeafKind, RunStore,
+};
 use poe_archive::bundle::BatchInput;
+use poe_circle_stark::day::recursive::RecursionPresets;
+use poe_circle_stark::day::root::SEGMENT_CAPACITY_OPS;
+use poe_circle_stark::day::statement::BatchStatement;
+use poe_circle_stark::proof::ChannelId;
+use poe_circle_stark::validity::MAX_BATCHES;
 use poe_circle_stark::venue::{Operation, Venue};
 use std::collections::HashMap;
 
@@ -42,6 +49,10 @@ pub struct PipelineConfig {
     pub max_close_backoff: Duration,
     /// One JSON line per leaf proof and day close on stderr.
     pub log: bool,
+    /// Most operations in one run of a rollup's batches (a segment before shape classes cut
+    /// it again): a run is proven as soon as the rollup's next batch does not fit, before its
+    /// day closes. [`SEGMENT_CAPACITY_OPS`] but in tests.
+    pub segment_capacity_ops: usize,
 }
 
 impl PipelineConfig {
@@ -55,6 +66,7 @@ impl PipelineConfig {
             tick: Duration::from_secs(1),
             max_close_backoff: Duration::from_secs(300),
             log: true,
+            segment_capacity_ops: SEGMENT_CAPACITY_OPS,
         }
     }
 }
@@ -80,6 +92,36 @@ struct Shared {
     /// Per rollup id: the next seq to prove and the venue state before it, so that proving a
     /// day's batches in order replays nothing.
     venues: Mutex<HashMap<u32, (u64, Venue)>>,
+    /// Per rollup id: the run its proven batches are growing, to be proven once it is final.
+    runs: Mutex<HashMap<u32, OpenRun>>,
+}
+
+/// A run of one rollup's batches of one day, as leaf proving walks them in order.
+struct OpenRun {
+    day: Day,
+    /// The rollup's state before the run's first batch.
+    venue: Venue,
+    statements: Vec<BatchStatement>,
+    ops: Vec<Vec<Operation>>,
+    n_ops: usize,
+    /// Whether the run is known to start where `plan_segments` starts one: at the rollup's
+    /// first batch of the day or after a run it closed. A run picked up half-way (after a
+    /// restart, or a batch proven out of order) is left to the close.
+    aligned: bool,
+}
+
+impl OpenRun {
+    fn next_seq(&self) -> u64 {
+        self.statements.last().map_or(0, |s| s.seq + 1)
+    }
+
+    /// Whether `b` extends the run as `plan_segments` would (same instruments, within the
+    /// capacity and the batch limit).
+    fn holds(&self, b: &BatchStatement, capacity: usize) -> bool {
+        self.statements[0].instruments_root == b.instruments_root
+            && self.n_ops + b.n_ops as usize <= capacity
+            && self.statements.len() < MAX_BATCHES
+    }
 }
 
 /// A running pipeline; [`Pipeline::stop`] ends it.
@@ -147,6 +189,10 @@ impl Pipeline {
         let pending_ids: HashSet<[u8; 32]> = pending.iter().map(|(_, id)| *id).collect();
         // Leaf proofs left behind by a crash between publishing a day and clearing its leaves.
         for (name, _) in leaves.list("").map_err(|e| format!("leaf store: {e}"))? {
+            // Runs of days not yet published stay for their close.
+            if run_file_day(&name).is_some_and(|d| d.start_us() >= unpublished_from) {
+                continue;
+            }
             let id = name
                 .strip_suffix(".leaf")
                 .and_then(|h| hex::decode(h).ok())
@@ -179,6 +225,7 @@ impl Pipeline {
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
             venues: Mutex::new(HashMap::new()),
+            runs: Mutex::new(HashMap::new()),
         });
         log(
             &shared,
@@ -298,6 +345,100 @@ impl Shared {
                    "n_ops": input.ops.len(), "reused": reused, "bytes": proof.len(),
                    "ms": (seconds * 1e6).round() / 1e3}),
         );
+        self.extend_run(&input, venue)
+    }
+
+    /// Adds a proven batch to its rollup's open run; if the batch does not fit, the run is
+    /// final (nothing later in the day changes it) and is proven now, its segments stored for
+    /// the close.
+    fn extend_run(&self, b: &BatchInput, before: Venue) -> Result<(), String> {
+        let day = Day::of_us(b.accepted_us);
+        let ops: Vec<Operation> = b.ops.iter().map(|o| o.op).collect();
+        let capacity = self.config.segment_capacity_ops;
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = |aligned: bool| OpenRun {
+            day,
+            venue: before.clone(),
+            statements: vec![b.statement],
+            ops: vec![ops.clone()],
+            n_ops: ops.len(),
+            aligned,
+        };
+        let rollup_id = b.statement.rollup_id;
+        let final_run = match runs.remove(&rollup_id) {
+            Some(mut r) if r.day == day && r.next_seq() == b.statement.seq => {
+                if r.holds(&b.statement, capacity) {
+                    r.statements.push(b.statement);
+                    r.ops.push(ops);
+                    r.n_ops += b.ops.len();
+                    runs.insert(rollup_id, r);
+                    None
+                } else {
+                    runs.insert(rollup_id, fresh(true));
+                    Some(r).filter(|r| r.aligned)
+                }
+            }
+            // Another day: this batch starts the rollup's first run of it.
+            Some(r) if r.day < day && r.next_seq() == b.statement.seq => {
+                runs.insert(rollup_id, fresh(true));
+                None
+            }
+            // Nothing known (a start, a gap): aligned only if the batch is the rollup's first
+            // of its day, which the store's index says.
+            _ => {
+                let first_of_day = self
+                    .state
+                    .with_intake(|i| i.is_first_from(rollup_id, b.statement.seq, day.start_us()))
+                    .unwrap_or(false);
+                runs.insert(rollup_id, fresh(first_of_day));
+                None
+            }
+        };
+        drop(runs);
+        match final_run {
+            Some(run) => self.prove_run(run),
+            None => Ok(()),
+        }
+    }
+
+    /// Proves a final run's segments and stores them for the day's close.
+    fn prove_run(&self, run: OpenRun) -> Result<(), String> {
+        let (first, last) = (run.statements[0], run.statements[run.statements.len() - 1]);
+        let name = run_file(run.day, first.rollup_id, first.seq, last.seq);
+        if self.leaves.exists(&name) {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let presets = RecursionPresets::for_root(crate::day::root_security(self.config.security));
+        let refs: Vec<&[Operation]> = run.ops.iter().map(Vec::as_slice).collect();
+        let mut venue = run.venue;
+        let proven = poe_circle_stark::day::runs::prove_run(
+            &mut venue,
+            &run.statements,
+            &refs,
+            presets.segment,
+            ChannelId::Poseidon2,
+        )
+        .map_err(|e| {
+            format!(
+                "run of rollup {} seq {}..={}: {e}",
+                first.rollup_id, first.seq, last.seq
+            )
+        })?;
+        self.leaves
+            .write(&name, &proven.to_bytes())
+            .map_err(|e| format!("leaf store: {e}"))?;
+        self.state
+            .metrics()
+            .pipeline
+            .runs_proven
+            .fetch_add(1, Ordering::Relaxed);
+        log(
+            self,
+            json!({"event": "run_proven", "day": run.day.to_string(), "rollup_id": first.rollup_id,
+                   "first_seq": first.seq, "last_seq": last.seq, "n_ops": run.n_ops,
+                   "segments": proven.pieces.len(), "s": t.elapsed().as_secs_f64()}),
+        );
         Ok(())
     }
 
@@ -397,6 +538,10 @@ impl Shared {
                 }
             },
             start,
+            Some(RunStore {
+                storage: &*self.leaves,
+                capacity_ops: self.config.segment_capacity_ops,
+            }),
         )?;
         {
             let mut q = self.lock();
@@ -408,7 +553,20 @@ impl Shared {
                 .remove(&leaf_file(id))
                 .map_err(|e| format!("leaf store: {e}"))?;
         }
+        for (name, _) in self
+            .leaves
+            .list("")
+            .map_err(|e| format!("leaf store: {e}"))?
+        {
+            if run_file_day(&name).is_some_and(|d| d <= day) {
+                self.leaves
+                    .remove(&name)
+                    .map_err(|e| format!("leaf store: {e}"))?;
+            }
+        }
         let m = &self.state.metrics().pipeline;
+        m.runs_reused
+            .fetch_add(closed.runs_reused as u64, Ordering::Relaxed);
         m.days_closed.fetch_add(1, Ordering::Relaxed);
         m.last_close_us
             .store((closed.total_s * 1e6) as u64, Ordering::Relaxed);
@@ -420,6 +578,7 @@ impl Shared {
                    "root_air": closed.summary.statement.air,
                    "root_proof_bytes": closed.summary.statement.root_proof_bytes,
                    "segments": closed.summary.statement.tree.as_ref().map(|t| t.w_nodes),
+                   "runs_reused": closed.runs_reused,
                    "prove_s": closed.prove_s, "total_s": closed.total_s}),
         );
         Ok(true)

@@ -44,6 +44,10 @@ pub struct PipelineMetrics {
     pub last_day_ops: AtomicU64,
     /// Day closes or leaf proofs that failed (each retried on the next tick).
     pub failures: AtomicU64,
+    /// Runs of a rollup's batches whose segment proofs were made before their day closed.
+    pub runs_proven: AtomicU64,
+    /// Runs proven before the close that the close then used.
+    pub runs_reused: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -190,6 +194,18 @@ impl Metrics {
             "gauge",
             "Accepted batches of open days still without a leaf proof.",
             get(&p.leaf_backlog).to_string(),
+        );
+        metric(
+            "poe_runs_proven_total",
+            "counter",
+            "Runs of a rollup's batches whose segment proofs were made before their day closed.",
+            get(&p.runs_proven).to_string(),
+        );
+        metric(
+            "poe_runs_reused_total",
+            "counter",
+            "Runs proven before the close that a day close used.",
+            get(&p.runs_reused).to_string(),
         );
         metric(
             "poe_days_closed_total",

@@ -297,6 +297,26 @@ impl Intake {
         Ok(out)
     }
 
+    /// Whether batch `seq` is rollup `rollup_id`'s first batch accepted at or after `from_us`
+    /// (its first of a day, with `from_us` the day's start). Reads the indexes only.
+    ///
+    /// # Errors
+    /// [`IntakeError::Store`] on I/O failure; an unknown rollup is `Ok(false)`.
+    pub fn is_first_from(
+        &self,
+        rollup_id: u32,
+        seq: u64,
+        from_us: u64,
+    ) -> Result<bool, IntakeError> {
+        let Some(rollup) = self.registry.rollups().iter().find(|r| r.id == rollup_id) else {
+            return Ok(false);
+        };
+        let ids =
+            self.store
+                .ids_accepted_between(&rollup.name.to_be_bytes32(), from_us, u64::MAX)?;
+        Ok(ids.first().is_some_and(|&(first, _, _)| first == seq))
+    }
+
     /// The venue state of rollup `rollup_id` before its batch `seq`, replayed from the store
     /// (the witness of a validity proof starts there). O(batches before `seq`).
     ///

@@ -93,6 +93,7 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
                     &venues,
                     input.root_config,
                     &mut |_| {},
+                    &mut poe_circle_stark::day::Runs::none(),
                 )
                 .map_err(|e| e.to_string())
             },

@@ -17,6 +17,7 @@ use poe_aggregator::pipeline::{Pipeline, PipelineConfig};
 use poe_archive::audit::{audit, AuditOptions};
 use poe_archive::{LocalDir, Storage};
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
+use poe_circle_stark::day::root::SEGMENT_CAPACITY_OPS;
 use poe_ingest::client::RollupClient;
 use poe_ingest::commitment::Scheme;
 use poe_ingest::intake::Intake;
@@ -55,6 +56,16 @@ struct Service {
 
 impl Service {
     fn start(dir: &std::path::Path, registry: Registry, clock: Arc<AtomicU64>) -> Self {
+        Self::start_with(dir, registry, clock, SEGMENT_CAPACITY_OPS)
+    }
+
+    /// With runs cut at `capacity` operations.
+    fn start_with(
+        dir: &std::path::Path,
+        registry: Registry,
+        clock: Arc<AtomicU64>,
+        capacity: usize,
+    ) -> Self {
         let path = dir.join("intake.redb");
         let intake = if path.exists() {
             Intake::open(registry, &path)
@@ -85,6 +96,7 @@ impl Service {
                 tick: Duration::from_millis(20),
                 max_close_backoff: Duration::from_secs(1),
                 log: false,
+                segment_capacity_ops: capacity,
             },
         )
         .unwrap();
@@ -227,4 +239,95 @@ fn batches_are_proven_then_the_ended_day_closes_itself() {
             "{p} differs"
         );
     }
+}
+
+#[test]
+fn runs_are_proven_during_the_day_and_the_close_uses_them() {
+    // Runs cut at 100 operations: each rollup's two 64-operation batches are two runs, and
+    // the first is final — proven — as soon as the second is.
+    let dir = scratch("pipeline-runs");
+    let mut clients = [
+        client("aurora", 1, Scheme::Keccak256),
+        client("cygnus", 3, Scheme::PoseidonFelt252),
+    ];
+    let toml = registry_toml(&clients.iter().collect::<Vec<_>>());
+    let clock = Arc::new(AtomicU64::new(T0 + 3_600_000_000));
+    let service = Service::start_with(&dir, Registry::parse(&toml).unwrap(), clock.clone(), 100);
+    let base = service.base();
+    let mut ids = Vec::new();
+    for round in 0..2u64 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            clock.fetch_add(1_000_000, Ordering::SeqCst);
+            let n = round * 2 + i as u64;
+            ids.push(service.submit(c, 64, n, T0 + n * 10_000_000));
+        }
+    }
+    wait_for("leaf proofs and the final runs", || {
+        ids.iter().all(|id| status(&base, id) == "proven")
+            && String::from_utf8(get(&base, "/metrics").unwrap())
+                .unwrap()
+                .contains("poe_runs_proven_total 2")
+    });
+    let runs: Vec<String> = std::fs::read_dir(dir.join("leaves"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("run-"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+
+    clock.store(day().next().start_us(), Ordering::SeqCst);
+    wait_for("the day close", || {
+        get(&base, &format!("/v1/days/{}", day())).is_ok()
+    });
+    let metrics = String::from_utf8(get(&base, "/metrics").unwrap()).unwrap();
+    assert!(metrics.contains("poe_runs_reused_total 2"), "{metrics}");
+    let listed = json(&base, "/v1/days");
+    assert_eq!(listed["days"][0]["segments"], 4);
+    assert!(
+        std::fs::read_dir(dir.join("leaves"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "runs and leaf proofs of a published day are cleared from the leaf store"
+    );
+    service.shutdown();
+
+    let bundle = dir.join("archive").join(format!("days/{}", day()));
+    let report = audit(
+        &LocalDir::new(&bundle),
+        &AuditOptions {
+            proof_only: false,
+            leaves: true,
+            policy: VerifierPolicy::insecure_for_tests(),
+            key_cache: None,
+        },
+        &mut |_, _| {},
+    );
+    assert!(report.passed(), "{:#?}", report.checks);
+
+    // The same day closed with every run proven at the close: the same root proof.
+    let intake = Intake::open(Registry::parse(&toml).unwrap(), &dir.join("intake.redb")).unwrap();
+    let input = poe_aggregator::day::day_input(&intake, day(), SecurityConfig::testing()).unwrap();
+    let mut venues = poe_aggregator::day::day_venues(&intake, &input).unwrap();
+    let empty = LocalDir::new(dir.join("no-runs"));
+    let reference = LocalDir::new(dir.join("reference"));
+    let closed = poe_aggregator::day::close_input(
+        input,
+        &mut venues,
+        &reference,
+        SecurityConfig::testing(),
+        &mut |_| {},
+        Instant::now(),
+        Some(poe_aggregator::day::RunStore {
+            storage: &empty,
+            capacity_ops: 100,
+        }),
+    )
+    .unwrap();
+    assert_eq!(closed.runs_reused, 0);
+    let path = format!("days/{}/root.proof", day());
+    assert!(
+        LocalDir::new(dir.join("archive")).read(&path).unwrap() == reference.read(&path).unwrap(),
+        "the root proofs differ"
+    );
 }

@@ -66,6 +66,7 @@ pub(crate) fn close_day(
             poe_archive::Stage::Done => pb.finish_and_clear(),
         },
         start,
+        None,
     )?;
     pb.finish_and_clear();
     let s = &closed.summary.statement;

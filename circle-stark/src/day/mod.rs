@@ -9,14 +9,17 @@ mod prove;
 mod prove_recursive;
 pub mod recursive;
 pub mod root;
+#[cfg(feature = "prover")]
+pub mod runs;
 pub mod statement;
 mod verify;
 
 #[cfg(feature = "prover")]
-pub use prove::{prove_day, prove_root, prove_root_as};
+pub use prove::{prove_day, prove_root, prove_root_as, Runs};
 #[cfg(feature = "prover")]
 pub use prove_recursive::{
-    derive_keys, keys_from_samples, prove_recursive, RecursionTimings, RecursiveProof,
+    derive_keys, keys_from_samples, prove_recursive, prove_recursive_with, RecursionTimings,
+    RecursiveProof,
 };
 pub use statement::{BatchStatement, DayStatement};
 pub use verify::{verify_day, verify_day_bytes};

@@ -5,6 +5,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use super::root::{plan_segments, RootFormat, RootProof, Segment, SEGMENT_CAPACITY_OPS};
+use super::runs::{prove_pieces, reuse_pieces, segment_error, to_run, ProvenRun};
 use super::statement::{BatchStatement, DayStatement};
 use crate::config::SecurityConfig;
 use crate::data_root::prove::prove_records;
@@ -13,7 +14,7 @@ use crate::error::ProveError;
 use crate::field::M31;
 use crate::proof::ChannelId;
 use crate::proof::{AirId, Proof};
-use crate::validity::{plan_classes, prove_in_class, prove_segment, ShapeClass};
+use crate::validity::{prove_segment, ShapeClass};
 use crate::venue::{Operation, Venue};
 
 /// Proves a day: the batch statements (canonical order, chained per rollup) are the leaves of
@@ -93,10 +94,18 @@ pub fn prove_root_as(
     );
     let (_, day) = prove_day(day, statements, manifest_hash, config)?;
     let classes = format == RootFormat::V3;
-    let segments = prove_segments(statements, ops, venues, config, ChannelId::Blake2s, classes)?
-        .into_iter()
-        .map(|p| p.segment)
-        .collect();
+    let segments = prove_segments(
+        statements,
+        ops,
+        venues,
+        config,
+        ChannelId::Blake2s,
+        classes,
+        &mut Runs::none(),
+    )?
+    .into_iter()
+    .map(|p| p.segment)
+    .collect();
     Ok(RootProof {
         format,
         day,
@@ -111,9 +120,43 @@ pub(crate) struct ProvenSegment {
     pub statement: crate::validity::ValidityStatement,
 }
 
+/// Where a day's prover finds runs proven before the close and leaves the ones it proves
+/// ([`super::runs`]), and the capacity it cuts runs at.
+pub struct Runs<'a> {
+    /// Most operations in one run ([`SEGMENT_CAPACITY_OPS`]; smaller in tests, to make runs).
+    pub capacity_ops: usize,
+    /// A run proven before, by rollup, first and last seq.
+    pub get: Option<&'a dyn Fn(u32, u64, u64) -> Option<ProvenRun>>,
+    /// Hears of each run proven here.
+    pub put: Option<&'a mut dyn FnMut(&ProvenRun)>,
+    /// Runs found by `get` and used.
+    pub reused: usize,
+}
+
+impl std::fmt::Debug for Runs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runs")
+            .field("capacity_ops", &self.capacity_ops)
+            .field("reused", &self.reused)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runs<'_> {
+    /// No runs proven before; runs at the full capacity.
+    pub fn none() -> Runs<'static> {
+        Runs {
+            capacity_ops: SEGMENT_CAPACITY_OPS,
+            get: None,
+            put: None,
+            reused: 0,
+        }
+    }
+}
+
 /// The day's segments ([`plan_segments`]; with `classes`, each run cut again by shape class
-/// and proven under `poe/batch-validity/v3` in its class), each rollup's state walked forward
-/// from `venues`.
+/// and proven under `poe/batch-validity/v3` in its class — or taken from `runs` where it was
+/// proven before and still verifies), each rollup's state walked forward from `venues`.
 pub(crate) fn prove_segments(
     statements: &[BatchStatement],
     ops: &[&[Operation]],
@@ -121,10 +164,11 @@ pub(crate) fn prove_segments(
     config: SecurityConfig,
     channel: ChannelId,
     classes: bool,
+    runs: &mut Runs<'_>,
 ) -> Result<Vec<ProvenSegment>, ProveError> {
     let mut walked: HashMap<u32, Venue> = HashMap::new();
     let mut segments = Vec::new();
-    for (start, end) in plan_segments(statements, SEGMENT_CAPACITY_OPS) {
+    for (start, end) in plan_segments(statements, runs.capacity_ops) {
         let (first, last) = (&statements[start], &statements[end - 1]);
         let venue = match walked.entry(first.rollup_id) {
             Entry::Occupied(e) => e.into_mut(),
@@ -135,57 +179,60 @@ pub(crate) fn prove_segments(
                 },
             )?),
         };
-        let in_segment = |error| segment_error(first, last, error);
         let batches = &ops[start..end];
-        // v2: the run is one segment; v3: the run cut by class, each piece in its class.
-        let pieces: Vec<(std::ops::Range<usize>, Option<ShapeClass>)> = if classes {
-            plan_classes(venue, batches, ShapeClass::largest())
-                .map_err(in_segment)?
-                .into_iter()
-                .map(|p| (p.batches, Some(p.class)))
-                .collect()
-        } else {
-            vec![(0..batches.len(), None)]
-        };
-        for (range, class) in pieces {
-            let (first, last) = (
-                &statements[start + range.start],
-                &statements[start + range.end - 1],
-            );
-            let in_piece = |error| segment_error(first, last, error);
-            let piece = &batches[range];
-            let (statement, proof) = match class {
-                None => prove_segment(venue, piece, config),
-                Some(c) => prove_in_class(venue, piece, config, channel, c),
+        let run_statements = &statements[start..end];
+        if classes {
+            let cached = runs
+                .get
+                .and_then(|get| get(first.rollup_id, first.seq, last.seq))
+                .and_then(|run| reuse_pieces(&run, venue, run_statements, batches, config));
+            let pieces = match cached {
+                Some(p) => {
+                    runs.reused += 1;
+                    p
+                }
+                None => {
+                    let p = prove_pieces(venue, run_statements, batches, config, channel)?;
+                    if let Some(put) = runs.put.as_mut() {
+                        put(&to_run(run_statements, &p));
+                    }
+                    p
+                }
+            };
+            for p in pieces {
+                let (first, last) = (&run_statements[p.first], &run_statements[p.last]);
+                segments.push(ProvenSegment {
+                    segment: Segment {
+                        rollup_id: first.rollup_id,
+                        first_seq: first.seq,
+                        last_seq: last.seq,
+                        proof: p.proof,
+                    },
+                    class: Some(p.class),
+                    statement: p.statement,
+                });
             }
-            .map_err(in_piece)?;
-            debug_assert_eq!(statement.post_state_root, last.post_state_root);
-            for b in piece {
-                venue
-                    .apply_batch(b)
-                    .map_err(|v| in_piece(ProveError::Rule(v)))?;
-            }
-            segments.push(ProvenSegment {
-                segment: Segment {
-                    rollup_id: first.rollup_id,
-                    first_seq: first.seq,
-                    last_seq: last.seq,
-                    proof,
-                },
-                class,
-                statement,
-            });
+            continue;
         }
+        // v2: the run is one segment.
+        let (statement, proof) = prove_segment(venue, batches, config)
+            .map_err(|error| segment_error(first, last, error))?;
+        debug_assert_eq!(statement.post_state_root, last.post_state_root);
+        for b in batches {
+            venue
+                .apply_batch(b)
+                .map_err(|v| segment_error(first, last, ProveError::Rule(v)))?;
+        }
+        segments.push(ProvenSegment {
+            segment: Segment {
+                rollup_id: first.rollup_id,
+                first_seq: first.seq,
+                last_seq: last.seq,
+                proof,
+            },
+            class: None,
+            statement,
+        });
     }
     Ok(segments)
-}
-
-/// `error` as the failure of the segment over batches `first ..= last`.
-fn segment_error(first: &BatchStatement, last: &BatchStatement, error: ProveError) -> ProveError {
-    ProveError::Segment {
-        rollup_id: first.rollup_id,
-        first_seq: first.seq,
-        last_seq: last.seq,
-        error: Box::new(error),
-    }
 }

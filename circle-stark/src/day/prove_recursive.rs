@@ -6,7 +6,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use super::prove::prove_segments;
+use super::prove::{prove_segments, Runs};
 use super::recursive::{
     check_presets, rebuild_segments, RecursionPresets, RecursiveRoot, RootKeys, RootSamples,
     SegmentRef,
@@ -42,6 +42,8 @@ pub struct RecursionTimings {
     pub last: f64,
     /// M nodes proven.
     pub n_m: usize,
+    /// Runs whose segments were proven before the close ([`Runs`]) and reused.
+    pub reused_runs: usize,
 }
 
 fn recursion(e: impl std::fmt::Display) -> ProveError {
@@ -244,6 +246,37 @@ pub fn prove_recursive(
     policy: &VerifierPolicy,
     progress: &mut dyn FnMut(&str),
 ) -> Result<RecursiveProof, ProveError> {
+    prove_recursive_with(
+        day,
+        statements,
+        ops,
+        manifest_hash,
+        venues,
+        presets,
+        policy,
+        progress,
+        &mut Runs::none(),
+    )
+}
+
+/// [`prove_recursive`] taking the runs proven before the close from `runs` (each checked, and
+/// proven again where it does not verify) and handing it each run it proves: the same bytes
+/// either way.
+///
+/// # Errors
+/// As [`prove_recursive`].
+#[allow(clippy::too_many_arguments)]
+pub fn prove_recursive_with(
+    day: u32,
+    statements: &[BatchStatement],
+    ops: &[&[Operation]],
+    manifest_hash: [u8; 32],
+    venues: &HashMap<u32, Venue>,
+    presets: RecursionPresets,
+    policy: &VerifierPolicy,
+    progress: &mut dyn FnMut(&str),
+    runs: &mut Runs<'_>,
+) -> Result<RecursiveProof, ProveError> {
     assert_eq!(
         statements.len(),
         ops.len(),
@@ -259,12 +292,15 @@ pub fn prove_recursive(
         presets.segment,
         ChannelId::Poseidon2,
         true,
+        runs,
     )?;
     timings.segments = t.elapsed().as_secs_f64();
+    timings.reused_runs = runs.reused;
     progress(&format!(
-        "{} segments proven in {:.1} s",
+        "{} segments in {:.1} s ({} runs proven before the close)",
         segments.len(),
-        timings.segments
+        timings.segments,
+        runs.reused
     ));
 
     // Each segment's W circuit and witness; one circuit per class.

@@ -360,7 +360,7 @@ impl RootKeys {
     }
 }
 
-fn read_class(r: &mut Reader<'_>) -> Result<ShapeClass, ProofFormatError> {
+pub(crate) fn read_class(r: &mut Reader<'_>) -> Result<ShapeClass, ProofFormatError> {
     let offset = r.pos;
     let (log_ops, log_state) = (r.u8()?, r.u8()?);
     ShapeClass::all()
@@ -678,6 +678,75 @@ mod tests {
 
     /// One proof for the day, every tamper of the day, the tree or the keys refused with its
     /// own error. One test: the day is proven once.
+    #[test]
+    fn runs_proven_before_the_close_give_the_same_root() {
+        use crate::day::runs::ProvenRun;
+        use crate::day::{prove_recursive_with, Runs};
+        let f = fixture();
+        let refs: Vec<&[Operation]> = f.ops.iter().map(Vec::as_slice).collect();
+        let prove = |runs: &mut Runs<'_>| {
+            prove_recursive_with(
+                DAY,
+                &f.statements,
+                &refs,
+                [7; 32],
+                &f.venues,
+                presets(),
+                &policy(),
+                &mut |_| {},
+                runs,
+            )
+            .unwrap()
+        };
+        // A capacity of 30 operations cuts each rollup's two batches (20 + 13, 24 + 9) apart.
+        let mut stored: Vec<ProvenRun> = Vec::new();
+        let mut put = |r: &ProvenRun| stored.push(r.clone());
+        let first = prove(&mut Runs {
+            capacity_ops: 30,
+            get: None,
+            put: Some(&mut put),
+            reused: 0,
+        });
+        assert_eq!(stored.len(), 4);
+        assert_eq!(first.root.segments.len(), 4);
+        let statement = DayStatement::derive(DAY, &f.statements, [7; 32]).unwrap();
+        verify(&first.root, &statement, &f.statements, &f, &first.keys).expect("verifies");
+
+        // Read back through their bytes, one of them holding another run's proof: the three
+        // good ones are used, the bad one proven again, and the root is the same bytes.
+        let mut by_run: HashMap<(u32, u64, u64), ProvenRun> = stored
+            .iter()
+            .map(|r| {
+                let back = ProvenRun::from_bytes(&r.to_bytes()).unwrap();
+                assert_eq!(back.to_bytes(), r.to_bytes());
+                ((r.rollup_id, r.first_seq, r.last_seq), back)
+            })
+            .collect();
+        let other = stored[1].pieces[0].proof.clone();
+        by_run
+            .get_mut(&(stored[0].rollup_id, stored[0].first_seq, stored[0].last_seq))
+            .unwrap()
+            .pieces[0]
+            .proof = other;
+        let get = |id: u32, a: u64, b: u64| by_run.get(&(id, a, b)).cloned();
+        let mut runs = Runs {
+            capacity_ops: 30,
+            get: Some(&get),
+            put: None,
+            reused: 0,
+        };
+        let second = prove(&mut runs);
+        assert_eq!(runs.reused, 3);
+        assert_eq!(second.timings.reused_runs, 3);
+        assert_eq!(second.root.to_bytes(), first.root.to_bytes());
+        let mut trailing = stored[0].to_bytes();
+        trailing.push(0);
+        assert!(matches!(
+            ProvenRun::from_bytes(&trailing),
+            Err(ProofFormatError::TrailingBytes { count: 1 })
+        ));
+    }
+
     #[test]
     fn v4_root_is_one_proof_of_the_day_and_refuses_every_other_day() {
         let f = fixture();
