@@ -115,17 +115,7 @@ impl RecursiveRoot {
     /// [`ProofFormatError`] naming the first problem: another magic, a class outside the
     /// catalogue, a non-canonical final proof, trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
-        if !bytes.starts_with(&ROOT_V4_MAGIC) {
-            return Err(ProofFormatError::BadMagic {
-                expected: ROOT_V4_MAGIC,
-                got: bytes.iter().take(8).copied().collect(),
-            });
-        }
-        let rest = &bytes[8..];
-        let mut r = Reader {
-            bytes: rest,
-            pos: 0,
-        };
+        let mut r = open_container(bytes, ROOT_V4_MAGIC)?;
         let shape = (r.u32()?, r.u32()?);
         let segment_config = read_config(&mut r)?;
         let node_config = read_config(&mut r)?;
@@ -133,16 +123,7 @@ impl RecursiveRoot {
         let mut segments = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let (rollup_id, first_seq, last_seq) = (r.u32()?, r.u64()?, r.u64()?);
-            let offset = r.pos;
-            let (log_ops, log_state) = (r.u8()?, r.u8()?);
-            let class = ShapeClass::all()
-                .into_iter()
-                .find(|c| (c.log_ops, c.log_state) == (u32::from(log_ops), u32::from(log_state)))
-                .ok_or(ProofFormatError::UnknownClass {
-                    offset,
-                    log_ops,
-                    log_state,
-                })?;
+            let class = read_class(&mut r)?;
             segments.push(SegmentRef {
                 rollup_id,
                 first_seq,
@@ -151,17 +132,38 @@ impl RecursiveRoot {
             });
         }
         let last = read_proof(&mut r)?;
-        if r.pos != rest.len() {
-            return Err(ProofFormatError::TrailingBytes {
-                count: rest.len() - r.pos,
-            });
-        }
+        close_container(&r)?;
         Ok(Self {
             shape,
             segment_config,
             node_config,
             segments,
             last,
+        })
+    }
+}
+
+/// A reader over what follows `magic` at the start of `bytes` (another start: `BadMagic`).
+pub(crate) fn open_container(bytes: &[u8], magic: [u8; 8]) -> Result<Reader<'_>, ProofFormatError> {
+    if !bytes.starts_with(&magic) {
+        return Err(ProofFormatError::BadMagic {
+            expected: magic,
+            got: bytes.iter().take(8).copied().collect(),
+        });
+    }
+    Ok(Reader {
+        bytes: &bytes[8..],
+        pos: 0,
+    })
+}
+
+/// Nothing may follow a container's last field.
+pub(crate) fn close_container(r: &Reader<'_>) -> Result<(), ProofFormatError> {
+    if r.pos == r.bytes.len() {
+        Ok(())
+    } else {
+        Err(ProofFormatError::TrailingBytes {
+            count: r.bytes.len() - r.pos,
         })
     }
 }
@@ -291,17 +293,7 @@ impl RootKeys {
     /// [`ProofFormatError`] naming the first problem: another magic, a class outside the
     /// catalogue or out of order, a non-canonical digest, an unknown channel, trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
-        if !bytes.starts_with(&ROOT_KEYS_MAGIC) {
-            return Err(ProofFormatError::BadMagic {
-                expected: ROOT_KEYS_MAGIC,
-                got: bytes.iter().take(8).copied().collect(),
-            });
-        }
-        let rest = &bytes[8..];
-        let mut r = Reader {
-            bytes: rest,
-            pos: 0,
-        };
+        let mut r = open_container(bytes, ROOT_KEYS_MAGIC)?;
         let shape = (r.u32()?, r.u32()?);
         let presets = RecursionPresets {
             segment: read_config(&mut r)?,
@@ -338,11 +330,7 @@ impl RootKeys {
         for _ in 0..n {
             publics.push((r.u32()?, r.u32()?));
         }
-        if r.pos != rest.len() {
-            return Err(ProofFormatError::TrailingBytes {
-                count: rest.len() - r.pos,
-            });
-        }
+        close_container(&r)?;
         Ok(Self {
             shape,
             presets,
@@ -424,17 +412,7 @@ impl RootSamples {
     /// [`ProofFormatError`]: another magic, no sample, indices not ascending from 0, a
     /// non-canonical proof, trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
-        if !bytes.starts_with(&ROOT_SAMPLES_MAGIC) {
-            return Err(ProofFormatError::BadMagic {
-                expected: ROOT_SAMPLES_MAGIC,
-                got: bytes.iter().take(8).copied().collect(),
-            });
-        }
-        let rest = &bytes[8..];
-        let mut r = Reader {
-            bytes: rest,
-            pos: 0,
-        };
+        let mut r = open_container(bytes, ROOT_SAMPLES_MAGIC)?;
         let n = read_count(&mut r, 8)?;
         let mut segments: Vec<(u32, Proof)> = Vec::with_capacity(n as usize);
         for k in 0..n {
@@ -459,11 +437,7 @@ impl RootSamples {
             });
         }
         let w = read_proof(&mut r)?;
-        if r.pos != rest.len() {
-            return Err(ProofFormatError::TrailingBytes {
-                count: rest.len() - r.pos,
-            });
-        }
+        close_container(&r)?;
         Ok(Self { segments, w })
     }
 

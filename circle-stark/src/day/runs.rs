@@ -6,11 +6,12 @@
 //! is left. The stored form is the prover's own (never published): a run read back is checked
 //! against the statements the close derives, and proven again if it does not verify.
 
+use super::recursive::{close_container, open_container};
 use super::root::{segment_statement, shaped_statement};
 use super::statement::BatchStatement;
 use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::ProveError;
-use crate::proof::{ChannelId, Proof, ProofFormatError, Reader};
+use crate::proof::{ChannelId, Proof, ProofFormatError};
 use crate::validity::{
     plan_classes, prove_in_class, verify_validity, ShapeClass, ValidityStatement,
 };
@@ -73,17 +74,7 @@ impl ProvenRun {
     /// [`ProofFormatError`] for another magic, a class outside the catalogue, a non-canonical
     /// proof, trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
-        if !bytes.starts_with(&RUN_MAGIC) {
-            return Err(ProofFormatError::BadMagic {
-                expected: RUN_MAGIC,
-                got: bytes.iter().take(8).copied().collect(),
-            });
-        }
-        let rest = &bytes[8..];
-        let mut r = Reader {
-            bytes: rest,
-            pos: 0,
-        };
+        let mut r = open_container(bytes, RUN_MAGIC)?;
         let (rollup_id, first_seq, last_seq) = (r.u32()?, r.u64()?, r.u64()?);
         let n = super::root::read_count(&mut r, 22)?;
         let mut pieces = Vec::with_capacity(n as usize);
@@ -97,11 +88,7 @@ impl ProvenRun {
                 proof: super::root::read_proof(&mut r)?,
             });
         }
-        if r.pos != rest.len() {
-            return Err(ProofFormatError::TrailingBytes {
-                count: rest.len() - r.pos,
-            });
-        }
+        close_container(&r)?;
         Ok(Self {
             rollup_id,
             first_seq,
