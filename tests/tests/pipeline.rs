@@ -140,6 +140,34 @@ impl Service {
     }
 }
 
+/// Two rounds of one 64-operation batch per client, the clock a second apart each.
+fn two_rounds(service: &Service, clients: &mut [RollupClient], clock: &AtomicU64) -> Vec<String> {
+    let mut ids = Vec::new();
+    for round in 0..2u64 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            clock.fetch_add(1_000_000, Ordering::SeqCst);
+            let n = round * 2 + i as u64;
+            ids.push(service.submit(c, 64, n, T0 + n * 10_000_000));
+        }
+    }
+    ids
+}
+
+/// The published day's full audit (leaf proofs included) passes.
+fn audits_in_full(dir: &std::path::Path) {
+    let report = audit(
+        &LocalDir::new(dir.join("archive").join(format!("days/{}", day()))),
+        &AuditOptions {
+            proof_only: false,
+            leaves: true,
+            policy: VerifierPolicy::insecure_for_tests(),
+            key_cache: None,
+        },
+        &mut |_, _| {},
+    );
+    assert!(report.passed(), "{:#?}", report.checks);
+}
+
 #[test]
 fn batches_are_proven_then_the_ended_day_closes_itself() {
     let dir = scratch("pipeline");
@@ -152,14 +180,7 @@ fn batches_are_proven_then_the_ended_day_closes_itself() {
     let service = Service::start(&dir, Registry::parse(&toml).unwrap(), clock.clone());
     let base = service.base();
 
-    let mut ids = Vec::new();
-    for round in 0..2u64 {
-        for (i, c) in clients.iter_mut().enumerate() {
-            clock.fetch_add(1_000_000, Ordering::SeqCst);
-            let n = round * 2 + i as u64;
-            ids.push(service.submit(c, 64, n, T0 + n * 10_000_000));
-        }
-    }
+    let ids = two_rounds(&service, &mut clients, &clock);
     wait_for("leaf proofs", || {
         ids.iter().all(|id| status(&base, id) == "proven")
     });
@@ -205,17 +226,7 @@ fn batches_are_proven_then_the_ended_day_closes_itself() {
     );
     service.shutdown();
 
-    let report = audit(
-        &LocalDir::new(dir.join("archive").join(format!("days/{}", day()))),
-        &AuditOptions {
-            proof_only: false,
-            leaves: true,
-            policy: VerifierPolicy::insecure_for_tests(),
-            key_cache: None,
-        },
-        &mut |_, _| {},
-    );
-    assert!(report.passed(), "{:#?}", report.checks);
+    audits_in_full(&dir);
 
     // The same day closed by `close_day` from the same store: the same bytes.
     let intake = Intake::open(Registry::parse(&toml).unwrap(), &dir.join("intake.redb")).unwrap();
@@ -254,14 +265,7 @@ fn runs_are_proven_during_the_day_and_the_close_uses_them() {
     let clock = Arc::new(AtomicU64::new(T0 + 3_600_000_000));
     let service = Service::start_with(&dir, Registry::parse(&toml).unwrap(), clock.clone(), 100);
     let base = service.base();
-    let mut ids = Vec::new();
-    for round in 0..2u64 {
-        for (i, c) in clients.iter_mut().enumerate() {
-            clock.fetch_add(1_000_000, Ordering::SeqCst);
-            let n = round * 2 + i as u64;
-            ids.push(service.submit(c, 64, n, T0 + n * 10_000_000));
-        }
-    }
+    let ids = two_rounds(&service, &mut clients, &clock);
     wait_for("leaf proofs and the final runs", || {
         ids.iter().all(|id| status(&base, id) == "proven")
             && String::from_utf8(get(&base, "/metrics").unwrap())
@@ -292,18 +296,7 @@ fn runs_are_proven_during_the_day_and_the_close_uses_them() {
     );
     service.shutdown();
 
-    let bundle = dir.join("archive").join(format!("days/{}", day()));
-    let report = audit(
-        &LocalDir::new(&bundle),
-        &AuditOptions {
-            proof_only: false,
-            leaves: true,
-            policy: VerifierPolicy::insecure_for_tests(),
-            key_cache: None,
-        },
-        &mut |_, _| {},
-    );
-    assert!(report.passed(), "{:#?}", report.checks);
+    audits_in_full(&dir);
 
     // The same day closed with every run proven at the close: the same root proof.
     let intake = Intake::open(Registry::parse(&toml).unwrap(), &dir.join("intake.redb")).unwrap();
