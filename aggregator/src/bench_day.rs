@@ -154,6 +154,139 @@ pub fn run_one_v4(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<String
     ))
 }
 
+/// The close of one size after a day whose final runs were proven during it, as the
+/// pipeline does (`specs/day-proof.md` §5): every run but each rollup's last proven first
+/// ("during the day"), then the close timed — the last runs, the W nodes, the tree, the final
+/// node — with the runs found. One JSON line.
+///
+/// # Errors
+/// A prover or verifier failure, as text.
+pub fn run_one_close(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<String, String> {
+    use poe_circle_stark::day::recursive::{verify_recursive, RecursionPresets};
+    use poe_circle_stark::day::root::{plan_segments, SEGMENT_CAPACITY_OPS};
+    use poe_circle_stark::day::runs::{prove_run, ProvenRun};
+    use poe_circle_stark::day::{prove_recursive_with, Runs};
+    let day = generate(n_ops, batch_ops, rollups);
+    let policy = VerifierPolicy::default();
+    let presets = RecursionPresets::standard();
+    let venues: HashMap<u32, Venue> = day.venues.iter().cloned().collect();
+    let refs: Vec<&[Operation]> = day.ops.iter().map(Vec::as_slice).collect();
+    let plan = plan_segments(&day.statements, SEGMENT_CAPACITY_OPS);
+    let mut walked = venues.clone();
+    let mut stored: HashMap<(u32, u64, u64), ProvenRun> = HashMap::new();
+    let t = Instant::now();
+    for (i, &(a, b)) in plan.iter().enumerate() {
+        let rollup = day.statements[a].rollup_id;
+        let venue = walked.get_mut(&rollup).ok_or("a rollup without a venue")?;
+        let last_of_rollup = plan
+            .get(i + 1)
+            .is_none_or(|&(c, _)| day.statements[c].rollup_id != rollup);
+        if last_of_rollup {
+            continue;
+        }
+        let run = prove_run(
+            venue,
+            &day.statements[a..b],
+            &refs[a..b],
+            presets.segment,
+            poe_circle_stark::proof::ChannelId::Poseidon2,
+        )
+        .map_err(|e| e.to_string())?;
+        eprintln!(
+            "    run of rollup {rollup} seq {}..={} proven during the day at {:.1} s",
+            run.first_seq,
+            run.last_seq,
+            t.elapsed().as_secs_f64()
+        );
+        stored.insert((run.rollup_id, run.first_seq, run.last_seq), run);
+    }
+    let day_s = t.elapsed().as_secs_f64();
+    let n_early = stored.len();
+    let get = |id: u32, a: u64, b: u64| stored.get(&(id, a, b)).cloned();
+    let mut runs = Runs {
+        capacity_ops: SEGMENT_CAPACITY_OPS,
+        get: Some(&get),
+        put: None,
+        reused: 0,
+    };
+    let t = Instant::now();
+    let proof = prove_recursive_with(
+        DAY,
+        &day.statements,
+        &refs,
+        [0; 32],
+        &venues,
+        presets,
+        &policy,
+        &mut |m| eprintln!("    {m}"),
+        &mut runs,
+    )
+    .map_err(|e| e.to_string())?;
+    let close_s = t.elapsed().as_secs_f64();
+    let derived = DayStatement::derive(DAY, &day.statements, [0; 32]).map_err(|e| e.to_string())?;
+    let listed = |id: u32| venues.get(&id).map(|v| v.instruments().to_vec());
+    verify_recursive(
+        &proof.root,
+        &derived,
+        &day.statements,
+        &listed,
+        &proof.keys,
+        &policy,
+    )
+    .map_err(|e| format!("the root proof just made does not verify: {e}"))?;
+    let tm = proof.timings;
+    Ok(format!(
+        "{{\"ops\":{n_ops},\"segments\":{},\"runs\":{},\"early\":{n_early},\"reused\":{},\"day_s\":{day_s:.3},\"close_s\":{close_s:.3},\"segments_s\":{:.3},\"w_s\":{:.3},\"m_s\":{:.3},\"final_s\":{:.3},\"proof_bytes\":{},\"peak_rss_bytes\":{}}}",
+        proof.root.segments.len(),
+        plan.len(),
+        runs.reused,
+        tm.segments,
+        tm.w_keys + tm.w,
+        tm.m,
+        tm.last,
+        proof.root.to_bytes().len(),
+        crate::rss::peak_rss_bytes().unwrap_or(0)
+    ))
+}
+
+/// `poe bench-day --format v4-close`: one child process per size; prints the table.
+///
+/// # Errors
+/// A failed child.
+pub fn bench_command_close(sizes: &[usize], batch_ops: usize, rollups: u32) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    println!(
+        "poe bench-day: the v4 close after a day whose final runs were proven during it (every run but each rollup's last), standard presets, {rollups} rollups, {batch_ops}-op batches"
+    );
+    println!("| ops | runs (proven during the day) | segments | during the day s | close s | of which: last runs s, W s, M s, final s | root proof KB | peak RSS GiB |");
+    println!("|---:|---:|---:|---:|---:|---|---:|---:|");
+    for &n in sizes {
+        eprintln!("  {n} operations…");
+        let line = child_line(
+            &exe,
+            (n, batch_ops, rollups),
+            &["--format".into(), "v4-close".into()],
+        )?;
+        let f = |k: &str| json_field(&line, k);
+        println!(
+            "| {n} | {:.0} ({:.0}, {:.0} reused) | {:.0} | {:.1} | {:.1} | {:.1}, {:.1}, {:.1}, {:.1} | {:.0} | {:.2} |",
+            f("runs"),
+            f("early"),
+            f("reused"),
+            f("segments"),
+            f("day_s"),
+            f("close_s"),
+            f("segments_s"),
+            f("w_s"),
+            f("m_s"),
+            f("final_s"),
+            f("proof_bytes") / 1024.0,
+            f("peak_rss_bytes") / (1u64 << 30) as f64,
+        );
+    }
+    Ok(())
+}
+
 /// `poe bench-day --format v4`: one child process per size; prints the table.
 ///
 /// # Errors

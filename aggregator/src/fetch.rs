@@ -85,8 +85,9 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Downloads the bundle of `day` into `dir`: manifest, root proof, statement, and the listed
-/// files (only `statements.parquet` when `proof_only`). Returns the bytes downloaded.
+/// Downloads the bundle of `day` into `dir`: manifest, root proof, statement, the listed
+/// files (only `statements.parquet` when `proof_only`), and a v4 root's `root.samples` where
+/// `samples(root proof bytes)` says the audit needs them. Returns the bytes downloaded.
 ///
 /// # Errors
 /// Any failed request or write, naming the file.
@@ -95,6 +96,7 @@ pub fn download_day(
     day: &str,
     dir: &Path,
     proof_only: bool,
+    samples: &dyn Fn(&[u8]) -> bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<u64, String> {
     use poe_api::urls;
@@ -118,6 +120,14 @@ pub fn download_day(
         let b = get(base, &url)?;
         total += b.len() as u64;
         put(path, &b)?;
+        if path == layout::ROOT_PROOF
+            && b.starts_with(&poe_circle_stark::day::recursive::ROOT_V4_MAGIC)
+            && samples(&b)
+        {
+            let s = get(base, &urls::day_file(day, layout::ROOT_SAMPLES))?;
+            total += s.len() as u64;
+            put(layout::ROOT_SAMPLES, &s)?;
+        }
     }
     let files: Vec<_> = manifest
         .files

@@ -310,9 +310,10 @@ enum Command {
         /// Security preset.
         #[arg(long, default_value = "production")]
         preset: String,
-        /// Root proof format: v3 (segments in shape classes, what the pipeline makes), v2, or
-        /// v4 (recursive: one proof; its presets are fixed, `--preset` and `--leaves` do not
-        /// apply).
+        /// Root proof format: v3 (segments in shape classes), v2, v4 (recursive: one proof,
+        /// what the pipeline makes; its presets are fixed, `--preset` and `--leaves` do not
+        /// apply), or v4-close (the v4 close after a day whose final runs were proven during
+        /// it, as the pipeline does).
         #[arg(long, default_value = "v3")]
         format: String,
         /// Internal: run one size in this process and print JSON.
@@ -709,7 +710,23 @@ fn run(cli: Cli) -> Result<(), String> {
                 "v4" => {
                     return poe_aggregator::bench_day::bench_command_v4(&ops, batch_ops, rollups)
                 }
-                other => return Err(format!("unknown root format {other:?}: use v2, v3 or v4")),
+                "v4-close" if leaves => {
+                    return Err("--leaves does not apply to --format v4-close".into())
+                }
+                "v4-close" if child => {
+                    let line =
+                        poe_aggregator::bench_day::run_one_close(ops[0], batch_ops, rollups)?;
+                    println!("{line}");
+                    return Ok(());
+                }
+                "v4-close" => {
+                    return poe_aggregator::bench_day::bench_command_close(&ops, batch_ops, rollups)
+                }
+                other => {
+                    return Err(format!(
+                        "unknown root format {other:?}: use v2, v3, v4 or v4-close"
+                    ))
+                }
             };
             let config = preset(&p)?;
             if child {

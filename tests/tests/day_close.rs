@@ -201,6 +201,52 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
         listed["root_proof_bytes"],
         closed.summary.statement.root_proof_bytes
     );
+    // An auditor downloading the day: the first proof-only audit fetches root.samples and
+    // derives the keys; the next, its cache filled, fetches only the root proof and the
+    // statements.
+    let fresh = dir.join("auditor-keys");
+    let from = |extra: &[&str]| {
+        let out = Command::new(poe_binary())
+            .args([
+                "audit",
+                "--from",
+                &base,
+                "--day",
+                &day().to_string(),
+                "--proof-only",
+            ])
+            .arg("--key-cache")
+            .arg(&fresh)
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("downloaded "))
+            .unwrap_or_default()
+            .to_string();
+        let bytes: u64 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{stdout}"));
+        (bytes, stdout)
+    };
+    let (first, stdout) = from(&[]);
+    assert!(
+        stdout.contains("keys derived from root.samples"),
+        "{stdout}"
+    );
+    let (second, stdout) = from(&[]);
+    assert!(stdout.contains("keys from the key cache"), "{stdout}");
+    let samples = closed.summary.statement.root_samples_bytes.unwrap();
+    assert_eq!(
+        first - second,
+        samples,
+        "the second download skips root.samples"
+    );
     let day_root = closed.summary.statement.day_root.clone();
     for id in [&ids[0], &ids[4], &ids[8]] {
         let body =

@@ -28,11 +28,22 @@ pub(crate) fn audit_from(
     };
     pb.set_message("downloading");
     let t = Instant::now();
+    // A proof-only audit whose key cache holds the root's keys does not need its samples.
+    let samples = |root: &[u8]| {
+        !options.proof_only
+            || options.key_cache.as_deref().is_none_or(|cache| {
+                poe_circle_stark::day::recursive::RecursiveRoot::from_bytes(root)
+                    .ok()
+                    .and_then(|r| poe_archive::audit::cached_keys(cache, &r))
+                    .is_none()
+            })
+    };
     let fetched = poe_aggregator::fetch::download_day(
         from,
         &day.to_string(),
         &dir,
         options.proof_only,
+        &samples,
         &mut |done, total| {
             pb.set_length(total as u64);
             pb.set_position(done as u64);

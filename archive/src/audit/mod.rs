@@ -39,6 +39,7 @@ use poe_ingest::commitment::{CommittedOp, Scheme};
 use poe_ingest::intake::verify_signed;
 use poe_ingest::model::{Header, Submission};
 use poe_ingest::short_string::ShortString;
+pub use proofs::cached_keys;
 use proofs::{check_rollup_proofs, check_root_proof, check_state_roots};
 use starknet_crypto::Felt;
 use trades::{check_trades, RollupTable, SignatureCheck};

@@ -245,18 +245,12 @@ fn check_recursive_root(
         .key_cache
         .as_deref()
         .map(|dir| dir.join(key_cache_name(&root)));
-    let cached = cache
+    let cached = options
+        .key_cache
         .as_deref()
-        .and_then(|p| std::fs::read(p).ok())
-        .and_then(|b| RootKeys::from_bytes(&b).ok())
-        .filter(|k| k.shape == root.shape && k.presets == root.presets());
-    let covers = |k: &RootKeys| {
-        root.segments
-            .iter()
-            .all(|s| k.w.contains_key(&(s.class.log_ops, s.class.log_state)))
-    };
+        .and_then(|dir| cached_keys(dir, &root));
     let mut samples = Samples::Unread;
-    let (keys, source) = match cached.filter(|k| covers(k)) {
+    let (keys, source) = match cached {
         Some(k) if options.proof_only => (k, "from the key cache".to_string()),
         cached => {
             let read = a.read(layout::ROOT_SAMPLES);
@@ -364,6 +358,20 @@ fn derive_keys(
         "the key cache holds no keys for this root, and this build cannot derive them from {} (feature derive-keys; `poe audit` can)",
         layout::ROOT_SAMPLES
     ))
+}
+
+/// The keys of `root` from the key cache in `dir`, if it holds them for its presets, tree
+/// shape and every class it uses.
+pub fn cached_keys(dir: &std::path::Path, root: &RecursiveRoot) -> Option<RootKeys> {
+    std::fs::read(dir.join(key_cache_name(root)))
+        .ok()
+        .and_then(|b| RootKeys::from_bytes(&b).ok())
+        .filter(|k| k.shape == root.shape && k.presets == root.presets())
+        .filter(|k| {
+            root.segments
+                .iter()
+                .all(|s| k.w.contains_key(&(s.class.log_ops, s.class.log_state)))
+        })
 }
 
 /// The cache file of a root's keys: one per presets and tree shape (the classes accumulate).
