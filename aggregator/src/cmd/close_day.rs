@@ -23,6 +23,7 @@ pub(crate) fn close_day(
     let intake = poe_ingest::intake::Intake::open(registry, &data.join("intake.redb"))
         .map_err(|e| e.to_string())?;
     let storage = poe_archive::LocalDir::new(archive);
+    let runs = poe_archive::LocalDir::new(data.join("leaves"));
     let start = Instant::now();
     let mut input = poe_aggregator::day::day_input(&intake, day, config_sec)?;
     let mut venues = poe_aggregator::day::day_venues(&intake, &input)?;
@@ -66,7 +67,12 @@ pub(crate) fn close_day(
             poe_archive::Stage::Done => pb.finish_and_clear(),
         },
         start,
-        None,
+        // The service's leaf store: runs it proved before it stopped are used, and the runs
+        // proven here are kept there, so that a close-day killed half-way resumes from them.
+        Some(poe_aggregator::day::RunStore {
+            storage: &runs,
+            capacity_ops: poe_circle_stark::day::root::SEGMENT_CAPACITY_OPS,
+        }),
     )?;
     pb.finish_and_clear();
     let s = &closed.summary.statement;
@@ -91,8 +97,9 @@ pub(crate) fn close_day(
         );
         if let Some(t) = &s.tree {
             println!(
-                "  tree: {} segments, {} W and {} M nodes of 2^{} gate rows ({}); root.samples {} bytes",
+                "  tree: {} segments ({} runs proven before), {} W and {} M nodes of 2^{} gate rows ({}); root.samples {} bytes",
                 t.segments.len(),
+                closed.runs_reused,
                 t.w_nodes,
                 t.m_nodes,
                 t.log_rows,

@@ -103,9 +103,7 @@ impl RecursiveRoot {
             out.push(s.class.log_ops as u8);
             out.push(s.class.log_state as u8);
         }
-        let p = self.last.to_bytes();
-        out.extend((p.len() as u32).to_le_bytes());
-        out.extend(p);
+        write_proof(&mut out, &self.last);
         out
     }
 
@@ -155,6 +153,13 @@ pub(crate) fn open_container(bytes: &[u8], magic: [u8; 8]) -> Result<Reader<'_>,
         bytes: &bytes[8..],
         pos: 0,
     })
+}
+
+/// A proof as a container holds it: `u32` length, then its bytes.
+pub(crate) fn write_proof(out: &mut Vec<u8>, proof: &Proof) {
+    let b = proof.to_bytes();
+    out.extend((b.len() as u32).to_le_bytes());
+    out.extend(b);
 }
 
 /// Nothing may follow a container's last field.
@@ -396,13 +401,9 @@ impl RootSamples {
         out.extend((self.segments.len() as u32).to_le_bytes());
         for (i, p) in &self.segments {
             out.extend(i.to_le_bytes());
-            let b = p.to_bytes();
-            out.extend((b.len() as u32).to_le_bytes());
-            out.extend(b);
+            write_proof(&mut out, p);
         }
-        let b = self.w.to_bytes();
-        out.extend((b.len() as u32).to_le_bytes());
-        out.extend(b);
+        write_proof(&mut out, &self.w);
         out
     }
 

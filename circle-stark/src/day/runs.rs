@@ -6,7 +6,7 @@
 //! is left. The stored form is the prover's own (never published): a run read back is checked
 //! against the statements the close derives, and proven again if it does not verify.
 
-use super::recursive::{close_container, open_container};
+use super::recursive::{close_container, open_container, write_proof};
 use super::root::{segment_statement, shaped_statement};
 use super::statement::BatchStatement;
 use crate::config::{SecurityConfig, VerifierPolicy};
@@ -61,9 +61,7 @@ impl ProvenRun {
             out.extend(p.last_seq.to_le_bytes());
             out.push(p.class.log_ops as u8);
             out.push(p.class.log_state as u8);
-            let b = p.proof.to_bytes();
-            out.extend((b.len() as u32).to_le_bytes());
-            out.extend(b);
+            write_proof(&mut out, &p.proof);
         }
         out
     }
