@@ -584,7 +584,7 @@ mod tests {
 
     use super::*;
     use crate::config::SecurityConfig;
-    use crate::day::{derive_keys, keys_from_samples, prove_recursive, RecursiveProof};
+    use crate::day::{derive_keys, keys_from_samples, RecursiveProof};
     use crate::field::M31;
     use crate::recursion::node::tree::TreeProver;
     use crate::venue::{Operation, Venue};
@@ -621,8 +621,14 @@ mod tests {
     }
 
     fn prove(f: &Fixture) -> (DayStatement, RecursiveProof) {
+        let proof = prove_with(f, &mut crate::day::Runs::none());
+        let statement = DayStatement::derive(DAY, &f.statements, [7; 32]).unwrap();
+        (statement, proof)
+    }
+
+    fn prove_with(f: &Fixture, runs: &mut crate::day::Runs<'_>) -> RecursiveProof {
         let refs: Vec<&[Operation]> = f.ops.iter().map(Vec::as_slice).collect();
-        let proof = prove_recursive(
+        crate::day::prove_recursive_with(
             DAY,
             &f.statements,
             &refs,
@@ -631,10 +637,9 @@ mod tests {
             presets(),
             &policy(),
             &mut |_| {},
+            runs,
         )
-        .unwrap();
-        let statement = DayStatement::derive(DAY, &f.statements, [7; 32]).unwrap();
-        (statement, proof)
+        .unwrap()
     }
 
     fn listed(f: &Fixture) -> impl Fn(u32) -> Option<Vec<Instrument>> + Sync + '_ {
@@ -651,28 +656,12 @@ mod tests {
         verify_recursive(root, statement, batches, &listed(f), keys, &policy())
     }
 
-    /// One proof for the day, every tamper of the day, the tree or the keys refused with its
-    /// own error. One test: the day is proven once.
     #[test]
     fn runs_proven_before_the_close_give_the_same_root() {
         use crate::day::runs::ProvenRun;
-        use crate::day::{prove_recursive_with, Runs};
+        use crate::day::Runs;
         let f = fixture();
-        let refs: Vec<&[Operation]> = f.ops.iter().map(Vec::as_slice).collect();
-        let prove = |runs: &mut Runs<'_>| {
-            prove_recursive_with(
-                DAY,
-                &f.statements,
-                &refs,
-                [7; 32],
-                &f.venues,
-                presets(),
-                &policy(),
-                &mut |_| {},
-                runs,
-            )
-            .unwrap()
-        };
+        let prove = |runs: &mut Runs<'_>| prove_with(&f, runs);
         // A capacity of 30 operations cuts each rollup's two batches (20 + 13, 24 + 9) apart.
         let mut stored: Vec<ProvenRun> = Vec::new();
         let mut put = |r: &ProvenRun| stored.push(r.clone());
@@ -722,6 +711,8 @@ mod tests {
         ));
     }
 
+    /// One proof for the day, every tamper of the day, the tree or the keys refused with its
+    /// own error. One test: the day is proven once.
     #[test]
     fn v4_root_is_one_proof_of_the_day_and_refuses_every_other_day() {
         let f = fixture();
