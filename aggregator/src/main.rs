@@ -72,10 +72,11 @@ enum Command {
         #[arg(long, default_value = "blake2s")]
         channel: String,
         /// Batch-validity AIR: v2, v3 (the range table preprocessed and pinned, a constant-size
-        /// public input), or v3-class (v3 padded to the cheapest shape class).
+        /// public input), v4 (v3 with one state-tree pair per batch: every interior state root
+        /// proven), or v3-class / v4-class (padded to the cheapest shape class).
         #[arg(long, default_value = "v2")]
         air: String,
-        /// v3: pad to this shape class (`o<k>s<j>`: 2^k operations, 2^j chip rows) instead of
+        /// v3, v4: pad to this shape class (`o<k>s<j>`: 2^k operations, 2^j chip rows) instead of
         /// the cheapest.
         #[arg(long)]
         class: Option<String>,
@@ -453,11 +454,11 @@ fn flavor(
     class: Option<&str>,
 ) -> Result<poe_aggregator::validity::Flavor, String> {
     use poe_aggregator::validity::ClassChoice;
-    use poe_circle_stark::validity::{ShapeClass, ValidityAir};
+    use poe_circle_stark::validity::ShapeClass;
     let mut f = poe_aggregator::validity::parse_air(air, channel(ch)?)?;
     if let Some(name) = class {
-        if f.air != ValidityAir::V3 {
-            return Err("--class needs --air v3".into());
+        if !f.air.closed_by_input() {
+            return Err("--class needs --air v3 or v4".into());
         }
         let c = ShapeClass::parse(name).ok_or_else(|| {
             format!("unknown shape class {name:?}: o<k>s<j> with k in 8..=18, j - k in -4, -2, 0, 2, 4 (`poe shape-stats --classes` lists them)")

@@ -8,7 +8,7 @@ use std::time::Instant;
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
 use poe_circle_stark::proof::ChannelId;
 use poe_circle_stark::validity::{
-    plan_classes, prove_batches, prove_in_class, ShapeClass, ValidityAir,
+    plan_classes_as, prove_batches, prove_in_class_as, ShapeClass, ValidityAir,
 };
 use poe_circle_stark::validity::{verify_validity_bytes, ValidityStatement};
 use poe_circle_stark::venue::{sample, Operation};
@@ -55,7 +55,7 @@ impl Flavor {
     }
 }
 
-/// Parses an `--air` value: `v2`, `v3` or `v3-class`.
+/// Parses an `--air` value: `v2`, `v3`, `v4`, `v3-class` or `v4-class`.
 ///
 /// # Errors
 /// An unknown value, as text.
@@ -65,10 +65,11 @@ pub fn parse_air(name: &str, channel: ChannelId) -> Result<Flavor, String> {
         Some(air) => (air, Some(ClassChoice::Auto)),
         None => (name, None),
     };
-    let air = ValidityAir::parse(air)
-        .ok_or_else(|| format!("unknown batch-validity AIR {name:?}: use v2, v3 or v3-class"))?;
-    if class.is_some() && air != ValidityAir::V3 {
-        return Err(format!("{name:?}: shape classes are AIR v3's"));
+    let air = ValidityAir::parse(air).ok_or_else(|| {
+        format!("unknown batch-validity AIR {name:?}: use v2, v3, v4, v3-class or v4-class")
+    })?;
+    if class.is_some() && !air.closed_by_input() {
+        return Err(format!("{name:?}: shape classes are AIR v3's and v4's"));
     }
     Ok(Flavor {
         channel,
@@ -125,15 +126,15 @@ pub fn prove_command(
         None => None,
         Some(ClassChoice::Fixed(c)) => Some(c),
         Some(ClassChoice::Auto) => {
-            let plan =
-                plan_classes(&venue, &[&ops], ShapeClass::largest()).map_err(|e| e.to_string())?;
+            let plan = plan_classes_as(&venue, &[&ops], ShapeClass::largest(), air)
+                .map_err(|e| e.to_string())?;
             Some(plan[0].class)
         }
     };
     let t = Instant::now();
     let (statement, proof) = match class {
         None => prove_batches(&venue, &[&ops], config, channel, air),
-        Some(c) => prove_in_class(&venue, &[&ops], config, channel, c),
+        Some(c) => prove_in_class_as(&venue, &[&ops], config, channel, c, air),
     }
     .map_err(|e| e.to_string())?;
     let prove_s = t.elapsed().as_secs_f64();

@@ -208,6 +208,11 @@ pub enum AirId {
     /// key), the statement its public wires (`specs/recursion.md` §7). Recursion's node AIR
     /// (issue 16): not made by the pipeline until the root proof uses it (issue 17), not frozen.
     Node = 7,
+    /// The same statement under the batch-validity AIR v4 (`specs/batch-air.md` §7): v3 with
+    /// one state-tree pair per batch, so that the proof also states the state root after every
+    /// batch (`ValidityStatement::interior_roots`): a segment opens every root between its
+    /// batches and the day needs no leaf proofs for them.
+    BatchValidityV4 = 8,
 }
 
 /// The last FRI layer's log degree bound of node proofs: FRI stops four layers early on a
@@ -242,6 +247,7 @@ impl AirId {
             5 => Some(Self::BatchValidity),
             6 => Some(Self::BatchValidityV3),
             7 => Some(Self::Node),
+            8 => Some(Self::BatchValidityV4),
             _ => None,
         }
     }
@@ -254,6 +260,7 @@ impl AirId {
             Self::BatchValidity => "poe/batch-validity/v2",
             Self::BatchValidityV3 => "poe/batch-validity/v3",
             Self::Node => "poe/node/v0",
+            Self::BatchValidityV4 => "poe/batch-validity/v4",
         }
     }
 }

@@ -325,6 +325,7 @@ pub(crate) fn shaped_statement(
         log_holder_rows: 0,
         instruments,
         shape: None,
+        interior_roots: None,
     };
     statement.set_shape(shape);
     Ok(statement)

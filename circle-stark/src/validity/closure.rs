@@ -31,12 +31,16 @@ pub enum ClosureRelation {
     StateNode = 3,
 }
 
-/// Widest term (the state roots' tuple).
+/// Widest term of AIR v3 (the state roots' tuple).
 pub const MAX_TERM_VALUES: usize = 20;
+
+/// Widest term of AIR v4 (a batch's windowed root tuple): the encoding's last element, a zero
+/// under v3, is then a value.
+pub const WIDE_TERM_VALUES: usize = 21;
 
 /// Elements per encoded term: its sign in each relation's slot (Merkle, instrument table,
 /// state node; 0 in the two others), the values zero-padded to [`MAX_TERM_VALUES`], one zero —
-/// three sponge blocks.
+/// three sponge blocks. (AIR v4: the values padded to [`WIDE_TERM_VALUES`].)
 pub const TERM_LIMBS: usize = 24;
 
 /// One term: the verifier adds `±1 / c(values)` in `relation`.
@@ -87,7 +91,8 @@ impl ClosureTerm {
 /// The closure list of `s`: per batch `t` in order, `+MerkleNode(t, shift_t, 1, data_root_t)`
 /// then `−MerkleNode(t, shift_t, index, Z_h)` for its empty siblings (in
 /// `hash::merkle::empty_siblings` order); per instrument `i` in order,
-/// `−InstrumentTable(settle_terms(i))`; last `+StateNode(root tuple)`.
+/// `−InstrumentTable(settle_terms(i))`; last `+StateNode(root tuple)` — under AIR v4 (interior
+/// roots stated) one per batch in order, each its windowed root tuple.
 pub fn closure_terms(s: &ValidityStatement) -> Vec<ClosureTerm> {
     let m = M31::from_u32_unchecked;
     let mut out = Vec::new();
@@ -119,11 +124,24 @@ pub fn closure_terms(s: &ValidityStatement) -> Vec<ClosureTerm> {
             values: settle_terms(i as u32, inst).to_vec(),
         });
     }
-    out.push(ClosureTerm {
-        relation: ClosureRelation::StateNode,
-        negative: false,
-        values: root_tuple(&s.pre_state_root, &s.post_state_root),
-    });
+    match (&s.interior_roots, s.state_windows()) {
+        (None, _) => out.push(ClosureTerm {
+            relation: ClosureRelation::StateNode,
+            negative: false,
+            values: root_tuple(&s.pre_state_root, &s.post_state_root),
+        }),
+        (Some(_), windows) => {
+            // A count other than one root per batch boundary is refused by `check`; the list
+            // then has no state term at all, which no proof closes.
+            for w in windows.unwrap_or_default() {
+                out.push(ClosureTerm {
+                    relation: ClosureRelation::StateNode,
+                    negative: false,
+                    values: crate::validity::state_tree::windowed_root_tuple(&w),
+                });
+            }
+        }
+    }
     out
 }
 
@@ -131,14 +149,18 @@ pub fn closure_terms(s: &ValidityStatement) -> Vec<ClosureTerm> {
 pub const PERMS_PER_TERM: usize = TERM_LIMBS / RATE;
 
 /// `|L|` without building the list: per batch its root and empty siblings, per instrument its
-/// tuple, and the state roots' tuple.
-pub fn closure_len(batch_sizes: impl IntoIterator<Item = usize>, n_instruments: usize) -> usize {
-    batch_sizes
-        .into_iter()
-        .map(|n| 1 + empty_siblings(n).len())
-        .sum::<usize>()
-        + n_instruments
-        + 1
+/// tuple, and the state roots' tuple (`windowed`, AIR v4: one per batch).
+pub fn closure_len(
+    batch_sizes: impl IntoIterator<Item = usize>,
+    n_instruments: usize,
+    windowed: bool,
+) -> usize {
+    let (mut n_batches, mut len) = (0, 0);
+    for n in batch_sizes {
+        n_batches += 1;
+        len += 1 + empty_siblings(n).len();
+    }
+    len + n_instruments + if windowed { n_batches } else { 1 }
 }
 
 /// The sponge's final state over the closure list's encodings (domain `Closure`, length
@@ -177,6 +199,9 @@ pub fn chain_ends_sum(chain: &ClosureChain, n_terms: usize, end: [M31; WIDTH]) -
 /// mid2[16], out[16]`.
 pub const INPUT_COLUMNS: usize = 2 + 3 + MAX_TERM_VALUES + 4 * WIDTH;
 
+/// AIR v4's: `values[21]`.
+pub const WIDE_INPUT_COLUMNS: usize = INPUT_COLUMNS + WIDE_TERM_VALUES - MAX_TERM_VALUES;
+
 /// LogUp entries per input row: chain use, three permutations, chain yield, three terms.
 pub const INPUT_LOOKUPS: usize = 8;
 
@@ -188,6 +213,8 @@ pub const INPUT_LOOKUPS: usize = 8;
 pub struct ClosureInputEval {
     /// log2 rows.
     pub log_rows: u32,
+    /// AIR v4: 21 value columns (the windowed root tuples).
+    pub wide: bool,
     /// The relations the terms close, the chip's, and the chain's.
     pub merkle: crate::data_root::MerkleNodeRelation,
     /// Instrument table ↔ verifier.
@@ -213,7 +240,12 @@ impl FrameworkEval for ClosureInputEval {
         let enabled = eval.next_trace_mask();
         let index = eval.next_trace_mask();
         let m: [E::F; 3] = std::array::from_fn(|_| eval.next_trace_mask());
-        let v: [E::F; MAX_TERM_VALUES] = std::array::from_fn(|_| eval.next_trace_mask());
+        let n_values = if self.wide {
+            WIDE_TERM_VALUES
+        } else {
+            MAX_TERM_VALUES
+        };
+        let v: Vec<E::F> = (0..n_values).map(|_| eval.next_trace_mask()).collect();
         let states: [[E::F; WIDTH]; 4] =
             std::array::from_fn(|_| std::array::from_fn(|_| eval.next_trace_mask()));
         let one = E::F::from(M31::from_u32_unchecked(1));
@@ -226,7 +258,10 @@ impl FrameworkEval for ClosureInputEval {
             .iter()
             .chain(&v)
             .cloned()
-            .chain(std::iter::once(E::F::from(M31::from_u32_unchecked(0))))
+            .chain(std::iter::repeat_n(
+                E::F::from(M31::from_u32_unchecked(0)),
+                TERM_LIMBS - 3 - n_values,
+            ))
             .collect();
         let mut tuple = vec![index.clone()];
         tuple.extend(states[0].iter().cloned());
@@ -272,7 +307,7 @@ impl FrameworkEval for ClosureInputEval {
         eval.add_to_relation(RelationEntry::new(
             &self.node,
             -E::EF::from(m[2].clone()),
-            &v[..20],
+            &v[..n_values],
         ));
         eval.finalize_logup_in_pairs();
         eval
@@ -282,7 +317,15 @@ impl FrameworkEval for ClosureInputEval {
 /// The input component's rows for `terms`, and the chip rows' permutation inputs they consume
 /// (as `Lookup::Perm` entries of the rows).
 #[cfg(feature = "prover")]
-pub(crate) fn input_rows(terms: &[ClosureTerm]) -> Vec<crate::validity::row::RowWitness> {
+pub(crate) fn input_rows(
+    terms: &[ClosureTerm],
+    wide: bool,
+) -> Vec<crate::validity::row::RowWitness> {
+    let n_values = if wide {
+        WIDE_TERM_VALUES
+    } else {
+        MAX_TERM_VALUES
+    };
     use crate::hash::poseidon2::permute;
     use crate::validity::row::{Lookup, RowWitness};
     let mut state = chain_start(terms.len());
@@ -334,11 +377,11 @@ pub(crate) fn input_rows(terms: &[ClosureTerm]) -> Vec<crate::validity::row::Row
                 M31::from_u32_unchecked(i as u32),
             ];
             cells.extend_from_slice(&enc[..3]);
-            cells.extend_from_slice(&enc[3..3 + MAX_TERM_VALUES]);
+            cells.extend_from_slice(&enc[3..3 + n_values]);
             for s in &states {
                 cells.extend_from_slice(s);
             }
-            debug_assert_eq!(cells.len(), INPUT_COLUMNS);
+            debug_assert_eq!(cells.len(), INPUT_COLUMNS + n_values - MAX_TERM_VALUES);
             RowWitness { cells, lookups }
         })
         .collect()
@@ -401,6 +444,7 @@ mod tests {
                 },
             ],
             shape: None,
+            interior_roots: None,
         }
     }
 
@@ -410,9 +454,23 @@ mod tests {
         assert_eq!(
             closure_len(
                 s.batches.iter().map(|b| b.n_ops as usize),
-                s.instruments.len()
+                s.instruments.len(),
+                false
             ),
             closure_terms(&s).len()
+        );
+        let d = |x: u32| Digest([M31::from_u32_unchecked(x); 8]);
+        let windowed = ValidityStatement {
+            interior_roots: Some(vec![d(1), d(2)]),
+            ..s
+        };
+        assert_eq!(
+            closure_len(
+                windowed.batches.iter().map(|b| b.n_ops as usize),
+                windowed.instruments.len(),
+                true
+            ),
+            closure_terms(&windowed).len()
         );
     }
 

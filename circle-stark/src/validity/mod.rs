@@ -39,12 +39,15 @@ pub mod statement;
 mod tests;
 pub mod trade;
 mod verify;
+#[cfg(all(test, feature = "prover"))]
+mod window_tests;
 
 pub use circuits::compiled_circuits;
 #[cfg(feature = "prover")]
 pub use prove::{
-    component_rows, plan_classes, prove_batches, prove_in_class, prove_segment,
-    prove_segment_under, prove_validity, prove_validity_under, BatchRows, PlannedSegment, RunRows,
+    component_rows, plan_classes, plan_classes_as, prove_batches, prove_in_class,
+    prove_in_class_as, prove_segment, prove_segment_under, prove_validity, prove_validity_under,
+    BatchRows, PlannedSegment, RunRows,
 };
 pub use registry::{ComponentId, N_COMPONENTS};
 pub use relations::ValidityRelations;
@@ -64,6 +67,11 @@ pub enum ValidityAir {
     /// `poe/batch-validity/v3` (AIR id 6): the range table's values are a preprocessed column
     /// whose commitment the verifier pins ([`range::pinned_table_root`]).
     V3,
+    /// `poe/batch-validity/v4` (AIR id 8): v3 with one state-tree pair per batch, each opening
+    /// its batch's accesses in the batch's own time window, so that the statement's
+    /// `interior_roots` (the root after every batch but the last) are proven too
+    /// (`specs/batch-air.md` §7).
+    V4,
 }
 
 impl ValidityAir {
@@ -72,6 +80,7 @@ impl ValidityAir {
         match self {
             Self::V2 => crate::proof::AirId::BatchValidity,
             Self::V3 => crate::proof::AirId::BatchValidityV3,
+            Self::V4 => crate::proof::AirId::BatchValidityV4,
         }
     }
 
@@ -80,16 +89,29 @@ impl ValidityAir {
         match id {
             crate::proof::AirId::BatchValidity => Some(Self::V2),
             crate::proof::AirId::BatchValidityV3 => Some(Self::V3),
+            crate::proof::AirId::BatchValidityV4 => Some(Self::V4),
             _ => None,
         }
     }
 
-    /// `v2` or `v3` (the CLI's spelling).
+    /// `v2`, `v3` or `v4` (the CLI's spelling).
     pub const fn tag(self) -> &'static str {
         match self {
             Self::V2 => "v2",
             Self::V3 => "v3",
+            Self::V4 => "v4",
         }
+    }
+
+    /// v3 and v4: a preprocessed range table, the closure yielded by the input component, a
+    /// constant-size public input, shape classes.
+    pub const fn closed_by_input(self) -> bool {
+        matches!(self, Self::V3 | Self::V4)
+    }
+
+    /// v4: one state-tree pair per batch, each in its batch's time window.
+    pub const fn windowed(self) -> bool {
+        matches!(self, Self::V4)
     }
 
     /// Parses [`Self::tag`].
@@ -97,6 +119,7 @@ impl ValidityAir {
         match name {
             "v2" => Some(Self::V2),
             "v3" => Some(Self::V3),
+            "v4" => Some(Self::V4),
             _ => None,
         }
     }

@@ -73,7 +73,7 @@ impl ComponentId {
     pub fn of(air: ValidityAir) -> &'static [Self] {
         match air {
             ValidityAir::V2 => &Self::ALL[..N_COMPONENTS],
-            ValidityAir::V3 => &Self::ALL,
+            ValidityAir::V3 | ValidityAir::V4 => &Self::ALL,
         }
     }
 
@@ -154,7 +154,7 @@ impl ComponentId {
                 ValidityAir::V2 => visitor.visit(RangeTableEval {
                     relations: rels.range.clone(),
                 }),
-                ValidityAir::V3 => visitor.visit(FixedRangeTableEval {
+                ValidityAir::V3 | ValidityAir::V4 => visitor.visit(FixedRangeTableEval {
                     relations: rels.range.clone(),
                 }),
             },
@@ -189,6 +189,7 @@ impl ComponentId {
             }),
             Self::StateLeaf => visitor.visit(StateLeafEval {
                 log_rows,
+                windowed: air.windowed(),
                 state: rels.state.clone(),
                 range: rels.range.clone(),
                 node: rels.node.clone(),
@@ -196,6 +197,7 @@ impl ComponentId {
             }),
             Self::StateNode => visitor.visit(StateNodeEval {
                 log_rows,
+                windowed: air.windowed(),
                 node: rels.node.clone(),
                 perm: rels.perm.clone(),
             }),
@@ -219,6 +221,7 @@ impl ComponentId {
             }),
             Self::Input => visitor.visit(super::closure::ClosureInputEval {
                 log_rows,
+                wide: air.windowed(),
                 merkle: rels.merkle.clone(),
                 instrument_table: rels.instrument_table.clone(),
                 node: rels.node.clone(),

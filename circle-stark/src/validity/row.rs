@@ -148,3 +148,25 @@ impl RowWitness {
         }
     }
 }
+
+/// Per state key, the time of its last access: what an access's `t_prev` is. A key not yet
+/// accessed counts from the open window's start: 0 under v2/v3 (one window), the batch's
+/// init time under AIR v4 ([`LastAccess::open_window`] at each batch).
+#[derive(Debug, Clone, Default)]
+pub struct LastAccess {
+    times: std::collections::BTreeMap<u32, u32>,
+    floor: u32,
+}
+
+impl LastAccess {
+    /// Records an access of `key` at `t` and returns the previous one's time.
+    pub fn swap(&mut self, key: u32, t: u32) -> u32 {
+        self.times.insert(key, t).unwrap_or(self.floor)
+    }
+
+    /// Starts a batch's window at `start`: every key's chain starts again from its init there.
+    pub fn open_window(&mut self, start: u32) {
+        self.times.clear();
+        self.floor = start;
+    }
+}

@@ -66,6 +66,25 @@ pub struct ValidityStatement {
     /// class's, `shape`); the seven log fields above then equal its entries. `None`: each
     /// component at its own power of two.
     pub shape: Option<Shape>,
+    /// AIR v4 only: the state root after each batch but the last (`n_batches − 1` roots), so
+    /// that batch `t` takes `state_root(t)` to `state_root(t + 1)`
+    /// ([`ValidityStatement::state_windows`]). `None` under v2 and v3, which state the run's
+    /// first and last root only.
+    pub interior_roots: Option<Vec<Digest>>,
+}
+
+/// One batch's state transition under AIR v4: the roots before and after it and its time
+/// window `[16·base, 16·(base + n_ops))` (`specs/batch-air.md` §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateWindow {
+    /// Root before the batch.
+    pub pre: Digest,
+    /// Root after it.
+    pub post: Digest,
+    /// The first access time of the batch's window (its init time).
+    pub start: u32,
+    /// The window's end: every access of the batch is before it.
+    pub end: u32,
 }
 
 const N_LOGS: usize = 7;
@@ -76,11 +95,58 @@ const TREE_LIMBS: usize = 1 + DIGEST_LEN;
 const STATEMENT_MAGIC: [u8; 8] = *b"POEVST03";
 /// A statement with a shape: the same, then the shape's logs.
 const SHAPED_STATEMENT_MAGIC: [u8; 8] = *b"POEVST04";
+/// A statement with interior roots (AIR v4): `POEVST03`'s layout, the `n_batches − 1` roots
+/// (eight `u32`s each), a shape flag byte (0 or 1) and, with 1, the shape's logs.
+const WINDOWED_STATEMENT_MAGIC: [u8; 8] = *b"POEVST05";
 
 impl ValidityStatement {
     /// Operations in all batches.
     pub fn n_ops(&self) -> u64 {
         self.batches.iter().map(|b| u64::from(b.n_ops)).sum()
+    }
+
+    /// Per batch its roots and time window (AIR v4), from `pre_state_root`, the interior
+    /// roots and `post_state_root`; `None` without interior roots or with a count other than
+    /// `n_batches − 1`.
+    pub fn state_windows(&self) -> Option<Vec<StateWindow>> {
+        let interior = self.interior_roots.as_ref()?;
+        if interior.len() + 1 != self.batches.len() {
+            return None;
+        }
+        let roots: Vec<Digest> = std::iter::once(self.pre_state_root)
+            .chain(interior.iter().copied())
+            .chain(std::iter::once(self.post_state_root))
+            .collect();
+        let mut base = 0u32;
+        Some(
+            self.batches
+                .iter()
+                .zip(roots.windows(2))
+                .map(|(b, r)| {
+                    let start = crate::validity::gadgets::SLOTS_PER_OP * base;
+                    base += b.n_ops;
+                    StateWindow {
+                        pre: r[0],
+                        post: r[1],
+                        start,
+                        end: crate::validity::gadgets::SLOTS_PER_OP * base,
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// The state root after each batch, the last's being `post_state_root`: the interior
+    /// roots under AIR v4, else only the last (`None` for the others).
+    pub fn post_roots(&self) -> Vec<Option<Digest>> {
+        let n = self.batches.len();
+        (0..n)
+            .map(|t| match (&self.interior_roots, t + 1 == n) {
+                (_, true) => Some(self.post_state_root),
+                (Some(roots), false) => roots.get(t).copied(),
+                (None, false) => None,
+            })
+            .collect()
     }
 
     /// Public inputs: `n_batches, (n_ops, data_root[8]) per batch, pre_state_root[8],
@@ -123,7 +189,7 @@ impl ValidityStatement {
     pub fn public_inputs(&self, air: ValidityAir) -> Vec<M31> {
         match air {
             ValidityAir::V2 => self.to_public_inputs(),
-            ValidityAir::V3 => {
+            ValidityAir::V3 | ValidityAir::V4 => {
                 let terms = crate::validity::closure::closure_terms(self);
                 let mut out: Vec<M31> = crate::validity::ComponentId::of(air)
                     .iter()
@@ -184,22 +250,34 @@ impl ValidityStatement {
             log_holder_rows: logs[6].0,
             instruments,
             shape: None,
+            interior_roots: None,
         })
     }
 
     /// The statement as a file: `POEVST03`, then the public inputs as a `u32` count and
     /// little-endian `u32`s.
     /// With a shape, `POEVST04` and the shape's 12 logs as `u32`s after them.
+    /// With interior roots, `POEVST05`: the public inputs, the roots, a shape flag byte and
+    /// the shape's logs after a 1.
     pub fn to_bytes(&self) -> Vec<u8> {
         let inputs = self.to_public_inputs();
-        let magic = match self.shape {
-            None => STATEMENT_MAGIC,
-            Some(_) => SHAPED_STATEMENT_MAGIC,
+        let magic = match (&self.interior_roots, self.shape) {
+            (Some(_), _) => WINDOWED_STATEMENT_MAGIC,
+            (None, None) => STATEMENT_MAGIC,
+            (None, Some(_)) => SHAPED_STATEMENT_MAGIC,
         };
         let mut out = magic.to_vec();
         out.extend((inputs.len() as u32).to_le_bytes());
         for x in inputs {
             out.extend(x.0.to_le_bytes());
+        }
+        if let Some(roots) = &self.interior_roots {
+            for r in roots {
+                for x in r.0 {
+                    out.extend(x.0.to_le_bytes());
+                }
+            }
+            out.push(u8::from(self.shape.is_some()));
         }
         if let Some(shape) = &self.shape {
             for l in shape.0 {
@@ -215,22 +293,64 @@ impl ValidityStatement {
     /// # Errors
     /// What is wrong, as text.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let (rest, shaped) = match (
-            bytes.strip_prefix(&STATEMENT_MAGIC),
-            bytes.strip_prefix(&SHAPED_STATEMENT_MAGIC),
-        ) {
-            (Some(rest), _) => (rest, false),
-            (_, Some(rest)) => (rest, true),
-            _ => {
-                return Err(
-                    "not a batch-validity statement (magic POEVST03 or POEVST04 expected)".into(),
-                )
-            }
+        let magic = bytes.get(..8).unwrap_or_default();
+        let (rest, mut shaped, windowed) = if magic == STATEMENT_MAGIC {
+            (&bytes[8..], false, false)
+        } else if magic == SHAPED_STATEMENT_MAGIC {
+            (&bytes[8..], true, false)
+        } else if magic == WINDOWED_STATEMENT_MAGIC {
+            (&bytes[8..], false, true)
+        } else {
+            return Err(
+                "not a batch-validity statement (magic POEVST03, POEVST04 or POEVST05 expected)"
+                    .into(),
+            );
         };
         let (count, rest) = rest
             .split_first_chunk::<4>()
             .ok_or("truncated before the count")?;
         let count = u32::from_le_bytes(*count) as usize;
+        let (rest, interior) = if windowed {
+            // The batch count is the first public input: the roots' length follows from it.
+            let n_batches = match rest.get(..4) {
+                Some(c) => u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize,
+                None => return Err("truncated before the batch count".into()),
+            };
+            if n_batches == 0 || n_batches > MAX_BATCHES {
+                return Err(format!("1..={MAX_BATCHES} batches, got {n_batches}"));
+            }
+            let at = count.saturating_mul(4);
+            let len = (n_batches - 1) * 4 * DIGEST_LEN;
+            let body = rest.get(at..at + len + 1).ok_or_else(|| {
+                format!(
+                    "expected {count} field elements, {} interior roots and a shape flag",
+                    n_batches - 1
+                )
+            })?;
+            let roots = body[..len]
+                .chunks_exact(4 * DIGEST_LEN)
+                .map(|c| {
+                    let mut d = [M31::from_u32_unchecked(0); DIGEST_LEN];
+                    for (x, w) in d.iter_mut().zip(c.chunks_exact(4)) {
+                        let v = u32::from_le_bytes(w.try_into().expect("4 bytes"));
+                        *x = crate::field::m31_from_canonical(v)
+                            .ok_or_else(|| format!("interior root limb {v} is not below p"))?;
+                    }
+                    Ok(Digest(d))
+                })
+                .collect::<Result<Vec<Digest>, String>>()?;
+            shaped = match body[len] {
+                0 => false,
+                1 => true,
+                f => return Err(format!("shape flag must be 0 or 1, got {f}")),
+            };
+            let mut joined = rest[..at].to_vec();
+            joined.extend_from_slice(&rest[at + len + 1..]);
+            (std::borrow::Cow::Owned(joined), Some(roots))
+        } else {
+            (std::borrow::Cow::Borrowed(rest), None)
+        };
+        let rest: &[u8] = &rest;
         let tail = if shaped { 4 * SHAPE_LEN } else { 0 };
         if rest.len() != count.saturating_mul(4).saturating_add(tail) {
             return Err(format!(
@@ -250,6 +370,7 @@ impl ValidityStatement {
             })
             .collect::<Result<Vec<M31>, String>>()?;
         let mut statement = Self::from_public_inputs(&inputs).ok_or("not a canonical statement")?;
+        statement.interior_roots = interior;
         if shaped {
             let mut shape = [0u32; SHAPE_LEN];
             for (l, c) in shape.iter_mut().zip(shape_bytes.chunks_exact(4)) {
@@ -329,6 +450,15 @@ impl ValidityStatement {
         let n = self.n_ops() as usize;
         if n > MAX_OPS {
             return Err(format!("n_ops must be in 1..={MAX_OPS}, got {n}"));
+        }
+        if let Some(roots) = &self.interior_roots {
+            if roots.len() + 1 != self.batches.len() {
+                return Err(format!(
+                    "expected {} interior state roots (one per batch but the last), got {}",
+                    self.batches.len() - 1,
+                    roots.len()
+                ));
+            }
         }
         if let Some(shape) = &self.shape {
             return self.check_shape(shape);
@@ -444,7 +574,7 @@ impl ValidityStatement {
     /// the verifier consumes it). v3: the two ends of the input component's chain over the
     /// closure list (`closure`), whose rows yield those terms themselves.
     pub fn expected_logup_sum(&self, air: ValidityAir, rels: &ValidityRelations) -> SecureField {
-        if air == ValidityAir::V3 {
+        if air.closed_by_input() {
             return crate::validity::closure::expected_chain_sum(
                 &rels.closure_chain,
                 &crate::validity::closure::closure_terms(self),

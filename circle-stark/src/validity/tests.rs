@@ -840,7 +840,7 @@ fn v3_input_rows_hashed_in_another_order_are_rejected() {
     let e = forged_input(|rows, terms| {
         let mut swapped = terms.to_vec();
         swapped.swap(0, 1);
-        *rows = crate::validity::closure::input_rows(&swapped);
+        *rows = crate::validity::closure::input_rows(&swapped, false);
     })
     .unwrap_err();
     assert_eq!(e, VerifyError::LogUpSumMismatch.to_string());
@@ -849,7 +849,7 @@ fn v3_input_rows_hashed_in_another_order_are_rejected() {
 #[test]
 fn v3_input_chain_over_a_list_without_the_state_roots_is_rejected() {
     let e = forged_input(|rows, terms| {
-        *rows = crate::validity::closure::input_rows(&terms[..terms.len() - 1]);
+        *rows = crate::validity::closure::input_rows(&terms[..terms.len() - 1], false);
     })
     .unwrap_err();
     assert_eq!(e, VerifyError::LogUpSumMismatch.to_string());

@@ -110,8 +110,14 @@ fn precheck(
     statement.check().map_err(VerifyError::InvalidStatement)?;
     if air == ValidityAir::V2 && statement.shape.is_some() {
         return Err(VerifyError::InvalidStatement(
-            "a shape is stated under AIR v3 only".into(),
+            "a shape is stated under AIR v3 and v4 only".into(),
         ));
+    }
+    if air.windowed() != statement.interior_roots.is_some() {
+        return Err(VerifyError::InvalidStatement(format!(
+            "interior state roots are stated under AIR v4 only (proof: {})",
+            air.tag()
+        )));
     }
     let public_inputs = statement.public_inputs(air);
     if proof.public_inputs != public_inputs {
@@ -119,7 +125,7 @@ fn precheck(
             ValidityAir::V2 => ValidityStatement::from_public_inputs(&proof.public_inputs)
                 .map_or("encoding", |got| first_difference(statement, &got)),
             // Sizes in the clear, the rest behind the closure digest.
-            ValidityAir::V3 => {
+            ValidityAir::V3 | ValidityAir::V4 => {
                 let n = ComponentId::of(air).len();
                 if proof.public_inputs.len() != public_inputs.len() {
                     "encoding"
@@ -168,7 +174,7 @@ fn verify_stark<MC: PoeChannel, K: StarkCheck>(
     let shape = Components::new(air, statement, &ValidityRelations::dummy(), &sums);
     let sizes = crate::stark::tree_sizes(&shape.as_components());
     let commitments = stark.0.commitments.clone();
-    if air == ValidityAir::V3 {
+    if air.closed_by_input() {
         // Without the pin a prover could commit any "range table".
         let expected =
             super::range::pinned_table_root(MC::ID, config.log_blowup()).ok_or_else(|| {
@@ -193,7 +199,7 @@ fn verify_stark<MC: PoeChannel, K: StarkCheck>(
         ValidityAir::V2 => statement.expected_logup_sum(air, &rels),
         // The public input, already equal to the statement's, holds `|L|` and the chain's end:
         // no second pass over the closure list.
-        ValidityAir::V3 => {
+        ValidityAir::V3 | ValidityAir::V4 => {
             let n = ComponentId::of(air).len();
             super::closure::chain_ends_sum(
                 &rels.closure_chain,

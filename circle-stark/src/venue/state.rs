@@ -160,7 +160,9 @@ impl StateTree {
         self.put(STATE_DEPTH, 0, digest);
     }
 
-    fn put(&mut self, height: u32, index: u32, digest: Digest) {
+    /// Sets one node's digest (the caller keeps the tree consistent: the AIR v4 witness
+    /// installs a batch's post-state paths, every node of which it has just hashed).
+    pub(crate) fn put(&mut self, height: u32, index: u32, digest: Digest) {
         if digest == self.empty[height as usize] {
             self.nodes.remove(&(height, index));
         } else {

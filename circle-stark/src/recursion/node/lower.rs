@@ -62,7 +62,15 @@ pub fn lower_with(
                     .iter()
                     .position(|o| o == offset)
                     .ok_or_else(|| format!("gate {i}: offset {offset} is not in the mask"))?;
-                mask[*tree][*column][k]
+                // A record of another AIR (other columns) has no such sample: an error, not a
+                // panic.
+                *mask
+                    .get(*tree)
+                    .and_then(|t| t.get(*column))
+                    .and_then(|c| c.get(k))
+                    .ok_or_else(|| {
+                        format!("gate {i}: the record has no sample {k} of column {column} in tree {tree}")
+                    })?
             }
             Gate::Const(c) => b.constant(*c),
             Gate::Param(p) => param(*p)?,

@@ -1060,14 +1060,17 @@ mod wrap {
         config: SecurityConfig,
     ) -> (ValidityStatement, Proof, VerifierTrace<Digest>) {
         let (venue, ops) = sample::batch_settling(8, 6, seed, 1_795_000_000_000_000, 1_000_000);
-        let (statement, proof) = prove_batches(
-            &venue,
-            &[&ops],
-            config,
-            ChannelId::Poseidon2,
-            ValidityAir::V3,
-        )
-        .unwrap();
+        child_as(&venue, &[&ops], config, ValidityAir::V3)
+    }
+
+    fn child_as(
+        venue: &crate::venue::Venue,
+        batches: &[&[crate::venue::Operation]],
+        config: SecurityConfig,
+        air: ValidityAir,
+    ) -> (ValidityStatement, Proof, VerifierTrace<Digest>) {
+        let (statement, proof) =
+            prove_batches(venue, batches, config, ChannelId::Poseidon2, air).unwrap();
         let AnyTrace::Poseidon2(trace) =
             trace_validity(proof.clone(), &statement, &policy()).unwrap()
         else {
@@ -1115,6 +1118,55 @@ mod wrap {
             values[oods.0 as usize], trace.composition_from_constraints,
             "the circuit's constraints at the point are stwo's"
         );
+        let (node, key) =
+            prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
+        verify_node(&node, &key, &public, &policy()).expect("the W proof verifies");
+    }
+
+    /// AIR v4 (a segment of two batches, the root between them proven): its W circuit is
+    /// another program (another AIR id, the windowed state components), satisfied by the honest
+    /// child, with stwo's composition at the point; a v4 child fed to v3's circuit is not.
+    #[test]
+    fn a_w_node_verifies_a_v4_segment_with_its_interior_root() {
+        let (venue, ops) = sample::batch_settling(8, 6, 14, 1_795_000_000_000_000, 1_000_000);
+        let (statement, proof, trace) = child_as(
+            &venue,
+            &[&ops[..3], &ops[3..]],
+            SecurityConfig::testing(),
+            ValidityAir::V4,
+        );
+        assert_eq!(statement.interior_roots.as_ref().map(Vec::len), Some(1));
+        let (p, public, witness) = program(&statement, &proof, &trace);
+        let values = p
+            .evaluate(&public, &witness)
+            .expect("the honest v4 child satisfies its W");
+        let (_, _, _, oods) = program_with(&statement, &proof.claimed_sums, &trace);
+        assert_eq!(values[oods.0 as usize], trace.composition_from_constraints);
+        // The same proof read as v3's (its statement without the interior root): the
+        // preamble's AIR id and the state constraints are v3's, and nothing fits — the record
+        // does not even have v3's columns' samples (refused while building), or the circuit is
+        // not satisfied.
+        let mut as_v3 = statement.clone();
+        as_v3.interior_roots = None;
+        let mut w = Writer::new();
+        let v3 = validity_w(
+            &mut w,
+            &as_v3,
+            &SecurityConfig::testing(),
+            &proof.claimed_sums,
+            &trace,
+        );
+        if let Err(e) = &v3 {
+            assert!(e.contains("no sample"), "{e}");
+        } else {
+            let (q, wit) = w.finish();
+            assert!(q != p, "another AIR, another circuit");
+            let public = digest_values(&statement_digest(&as_v3)).to_vec();
+            assert!(matches!(
+                q.evaluate(&public, &wit),
+                Err(ProveError::Unsatisfied { .. })
+            ));
+        }
         let (node, key) =
             prove_node_under(ChannelId::Poseidon2, &p, &public, &witness, config()).unwrap();
         verify_node(&node, &key, &public, &policy()).expect("the W proof verifies");

@@ -1,4 +1,4 @@
-//! Node kind W over a batch-validity v3 proof (`specs/recursion.md` §7.8): the whole of
+//! Node kind W over a batch-validity v3 or v4 proof (`specs/recursion.md` §7.8): the whole of
 //! `verify_validity` for one statement shape as a node circuit — the preamble (constant for
 //! the shape, then the statement's public inputs as the node's public wires), the pinned
 //! range-table root, the main root, the twelve relation draws, the claimed LogUp sums and
@@ -64,11 +64,20 @@ fn compile_relations() -> (ValidityRelations, Vec<(SecureField, SecureField)>) {
     (rels, raw)
 }
 
+/// The AIR a W node verifies a proof of `statement` under: v4 where it states interior roots
+/// (`ValidityStatement::interior_roots`), else v3.
+pub fn child_air(statement: &ValidityStatement) -> ValidityAir {
+    match statement.interior_roots {
+        Some(_) => ValidityAir::V4,
+        None => ValidityAir::V3,
+    }
+}
+
 /// A W node's output for `statement`: `hash_elements(Statement, public inputs)`.
 pub fn statement_digest(statement: &ValidityStatement) -> Digest {
     crate::hash::poseidon2::hash_elements(
         Domain::Statement,
-        &statement.public_inputs(ValidityAir::V3),
+        &statement.public_inputs(child_air(statement)),
     )
 }
 
@@ -84,7 +93,9 @@ pub struct WrapWires {
 
 /// Appends the W circuit of a batch-validity v3 proof of `statement` (its shape: the
 /// component sizes) made under `config` with claimed sums `sums`, whose verification `trace`
-/// records. The statement's public inputs are witnesses; the node states their digest.
+/// records — a v4 proof where the statement states interior roots ([`child_air`]: the AIR id
+/// in the preamble and the state components' constraints differ, the public input's layout
+/// does not). The statement's public inputs are witnesses; the node states their digest.
 ///
 /// # Errors
 /// A record or statement of another shape than the circuit's (a bug in the caller).
@@ -95,7 +106,7 @@ pub fn validity_w(
     sums: &[SecureField],
     trace: &VerifierTrace<Digest>,
 ) -> Result<WrapWires, String> {
-    let air = ValidityAir::V3;
+    let air = child_air(statement);
     let ids = ComponentId::of(air);
     if sums.len() != ids.len() {
         return Err(format!(

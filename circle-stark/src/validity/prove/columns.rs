@@ -59,7 +59,9 @@ pub(crate) fn range_interaction(
                 let d_table: PackedSecureField = rels.table.combine(&[v]);
                 col.write_frac(vec_row, uses * d_table - d_range, d_range * d_table);
             }
-            crate::validity::ValidityAir::V3 => col.write_frac(vec_row, uses, d_range),
+            crate::validity::ValidityAir::V3 | crate::validity::ValidityAir::V4 => {
+                col.write_frac(vec_row, uses, d_range)
+            }
         }
     }
     col.finalize_col();

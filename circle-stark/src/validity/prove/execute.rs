@@ -2,10 +2,9 @@
 //! into its component's row (with the access times of the memory argument), so that every row
 //! is valid on its own before any trace is built.
 
-use std::collections::BTreeMap;
-
 use crate::error::ProveError;
 use crate::validity::cash::CashRow;
+use crate::validity::row::LastAccess;
 use crate::validity::settle::{settle_rows, HolderRow, SettleRow};
 use crate::validity::trade::{trade_row, TradeRow};
 use crate::venue::state::StateTree;
@@ -28,7 +27,14 @@ pub(crate) struct Execution {
     /// Attack tests only: rewrites AIR v3's closure input rows before the chip is built from
     /// them (`None` in every honest proof).
     pub(crate) forge_input: Option<InputForgery>,
+    /// Attack tests only: rewrites AIR v4's per-batch touched leaves and windows before the
+    /// state trees are built from them (`None` in every honest proof).
+    pub(crate) forge_windows: Option<WindowForgery>,
 }
+
+/// A rewrite of AIR v4's per-batch touched leaves and their time windows.
+pub(crate) type WindowForgery =
+    Box<dyn FnOnce(&mut Vec<(Vec<crate::validity::state_tree::Touched>, (u32, u32))>)>;
 
 /// A rewrite of the closure input rows, given the closure list they were built from.
 pub(crate) type InputForgery = Box<
@@ -38,27 +44,28 @@ pub(crate) type InputForgery = Box<
     ),
 >;
 
-/// Applies `ops` to a copy of `venue`, one row per operation.
+/// Applies `ops` to `venue`, one row per operation, and leaves it after the last operation
+/// applied (or partway, on an error). `windows` (AIR v4: the operation index each batch starts at) opens a
+/// new time window at each: a key's first access in a batch follows the batch's init, not
+/// its access in an earlier batch.
 ///
 /// # Errors
 /// [`ProveError::Rule`] naming the first operation that breaks a venue rule.
-pub(crate) fn execute(venue: &Venue, ops: &[Operation]) -> Result<Execution, ProveError> {
-    execute_on(&mut venue.clone(), ops)
-}
-
-/// [`execute`] on `venue` itself, which it leaves after the last operation applied (or
-/// partway, on an error).
-///
-/// # Errors
-/// As [`execute`].
-pub(crate) fn execute_on(venue: &mut Venue, ops: &[Operation]) -> Result<Execution, ProveError> {
+pub(crate) fn execute_on(
+    venue: &mut Venue,
+    ops: &[Operation],
+    windows: &[usize],
+) -> Result<Execution, ProveError> {
     let pre_tree = venue.state_tree().clone();
-    // Per state key, the time of its last access.
-    let mut last: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut last = LastAccess::default();
+    let mut next_window = windows.iter().copied().peekable();
     let at = |i: usize| move |v: Violation| Violation { op_index: i, ..v };
     let (mut cash, mut trade) = (Vec::new(), Vec::new());
     let (mut settle, mut holder) = (Vec::new(), Vec::new());
     for (i, op) in ops.iter().enumerate() {
+        while next_window.next_if(|&w| w <= i).is_some() {
+            last.open_window(i as u32 * crate::validity::gadgets::SLOTS_PER_OP);
+        }
         match *op {
             Operation::Deposit {
                 account,
@@ -86,9 +93,9 @@ pub(crate) fn execute_on(venue: &mut Venue, ops: &[Operation]) -> Result<Executi
                     clock_t_prev: 0,
                 };
                 let a = row.access();
-                row.t_prev = last.insert(a.key, a.t).unwrap_or(0);
+                row.t_prev = last.swap(a.key, a.t);
                 let k = row.clock_access();
-                row.clock_t_prev = last.insert(k.key, k.t).unwrap_or(0);
+                row.clock_t_prev = last.swap(k.key, k.t);
                 cash.push(row);
             }
             Operation::Trade { .. } => {
@@ -104,6 +111,7 @@ pub(crate) fn execute_on(venue: &mut Venue, ops: &[Operation]) -> Result<Executi
     }
     Ok(Execution {
         forge_input: None,
+        forge_windows: None,
         pre_tree,
         instruments: venue.instruments().to_vec(),
         cash,

@@ -26,9 +26,9 @@ use self::columns::{
     witness_interaction,
 };
 pub(crate) use self::execute::Execution;
-pub use self::plan::{plan_classes, BatchRows, PlannedSegment, RunRows};
+pub use self::plan::{plan_classes, plan_classes_as, BatchRows, PlannedSegment, RunRows};
 use super::cash::{CashRow, CASH_BOUND_COLUMNS, CASH_COLUMNS, CASH_LOOKUPS};
-use super::closure::{closure_terms, input_rows, INPUT_COLUMNS, INPUT_LOOKUPS};
+use super::closure::{closure_terms, input_rows, INPUT_COLUMNS, INPUT_LOOKUPS, WIDE_INPUT_COLUMNS};
 use super::instruments::{settle_terms, INSTRUMENT_COLUMNS};
 use super::registry::{ComponentId, Components};
 use super::row::{Access, Lookup, RowWitness};
@@ -37,8 +37,9 @@ use super::settle::{
 };
 use super::shape::{Shape, ShapeClass, SHAPE_LEN};
 use super::state_tree::{
-    tree_witness, Touched, TreeWitness, STATE_LEAF_COLUMNS, STATE_LEAF_LOOKUPS, STATE_NODE_COLUMNS,
-    STATE_NODE_LOOKUPS,
+    tree_witness, windowed_tree_witness, Touched, TreeWitness, STATE_LEAF_COLUMNS,
+    STATE_LEAF_LOOKUPS, STATE_NODE_COLUMNS, STATE_NODE_LOOKUPS, WINDOW_LEAF_COLUMNS,
+    WINDOW_LEAF_LOOKUPS, WINDOW_NODE_COLUMNS,
 };
 use super::trade::{TRADE_COLUMNS, TRADE_LOOKUPS};
 use super::{BatchTree, ValidityAir, ValidityRelations, ValidityStatement, MAX_OPS};
@@ -139,11 +140,41 @@ pub fn prove_in_class(
     channel: ChannelId,
     class: ShapeClass,
 ) -> Result<(ValidityStatement, Proof), ProveError> {
+    prove_in_class_as(venue, batches, config, channel, class, ValidityAir::V3)
+}
+
+/// [`prove_in_class`] under AIR `air` (v3 or v4).
+///
+/// # Errors
+/// As [`prove_in_class`]; v2 has no shapes.
+pub fn prove_in_class_as(
+    venue: &Venue,
+    batches: &[&[Operation]],
+    config: SecurityConfig,
+    channel: ChannelId,
+    class: ShapeClass,
+    air: ValidityAir,
+) -> Result<(ValidityStatement, Proof), ProveError> {
     let target = ProveAs {
         shape: Some(class.shape()),
-        ..ProveAs::new(channel, ValidityAir::V3)
+        ..ProveAs::new(channel, air)
     };
     prove_as(venue, batches, config, target)
+}
+
+/// AIR v4's windows: the operation index each batch of `sizes` starts at (none otherwise).
+fn window_starts(air: ValidityAir, sizes: &[usize]) -> Vec<usize> {
+    if !air.windowed() {
+        return Vec::new();
+    }
+    sizes
+        .iter()
+        .scan(0, |base, &n| {
+            let start = *base;
+            *base += n;
+            Some(start)
+        })
+        .collect()
 }
 
 fn prove_as(
@@ -200,7 +231,7 @@ pub fn component_rows(
         });
     }
     let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
-    let execution = execute::execute(venue, &ops)?;
+    let execution = execute::execute_on(&mut venue.clone(), &ops, &window_starts(air, &sizes))?;
     let (statement, w) = witness(
         execution,
         &ops,
@@ -291,7 +322,7 @@ pub(crate) fn prove_forest_with(
             records_ops.len()
         )));
     }
-    let mut execution = execute::execute(venue, ops)?;
+    let mut execution = execute::execute_on(&mut venue.clone(), ops, &window_starts(air, sizes))?;
     forge(&mut execution);
     let (mut statement, witness) = witness(execution, records_ops, sizes, target)?;
     edit(&mut statement);
@@ -397,7 +428,8 @@ impl<'a> Trace<'a> {
     }
 
     /// The registry's prover side: where `id`'s rows are in `w`.
-    pub(crate) fn of(id: ComponentId, w: &'a BatchWitness) -> Self {
+    pub(crate) fn of(id: ComponentId, w: &'a BatchWitness, air: ValidityAir) -> Self {
+        let windowed = usize::from(air.windowed());
         match id {
             ComponentId::Range => Self::Range(&w.range_table),
             ComponentId::Instruments => Self::Instruments(&w.instrument_uses),
@@ -407,12 +439,16 @@ impl<'a> Trace<'a> {
                 Self::rows(&w.cash, CASH_COLUMNS + CASH_BOUND_COLUMNS, CASH_LOOKUPS)
             }
             ComponentId::Trade => Self::rows(&w.trade, TRADE_COLUMNS, TRADE_LOOKUPS),
-            ComponentId::StateLeaf => {
-                Self::rows(&w.state.leaves, STATE_LEAF_COLUMNS, STATE_LEAF_LOOKUPS)
-            }
-            ComponentId::StateNode => {
-                Self::rows(&w.state.nodes, STATE_NODE_COLUMNS, STATE_NODE_LOOKUPS)
-            }
+            ComponentId::StateLeaf => Self::rows(
+                &w.state.leaves,
+                STATE_LEAF_COLUMNS + windowed * WINDOW_LEAF_COLUMNS,
+                STATE_LEAF_LOOKUPS + windowed * WINDOW_LEAF_LOOKUPS,
+            ),
+            ComponentId::StateNode => Self::rows(
+                &w.state.nodes,
+                STATE_NODE_COLUMNS + windowed * WINDOW_NODE_COLUMNS,
+                STATE_NODE_LOOKUPS,
+            ),
             // A zero row does not satisfy an in-row permutation: pad with the permutation of 0.
             ComponentId::Chip => Self::Rows {
                 rows: &w.chip,
@@ -421,7 +457,15 @@ impl<'a> Trace<'a> {
             },
             ComponentId::Settle => Self::rows(&w.settle, HEADER_COLUMNS, HEADER_LOOKUPS),
             ComponentId::Holder => Self::rows(&w.holder, HOLDER_COLUMNS, HOLDER_LOOKUPS),
-            ComponentId::Input => Self::rows(&w.input, INPUT_COLUMNS, INPUT_LOOKUPS),
+            ComponentId::Input => Self::rows(
+                &w.input,
+                if air.windowed() {
+                    WIDE_INPUT_COLUMNS
+                } else {
+                    INPUT_COLUMNS
+                },
+                INPUT_LOOKUPS,
+            ),
         }
     }
 
@@ -436,7 +480,9 @@ impl<'a> Trace<'a> {
             // v3: the values are the preprocessed column, only `uses` is main trace.
             Self::Range(table) => match air {
                 ValidityAir::V2 => (crate::validity::range::LOG_RANGE, table.to_vec()),
-                ValidityAir::V3 => (crate::validity::range::LOG_RANGE, vec![table[1].clone()]),
+                ValidityAir::V3 | ValidityAir::V4 => {
+                    (crate::validity::range::LOG_RANGE, vec![table[1].clone()])
+                }
             },
             Self::Instruments(uses) => {
                 let log_rows = id.log_rows(s);
@@ -504,8 +550,8 @@ fn witness(
     target: ProveAs,
 ) -> Result<(ValidityStatement, BatchWitness), ProveError> {
     let ProveAs { air, shape, .. } = target;
-    if shape.is_some() && air != ValidityAir::V3 {
-        return Err(ProveError::Stwo("a shape is AIR v3's only".into()));
+    if shape.is_some() && !air.closed_by_input() {
+        return Err(ProveError::Stwo("a shape is AIR v3's and v4's only".into()));
     }
     let Execution {
         pre_tree,
@@ -515,12 +561,29 @@ fn witness(
         settle,
         holder,
         forge_input,
+        forge_windows,
     } = execution;
-    // The touched leaves, from every row's accesses in time order.
+    // The touched leaves, from every row's accesses in time order: one set for the run, or
+    // (AIR v4) one per batch, each in the batch's time window.
     let accesses: Vec<Access> = execute::accesses(&cash, &trade, &settle, &holder);
-    let mut touched: BTreeMap<u32, Touched> = BTreeMap::new();
+    let windows: Vec<(u32, u32)> = match air.windowed() {
+        false => vec![(0, u32::MAX)],
+        true => window_starts(air, sizes)
+            .iter()
+            .zip(sizes)
+            .map(|(&start, &n)| {
+                let slots = crate::validity::gadgets::SLOTS_PER_OP;
+                (start as u32 * slots, (start + n) as u32 * slots)
+            })
+            .collect(),
+    };
+    let mut touched: Vec<BTreeMap<u32, Touched>> = vec![BTreeMap::new(); windows.len()];
+    let mut w = 0;
     for a in &accesses {
-        let t = touched.entry(a.key).or_insert(Touched {
+        while a.t >= windows[w].1 && w + 1 < windows.len() {
+            w += 1;
+        }
+        let t = touched[w].entry(a.key).or_insert(Touched {
             key: a.key,
             before: a.old,
             after: a.old,
@@ -534,8 +597,26 @@ fn witness(
     let holder: Vec<RowWitness> = holder.par_iter().map(HolderRow::witness).collect();
     let cash: Vec<RowWitness> = cash.par_iter().map(CashRow::witness).collect();
     let trade: Vec<RowWitness> = trade.par_iter().map(|r| r.witness(true)).collect();
-    let touched: Vec<Touched> = touched.into_values().collect();
-    let state = tree_witness(&pre_tree, &touched).map_err(ProveError::Stwo)?;
+    let (state, interior_roots) = if air.windowed() {
+        let mut batches: Vec<(Vec<Touched>, (u32, u32))> = touched
+            .into_iter()
+            .map(|t| t.into_values().collect())
+            .zip(windows)
+            .collect();
+        if let Some(forge) = forge_windows {
+            forge(&mut batches);
+        }
+        let (state, mut roots) =
+            windowed_tree_witness(&pre_tree, &batches).map_err(ProveError::Stwo)?;
+        roots.pop();
+        (state, Some(roots))
+    } else {
+        let touched: Vec<Touched> = touched.remove(0).into_values().collect();
+        (
+            tree_witness(&pre_tree, &touched).map_err(ProveError::Stwo)?,
+            None,
+        )
+    };
     drop(pre_tree);
     let lookups = || {
         cash.iter()
@@ -579,6 +660,7 @@ fn witness(
         log_holder_rows: log_rows_for(holder.len()),
         instruments,
         shape: None,
+        interior_roots,
     };
     if let Some(shape) = shape {
         // Everything but the chip, which also hashes the closure input, fits before the
@@ -609,9 +691,9 @@ fn witness(
     }
     let input = match air {
         ValidityAir::V2 => Vec::new(),
-        ValidityAir::V3 => {
+        ValidityAir::V3 | ValidityAir::V4 => {
             let terms = closure_terms(&statement);
-            let mut rows = input_rows(&terms);
+            let mut rows = input_rows(&terms, air.windowed());
             if let Some(forge) = forge_input {
                 forge(&mut rows, &terms);
             }
@@ -664,7 +746,7 @@ where
     mix_preamble(channel, MC::ID, air.air_id(), &config, &public_inputs);
     let mut scheme = CommitmentSchemeProver::<SimdBackend, MC>::new(config.pcs_config(), &twiddles);
     let mut tree = scheme.tree_builder();
-    if air == ValidityAir::V3 {
+    if air.closed_by_input() {
         tree.extend_evals(evaluations(
             crate::validity::range::LOG_RANGE,
             vec![crate::validity::range::table_values()],
@@ -674,7 +756,7 @@ where
 
     let traces: Vec<(ComponentId, Trace<'_>)> = ComponentId::of(air)
         .iter()
-        .map(|&id| (id, Trace::of(id, &witness)))
+        .map(|&id| (id, Trace::of(id, &witness, air)))
         .collect();
     let mut tree = scheme.tree_builder();
     for (id, trace) in &traces {

@@ -27,6 +27,8 @@ const PERMS_PER_STATE_ROW: usize = 2;
 pub struct BatchRows {
     ops: usize,
     keys: BTreeSet<u32>,
+    /// State-tree nodes on its own keys' paths (its tree pair's rows under AIR v4).
+    nodes: usize,
     cash: usize,
     trade: usize,
     settle: usize,
@@ -44,14 +46,16 @@ impl BatchRows {
         if batch.is_empty() {
             return Err(ProveError::NoRecords);
         }
-        let e = execute_on(venue, batch)?;
-        let keys = accesses(&e.cash, &e.trade, &e.settle, &e.holder)
+        let e = execute_on(venue, batch, &[])?;
+        let keys: BTreeSet<u32> = accesses(&e.cash, &e.trade, &e.settle, &e.holder)
             .iter()
             .map(|a| a.key)
             .collect();
+        let nodes = RunRows::default().new_state_of(&keys).1.len();
         Ok(Self {
             ops: batch.len(),
             keys,
+            nodes,
             cash: e.cash.len(),
             trade: e.trade.len(),
             settle: e.settle.len(),
@@ -65,6 +69,10 @@ impl BatchRows {
 /// them (tested against [`super::component_rows`]).
 #[derive(Debug, Clone, Default)]
 pub struct RunRows {
+    /// AIR v4: one tree pair per batch, so the state rows are the batches' own, summed.
+    windowed: bool,
+    /// Windowed: the batches' state leaf and node rows so far.
+    window_rows: (usize, usize),
     sizes: Vec<usize>,
     leaves: HashSet<u32>,
     /// `(height, index)` of every state-tree node on a touched leaf's path.
@@ -77,6 +85,14 @@ pub struct RunRows {
 }
 
 impl RunRows {
+    /// An empty run under `air` (v3's rows are [`RunRows::default`]'s).
+    pub fn new(air: crate::validity::ValidityAir) -> Self {
+        Self {
+            windowed: air.windowed(),
+            ..Self::default()
+        }
+    }
+
     /// Batches in the run.
     pub fn n_batches(&self) -> usize {
         self.sizes.len()
@@ -89,27 +105,43 @@ impl RunRows {
 
     /// The run's rows per component ([`ComponentId::ALL`] order).
     pub fn rows(&self) -> [usize; SHAPE_LEN] {
-        self.rows_from(&self.sizes, self.leaves.len(), self.nodes.len(), None)
+        let (leaves, nodes) = self.state_rows();
+        self.rows_from(&self.sizes, leaves, nodes, None)
+    }
+
+    /// State leaf and node rows so far.
+    fn state_rows(&self) -> (usize, usize) {
+        match self.windowed {
+            true => self.window_rows,
+            false => (self.leaves.len(), self.nodes.len()),
+        }
     }
 
     /// The rows the run would have with `b` appended.
     pub fn rows_with(&self, b: &BatchRows) -> [usize; SHAPE_LEN] {
-        let (leaves, nodes) = self.new_state(b);
+        let (leaves, nodes) = self.state_rows();
+        let (new_leaves, new_nodes) = match self.windowed {
+            true => (b.keys.len(), b.nodes),
+            false => {
+                let (l, n) = self.new_state(b);
+                (l.len(), n.len())
+            }
+        };
         let mut sizes = self.sizes.clone();
         sizes.push(b.ops);
-        self.rows_from(
-            &sizes,
-            self.leaves.len() + leaves.len(),
-            self.nodes.len() + nodes.len(),
-            Some(b),
-        )
+        self.rows_from(&sizes, leaves + new_leaves, nodes + new_nodes, Some(b))
     }
 
     /// Appends `b`.
     pub fn push(&mut self, b: BatchRows) {
-        let (leaves, nodes) = self.new_state(&b);
-        self.leaves.extend(leaves);
-        self.nodes.extend(nodes);
+        if self.windowed {
+            self.window_rows.0 += b.keys.len();
+            self.window_rows.1 += b.nodes;
+        } else {
+            let (leaves, nodes) = self.new_state(&b);
+            self.leaves.extend(leaves);
+            self.nodes.extend(nodes);
+        }
         self.sizes.push(b.ops);
         self.cash += b.cash;
         self.trade += b.trade;
@@ -120,8 +152,11 @@ impl RunRows {
 
     /// The leaves and nodes `b` touches that the run does not yet.
     fn new_state(&self, b: &BatchRows) -> (Vec<u32>, HashSet<(u32, u32)>) {
-        let leaves: Vec<u32> = b
-            .keys
+        self.new_state_of(&b.keys)
+    }
+
+    fn new_state_of(&self, keys: &BTreeSet<u32>) -> (Vec<u32>, HashSet<(u32, u32)>) {
+        let leaves: Vec<u32> = keys
             .iter()
             .copied()
             .filter(|k| !self.leaves.contains(k))
@@ -148,7 +183,7 @@ impl RunRows {
     ) -> [usize; SHAPE_LEN] {
         let add = |own: usize, f: fn(&BatchRows) -> usize| own + extra.map_or(0, f);
         let instruments = self.instruments.max(extra.map_or(0, |b| b.instruments));
-        let input = closure_len(sizes.iter().copied(), instruments);
+        let input = closure_len(sizes.iter().copied(), instruments, self.windowed);
         let mut rows = [0; SHAPE_LEN];
         for id in ComponentId::ALL {
             rows[id.index()] = match id {
@@ -196,9 +231,23 @@ pub fn plan_classes(
     batches: &[&[Operation]],
     limit: ShapeClass,
 ) -> Result<Vec<PlannedSegment>, ProveError> {
+    plan_classes_as(venue, batches, limit, crate::validity::ValidityAir::V3)
+}
+
+/// [`plan_classes`] with the rows of AIR `air` (v3 or v4: v4's state rows are per batch).
+///
+/// # Errors
+/// As [`plan_classes`].
+pub fn plan_classes_as(
+    venue: &Venue,
+    batches: &[&[Operation]],
+    limit: ShapeClass,
+    air: crate::validity::ValidityAir,
+) -> Result<Vec<PlannedSegment>, ProveError> {
     let mut venue = venue.clone();
     let mut out = Vec::new();
-    let mut run = RunRows::default();
+    let fresh = || RunRows::new(air);
+    let mut run = fresh();
     let mut start = 0usize;
     let close = |run: &RunRows, range: Range<usize>| {
         let rows = run.rows();
@@ -218,7 +267,7 @@ pub fn plan_classes(
         };
         if run.n_batches() > 0 && !held(&run) {
             out.push(close(&run, start..i));
-            run = RunRows::default();
+            run = fresh();
             start = i;
         }
         if run.n_batches() == 0 && !held(&run) {

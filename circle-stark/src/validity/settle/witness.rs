@@ -343,7 +343,7 @@ pub fn settle_rows(
     venue: &mut crate::venue::Venue,
     op: &crate::venue::Operation,
     index: u32,
-    last_access: &mut std::collections::BTreeMap<u32, u32>,
+    last_access: &mut crate::validity::row::LastAccess,
 ) -> Result<(SettleRow, Vec<HolderRow>), crate::venue::engine::Violation> {
     let crate::venue::Operation::Settle {
         instrument,
@@ -376,7 +376,7 @@ pub fn settle_rows(
         t_prev: [0; 2],
     };
     for (k, a) in header.accesses().iter().enumerate() {
-        header.t_prev[k] = last_access.insert(a.key, a.t).unwrap_or(0);
+        header.t_prev[k] = last_access.swap(a.key, a.t);
     }
     let mut remaining = (open_interest, open_interest);
     let mut rows = Vec::with_capacity(holders.len());
@@ -394,7 +394,7 @@ pub fn settle_rows(
             t_prev: [0; 2],
         };
         for (k, a) in row.accesses().iter().enumerate() {
-            row.t_prev[k] = last_access.insert(a.key, a.t).unwrap_or(0);
+            row.t_prev[k] = last_access.swap(a.key, a.t);
         }
         let (long, short) = row.long_short();
         remaining = (remaining.0 - long, remaining.1 - short);

@@ -24,6 +24,14 @@
 //! aliases another. (The root's own index is `2·(2^30 − 1) + 1 = 2^31 − 1 ≡ 0`, with flag and
 //! side 1.) Leaf keys are range-checked: `key_lo = 2q + b₀` with `q` and `key_lo` 16-bit and
 //! `key_hi ≤ 0xc000`, so `key >> 1 = q + 2^15·key_hi` stays below p.
+//!
+//! **AIR v4 (windowed)** (`specs/batch-air.md` §7): one tree pair per batch. Every tuple also
+//! carries its batch's time window `[start, end)` and packs `side + 2·flag` into one value
+//! (`side` and `flag` boolean), so the 21-value tuple is `(level, parent, side + 2·flag, pre[8],
+//! post[8], start, end)`; a leaf yields its init at time `start` (not 0) and proves
+//! `t_last < end`; the verifier consumes one root tuple per batch. The windows keep each
+//! batch's accesses on their own chains: a batch's leaves open and close exactly its own
+//! accesses, so every root between two batches is proven.
 
 use stwo_constraint_framework::{
     relation, EvalAtRow, FrameworkComponent, FrameworkEval, RelationEntry,
@@ -38,10 +46,20 @@ use crate::validity::range::RangeRelations;
 
 use crate::venue::state::{LEAF_LIMBS, STATE_DEPTH};
 
-relation!(StateNodeRel, 20);
+// 21 wide for AIR v4's tuples; v3's 20-value tuples combine with the same challenges (a
+// relation's draw does not depend on its width).
+relation!(StateNodeRel, 21);
 
 /// Values of a node tuple: `level, parent, side, flag, pre[8], post[8]`.
 pub const NODE_TUPLE: usize = 4 + 2 * DIGEST_LEN;
+/// Values of an AIR v4 node tuple: `level, parent, side + 2·flag, pre[8], post[8], start, end`.
+pub const WINDOWED_NODE_TUPLE: usize = 3 + 2 * DIGEST_LEN + 2;
+/// AIR v4 leaf rows append `start, end, d_lo, d_hi` (`end − t_last − 1 = d_lo + 2^16·d_hi`).
+pub const WINDOW_LEAF_COLUMNS: usize = 4;
+/// AIR v4 leaf rows range-check `d_lo` and `d_hi`.
+pub const WINDOW_LEAF_LOOKUPS: usize = 2;
+/// AIR v4 node rows append `start, end`.
+pub const WINDOW_NODE_COLUMNS: usize = 2;
 /// Leaf rows: `enabled, key_lo, key_hi, q, b0, before[8], after[8], t_last`, the two
 /// permutations' outputs.
 pub const STATE_LEAF_COLUMNS: usize = 6 + 2 * LEAF_LIMBS + 2 * WIDTH;
@@ -86,6 +104,36 @@ pub fn root_tuple(pre: &Digest, post: &Digest) -> Vec<M31> {
     v
 }
 
+/// AIR v4: the root tuple of one batch's tree pair, `window` its roots and time window.
+pub fn windowed_root_tuple(window: &crate::validity::statement::StateWindow) -> Vec<M31> {
+    windowed_tuple(
+        STATE_DEPTH,
+        ROOT_PARENT,
+        1,
+        1,
+        &window.pre,
+        &window.post,
+        (window.start, window.end),
+    )
+}
+
+/// An AIR v4 node tuple: `level, parent, side + 2·flag, pre[8], post[8], start, end`.
+pub fn windowed_tuple(
+    level: u32,
+    parent: u32,
+    side: u32,
+    flag: u32,
+    pre: &Digest,
+    post: &Digest,
+    (start, end): (u32, u32),
+) -> Vec<M31> {
+    let mut v = vec![m(level), m(parent), m(side + 2 * flag)];
+    v.extend(pre.0);
+    v.extend(post.0);
+    v.extend([m(start), m(end)]);
+    v
+}
+
 /// The sponge input of `hash_elements(StateLeaf, value)`: one permutation.
 fn leaf_input<F: Clone + From<M31> + std::ops::Add<Output = F>>(
     value: &[F; LEAF_LIMBS],
@@ -125,6 +173,8 @@ fn read<E: EvalAtRow, const N: usize>(eval: &mut E) -> [E::F; N] {
 pub struct StateLeafEval {
     /// log2 of the row count.
     pub log_rows: u32,
+    /// AIR v4: tuples and the init carry the batch's time window.
+    pub windowed: bool,
     /// The memory argument's relation.
     pub state: StateRel,
     /// Range checks.
@@ -151,6 +201,7 @@ impl FrameworkEval for StateLeafEval {
         let t_last = eval.next_trace_mask();
         let out_before: [E::F; WIDTH] = read(&mut eval);
         let out_after: [E::F; WIDTH] = read(&mut eval);
+        let window: Option<[E::F; WINDOW_LEAF_COLUMNS]> = self.windowed.then(|| read(&mut eval));
         eval.add_constraint(enabled.clone() * enabled.clone() - enabled.clone());
         eval.add_constraint(b0.clone() * b0.clone() - b0.clone());
         eval.add_constraint(key_lo.clone() - q.clone() * m(2) - b0.clone());
@@ -178,15 +229,47 @@ impl FrameworkEval for StateLeafEval {
             v.push(t);
             v
         };
-        let init = state(&before, E::F::from(m(0)));
-        let last = state(&after, t_last);
+        let zero = E::F::from(m(0));
+        let init_time = match &window {
+            None => zero.clone(),
+            Some([start, ..]) => start.clone(),
+        };
+        let init = state(&before, init_time);
+        let last = state(&after, t_last.clone());
         eval.add_to_relation(RelationEntry::new(&self.state, e.clone(), &init));
         eval.add_to_relation(RelationEntry::new(&self.state, -e.clone(), &last));
-        let zero = E::F::from(m(0));
-        let mut leaf = vec![zero.clone(), q + key_hi * m(1 << 15), b0, zero];
-        leaf.extend(pre);
-        leaf.extend(post);
-        eval.add_to_relation(RelationEntry::new(&self.node, e, &leaf));
+        let parent = q + key_hi * m(1 << 15);
+        let mut window_limbs = None;
+        let leaf = match window {
+            None => {
+                let mut leaf = vec![zero.clone(), parent, b0, zero];
+                leaf.extend(pre);
+                leaf.extend(post);
+                leaf
+            }
+            Some([start, end, d_lo, d_hi]) => {
+                // The batch's last access of the key is inside its window: `end − t_last − 1`
+                // is a 22-bit number (a 16-bit limb and a 6-bit one, as the memory argument's
+                // time differences).
+                eval.add_constraint(
+                    enabled_cell.clone()
+                        * (end.clone()
+                            - t_last
+                            - E::F::from(m(1))
+                            - d_lo.clone()
+                            - d_hi.clone() * m(1 << 16)),
+                );
+                let shifted = d_hi * m(1 << (32 - crate::validity::memory::TIME_BITS));
+                window_limbs = Some([d_lo, shifted]);
+                // A leaf's flag is 0: `side + 2·flag = b0`.
+                let mut leaf = vec![zero, parent, b0];
+                leaf.extend(pre);
+                leaf.extend(post);
+                leaf.extend([start, end]);
+                leaf
+            }
+        };
+        eval.add_to_relation(RelationEntry::new(&self.node, e.clone(), &leaf));
         let enabled_f = enabled_cell;
         eval_perm(
             &mut eval,
@@ -202,6 +285,9 @@ impl FrameworkEval for StateLeafEval {
             leaf_input(&after),
             &out_after,
         );
+        for limb in window_limbs.into_iter().flatten() {
+            eval.add_to_relation(RelationEntry::new(range, -e.clone(), &[limb]));
+        }
         eval.finalize_logup_in_pairs();
         eval
     }
@@ -212,6 +298,8 @@ impl FrameworkEval for StateLeafEval {
 pub struct StateNodeEval {
     /// log2 of the row count.
     pub log_rows: u32,
+    /// AIR v4: tuples carry the batch's time window and `side + 2·flag`.
+    pub windowed: bool,
     /// The tree's relation.
     pub node: StateNodeRel,
     /// The hash chip's relation.
@@ -235,8 +323,15 @@ impl FrameworkEval for StateNodeEval {
         let r_post: [E::F; DIGEST_LEN] = read(&mut eval);
         let out_pre: [E::F; WIDTH] = read(&mut eval);
         let out_post: [E::F; WIDTH] = read(&mut eval);
+        let window: Option<[E::F; WINDOW_NODE_COLUMNS]> = self.windowed.then(|| read(&mut eval));
         for b in [&enabled, &has_l, &has_r] {
             eval.add_constraint(b.clone() * b.clone() - b.clone());
+        }
+        if self.windowed {
+            // `side + 2·flag` names both only when both are bits.
+            for b in [&side, &flag] {
+                eval.add_constraint(b.clone() * b.clone() - b.clone());
+            }
         }
         let one = E::F::from(m(1));
         // A row that yields nothing may consume nothing: otherwise it could swallow a changed
@@ -270,18 +365,26 @@ impl FrameworkEval for StateNodeEval {
         let (in_pre, in_post) = (concat(&l_pre, &r_pre), concat(&l_post, &r_post));
 
         let index = parent.clone() * m(2) + side.clone();
-        let mut own = vec![level.clone(), parent, side, flag];
+        let mut own = match &window {
+            None => vec![level.clone(), parent, side, flag],
+            Some(_) => vec![level.clone(), parent, side + flag * m(2)],
+        };
         own.extend(pre);
         own.extend(post);
+        if let Some(w) = &window {
+            own.extend(w.iter().cloned());
+        }
         let child = |s: u32, pre: &[E::F; DIGEST_LEN], post: &[E::F; DIGEST_LEN]| {
-            let mut v = vec![
-                level.clone() - one.clone(),
-                index.clone(),
-                E::F::from(m(s)),
-                f.clone(),
-            ];
+            let mut v = vec![level.clone() - one.clone(), index.clone()];
+            match &window {
+                None => v.extend([E::F::from(m(s)), f.clone()]),
+                Some(_) => v.push(E::F::from(m(s)) + f.clone() * m(2)),
+            }
             v.extend(pre.iter().cloned());
             v.extend(post.iter().cloned());
+            if let Some(w) = &window {
+                v.extend(w.iter().cloned());
+            }
             v
         };
         let left = child(0, &l_pre, &l_post);

@@ -122,6 +122,7 @@ fn prove(
                 Box::new(StateLeaf::new(
                     alloc,
                     StateLeafEval {
+                        windowed: false,
                         log_rows: leaf_log,
                         state: rel.state.clone(),
                         range: rel.range.clone(),
@@ -133,6 +134,7 @@ fn prove(
                 Box::new(StateNode::new(
                     alloc,
                     StateNodeEval {
+                        windowed: false,
                         log_rows: node_log,
                         node: rel.node.clone(),
                         perm: rel.perm.clone(),

@@ -22,6 +22,11 @@ pub struct TreeWitness {
 
 /// A witnessed leaf row (no checks: tests feed it forged values).
 pub fn leaf_row(t: &Touched) -> RowWitness {
+    leaf_row_in(t, None)
+}
+
+/// [`leaf_row`] of AIR v4 in the time window `window` (`None`: v2/v3's row).
+pub fn leaf_row_in(t: &Touched, window: Option<(u32, u32)>) -> RowWitness {
     let (key_lo, key_hi) = (t.key & 0xffff, t.key >> 16);
     let (q, b0) = (key_lo >> 1, key_lo & 1);
     let mut cells = vec![m(1), m(key_lo), m(key_hi), m(q), m(b0)];
@@ -48,12 +53,40 @@ pub fn leaf_row(t: &Touched) -> RowWitness {
         Lookup::Range(m(q)),
         Lookup::Range(m(key_lo)),
         Lookup::Range(m(key_hi + KEY_HI_SLACK)),
-        Lookup::Write(state(&t.before, 0)),
+        Lookup::Write(state(&t.before, window.map_or(0, |w| w.0))),
         Lookup::Read(state(&t.after, t.last_access)),
-        Lookup::NodeYield(tuple(0, t.key >> 1, b0, 0, &digests[0], &digests[1])),
+        Lookup::NodeYield(any_tuple(
+            (0, t.key >> 1, b0, 0),
+            &digests[0],
+            &digests[1],
+            window,
+        )),
     ];
     lookups.extend(perms);
+    if let Some((start, end)) = window {
+        // In the field, as the constraint has it: a last access outside the window leaves
+        // a `d_hi` of 2^6 or more, which its range check refuses.
+        let d = (m(end) - m(t.last_access) - m(1)).0;
+        let (d_lo, d_hi) = (d & 0xffff, d >> 16);
+        cells.extend([m(start), m(end), m(d_lo), m(d_hi)]);
+        lookups.push(Lookup::Range(m(d_lo)));
+        lookups.push(Lookup::Range(m(
+            d_hi << (32 - crate::validity::memory::TIME_BITS)
+        )));
+    }
     RowWitness { cells, lookups }
+}
+
+fn any_tuple(
+    (level, parent, side, flag): (u32, u32, u32, u32),
+    pre: &Digest,
+    post: &Digest,
+    window: Option<(u32, u32)>,
+) -> Vec<M31> {
+    match window {
+        None => tuple(level, parent, side, flag, pre, post),
+        Some(w) => windowed_tuple(level, parent, side, flag, pre, post, w),
+    }
 }
 
 /// One side of a node row: consumed from below, or a free sibling (`pre = post`).
@@ -70,8 +103,17 @@ pub struct Child {
 /// A witnessed node row at `(level, parent, side, flag)` (no checks: tests feed it forged
 /// values). Returns the row and its `(pre, post)` digests.
 pub fn node_row(
+    address: (u32, u32, u32, u32),
+    children: [Child; 2],
+) -> (RowWitness, Digest, Digest) {
+    node_row_in(address, children, None)
+}
+
+/// [`node_row`] of AIR v4 in the time window `window` (`None`: v2/v3's row).
+pub fn node_row_in(
     (level, parent, side, flag): (u32, u32, u32, u32),
     children: [Child; 2],
+    window: Option<(u32, u32)>,
 ) -> (RowWitness, Digest, Digest) {
     let f = flag * side;
     let [l, r] = children;
@@ -103,17 +145,25 @@ pub fn node_row(
     let index = (parent.wrapping_mul(2).wrapping_add(side)) % crate::field::MODULUS;
     let use_child = |c: &Child, s: u32| {
         if c.has {
-            Lookup::NodeUse(tuple(level - 1, index, s, f, &c.pre, &c.post))
+            Lookup::NodeUse(any_tuple((level - 1, index, s, f), &c.pre, &c.post, window))
         } else {
             Lookup::Nothing
         }
     };
     let mut lookups = vec![
-        Lookup::NodeYield(tuple(level, parent, side, flag, &out[0], &out[1])),
+        Lookup::NodeYield(any_tuple(
+            (level, parent, side, flag),
+            &out[0],
+            &out[1],
+            window,
+        )),
         use_child(&l, 0),
         use_child(&r, 1),
     ];
     lookups.extend(perms);
+    if let Some((start, end)) = window {
+        cells.extend([m(start), m(end)]);
+    }
     (RowWitness { cells, lookups }, out[0], out[1])
 }
 
@@ -124,6 +174,56 @@ pub fn node_row(
 /// If `touched` is empty, not strictly increasing, has a key above the clock's or a `before`
 /// that is not `tree`'s value.
 pub fn tree_witness(tree: &StateTree, touched: &[Touched]) -> Result<TreeWitness, String> {
+    let (w, _) = tree_witness_in(tree, touched, None)?;
+    Ok(w)
+}
+
+/// AIR v4: one tree pair per batch, `batches` giving each batch's touched leaves (their
+/// `before` the values at the batch's start, `last_access` inside its window) and time
+/// window, from `tree` (the state before the first batch). Returns the rows of all pairs and
+/// the first pre- and last post-state root, and the root after each batch.
+///
+/// # Errors
+/// As [`tree_witness`], for the batch it names.
+pub fn windowed_tree_witness(
+    tree: &StateTree,
+    batches: &[(Vec<Touched>, (u32, u32))],
+) -> Result<(TreeWitness, Vec<Digest>), String> {
+    let mut tree = tree.clone();
+    let (mut leaves, mut nodes, mut roots) = (Vec::new(), Vec::new(), Vec::new());
+    let pre_root = tree.root();
+    for (t, (touched, window)) in batches.iter().enumerate() {
+        let (w, posts) = tree_witness_in(&tree, touched, Some(*window))
+            .map_err(|e| format!("batch {t}: {e}"))?;
+        for (height, index, digest) in posts {
+            tree.put(height, index, digest);
+        }
+        leaves.extend(w.leaves);
+        nodes.extend(w.nodes);
+        roots.push(w.post_root);
+    }
+    let post_root = *roots.last().ok_or("no batches")?;
+    Ok((
+        TreeWitness {
+            leaves,
+            nodes,
+            pre_root,
+            post_root,
+        },
+        roots,
+    ))
+}
+
+/// Post-state node digests `(height, index, digest)`, leaves at height 0.
+type PostNodes = Vec<(u32, u32, Digest)>;
+
+/// The rows of one tree pair, and every post-state node digest they computed, so that the
+/// caller can advance `tree`.
+fn tree_witness_in(
+    tree: &StateTree,
+    touched: &[Touched],
+    window: Option<(u32, u32)>,
+) -> Result<(TreeWitness, PostNodes), String> {
     if touched.is_empty() {
         return Err("no touched leaves".into());
     }
@@ -144,24 +244,37 @@ pub fn tree_witness(tree: &StateTree, touched: &[Touched]) -> Result<TreeWitness
         }
         level.insert(t.key, (pre, leaf_digest(&t.after)));
     }
-    let leaves: Vec<RowWitness> = touched.iter().map(leaf_row).collect();
-    let (nodes, pre_root, post_root) = node_rows(tree, level);
+    let leaves: Vec<RowWitness> = touched.iter().map(|t| leaf_row_in(t, window)).collect();
+    let mut posts: PostNodes = level.iter().map(|(&k, d)| (0, k, d.1)).collect();
+    let (nodes, pre_root, post_root) = node_rows_in(tree, level, window, &mut posts);
     if pre_root != tree.root() {
         return Err("bug: recomputed pre-state root differs from the tree's".into());
     }
-    Ok(TreeWitness {
-        leaves,
-        nodes,
-        pre_root,
-        post_root,
-    })
+    Ok((
+        TreeWitness {
+            leaves,
+            nodes,
+            pre_root,
+            post_root,
+        },
+        posts,
+    ))
 }
 
 /// Node rows over leaf digests `(pre, post)` placed at the given positions; siblings off the
 /// paths come from `tree`. Returns the rows and both roots.
 pub fn node_rows(
     tree: &StateTree,
+    level: BTreeMap<u32, (Digest, Digest)>,
+) -> (Vec<RowWitness>, Digest, Digest) {
+    node_rows_in(tree, level, None, &mut Vec::new())
+}
+
+fn node_rows_in(
+    tree: &StateTree,
     mut level: BTreeMap<u32, (Digest, Digest)>,
+    window: Option<(u32, u32)>,
+    posts: &mut PostNodes,
 ) -> (Vec<RowWitness>, Digest, Digest) {
     let mut nodes = Vec::new();
     for h in 1..=STATE_DEPTH {
@@ -195,8 +308,9 @@ pub fn node_rows(
                 let flag = u32::from(u64::from(idx >> 1) == all_ones_parent);
                 (h, idx >> 1, idx & 1, flag)
             };
-            let (row, pre, post) = node_row(address, [child(0), child(1)]);
+            let (row, pre, post) = node_row_in(address, [child(0), child(1)], window);
             nodes.push(row);
+            posts.push((h, idx, post));
             next.insert(idx, (pre, post));
         }
         level = next;

@@ -78,7 +78,7 @@ fn build(trades: &[T], funding: &[(u32, u64)], forge: impl Fn(usize, &mut TradeR
         .collect();
     let mut positions: BTreeMap<(u32, u32), i64> = BTreeMap::new();
     let mut open_interest: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut last: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut last = crate::validity::row::LastAccess::default();
     let mut init: BTreeMap<u32, [M31; 8]> = BTreeMap::new();
     let mut fin: BTreeMap<u32, ([M31; 8], u32)> = BTreeMap::new();
     let mut rows = Vec::new();
@@ -104,7 +104,7 @@ fn build(trades: &[T], funding: &[(u32, u64)], forge: impl Fn(usize, &mut TradeR
         forge(i, &mut row);
         clock = row.timestamp;
         for (k, a) in row.accesses().iter().enumerate() {
-            row.t_prev[k] = last.insert(a.key, a.t).unwrap_or(0);
+            row.t_prev[k] = last.swap(a.key, a.t);
             init.entry(a.key).or_insert(a.old);
             fin.insert(a.key, (a.new, a.t));
         }
@@ -259,7 +259,7 @@ fn honest_rows_equal_the_engines() {
         })
         .collect();
     venue.apply_batch(&deposits).unwrap();
-    let mut last = BTreeMap::new();
+    let mut last = crate::validity::row::LastAccess::default();
     let (rows, _, _) = honest();
     for (i, &(buyer, seller, instrument, qty, price, fb, fs)) in trades().iter().enumerate() {
         let op = Operation::Trade {

@@ -340,7 +340,7 @@ pub fn trade_row(
     venue: &mut crate::venue::Venue,
     op: &crate::venue::Operation,
     index: u32,
-    last_access: &mut std::collections::BTreeMap<u32, u32>,
+    last_access: &mut crate::validity::row::LastAccess,
 ) -> Result<TradeRow, crate::venue::engine::Violation> {
     let crate::venue::Operation::Trade {
         buyer,
@@ -403,7 +403,7 @@ pub fn trade_row(
         expiry,
     };
     for (k, a) in row.accesses().iter().enumerate() {
-        row.t_prev[k] = last_access.insert(a.key, a.t).unwrap_or(0);
+        row.t_prev[k] = last_access.swap(a.key, a.t);
     }
     Ok(row)
 }
