@@ -83,6 +83,10 @@ enum Command {
         /// Seed of the generated batch.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Cut the operations into this many consecutive batches of (nearly) equal size,
+        /// proven together as one segment (AIR v4 proves the state root after each).
+        #[arg(long, default_value_t = 1)]
+        batches: usize,
         /// Write the canonical proof here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -123,6 +127,9 @@ enum Command {
         /// shape class); every channel runs under each.
         #[arg(long, default_value = "v2")]
         airs: String,
+        /// Batches per proof (`prove-batch --batches`).
+        #[arg(long, default_value_t = 1)]
+        batches: usize,
     },
     /// Prove and verify a data-root proof over synthetic records; print size, time and
     /// security.
@@ -529,6 +536,7 @@ fn run(cli: Cli) -> Result<(), String> {
             air,
             class,
             seed,
+            batches,
             out,
             statement,
             json,
@@ -538,6 +546,7 @@ fn run(cli: Cli) -> Result<(), String> {
             preset(&p)?,
             flavor(&ch, &air, class.as_deref())?,
             seed,
+            batches,
             poe_aggregator::validity::Outputs {
                 proof: out.as_deref(),
                 statement: statement.as_deref(),
@@ -555,6 +564,7 @@ fn run(cli: Cli) -> Result<(), String> {
             preset: p,
             channels,
             airs,
+            batches,
         } => {
             let channels = channels
                 .split(',')
@@ -567,7 +577,14 @@ fn run(cli: Cli) -> Result<(), String> {
                         .map(move |a| poe_aggregator::validity::parse_air(a, c))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            poe_aggregator::validity::bench_command(min_log, max_log, &p, preset(&p)?, &flavors)
+            poe_aggregator::validity::bench_command(
+                min_log,
+                max_log,
+                &p,
+                preset(&p)?,
+                &flavors,
+                batches,
+            )
         }
         Command::VerifyProof {
             proof,

@@ -99,6 +99,7 @@ pub fn prove_command(
     config: SecurityConfig,
     flavor: Flavor,
     seed: u64,
+    batches: usize,
     outputs: Outputs<'_>,
 ) -> Result<(), String> {
     let Flavor { channel, air, .. } = flavor;
@@ -121,20 +122,43 @@ pub fn prove_command(
     if n < 2 {
         return Err("--ops must be at least 2 (the batch ends with a settlement)".into());
     }
+    if batches == 0 || batches > n {
+        return Err(format!(
+            "--batches must be in 1..={n} (one operation each at least)"
+        ));
+    }
     let (venue, ops) = sample::batch_settling(n, accounts, seed, T0, 1_000);
+    // Consecutive batches of equal size (the first ones one larger where it does not divide).
+    let parts: Vec<&[Operation]> = {
+        let (q, r) = (n / batches, n % batches);
+        let mut at = 0;
+        (0..batches)
+            .map(|i| {
+                let len = q + usize::from(i < r);
+                at += len;
+                &ops[at - len..at]
+            })
+            .collect()
+    };
     let class = match flavor.class {
         None => None,
         Some(ClassChoice::Fixed(c)) => Some(c),
         Some(ClassChoice::Auto) => {
-            let plan = plan_classes_as(&venue, &[&ops], ShapeClass::largest(), air)
+            let plan = plan_classes_as(&venue, &parts, ShapeClass::largest(), air)
                 .map_err(|e| e.to_string())?;
+            if plan.len() != 1 {
+                return Err(format!(
+                    "no one shape class holds the {batches} batches ({} segments planned)",
+                    plan.len()
+                ));
+            }
             Some(plan[0].class)
         }
     };
     let t = Instant::now();
     let (statement, proof) = match class {
-        None => prove_batches(&venue, &[&ops], config, channel, air),
-        Some(c) => prove_in_class_as(&venue, &[&ops], config, channel, c, air),
+        None => prove_batches(&venue, &parts, config, channel, air),
+        Some(c) => prove_in_class_as(&venue, &parts, config, channel, c, air),
     }
     .map_err(|e| e.to_string())?;
     let prove_s = t.elapsed().as_secs_f64();
@@ -170,7 +194,7 @@ pub fn prove_command(
     let public_bytes = proof.public_inputs.len() * 4;
     if json {
         println!(
-            "{{\"channel\":\"{}\",\"air\":\"{}\",\"class\":{},\"trace_cells\":{},\"ops\":{n},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{},\"verify_permutations\":{verify_perms},\"queries\":{},\"opened_per_query\":{},\"samples\":{},\"deep_terms\":{},\"fri_folds\":{}}}",
+            "{{\"channel\":\"{}\",\"air\":\"{}\",\"class\":{},\"trace_cells\":{},\"ops\":{n},\"batches\":{batches},\"trades\":{trades},\"log_state_leaf_rows\":{},\"log_state_node_rows\":{},\"prove_s\":{prove_s:.4},\"verify_ms\":{verify_ms:.3},\"proof_bytes\":{},\"public_input_bytes\":{public_bytes},\"peak_rss_bytes\":{rss},\"security_bits\":{},\"verify_permutations\":{verify_perms},\"queries\":{},\"opened_per_query\":{},\"samples\":{},\"deep_terms\":{},\"fri_folds\":{}}}",
             channel.name(),
             air.air_id().name(),
             class.map_or_else(|| "null".into(), |c| format!("\"{c}\"")),
@@ -301,6 +325,7 @@ pub fn bench_command(
     p: &str,
     config: SecurityConfig,
     flavors: &[Flavor],
+    batches: usize,
 ) -> Result<(), String> {
     if min_log > max_log || max_log > 18 {
         return Err("need min-log <= max-log <= 18".into());
@@ -331,7 +356,7 @@ pub fn bench_command(
     ])?;
     let perms_per_s = json_field(&reference, "permutations") / json_field(&reference, "prove_s");
     println!(
-        "poe bench-batch: batch-validity proofs, preset {p} ({} bits); Poseidon2 reference {perms_per_s:.0} permutations/s",
+        "poe bench-batch: batch-validity proofs of {batches} batch(es) each, preset {p} ({} bits); Poseidon2 reference {perms_per_s:.0} permutations/s",
         config.security_bits()
     );
     println!("| ops | channel, AIR | trades | state rows (leaf/node) | prove s | ops/s | perm-equiv/op | prove × {first} | verify ms | verifier perms | DEEP terms | proof KB | public input KB | peak RSS GiB | RSS × {first} |");
@@ -352,6 +377,8 @@ pub fn bench_command(
                 f.air_tag(),
                 "--ops".into(),
                 (1u64 << log).to_string(),
+                "--batches".into(),
+                batches.to_string(),
             ])?;
             let f = |k: &str| json_field(&line, k);
             let ops_per_s = f("ops") / f("prove_s");
