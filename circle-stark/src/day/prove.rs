@@ -14,7 +14,7 @@ use crate::error::ProveError;
 use crate::field::M31;
 use crate::proof::ChannelId;
 use crate::proof::{AirId, Proof};
-use crate::validity::{prove_segment, ShapeClass};
+use crate::validity::{prove_segment, ShapeClass, ValidityAir};
 use crate::venue::{Operation, Venue};
 
 /// Proves a day: the batch statements (canonical order, chained per rollup) are the leaves of
@@ -93,7 +93,7 @@ pub fn prove_root_as(
         "one list of operations per batch"
     );
     let (_, day) = prove_day(day, statements, manifest_hash, config)?;
-    let classes = format == RootFormat::V3;
+    let classes = (format == RootFormat::V3).then_some(ValidityAir::V3);
     let segments = prove_segments(
         statements,
         ops,
@@ -154,8 +154,8 @@ impl Runs<'_> {
     }
 }
 
-/// The day's segments ([`plan_segments`]; with `classes`, each run cut again by shape class
-/// and proven under `poe/batch-validity/v3` in its class — or taken from `runs` where it was
+/// The day's segments ([`plan_segments`]; with `classes` (AIR v3 or v4), each run cut again by
+/// shape class and proven under that AIR in its class — or taken from `runs` where it was
 /// proven before and still verifies), each rollup's state walked forward from `venues`.
 pub(crate) fn prove_segments(
     statements: &[BatchStatement],
@@ -163,7 +163,7 @@ pub(crate) fn prove_segments(
     venues: &HashMap<u32, Venue>,
     config: SecurityConfig,
     channel: ChannelId,
-    classes: bool,
+    classes: Option<ValidityAir>,
     runs: &mut Runs<'_>,
 ) -> Result<Vec<ProvenSegment>, ProveError> {
     let mut walked: HashMap<u32, Venue> = HashMap::new();
@@ -181,18 +181,18 @@ pub(crate) fn prove_segments(
         };
         let batches = &ops[start..end];
         let run_statements = &statements[start..end];
-        if classes {
+        if let Some(air) = classes {
             let cached = runs
                 .get
                 .and_then(|get| get(first.rollup_id, first.seq, last.seq))
-                .and_then(|run| reuse_pieces(&run, venue, run_statements, batches, config));
+                .and_then(|run| reuse_pieces(&run, venue, run_statements, batches, config, air));
             let pieces = match cached {
                 Some(p) => {
                     runs.reused += 1;
                     p
                 }
                 None => {
-                    let p = prove_pieces(venue, run_statements, batches, config, channel)?;
+                    let p = prove_pieces(venue, run_statements, batches, config, channel, air)?;
                     if let Some(put) = runs.put.as_mut() {
                         put(&to_run(run_statements, &p));
                     }

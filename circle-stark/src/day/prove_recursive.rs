@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::prove::{prove_segments, Runs};
 use super::recursive::{
-    check_presets, rebuild_segments, RecursionPresets, RecursiveRoot, RootKeys, RootSamples,
-    SegmentRef,
+    check_presets, rebuild_segments, RecursionPresets, RecursiveFormat, RecursiveRoot, RootKeys,
+    RootSamples, SegmentRef,
 };
 use super::statement::{BatchStatement, DayStatement};
 use crate::config::VerifierPolicy;
@@ -130,6 +130,17 @@ pub fn derive_keys(
         programs.insert(id, program);
     }
     let (class, statement, _) = samples.first().ok_or_else(|| recursion("no samples"))?;
+    // The samples' statements say the segments' AIR, hence the root format the keys are for.
+    let format = match crate::recursion::node::wrap::child_air(statement) {
+        crate::validity::ValidityAir::V4 => RecursiveFormat::V5,
+        _ => RecursiveFormat::V4,
+    };
+    if samples
+        .iter()
+        .any(|(_, s, _)| s.interior_roots.is_some() != statement.interior_roots.is_some())
+    {
+        return Err(recursion("samples of two root formats"));
+    }
     if w.config != presets.node {
         return Err(recursion(
             "the W sample proven under another configuration than the nodes'",
@@ -161,6 +172,7 @@ pub fn derive_keys(
     let m = key_digest(tree.m_key_over(&node).map_err(recursion)?);
     let last = tree.final_key_over(&node).map_err(recursion)?.clone();
     Ok(RootKeys {
+        format,
         shape,
         presets,
         w: keys,
@@ -228,7 +240,7 @@ pub fn keys_from_samples(
     Ok(keys)
 }
 
-/// The v4 root of a day: `statements` in canonical order, `ops[i]` batch `i`'s operations,
+/// The v5 root of a day: `statements` in canonical order, `ops[i]` batch `i`'s operations,
 /// `venues` each rollup's state before its first batch of the day; `progress` hears of each
 /// stage.
 ///
@@ -247,6 +259,7 @@ pub fn prove_recursive(
     progress: &mut dyn FnMut(&str),
 ) -> Result<RecursiveProof, ProveError> {
     prove_recursive_with(
+        RecursiveFormat::V5,
         day,
         statements,
         ops,
@@ -259,14 +272,15 @@ pub fn prove_recursive(
     )
 }
 
-/// [`prove_recursive`] taking the runs proven before the close from `runs` (each checked, and
-/// proven again where it does not verify) and handing it each run it proves: the same bytes
-/// either way.
+/// [`prove_recursive`] in `format` (v5, or v4 for its golden bundle), taking the runs proven
+/// before the close from `runs` (each checked, and proven again where it does not verify) and
+/// handing it each run it proves: the same bytes either way.
 ///
 /// # Errors
 /// As [`prove_recursive`].
 #[allow(clippy::too_many_arguments)]
 pub fn prove_recursive_with(
+    format: RecursiveFormat,
     day: u32,
     statements: &[BatchStatement],
     ops: &[&[Operation]],
@@ -291,7 +305,7 @@ pub fn prove_recursive_with(
         venues,
         presets.segment,
         ChannelId::Poseidon2,
-        true,
+        Some(format.segment_air()),
         runs,
     )?;
     timings.segments = t.elapsed().as_secs_f64();
@@ -419,6 +433,7 @@ pub fn prove_recursive_with(
     timings.last = t.elapsed().as_secs_f64();
     progress(&format!("final node proven in {:.1} s", timings.last));
     let keys = RootKeys {
+        format,
         shape,
         presets,
         w,
@@ -427,6 +442,7 @@ pub fn prove_recursive_with(
     };
     Ok(RecursiveProof {
         root: RecursiveRoot {
+            format,
             shape,
             segment_config: presets.segment,
             node_config: presets.node,

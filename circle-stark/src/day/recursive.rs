@@ -28,7 +28,7 @@ use crate::recursion::node::gadgets::digest_values;
 use crate::recursion::node::tree::{day_digest, NodeStatement};
 use crate::recursion::node::wrap::statement_digest;
 use crate::recursion::node::{verify_node, NodeKey};
-use crate::validity::{ShapeClass, ValidityStatement};
+use crate::validity::{ShapeClass, ValidityAir, ValidityStatement};
 use crate::venue::{instruments_root, Instrument};
 
 /// File magic of a v4 root proof.
@@ -43,6 +43,69 @@ pub const ROOT_V4_AIR_NAME: &str = "poe/day-root/v4";
 /// v4 reached the pipeline (2026-12-07) for operators to upgrade.
 pub const V4_REQUIRED_FROM_DAY: u32 = 20_801;
 
+/// File magic of a v5 root proof.
+pub const ROOT_V5_MAGIC: [u8; 8] = *b"POEROOT5";
+
+/// Name of the v5 root proof.
+pub const ROOT_V5_AIR_NAME: &str = "poe/day-root/v5";
+
+/// First day (2026-12-21) whose root proof must be v5: a v4 root (segments that state their
+/// run's first and last state root only, the roots between batches resting on leaf proofs)
+/// is then a refused downgrade. A week after v5 reached the pipeline (2026-12-07), as for v4.
+pub const V5_REQUIRED_FROM_DAY: u32 = 20_808;
+
+/// The recursive root's versions: the file layout is one, the segments' AIR differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecursiveFormat {
+    /// `poe/day-root/v4`: segments under `poe/batch-validity/v3`, stating their run's first
+    /// pre- and last post-state root.
+    V4,
+    /// `poe/day-root/v5`: segments under `poe/batch-validity/v4`, one state-tree pair per
+    /// batch: every state root of the day is proven by the root proof, no leaf proof needed.
+    V5,
+}
+
+impl RecursiveFormat {
+    /// The file magic.
+    pub const fn magic(self) -> [u8; 8] {
+        match self {
+            Self::V4 => ROOT_V4_MAGIC,
+            Self::V5 => ROOT_V5_MAGIC,
+        }
+    }
+
+    /// The root's name in manifests, `statement.json` and logs.
+    pub const fn air_name(self) -> &'static str {
+        match self {
+            Self::V4 => ROOT_V4_AIR_NAME,
+            Self::V5 => ROOT_V5_AIR_NAME,
+        }
+    }
+
+    /// The segments' batch-validity AIR.
+    pub const fn segment_air(self) -> ValidityAir {
+        match self {
+            Self::V4 => ValidityAir::V3,
+            Self::V5 => ValidityAir::V4,
+        }
+    }
+
+    /// The format whose magic `bytes` start with.
+    pub fn of(bytes: &[u8]) -> Option<Self> {
+        [Self::V4, Self::V5]
+            .into_iter()
+            .find(|f| bytes.starts_with(&f.magic()))
+    }
+
+    /// `4` or `5`: the byte a key file records.
+    const fn version(self) -> u8 {
+        match self {
+            Self::V4 => 4,
+            Self::V5 => 5,
+        }
+    }
+}
+
 /// One segment of a v4 root: the batches it covers and the shape class it was proven in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentRef {
@@ -52,13 +115,15 @@ pub struct SegmentRef {
     pub first_seq: u64,
     /// Last batch covered.
     pub last_seq: u64,
-    /// The class its batch-validity v3 proof was padded to.
+    /// The class its batch-validity proof (v3 in a v4 root, v4 in a v5 root) was padded to.
     pub class: ShapeClass,
 }
 
-/// A v4 root proof.
+/// A v4 or v5 root proof.
 #[derive(Debug, Clone)]
 pub struct RecursiveRoot {
+    /// v4 or v5: the segments' AIR.
+    pub format: RecursiveFormat,
     /// Every node of the tree: `(log2 gate rows, log2 permutations)`.
     pub shape: (u32, u32),
     /// The segments' security (what each W circuit verifies).
@@ -84,12 +149,12 @@ impl RecursiveRoot {
         }
     }
 
-    /// `POEROOT4`, `log_rows u32, log_perm_rows u32`, the segment and node configurations
+    /// `POEROOT4` (v5: `POEROOT5`), `log_rows u32, log_perm_rows u32`, the segment and node configurations
     /// (`log_blowup, n_queries, pow_bits`, `u32` each), a `u32` segment count, per segment
     /// `rollup_id u32, first_seq u64, last_seq u64, log_ops u8, log_state u8`, then the final
     /// proof (`u32` length, bytes); little-endian, nothing after.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = ROOT_V4_MAGIC.to_vec();
+        let mut out = self.format.magic().to_vec();
         out.extend(self.shape.0.to_le_bytes());
         out.extend(self.shape.1.to_le_bytes());
         for c in [self.segment_config, self.node_config] {
@@ -113,7 +178,8 @@ impl RecursiveRoot {
     /// [`ProofFormatError`] naming the first problem: another magic, a class outside the
     /// catalogue, a non-canonical final proof, trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
-        let mut r = open_container(bytes, ROOT_V4_MAGIC)?;
+        let format = RecursiveFormat::of(bytes).unwrap_or(RecursiveFormat::V5);
+        let mut r = open_container(bytes, format.magic())?;
         let shape = (r.u32()?, r.u32()?);
         let segment_config = read_config(&mut r)?;
         let node_config = read_config(&mut r)?;
@@ -132,6 +198,7 @@ impl RecursiveRoot {
         let last = read_proof(&mut r)?;
         close_container(&r)?;
         Ok(Self {
+            format,
             shape,
             segment_config,
             node_config,
@@ -240,6 +307,8 @@ impl RecursionPresets {
 /// the digest of each class's W key, the M key's digest and the final node's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootKeys {
+    /// The root format these keys are for (its segments' AIR: W circuits differ).
+    pub format: RecursiveFormat,
     /// The tree shape these keys are for.
     pub shape: (u32, u32),
     /// The presets these keys are for.
@@ -253,10 +322,10 @@ pub struct RootKeys {
 }
 
 /// File magic of [`RootKeys::to_bytes`].
-pub const ROOT_KEYS_MAGIC: [u8; 8] = *b"POEKEYS1";
+pub const ROOT_KEYS_MAGIC: [u8; 8] = *b"POEKEYS2";
 
 impl RootKeys {
-    /// `POEKEYS1`, the tree shape (`u32` × 2), the three presets (`u32` × 3 each), a `u32`
+    /// `POEKEYS2`, the root format (`u8`: 4 or 5), the tree shape (`u32` × 2), the three presets (`u32` × 3 each), a `u32`
     /// count of W keys, per key `log_ops u8, log_state u8` and its 32-byte digest (classes
     /// ascending), the M digest, then the final key: `log_rows u32, log_perm_rows u32,
     /// channel u16, log_blowup u32`, its preprocessed root (`u32` × 8), a `u32` count of public
@@ -264,6 +333,7 @@ impl RootKeys {
     /// caches once it has derived the keys ([`crate::day::keys_from_samples`]).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = ROOT_KEYS_MAGIC.to_vec();
+        out.push(self.format.version());
         out.extend(self.shape.0.to_le_bytes());
         out.extend(self.shape.1.to_le_bytes());
         for c in [self.presets.segment, self.presets.node, self.presets.last] {
@@ -299,6 +369,17 @@ impl RootKeys {
     /// catalogue or out of order, a non-canonical digest, an unknown channel, trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProofFormatError> {
         let mut r = open_container(bytes, ROOT_KEYS_MAGIC)?;
+        let offset = r.pos;
+        let format = match r.u8()? {
+            4 => RecursiveFormat::V4,
+            5 => RecursiveFormat::V5,
+            _ => {
+                return Err(ProofFormatError::NonCanonical {
+                    what: "root format (4 or 5)",
+                    offset,
+                })
+            }
+        };
         let shape = (r.u32()?, r.u32()?);
         let presets = RecursionPresets {
             segment: read_config(&mut r)?,
@@ -337,6 +418,7 @@ impl RootKeys {
         }
         close_container(&r)?;
         Ok(Self {
+            format,
             shape,
             presets,
             w,
@@ -490,10 +572,12 @@ pub fn rebuild_segments(
                 field: "instruments",
             }));
         }
-        let expected = segment_statement(covered, &claimed);
+        let expected = segment_statement(covered, &claimed, root.format.segment_air());
         coverage.segments += 1;
         coverage.batches += len;
-        coverage.interior.extend(at..at + len - 1);
+        if !root.format.segment_air().windowed() {
+            coverage.interior.extend(at..at + len - 1);
+        }
         coverage.ops += expected.n_ops();
         out.push(expected);
         at += len;
@@ -524,6 +608,11 @@ pub fn verify_recursive(
 ) -> Result<RootCoverage, VerifyError> {
     check_day_root(statement, batches)?;
     check_presets(root, policy)?;
+    if root.format != keys.format {
+        return Err(VerifyError::UnknownKey {
+            circuit: format!("{} (the keys are {}'s)", root.format.air_name(), keys.format.air_name()),
+        });
+    }
     if root.shape != keys.shape {
         return Err(VerifyError::UnknownKey {
             circuit: format!("tree shape (2^{}, 2^{})", root.shape.0, root.shape.1),
@@ -553,8 +642,9 @@ pub fn verify_recursive(
         }
     })?;
     verify_node(&root.last, &keys.last, &digest_values(&expected), policy)?;
-    // A segment's statement opens its first pre- and last post-state root only, so the roots
-    // between its batches (`interior`) still need their leaf proofs, as in v2 and v3.
+    // v4: a segment's statement opens its first pre- and last post-state root only, so the
+    // roots between its batches (`interior`) still need their leaf proofs, as in v2 and v3.
+    // v5: its statement states every root between its batches; `interior` is empty.
     Ok(coverage)
 }
 
@@ -627,8 +717,17 @@ mod tests {
     }
 
     fn prove_with(f: &Fixture, runs: &mut crate::day::Runs<'_>) -> RecursiveProof {
+        prove_as(f, RecursiveFormat::V5, runs)
+    }
+
+    fn prove_as(
+        f: &Fixture,
+        format: RecursiveFormat,
+        runs: &mut crate::day::Runs<'_>,
+    ) -> RecursiveProof {
         let refs: Vec<&[Operation]> = f.ops.iter().map(Vec::as_slice).collect();
         crate::day::prove_recursive_with(
+            format,
             DAY,
             &f.statements,
             &refs,
@@ -711,13 +810,68 @@ mod tests {
         ));
     }
 
+    /// v4 (segments under `poe/batch-validity/v3`): the same tree, but the roots between a
+    /// segment's batches are not stated by it — the audit's leaf proofs carry them; v5's keys
+    /// are not v4's.
+    #[test]
+    fn v4_root_verifies_and_leaves_the_roots_between_batches_to_leaf_proofs() {
+        let f = fixture();
+        let statement = DayStatement::derive(DAY, &f.statements, [7; 32]).unwrap();
+        let p = prove_as(&f, RecursiveFormat::V4, &mut crate::day::Runs::none());
+        assert_eq!(p.root.format, RecursiveFormat::V4);
+        assert_eq!(&p.root.to_bytes()[..8], b"POEROOT4");
+        let coverage =
+            verify(&p.root, &statement, &f.statements, &f, &p.keys).expect("verifies");
+        assert_eq!(
+            coverage.interior,
+            vec![0, 2],
+            "roots between a segment's batches"
+        );
+        assert!(p.segments.iter().all(|(_, s, proof)| s.interior_roots.is_none()
+            && proof.air == crate::proof::AirId::BatchValidityV3));
+        // The root read as v5 (its magic rewritten): the keys are v4's.
+        let mut relabelled = p.root.clone();
+        relabelled.format = RecursiveFormat::V5;
+        let r = verify(&relabelled, &statement, &f.statements, &f, &p.keys);
+        assert!(matches!(r, Err(VerifyError::UnknownKey { .. })), "{r:?}");
+        // v5 keys over the same circuits' shapes are other keys: the W circuits verify
+        // another AIR.
+        let (_, v5) = prove(&f);
+        assert_ne!(v5.keys.w, p.keys.w);
+        let mut v5_keys_as_v4 = v5.keys.clone();
+        v5_keys_as_v4.format = RecursiveFormat::V4;
+        let r = verify(&p.root, &statement, &f.statements, &f, &v5_keys_as_v4);
+        assert!(r.is_err(), "{r:?}");
+    }
+
+    /// v5: a day whose batch statements publish a false root between two batches of one
+    /// segment (the next batch's pre-state root changed with it, so the chain still links and
+    /// the day statement is derived honestly from them) is refused by the root proof itself —
+    /// no leaf proof is needed to catch it.
+    #[test]
+    fn v5_root_refuses_a_false_root_between_two_batches_of_a_segment() {
+        let f = fixture();
+        let (_, p) = prove(&f);
+        let mut forged = f.statements.clone();
+        let false_root = Digest([M31::from(9u32); 8]);
+        forged[0].post_state_root = false_root;
+        forged[1].pre_state_root = false_root;
+        let day = DayStatement::derive(DAY, &forged, [7; 32]).unwrap();
+        let r = verify(&p.root, &day, &forged, &f, &p.keys);
+        assert!(
+            matches!(r, Err(VerifyError::PublicInputMismatch { .. })),
+            "{r:?}"
+        );
+    }
+
     /// One proof for the day, every tamper of the day, the tree or the keys refused with its
     /// own error. One test: the day is proven once.
     #[test]
-    fn v4_root_is_one_proof_of_the_day_and_refuses_every_other_day() {
+    fn v5_root_is_one_proof_of_the_day_and_refuses_every_other_day() {
         let f = fixture();
         let (statement, p) = prove(&f);
         let (root, keys) = (&p.root, &p.keys);
+        assert_eq!(root.format, RecursiveFormat::V5);
         assert_eq!(root.segments.len(), 2, "one segment per rollup");
         assert_eq!(p.timings.n_m, 1);
         let coverage = verify(root, &statement, &f.statements, &f, keys).expect("verifies");
@@ -725,11 +879,12 @@ mod tests {
             (coverage.segments, coverage.batches, coverage.ops),
             (2, 4, 66)
         );
-        assert_eq!(
-            coverage.interior,
-            vec![0, 2],
-            "roots between a segment's batches"
+        assert!(
+            coverage.interior.is_empty(),
+            "every root between batches is stated by its segment"
         );
+        assert!(p.segments.iter().all(|(_, s, proof)| s.interior_roots.is_some()
+            && proof.air == crate::proof::AirId::BatchValidityV4));
 
         // An auditor's keys, derived from one segment proof per class and one W proof (each
         // verified), are the prover's.

@@ -257,13 +257,22 @@ impl RootProof {
     }
 }
 
-/// The validity statement a segment over `batches` must prove; log sizes and instruments
-/// come from the proof (`claimed`), the rest from the batch statements.
+/// The validity statement a segment over `batches` must prove under `air`; log sizes and
+/// instruments come from the proof (`claimed`), the rest from the batch statements — under
+/// AIR v4 every batch's post-state root but the last's too.
 pub(crate) fn segment_statement(
     batches: &[BatchStatement],
     claimed: &ValidityStatement,
+    air: crate::validity::ValidityAir,
 ) -> ValidityStatement {
+    let interior_roots = air.windowed().then(|| {
+        batches[..batches.len() - 1]
+            .iter()
+            .map(|b| b.post_state_root)
+            .collect()
+    });
     ValidityStatement {
+        interior_roots,
         batches: batches
             .iter()
             .map(|b| BatchTree {
@@ -417,7 +426,11 @@ pub fn verify_root_with(
                 field: "instruments",
             }));
         }
-        let expected = segment_statement(covered, &claimed);
+        let expected = segment_statement(
+            covered,
+            &claimed,
+            crate::validity::ValidityAir::of(format.segment_air()).unwrap_or_default(),
+        );
         coverage.segments += 1;
         coverage.batches += len;
         coverage.interior.extend(at..at + len - 1);

@@ -13,7 +13,8 @@ use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::ProveError;
 use crate::proof::{ChannelId, Proof, ProofFormatError};
 use crate::validity::{
-    plan_classes, prove_in_class, verify_validity, ShapeClass, ValidityStatement,
+    plan_classes_as, prove_in_class_as, verify_validity, ShapeClass, ValidityAir,
+    ValidityStatement,
 };
 use crate::venue::{Operation, Venue};
 
@@ -29,7 +30,7 @@ pub struct ProvenPiece {
     pub last_seq: u64,
     /// Its shape class.
     pub class: ShapeClass,
-    /// Its `poe/batch-validity/v3` proof.
+    /// Its batch-validity proof (v3 for a v4 root, v4 for a v5 root).
     pub proof: Proof,
 }
 
@@ -106,18 +107,19 @@ pub(crate) struct Piece {
 }
 
 /// Proves one run: `statements` and `ops` its batches, `venue` the rollup's state before the
-/// first, walked past the last. Each piece in its class, under `channel`.
+/// first, walked past the last. Each piece in its class, under `channel` and `air`.
 ///
 /// # Errors
-/// As [`plan_classes`] and [`prove_in_class`], wrapped in [`ProveError::Segment`].
+/// As [`plan_classes_as`] and [`prove_in_class_as`], wrapped in [`ProveError::Segment`].
 pub fn prove_run(
     venue: &mut Venue,
     statements: &[BatchStatement],
     ops: &[&[Operation]],
     config: SecurityConfig,
     channel: ChannelId,
+    air: ValidityAir,
 ) -> Result<ProvenRun, ProveError> {
-    let pieces = prove_pieces(venue, statements, ops, config, channel)?;
+    let pieces = prove_pieces(venue, statements, ops, config, channel, air)?;
     Ok(to_run(statements, &pieces))
 }
 
@@ -144,9 +146,10 @@ pub(crate) fn prove_pieces(
     ops: &[&[Operation]],
     config: SecurityConfig,
     channel: ChannelId,
+    air: ValidityAir,
 ) -> Result<Vec<Piece>, ProveError> {
     let (first, last) = (&statements[0], &statements[statements.len() - 1]);
-    let plan = plan_classes(venue, ops, ShapeClass::largest())
+    let plan = plan_classes_as(venue, ops, ShapeClass::largest(), air)
         .map_err(|e| segment_error(first, last, e))?;
     let mut out = Vec::with_capacity(plan.len());
     for p in plan {
@@ -154,7 +157,7 @@ pub(crate) fn prove_pieces(
         let in_piece = |error| segment_error(first, last, error);
         let piece = &ops[p.batches.clone()];
         let (statement, proof) =
-            prove_in_class(venue, piece, config, channel, p.class).map_err(in_piece)?;
+            prove_in_class_as(venue, piece, config, channel, p.class, air).map_err(in_piece)?;
         debug_assert_eq!(statement.post_state_root, last.post_state_root);
         for b in piece {
             venue
@@ -181,6 +184,7 @@ pub(crate) fn reuse_pieces(
     statements: &[BatchStatement],
     ops: &[&[Operation]],
     config: SecurityConfig,
+    air: ValidityAir,
 ) -> Option<Vec<Piece>> {
     let (first, last) = (&statements[0], &statements[statements.len() - 1]);
     if (run.rollup_id, run.first_seq, run.last_seq) != (first.rollup_id, first.seq, last.seq) {
@@ -201,7 +205,7 @@ pub(crate) fn reuse_pieces(
             return None;
         }
         let claimed = shaped_statement(p.class.shape(), Some(venue.instruments().to_vec())).ok()?;
-        let statement = segment_statement(&statements[at..at + len], &claimed);
+        let statement = segment_statement(&statements[at..at + len], &claimed, air);
         verify_validity(
             p.proof.clone(),
             &statement,
