@@ -148,6 +148,7 @@ pub fn run(
         // The archive's costs are measured over a day-tree proof: the bundle's files are what
         // this bench is about.
         recursive: false,
+        leaf_proofs: true,
     };
     let leaf_row = if leaves {
         let t = Instant::now();

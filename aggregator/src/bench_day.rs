@@ -190,6 +190,7 @@ pub fn run_one_close(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<Str
             &refs[a..b],
             presets.segment,
             poe_circle_stark::proof::ChannelId::Poseidon2,
+            poe_circle_stark::day::recursive::RecursiveFormat::CURRENT.segment_air(),
         )
         .map_err(|e| e.to_string())?;
         eprintln!(
@@ -211,6 +212,7 @@ pub fn run_one_close(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<Str
     };
     let t = Instant::now();
     let proof = prove_recursive_with(
+        poe_circle_stark::day::recursive::RecursiveFormat::CURRENT,
         DAY,
         &day.statements,
         &refs,

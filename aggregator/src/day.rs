@@ -64,6 +64,7 @@ pub fn day_input(intake: &Intake, day: Day, config: SecurityConfig) -> Result<Da
         batches,
         root_config: root_security(config),
         recursive: true,
+        leaf_proofs: false,
     })
 }
 
@@ -194,10 +195,15 @@ pub fn close_input(
     let day = input.day;
     if poe_archive::layout::is_published(archive, day) {
         input.batches.clear();
-    } else {
+    } else if input.leaf_proofs {
         // Leaf proving walks the states forward; the segments start again from the day's start.
         let mut walked = venues.clone();
         prove_leaves(&mut input, &mut walked, config, &mut |_, _| {})?;
+    } else {
+        // The v5 root proves every state root: the bundle needs no leaf proof.
+        for b in &mut input.batches {
+            b.leaf_proof = None;
+        }
     }
     if input.batches.is_empty() && !poe_archive::layout::is_published(archive, day) {
         return Err(format!("no batches were accepted on {day}"));
@@ -292,6 +298,7 @@ pub fn prove_root(
             .unwrap_or(0),
     };
     let proof = poe_circle_stark::day::prove_recursive_with(
+        poe_circle_stark::day::recursive::RecursiveFormat::CURRENT,
         input.day.0,
         statements,
         &refs,

@@ -26,7 +26,7 @@ use poe_ingest::short_string::ShortString;
 use poe_ingest::testkit::{op, registry_toml_with};
 use starknet_crypto::Felt;
 
-use crate::day::{close_input, day_input, day_venues, prove_leaves};
+use crate::day::{close_input, day_input, day_venues};
 
 /// µs per hour.
 const HOUR: u64 = 3_600_000_000;
@@ -63,8 +63,6 @@ pub struct DemoReport {
     pub batches: usize,
     /// Seconds submitting over HTTP (intake: parse, signature, commitment, re-execution, fsync).
     pub intake_s: f64,
-    /// Seconds proving leaves.
-    pub leaves_s: f64,
     /// Seconds closing the day (bundle + day proof).
     pub close_s: f64,
     /// Of which the day proof.
@@ -75,7 +73,7 @@ pub struct DemoReport {
     pub root_verify_ms: f64,
     /// Bytes of the bundle.
     pub bundle_bytes: u64,
-    /// Seconds of the full audit (with leaf proofs).
+    /// Seconds of the full audit (every row, every rollup proof).
     pub audit_s: f64,
     /// Whether every audit check passed.
     pub audit_passed: bool,
@@ -487,17 +485,12 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
     let intake_s = t.elapsed().as_secs_f64();
 
     // Read the day under the intake lock, then prove without it.
-    let (mut input, mut venues) = state.with_intake(|i| {
+    let (input, mut venues) = state.with_intake(|i| {
         let input = day_input(i, day, cfg.config)?;
         let venues = day_venues(i, &input)?;
         Ok::<_, String>((input, venues))
     })?;
-    progress.phase("leaf proofs", total_ops);
-    let mut walked = venues.clone();
-    let leaves = prove_leaves(&mut input, &mut walked, cfg.config, &mut |d, _| {
-        progress.advance(d)
-    })?;
-    progress.finish();
+    // No leaf proofs: the v5 root proves every state root of the day itself.
     progress.phase("day proof", 1);
     let closed = close_input(
         input,
@@ -549,7 +542,6 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
         trades,
         batches: batches.len(),
         intake_s,
-        leaves_s: leaves.seconds,
         close_s: closed.total_s,
         root_prove_s: closed.prove_s,
         root_proof_bytes: closed.summary.statement.root_proof_bytes,

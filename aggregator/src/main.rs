@@ -212,6 +212,11 @@ enum Command {
         /// (close days with `poe close-day` while stopped).
         #[arg(long)]
         no_pipeline: bool,
+        /// Publish each batch's leaf proof in the day's bundle (the v5 root proves every
+        /// state root, so the audit needs none; the leaves are proven for the receipts either
+        /// way).
+        #[arg(long)]
+        bundle_leaf_proofs: bool,
     },
     /// Close a finished UTC day: write its bundle (Parquet trade records, batch statements,
     /// manifest) under ARCHIVE/days/DAY and prove the day root. Idempotent. Run it with
@@ -232,6 +237,10 @@ enum Command {
         /// production security uses the compact preset).
         #[arg(long, default_value = "production")]
         preset: String,
+        /// Prove each batch's leaf proof and publish it in the bundle (the v5 root proves
+        /// every state root, so the audit needs none).
+        #[arg(long)]
+        leaf_proofs: bool,
     },
     /// Audit a day's bundle offline: manifest hashes, the day proof against the statement
     /// derived from the bundle, continuity, and every batch's data root from its Parquet rows.
@@ -623,7 +632,8 @@ fn run(cli: Cli) -> Result<(), String> {
             data,
             archive,
             preset: p,
-        } => close_day(&day, &config, &data, &archive, &p),
+            leaf_proofs,
+        } => close_day(&day, &config, &data, &archive, &p, leaf_proofs),
         Command::Audit {
             dir,
             from,
@@ -845,6 +855,7 @@ fn run(cli: Cli) -> Result<(), String> {
             close_grace_s,
             preset: p,
             no_pipeline,
+            bundle_leaf_proofs,
             init,
         } => serve(
             &config,
@@ -863,6 +874,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 workers: leaf_workers,
                 security: preset(&p)?,
                 close_grace_us: close_grace_s.saturating_mul(1_000_000),
+                bundle_leaf_proofs,
                 ..poe_aggregator::pipeline::PipelineConfig::production()
             }),
         ),

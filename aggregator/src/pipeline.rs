@@ -53,6 +53,9 @@ pub struct PipelineConfig {
     /// it again): a run is proven as soon as the rollup's next batch does not fit, before its
     /// day closes. [`SEGMENT_CAPACITY_OPS`] but in tests.
     pub segment_capacity_ops: usize,
+    /// Whether published bundles carry the batches' leaf proofs (a v5 root proves every
+    /// state root without them; the leaves are still proven for the receipts' `proven`).
+    pub bundle_leaf_proofs: bool,
 }
 
 impl PipelineConfig {
@@ -67,6 +70,7 @@ impl PipelineConfig {
             max_close_backoff: Duration::from_secs(300),
             log: true,
             segment_capacity_ops: SEGMENT_CAPACITY_OPS,
+            bundle_leaf_proofs: false,
         }
     }
 }
@@ -418,6 +422,7 @@ impl Shared {
             &refs,
             presets.segment,
             ChannelId::Poseidon2,
+            poe_circle_stark::day::recursive::RecursiveFormat::CURRENT.segment_air(),
         )
         .map_err(|e| {
             format!(
@@ -515,12 +520,15 @@ impl Shared {
             let venues = crate::day::day_venues(i, &input)?;
             Ok::<_, String>((input, venues))
         })?;
-        for b in &mut input.batches {
-            b.leaf_proof = Some(
-                self.leaves
-                    .read(&leaf_file(&b.batch_id))
-                    .map_err(|e| format!("leaf store: {e}"))?,
-            );
+        input.leaf_proofs = self.config.bundle_leaf_proofs;
+        if input.leaf_proofs {
+            for b in &mut input.batches {
+                b.leaf_proof = Some(
+                    self.leaves
+                        .read(&leaf_file(&b.batch_id))
+                        .map_err(|e| format!("leaf store: {e}"))?,
+                );
+            }
         }
         let n_ops: u64 = input.batches.iter().map(|b| b.ops.len() as u64).sum();
         let closed = close_input(

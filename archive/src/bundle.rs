@@ -88,6 +88,11 @@ pub struct DayInput {
     /// `RecursionPresets::for_root(root_config)`): the manifest's verifier section then names
     /// its final node.
     pub recursive: bool,
+    /// Whether the bundle carries the batches' leaf proofs. A v5 root proves every state
+    /// root of the day itself, so the audit needs none (`specs/archive.md` §6); an operator
+    /// may keep them for auditors who want each batch's own proof. Written where the batch
+    /// has one either way: this is the closer's instruction, not a format flag.
+    pub leaf_proofs: bool,
 }
 
 impl DayInput {
@@ -96,7 +101,10 @@ impl DayInput {
         if self.recursive {
             let presets =
                 poe_circle_stark::day::recursive::RecursionPresets::for_root(self.root_config);
-            VerifierParams::recursive(&presets.last)
+            VerifierParams::recursive(
+                poe_circle_stark::day::recursive::RecursiveFormat::CURRENT,
+                &presets.last,
+            )
         } else {
             VerifierParams::day_root(&self.root_config)
         }

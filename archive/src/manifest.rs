@@ -61,10 +61,13 @@ pub struct VerifierParams {
 }
 
 impl VerifierParams {
-    /// Parameters of a v4 root whose final node is proven under `last`.
-    pub fn recursive(last: &SecurityConfig) -> Self {
+    /// Parameters of a recursive root (v4 or v5) whose final node is proven under `last`.
+    pub fn recursive(
+        format: poe_circle_stark::day::recursive::RecursiveFormat,
+        last: &SecurityConfig,
+    ) -> Self {
         Self {
-            air: poe_circle_stark::day::recursive::ROOT_V4_AIR_NAME.into(),
+            air: format.air_name().into(),
             proof_format: poe_circle_stark::proof::ChannelId::Poseidon2.format_version(),
             log_blowup: last.log_blowup(),
             n_queries: last.n_queries(),
@@ -295,7 +298,7 @@ impl StatementJson {
         root_proof: &[u8],
         samples: Option<&[u8]>,
     ) -> Self {
-        use poe_circle_stark::day::recursive::{RecursiveRoot, ROOT_V4_AIR_NAME};
+        use poe_circle_stark::day::recursive::RecursiveRoot;
         use poe_circle_stark::day::root::{RootProof, SEGMENT_CAPACITY_OPS};
         let root = RootProof::from_bytes(root_proof).ok();
         let recursive = RecursiveRoot::from_bytes(root_proof).ok();
@@ -351,8 +354,8 @@ impl StatementJson {
             day: day.to_string(),
             air: if let Some(r) = &root {
                 r.format.name().into()
-            } else if recursive.is_some() {
-                ROOT_V4_AIR_NAME.into()
+            } else if let Some(r) = &recursive {
+                r.format.air_name().into()
             } else {
                 poe_circle_stark::proof::AirId::DayRoot.name().into()
             },

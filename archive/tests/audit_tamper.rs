@@ -202,6 +202,7 @@ fn input_on(day: Day) -> DayInput {
         batches,
         root_config: config(),
         recursive: false,
+        leaf_proofs: true,
     }
 }
 

@@ -5,13 +5,15 @@
 //! leaf proofs, at the `compact` preset to keep the files small. Whatever changes in the code,
 //! these bundles must keep auditing — an auditor's archive outlives the operator's software.
 //! `tests/fixtures/bundle_v3/`: the same day with a `poe/day-root/v3` root proof (its segment a
-//! batch-validity v3 proof in a shape class). `tests/fixtures/bundle_v4/`: the same day as
-//! today's code writes it, with a `poe/day-root/v4` root proof (one recursive proof at the
-//! standard presets) and its `root.samples`.
+//! batch-validity v3 proof in a shape class). `tests/fixtures/bundle_v4/`: the same day with a
+//! `poe/day-root/v4` root proof (one recursive proof at the standard presets) and its
+//! `root.samples`, leaf proofs included. `tests/fixtures/bundle_v5/`: the same day as today's
+//! code writes it: a `poe/day-root/v5` root proof (its segment a batch-validity v4 proof, every
+//! state root proven) and no leaf proofs.
 //!
-//! bundle_v1 to bundle_v3 are frozen. Regenerate v4 (only for a deliberate format change,
+//! bundle_v1 to bundle_v4 are frozen. Regenerate v5 (only for a deliberate format change,
 //! with a new version directory):
-//! `cargo test -p poe-tests --test bundle_fixture -- --ignored regenerate_golden_bundle_v4`.
+//! `cargo test -p poe-tests --test bundle_fixture -- --ignored regenerate_golden_bundle_v5`.
 
 mod common;
 
@@ -239,11 +241,78 @@ fn golden_v4_root_proof_is_canonical() {
 }
 
 #[test]
-#[ignore = "rewrites the golden v4 bundle"]
-fn regenerate_golden_bundle_v4() {
-    let dir = scratch("golden-v4");
+fn golden_v4_bundle_dated_after_v5_is_a_refused_downgrade() {
+    // The v4 bundle as if published for a day from which v5 is required.
+    let dir = scratch("v4-downgrade").join(day().to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    copy_dir(&fixture_v("bundle_v4"), &dir);
+    let path = dir.join("manifest.json");
+    let manifest = std::fs::read_to_string(&path).unwrap();
+    let dated = manifest.replace(
+        &format!("\"day\": \"{}\"", day()),
+        "\"day\": \"2026-12-22\"",
+    );
+    assert_ne!(dated, manifest);
+    std::fs::write(&path, dated).unwrap();
+    let report = audit(
+        &LocalDir::new(&dir),
+        &AuditOptions::default(),
+        &mut |_, _| {},
+    );
+    let root = report
+        .checks
+        .iter()
+        .find(|c| c.kind == CheckKind::RootProof)
+        .unwrap();
+    assert!(
+        !root.passed
+            && root
+                .detail
+                .contains("root.proof is a poe/day-root/v4 root proof")
+            && root
+                .detail
+                .contains("days from 2026-12-21 on need poe/day-root/v5")
+            && root.detail.contains("refused downgrade"),
+        "{root:?}"
+    );
+}
+
+#[test]
+fn golden_v5_bundle_still_audits_in_full_without_leaf_proofs() {
+    let root = audits_in_full("bundle_v5");
+    assert!(
+        root.contains("poe/day-root/v5: one proof over 1 segments")
+            && root.contains("keys derived from root.samples")
+            && root.contains("state roots proven: every one"),
+        "{root}"
+    );
+    assert!(!fixture_v("bundle_v5").join("leaf-proofs").exists());
+}
+
+#[test]
+fn golden_v5_root_proof_is_canonical_and_its_segment_states_every_root() {
+    use poe_circle_stark::day::recursive::{
+        RecursionPresets, RecursiveFormat, RecursiveRoot, RootSamples,
+    };
+    use poe_circle_stark::proof::AirId;
+    let dir = fixture_v("bundle_v5");
+    let bytes = std::fs::read(dir.join("root.proof")).unwrap();
+    let root = RecursiveRoot::from_bytes(&bytes).unwrap();
+    assert_eq!(root.to_bytes(), bytes);
+    assert_eq!(root.format, RecursiveFormat::V5);
+    assert_eq!(root.presets(), RecursionPresets::standard());
+    assert_eq!(root.segments.len(), 1);
+    let samples = std::fs::read(dir.join("root.samples")).unwrap();
+    let samples = RootSamples::from_bytes(&samples).unwrap();
+    assert_eq!(samples.segments[0].1.air, AirId::BatchValidityV4);
+}
+
+#[test]
+#[ignore = "rewrites the golden v5 bundle"]
+fn regenerate_golden_bundle_v5() {
+    let dir = scratch("golden-v5");
     let intake = small_day(&dir);
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundle_v4");
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundle_v5");
     let _ = std::fs::remove_dir_all(&target);
     poe_aggregator::day::close_day(
         &intake,

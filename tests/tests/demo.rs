@@ -1,5 +1,6 @@
-//! `poe demo` end to end at test size: three rollups over HTTP, a settled expiry, leaf proofs,
-//! the day closed and audited — and the bundle it leaves fails the audit once tampered.
+//! `poe demo` end to end at test size: three rollups over HTTP, a settled expiry, the day
+//! closed (a v5 root: no leaf proofs needed) and audited — and the bundle it leaves fails the
+//! audit once tampered.
 
 mod common;
 
@@ -33,22 +34,21 @@ fn demo_day_is_accepted_proven_closed_and_audited() {
     )
     .unwrap();
     assert!(report.audit_passed, "{:#?}", report.audit_lines);
-    assert_eq!(
-        phases.0,
-        ["intake (HTTP)", "leaf proofs", "day proof", "audit"]
-    );
+    assert_eq!(phases.0, ["intake (HTTP)", "day proof", "audit"]);
     assert_eq!(report.ops, 1_500);
     assert!(report.trades > 1_000, "mostly trades: {}", report.trades);
     assert!(report.batches >= 6);
+    // Every state root proven by the root proof, and no leaf proof in the bundle.
     assert!(
         report
             .audit_lines
             .iter()
-            .any(|l| l.contains(&format!("{} leaf proofs (", report.batches))
-                && !l.contains("(0 batch-validity")),
+            .any(|l| l.contains("state roots proven by the root proof")
+                && l.contains("no leaf proof needed")),
         "{:#?}",
         report.audit_lines
     );
+    assert!(!report.bundle.join("leaf-proofs").exists());
 
     // The settlement of the morning expiry is in the records.
     let part = std::fs::read_dir(report.bundle.join("trades/rollup=aurora-options"))
@@ -66,10 +66,9 @@ fn demo_day_is_accepted_proven_closed_and_audited() {
     assert!(rows.iter().any(|r| r.op_kind == "settle"));
     assert!(rows.iter().any(|r| r.op_kind == "withdraw"));
 
-    // A forged leaf proof: swap two batches' leaf proofs and their statement digests stay
-    // wrong for the data roots they claim.
-    let leaf_dir = report.bundle.join("leaf-proofs");
-    let mut leaves: Vec<_> = std::fs::read_dir(&leaf_dir)
+    // Two rollup proofs swapped: each file's keccak-256 no longer matches its name.
+    let proof_dir = report.bundle.join("rollup-proofs");
+    let mut leaves: Vec<_> = std::fs::read_dir(&proof_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -91,5 +90,6 @@ fn demo_day_is_accepted_proven_closed_and_audited() {
     assert!(!r.passed());
     assert!(r.checks.iter().any(|c| !c.passed
         && c.kind == poe_archive::audit::CheckKind::ProofFiles
-        && c.detail.contains("leaf-proofs/")));
+        && c.detail.contains("rollup-proofs/")
+        && c.detail.contains("differs from its name")));
 }

@@ -1,9 +1,10 @@
 //! The forgery of issue 13: an operator publishes a false state root between two batches of one
 //! segment. Batch k's `post_state_root` and batch k+1's `pre_state_root` are replaced
-//! consistently (so continuity holds) and the day's v4 root is proven honestly over the new
-//! statements and manifest — it can be: the segments state only each run's first pre- and last
-//! post-state root, so the real operations prove them — and the audit must still refuse the
-//! bundle, naming the batch whose root nothing proves.
+//! consistently (so continuity holds) and the day's root is proven honestly over the new
+//! statements and manifest. Under a v5 root (`poe/day-root/v5`) every segment states each
+//! root between its batches, so the root proof itself is refused — with or without leaf
+//! proofs in the bundle. (Under v4, whose segments stated only each run's first and last
+//! root, the audit caught it in `state-roots`, from the leaf proofs.)
 
 mod common;
 
@@ -53,16 +54,17 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
     let honest_bundle = honest_dir.join("days").join(day().to_string());
     let report = run_audit(&honest_bundle);
     assert!(report.passed(), "{:#?}", report.checks);
-    // Three rollups of three batches, one segment each: 12 state roots, of which the 6 between
-    // batches rest on the batch-validity leaf proofs.
+    // Three rollups of three batches, one segment each: 12 state roots, every one proven by
+    // the root proof; the bundle carries no leaf proof.
     let roots = check(&report, &CheckKind::StateRoots);
     assert!(
-        roots.detail.contains("all 12 state roots proven")
-            && roots
-                .detail
-                .contains("6 between batches by batch-validity leaf proofs"),
+        roots
+            .detail
+            .contains("all 12 state roots proven by the root proof's 3 segments")
+            && roots.detail.contains("no leaf proof needed"),
         "{roots:?}"
     );
+    assert!(!honest_bundle.join("leaf-proofs").exists());
 
     let seq = day_input(&intake, day(), config()).unwrap().batches[0]
         .statement
@@ -75,6 +77,7 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
         let mut input = day_input(&intake, day(), config()).unwrap();
         let venues = day_venues(&intake, &input).unwrap();
         if keep_leaves {
+            input.leaf_proofs = true;
             let mut walked = venues.clone();
             prove_leaves(&mut input, &mut walked, config(), &mut |_, _| {}).unwrap();
         }
@@ -103,34 +106,25 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
         run_audit(&out.join("days").join(day().to_string()))
     };
 
-    // Leaf proofs deleted (leaf_proof_digest null): the root proof itself verifies — the
-    // segments never state the forged root — so only the state-roots check can catch it.
+    // No leaf proofs: the root proof states the real root after batch 0, which is not the
+    // one the batch statements publish — the tree's root statement differs.
     let report = forge(false, "forged-no-leaves");
     assert!(!report.passed());
+    let root = check(&report, &CheckKind::RootProof);
     assert!(
-        check(&report, &CheckKind::RootProof).passed,
-        "{:#?}",
-        report.checks
+        !root.passed && root.detail.contains("public input"),
+        "{root:?}"
     );
     let roots = check(&report, &CheckKind::StateRoots);
-    assert!(!roots.passed);
     assert!(
-        roots.detail.contains(&format!(
-            "batch seq {seq} of aurora (post-state root {fake}): lies inside a segment and has no leaf proof"
-        )),
+        !roots.passed && roots.detail.contains("not checked"),
         "{roots:?}"
     );
 
-    // The honest leaf proofs kept: batch 0's proves the real post-state root, not the forged.
+    // The honest leaf proofs kept: the root proof is refused the same way, and the cheap
+    // statement check of every leaf names the forged roots too (without --leaves).
     let report = forge(true, "forged-with-leaves");
-    let roots = check(&report, &CheckKind::StateRoots);
-    assert!(!roots.passed);
-    assert!(
-        roots.detail.contains(&format!("batch seq {seq} of aurora"))
-            && roots.detail.contains("its post-state root is"),
-        "{roots:?}"
-    );
-    // The cheap statement check of every leaf names both batches without --leaves.
+    assert!(!check(&report, &CheckKind::RootProof).passed);
     let files = check(&report, &CheckKind::ProofFiles);
     assert!(
         !files.passed && files.detail.contains("pre-state root is"),

@@ -10,6 +10,7 @@ pub(crate) fn close_day(
     data: &std::path::Path,
     archive: &std::path::Path,
     p: &str,
+    leaf_proofs: bool,
 ) -> Result<(), String> {
     let day: poe_archive::Day = day.parse().map_err(|e| format!("{e}"))?;
     if now_us() < day.next().start_us() {
@@ -26,8 +27,9 @@ pub(crate) fn close_day(
     let runs = poe_archive::LocalDir::new(data.join("leaves"));
     let start = Instant::now();
     let mut input = poe_aggregator::day::day_input(&intake, day, config_sec)?;
+    input.leaf_proofs = leaf_proofs;
     let mut venues = poe_aggregator::day::day_venues(&intake, &input)?;
-    if !poe_archive::layout::is_published(&storage, day) {
+    if leaf_proofs && !poe_archive::layout::is_published(&storage, day) {
         let pb = bar(0, "ops");
         pb.set_message("leaf proofs");
         let stats = poe_aggregator::day::prove_leaves(

@@ -72,10 +72,6 @@ pub(crate) fn demo(
             format!("{:.1} s, {:.0} ops/s", r.intake_s, rate(r.ops, r.intake_s)),
         ),
         (
-            "leaf proofs",
-            format!("{:.1} s, {:.0} ops/s", r.leaves_s, rate(r.ops, r.leaves_s)),
-        ),
-        (
             "day close (bundle + root proof)",
             format!("{:.1} s (root proof {:.1} s)", r.close_s, r.root_prove_s),
         ),
@@ -86,7 +82,7 @@ pub(crate) fn demo(
         ("root proof verify", format!("{:.1} ms", r.root_verify_ms)),
         ("bundle", format!("{:.2} MB", r.bundle_bytes as f64 / 1e6)),
         (
-            "audit (all rows, leaf proofs)",
+            "audit (all rows, rollup proofs)",
             format!("{:.1} s", r.audit_s),
         ),
         (

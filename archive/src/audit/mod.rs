@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use poe_circle_stark::config::VerifierPolicy;
 use poe_circle_stark::data_root::{verify_data_root, verify_data_root_bytes};
 use poe_circle_stark::day::recursive::{
-    verify_recursive, RecursiveRoot, RootKeys, RootSamples, ROOT_V4_AIR_NAME, ROOT_V4_MAGIC,
-    V4_REQUIRED_FROM_DAY,
+    verify_recursive, RecursiveFormat, RecursiveRoot, RootKeys, RootSamples, ROOT_V4_AIR_NAME,
+    ROOT_V5_AIR_NAME, V4_REQUIRED_FROM_DAY, V5_REQUIRED_FROM_DAY,
 };
 use poe_circle_stark::day::root::{
     verify_root_with, RootProof, ROOT_AIR_NAME, V2_REQUIRED_FROM_DAY,

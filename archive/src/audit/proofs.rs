@@ -32,8 +32,19 @@ pub(super) fn check_root_proof(
             return RootsProven::Nothing;
         }
     };
-    let v4 = bytes.starts_with(&ROOT_V4_MAGIC);
+    let recursive = RecursiveFormat::of(&bytes);
+    let v4 = recursive.is_some();
     // The format first: a downgrade is refused whatever else is wrong with the bundle.
+    if recursive == Some(RecursiveFormat::V4) && day.0 >= V5_REQUIRED_FROM_DAY {
+        a.fail(
+            CheckKind::RootProof,
+            format!(
+                "root.proof is a {ROOT_V4_AIR_NAME} root proof (the roots between a segment's batches left to leaf proofs); days from {} on need {ROOT_V5_AIR_NAME}, which proves every state root: a refused downgrade",
+                Day(V5_REQUIRED_FROM_DAY)
+            ),
+        );
+        return RootsProven::Nothing;
+    }
     if !v4 && day.0 >= V4_REQUIRED_FROM_DAY {
         let got = if RootProof::is_v2(&bytes) {
             let name = RootProof::from_bytes(&bytes).map_or("v2 or v3", |r| r.format.name());
@@ -57,7 +68,7 @@ pub(super) fn check_root_proof(
         );
         return RootsProven::Nothing;
     };
-    // v4 (`POEROOT4`): one recursive proof of the day.
+    // v4 and v5 (`POEROOT4`, `POEROOT5`): one recursive proof of the day.
     if v4 {
         let (proven, samples) =
             check_recursive_root(a, manifest, statement, tables, batches, options, &bytes);
@@ -208,7 +219,7 @@ fn check_statement_json(
     }
 }
 
-/// A v4 root: its keys (from the auditor's cache, else derived from `root.samples` and
+/// A v4 or v5 root: its keys (from the auditor's cache, else derived from `root.samples` and
 /// cached), then the one proof against the statements the auditor derived.
 fn check_recursive_root(
     a: &mut Auditor<'_>,
@@ -226,7 +237,7 @@ fn check_recursive_root(
             return (RootsProven::Nothing, Samples::Unread);
         }
     };
-    if VerifierParams::recursive(&root.last.config) != manifest.verifier {
+    if VerifierParams::recursive(root.format, &root.last.config) != manifest.verifier {
         a.fail(
             CheckKind::RootProof,
             "root.proof parameters differ from the manifest's verifier section",
@@ -296,23 +307,33 @@ fn check_recursive_root(
         Ok(c) => {
             let classes: std::collections::BTreeSet<String> =
                 root.segments.iter().map(|s| s.class.name()).collect();
+            let roots = match root.format {
+                RecursiveFormat::V4 => format!(
+                    "each segment's first pre- and last post-state root ({} between batches inside a segment rest on leaf proofs: state-roots)",
+                    c.interior.len()
+                ),
+                RecursiveFormat::V5 => format!(
+                    "every one, {} after the day's batches and each segment's first pre-state root",
+                    c.batches
+                ),
+            };
             a.pass(
                 CheckKind::RootProof,
                 format!(
-                    "day root {} over {} batches and {} ops verified in {:.1} ms ({} bytes, {} s with the keys); {ROOT_V4_AIR_NAME}: one proof over {} segments ({}) in a tree of {} W and {} M nodes of 2^{} rows ({}); keys {source}; state roots proven: each segment's first pre- and last post-state root ({} between batches inside a segment rest on leaf proofs: state-roots)",
+                    "day root {} over {} batches and {} ops verified in {:.1} ms ({} bytes, {} s with the keys); {}: one proof over {} segments ({}) in a tree of {} W and {} M nodes of 2^{} rows ({}); keys {source}; state roots proven: {roots}",
                     statement.day_root.to_hex(),
                     statement.n_batches,
                     statement.n_ops,
                     t.elapsed().as_secs_f64() * 1e3,
                     bytes.len(),
                     format_args!("{:.1}", start.elapsed().as_secs_f64()),
+                    root.format.air_name(),
                     c.segments,
                     classes.into_iter().collect::<Vec<_>>().join(", "),
                     root.segments.len(),
                     root.segments.len() - 1,
                     root.shape.0,
                     root.presets().name(),
-                    c.interior.len()
                 ),
             );
             (
@@ -366,7 +387,7 @@ pub fn cached_keys(dir: &std::path::Path, root: &RecursiveRoot) -> Option<RootKe
     std::fs::read(dir.join(key_cache_name(root)))
         .ok()
         .and_then(|b| RootKeys::from_bytes(&b).ok())
-        .filter(|k| k.shape == root.shape && k.presets == root.presets())
+        .filter(|k| k.format == root.format && k.shape == root.shape && k.presets == root.presets())
         .filter(|k| {
             root.segments
                 .iter()
@@ -374,10 +395,11 @@ pub fn cached_keys(dir: &std::path::Path, root: &RecursiveRoot) -> Option<RootKe
         })
 }
 
-/// The cache file of a root's keys: one per presets and tree shape (the classes accumulate).
+/// The cache file of a root's keys: one per format, presets and tree shape (the classes
+/// accumulate).
 fn key_cache_name(root: &RecursiveRoot) -> String {
     let p = root.presets();
-    let mut id = Vec::new();
+    let mut id = root.format.magic().to_vec();
     for c in [p.segment, p.node, p.last] {
         for v in [c.log_blowup(), c.n_queries(), c.pow_bits()] {
             id.extend(v.to_le_bytes());
@@ -396,7 +418,8 @@ fn store_keys(path: &std::path::Path, keys: &RootKeys) -> Result<(), String> {
         .ok()
         .and_then(|b| RootKeys::from_bytes(&b).ok())
         .filter(|k| {
-            k.shape == keys.shape
+            k.format == keys.format
+                && k.shape == keys.shape
                 && k.presets == keys.presets
                 && k.m == keys.m
                 && k.last == keys.last
@@ -642,6 +665,12 @@ pub(super) fn check_state_roots(
                 "v1 root proof: of {} post-state roots, {by_leaf} proven by batch-validity leaf proofs, {unproven} stated but not proven (days before {})",
                 stmts.len(),
                 Day(V2_REQUIRED_FROM_DAY)
+            ),
+        ),
+        _ if needed.is_empty() => a.pass(
+            CheckKind::StateRoots,
+            format!(
+                "all {n_roots} state roots proven by the root proof's {segments} segments (each states every root of its batches); no leaf proof needed"
             ),
         ),
         _ => a.pass(

@@ -66,6 +66,9 @@ pub enum RecursiveFormat {
 }
 
 impl RecursiveFormat {
+    /// What the pipeline proves now.
+    pub const CURRENT: Self = Self::V5;
+
     /// The file magic.
     pub const fn magic(self) -> [u8; 8] {
         match self {
@@ -610,7 +613,11 @@ pub fn verify_recursive(
     check_presets(root, policy)?;
     if root.format != keys.format {
         return Err(VerifyError::UnknownKey {
-            circuit: format!("{} (the keys are {}'s)", root.format.air_name(), keys.format.air_name()),
+            circuit: format!(
+                "{} (the keys are {}'s)",
+                root.format.air_name(),
+                keys.format.air_name()
+            ),
         });
     }
     if root.shape != keys.shape {
@@ -820,15 +827,17 @@ mod tests {
         let p = prove_as(&f, RecursiveFormat::V4, &mut crate::day::Runs::none());
         assert_eq!(p.root.format, RecursiveFormat::V4);
         assert_eq!(&p.root.to_bytes()[..8], b"POEROOT4");
-        let coverage =
-            verify(&p.root, &statement, &f.statements, &f, &p.keys).expect("verifies");
+        let coverage = verify(&p.root, &statement, &f.statements, &f, &p.keys).expect("verifies");
         assert_eq!(
             coverage.interior,
             vec![0, 2],
             "roots between a segment's batches"
         );
-        assert!(p.segments.iter().all(|(_, s, proof)| s.interior_roots.is_none()
-            && proof.air == crate::proof::AirId::BatchValidityV3));
+        assert!(p
+            .segments
+            .iter()
+            .all(|(_, s, proof)| s.interior_roots.is_none()
+                && proof.air == crate::proof::AirId::BatchValidityV3));
         // The root read as v5 (its magic rewritten): the keys are v4's.
         let mut relabelled = p.root.clone();
         relabelled.format = RecursiveFormat::V5;
@@ -883,8 +892,11 @@ mod tests {
             coverage.interior.is_empty(),
             "every root between batches is stated by its segment"
         );
-        assert!(p.segments.iter().all(|(_, s, proof)| s.interior_roots.is_some()
-            && proof.air == crate::proof::AirId::BatchValidityV4));
+        assert!(p
+            .segments
+            .iter()
+            .all(|(_, s, proof)| s.interior_roots.is_some()
+                && proof.air == crate::proof::AirId::BatchValidityV4));
 
         // An auditor's keys, derived from one segment proof per class and one W proof (each
         // verified), are the prover's.

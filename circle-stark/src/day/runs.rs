@@ -13,8 +13,7 @@ use crate::config::{SecurityConfig, VerifierPolicy};
 use crate::error::ProveError;
 use crate::proof::{ChannelId, Proof, ProofFormatError};
 use crate::validity::{
-    plan_classes_as, prove_in_class_as, verify_validity, ShapeClass, ValidityAir,
-    ValidityStatement,
+    plan_classes_as, prove_in_class_as, verify_validity, ShapeClass, ValidityAir, ValidityStatement,
 };
 use crate::venue::{Operation, Venue};
 
