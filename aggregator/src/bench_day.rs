@@ -2,6 +2,7 @@
 //! days of 10^4 … 10^6 operations, each size in its own process so that peak RSS is per size,
 //! and the auditor's comparison: verifying the root proof versus every leaf proof.
 
+use poe_circle_stark::day::recursive::RecursiveFormat;
 use std::time::Instant;
 
 use poe_circle_stark::config::{SecurityConfig, VerifierPolicy};
@@ -57,19 +58,26 @@ fn generate(n_ops: usize, batch_ops: usize, rollups: u32) -> GeneratedDay {
     day
 }
 
-/// The v4 root of one size, in this process: one JSON line with each stage's seconds.
+/// The recursive root (`format`: v4 or v5) of one size, in this process: one JSON line with
+/// each stage's seconds.
 ///
 /// # Errors
 /// A prover or verifier failure, as text.
-pub fn run_one_v4(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<String, String> {
-    use poe_circle_stark::day::prove_recursive;
+pub fn run_one_v4(
+    n_ops: usize,
+    batch_ops: usize,
+    rollups: u32,
+    format: RecursiveFormat,
+) -> Result<String, String> {
+    use poe_circle_stark::day::prove_recursive_with;
     use poe_circle_stark::day::recursive::{verify_recursive, RecursionPresets, RecursiveRoot};
     let day = generate(n_ops, batch_ops, rollups);
     let policy = VerifierPolicy::default();
     let venues: HashMap<u32, Venue> = day.venues.iter().cloned().collect();
     let refs: Vec<&[Operation]> = day.ops.iter().map(Vec::as_slice).collect();
     let t = Instant::now();
-    let proof = prove_recursive(
+    let proof = prove_recursive_with(
+        format,
         DAY,
         &day.statements,
         &refs,
@@ -78,6 +86,7 @@ pub fn run_one_v4(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<String
         RecursionPresets::standard(),
         &policy,
         &mut |m| eprintln!("    {m}"),
+        &mut poe_circle_stark::day::Runs::none(),
     )
     .map_err(|e| e.to_string())?;
     let prove_s = t.elapsed().as_secs_f64();
@@ -161,7 +170,12 @@ pub fn run_one_v4(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<String
 ///
 /// # Errors
 /// A prover or verifier failure, as text.
-pub fn run_one_close(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<String, String> {
+pub fn run_one_close(
+    n_ops: usize,
+    batch_ops: usize,
+    rollups: u32,
+    format: RecursiveFormat,
+) -> Result<String, String> {
     use poe_circle_stark::day::recursive::{verify_recursive, RecursionPresets};
     use poe_circle_stark::day::root::{plan_segments, SEGMENT_CAPACITY_OPS};
     use poe_circle_stark::day::runs::{prove_run, ProvenRun};
@@ -190,7 +204,7 @@ pub fn run_one_close(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<Str
             &refs[a..b],
             presets.segment,
             poe_circle_stark::proof::ChannelId::Poseidon2,
-            poe_circle_stark::day::recursive::RecursiveFormat::CURRENT.segment_air(),
+            format.segment_air(),
         )
         .map_err(|e| e.to_string())?;
         eprintln!(
@@ -212,7 +226,7 @@ pub fn run_one_close(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<Str
     };
     let t = Instant::now();
     let proof = prove_recursive_with(
-        poe_circle_stark::day::recursive::RecursiveFormat::CURRENT,
+        format,
         DAY,
         &day.statements,
         &refs,
@@ -251,14 +265,21 @@ pub fn run_one_close(n_ops: usize, batch_ops: usize, rollups: u32) -> Result<Str
     ))
 }
 
-/// `poe bench-day --format v4-close`: one child process per size; prints the table.
+/// `poe bench-day --format v5-close` (or `v4-close`): one child process per size; prints the
+/// table.
 ///
 /// # Errors
 /// A failed child.
-pub fn bench_command_close(sizes: &[usize], batch_ops: usize, rollups: u32) -> Result<(), String> {
+pub fn bench_command_close(
+    sizes: &[usize],
+    batch_ops: usize,
+    rollups: u32,
+    format: RecursiveFormat,
+) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     println!(
-        "poe bench-day: the v4 close after a day whose final runs were proven during it (every run but each rollup's last), standard presets, {rollups} rollups, {batch_ops}-op batches"
+        "poe bench-day: the {} close after a day whose final runs were proven during it (every run but each rollup's last), standard presets, {rollups} rollups, {batch_ops}-op batches",
+        format.air_name()
     );
     println!("| ops | runs (proven during the day) | segments | during the day s | close s | of which: last runs s, W s, M s, final s | root proof KB | peak RSS GiB |");
     println!("|---:|---:|---:|---:|---:|---|---:|---:|");
@@ -267,7 +288,7 @@ pub fn bench_command_close(sizes: &[usize], batch_ops: usize, rollups: u32) -> R
         let line = child_line(
             &exe,
             (n, batch_ops, rollups),
-            &["--format".into(), "v4-close".into()],
+            &["--format".into(), format!("{}-close", tag(format))],
         )?;
         let f = |k: &str| json_field(&line, k);
         println!(
@@ -289,14 +310,29 @@ pub fn bench_command_close(sizes: &[usize], batch_ops: usize, rollups: u32) -> R
     Ok(())
 }
 
-/// `poe bench-day --format v4`: one child process per size; prints the table.
+/// `v4` or `v5`: the CLI's spelling of a recursive format.
+pub fn tag(format: RecursiveFormat) -> &'static str {
+    match format {
+        RecursiveFormat::V4 => "v4",
+        RecursiveFormat::V5 => "v5",
+    }
+}
+
+/// `poe bench-day --format v5` (or `v4`): one child process per size; prints the table.
 ///
 /// # Errors
 /// A failed child.
-pub fn bench_command_v4(sizes: &[usize], batch_ops: usize, rollups: u32) -> Result<(), String> {
+pub fn bench_command_v4(
+    sizes: &[usize],
+    batch_ops: usize,
+    rollups: u32,
+    format: RecursiveFormat,
+) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     println!(
-        "poe bench-day: root proof poe/day-root/v4 (segments: batch-validity v3 in shape classes, Poseidon2 channel, compact; a W node per segment, M nodes pairing them, compact; the final node, final preset: 104 bits), {rollups} rollups, {batch_ops}-op batches; verify median of 5"
+        "poe bench-day: root proof {} (segments: {} in shape classes, Poseidon2 channel, compact; a W node per segment, M nodes pairing them, compact; the final node, final preset: 104 bits), {rollups} rollups, {batch_ops}-op batches; verify median of 5",
+        format.air_name(),
+        format.segment_air().air_id().name()
     );
     println!("| ops | batches | segments (classes) | tree shape | segments s | W keys s | W s | M nodes: s | final s (shape) | prove s | verify ms, 1 core (final proof alone) | verify ms, all cores | root proof KB | peak RSS GiB | root.samples KB | keys derived s |");
     println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -305,7 +341,7 @@ pub fn bench_command_v4(sizes: &[usize], batch_ops: usize, rollups: u32) -> Resu
         let line = child_line(
             &exe,
             (n, batch_ops, rollups),
-            &["--format".into(), "v4".into()],
+            &["--format".into(), tag(format).into()],
         )?;
         let f = |k: &str| json_field(&line, k);
         println!(

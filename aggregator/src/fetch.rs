@@ -121,7 +121,7 @@ pub fn download_day(
         total += b.len() as u64;
         put(path, &b)?;
         if path == layout::ROOT_PROOF
-            && b.starts_with(&poe_circle_stark::day::recursive::ROOT_V4_MAGIC)
+            && poe_circle_stark::day::recursive::RecursiveFormat::of(&b).is_some()
             && samples(&b)
         {
             let s = get(base, &urls::day_file(day, layout::ROOT_SAMPLES))?;

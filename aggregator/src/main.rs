@@ -327,10 +327,11 @@ enum Command {
         /// Security preset.
         #[arg(long, default_value = "production")]
         preset: String,
-        /// Root proof format: v3 (segments in shape classes), v2, v4 (recursive: one proof,
-        /// what the pipeline makes; its presets are fixed, `--preset` and `--leaves` do not
-        /// apply), or v4-close (the v4 close after a day whose final runs were proven during
-        /// it, as the pipeline does).
+        /// Root proof format: v3 (segments in shape classes), v2, v5 (recursive: one proof
+        /// over batch-validity v4 segments, what the pipeline makes; its presets are fixed,
+        /// `--preset` and `--leaves` do not apply), v4 (the same over v3 segments), or
+        /// v5-close / v4-close (the close after a day whose final runs were proven during it,
+        /// as the pipeline does).
         #[arg(long, default_value = "v3")]
         format: String,
         /// Internal: run one size in this process and print JSON.
@@ -729,30 +730,36 @@ fn run(cli: Cli) -> Result<(), String> {
             let format = match format.as_str() {
                 "v2" => RootFormat::V2,
                 "v3" => RootFormat::V3,
-                "v4" if leaves => return Err("--leaves does not apply to --format v4".into()),
-                "v4" if child => {
-                    let line = poe_aggregator::bench_day::run_one_v4(ops[0], batch_ops, rollups)?;
-                    println!("{line}");
-                    return Ok(());
-                }
-                "v4" => {
-                    return poe_aggregator::bench_day::bench_command_v4(&ops, batch_ops, rollups)
-                }
-                "v4-close" if leaves => {
-                    return Err("--leaves does not apply to --format v4-close".into())
-                }
-                "v4-close" if child => {
-                    let line =
-                        poe_aggregator::bench_day::run_one_close(ops[0], batch_ops, rollups)?;
-                    println!("{line}");
-                    return Ok(());
-                }
-                "v4-close" => {
-                    return poe_aggregator::bench_day::bench_command_close(&ops, batch_ops, rollups)
+                "v4" | "v5" | "v4-close" | "v5-close" => {
+                    use poe_circle_stark::day::recursive::RecursiveFormat;
+                    if leaves {
+                        return Err(format!("--leaves does not apply to --format {format}"));
+                    }
+                    let recursive = if format.starts_with("v4") {
+                        RecursiveFormat::V4
+                    } else {
+                        RecursiveFormat::V5
+                    };
+                    let close = format.ends_with("-close");
+                    use poe_aggregator::bench_day as b;
+                    if child {
+                        let line = if close {
+                            b::run_one_close(ops[0], batch_ops, rollups, recursive)?
+                        } else {
+                            b::run_one_v4(ops[0], batch_ops, rollups, recursive)?
+                        };
+                        println!("{line}");
+                        return Ok(());
+                    }
+                    return if close {
+                        b::bench_command_close(&ops, batch_ops, rollups, recursive)
+                    } else {
+                        b::bench_command_v4(&ops, batch_ops, rollups, recursive)
+                    };
                 }
                 other => {
                     return Err(format!(
-                        "unknown root format {other:?}: use v2, v3, v4 or v4-close"
+                        "unknown root format {other:?}: use v2, v3, v4, v5, v4-close or v5-close"
                     ))
                 }
             };

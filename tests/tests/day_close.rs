@@ -36,11 +36,12 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     assert_eq!(s.n_ops, 9 * 120);
     assert_eq!(s.rollups.len(), 3);
     // The root proof re-proves every batch: one segment per rollup (360 operations each, far
-    // below the capacity), each a batch-validity v3 proof in its shape class, verified by a W
-    // node; two M nodes pair the three; the final node is root.proof.
-    assert_eq!(s.air, "poe/day-root/v4");
+    // below the capacity), each a batch-validity v4 proof in its shape class (every root
+    // between its batches stated), verified by a W node; two M nodes pair the three; the final
+    // node is root.proof. No leaf proof is made or published.
+    assert_eq!(s.air, "poe/day-root/v5");
     assert!(s.validity.is_none());
-    let tree = s.tree.as_ref().expect("a v4 root proof reports its tree");
+    let tree = s.tree.as_ref().expect("a v5 root proof reports its tree");
     assert_eq!((tree.w_nodes, tree.m_nodes), (3, 2));
     assert_eq!(tree.segments.len(), 3);
     assert_eq!(tree.segments.iter().map(|g| g.n_ops).sum::<u64>(), 9 * 120);
@@ -52,6 +53,7 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     );
 
     let bundle = dir.join("archive/days").join(day().to_string());
+    assert!(!bundle.join("leaf-proofs").exists());
     let keys = dir.join("key-cache");
     let audit = |extra: &[&str]| {
         let out = Command::new(poe_binary())
@@ -82,7 +84,7 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
         .unwrap()
         .to_string();
     assert!(
-        root_check.contains("poe/day-root/v4: one proof over 3 segments")
+        root_check.contains("poe/day-root/v5: one proof over 3 segments")
             && root_check.contains("tree of 3 W and 2 M nodes")
             && root_check.contains("keys derived from root.samples")
             && root_check.contains(", cached"),
@@ -193,7 +195,7 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     let days: Value =
         serde_json::from_slice(&poe_aggregator::fetch::get(&base, "/v1/days").unwrap()).unwrap();
     let listed = &days["days"][0];
-    assert_eq!(listed["root_air"], "poe/day-root/v4");
+    assert_eq!(listed["root_air"], "poe/day-root/v5");
     assert_eq!(listed["segments"], 3);
     assert_eq!(listed["tree"]["m_nodes"], 2);
     assert_eq!(listed["tree"]["security_bits"], 104);

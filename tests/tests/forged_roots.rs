@@ -21,10 +21,16 @@ fn config() -> SecurityConfig {
 }
 
 fn run_audit(bundle: &std::path::Path) -> AuditReport {
+    run_audit_with(bundle, None)
+}
+
+/// With the auditor's key cache at `keys`.
+fn run_audit_with(bundle: &std::path::Path, keys: Option<&std::path::Path>) -> AuditReport {
     audit(
         &LocalDir::new(bundle),
         &AuditOptions {
             policy: VerifierPolicy::insecure_for_tests(),
+            key_cache: keys.map(std::path::Path::to_path_buf),
             ..AuditOptions::default()
         },
         &mut |_, _| {},
@@ -52,7 +58,10 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
     )
     .unwrap();
     let honest_bundle = honest_dir.join("days").join(day().to_string());
-    let report = run_audit(&honest_bundle);
+    // The honest day's audit fills the auditor's key cache (keys depend on the classes and
+    // the tree shape, which the forged day shares).
+    let keys = dir.join("key-cache");
+    let report = run_audit_with(&honest_bundle, Some(&keys));
     assert!(report.passed(), "{:#?}", report.checks);
     // Three rollups of three batches, one segment each: 12 state roots, every one proven by
     // the root proof; the bundle carries no leaf proof.
@@ -73,7 +82,7 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
         Domain::Message,
         &[poe_circle_stark::field::M31::from_u32_unchecked(13)],
     );
-    let forge = |keep_leaves: bool, name: &str| -> AuditReport {
+    let forge = |keep_leaves: bool, name: &str| -> std::path::PathBuf {
         let mut input = day_input(&intake, day(), config()).unwrap();
         let venues = day_venues(&intake, &input).unwrap();
         if keep_leaves {
@@ -103,16 +112,19 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
             &mut |_| {},
         )
         .unwrap();
-        run_audit(&out.join("days").join(day().to_string()))
+        out.join("days").join(day().to_string())
     };
 
     // No leaf proofs: the root proof states the real root after batch 0, which is not the
-    // one the batch statements publish — the tree's root statement differs.
-    let report = forge(false, "forged-no-leaves");
+    // one the batch statements publish. With the keys cached, the final proof is refused
+    // against the digest rebuilt from the forged statements; without, the key samples
+    // already fail (segment 0's proof does not verify against its rebuilt statement).
+    let forged = forge(false, "forged-no-leaves");
+    let report = run_audit_with(&forged, Some(&keys));
     assert!(!report.passed());
     let root = check(&report, &CheckKind::RootProof);
     assert!(
-        !root.passed && root.detail.contains("public input"),
+        !root.passed && root.detail.contains("public inputs differ"),
         "{root:?}"
     );
     let roots = check(&report, &CheckKind::StateRoots);
@@ -120,10 +132,18 @@ fn invented_root_between_batches_of_a_segment_is_rejected() {
         !roots.passed && roots.detail.contains("not checked"),
         "{roots:?}"
     );
+    let report = run_audit(&forged);
+    let root = check(&report, &CheckKind::RootProof);
+    assert!(
+        !root.passed
+            && root.detail.contains("root.samples")
+            && root.detail.contains("closure digest"),
+        "{root:?}"
+    );
 
     // The honest leaf proofs kept: the root proof is refused the same way, and the cheap
     // statement check of every leaf names the forged roots too (without --leaves).
-    let report = forge(true, "forged-with-leaves");
+    let report = run_audit_with(&forge(true, "forged-with-leaves"), Some(&keys));
     assert!(!check(&report, &CheckKind::RootProof).passed);
     let files = check(&report, &CheckKind::ProofFiles);
     assert!(

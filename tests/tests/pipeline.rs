@@ -97,6 +97,9 @@ impl Service {
                 max_close_backoff: Duration::from_secs(1),
                 log: false,
                 segment_capacity_ops: capacity,
+                // As `poe serve` by default and `close-day`: the bundles are compared byte
+                // for byte with close-day's.
+                bundle_leaf_proofs: false,
             },
         )
         .unwrap();
@@ -202,6 +205,11 @@ fn batches_are_proven_then_the_ended_day_closes_itself() {
     }
     let statement = json(&base, &format!("/v1/days/{}", day()));
     assert_eq!(statement["statement"]["n_batches"], 4);
+    let bundle = dir.join("archive").join(format!("days/{}", day()));
+    assert!(
+        !bundle.join("leaf-proofs").exists(),
+        "the v5 root proves every state root: no leaf proof is published"
+    );
     assert!(
         std::fs::read_dir(dir.join("leaves"))
             .unwrap()
