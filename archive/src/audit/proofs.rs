@@ -499,10 +499,10 @@ pub(super) fn verify_leaf(
         // v3's public input is a digest: the auditor would rebuild the statement from the
         // batch statement, the manifest's instruments and the proof's sizes. The pipeline does
         // not make v3 leaves yet, so no bundle holds one.
-        AirId::BatchValidityV3 => Err(
-            "a batch-validity v3 leaf proof: not yet made by poe's pipeline, and the audit does not yet rebuild its statement"
-                .into(),
-        ),
+        AirId::BatchValidityV3 | AirId::BatchValidityV4 => Err(format!(
+            "a {} leaf proof: not made by poe's pipeline, and the audit does not rebuild its statement",
+            proof.air.name()
+        )),
         AirId::DataRoot if !stark => {
             if proof.public_inputs != data.to_public_inputs() {
                 return Err(format!(
