@@ -162,18 +162,16 @@ fn golden_v3_root_proof_is_canonical_and_its_segment_is_in_a_class() {
     assert_eq!(class.log_ops, 8);
 }
 
-#[test]
-fn golden_v3_bundle_dated_after_v4_is_a_refused_downgrade() {
-    // The v3 bundle as if published for a day from which v4 is required: the auditor refuses
-    // the older format by name before verifying anything (the re-dated manifest fails too).
-    let dir = scratch("v3-downgrade").join(day().to_string());
+/// The root-proof check of golden bundle `version` as if published on `date`.
+fn redated_root_check(version: &str, date: &str) -> poe_archive::audit::Check {
+    let dir = scratch(&format!("{version}-redated")).join(day().to_string());
     std::fs::create_dir_all(&dir).unwrap();
-    copy_dir(&fixture_v("bundle_v3"), &dir);
+    copy_dir(&fixture_v(version), &dir);
     let path = dir.join("manifest.json");
     let manifest = std::fs::read_to_string(&path).unwrap();
     let dated = manifest.replace(
         &format!("\"day\": \"{}\"", day()),
-        "\"day\": \"2026-12-15\"",
+        &format!("\"day\": \"{date}\""),
     );
     assert_ne!(dated, manifest);
     std::fs::write(&path, dated).unwrap();
@@ -182,11 +180,18 @@ fn golden_v3_bundle_dated_after_v4_is_a_refused_downgrade() {
         &AuditOptions::default(),
         &mut |_, _| {},
     );
-    let root = report
+    report
         .checks
-        .iter()
+        .into_iter()
         .find(|c| c.kind == CheckKind::RootProof)
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn golden_v3_bundle_dated_after_v4_is_a_refused_downgrade() {
+    // The v3 bundle as if published for a day from which v4 is required: the auditor refuses
+    // the older format by name before verifying anything (the re-dated manifest fails too).
+    let root = redated_root_check("bundle_v3", "2026-12-15");
     assert!(
         !root.passed
             && root
@@ -243,27 +248,7 @@ fn golden_v4_root_proof_is_canonical() {
 #[test]
 fn golden_v4_bundle_dated_after_v5_is_a_refused_downgrade() {
     // The v4 bundle as if published for a day from which v5 is required.
-    let dir = scratch("v4-downgrade").join(day().to_string());
-    std::fs::create_dir_all(&dir).unwrap();
-    copy_dir(&fixture_v("bundle_v4"), &dir);
-    let path = dir.join("manifest.json");
-    let manifest = std::fs::read_to_string(&path).unwrap();
-    let dated = manifest.replace(
-        &format!("\"day\": \"{}\"", day()),
-        "\"day\": \"2026-12-22\"",
-    );
-    assert_ne!(dated, manifest);
-    std::fs::write(&path, dated).unwrap();
-    let report = audit(
-        &LocalDir::new(&dir),
-        &AuditOptions::default(),
-        &mut |_, _| {},
-    );
-    let root = report
-        .checks
-        .iter()
-        .find(|c| c.kind == CheckKind::RootProof)
-        .unwrap();
+    let root = redated_root_check("bundle_v4", "2026-12-22");
     assert!(
         !root.passed
             && root

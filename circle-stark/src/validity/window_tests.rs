@@ -39,6 +39,19 @@ fn refs(batches: &[Vec<Operation>]) -> Vec<&[Operation]> {
     batches.iter().map(Vec::as_slice).collect()
 }
 
+/// [`three_batches`] proven as one segment under `air` (Blake2s).
+fn segment(air: ValidityAir) -> (ValidityStatement, crate::proof::Proof) {
+    let (venue, batches) = three_batches();
+    prove_batches(
+        &venue,
+        &refs(&batches),
+        SecurityConfig::testing(),
+        ChannelId::Blake2s,
+        air,
+    )
+    .unwrap()
+}
+
 fn sizes(batches: &[Vec<Operation>]) -> Vec<usize> {
     batches.iter().map(Vec::len).collect()
 }
@@ -101,15 +114,7 @@ fn v4_segment_proves_the_root_after_every_batch() {
 
 #[test]
 fn v4_statement_file_round_trips_and_refuses_trailing_bytes() {
-    let (venue, batches) = three_batches();
-    let (statement, _) = prove_batches(
-        &venue,
-        &refs(&batches),
-        SecurityConfig::testing(),
-        ChannelId::Blake2s,
-        ValidityAir::V4,
-    )
-    .unwrap();
+    let (statement, _) = segment(ValidityAir::V4);
     let file = statement.to_bytes();
     assert_eq!(&file[..8], b"POEVST05");
     assert_eq!(ValidityStatement::from_bytes(&file).unwrap(), statement);
@@ -161,15 +166,7 @@ fn v4_statement_with_interior_roots_swapped_is_rejected() {
 
 #[test]
 fn v4_proof_checked_against_other_interior_roots_is_a_closure_digest_mismatch() {
-    let (venue, batches) = three_batches();
-    let (statement, proof) = prove_batches(
-        &venue,
-        &refs(&batches),
-        SecurityConfig::testing(),
-        ChannelId::Blake2s,
-        ValidityAir::V4,
-    )
-    .unwrap();
+    let (statement, proof) = segment(ValidityAir::V4);
     let mut other = statement.clone();
     other.interior_roots.as_mut().unwrap()[1].0[7] += M31::from_u32_unchecked(1);
     let e = verify_validity(proof.clone(), &other, &policy()).unwrap_err();
@@ -195,15 +192,7 @@ fn v4_proof_checked_against_other_interior_roots_is_a_closure_digest_mismatch() 
 
 #[test]
 fn v3_proof_checked_against_a_statement_with_interior_roots_is_refused() {
-    let (venue, batches) = three_batches();
-    let (mut statement, proof) = prove_batches(
-        &venue,
-        &refs(&batches),
-        SecurityConfig::testing(),
-        ChannelId::Blake2s,
-        ValidityAir::V3,
-    )
-    .unwrap();
+    let (mut statement, proof) = segment(ValidityAir::V3);
     verify_validity(proof.clone(), &statement, &policy()).unwrap();
     statement.interior_roots = Some(vec![statement.pre_state_root; 2]);
     let e = verify_validity(proof, &statement, &policy()).unwrap_err();
