@@ -73,6 +73,21 @@ pub struct ValidityStatement {
     pub interior_roots: Option<Vec<Digest>>,
 }
 
+/// Per batch of `sizes` operations, its AIR v4 time window `[16·base, 16·(base + n))`: the
+/// one place both the prover and the statement cut time.
+pub fn time_windows(sizes: impl IntoIterator<Item = usize>) -> Vec<(u32, u32)> {
+    let slots = crate::validity::gadgets::SLOTS_PER_OP;
+    let mut base = 0u32;
+    sizes
+        .into_iter()
+        .map(|n| {
+            let start = slots * base;
+            base += n as u32;
+            (start, slots * base)
+        })
+        .collect()
+}
+
 /// One batch's state transition under AIR v4: the roots before and after it and its time
 /// window `[16·base, 16·(base + n_ops))` (`specs/batch-air.md` §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,20 +132,16 @@ impl ValidityStatement {
             .chain(interior.iter().copied())
             .chain(std::iter::once(self.post_state_root))
             .collect();
-        let mut base = 0u32;
+        let sizes = self.batches.iter().map(|b| b.n_ops as usize);
         Some(
-            self.batches
-                .iter()
+            time_windows(sizes)
+                .into_iter()
                 .zip(roots.windows(2))
-                .map(|(b, r)| {
-                    let start = crate::validity::gadgets::SLOTS_PER_OP * base;
-                    base += b.n_ops;
-                    StateWindow {
-                        pre: r[0],
-                        post: r[1],
-                        start,
-                        end: crate::validity::gadgets::SLOTS_PER_OP * base,
-                    }
+                .map(|((start, end), r)| StateWindow {
+                    pre: r[0],
+                    post: r[1],
+                    start,
+                    end,
                 })
                 .collect(),
         )

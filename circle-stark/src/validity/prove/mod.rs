@@ -568,14 +568,7 @@ fn witness(
     let accesses: Vec<Access> = execute::accesses(&cash, &trade, &settle, &holder);
     let windows: Vec<(u32, u32)> = match air.windowed() {
         false => vec![(0, u32::MAX)],
-        true => window_starts(air, sizes)
-            .iter()
-            .zip(sizes)
-            .map(|(&start, &n)| {
-                let slots = crate::validity::gadgets::SLOTS_PER_OP;
-                (start as u32 * slots, (start + n) as u32 * slots)
-            })
-            .collect(),
+        true => super::statement::time_windows(sizes.iter().copied()),
     };
     let mut touched: Vec<BTreeMap<u32, Touched>> = vec![BTreeMap::new(); windows.len()];
     let mut w = 0;

@@ -203,15 +203,13 @@ pub fn windowed_tree_witness(
         roots.push(w.post_root);
     }
     let post_root = *roots.last().ok_or("no batches")?;
-    Ok((
-        TreeWitness {
-            leaves,
-            nodes,
-            pre_root,
-            post_root,
-        },
-        roots,
-    ))
+    let all = TreeWitness {
+        leaves,
+        nodes,
+        pre_root,
+        post_root,
+    };
+    Ok((all, roots))
 }
 
 /// Post-state node digests `(height, index, digest)`, leaves at height 0.
