@@ -256,11 +256,36 @@ pub fn close_input(
         &mut |stage| (progress.borrow_mut())(stage),
     )
     .map_err(|e| e.to_string())?;
-    Ok(Closed {
+    let closed = Closed {
         summary,
         runs_reused,
         prove_s,
         total_s: start.elapsed().as_secs_f64(),
+    };
+    if !input.batches.is_empty() {
+        // The operator's figures, beside the bundle: a day that is published stays published
+        // even if its report cannot be written (the explorer then plots no time for it).
+        let _ = archive.write(
+            &poe_archive::layout::close_report(day),
+            close_report(&closed).to_string().as_bytes(),
+        );
+    }
+    Ok(closed)
+}
+
+/// `closes/<day>.json` (`specs/archive.md` §2): what the close of a day took, as the machine
+/// that closed it measured.
+pub fn close_report(closed: &Closed) -> serde_json::Value {
+    let s = &closed.summary.statement;
+    serde_json::json!({
+        "day": s.day,
+        "n_batches": s.n_batches,
+        "n_ops": s.n_ops,
+        "root_air": s.air,
+        "root_proof_bytes": s.root_proof_bytes,
+        "prove_s": closed.prove_s,
+        "total_s": closed.total_s,
+        "runs_reused": closed.runs_reused,
     })
 }
 

@@ -391,6 +391,8 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
         .collect();
     let toml = registry_toml_with(&clients.iter().collect::<Vec<_>>(), &table);
     let registry = Registry::parse(&toml).map_err(|e| e.to_string())?;
+    // The registry beside the store, so that `poe serve` can open the demo's day afterwards.
+    std::fs::write(dir.join("poe.toml"), &toml).map_err(|e| format!("poe.toml: {e}"))?;
     let intake = poe_ingest::intake::Intake::create(registry, &dir.join("intake.redb"))
         .map_err(|e| e.to_string())?;
     let archive = Arc::new(LocalDir::new(dir.join("archive")));

@@ -282,6 +282,33 @@ pub(crate) async fn get_batch(
     )
 }
 
+/// `GET /v1/rollups`: the registered rollups with their heads.
+pub(crate) async fn list_rollups(state: AppState) -> Result<warp::reply::Response, Infallible> {
+    let registry = state.registry.clone();
+    let heads = read_intake(&state, move |i| {
+        Ok(registry
+            .rollups()
+            .iter()
+            .map(|r| {
+                let head = i.head(r.name.as_str());
+                json!({
+                    "id": r.id,
+                    "name": r.name.as_str(),
+                    "native_scheme": r.scheme.name(),
+                    "instruments": r.instruments.len(),
+                    "head_seq": head.map(|(seq, _)| seq),
+                    "post_state_root": head.map(|(_, root)| root.to_hex()),
+                })
+            })
+            .collect::<Vec<_>>())
+    })
+    .await;
+    Ok(match heads {
+        Ok(rollups) => warp::reply::json(&json!({ "rollups": rollups })).into_response(),
+        Err(resp) => resp,
+    })
+}
+
 pub(crate) async fn get_head(
     state: AppState,
     rollup: String,

@@ -150,6 +150,12 @@ pub async fn list(state: AppState) -> Result<warp::reply::Response, Infallible> 
                     });
                 }
                 entry["root_proof_bytes"] = s["root_proof_bytes"].clone();
+                // The operator's timings, where the close wrote them (not part of the bundle).
+                if let Ok(Some(r)) = read(storage.clone(), layout::close_report(day)).await {
+                    if let Ok(r) = serde_json::from_slice::<Value>(&r) {
+                        entry["close"] = json!({"prove_s": r["prove_s"], "total_s": r["total_s"]});
+                    }
+                }
                 days.push(entry);
             }
             Ok(None) => {}

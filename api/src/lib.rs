@@ -3,10 +3,11 @@
 mod batches;
 mod body;
 pub mod days;
+mod explorer;
 pub mod metrics;
 mod problem;
 
-use batches::{get_batch, get_head, list_batches, now_us, submit};
+use batches::{get_batch, get_head, list_batches, list_rollups, now_us, submit};
 use body::timed_body;
 pub use problem::refusal_status;
 use problem::{rejection, Problem};
@@ -285,7 +286,7 @@ pub fn routes(
         });
     let list = warp::path!("v1" / "rollups" / String / "batches")
         .and(warp::get())
-        .and(with_state)
+        .and(with_state.clone())
         .and(warp::query::<HashMap<String, String>>())
         .and_then(|r, s, q| list_batches(s, r, q));
     let ready = {
@@ -312,19 +313,28 @@ pub fn routes(
         })
     };
     // The service describes itself: an index at `/` and the OpenAPI document it implements.
-    let index = warp::path::end().and(warp::get()).map(|| {
-        warp::reply::json(&json!({
-            "service": "poe",
-            "version": env!("CARGO_PKG_VERSION"),
-            "openapi": "/openapi.yaml",
-            "days": "/v1/days",
-            "submit": "POST /v1/batches",
-            "health": "/healthz",
-            "ready": "/readyz",
-            "metrics": "/metrics",
-        }))
-        .into_response()
-    });
+    // A browser asking for `/` gets the explorer; clients get the index.
+    let index = warp::path::end()
+        .and(warp::get())
+        .and(warp::header::optional::<String>("accept"))
+        .map(|accept: Option<String>| {
+            if accept.is_some_and(|a| explorer::wants_html(&a)) {
+                return explorer::asset(explorer::INDEX);
+            }
+            warp::reply::json(&json!({
+                "service": "poe",
+                "version": env!("CARGO_PKG_VERSION"),
+                "openapi": "/openapi.yaml",
+                "days": "/v1/days",
+                "submit": "POST /v1/batches",
+                "health": "/healthz",
+                "ready": "/readyz",
+                "metrics": "/metrics",
+                "explorer": "/explorer",
+                "rollups": "/v1/rollups",
+            }))
+            .into_response()
+        });
     let openapi = warp::path!("openapi.yaml").and(warp::get()).map(|| {
         let mut resp = warp::reply::Response::new(OPENAPI.into());
         resp.headers_mut().insert(
@@ -333,6 +343,16 @@ pub fn routes(
         );
         resp
     });
+    let rollups = warp::path!("v1" / "rollups")
+        .and(warp::get())
+        .and(with_state)
+        .and_then(list_rollups);
+    let explorer = warp::path!("explorer")
+        .and(warp::get())
+        .map(|| explorer::asset(explorer::INDEX));
+    let explorer_assets = warp::path!("explorer" / String)
+        .and(warp::get())
+        .map(|name: String| explorer::named(&name));
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
@@ -350,6 +370,9 @@ pub fn routes(
         metrics.boxed(),
         days.boxed(),
         inclusion.boxed(),
+        rollups.boxed(),
+        explorer.boxed(),
+        explorer_assets.boxed(),
         day.boxed(),
         proof.boxed(),
         manifest.boxed(),

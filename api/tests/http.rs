@@ -317,11 +317,76 @@ async fn listing_readiness_and_metrics() {
     assert!(metrics.contains("poe_batches_accepted_total 3"));
     assert!(metrics.contains("poe_operations_accepted_total 4"));
     assert!(metrics.contains("poe_submission_seconds_count 3"));
+    let rollups: Value = serde_json::from_slice(get("/v1/rollups").await.body()).unwrap();
+    assert_eq!(rollups["rollups"][0]["name"], "aurora");
+    assert_eq!(rollups["rollups"][0]["native_scheme"], "keccak256");
+    assert_eq!(rollups["rollups"][0]["head_seq"], 3);
+    let head: Value = serde_json::from_slice(get("/v1/rollups/aurora/head").await.body()).unwrap();
+    assert_eq!(
+        rollups["rollups"][0]["post_state_root"],
+        head["post_state_root"]
+    );
     a.state.begin_drain();
     assert_eq!(
         get("/readyz").await.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
+}
+
+#[tokio::test]
+async fn browsers_get_the_explorer_and_its_files_under_a_strict_policy() {
+    let a = app("explorer", ApiConfig::default());
+    let filter = routes(a.state.clone());
+    let browse = warp::test::request()
+        .path("/")
+        .header(
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
+        .reply(&filter)
+        .await;
+    assert_eq!(browse.status(), StatusCode::OK);
+    assert_eq!(browse.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = browse.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let page = String::from_utf8(browse.body().to_vec()).unwrap();
+    assert!(page.contains("<title>poe explorer</title>"));
+    // Every file the page names is served, with its type.
+    for (name, ty) in [
+        ("explorer.js", "text/javascript; charset=utf-8"),
+        ("explorer.css", "text/css; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
+    ] {
+        assert!(page.contains(&format!("/explorer/{name}")), "{name}");
+        let r = warp::test::request()
+            .path(&format!("/explorer/{name}"))
+            .reply(&filter)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{name}");
+        assert_eq!(r.headers()["content-type"], ty);
+    }
+    let page2 = warp::test::request().path("/explorer").reply(&filter).await;
+    assert_eq!(page2.body(), browse.body());
+    let missing = warp::test::request()
+        .path("/explorer/../poe.toml")
+        .reply(&filter)
+        .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let unknown = warp::test::request()
+        .path("/explorer/app.js")
+        .reply(&filter)
+        .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    // A client that asks for JSON (or anything) still gets the index.
+    let index = warp::test::request()
+        .path("/")
+        .header("accept", "application/json")
+        .reply(&filter)
+        .await;
+    let index: Value = serde_json::from_slice(index.body()).unwrap();
+    assert_eq!(index["explorer"], "/explorer");
 }
 
 #[tokio::test]

@@ -21,6 +21,15 @@ pub const STATEMENTS_PARQUET: &str = "statements.parquet";
 /// `root.samples` only in v4 bundles).
 pub const BOUND_FILES: [&str; 4] = [MANIFEST_JSON, ROOT_PROOF, ROOT_SAMPLES, STATEMENT_JSON];
 
+/// The operator's reports of day closes (timings), beside `days/`: figures of the machine
+/// that closed the day, for explorers and dashboards. Outside every bundle, so never audited.
+pub const CLOSES: &str = "closes";
+
+/// `closes/YYYY-MM-DD.json`: the report of a day's close.
+pub fn close_report(day: impl std::fmt::Display) -> String {
+    format!("{CLOSES}/{day}.json")
+}
+
 /// `days/YYYY-MM-DD`: a day's directory under the archive root.
 pub fn day_dir(day: impl std::fmt::Display) -> String {
     format!("{DAYS}/{day}")

@@ -54,6 +54,16 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
 
     let bundle = dir.join("archive/days").join(day().to_string());
     assert!(!bundle.join("leaf-proofs").exists());
+    // The close's own figures, beside the bundle (the explorer plots them), not in it.
+    let close_report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join(format!("archive/closes/{}.json", day()))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(close_report["n_ops"], 9 * 120);
+    assert_eq!(close_report["root_proof_bytes"], s.root_proof_bytes);
+    assert_eq!(close_report["prove_s"], closed.prove_s);
+    assert_eq!(close_report["total_s"], closed.total_s);
+    assert!(closed.prove_s > 0.0 && closed.total_s >= closed.prove_s);
     let keys = dir.join("key-cache");
     let audit = |extra: &[&str]| {
         let out = Command::new(poe_binary())
@@ -153,6 +163,14 @@ fn closed_day_audits_and_a_tampered_bundle_does_not() {
     .unwrap();
     assert!(!again.summary.written);
     assert_eq!(again.summary.statement, closed.summary.statement);
+    let report_again: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join(format!("archive/closes/{}.json", day()))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        report_again, close_report,
+        "a repeated close keeps the first close's figures"
+    );
 
     // One byte flipped in a trades file.
     let part = bundle.join("trades/rollup=borealis/part-0000.parquet");

@@ -100,6 +100,13 @@ pub(crate) fn demo(
     }
     println!();
     println!("check it yourself: poe audit {}", r.bundle.display());
+    // bundle = DIR/archive/days/DAY
+    if let Some(dir) = r.bundle.ancestors().nth(3) {
+        let d = dir.display();
+        println!(
+            "explore it:        poe serve --config {d}/poe.toml --data {d} --archive {d}/archive --no-pipeline   (then open http://127.0.0.1:8080/)"
+        );
+    }
     if r.audit_passed {
         Ok(())
     } else {
