@@ -397,10 +397,7 @@ pub fn run(cfg: &DemoConfig, progress: &mut dyn DemoProgress) -> Result<DemoRepo
         .map_err(|e| e.to_string())?;
     let archive = Arc::new(LocalDir::new(dir.join("archive")));
     let clock = Arc::new(AtomicU64::new(day.start_us()));
-    let api = poe_api::ApiConfig {
-        log_submissions: false,
-        ..poe_api::ApiConfig::default()
-    };
+    let api = poe_api::ApiConfig::default();
     let state = poe_api::AppState::new(intake, api)
         .with_archive(archive.clone())
         .with_clock({

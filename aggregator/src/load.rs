@@ -101,7 +101,6 @@ pub fn run(rollups: usize, batches: usize, batch_trades: usize) -> Result<LoadRe
         poe_api::ApiConfig {
             max_body_bytes: 256 << 20,
             max_inflight: 2 * rollups,
-            log_submissions: false,
             ..poe_api::ApiConfig::default()
         },
     )

@@ -170,53 +170,57 @@ enum Command {
     /// Run the intake service: rollups submit batches over HTTP.
     Serve {
         /// The rollup registry.
-        #[arg(long, default_value = "poe.toml")]
+        #[arg(long, env = "POE_CONFIG", default_value = "poe.toml")]
         config: PathBuf,
         /// Where the intake store lives (DATA/intake.redb; made only with --init).
-        #[arg(long, default_value = "poe-data")]
+        #[arg(long, env = "POE_DATA", default_value = "poe-data")]
         data: PathBuf,
         /// Begin a new, empty intake store in DATA. Refused if DATA/intake.redb exists in any
         /// state: a store is never re-initialised by accident (specs/api.md §7).
         #[arg(long)]
         init: bool,
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, env = "POE_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
         /// Archive root: the day pipeline publishes each closed day under ARCHIVE/days, and
         /// /v1/days serves them.
-        #[arg(long, default_value = "poe-archive")]
+        #[arg(long, env = "POE_ARCHIVE", default_value = "poe-archive")]
         archive: PathBuf,
         /// Largest request body, bytes.
-        #[arg(long, default_value_t = 256 << 20)]
+        #[arg(long, env = "POE_MAX_BODY_BYTES", default_value_t = 256 << 20)]
         max_body_bytes: u64,
         /// Submissions processed at once.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, env = "POE_MAX_INFLIGHT", default_value_t = 4)]
         max_inflight: usize,
         /// Seconds a client has to send a request's headers (then the connection is closed).
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, env = "POE_HEADER_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         header_timeout_s: u64,
         /// Seconds a submission's body may take on top of 1 s per MiB (then 408).
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, env = "POE_BODY_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         body_timeout_s: u64,
         /// Leaf prover threads of the day pipeline (each proof is itself parallel).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, env = "POE_LEAF_WORKERS", default_value_t = 1)]
         leaf_workers: usize,
         /// Seconds after UTC midnight at which the day is closed.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, env = "POE_CLOSE_GRACE_S", default_value_t = 5)]
         close_grace_s: u64,
         /// Security preset of leaf proofs: production or testing (root proofs at production
         /// security use the compact preset: the same 104 bits, smaller proofs).
-        #[arg(long, default_value = "production")]
+        #[arg(long, env = "POE_PRESET", default_value = "production")]
         preset: String,
         /// Intake and archive serving only: no leaf proving, no automatic day close
         /// (close days with `poe close-day` while stopped).
-        #[arg(long)]
+        #[arg(long, env = "POE_NO_PIPELINE")]
         no_pipeline: bool,
         /// Publish each batch's leaf proof in the day's bundle (the v5 root proves every
         /// state root, so the audit needs none; the leaves are proven for the receipts either
         /// way).
-        #[arg(long)]
+        #[arg(long, env = "POE_BUNDLE_LEAF_PROOFS")]
         bundle_leaf_proofs: bool,
+        /// Log lines on stderr: json (one object a line, for collectors) or text. Levels and
+        /// targets from RUST_LOG (default: info).
+        #[arg(long, env = "POE_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
+        log_format: String,
     },
     /// Close a finished UTC day: write its bundle (Parquet trade records, batch statements,
     /// manifest) under ARCHIVE/days/DAY and prove the day root. Idempotent. Run it with
@@ -225,13 +229,13 @@ enum Command {
         /// The day, YYYY-MM-DD (UTC); it must have ended.
         day: String,
         /// The rollup registry.
-        #[arg(long, default_value = "poe.toml")]
+        #[arg(long, env = "POE_CONFIG", default_value = "poe.toml")]
         config: PathBuf,
         /// The intake store directory of `poe serve`.
-        #[arg(long, default_value = "poe-data")]
+        #[arg(long, env = "POE_DATA", default_value = "poe-data")]
         data: PathBuf,
         /// Archive root; the bundle goes to ARCHIVE/days/DAY.
-        #[arg(long, default_value = "poe-archive")]
+        #[arg(long, env = "POE_ARCHIVE", default_value = "poe-archive")]
         archive: PathBuf,
         /// Security preset of the leaf proofs: production or testing (the root proof at
         /// production security uses the compact preset).
@@ -864,27 +868,50 @@ fn run(cli: Cli) -> Result<(), String> {
             no_pipeline,
             bundle_leaf_proofs,
             init,
-        } => serve(
-            &config,
-            &data,
-            init,
-            &archive,
-            &listen,
-            poe_api::ApiConfig {
-                max_body_bytes,
-                max_inflight,
-                header_read_timeout: std::time::Duration::from_secs(header_timeout_s),
-                body_read_timeout: std::time::Duration::from_secs(body_timeout_s),
-                ..poe_api::ApiConfig::default()
-            },
-            (!no_pipeline).then_some(poe_aggregator::pipeline::PipelineConfig {
-                workers: leaf_workers,
-                security: preset(&p)?,
-                close_grace_us: close_grace_s.saturating_mul(1_000_000),
-                bundle_leaf_proofs,
-                ..poe_aggregator::pipeline::PipelineConfig::production()
-            }),
-        ),
+            log_format,
+        } => {
+            init_logging(&log_format);
+            serve(
+                &config,
+                &data,
+                init,
+                &archive,
+                &listen,
+                poe_api::ApiConfig {
+                    max_body_bytes,
+                    max_inflight,
+                    header_read_timeout: std::time::Duration::from_secs(header_timeout_s),
+                    body_read_timeout: std::time::Duration::from_secs(body_timeout_s),
+                    ..poe_api::ApiConfig::default()
+                },
+                (!no_pipeline).then_some(poe_aggregator::pipeline::PipelineConfig {
+                    workers: leaf_workers,
+                    security: preset(&p)?,
+                    close_grace_us: close_grace_s.saturating_mul(1_000_000),
+                    bundle_leaf_proofs,
+                    ..poe_aggregator::pipeline::PipelineConfig::production()
+                }),
+            )
+        }
+    }
+}
+
+/// Log lines on stderr through `tracing`: levels and targets from `RUST_LOG` (default `info`;
+/// the prover's own spans and events only from `warn`).
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,stwo=warn,stwo_constraint_framework=warn"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        fmt.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        fmt.init();
     }
 }
 

@@ -18,7 +18,6 @@ use poe_api::{leaf_file, AppState};
 use poe_archive::{Day, Storage};
 use poe_circle_stark::config::SecurityConfig;
 use poe_ingest::intake::Receipt;
-use serde_json::json;
 
 use crate::day::{
     batch_input, close_input, day_input, leaf_proof, run_file, run_file_day, LeafKind, RunStore,
@@ -47,8 +46,6 @@ pub struct PipelineConfig {
     /// Longest wait between retries of a failing day close: a close re-runs a root proof of
     /// tens of seconds, so retries back off from `2·tick`, doubling up to this.
     pub max_close_backoff: Duration,
-    /// One JSON line per leaf proof and day close on stderr.
-    pub log: bool,
     /// Most operations in one run of a rollup's batches (a segment before shape classes cut
     /// it again): a run is proven as soon as the rollup's next batch does not fit, before its
     /// day closes. [`SEGMENT_CAPACITY_OPS`] but in tests.
@@ -68,7 +65,6 @@ impl PipelineConfig {
             close_grace_us: 5_000_000,
             tick: Duration::from_secs(1),
             max_close_backoff: Duration::from_secs(300),
-            log: true,
             segment_capacity_ops: SEGMENT_CAPACITY_OPS,
             bundle_leaf_proofs: false,
         }
@@ -139,12 +135,6 @@ impl std::fmt::Debug for Pipeline {
         f.debug_struct("Pipeline")
             .field("config", &self.shared.config)
             .finish_non_exhaustive()
-    }
-}
-
-fn log(shared: &Shared, line: serde_json::Value) {
-    if shared.config.log {
-        eprintln!("{line}");
     }
 }
 
@@ -219,7 +209,7 @@ impl Pipeline {
             .metrics()
             .pipeline
             .leaf_backlog
-            .store(queue.jobs.len() as u64, Ordering::Relaxed);
+            .set(queue.jobs.len() as i64);
         let shared = Arc::new(Shared {
             state,
             archive,
@@ -231,11 +221,13 @@ impl Pipeline {
             venues: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
         });
-        log(
-            &shared,
-            json!({"event": "pipeline_started", "workers": config.workers,
-                   "open_batches": pending.len(), "leaf_backlog": shared.lock().jobs.len(),
-                   "last_closed_day": published.last().map(ToString::to_string)}),
+        tracing::info!(
+            target: "poe::pipeline",
+            workers = config.workers,
+            open_batches = pending.len(),
+            leaf_backlog = shared.lock().jobs.len(),
+            last_closed_day = published.last().map(ToString::to_string),
+            "pipeline started"
         );
         let mut threads = Vec::new();
         for n in 0..config.workers {
@@ -266,12 +258,7 @@ impl Pipeline {
             q.pending.insert((r.accepted_us, r.batch_id));
             if q.queued.insert(r.batch_id) {
                 q.jobs.push_back(r.batch_id);
-                shared
-                    .state
-                    .metrics()
-                    .pipeline
-                    .leaf_backlog
-                    .fetch_add(1, Ordering::Relaxed);
+                shared.state.metrics().pipeline.leaf_backlog.inc();
             }
             drop(q);
             shared.wake.notify_all();
@@ -334,20 +321,22 @@ impl Shared {
             .map_err(|e| format!("leaf store: {e}"))?;
         let m = &self.state.metrics().pipeline;
         if reused {
-            m.leaves_reused.fetch_add(1, Ordering::Relaxed);
+            m.leaves_reused.inc();
         } else {
-            m.leaves_proven.fetch_add(1, Ordering::Relaxed);
-            m.leaf_ops_proven
-                .fetch_add(input.ops.len() as u64, Ordering::Relaxed);
-            m.leaf_prove_us
-                .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+            m.leaves_proven.inc();
+            m.leaf_ops_proven.inc_by(input.ops.len() as u64);
+            m.leaf_prove_seconds.inc_by(seconds);
         }
-        log(
-            self,
-            json!({"event": "leaf_proven", "batch_id": hex::encode(id),
-                   "rollup": rollup.name.as_str(), "seq": input.statement.seq,
-                   "n_ops": input.ops.len(), "reused": reused, "bytes": proof.len(),
-                   "ms": (seconds * 1e6).round() / 1e3}),
+        tracing::info!(
+            target: "poe::pipeline",
+            batch_id = hex::encode(id),
+            rollup = rollup.name.as_str(),
+            seq = input.statement.seq,
+            n_ops = input.ops.len(),
+            reused,
+            bytes = proof.len(),
+            ms = (seconds * 1e6).round() / 1e3,
+            "leaf proven"
         );
         self.extend_run(&input, venue)
     }
@@ -433,16 +422,17 @@ impl Shared {
         self.leaves
             .write(&name, &proven.to_bytes())
             .map_err(|e| format!("leaf store: {e}"))?;
-        self.state
-            .metrics()
-            .pipeline
-            .runs_proven
-            .fetch_add(1, Ordering::Relaxed);
-        log(
-            self,
-            json!({"event": "run_proven", "day": run.day.to_string(), "rollup_id": first.rollup_id,
-                   "first_seq": first.seq, "last_seq": last.seq, "n_ops": run.n_ops,
-                   "segments": proven.pieces.len(), "s": t.elapsed().as_secs_f64()}),
+        self.state.metrics().pipeline.runs_proven.inc();
+        tracing::info!(
+            target: "poe::pipeline",
+            day = %run.day,
+            rollup_id = first.rollup_id,
+            first_seq = first.seq,
+            last_seq = last.seq,
+            n_ops = run.n_ops,
+            segments = proven.pieces.len(),
+            s = t.elapsed().as_secs_f64(),
+            "run proven"
         );
         Ok(())
     }
@@ -539,10 +529,7 @@ impl Shared {
             &mut |stage| {
                 // The root's steps, one log line each: a day of 10^6 operations takes minutes.
                 if let poe_archive::Stage::RootStep(step) = stage {
-                    log(
-                        self,
-                        json!({"event": "root_step", "day": day.to_string(), "step": step}),
-                    );
+                    tracing::info!(target: "poe::pipeline", day = %day, step, "root step");
                 }
             },
             start,
@@ -573,21 +560,23 @@ impl Shared {
             }
         }
         let m = &self.state.metrics().pipeline;
-        m.runs_reused
-            .fetch_add(closed.runs_reused as u64, Ordering::Relaxed);
-        m.days_closed.fetch_add(1, Ordering::Relaxed);
-        m.last_close_us
-            .store((closed.total_s * 1e6) as u64, Ordering::Relaxed);
-        m.last_day_ops.store(n_ops, Ordering::Relaxed);
-        log(
-            self,
-            json!({"event": "day_closed", "day": day.to_string(), "n_batches": ids.len(),
-                   "n_ops": n_ops, "written": closed.summary.written,
-                   "root_air": closed.summary.statement.air,
-                   "root_proof_bytes": closed.summary.statement.root_proof_bytes,
-                   "segments": closed.summary.statement.tree.as_ref().map(|t| t.w_nodes),
-                   "runs_reused": closed.runs_reused,
-                   "prove_s": closed.prove_s, "total_s": closed.total_s}),
+        m.runs_reused.inc_by(closed.runs_reused as u64);
+        m.days_closed.inc();
+        m.last_close_seconds.set(closed.total_s);
+        m.last_day_ops.set(n_ops as i64);
+        tracing::info!(
+            target: "poe::pipeline",
+            day = %day,
+            n_batches = ids.len(),
+            n_ops,
+            written = closed.summary.written,
+            root_air = closed.summary.statement.air,
+            root_proof_bytes = closed.summary.statement.root_proof_bytes,
+            segments = closed.summary.statement.tree.as_ref().map(|t| t.w_nodes),
+            runs_reused = closed.runs_reused,
+            prove_s = closed.prove_s,
+            total_s = closed.total_s,
+            "day closed"
         );
         Ok(true)
     }
@@ -610,17 +599,12 @@ fn worker(shared: &Shared) {
         let result = shared.prove_leaf(&id);
         shared.lock().queued.remove(&id);
         let m = &shared.state.metrics().pipeline;
-        let _ = m
-            .leaf_backlog
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                Some(b.saturating_sub(1))
-            });
+        if m.leaf_backlog.get() > 0 {
+            m.leaf_backlog.dec();
+        }
         if let Err(e) = result {
-            m.failures.fetch_add(1, Ordering::Relaxed);
-            log(
-                shared,
-                json!({"event": "leaf_failed", "batch_id": hex::encode(id), "error": e}),
-            );
+            m.failures.inc();
+            tracing::error!(target: "poe::pipeline", batch_id = hex::encode(id), error = e, "leaf failed");
         }
         shared.wake.notify_all();
     }
@@ -651,16 +635,13 @@ fn closer(shared: &Shared) {
                     failures,
                     shared.config.max_close_backoff,
                 );
-                shared
-                    .state
-                    .metrics()
-                    .pipeline
-                    .failures
-                    .fetch_add(1, Ordering::Relaxed);
-                log(
-                    shared,
-                    json!({"event": "close_failed", "error": e, "failures": failures,
-                           "retry_in_s": wait.as_secs_f64()}),
+                shared.state.metrics().pipeline.failures.inc();
+                tracing::error!(
+                    target: "poe::pipeline",
+                    error = e,
+                    failures,
+                    retry_in_s = wait.as_secs_f64(),
+                    "close failed"
                 );
                 Some(Instant::now() + wait)
             }

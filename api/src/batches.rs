@@ -41,20 +41,19 @@ pub(crate) fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// One JSON line per submission on stderr: the service's structured log.
-pub(crate) fn log_submission(status: StatusCode, seconds: f64, body_len: usize, detail: &Value) {
-    let line = json!({
-        "ts_us": now_us(),
-        "event": "submit",
-        "status": status.as_u16(),
-        "ms": (seconds * 1e6).round() / 1e3,
-        "bytes": body_len,
-        "rollup": detail.get("rollup"),
-        "seq": detail.get("seq"),
-        "batch_id": detail.get("batch_id"),
-        "code": detail.get("code"),
-    });
-    eprintln!("{line}");
+/// The rollup a submission names, if the registry has it: refusals are logged and counted
+/// under their rollup, but a name no one registered makes no series of its own.
+fn registered_rollup(state: &AppState, body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        header: PeekHeader,
+    }
+    #[derive(serde::Deserialize)]
+    struct PeekHeader {
+        rollup: String,
+    }
+    let name = serde_json::from_slice::<Peek>(body).ok()?.header.rollup;
+    state.registry.get(&name).map(|_| name)
 }
 
 pub(crate) async fn submit(
@@ -65,12 +64,27 @@ pub(crate) async fn submit(
     let started = std::time::Instant::now();
     let len = body.len();
     let metrics = state.metrics.clone();
-    let log = state.config.log_submissions;
-    let (resp, detail) = submit_inner(state, content_type, body).await;
+    let (resp, detail) = submit_inner(state.clone(), content_type, body.clone()).await;
     let seconds = started.elapsed().as_secs_f64();
-    metrics.submission(resp.status().as_u16(), seconds);
-    if log {
-        log_submission(resp.status(), seconds, len, &detail);
+    let status = resp.status();
+    let rollup = match detail.get("rollup").and_then(Value::as_str) {
+        Some(r) => Some(r.to_owned()),
+        None => registered_rollup(&state, &body),
+    };
+    metrics.submission(status.as_u16(), seconds, rollup.as_deref());
+    let ms = (seconds * 1e6).round() / 1e3;
+    let (seq, batch_id, code, why) = (
+        detail.get("seq").and_then(Value::as_u64),
+        detail.get("batch_id").and_then(Value::as_str),
+        detail.get("code").and_then(Value::as_str),
+        detail.get("detail").and_then(Value::as_str),
+    );
+    if status.is_server_error() {
+        tracing::error!(target: "poe::submit", status = status.as_u16(), ms, bytes = len,
+            rollup, seq, batch_id, code, detail = why, "submission failed");
+    } else {
+        tracing::info!(target: "poe::submit", status = status.as_u16(), ms, bytes = len,
+            rollup, seq, batch_id, code, "submission");
     }
     Ok(resp)
 }
@@ -133,7 +147,7 @@ pub(crate) async fn submit_inner(
     .await;
     match result {
         Ok(Ok(Outcome::Accepted(r))) => {
-            state.metrics.accepted(r.n_ops);
+            state.metrics.accepted(&r.rollup, r.n_ops);
             let body = receipt_json(&r, state.batch_status(&r));
             let mut resp = warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED)
                 .into_response();

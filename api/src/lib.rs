@@ -34,8 +34,6 @@ pub struct ApiConfig {
     pub max_body_bytes: u64,
     /// Submissions processed at once; more get 429.
     pub max_inflight: usize,
-    /// One JSON log line per submission on stderr.
-    pub log_submissions: bool,
     /// Time a client has to send a request's headers; the connection is closed after it, so
     /// unfinished headers cannot hold file descriptors for ever.
     pub header_read_timeout: std::time::Duration,
@@ -62,7 +60,6 @@ impl Default for ApiConfig {
         Self {
             max_body_bytes: 256 << 20,
             max_inflight: 4,
-            log_submissions: true,
             header_read_timeout: std::time::Duration::from_secs(10),
             body_read_timeout: std::time::Duration::from_secs(10),
             min_body_rate: 1 << 20,
@@ -100,13 +97,15 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 impl AppState {
     /// Wraps an intake.
     pub fn new(intake: Intake, config: ApiConfig) -> Self {
+        let metrics = metrics::Metrics::default();
+        metrics.rollups(intake.registry().rollups().iter().map(|r| r.name.as_str()));
         Self {
             registry: Arc::new(intake.registry().clone()),
             intake: Arc::new(Mutex::new(intake)),
             inflight: Arc::new(Semaphore::new(config.max_inflight)),
             draining: Arc::new(AtomicBool::new(false)),
             config,
-            metrics: Arc::default(),
+            metrics: Arc::new(metrics),
             archive: None,
             leaves: None,
             on_accept: None,
@@ -400,6 +399,9 @@ pub async fn run(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::trace::{DefaultOnResponse, TraceLayer};
+    use tower_http::LatencyUnit;
 
     let draining = state.draining.clone();
     let header_timeout = state.config.header_read_timeout;
@@ -425,7 +427,31 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
-        let svc = TowerToHyperService::new(warp::service(filter.clone()));
+        // A request id and a span per request: `x-request-id` as the client sent it, else a
+        // new UUID, echoed in the response; every log line of the request carries it in its
+        // `request` span, and one line per response gives status and latency.
+        let service = tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &warp::http::Request<_>| {
+                        let id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        tracing::info_span!("request", request_id = id, method = %req.method(), path = req.uri().path())
+                    })
+                    .on_request(())
+                    .on_response(
+                        DefaultOnResponse::new()
+                            .level(tracing::Level::INFO)
+                            .latency_unit(LatencyUnit::Micros),
+                    ),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .service(warp::service(filter.clone()));
+        let svc = TowerToHyperService::new(service);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());

@@ -177,7 +177,7 @@ pub(crate) async fn rejection(
         p.status,
         StatusCode::LENGTH_REQUIRED | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
     ) {
-        metrics.submission(p.status.as_u16(), 0.0);
+        metrics.submission(p.status.as_u16(), 0.0, None);
     }
     Ok(p.reply())
 }

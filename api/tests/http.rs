@@ -185,6 +185,21 @@ async fn refusals_are_problem_json_with_their_status() {
             Some("expected seq 2, got 3")
         )
     );
+    // Refusals are counted under the rollup the body names if it is registered (the seq gap,
+    // the bad signature, …), under no rollup otherwise (an unknown name, a body that does not
+    // parse): a client cannot make series of its own.
+    let metrics = warp::test::request()
+        .path("/metrics")
+        .reply(&routes(a.state.clone()))
+        .await;
+    let metrics = String::from_utf8(metrics.body().to_vec()).unwrap();
+    for series in [
+        "poe_submissions_total{code=\"409\",rollup=\"aurora\"} 1",
+        "poe_submissions_total{code=\"404\",rollup=\"\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series}:\n{metrics}");
+    }
+    assert!(!metrics.contains("borealis"), "{metrics}");
 }
 
 #[tokio::test]
@@ -244,9 +259,29 @@ async fn spawn_app_serves_over_tcp_and_shuts_down() {
     .await
     .unwrap();
     assert!(response.starts_with("HTTP/1.1 202"), "{response}");
-    assert!(response
-        .to_ascii_lowercase()
-        .contains("location: /v1/batches/"));
+    let lower = response.to_ascii_lowercase();
+    assert!(lower.contains("location: /v1/batches/"));
+    // Every response carries a request id: a new UUID, or the client's own, echoed.
+    let id = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("a request id");
+    assert_eq!(id.trim().len(), 36, "a UUID: {id}");
+    let echoed = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "GET /healthz HTTP/1.1\r\nHost: poe\r\nX-Request-Id: trace-42\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(
+        echoed
+            .to_ascii_lowercase()
+            .contains("x-request-id: trace-42"),
+        "{echoed}"
+    );
     server.stop().await;
 }
 
@@ -311,11 +346,15 @@ async fn listing_readiness_and_metrics() {
     }
     let metrics = String::from_utf8(get("/metrics").await.body().to_vec()).unwrap();
     assert!(
-        metrics.contains("poe_submissions_total{code=\"202\"} 3"),
+        metrics.contains("poe_submissions_total{code=\"202\",rollup=\"aurora\"} 3"),
         "{metrics}"
     );
-    assert!(metrics.contains("poe_batches_accepted_total 3"));
-    assert!(metrics.contains("poe_operations_accepted_total 4"));
+    assert!(metrics.contains("poe_batches_accepted_total{rollup=\"aurora\"} 3"));
+    assert!(metrics.contains("poe_operations_accepted_total{rollup=\"aurora\"} 4"));
+    // The process's own series, from the client crate's collector.
+    for series in ["process_resident_memory_bytes ", "process_open_fds "] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
     assert!(metrics.contains("poe_submission_seconds_count 3"));
     let rollups: Value = serde_json::from_slice(get("/v1/rollups").await.body()).unwrap();
     assert_eq!(rollups["rollups"][0]["name"], "aurora");
@@ -424,7 +463,9 @@ async fn edge_refusals_are_counted_and_say_when_to_retry() {
     let metrics = String::from_utf8(metrics.body().to_vec()).unwrap();
     for code in [411, 413, 429] {
         assert!(
-            metrics.contains(&format!("poe_submissions_total{{code=\"{code}\"}} 1")),
+            metrics.contains(&format!(
+                "poe_submissions_total{{code=\"{code}\",rollup=\"\"}} 1"
+            )),
             "{code}: {metrics}"
         );
     }
@@ -520,7 +561,7 @@ async fn trickled_body_is_cut_off_with_408() {
     let metrics = warp::test::request().path("/metrics").reply(&filter).await;
     let metrics = String::from_utf8(metrics.body().to_vec()).unwrap();
     assert!(
-        metrics.contains("poe_submissions_total{code=\"408\"} 1"),
+        metrics.contains("poe_submissions_total{code=\"408\",rollup=\"\"} 1"),
         "{metrics}"
     );
     server.stop().await;

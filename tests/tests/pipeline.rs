@@ -75,16 +75,10 @@ impl Service {
         .unwrap();
         let archive: Arc<dyn Storage> = Arc::new(LocalDir::new(dir.join("archive")));
         let leaves: Arc<dyn Storage> = Arc::new(LocalDir::new(dir.join("leaves")));
-        let state = poe_api::AppState::new(
-            intake,
-            poe_api::ApiConfig {
-                log_submissions: false,
-                ..poe_api::ApiConfig::default()
-            },
-        )
-        .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)))
-        .with_archive(archive.clone())
-        .with_leaf_store(leaves.clone());
+        let state = poe_api::AppState::new(intake, poe_api::ApiConfig::default())
+            .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)))
+            .with_archive(archive.clone())
+            .with_leaf_store(leaves.clone());
         let pipeline = Pipeline::start(
             state.clone(),
             archive,
@@ -95,7 +89,6 @@ impl Service {
                 close_grace_us: 0,
                 tick: Duration::from_millis(20),
                 max_close_backoff: Duration::from_secs(1),
-                log: false,
                 segment_capacity_ops: capacity,
                 // As `poe serve` by default and `close-day`: the bundles are compared byte
                 // for byte with close-day's.

@@ -88,15 +88,29 @@ fn sigterm_drains_and_exits_cleanly() {
         stderr.contains("created a new, empty intake store"),
         "{stderr}"
     );
-    // The structured log has one JSON line per submission.
-    let log: serde_json::Value = serde_json::from_str(
-        stderr
-            .lines()
-            .find(|l| l.contains("\"event\":\"submit\""))
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(log["status"], 202);
+    // The structured log (tracing, JSON lines by default): every line an object with a level;
+    // one line per submission with its rollup, inside the request's span (its request id, the
+    // one the response carried), and one line per response.
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["level"].is_string()), "{stderr}");
+    let submit = lines
+        .iter()
+        .find(|l| l["target"] == "poe::submit")
+        .expect("a submission line");
+    assert_eq!(submit["level"], "INFO");
+    assert_eq!(submit["fields"]["status"], 202);
+    assert_eq!(submit["fields"]["rollup"], "term");
+    let request_id = submit["span"]["request_id"].as_str().unwrap();
+    assert!(
+        resp.to_ascii_lowercase()
+            .contains(&format!("x-request-id: {request_id}")),
+        "{resp}"
+    );
+    assert!(lines.iter().any(|l| l["span"]["request_id"] == request_id
+        && l["fields"]["message"] == "finished processing request"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -163,4 +177,38 @@ fn serve_refuses_a_store_truncated_to_zero_bytes_and_init_will_not_overwrite_it(
     assert!(!ok && stderr.contains("--init"), "{stderr}");
     assert!(!store.exists());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Settings come from the environment as well as from flags; a flag wins.
+#[test]
+fn settings_come_from_the_environment_and_flags_win() {
+    let bin = common::poe_binary();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let out = Command::new(&bin)
+            .arg("serve")
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let from_env = run(&[("POE_CONFIG", "/nonexistent/from-env.toml")], &[]);
+    assert!(
+        from_env.contains("/nonexistent/from-env.toml"),
+        "{from_env}"
+    );
+    let flag_wins = run(
+        &[("POE_CONFIG", "/nonexistent/from-env.toml")],
+        &["--config", "/nonexistent/from-flag.toml"],
+    );
+    assert!(
+        flag_wins.contains("/nonexistent/from-flag.toml") && !flag_wins.contains("from-env"),
+        "{flag_wins}"
+    );
+    let bad = run(&[("POE_LOG_FORMAT", "xml")], &[]);
+    assert!(
+        bad.contains("invalid value 'xml' for '--log-format"),
+        "{bad}"
+    );
 }

@@ -17,10 +17,7 @@ pub(crate) fn serve(
         std::fs::create_dir_all(data).map_err(|e| format!("creating {}: {e}", data.display()))?;
         let intake = poe_ingest::intake::Intake::create(registry, &store);
         if intake.is_ok() {
-            eprintln!(
-                "poe: created a new, empty intake store at {}",
-                store.display()
-            );
+            tracing::info!(store = %store.display(), "created a new, empty intake store");
         }
         intake
     } else {
@@ -46,7 +43,7 @@ pub(crate) fn serve(
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
-            eprintln!("shutting down: draining requests in flight");
+            tracing::info!("shutting down: draining requests in flight");
         };
         let archive: std::sync::Arc<dyn poe_archive::Storage> =
             std::sync::Arc::new(poe_archive::LocalDir::new(archive));
