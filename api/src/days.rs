@@ -5,6 +5,7 @@
 // boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -248,15 +249,128 @@ pub fn parse_range(value: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, 
     Ok(Some((start, end)))
 }
 
+/// The request headers a file's answer depends on.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    /// `Range`.
+    pub range: Option<String>,
+    /// `If-Range`: the range is served only if this is the file's ETag.
+    pub if_range: Option<String>,
+    /// `If-None-Match`: 304 if one of these is the file's ETag.
+    pub if_none_match: Option<String>,
+}
+
+/// Published days' file digests, by day: a file's ETag is its SHA3-256 as the day's manifest
+/// (or, for the files the manifest cannot list, `statement.json`) records it — a strong
+/// validator that any server of the same archive gives alike. Published days never change, so
+/// an entry never goes stale; the table is bounded by dropping it whole.
+#[derive(Clone, Default)]
+pub struct Etags(Arc<std::sync::Mutex<HashMap<Day, Arc<Digests>>>>);
+
+/// A day's file paths and their SHA3-256 (hex).
+type Digests = HashMap<String, String>;
+
+impl std::fmt::Debug for Etags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Etags")
+    }
+}
+
+/// Days whose digests are kept at once.
+const ETAG_DAYS: usize = 64;
+
+impl Etags {
+    fn of_day(&self, storage: &dyn Storage, day: Day) -> Arc<Digests> {
+        if let Some(t) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&day) {
+            return t.clone();
+        }
+        let table = Arc::new(day_digests(storage, day));
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= ETAG_DAYS {
+            cache.clear();
+        }
+        cache.insert(day, table.clone());
+        table
+    }
+}
+
+/// Path in the day directory → SHA3-256 hex, for every file whose digest the bundle records.
+fn day_digests(storage: &dyn Storage, day: Day) -> Digests {
+    use sha3::Digest as _;
+    let mut out = HashMap::new();
+    let json = |name: &str| {
+        storage.read(&layout::day_file(day, name)).ok().map(|b| {
+            (
+                serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+                b,
+            )
+        })
+    };
+    if let Some((m, _)) = json(layout::MANIFEST_JSON) {
+        for f in m["files"].as_array().into_iter().flatten() {
+            if let (Some(p), Some(h)) = (f["path"].as_str(), f["sha3_256"].as_str()) {
+                out.insert(p.to_owned(), h.to_owned());
+            }
+        }
+    }
+    if let Some((s, bytes)) = json(layout::STATEMENT_JSON) {
+        for (name, key) in [
+            (layout::MANIFEST_JSON, "manifest_sha3_256"),
+            (layout::ROOT_PROOF, "root_proof_sha3_256"),
+            (layout::ROOT_SAMPLES, "root_samples_sha3_256"),
+        ] {
+            if let Some(h) = s[key].as_str() {
+                out.insert(name.to_owned(), h.to_owned());
+            }
+        }
+        out.insert(
+            layout::STATEMENT_JSON.to_owned(),
+            hex::encode(sha3::Sha3_256::digest(&bytes)),
+        );
+    }
+    out
+}
+
+/// Whether an `If-None-Match` list names `etag` (weak comparison, RFC 9110 §13.1.2).
+fn none_match(header: &str, etag: &str) -> bool {
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    header.trim() == "*" || header.split(',').any(|t| strip(t) == etag)
+}
+
+/// Bytes a streamed file is read in: memory per download stays this, whatever the file's size.
+const CHUNK: u64 = 1 << 20;
+
+/// The bytes `start..=end` of `path`, read chunk by chunk as the client takes them.
+fn file_stream(
+    storage: Arc<dyn Storage>,
+    path: String,
+    start: u64,
+    end: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Sync + 'static {
+    futures_util::stream::try_unfold(start, move |at| {
+        let (storage, path) = (storage.clone(), path.clone());
+        async move {
+            if at > end {
+                return Ok(None);
+            }
+            let last = end.min(at + CHUNK - 1);
+            let chunk = tokio::task::spawn_blocking(move || storage.read_range(&path, at, last))
+                .await
+                .map_err(std::io::Error::other)??;
+            Ok(Some((bytes::Bytes::from(chunk), last + 1)))
+        }
+    })
+}
+
 /// `GET` and `HEAD /v1/days/{day}/files/{path}` with single-range support. `path` may be
-/// percent-encoded (generated clients and DuckDB's httpfs encode `=` and `/`). A ranged read
-/// reads only its bytes from storage; published files never change, so they are cacheable for
-/// ever.
+/// percent-encoded (generated clients and DuckDB's httpfs encode `=` and `/`). The body is
+/// streamed from storage a chunk at a time (a ranged read reads only its bytes); published
+/// files never change, so they are cacheable for ever, and their ETag is their SHA3-256.
 pub async fn file(
     state: AppState,
     day: String,
     tail: String,
-    range: Option<String>,
+    conditions: Conditions,
     head_only: bool,
 ) -> Result<warp::reply::Response, Infallible> {
     let (storage, day) = match archive(&state).and_then(|s| Ok((s, day_of(&day)?))) {
@@ -298,7 +412,39 @@ pub async fn file(
             Err(r) => return Ok(r),
         }
     };
-    let (span, status) = match parse_range(range.as_deref(), len) {
+    let etag = {
+        let (storage, etags) = (storage.clone(), state.etags.clone());
+        tokio::task::spawn_blocking(move || etags.of_day(&*storage, day))
+            .await
+            .ok()
+            .and_then(|t| t.get(&tail).map(|h| format!("\"{h}\"")))
+    };
+    let validators = |h: &mut warp::http::HeaderMap| {
+        if let Some(e) = etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+            h.insert(header::ETAG, e);
+        }
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+    };
+    if let (Some(e), Some(inm)) = (&etag, &conditions.if_none_match) {
+        if none_match(inm, e) {
+            let mut resp = warp::reply::Response::new(Default::default());
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            validators(resp.headers_mut());
+            return Ok(resp);
+        }
+    }
+    // If-Range (strong comparison): a range of a file that has changed since the client's
+    // copy would splice two versions, so then the whole file is sent.
+    let range = match (&conditions.range, &conditions.if_range) {
+        (Some(r), Some(cond)) if etag.as_deref() == Some(cond.trim()) => Some(r.as_str()),
+        (Some(_), Some(_)) | (None, _) => None,
+        (Some(r), None) => Some(r.as_str()),
+    };
+    let (span, status) = match parse_range(range, len) {
         Ok(None) => (len.checked_sub(1).map(|end| (0, end)), StatusCode::OK),
         Ok(Some(span)) => (Some(span), StatusCode::PARTIAL_CONTENT),
         Err(Unsatisfiable) => {
@@ -316,21 +462,18 @@ pub async fn file(
         }
     };
     let n_bytes = span.map_or(0, |(start, end)| end - start + 1);
-    let body = match span {
+    let mut resp = match span {
         Some((start, end)) if !head_only => {
-            match blocking_io(move || storage.read_range(&path, start, end)).await {
-                Ok(Some(b)) => b,
-                // Removed between the two looks: published days are never removed, but a
-                // racing operator may.
-                Ok(None) => return Ok(unknown_file()),
-                Err(r) => return Ok(r),
-            }
+            warp::reply::stream(file_stream(storage, path, start, end)).into_response()
         }
-        _ => Vec::new(),
+        _ => warp::reply::Response::new(Default::default()),
     };
-    let mut resp = bytes_reply(body, "application/octet-stream");
     *resp.status_mut() = status;
     let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     if status == StatusCode::PARTIAL_CONTENT {
         let (start, end) = span.expect("a satisfied range");
         h.insert(
@@ -339,11 +482,7 @@ pub async fn file(
         );
     }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(n_bytes));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
+    validators(h);
     Ok(resp)
 }
 

@@ -80,6 +80,7 @@ pub struct AppState {
     leaves: Option<Arc<dyn poe_archive::Storage>>,
     on_accept: Option<AcceptHook>,
     clock: Clock,
+    etags: days::Etags,
 }
 
 /// Called with every newly accepted batch's receipt, after it is on disk (the day pipeline
@@ -110,6 +111,7 @@ impl AppState {
             leaves: None,
             on_accept: None,
             clock: Arc::new(now_us),
+            etags: days::Etags::default(),
         }
     }
 
@@ -279,9 +281,18 @@ pub fn routes(
                 .unify(),
         )
         .and(with_state.clone())
-        .and(warp::header::optional::<String>("range"))
-        .and_then(|d, tail: warp::path::Tail, head_only, s, range| {
-            days::file(s, d, tail.as_str().to_string(), range, head_only)
+        .and(
+            warp::header::optional::<String>("range")
+                .and(warp::header::optional::<String>("if-range"))
+                .and(warp::header::optional::<String>("if-none-match"))
+                .map(|range, if_range, if_none_match| days::Conditions {
+                    range,
+                    if_range,
+                    if_none_match,
+                }),
+        )
+        .and_then(|d, tail: warp::path::Tail, head_only, s, conditions| {
+            days::file(s, d, tail.as_str().to_string(), conditions, head_only)
         });
     let list = warp::path!("v1" / "rollups" / String / "batches")
         .and(warp::get())

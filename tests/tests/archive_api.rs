@@ -21,15 +21,19 @@ impl Drop for Server {
 }
 
 fn serve_golden() -> (Server, String) {
+    serve_bundle("bundle_v1")
+}
+
+fn serve_bundle(name: &str) -> (Server, String) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let data = scratch("archive-api");
+    let data = scratch(&format!("archive-api-{name}"));
     let (child, addr) = common::spawn_serve([
         OsStr::new("--config"),
         root.join("../aggregator/poe.example.toml").as_os_str(),
         OsStr::new("--data"),
         data.as_os_str(),
         OsStr::new("--archive"),
-        root.join("fixtures/bundle_v1").as_os_str(),
+        root.join("fixtures").join(name).as_os_str(),
         OsStr::new("--init"),
     ]);
     (Server(child), addr)
@@ -155,4 +159,101 @@ fn audit_from_a_server_and_byte_ranges() {
             "{path}: {head}"
         );
     }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .map(str::trim)
+}
+
+/// Files carry their SHA3-256 as a strong ETag; a client's copy is revalidated (304), a range
+/// is served only against the ETag it was asked against (If-Range), and a file larger than the
+/// server's read chunk streams whole and intact.
+#[test]
+fn files_have_content_etags_conditional_requests_and_stream_whole() {
+    let (_server, addr) = serve_bundle("bundle_v5");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundle_v5/days/2026-11-18");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let statement: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("statement.json")).unwrap()).unwrap();
+    let trades = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().starts_with("trades/"))
+        .unwrap();
+    let url = format!(
+        "/v1/days/2026-11-18/files/{}",
+        trades["path"].as_str().unwrap()
+    );
+    let (head, body) = raw_get(&addr, &url, "");
+    let etag = header(&head, "etag").expect("an etag").to_owned();
+    assert_eq!(
+        etag,
+        format!("\"{}\"", trades["sha3_256"].as_str().unwrap())
+    );
+    assert_eq!(body.len() as u64, trades["bytes"].as_u64().unwrap());
+
+    // Revalidation: the same ETag is a 304 without a body; another is the file.
+    let (head, body) = raw_get(&addr, &url, &format!("If-None-Match: {etag}\r\n"));
+    assert!(head.starts_with("http/1.1 304"), "{head}");
+    assert!(body.is_empty());
+    assert_eq!(header(&head, "etag"), Some(etag.as_str()));
+    let (head, _) = raw_get(&addr, &url, "If-None-Match: \"00\"\r\n");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+
+    // If-Range: the range against the current ETag; the whole file against a stale one.
+    let (head, part) = raw_get(
+        &addr,
+        &url,
+        &format!("Range: bytes=4-11\r\nIf-Range: {etag}\r\n"),
+    );
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert_eq!(part.len(), 8);
+    let (head, whole) = raw_get(&addr, &url, "Range: bytes=4-11\r\nIf-Range: \"0000\"\r\n");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(whole.len() as u64, trades["bytes"].as_u64().unwrap());
+    assert_eq!(&whole[4..12], &part[..]);
+
+    // The files the manifest cannot list take their digests from statement.json (and
+    // statement.json its own).
+    let samples = std::fs::read(dir.join("root.samples")).unwrap();
+    assert!(samples.len() > 1 << 20, "larger than one read chunk");
+    let (head, body) = raw_get(&addr, "/v1/days/2026-11-18/files/root.samples", "");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, samples, "streamed whole and intact");
+    assert_eq!(
+        header(&head, "etag"),
+        Some(
+            format!(
+                "\"{}\"",
+                statement["root_samples_sha3_256"].as_str().unwrap()
+            )
+            .as_str()
+        )
+    );
+    let (head, tail) = raw_get(
+        &addr,
+        "/v1/days/2026-11-18/files/root.samples",
+        "Range: bytes=1048000-1049999\r\n",
+    );
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert_eq!(
+        tail,
+        &samples[1_048_000..1_050_000],
+        "a range across a chunk edge"
+    );
+    let (head, _) = raw_request(
+        &addr,
+        "HEAD",
+        "/v1/days/2026-11-18/files/statement.json",
+        "",
+    );
+    use sha3::Digest as _;
+    let own = hex::encode(sha3::Sha3_256::digest(
+        std::fs::read(dir.join("statement.json")).unwrap(),
+    ));
+    assert_eq!(header(&head, "etag"), Some(format!("\"{own}\"").as_str()));
 }
