@@ -1,88 +1,124 @@
 //! Downloading a day's bundle through the archive API (`GET /v1/days/{day}/…`) for
-//! `poe audit --from`. A small blocking HTTP/1.1 client: the auditor's side needs nothing more,
-//! and nothing fetched is trusted — the audit checks every byte afterwards.
+//! `poe audit --from`: HTTP or HTTPS (ureq over rustls, Mozilla's roots or the auditor's own
+//! CA), with timeouts and retries that back off. Nothing fetched is trusted: the audit checks
+//! every byte afterwards.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-/// `http://host:port` → `host:port`.
-fn authority(base: &str) -> Result<&str, String> {
-    base.trim_end_matches('/')
-        .strip_prefix("http://")
-        .filter(|a| !a.is_empty() && !a.contains('/'))
-        .ok_or_else(|| format!("{base:?}: expected http://host:port"))
+/// Attempts per request: a transient failure (connection, 429, 5xx) is retried after 0.5 s,
+/// 1 s, 2 s.
+const ATTEMPTS: u32 = 4;
+/// Largest body accepted: trades files of a day of millions of operations, with room.
+const MAX_BODY: u64 = 16 << 30;
+
+/// An HTTP(S) client for one archive server.
+#[derive(Debug)]
+pub struct Fetcher {
+    base: String,
+    agent: ureq::Agent,
+    backoff: Duration,
 }
 
-/// GETs `path` from `base`; the body of a 200, or an error with the status and body.
+impl Fetcher {
+    /// A client of `base` (`http://host:port` or `https://host[:port]`); `ca_cert`, a PEM file
+    /// of the certificates to trust instead of Mozilla's roots (a private CA, a self-signed
+    /// server).
+    ///
+    /// # Errors
+    /// A base URL of another scheme, an unreadable or empty PEM file.
+    pub fn new(base: &str, ca_cert: Option<&Path>) -> Result<Self, String> {
+        let base = base.trim_end_matches('/').to_owned();
+        let rest = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+            .ok_or_else(|| format!("{base:?}: expected http://host:port or https://host[:port]"))?;
+        if rest.is_empty() || rest.contains('/') {
+            return Err(format!("{base:?}: expected a server, no path"));
+        }
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(format!("{}: no PEM certificate in it", path.display()));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            // A stalled server, not a large file: no read may wait longer than this.
+            .timeout_recv_body(Some(Duration::from_secs(300)))
+            .timeout_recv_response(Some(Duration::from_secs(300)))
+            .user_agent(concat!("poe/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Ok(Self {
+            base,
+            agent,
+            backoff: Duration::from_millis(500),
+        })
+    }
+
+    /// GETs `path`: the body of a 200. Connection failures, 429 and 5xx are retried with
+    /// backoff; any other status is an error at once, with the server's problem detail.
+    ///
+    /// # Errors
+    /// The last failure, naming the path.
+    pub fn get(&self, path: &str) -> Result<Vec<u8>, String> {
+        let url = format!("{}{path}", self.base);
+        let mut wait = self.backoff;
+        let mut attempt = 1;
+        loop {
+            let transient = match self.agent.get(&url).call() {
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let body = resp
+                        .body_mut()
+                        .with_config()
+                        .limit(MAX_BODY)
+                        .read_to_vec()
+                        .map_err(|e| format!("GET {path}: {e}"));
+                    match (status, body) {
+                        (200, Ok(b)) => return Ok(b),
+                        (200, Err(e)) => e,
+                        (s, body) => {
+                            let detail = body
+                                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                                .unwrap_or_default();
+                            let e = format!("GET {path}: HTTP {s}: {detail}");
+                            if s != 429 && s < 500 {
+                                return Err(e);
+                            }
+                            e
+                        }
+                    }
+                }
+                Err(e) => format!("GET {path}: {e}"),
+            };
+            if attempt == ATTEMPTS {
+                return Err(format!("{transient} (after {ATTEMPTS} attempts)"));
+            }
+            std::thread::sleep(wait);
+            wait *= 2;
+            attempt += 1;
+        }
+    }
+}
+
+/// GETs `path` from `base` with a fresh client trusting Mozilla's roots ([`Fetcher::get`]).
 ///
 /// # Errors
-/// Connection failures, non-200 statuses, malformed responses.
+/// As [`Fetcher::new`] and [`Fetcher::get`].
 pub fn get(base: &str, path: &str) -> Result<Vec<u8>, String> {
-    let host = authority(base)?;
-    let mut s = TcpStream::connect(host).map_err(|e| format!("connecting to {host}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(300)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept-Encoding: identity\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .map_err(|e| format!("GET {path}: {e}"))?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("GET {path}: response without a header end"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut body = raw[split + 4..].to_vec();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("GET {path}: bad status line"))?;
-    let header = |name: &str| {
-        head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    };
-    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        body = dechunk(&body).ok_or_else(|| format!("GET {path}: bad chunked body"))?;
-    } else if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        if body.len() != len {
-            return Err(format!(
-                "GET {path}: {} of {len} body bytes received",
-                body.len()
-            ));
-        }
-    }
-    if status != 200 {
-        return Err(format!(
-            "GET {path}: HTTP {status}: {}",
-            String::from_utf8_lossy(&body)
-        ));
-    }
-    Ok(body)
-}
-
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = b.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&b[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        b = &b[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(b.get(..size)?);
-        b = b.get(size + 2..)?;
-    }
+    Fetcher::new(base, None)?.get(path)
 }
 
 /// Downloads the bundle of `day` into `dir`: manifest, root proof, statement, the listed
@@ -92,7 +128,7 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 /// # Errors
 /// Any failed request or write, naming the file.
 pub fn download_day(
-    base: &str,
+    client: &Fetcher,
     day: &str,
     dir: &Path,
     proof_only: bool,
@@ -101,7 +137,7 @@ pub fn download_day(
 ) -> Result<u64, String> {
     use poe_api::urls;
     use poe_archive::layout;
-    let manifest_bytes = get(base, &urls::day_manifest(day))?;
+    let manifest_bytes = client.get(&urls::day_manifest(day))?;
     let manifest =
         poe_archive::manifest::Manifest::from_bytes(&manifest_bytes).map_err(|e| e.to_string())?;
     let storage = poe_archive::LocalDir::new(dir);
@@ -117,14 +153,14 @@ pub fn download_day(
             urls::day_file(day, layout::STATEMENT_JSON),
         ),
     ] {
-        let b = get(base, &url)?;
+        let b = client.get(&url)?;
         total += b.len() as u64;
         put(path, &b)?;
         if path == layout::ROOT_PROOF
             && poe_circle_stark::day::recursive::RecursiveFormat::of(&b).is_some()
             && samples(&b)
         {
-            let s = get(base, &urls::day_file(day, layout::ROOT_SAMPLES))?;
+            let s = client.get(&urls::day_file(day, layout::ROOT_SAMPLES))?;
             total += s.len() as u64;
             put(layout::ROOT_SAMPLES, &s)?;
         }
@@ -135,10 +171,75 @@ pub fn download_day(
         .filter(|f| !proof_only || f.path == layout::STATEMENTS_PARQUET)
         .collect();
     for (i, f) in files.iter().enumerate() {
-        let b = get(base, &urls::day_file(day, &f.path))?;
+        let b = client.get(&urls::day_file(day, &f.path))?;
         total += b.len() as u64;
         put(&f.path, &b)?;
         progress(i + 1, files.len());
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fetcher;
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A server answering its requests with `statuses` in turn; counts the requests.
+    fn server(statuses: Vec<u16>) -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let i = counter.fetch_add(1, Ordering::SeqCst);
+                let status = statuses[i.min(statuses.len() - 1)];
+                let body = format!("body {i}");
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (format!("http://{addr}"), seen)
+    }
+
+    fn fast(base: &str) -> Fetcher {
+        let mut f = Fetcher::new(base, None).unwrap();
+        f.backoff = Duration::from_millis(1);
+        f
+    }
+
+    #[test]
+    fn transient_failures_are_retried_and_client_errors_are_not() {
+        let (base, seen) = server(vec![503, 429, 200]);
+        assert_eq!(fast(&base).get("/x").unwrap(), b"body 2");
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+
+        let (base, seen) = server(vec![404]);
+        let err = fast(&base).get("/x").unwrap_err();
+        assert!(err.contains("HTTP 404") && err.contains("body 0"), "{err}");
+        assert_eq!(seen.load(Ordering::SeqCst), 1, "a 404 is not retried");
+
+        let (base, seen) = server(vec![500]);
+        let err = fast(&base).get("/x").unwrap_err();
+        assert!(err.contains("after 4 attempts"), "{err}");
+        assert_eq!(seen.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn base_urls_are_checked() {
+        for bad in ["ftp://x", "http://", "https://host/path", "host:80"] {
+            assert!(Fetcher::new(bad, None).is_err(), "{bad}");
+        }
+        for good in ["http://127.0.0.1:8080", "https://archive.example/"] {
+            assert!(Fetcher::new(good, None).is_ok(), "{good}");
+        }
+    }
 }

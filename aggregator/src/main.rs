@@ -253,9 +253,14 @@ enum Command {
         /// The day directory (…/days/YYYY-MM-DD); not with --from.
         #[arg(required_unless_present = "from", conflicts_with = "from")]
         dir: Option<PathBuf>,
-        /// Download the bundle from a poe server (http://host:port) first; needs --day.
+        /// Download the bundle from a poe server (http://host:port or https://host) first;
+        /// needs --day.
         #[arg(long, requires = "day")]
         from: Option<String>,
+        /// With --from over HTTPS: trust the certificates in this PEM file instead of
+        /// Mozilla's roots (a private CA or a self-signed server).
+        #[arg(long, requires = "from")]
+        ca_cert: Option<PathBuf>,
         /// The day to download with --from, YYYY-MM-DD.
         #[arg(long)]
         day: Option<String>,
@@ -642,6 +647,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Audit {
             dir,
             from,
+            ca_cert,
             day,
             keep,
             proof_only,
@@ -663,7 +669,9 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             match (dir, from, day) {
                 (Some(dir), None, _) => audit(&dir, options, json),
-                (None, Some(from), Some(day)) => audit_from(&from, &day, keep, options, json),
+                (None, Some(from), Some(day)) => {
+                    audit_from(&from, ca_cert.as_deref(), &day, keep, options, json)
+                }
                 _ => Err("give a bundle directory, or --from URL --day YYYY-MM-DD".into()),
             }
         }

@@ -257,3 +257,109 @@ fn files_have_content_etags_conditional_requests_and_stream_whole() {
     ));
     assert_eq!(header(&head, "etag"), Some(format!("\"{own}\"").as_str()));
 }
+
+/// A TLS front for a plain server: each connection's one request is relayed to `backend` with
+/// `Connection: close`, and its response sent back under TLS.
+fn tls_relay(backend: String, cert_pem: &str, key_pem: &str) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    // ring, as ureq's client uses: rustls marks it deprecated for lacking post-quantum key
+    // exchange (aws-lc-rs has it, at the price of a C toolchain and cmake in every build).
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let (config, backend) = (config.clone(), backend.clone());
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if tls.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head);
+                let request_line = head.lines().next().unwrap_or_default().to_owned();
+                let mut up = TcpStream::connect(&backend).unwrap();
+                write!(
+                    up,
+                    "{request_line}\r\nHost: {backend}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut response = Vec::new();
+                up.read_to_end(&mut response).unwrap();
+                let _ = tls.write_all(&response);
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    format!("localhost:{port}")
+}
+
+/// `poe audit --from https://…`: the download goes through TLS, trusting the server's
+/// certificate only when told to (--ca-cert); a plain-HTTP base also works, a bad one is named.
+#[test]
+fn audit_from_an_https_server_with_its_ca_certificate() {
+    let (_server, addr) = serve_bundle("bundle_v5");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let front = tls_relay(addr, &cert.cert.pem(), &cert.signing_key.serialize_pem());
+    let dir = scratch("audit-https");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let base = format!("https://{front}");
+    let audit = |extra: &[&OsStr]| {
+        Command::new(poe_binary())
+            .args([
+                "audit",
+                "--from",
+                &base,
+                "--day",
+                "2026-11-18",
+                "--no-key-cache",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = audit(&[OsStr::new("--ca-cert"), ca.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("from {base}")), "{stdout}");
+    assert!(stdout.contains("PASS root-proof"), "{stdout}");
+
+    // Without the CA the certificate is unknown: refused, and said so.
+    let out = audit(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+
+    let out = Command::new(poe_binary())
+        .args(["audit", "--from", "ftp://x", "--day", "2026-11-18"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("expected http://host:port or https://host"),
+        "{stderr}"
+    );
+}

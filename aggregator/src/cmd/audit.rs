@@ -10,12 +10,14 @@ const AUDIT_JSON_SCHEMA: &str = "poe-audit/1";
 
 pub(crate) fn audit_from(
     from: &str,
+    ca_cert: Option<&std::path::Path>,
     day: &str,
     keep: Option<PathBuf>,
     options: poe_archive::AuditOptions,
     json: bool,
 ) -> Result<(), String> {
     let day: poe_archive::Day = day.parse().map_err(|e| format!("--day: {e}"))?;
+    let client = poe_aggregator::fetch::Fetcher::new(from, ca_cert)?;
     let temp = keep.is_none();
     let dir = keep.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("poe-audit-{day}-{}", std::process::id()))
@@ -39,7 +41,7 @@ pub(crate) fn audit_from(
             })
     };
     let fetched = poe_aggregator::fetch::download_day(
-        from,
+        &client,
         &day.to_string(),
         &dir,
         options.proof_only,
