@@ -250,9 +250,10 @@ enum Command {
     /// derived from the bundle, continuity, and every batch's data root from its Parquet rows.
     /// Exit status 0 only if every check passes.
     Audit {
-        /// The day directory (…/days/YYYY-MM-DD); not with --from.
+        /// Day directories (…/days/YYYY-MM-DD); not with --from. Several are also checked for
+        /// continuity: each rollup's seqs and state roots chained across them.
         #[arg(required_unless_present = "from", conflicts_with = "from")]
-        dir: Option<PathBuf>,
+        dir: Vec<PathBuf>,
         /// Download the bundle from a poe server (http://host:port or https://host) first;
         /// needs --day.
         #[arg(long, requires = "day")]
@@ -261,9 +262,11 @@ enum Command {
         /// Mozilla's roots (a private CA or a self-signed server).
         #[arg(long, requires = "from")]
         ca_cert: Option<PathBuf>,
-        /// The day to download with --from, YYYY-MM-DD.
+        /// The day to download with --from, YYYY-MM-DD; repeat it for several days, or give
+        /// FIRST..LAST for every day the server has published in that span (then continuity
+        /// is checked too).
         #[arg(long)]
-        day: Option<String>,
+        day: Vec<String>,
         /// Keep the downloaded bundle here (default: a temporary directory, removed after).
         #[arg(long, requires = "from")]
         keep: Option<PathBuf>,
@@ -667,12 +670,12 @@ fn run(cli: Cli) -> Result<(), String> {
                     key_cache.or_else(default_key_cache)
                 },
             };
-            match (dir, from, day) {
-                (Some(dir), None, _) => audit(&dir, options, json),
-                (None, Some(from), Some(day)) => {
+            match (dir.is_empty(), from) {
+                (false, None) => audit(&dir, options, json),
+                (true, Some(from)) if !day.is_empty() => {
                     audit_from(&from, ca_cert.as_deref(), &day, keep, options, json)
                 }
-                _ => Err("give a bundle directory, or --from URL --day YYYY-MM-DD".into()),
+                _ => Err("give day directories, or --from URL --day YYYY-MM-DD".into()),
             }
         }
         Command::Bench {

@@ -11,7 +11,7 @@ pub mod parquet_io;
 pub mod records;
 pub mod storage;
 
-pub use audit::{audit, AuditOptions, AuditReport, Check};
+pub use audit::{audit, AuditFacts, AuditOptions, AuditReport, Check};
 pub use bundle::{write_day, ArchivedOp, BatchInput, BundleSummary, DayInput, RollupInfo, Stage};
 pub use day::Day;
 pub use error::ArchiveError;

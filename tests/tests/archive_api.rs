@@ -77,6 +77,30 @@ fn audit_from_a_server_and_byte_ranges() {
     );
     assert!(stdout.contains("PASS root-proof"), "{stdout}");
     assert!(stdout.contains("PASS trades rollup=cygnus"), "{stdout}");
+    // A span of days: every day the server published in it (here the one).
+    let out = Command::new(poe_binary())
+        .args([
+            "audit",
+            "--from",
+            &base,
+            "--day",
+            "2026-11-01..2026-11-30",
+            "--proof-only",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("VERDICT PASS 2026-11-18"), "{stdout}");
+    let out = Command::new(poe_binary())
+        .args(["audit", "--from", &base, "--day", "2026-12-01..2026-12-31"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("published no day"),
+        "{stderr}"
+    );
 
     let (head, body) = raw_get(&addr, "/v1/days", "");
     assert!(head.starts_with("http/1.1 200"), "{head}");

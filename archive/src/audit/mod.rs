@@ -133,6 +133,24 @@ pub struct RollupFigures {
     pub notional: String,
 }
 
+/// What the audit established, as fields: the statement it derived from the bundle (and
+/// checked the root proof against), the verifier's parameters, and what verifying took.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditFacts {
+    /// The day statement derived from the bundle, in `statement.json`'s form: day root, counts,
+    /// each rollup's span (seqs, first pre- and last post-state root), the root proof's size
+    /// and its segments or tree. Absent if the bundle's statements could not be read.
+    pub statement: Option<StatementJson>,
+    /// The root proof's parameters (AIR, proof format, blowup, queries, PoW, security bits).
+    pub verifier: Option<VerifierParams>,
+    /// Milliseconds verifying the root proof (keys at hand).
+    pub root_verify_ms: Option<f64>,
+    /// Seconds getting a v4/v5 root's keys.
+    pub keys_s: Option<f64>,
+    /// Where they came from: `cache` or `samples` (derived from `root.samples`).
+    pub keys_from: Option<&'static str>,
+}
+
 /// The audit's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
@@ -142,6 +160,8 @@ pub struct AuditReport {
     pub checks: Vec<Check>,
     /// Figures per rollup (empty with `proof_only`).
     pub rollups: Vec<RollupFigures>,
+    /// What the audit established.
+    pub facts: AuditFacts,
 }
 
 impl AuditReport {
@@ -157,6 +177,7 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 struct Auditor<'a> {
     storage: &'a dyn Storage,
     checks: Vec<Check>,
+    facts: AuditFacts,
     /// The manifest's files and sizes: the only files read besides the three it binds.
     listed: BTreeMap<String, u64>,
 }
@@ -191,6 +212,7 @@ impl Auditor<'_> {
             day,
             checks: self.checks,
             rollups,
+            facts: self.facts,
         }
     }
 
@@ -245,6 +267,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
     let mut a = Auditor {
         storage,
         checks: Vec::new(),
+        facts: AuditFacts::default(),
         listed: BTreeMap::new(),
     };
     let mut report_day = String::from("?");
@@ -266,6 +289,7 @@ pub fn audit(storage: &dyn Storage, options: &AuditOptions, progress: Progress<'
         }
     };
     report_day = manifest.day.clone();
+    a.facts.verifier = Some(manifest.verifier.clone());
     a.listed = manifest
         .files
         .iter()

@@ -148,9 +148,11 @@ pub(super) fn check_root_proof(
         }),
     };
     match verified {
-        Ok(coverage) => a.pass(
-            CheckKind::RootProof,
-            format!(
+        Ok(coverage) => {
+            a.facts.root_verify_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+            a.pass(
+                CheckKind::RootProof,
+                format!(
                 "day root {} over {} batches and {} ops verified in {:.1} ms ({} bytes){coverage}",
                 statement.day_root.to_hex(),
                 statement.n_batches,
@@ -158,7 +160,8 @@ pub(super) fn check_root_proof(
                 start.elapsed().as_secs_f64() * 1e3,
                 bytes.len()
             ),
-        ),
+            );
+        }
         Err(e) => a.fail(CheckKind::RootProof, format!("root.proof: {e}")),
     }
     check_statement_json(a, manifest, statement, batches, &bytes, Samples::None);
@@ -203,6 +206,7 @@ fn check_statement_json(
                 expected.root_samples_sha3_256 = published.root_samples_sha3_256.clone();
                 expected.root_samples_bytes = published.root_samples_bytes;
             }
+            a.facts.statement = Some(expected.clone());
             if published == expected {
                 a.pass(
                     CheckKind::StatementJson,
@@ -261,6 +265,7 @@ fn check_recursive_root(
         .as_deref()
         .and_then(|dir| cached_keys(dir, &root));
     let mut samples = Samples::Unread;
+    a.facts.keys_from = Some(if cached.is_some() { "cache" } else { "samples" });
     let (keys, source) = match cached {
         Some(k) if options.proof_only => (k, "from the key cache".to_string()),
         cached => {
@@ -303,8 +308,10 @@ fn check_recursive_root(
         }
     };
     let t = std::time::Instant::now();
+    a.facts.keys_s = Some(start.elapsed().as_secs_f64());
     match verify_recursive(&root, statement, batches, &listed, &keys, &options.policy) {
         Ok(c) => {
+            a.facts.root_verify_ms = Some(t.elapsed().as_secs_f64() * 1e3);
             let classes: std::collections::BTreeSet<String> =
                 root.segments.iter().map(|s| s.class.name()).collect();
             let roots = match root.format {

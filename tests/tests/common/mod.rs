@@ -76,6 +76,15 @@ pub fn day() -> Day {
 /// through intake during [`day`], plus one late batch of the first accepted the next day.
 /// Returns the intake and the registry text. Deterministic: same bytes every run.
 pub fn submit_day(data: &Path, ops_per_batch: usize) -> (Intake, String) {
+    let (intake, toml, _) = submit_day_with_clients(data, ops_per_batch);
+    (intake, toml)
+}
+
+/// [`submit_day`], with the rollups' clients as they stand after it (to submit more).
+pub fn submit_day_with_clients(
+    data: &Path,
+    ops_per_batch: usize,
+) -> (Intake, String, [poe_ingest::client::RollupClient; 3]) {
     let mut clients = [
         client("aurora", 1, Scheme::Keccak256),
         client("borealis", 2, Scheme::PoseidonBn254),
@@ -105,5 +114,5 @@ pub fn submit_day(data: &Path, ops_per_batch: usize) -> (Intake, String) {
         intake.submit(&body, next_day).unwrap(),
         Outcome::Accepted(_)
     ));
-    (intake, toml)
+    (intake, toml, clients)
 }
