@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Property-based check of the running service against specs/api/openapi.yaml: no 5xx on any
-# generated input, and every response conforms to the schema (schemathesis' default checks are
-# narrowed to the server-error check; conformance is exercised by the Rust tests).
+# Property-based and stateful check of the running service against specs/api/openapi.yaml:
+# every response conforms to the spec (status code, content type, headers, body schema) and
+# none is a 5xx. Half of the submissions are validly signed batches of a sample rollup
+# (`poe sample-batches`, .ci/schemathesis_hooks.py), so acceptance, retries and receipts are
+# exercised too; the run must have had some accepted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
@@ -10,8 +12,9 @@ work=$(mktemp -d)
 # unify (rand, hyper, parquet differ from a lone `-p poe-aggregator` build), so the README's
 # `cargo test` afterwards reuses every artifact instead of compiling stwo and the rest again.
 cargo test --workspace --locked --no-run
-./target/debug/poe serve --config aggregator/poe.example.toml --data "$work/data" \
-  --archive tests/fixtures/bundle_v1 --listen 127.0.0.1:0 --init \
+./target/debug/poe sample-batches --dir "$work/sample" --batches 40
+./target/debug/poe serve --config "$work/sample/poe.toml" --data "$work/data" \
+  --archive tests/fixtures/bundle_v5 --listen 127.0.0.1:0 --init --no-pipeline \
   >"$work/serve.out" 2>"$work/serve.err" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -21,5 +24,14 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 [ -n "$addr" ] || { echo "poe serve did not start"; cat "$work/serve.err"; exit 1; }
-python3 -m schemathesis.cli run specs/api/openapi.yaml --url "http://$addr" \
-  --checks not_a_server_error --max-examples 50 --seed 1 --no-color
+POE_SAMPLE_BATCHES="$work/sample/batches.jsonl" SCHEMATHESIS_HOOKS=schemathesis_hooks \
+PYTHONPATH=.ci python3 -m schemathesis.cli run specs/api/openapi.yaml --url "http://$addr" \
+  --phases examples,coverage,fuzzing,stateful \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --max-examples 50 --seed 1 --no-color --workers 1
+accepted=$(python3 -c 'import sys, urllib.request
+for line in urllib.request.urlopen(sys.argv[1]).read().decode().splitlines():
+    if line.startswith("poe_batches_accepted_total{rollup=\"sample-options\"}"):
+        print(line.split()[1])' "http://$addr/metrics")
+echo "validly signed batches accepted during the run: ${accepted:-0}"
+[ "${accepted:-0}" -ge 5 ] || { echo "too few signed batches were accepted"; exit 1; }

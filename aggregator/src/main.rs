@@ -167,6 +167,20 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         min_security_bits: u32,
     },
+    /// TEST MATERIAL: write DIR/poe.toml (one rollup whose private key is public) and
+    /// DIR/batches.jsonl (a chain of validly signed batches of it, stamped now) to post to a
+    /// local `poe serve --config DIR/poe.toml`.
+    SampleBatches {
+        /// Where to write them.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Batches in the chain.
+        #[arg(long, default_value_t = 20)]
+        batches: usize,
+        /// Operations per batch (at least 64).
+        #[arg(long, default_value_t = 64)]
+        ops: usize,
+    },
     /// Run the intake service: rollups submit batches over HTTP.
     Serve {
         /// The rollup registry.
@@ -863,6 +877,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             Ok(())
+        }
+        Command::SampleBatches { dir, batches, ops } => {
+            cmd::sample::sample_batches(&dir, batches, ops)
         }
         Command::Serve {
             config,

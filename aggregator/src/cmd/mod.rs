@@ -6,4 +6,5 @@ pub(crate) mod bench;
 pub(crate) mod close_day;
 pub(crate) mod demo;
 pub(crate) mod records;
+pub(crate) mod sample;
 pub(crate) mod serve;
