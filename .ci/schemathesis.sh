@@ -27,7 +27,7 @@ done
 POE_SAMPLE_BATCHES="$work/sample/batches.jsonl" SCHEMATHESIS_HOOKS=schemathesis_hooks \
 PYTHONPATH=.ci python3 -m schemathesis.cli run specs/api/openapi.yaml --url "http://$addr" \
   --phases examples,coverage,fuzzing,stateful \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method,allow_header_conformance \
   --max-examples 50 --seed 1 --no-color --workers 1
 accepted=$(python3 -c 'import sys, urllib.request
 for line in urllib.request.urlopen(sys.argv[1]).read().decode().splitlines():

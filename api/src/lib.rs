@@ -366,6 +366,17 @@ pub fn routes(
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
+    // Last: a known path asked with another method is a 405 naming the methods it takes.
+    let wrong_method = warp::path::full().and(warp::method()).and_then(
+        |path: warp::path::FullPath, method: warp::http::Method| async move {
+            Err::<warp::reply::Response, _>(match problem::allowed_methods(path.as_str()) {
+                Some(allow) if !allow.split(", ").any(|a| a == method.as_str()) => {
+                    warp::reject::custom(problem::WrongMethod(allow))
+                }
+                _ => warp::reject::not_found(),
+            })
+        },
+    );
     // Each route boxed, and the union boxed at every step: warp's nested `Or` types otherwise
     // grow with every route, and compiling them dominated the workspace's build (minutes).
     let routes: Vec<BoxedFilter<(warp::reply::Response,)>> = vec![
@@ -387,6 +398,7 @@ pub fn routes(
         proof.boxed(),
         manifest.boxed(),
         file.boxed(),
+        wrong_method.boxed(),
     ];
     routes
         .into_iter()

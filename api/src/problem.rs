@@ -112,10 +112,51 @@ impl Problem {
     }
 }
 
+/// A known route asked with a method it does not take: 405 with `Allow` (RFC 9110 §15.5.6).
+#[derive(Debug)]
+pub(crate) struct WrongMethod(pub(crate) &'static str);
+
+impl warp::reject::Reject for WrongMethod {}
+
+/// The methods a path takes (`specs/api/openapi.yaml`), or `None` for no route.
+pub(crate) fn allowed_methods(path: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    Some(match parts.as_slice() {
+        ["v1", "batches"] => "POST",
+        ["v1", "days", _, "files", ..] => "GET, HEAD",
+        [""]
+        | ["explorer"]
+        | ["explorer", _]
+        | ["openapi.yaml"]
+        | ["healthz"]
+        | ["readyz"]
+        | ["metrics"]
+        | ["v1", "batches", _]
+        | ["v1", "batches", _, "inclusion"]
+        | ["v1", "rollups"]
+        | ["v1", "rollups", _, "head" | "batches"]
+        | ["v1", "days"]
+        | ["v1", "days", _]
+        | ["v1", "days", _, "proof" | "manifest"] => "GET",
+        _ => return None,
+    })
+}
+
 pub(crate) async fn rejection(
     metrics: Arc<metrics::Metrics>,
     r: Rejection,
 ) -> Result<warp::reply::Response, Infallible> {
+    if let Some(WrongMethod(allow)) = r.find::<WrongMethod>() {
+        let mut resp = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this route takes {allow}"),
+        )
+        .reply();
+        resp.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        return Ok(resp);
+    }
     let p = if r.is_not_found() {
         Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route")
     } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {

@@ -584,3 +584,40 @@ fn every_refusal_code_is_in_the_spec_table_under_its_status() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_known_route_asked_with_another_method_is_405_with_allow() {
+    let a = app("allow", ApiConfig::default());
+    let filter = routes(a.state.clone());
+    for (method, path, allow) in [
+        ("DELETE", "/v1/batches", "POST"),
+        ("GET", "/v1/batches", "POST"),
+        ("POST", "/v1/days", "GET"),
+        (
+            "PUT",
+            "/v1/days/2026-11-18/files/trades/x.parquet",
+            "GET, HEAD",
+        ),
+        ("TRACE", "/", "GET"),
+        ("POST", "/explorer/explorer.js", "GET"),
+    ] {
+        let r = warp::test::request()
+            .method(method)
+            .path(path)
+            .reply(&filter)
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    let r = warp::test::request()
+        .method("DELETE")
+        .path("/v1/nothing")
+        .reply(&filter)
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
