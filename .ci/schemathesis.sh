@@ -35,3 +35,6 @@ for line in urllib.request.urlopen(sys.argv[1]).read().decode().splitlines():
         print(line.split()[1])' "http://$addr/metrics")
 echo "validly signed batches accepted during the run: ${accepted:-0}"
 [ "${accepted:-0}" -ge 5 ] || { echo "too few signed batches were accepted"; exit 1; }
+dry_ok=$(grep '"target":"poe::dry_run"' "$work/serve.err" | grep -c '"status":200' || true)
+echo "dry runs answered with a root during the run: $dry_ok"
+[ "$dry_ok" -ge 1 ] || { echo "no dry run of a signed batch was answered"; exit 1; }

@@ -89,6 +89,95 @@ pub(crate) async fn submit(
     Ok(resp)
 }
 
+/// What every submission (and dry run) passes before its body is looked at: the service is
+/// not draining, the body is JSON, and a slot is free.
+fn admission(
+    state: &AppState,
+    content_type: Option<&str>,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
+    if state.draining.load(Ordering::SeqCst) {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the service is shutting down; retry",
+        ));
+    }
+    let json_type = content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "expected application/json, got {}",
+                content_type.unwrap_or("no content type")
+            ),
+        ));
+    }
+    state.inflight.clone().try_acquire_owned().map_err(|_| {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue_full",
+            "too many submissions in flight; retry later",
+        )
+    })
+}
+
+/// `POST /v1/batches/dry-run` (`specs/api.md` §2.5): the batch checked and re-executed against
+/// its rollup's head as a submission would be, nothing stored; the post-state root it gives.
+pub(crate) async fn dry_run(
+    state: AppState,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Result<warp::reply::Response, Infallible> {
+    let permit = match admission(&state, content_type.as_deref()) {
+        Ok(p) => p,
+        Err(p) => return Ok(p.reply()),
+    };
+    let (intake, registry, clock) = (
+        state.intake.clone(),
+        state.registry.clone(),
+        state.clock.clone(),
+    );
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let checked = poe_ingest::intake::check(&registry, &body)?;
+        let intake = intake.lock().unwrap_or_else(|p| p.into_inner());
+        intake.dry_run(&checked, clock())
+    })
+    .await;
+    let resp = match result {
+        Ok(Ok(d)) => {
+            let accepted = d.post_state_root == d.header_post_state_root;
+            warp::reply::json(&json!({
+                "rollup": d.rollup,
+                "seq": d.seq,
+                "n_ops": d.n_ops,
+                "pre_state_root": d.pre_state_root.to_hex(),
+                "post_state_root": d.post_state_root.to_hex(),
+                "header_post_state_root": d.header_post_state_root.to_hex(),
+                "would_be_accepted": accepted,
+                "batch_id": hex::encode(d.batch_id),
+                "data_root": d.data_root.to_hex(),
+            }))
+            .into_response()
+        }
+        Ok(Err(IntakeError::Refused(r))) => Problem::from_refusal(r).reply(),
+        Ok(Err(IntakeError::Store(e))) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_failed",
+            e.to_string(),
+        )
+        .reply(),
+        Err(e) => {
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply()
+        }
+    };
+    tracing::info!(target: "poe::dry_run", status = resp.status().as_u16(), "dry run");
+    Ok(resp)
+}
+
 pub(crate) async fn submit_inner(
     state: AppState,
     content_type: Option<String>,
@@ -98,33 +187,9 @@ pub(crate) async fn submit_inner(
         let detail = json!({"code": p.code});
         (p.reply(), detail)
     };
-    if state.draining.load(Ordering::SeqCst) {
-        return problem(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "the service is shutting down; retry",
-        ));
-    }
-    let json_type = content_type
-        .as_deref()
-        .and_then(|c| c.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if !json_type {
-        return problem(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!(
-                "expected application/json, got {}",
-                content_type.as_deref().unwrap_or("no content type")
-            ),
-        ));
-    }
-    let Ok(permit) = state.inflight.clone().try_acquire_owned() else {
-        return problem(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "queue_full",
-            "too many submissions in flight; retry later",
-        ));
+    let permit = match admission(&state, content_type.as_deref()) {
+        Ok(p) => p,
+        Err(p) => return problem(p),
     };
     let intake = state.intake.clone();
     let registry = state.registry.clone();

@@ -7,7 +7,7 @@ mod explorer;
 pub mod metrics;
 mod problem;
 
-use batches::{get_batch, get_head, list_batches, list_rollups, now_us, submit};
+use batches::{dry_run, get_batch, get_head, list_batches, list_rollups, now_us, submit};
 use body::timed_body;
 pub use problem::refusal_status;
 use problem::{rejection, Problem};
@@ -244,7 +244,24 @@ pub fn routes(
         ))
         .and(timed_body(state.config))
         .and_then(submit);
+    let dry = warp::path!("v1" / "batches" / "dry-run")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::content_length_limit(
+            state.config.max_body_bytes,
+        ))
+        .and(timed_body(state.config))
+        .and_then(dry_run);
     let batch = warp::path!("v1" / "batches" / String)
+        // `dry-run` is a route of its own (POST): a GET of it is a 405, not a malformed id.
+        .and_then(|id: String| async move {
+            if id == "dry-run" {
+                Err(warp::reject::not_found())
+            } else {
+                Ok(id)
+            }
+        })
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|id, s| get_batch(s, id));
@@ -381,6 +398,7 @@ pub fn routes(
     // grow with every route, and compiling them dominated the workspace's build (minutes).
     let routes: Vec<BoxedFilter<(warp::reply::Response,)>> = vec![
         post.boxed(),
+        dry.boxed(),
         batch.boxed(),
         list.boxed(),
         head.boxed(),

@@ -122,7 +122,7 @@ impl warp::reject::Reject for WrongMethod {}
 pub(crate) fn allowed_methods(path: &str) -> Option<&'static str> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     Some(match parts.as_slice() {
-        ["v1", "batches"] => "POST",
+        ["v1", "batches"] | ["v1", "batches", "dry-run"] => "POST",
         ["v1", "days", _, "files", ..] => "GET, HEAD",
         [""]
         | ["explorer"]

@@ -621,3 +621,111 @@ async fn a_known_route_asked_with_another_method_is_405_with_allow() {
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+async fn dry(state: &AppState, body: &[u8]) -> (StatusCode, Value) {
+    let resp = warp::test::request()
+        .method("POST")
+        .path("/v1/batches/dry-run")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(body)
+        .reply(&routes(state.clone()))
+        .await;
+    (
+        resp.status(),
+        serde_json::from_slice(resp.body()).unwrap_or(Value::Null),
+    )
+}
+
+/// The dry run: the post-state root re-execution gives, whether the batch would be accepted as
+/// it stands, every other refusal as a submission would get it — and nothing stored.
+#[tokio::test]
+async fn dry_run_gives_the_post_state_root_and_stores_nothing() {
+    use poe_circle_stark::venue::Operation;
+    use poe_ingest::testkit::{op, signed_submission};
+    let mut a = app("dry-run", ApiConfig::default());
+    let head = || a.state.with_intake(|i| i.head("aurora").unwrap());
+    let (seq0, root0) = head();
+    assert_eq!(seq0, 0);
+
+    // A batch as the rollup would send it.
+    let mut probe = a.client.clone();
+    let good = probe.next_batch(&funding(), "groth16", b"p");
+    let stated: Value = serde_json::from_slice(&good).unwrap();
+    let (s, d) = dry(&a.state, &good).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["would_be_accepted"], true);
+    assert_eq!(d["seq"], 1);
+    assert_eq!(d["pre_state_root"], root0.to_hex());
+    assert_eq!(d["post_state_root"], stated["header"]["post_state_root"]);
+
+    // The rollup asks before it knows its root: a header stating the pre-state root again.
+    let asking = signed_submission(&a.client, 1, root0, root0, funding(), "groth16", b"p");
+    let body = serde_json::to_vec(&a.client.body(&asking.header, &funding(), b"p")).unwrap();
+    let (s, d) = dry(&a.state, &body).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["would_be_accepted"], false);
+    assert_eq!(d["post_state_root"], stated["header"]["post_state_root"]);
+    assert_eq!(d["header_post_state_root"], root0.to_hex());
+    // Submitted, the same body is refused, without the root.
+    let (s, _, p) = post(&a.state, "application/json", &body).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("post_state_root_mismatch")
+        )
+    );
+
+    // Nothing stored by the dry runs.
+    assert_eq!(head(), (0, root0));
+    let (s, _, _) = post(&a.state, "application/json", &good).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, d) = dry(&a.state, &good).await;
+    assert_eq!(
+        (s, d["code"].as_str()),
+        (StatusCode::CONFLICT, Some("seq_conflict"))
+    );
+
+    // A rule broken: more withdrawn than account 1 holds.
+    let (_, root1) = head();
+    let overdraw = vec![op(
+        "W-1",
+        Operation::Withdraw {
+            account: 1,
+            amount: 1_000_000,
+            timestamp_us: T0 + 10,
+        },
+    )];
+    let sub = signed_submission(
+        &a.client,
+        2,
+        root1,
+        root1,
+        overdraw.clone(),
+        "groth16",
+        b"p",
+    );
+    let body = serde_json::to_vec(&a.client.body(&sub.header, &overdraw, b"p")).unwrap();
+    let (s, d) = dry(&a.state, &body).await;
+    assert_eq!(
+        (s, d["code"].as_str(), d["path"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("rule_violation"),
+            Some("operations[0]")
+        ),
+        "{d}"
+    );
+
+    // Only the rollup asks about its state: another key's signature is refused.
+    let mut forged: Value = serde_json::from_slice(&body).unwrap();
+    forged["signature"]["s"] = forged["signature"]["r"].clone();
+    let (s, d) = dry(&a.state, &serde_json::to_vec(&forged).unwrap()).await;
+    assert_eq!(
+        (s, d["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("bad_signature"))
+    );
+    assert_eq!(head().0, 1);
+    a.client = probe;
+}

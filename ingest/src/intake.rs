@@ -56,6 +56,36 @@ pub struct Receipt {
     pub rollup_proof_digest: [u8; 32],
 }
 
+/// A batch re-executed from its rollup's head, not yet stored.
+struct Executed {
+    venue: Venue,
+    post_state_root: Digest,
+    trade_ids: Vec<[u8; 32]>,
+    receipt: Receipt,
+}
+
+/// What a dry run found: the batch would be accepted as it stands if
+/// `header_post_state_root == post_state_root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DryRun {
+    /// Rollup wire name.
+    pub rollup: String,
+    /// The batch's seq (the head's next).
+    pub seq: u64,
+    /// Operations.
+    pub n_ops: u32,
+    /// The head's state root, which the batch starts from.
+    pub pre_state_root: Digest,
+    /// The state root re-execution gives.
+    pub post_state_root: Digest,
+    /// The root the header states.
+    pub header_post_state_root: Digest,
+    /// Poseidon2-M31 root of the operation records.
+    pub data_root: Digest,
+    /// The batch id of the body as sent (a different header gives a different id).
+    pub batch_id: [u8; 32],
+}
+
 /// Accepted now, or accepted earlier with the same content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -443,6 +473,100 @@ impl Intake {
             )
             .into());
         }
+        let Executed {
+            venue,
+            post_state_root,
+            trade_ids,
+            receipt,
+        } = self.execute(&sub, &rollup, now_us)?;
+        let head_seq = self.heads[rollup.name.as_str()].seq;
+        if post_state_root != sub.header.post_state_root {
+            return Err(Refusal::new(
+                RefusalCode::PostStateRootMismatch,
+                "header.post_state_root",
+                // Not the root re-execution gives: a refusal that named it would be an oracle
+                // that rollups sign whatever poe computes against (the dry run, signed by the
+                // rollup, is the designed way to ask).
+                format!(
+                    "re-executing the operations from the state at seq {head_seq} does not give the header's {}",
+                    sub.header.post_state_root
+                ),
+            )
+            .into());
+        }
+        self.store.put(
+            &name_key,
+            sub.header.seq,
+            &batch_id,
+            now_us,
+            body,
+            &trade_ids,
+        )?;
+        self.last_accepted_us = now_us;
+        self.heads.insert(
+            rollup.name.as_str().to_owned(),
+            Head {
+                venue,
+                seq: sub.header.seq,
+                root: post_state_root,
+            },
+        );
+        Ok(Outcome::Accepted(receipt))
+    }
+
+    /// A dry run of a checked submission (`POST /v1/batches/dry-run`, `specs/api.md` §2.5):
+    /// every stateful check of [`Intake::admit`] against the rollup's current head and the
+    /// re-execution, but nothing stored, and the header's post-state root not required to
+    /// match — the result says what it is. The signature was checked (the rollup asks about
+    /// its own state: a rule violation tells of its accounts).
+    ///
+    /// # Errors
+    /// The refusal [`Intake::admit`] would give, but for the post-state root.
+    pub fn dry_run(&self, checked: &Checked, now_us: u64) -> Result<DryRun, IntakeError> {
+        let now_us = now_us.max(self.open_from_us).max(self.last_accepted_us);
+        let Checked { sub, rollup } = checked;
+        if let Some(existing) = self
+            .store
+            .id_at(&rollup.name.to_be_bytes32(), sub.header.seq)?
+        {
+            return Err(Refusal::new(
+                RefusalCode::SeqConflict,
+                "header.seq",
+                format!(
+                    "seq {} was already accepted with batch id {}",
+                    sub.header.seq,
+                    hex::encode(existing)
+                ),
+            )
+            .into());
+        }
+        let Executed {
+            post_state_root,
+            receipt,
+            ..
+        } = self.execute(sub, rollup, now_us)?;
+        Ok(DryRun {
+            rollup: rollup.name.as_str().to_owned(),
+            seq: sub.header.seq,
+            n_ops: sub.ops.len() as u32,
+            pre_state_root: sub.header.pre_state_root,
+            post_state_root,
+            header_post_state_root: sub.header.post_state_root,
+            data_root: receipt.data_root,
+            batch_id: sub.batch_id(),
+        })
+    }
+
+    /// Continuity, timestamps, trade ids, the rollup's proof and re-execution from the rollup's
+    /// head, in `specs/api.md` §2.4's order: the venue after the batch, its post-state root, the
+    /// batch's trade ids and its receipt.
+    fn execute(
+        &self,
+        sub: &Submission,
+        rollup: &Rollup,
+        now_us: u64,
+    ) -> Result<Executed, IntakeError> {
+        let name_key = rollup.name.to_be_bytes32();
         let head = self
             .heads
             .get(rollup.name.as_str())
@@ -535,8 +659,8 @@ impl Intake {
                 op_index: Some(i),
             }
             .into());
-        }
-        let receipt = self.receipt(&sub, &rollup, now_us)?;
+        } // The rollup's own proof, if poe can verify it, before the costlier re-execution.
+        let receipt = self.receipt(sub, rollup, now_us)?;
 
         let mut venue = head.venue.clone();
         let effect = venue
@@ -547,39 +671,12 @@ impl Intake {
                 message: v.rule.to_string(),
                 op_index: Some(v.op_index),
             })?;
-        if effect.post_state_root != sub.header.post_state_root {
-            return Err(Refusal::new(
-                RefusalCode::PostStateRootMismatch,
-                "header.post_state_root",
-                // Not the root re-execution gives: a refusal that named it would be an oracle
-                // that rollups sign whatever poe computes against (a dry run is the designed
-                // way to ask, issue 18).
-                format!(
-                    "re-executing the operations from the state at seq {} does not give the header's {}",
-                    head.seq, sub.header.post_state_root
-                ),
-            )
-            .into());
-        }
-
-        self.store.put(
-            &name_key,
-            sub.header.seq,
-            &batch_id,
-            now_us,
-            body,
-            &trade_ids,
-        )?;
-        self.last_accepted_us = now_us;
-        self.heads.insert(
-            rollup.name.as_str().to_owned(),
-            Head {
-                venue,
-                seq: sub.header.seq,
-                root: effect.post_state_root,
-            },
-        );
-        Ok(Outcome::Accepted(receipt))
+        Ok(Executed {
+            venue,
+            post_state_root: effect.post_state_root,
+            trade_ids,
+            receipt,
+        })
     }
 
     fn receipt(
