@@ -167,6 +167,20 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         min_security_bits: u32,
     },
+    /// A rollup's key pair: the private key to a new file (mode 0600, never overwritten), the
+    /// public key and its poe.toml entry to stdout.
+    Keygen {
+        /// The private key's file.
+        #[arg(long)]
+        out: PathBuf,
+        /// The rollup's wire name, for the printed registry entry.
+        #[arg(long, default_value = "my-rollup")]
+        name: String,
+        /// Its native commitment scheme: keccak256, poseidon-bn254, poseidon-felt252 or
+        /// pedersen-felt252.
+        #[arg(long, default_value = "keccak256")]
+        commitment: String,
+    },
     /// TEST MATERIAL: write DIR/poe.toml (one rollup whose private key is public) and
     /// DIR/batches.jsonl (a chain of validly signed batches of it, stamped now) to post to a
     /// local `poe serve --config DIR/poe.toml`.
@@ -878,6 +892,11 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Keygen {
+            out,
+            name,
+            commitment,
+        } => cmd::keygen::keygen(&out, &name, &commitment),
         Command::SampleBatches { dir, batches, ops } => {
             cmd::sample::sample_batches(&dir, batches, ops)
         }

@@ -5,6 +5,7 @@ pub(crate) mod audit;
 pub(crate) mod bench;
 pub(crate) mod close_day;
 pub(crate) mod demo;
+pub(crate) mod keygen;
 pub(crate) mod records;
 pub(crate) mod sample;
 pub(crate) mod serve;
