@@ -28,6 +28,36 @@ pub struct RollupClient {
 }
 
 impl RollupClient {
+    /// The client of a registered rollup, holding its private key, from the empty state (a
+    /// rollup's first batch). The key must be the one the registry names.
+    ///
+    /// # Errors
+    /// A private key whose public key is not the registry's.
+    pub fn for_rollup(rollup: &crate::registry::Rollup, private_key: Felt) -> Result<Self, String> {
+        let client = Self {
+            name: rollup.name.clone(),
+            private_key,
+            scheme: rollup.scheme,
+            instrument_names: rollup.instrument_names.clone(),
+            venue: Venue::new(rollup.instruments.clone()),
+            seq: 0,
+        };
+        if client.public_key() != rollup.public_key {
+            return Err(format!(
+                "this private key's public key is {:#066x}, the registry's for {} is {:#066x}",
+                client.public_key(),
+                rollup.name,
+                rollup.public_key
+            ));
+        }
+        Ok(client)
+    }
+
+    /// The state root of the rollup's replica now (the next batch's `pre_state_root`).
+    pub fn state_root(&mut self) -> poe_circle_stark::hash::poseidon2::Digest {
+        self.venue.state_root()
+    }
+
     /// The public key to register.
     pub fn public_key(&self) -> Felt {
         get_public_key(&self.private_key)
@@ -44,10 +74,30 @@ impl RollupClient {
         proof_system: &str,
         proof_bytes: &[u8],
     ) -> Vec<u8> {
+        self.try_next_batch(ops, proof_system, proof_bytes)
+            .expect("valid batch")
+    }
+
+    /// [`RollupClient::next_batch`], for operations not known to be valid: a broken venue rule,
+    /// an empty batch or a proof system name too long is an error, and the replica is left as
+    /// it was.
+    ///
+    /// # Errors
+    /// The rule broken (with the operation's index), or the bad field.
+    pub fn try_next_batch(
+        &mut self,
+        ops: &[CommittedOp],
+        proof_system: &str,
+        proof_bytes: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let proof_system = ShortString::try_from(proof_system)
+            .map_err(|e| format!("proof system {proof_system:?}: {e}"))?;
+        let commitment = commit(self.scheme, ops).ok_or("a batch has at least one operation")?;
+        // apply_batch is all or nothing: a broken rule leaves the replica as it was.
         let effect = self
             .venue
             .apply_batch(&ops.iter().map(|o| o.op).collect::<Vec<_>>())
-            .expect("valid batch");
+            .map_err(|v| format!("operations[{}]: {}", v.op_index, v.rule))?;
         self.seq += 1;
         let header = Header {
             rollup: self.name.clone(),
@@ -55,15 +105,15 @@ impl RollupClient {
             pre_state_root: effect.pre_state_root,
             post_state_root: effect.post_state_root,
             scheme: self.scheme,
-            commitment: commit(self.scheme, ops).expect("non-empty"),
-            proof_system: ShortString::try_from(proof_system).expect("short system name"),
+            commitment,
+            proof_system,
             vk_id: None,
             proof_digest: Keccak256::digest(proof_bytes).into(),
             n_ops: ops.len() as u32,
         };
         debug_assert!(header.signed_bytes().starts_with(HEADER_DOMAIN));
         let body = self.body(&header, ops, proof_bytes);
-        serde_json::to_vec(&body).expect("JSON")
+        Ok(serde_json::to_vec(&body).expect("JSON"))
     }
 
     /// The signature `(r, s)` of `header` (RFC 6979 nonce: deterministic).

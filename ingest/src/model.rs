@@ -499,6 +499,25 @@ pub fn parse_submission<'r>(
     ))
 }
 
+/// A JSON array of operations in their wire form (`specs/api/openapi.yaml` Operation), with
+/// instrument names resolved against `rollup`'s table: what a client builds a batch from.
+///
+/// # Errors
+/// The refusal intake would give the same operations in a submission (`operations[i].…`).
+pub fn parse_operations(json: &[u8], rollup: &Rollup) -> Result<Vec<CommittedOp>, Refusal> {
+    let ops: Vec<OpJson> = serde_json::from_slice(json).map_err(|e| {
+        Refusal::new(
+            RefusalCode::MalformedJson,
+            format!("line {} column {}", e.line(), e.column()),
+            e.to_string(),
+        )
+    })?;
+    ops.into_iter()
+        .enumerate()
+        .map(|(i, op)| parse_op(i, op, rollup))
+        .collect()
+}
+
 fn parse_op(i: usize, op: OpJson, rollup: &Rollup) -> Result<CommittedOp, Refusal> {
     let at = |f: &str| format!("operations[{i}].{f}");
     let instrument = |name: &str| {
