@@ -19,15 +19,7 @@ trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 ./target/debug/poe demo --ops 300 --batch-ops 50 --preset testing --dir "$work/demo" >"$work/demo.out"
 day=$(grep -o 'poe audit [^ ]*/days/[0-9-]*' "$work/demo.out" | grep -o '[0-9-]*$')
 cp -r tests/fixtures/bundle_v5/days/2026-11-18 "$work/demo/archive/days/"
-./target/debug/poe serve --config "$work/demo/poe.toml" --data "$work/demo" \
-  --archive "$work/demo/archive" --no-pipeline --listen 127.0.0.1:0 \
-  >"$work/serve.out" 2>"$work/serve.err" &
-pid=$!
-addr=
-for _ in $(seq 50); do
-  addr=$(grep -o '127\.0\.0\.1:[0-9]*' "$work/serve.out" | head -n 1 || true)
-  [ -n "$addr" ] && break
-  sleep 0.2
-done
-[ -n "$addr" ] || { echo "poe serve did not start"; cat "$work/serve.err"; exit 1; }
+source .ci/lib.sh
+start_serve "$work/serve" --config "$work/demo/poe.toml" --data "$work/demo" \
+  --archive "$work/demo/archive" --no-pipeline
 SHOTS="$shots" node .ci/node/explorer.mjs "http://$addr" "$day" 2026-11-18

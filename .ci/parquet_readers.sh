@@ -20,15 +20,7 @@ work=$(mktemp -d)
 trap 'rm -f "$out"; kill "${pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check 'duckdb==1.5.5' 'duckdb-extension-httpfs==1.5.5'
-./target/debug/poe serve --config aggregator/poe.example.toml --data "$work/data" \
-  --archive tests/fixtures/bundle_v1 --listen 127.0.0.1:0 --init \
-  >"$work/serve.out" 2>"$work/serve.err" &
-pid=$!
-addr=
-for _ in $(seq 50); do
-  addr=$(grep -o '127\.0\.0\.1:[0-9]*' "$work/serve.out" | head -n 1 || true)
-  [ -n "$addr" ] && break
-  sleep 0.2
-done
-[ -n "$addr" ] || { echo "poe serve did not start"; cat "$work/serve.err"; exit 1; }
+source .ci/lib.sh
+start_serve "$work/serve" --config aggregator/poe.example.toml --data "$work/data" \
+  --archive tests/fixtures/bundle_v1 --init
 "$work/venv/bin/python" .ci/duckdb_http.py "$addr" "$day"

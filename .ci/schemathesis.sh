@@ -13,17 +13,10 @@ work=$(mktemp -d)
 # `cargo test` afterwards reuses every artifact instead of compiling stwo and the rest again.
 cargo test --workspace --locked --no-run
 ./target/debug/poe sample-batches --dir "$work/sample" --batches 40
-./target/debug/poe serve --config "$work/sample/poe.toml" --data "$work/data" \
-  --archive tests/fixtures/bundle_v5 --listen 127.0.0.1:0 --init --no-pipeline \
-  >"$work/serve.out" 2>"$work/serve.err" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 50); do
-  addr=$(grep -o '127\.0\.0\.1:[0-9]*' "$work/serve.out" | head -n 1 || true)
-  [ -n "$addr" ] && break
-  sleep 0.2
-done
-[ -n "$addr" ] || { echo "poe serve did not start"; cat "$work/serve.err"; exit 1; }
+trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+source .ci/lib.sh
+start_serve "$work/serve" --config "$work/sample/poe.toml" --data "$work/data" \
+  --archive tests/fixtures/bundle_v5 --init --no-pipeline
 POE_SAMPLE_BATCHES="$work/sample/batches.jsonl" SCHEMATHESIS_HOOKS=schemathesis_hooks \
 PYTHONPATH=.ci python3 -m schemathesis.cli run specs/api/openapi.yaml --url "http://$addr" \
   --phases examples,coverage,fuzzing,stateful \

@@ -235,23 +235,20 @@ pub fn routes(
         let s = state.clone();
         warp::any().map(move || s.clone())
     };
-    let post = warp::path!("v1" / "batches")
-        .and(warp::post())
+    // A submission's body (and a dry run's): its content type, within the size limit, read
+    // under the body deadline.
+    let submission = warp::post()
         .and(with_state.clone())
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::body::content_length_limit(
             state.config.max_body_bytes,
         ))
-        .and(timed_body(state.config))
+        .and(timed_body(state.config));
+    let post = warp::path!("v1" / "batches")
+        .and(submission.clone())
         .and_then(submit);
     let dry = warp::path!("v1" / "batches" / "dry-run")
-        .and(warp::post())
-        .and(with_state.clone())
-        .and(warp::header::optional::<String>("content-type"))
-        .and(warp::body::content_length_limit(
-            state.config.max_body_bytes,
-        ))
-        .and(timed_body(state.config))
+        .and(submission)
         .and_then(dry_run);
     let batch = warp::path!("v1" / "batches" / String)
         // `dry-run` is a route of its own (POST): a GET of it is a 405, not a malformed id.

@@ -56,6 +56,19 @@ pub struct Receipt {
     pub rollup_proof_digest: [u8; 32],
 }
 
+/// 409 `seq_conflict`: `seq` already holds another batch (or, for a dry run, any batch).
+fn seq_taken(seq: u64, existing: &[u8; 32]) -> IntakeError {
+    Refusal::new(
+        RefusalCode::SeqConflict,
+        "header.seq",
+        format!(
+            "seq {seq} was already accepted with batch id {}",
+            hex::encode(existing)
+        ),
+    )
+    .into()
+}
+
 /// A batch re-executed from its rollup's head, not yet stored.
 struct Executed {
     venue: Venue,
@@ -462,16 +475,7 @@ impl Intake {
                     stored.accepted_us,
                 )?));
             }
-            return Err(Refusal::new(
-                RefusalCode::SeqConflict,
-                "header.seq",
-                format!(
-                    "seq {} was already accepted with batch id {}",
-                    sub.header.seq,
-                    hex::encode(existing)
-                ),
-            )
-            .into());
+            return Err(seq_taken(sub.header.seq, &existing));
         }
         let Executed {
             venue,
@@ -529,16 +533,7 @@ impl Intake {
             .store
             .id_at(&rollup.name.to_be_bytes32(), sub.header.seq)?
         {
-            return Err(Refusal::new(
-                RefusalCode::SeqConflict,
-                "header.seq",
-                format!(
-                    "seq {} was already accepted with batch id {}",
-                    sub.header.seq,
-                    hex::encode(existing)
-                ),
-            )
-            .into());
+            return Err(seq_taken(sub.header.seq, &existing));
         }
         let Executed {
             post_state_root,
