@@ -13,11 +13,17 @@ use warp::http::{header, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::Reply;
 
-pub(crate) fn receipt_json(r: &Receipt, status: &str) -> Value {
+pub(crate) fn receipt_json(state: &AppState, r: &Receipt) -> Value {
     let id = hex::encode(r.batch_id);
+    let status = state.batch_status(r);
     json!({
         "batch_id": id,
         "status": status,
+        "timeline": state.timeline(r),
+        "expected_included_by_us": (status != "included")
+            .then(|| state.expected_inclusion_us(r))
+            .flatten()
+            .map(|t| t.to_string()),
         "rollup": r.rollup,
         "seq": r.seq,
         "day": r.day,
@@ -213,7 +219,7 @@ pub(crate) async fn submit_inner(
     match result {
         Ok(Ok(Outcome::Accepted(r))) => {
             state.metrics.accepted(&r.rollup, r.n_ops);
-            let body = receipt_json(&r, state.batch_status(&r));
+            let body = receipt_json(&state, &r);
             let mut resp = warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED)
                 .into_response();
             if let Ok(v) =
@@ -224,7 +230,7 @@ pub(crate) async fn submit_inner(
             (resp, body)
         }
         Ok(Ok(Outcome::Duplicate(r))) => {
-            let body = receipt_json(&r, state.batch_status(&r));
+            let body = receipt_json(&state, &r);
             (
                 warp::reply::with_status(warp::reply::json(&body), StatusCode::OK).into_response(),
                 body,
@@ -302,10 +308,8 @@ pub(crate) async fn list_batches(
     Ok(
         match read_intake(&state, move |i| i.receipts_from(&name, from_seq, limit)).await {
             Ok(Some(receipts)) => {
-                let batches: Vec<Value> = receipts
-                    .iter()
-                    .map(|r| receipt_json(r, state.batch_status(r)))
-                    .collect();
+                let batches: Vec<Value> =
+                    receipts.iter().map(|r| receipt_json(&state, r)).collect();
                 let next = receipts.last().map(|r| r.seq + 1);
                 warp::reply::json(
                     &json!({"rollup": rollup, "batches": batches, "next_from_seq": next}),
@@ -347,9 +351,7 @@ pub(crate) async fn get_batch(
     };
     Ok(
         match read_intake(&state, move |i| i.receipt_of(&bytes)).await {
-            Ok(Some(r)) => {
-                warp::reply::json(&receipt_json(&r, state.batch_status(&r))).into_response()
-            }
+            Ok(Some(r)) => warp::reply::json(&receipt_json(&state, &r)).into_response(),
             Ok(None) => Problem::new(
                 StatusCode::NOT_FOUND,
                 "unknown_batch",

@@ -81,6 +81,7 @@ pub struct AppState {
     on_accept: Option<AcceptHook>,
     clock: Clock,
     etags: days::Etags,
+    close_grace_us: Option<u64>,
 }
 
 /// Called with every newly accepted batch's receipt, after it is on disk (the day pipeline
@@ -112,6 +113,7 @@ impl AppState {
             on_accept: None,
             clock: Arc::new(now_us),
             etags: days::Etags::default(),
+            close_grace_us: None,
         }
     }
 
@@ -176,6 +178,45 @@ impl AppState {
         } else {
             "accepted"
         }
+    }
+
+    /// When each state of the batch was reached, where known (µs since the epoch, as decimal
+    /// strings): accepted; proven (its leaf proof stored; unknown once the day is published and
+    /// the leaf store cleared); included (its day's bundle published).
+    pub fn timeline(&self, r: &Receipt) -> serde_json::Value {
+        let at = |storage: &Option<Arc<dyn poe_archive::Storage>>, path: String| {
+            storage
+                .as_ref()
+                .and_then(|s| s.modified_us(&path).ok())
+                .map(|t| t.to_string())
+        };
+        json!({
+            "accepted_us": r.accepted_us.to_string(),
+            "proven_us": at(&self.leaves, leaf_file(&r.batch_id)),
+            "included_us": at(&self.archive, layout::day_file(&r.day, layout::STATEMENT_JSON)),
+        })
+    }
+
+    /// When the batch's day should be published: its end, the pipeline's grace, and the last
+    /// close's duration (10 minutes before any). `None` without a pipeline closing days.
+    pub fn expected_inclusion_us(&self, r: &Receipt) -> Option<u64> {
+        let grace = self.close_grace_us?;
+        let day: poe_archive::Day = r.day.parse().ok()?;
+        let last = self.metrics.pipeline.last_close_seconds.get();
+        let close_us = if last > 0.0 {
+            (last * 1e6) as u64
+        } else {
+            600_000_000
+        };
+        Some(day.next().start_us() + grace + close_us)
+    }
+
+    /// Receipts state when a batch's day should be published: the pipeline closes days
+    /// `grace_us` after UTC midnight.
+    #[must_use]
+    pub fn with_close_schedule(mut self, grace_us: u64) -> Self {
+        self.close_grace_us = Some(grace_us);
+        self
     }
 
     /// Serves the daily bundles under `storage` on the `/v1/days` routes.

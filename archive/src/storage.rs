@@ -34,6 +34,17 @@ pub trait Storage: Send + Sync {
     fn size(&self, path: &str) -> io::Result<u64> {
         Ok(self.read(path)?.len() as u64)
     }
+    /// When a file was last written, µs since the epoch (receipts report when a batch's leaf
+    /// proof and its day's bundle appeared). The default: not known.
+    ///
+    /// # Errors
+    /// As [`Storage::read`]; `Unsupported` where the storage does not keep the time.
+    fn modified_us(&self, path: &str) -> io::Result<u64> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{path}: this storage keeps no modification times"),
+        ))
+    }
     /// Bytes `start..=end` of a file, for ranged reads of large files (the HTTP server). The
     /// default reads the whole file.
     ///
@@ -166,6 +177,12 @@ impl Storage for LocalDir {
             ));
         }
         Ok(m.len())
+    }
+
+    fn modified_us(&self, path: &str) -> io::Result<u64> {
+        let t = fs::metadata(self.resolve(path)?)?.modified()?;
+        Ok(t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64))
     }
 
     fn read_range(&self, path: &str, start: u64, end: u64) -> io::Result<Vec<u8>> {

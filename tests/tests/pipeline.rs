@@ -78,7 +78,8 @@ impl Service {
         let state = poe_api::AppState::new(intake, poe_api::ApiConfig::default())
             .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)))
             .with_archive(archive.clone())
-            .with_leaf_store(leaves.clone());
+            .with_leaf_store(leaves.clone())
+            .with_close_schedule(0);
         let pipeline = Pipeline::start(
             state.clone(),
             archive,
@@ -180,6 +181,15 @@ fn batches_are_proven_then_the_ended_day_closes_itself() {
     wait_for("leaf proofs", || {
         ids.iter().all(|id| status(&base, id) == "proven")
     });
+    // A proven receipt says when it was accepted and proven, and when its day should be
+    // published: midnight, the grace (0 here), and 10 minutes before any close was measured.
+    let receipt = json(&base, &format!("/v1/batches/{}", ids[0]));
+    assert!(receipt["timeline"]["proven_us"].is_string(), "{receipt}");
+    assert!(receipt["timeline"]["included_us"].is_null(), "{receipt}");
+    assert_eq!(
+        receipt["expected_included_by_us"],
+        (day().next().start_us() + 600_000_000).to_string()
+    );
     assert!(
         json(&base, "/v1/days")["days"]
             .as_array()
@@ -196,6 +206,9 @@ fn batches_are_proven_then_the_ended_day_closes_itself() {
     for id in &ids {
         assert_eq!(status(&base, id), "included");
     }
+    let receipt = json(&base, &format!("/v1/batches/{}", ids[0]));
+    assert!(receipt["timeline"]["included_us"].is_string(), "{receipt}");
+    assert!(receipt["expected_included_by_us"].is_null(), "{receipt}");
     let statement = json(&base, &format!("/v1/days/{}", day()));
     assert_eq!(statement["statement"]["n_batches"], 4);
     let bundle = dir.join("archive").join(format!("days/{}", day()));

@@ -54,6 +54,7 @@ pub(crate) fn serve(
             .with_leaf_store(leaves.clone());
         let pipeline = match pipeline {
             Some(config) => {
+                state = state.with_close_schedule(config.close_grace_us);
                 let p = poe_aggregator::pipeline::Pipeline::start(
                     state.clone(),
                     archive,
