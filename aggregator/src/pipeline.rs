@@ -338,6 +338,7 @@ impl Shared {
             ms = (seconds * 1e6).round() / 1e3,
             "leaf proven"
         );
+        self.state.notify(rollup.name.as_str(), input.statement.seq);
         self.extend_run(&input, venue)
     }
 
@@ -560,6 +561,12 @@ impl Shared {
             }
         }
         let m = &self.state.metrics().pipeline;
+        // Every batch of the day is `included` now.
+        for id in &ids {
+            if let Ok(Some(r)) = self.state.with_intake(|i| i.receipt_of(id)) {
+                self.state.notify(&r.rollup, r.seq);
+            }
+        }
         m.runs_reused.inc_by(closed.runs_reused as u64);
         m.days_closed.inc();
         m.last_close_seconds.set(closed.total_s);

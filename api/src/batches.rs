@@ -219,6 +219,7 @@ pub(crate) async fn submit_inner(
     match result {
         Ok(Ok(Outcome::Accepted(r))) => {
             state.metrics.accepted(&r.rollup, r.n_ops);
+            state.notify(&r.rollup, r.seq);
             let body = receipt_json(&state, &r);
             let mut resp = warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED)
                 .into_response();

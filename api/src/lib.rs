@@ -3,6 +3,7 @@
 mod batches;
 mod body;
 pub mod days;
+pub mod events;
 mod explorer;
 pub mod metrics;
 mod problem;
@@ -82,6 +83,7 @@ pub struct AppState {
     clock: Clock,
     etags: days::Etags,
     close_grace_us: Option<u64>,
+    events: tokio::sync::broadcast::Sender<events::StatusEvent>,
 }
 
 /// Called with every newly accepted batch's receipt, after it is on disk (the day pipeline
@@ -114,6 +116,7 @@ impl AppState {
             clock: Arc::new(now_us),
             etags: days::Etags::default(),
             close_grace_us: None,
+            events: events::channel(),
         }
     }
 
@@ -209,6 +212,16 @@ impl AppState {
             600_000_000
         };
         Some(day.next().start_us() + grace + close_us)
+    }
+
+    /// Tells the `/v1/rollups/{rollup}/events` streams that batch `seq` of `rollup` changed
+    /// status (the day pipeline calls it when a leaf is proven and when a day is published).
+    pub fn notify(&self, rollup: &str, seq: u64) {
+        // No subscriber is not an error.
+        let _ = self.events.send(events::StatusEvent {
+            rollup: rollup.to_owned(),
+            seq,
+        });
     }
 
     /// Receipts state when a batch's day should be published: the pipeline closes days
@@ -349,6 +362,11 @@ pub fn routes(
         .and_then(|d, tail: warp::path::Tail, head_only, s, conditions| {
             days::file(s, d, tail.as_str().to_string(), conditions, head_only)
         });
+    let events = warp::path!("v1" / "rollups" / String / "events")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and_then(|r, s, last| events::events(s, r, last));
     let list = warp::path!("v1" / "rollups" / String / "batches")
         .and(warp::get())
         .and(with_state.clone())
@@ -448,6 +466,7 @@ pub fn routes(
         days.boxed(),
         inclusion.boxed(),
         rollups.boxed(),
+        events.boxed(),
         explorer.boxed(),
         explorer_assets.boxed(),
         day.boxed(),

@@ -134,7 +134,7 @@ pub(crate) fn allowed_methods(path: &str) -> Option<&'static str> {
         | ["v1", "batches", _]
         | ["v1", "batches", _, "inclusion"]
         | ["v1", "rollups"]
-        | ["v1", "rollups", _, "head" | "batches"]
+        | ["v1", "rollups", _, "head" | "batches" | "events"]
         | ["v1", "days"]
         | ["v1", "days", _]
         | ["v1", "days", _, "proof" | "manifest"] => "GET",

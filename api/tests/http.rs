@@ -729,3 +729,95 @@ async fn dry_run_gives_the_post_state_root_and_stores_nothing() {
     assert_eq!(head().0, 1);
     a.client = probe;
 }
+
+/// Reads from an open SSE response until `want` event ids arrived (or 10 s): the ids seen.
+fn sse_ids(s: &mut std::net::TcpStream, want: usize) -> Vec<String> {
+    s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let ids: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("id:").map(|v| v.trim().to_owned()))
+            .collect();
+        if ids.len() >= want || std::time::Instant::now() > deadline {
+            return ids;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return ids,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Push by Server-Sent Events: the catch-up, live changes, and a client that drops, misses a
+/// batch, and resumes from its last id without loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_status_changes_and_resume_from_the_last_id() {
+    let mut a = app("events", ApiConfig::default());
+    let (addr, server) = Server::start(&a).await;
+    let mut bodies = Vec::new();
+    for i in 0..3u64 {
+        bodies.push(a.client.next_batch(&funding_at_id(i), "groth16", b"p"));
+    }
+    let (s, _, _) = post(&a.state, "application/json", &bodies[0]).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+
+    let connect = move |last: Option<&'static str>| {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let extra = last.map_or(String::new(), |l| format!("Last-Event-ID: {l}\r\n"));
+        write!(s, "GET /v1/rollups/aurora/events HTTP/1.1\r\nHost: poe\r\nAccept: text/event-stream\r\n{extra}\r\n").unwrap();
+        s
+    };
+    let mut s1 = tokio::task::spawn_blocking(move || connect(None))
+        .await
+        .unwrap();
+    let (mut s1, first) = tokio::task::spawn_blocking(move || {
+        let ids = sse_ids(&mut s1, 1);
+        (s1, ids)
+    })
+    .await
+    .unwrap();
+    assert_eq!(first, ["1.accepted"], "the catch-up");
+    let (s, _, _) = post(&a.state, "application/json", &bodies[1]).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let live = tokio::task::spawn_blocking(move || sse_ids(&mut s1, 1))
+        .await
+        .unwrap();
+    assert_eq!(live, ["2.accepted"], "a live change");
+
+    // The client is gone (s1 dropped) while batch 3 is accepted; it comes back with its last id.
+    let (s, _, _) = post(&a.state, "application/json", &bodies[2]).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let resumed = tokio::task::spawn_blocking(move || {
+        let mut s2 = connect(Some("2.accepted"));
+        sse_ids(&mut s2, 2)
+    })
+    .await
+    .unwrap();
+    // Nothing lost; a batch whose status may still move is sent again at its current status
+    // (the same id: the client already has that fact), the last id itself is not.
+    assert_eq!(resumed, ["1.accepted", "3.accepted"]);
+
+    let r = warp::test::request()
+        .path("/v1/rollups/borealis/events")
+        .reply(&routes(a.state.clone()))
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+fn funding_at_id(i: u64) -> Vec<poe_ingest::commitment::CommittedOp> {
+    use poe_circle_stark::venue::Operation;
+    vec![poe_ingest::testkit::op(
+        &format!("D-{i}"),
+        Operation::Deposit {
+            account: 1,
+            amount: 1_000,
+            timestamp_us: T0 + i,
+        },
+    )]
+}

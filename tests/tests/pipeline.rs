@@ -198,6 +198,13 @@ fn batches_are_proven_then_the_ended_day_closes_itself() {
         "a day that has not ended is not closed"
     );
 
+    // A client waiting on aurora's receipts by SSE, up to date (both batches proven).
+    let mut events = common::sse_connect(
+        &service.addr.to_string(),
+        "/v1/rollups/aurora/events",
+        Some("2.proven"),
+    );
+
     // Midnight passes: the pipeline closes the day by itself.
     clock.store(day().next().start_us(), Ordering::SeqCst);
     wait_for("the day close", || {
@@ -206,6 +213,14 @@ fn batches_are_proven_then_the_ended_day_closes_itself() {
     for id in &ids {
         assert_eq!(status(&base, id), "included");
     }
+    // The catch-up repeats batch 1 (not yet included, so its status may move), then the close
+    // pushes both inclusions.
+    let pushed = common::sse_ids(&mut events, 3, Duration::from_secs(30));
+    assert_eq!(
+        pushed,
+        ["1.proven", "1.included", "2.included"],
+        "the close pushed to the waiting client"
+    );
     let receipt = json(&base, &format!("/v1/batches/{}", ids[0]));
     assert!(receipt["timeline"]["included_us"].is_string(), "{receipt}");
     assert!(receipt["expected_included_by_us"].is_null(), "{receipt}");

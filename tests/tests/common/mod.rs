@@ -116,3 +116,45 @@ pub fn submit_day_with_clients(
     ));
     (intake, toml, clients)
 }
+
+/// Opens `GET path` as a Server-Sent Events stream on `addr`, optionally resuming after
+/// `last_event_id`.
+pub fn sse_connect(addr: &str, path: &str, last_event_id: Option<&str>) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let extra = last_event_id.map_or(String::new(), |l| format!("Last-Event-ID: {l}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: poe\r\nAccept: text/event-stream\r\n{extra}\r\n"
+    )
+    .unwrap();
+    s
+}
+
+/// Reads an open SSE stream until `want` event ids arrived or `timeout` passed: the ids seen.
+pub fn sse_ids(
+    s: &mut std::net::TcpStream,
+    want: usize,
+    timeout: std::time::Duration,
+) -> Vec<String> {
+    use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let ids: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("id:").map(|v| v.trim().to_owned()))
+            .collect();
+        if ids.len() >= want || std::time::Instant::now() > deadline {
+            return ids;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return ids,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {}
+        }
+    }
+}
