@@ -113,6 +113,45 @@ impl Fetcher {
     }
 }
 
+impl Fetcher {
+    /// POSTs a JSON `body` to `path`: `(status, response body)` for any status the server
+    /// answered. Only for idempotent routes (a batch submission is): connection failures, 429
+    /// and 503 are retried with backoff.
+    ///
+    /// # Errors
+    /// The last connection failure, naming the path.
+    pub fn post(&self, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+        let url = format!("{}{path}", self.base);
+        let mut wait = self.backoff;
+        for attempt in 1..=ATTEMPTS {
+            let outcome = self
+                .agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(body)
+                .map_err(|e| format!("POST {path}: {e}"))
+                .and_then(|mut resp| {
+                    let status = resp.status().as_u16();
+                    let bytes = resp
+                        .body_mut()
+                        .with_config()
+                        .limit(MAX_BODY)
+                        .read_to_vec()
+                        .map_err(|e| format!("POST {path}: {e}"))?;
+                    Ok((status, bytes))
+                });
+            match outcome {
+                Ok((429 | 503, _)) | Err(_) if attempt < ATTEMPTS => {
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+}
+
 /// GETs `path` from `base` with a fresh client trusting Mozilla's roots ([`Fetcher::get`]).
 ///
 /// # Errors

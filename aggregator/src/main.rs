@@ -181,6 +181,38 @@ enum Command {
         #[arg(long, default_value = "keccak256")]
         commitment: String,
     },
+    /// A rollup's next batch from a file of operations (JSON array or CSV): built with the
+    /// state roots of poe's engine, signed with the rollup's key, dry-run, then submitted. The
+    /// rollup's history (what it submitted) is replayed from --history and must match the
+    /// server's head; the batch is appended to it once the server has it.
+    Submit {
+        /// The poe server, http://host:port or https://host.
+        #[arg(long, env = "POE_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The registry naming the rollup (its instruments and public key).
+        #[arg(long, env = "POE_CONFIG", default_value = "poe.toml")]
+        config: PathBuf,
+        /// The rollup's name.
+        #[arg(long)]
+        rollup: String,
+        /// The rollup's private key file (`poe keygen --out`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The operations: FILE.json (wire form) or FILE.csv (columns type, id, account,
+        /// amount, buyer, seller, instrument, qty, price, buyer_fee, seller_fee, timestamp_us).
+        #[arg(long)]
+        ops: PathBuf,
+        /// The rollup's history, one JSON line of operations per batch submitted (default
+        /// ROLLUP.history.jsonl).
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// The rollup's own proof system label.
+        #[arg(long, default_value = "none")]
+        proof_system: String,
+        /// Stop after the dry run.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// TEST MATERIAL: write DIR/poe.toml (one rollup whose private key is public) and
     /// DIR/batches.jsonl (a chain of validly signed batches of it, stamped now) to post to a
     /// local `poe serve --config DIR/poe.toml`.
@@ -897,6 +929,29 @@ fn run(cli: Cli) -> Result<(), String> {
             name,
             commitment,
         } => cmd::keygen::keygen(&out, &name, &commitment),
+        Command::Submit {
+            server,
+            config,
+            rollup,
+            key,
+            ops,
+            history,
+            proof_system,
+            dry_run,
+        } => {
+            let history =
+                history.unwrap_or_else(|| PathBuf::from(format!("{rollup}.history.jsonl")));
+            cmd::submit::submit(&cmd::submit::SubmitArgs {
+                server: &server,
+                config: &config,
+                rollup: &rollup,
+                key: &key,
+                ops: &ops,
+                history: &history,
+                proof_system: &proof_system,
+                dry_run,
+            })
+        }
         Command::SampleBatches { dir, batches, ops } => {
             cmd::sample::sample_batches(&dir, batches, ops)
         }

@@ -9,3 +9,4 @@ pub(crate) mod keygen;
 pub(crate) mod records;
 pub(crate) mod sample;
 pub(crate) mod serve;
+pub(crate) mod submit;
