@@ -78,29 +78,17 @@ impl Fetcher {
         let mut attempt = 1;
         loop {
             let transient = match self.agent.get(&url).call() {
-                Ok(mut resp) => {
-                    let status = resp.status().as_u16();
-                    let body = resp
-                        .body_mut()
-                        .with_config()
-                        .limit(MAX_BODY)
-                        .read_to_vec()
-                        .map_err(|e| format!("GET {path}: {e}"));
-                    match (status, body) {
-                        (200, Ok(b)) => return Ok(b),
-                        (200, Err(e)) => e,
-                        (s, body) => {
-                            let detail = body
-                                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                                .unwrap_or_default();
-                            let e = format!("GET {path}: HTTP {s}: {detail}");
-                            if s != 429 && s < 500 {
-                                return Err(e);
-                            }
-                            e
+                Ok(resp) => match read(resp, "GET", path) {
+                    Ok((200, b)) => return Ok(b),
+                    Ok((s, body)) => {
+                        let e = format!("GET {path}: HTTP {s}: {}", String::from_utf8_lossy(&body));
+                        if s != 429 && s < 500 {
+                            return Err(e);
                         }
+                        e
                     }
-                }
+                    Err(e) => e,
+                },
                 Err(e) => format!("GET {path}: {e}"),
             };
             if attempt == ATTEMPTS {
@@ -111,9 +99,7 @@ impl Fetcher {
             attempt += 1;
         }
     }
-}
 
-impl Fetcher {
     /// POSTs a JSON `body` to `path`: `(status, response body)` for any status the server
     /// answered. Only for idempotent routes (a batch submission is): connection failures, 429
     /// and 503 are retried with backoff.
@@ -130,16 +116,7 @@ impl Fetcher {
                 .header("content-type", "application/json")
                 .send(body)
                 .map_err(|e| format!("POST {path}: {e}"))
-                .and_then(|mut resp| {
-                    let status = resp.status().as_u16();
-                    let bytes = resp
-                        .body_mut()
-                        .with_config()
-                        .limit(MAX_BODY)
-                        .read_to_vec()
-                        .map_err(|e| format!("POST {path}: {e}"))?;
-                    Ok((status, bytes))
-                });
+                .and_then(|resp| read(resp, "POST", path));
             match outcome {
                 Ok((429 | 503, _)) | Err(_) if attempt < ATTEMPTS => {
                     std::thread::sleep(wait);
@@ -150,6 +127,22 @@ impl Fetcher {
         }
         unreachable!("the last attempt returns")
     }
+}
+
+/// A response's status and body (up to [`MAX_BODY`]).
+fn read(
+    mut resp: ureq::http::Response<ureq::Body>,
+    method: &str,
+    path: &str,
+) -> Result<(u16, Vec<u8>), String> {
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_vec()
+        .map_err(|e| format!("{method} {path}: {e}"))?;
+    Ok((status, body))
 }
 
 /// GETs `path` from `base` with a fresh client trusting Mozilla's roots ([`Fetcher::get`]).
