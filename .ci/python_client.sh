@@ -16,3 +16,13 @@ start_serve "$work/serve" --config "$work/sample/poe.toml" --data "$work/data" -
   --archive "$work/archive" --no-pipeline
 "$work/venv/bin/python" ingest/python/tests/test_client.py "http://$addr" \
   "$work/sample/poe.toml" 0x5a4d504c455f4b45 sample-options
+kill "$pid"
+
+echo "-- ingest/python/README.md's first-batch.py, against a fresh server"
+python3 .ci/readme_block.py ingest/python/README.md python >"$work/first-batch.py"
+start_serve "$work/serve2" --config "$work/sample/poe.toml" --data "$work/data2" --init \
+  --archive "$work/archive2" --no-pipeline
+out=$(POE_URL="http://$addr" POE_SAMPLE="$work/sample" "$work/venv/bin/python" "$work/first-batch.py")
+echo "$out"
+grep -q '^dry run: 200 True$' <<<"$out"
+grep -q "^202 accepted http://$addr/v1/batches/[0-9a-f]\{64\}$" <<<"$out"

@@ -1,0 +1,163 @@
+//! `poe-client` for Node.js and TypeScript: the Rust client core (`poe_ingest::client`) —
+//! operations parsed against the rollup's registry entry, state roots from poe's own venue
+//! engine, the header signed with the rollup's Stark key — and HTTP submission and dry runs,
+//! run on libuv's thread pool so that they return promises and never block the event loop.
+//!
+//! A native addon rather than WebAssembly: the pinned nightly has no `wasm32` standard library
+//! on this project's machines, and none can be fetched (`README.md`, Known issues). The Rust
+//! core is the same either way; only the packaging differs.
+
+use napi::bindgen_prelude::{AsyncTask, Buffer};
+use napi::{Env, Error, Result, Task};
+use napi_derive::napi;
+use poe_ingest::client::RollupClient;
+use poe_ingest::registry::{Registry, Rollup as Entry};
+use starknet_crypto::Felt;
+
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::new(napi::Status::InvalidArg, e.to_string())
+}
+
+/// A rollup's signing side: its registry entry, private key and replica of its venue state.
+#[napi]
+pub struct Rollup {
+    entry: Entry,
+    client: RollupClient,
+}
+
+#[napi]
+impl Rollup {
+    /// `registryToml`: the `poe.toml` text naming the rollup (its instruments and public key);
+    /// `name`: the rollup; `privateKey`: its Stark key, hex. Starts from the empty state.
+    /// A key that is not the registry's throws.
+    #[napi(constructor)]
+    pub fn new(registry_toml: String, name: String, private_key: String) -> Result<Self> {
+        let registry = Registry::parse(&registry_toml).map_err(invalid)?;
+        let entry = registry
+            .get(&name)
+            .ok_or_else(|| invalid(format!("rollup {name:?} is not in the registry")))?
+            .clone();
+        let key = Felt::from_hex(private_key.trim()).map_err(invalid)?;
+        let client = RollupClient::for_rollup(&entry, key).map_err(invalid)?;
+        Ok(Self { entry, client })
+    }
+
+    /// The seq of the last batch built (0 before the first).
+    #[napi(getter)]
+    pub fn seq(&self) -> i64 {
+        // A seq past 2^53 would take a batch a microsecond for 285 years.
+        self.client.seq as i64
+    }
+
+    /// The state root now (hex): the next batch's `pre_state_root`.
+    #[napi(getter)]
+    pub fn state_root(&mut self) -> String {
+        self.client.state_root().to_hex()
+    }
+
+    /// The signed request body (JSON bytes) of the next batch of `operationsJson` (a JSON array
+    /// of operations in their wire form), with the state roots the venue engine gives; the
+    /// replica moves on. A broken venue rule throws, naming `operations[i]`, and moves nothing.
+    #[napi]
+    pub fn batch(
+        &mut self,
+        operations_json: String,
+        proof_system: Option<String>,
+        proof: Option<Buffer>,
+    ) -> Result<Buffer> {
+        let ops = self.parse(&operations_json)?;
+        let proof = proof.as_deref().unwrap_or(&[]);
+        let body = self
+            .client
+            .try_next_batch(&ops, proof_system.as_deref().unwrap_or("none"), proof)
+            .map_err(invalid)?;
+        Ok(body.into())
+    }
+
+    /// Applies a batch already submitted (its operations), so that a client restarted
+    /// mid-chain signs the right roots: the replica and seq move on, no body is made.
+    #[napi]
+    pub fn replay(&mut self, operations_json: String) -> Result<()> {
+        let ops = self.parse(&operations_json)?;
+        self.client
+            .try_next_batch(&ops, "none", b"")
+            .map(|_| ())
+            .map_err(invalid)
+    }
+}
+
+impl Rollup {
+    fn parse(&self, operations_json: &str) -> Result<Vec<poe_ingest::commitment::CommittedOp>> {
+        poe_ingest::model::parse_operations(operations_json.as_bytes(), &self.entry)
+            .map_err(|r| invalid(format!("{}: {}", r.path, r.message)))
+    }
+}
+
+/// What the server answered.
+#[napi(object)]
+pub struct HttpResponse {
+    /// The HTTP status: 202 new, 200 the same batch again, 4xx/5xx a problem document.
+    pub status: u32,
+    /// The response body (JSON text).
+    pub body: String,
+}
+
+/// One POST of a batch body, run off the event loop.
+pub struct Post {
+    url: String,
+    body: Vec<u8>,
+}
+
+impl Task for Post {
+    type Output = HttpResponse;
+    type JsValue = HttpResponse;
+
+    fn compute(&mut self) -> Result<HttpResponse> {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(300)))
+            .build()
+            .new_agent();
+        let fail = |e: ureq::Error| Error::from_reason(format!("POST {}: {e}", self.url));
+        let mut resp = agent
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .send(&self.body[..])
+            .map_err(fail)?;
+        let status = u32::from(resp.status().as_u16());
+        let body = resp.body_mut().read_to_string().map_err(fail)?;
+        Ok(HttpResponse { status, body })
+    }
+
+    fn resolve(&mut self, _env: Env, output: HttpResponse) -> Result<HttpResponse> {
+        Ok(output)
+    }
+}
+
+fn post(base_url: &str, path: &str, body: &[u8]) -> AsyncTask<Post> {
+    AsyncTask::new(Post {
+        url: format!("{}{path}", base_url.trim_end_matches('/')),
+        body: body.to_vec(),
+    })
+}
+
+/// POSTs a batch body to `baseUrl`'s `/v1/batches`: 202 new, 200 the same batch again (safe
+/// to retry), a problem document otherwise. Rejects only when no answer came.
+#[napi(ts_return_type = "Promise<HttpResponse>")]
+pub fn submit(base_url: String, body: Buffer) -> AsyncTask<Post> {
+    post(&base_url, "/v1/batches", &body)
+}
+
+/// POSTs a batch body to `baseUrl`'s `/v1/batches/dry-run`: 200 with the post-state root
+/// re-execution gives and whether the batch would be accepted; nothing is stored.
+#[napi(ts_return_type = "Promise<HttpResponse>")]
+pub fn dry_run(base_url: String, body: Buffer) -> AsyncTask<Post> {
+    post(&base_url, "/v1/batches/dry-run", &body)
+}
+
+/// The public key (hex) of a private key (hex): what the registry names.
+#[napi]
+pub fn public_key(private_key: String) -> Result<String> {
+    let key = Felt::from_hex(private_key.trim()).map_err(invalid)?;
+    Ok(format!("{:#066x}", starknet_crypto::get_public_key(&key)))
+}
