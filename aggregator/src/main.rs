@@ -281,6 +281,11 @@ enum Command {
         /// targets from RUST_LOG (default: info).
         #[arg(long, env = "POE_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
         log_format: String,
+        /// Push each rollup's receipt changes to its receiver: a TOML file of `[[webhooks]]`
+        /// (rollup, url, secret_file), signed as Standard Webhooks (specs/api.md §5.2).
+        /// Acknowledged deliveries are kept in DATA/webhooks.
+        #[arg(long, env = "POE_WEBHOOKS")]
+        webhooks: Option<PathBuf>,
     },
     /// Close a finished UTC day: write its bundle (Parquet trade records, batch statements,
     /// manifest) under ARCHIVE/days/DAY and prove the day root. Idempotent. Run it with
@@ -971,14 +976,18 @@ fn run(cli: Cli) -> Result<(), String> {
             bundle_leaf_proofs,
             init,
             log_format,
+            webhooks,
         } => {
             init_logging(&log_format);
             serve(
-                &config,
-                &data,
-                init,
-                &archive,
-                &listen,
+                cmd::serve::Places {
+                    config: &config,
+                    data: &data,
+                    init,
+                    archive: &archive,
+                    listen: &listen,
+                    webhooks: webhooks.as_deref(),
+                },
                 poe_api::ApiConfig {
                     max_body_bytes,
                     max_inflight,

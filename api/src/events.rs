@@ -1,11 +1,11 @@
 //! Push: `GET /v1/rollups/{rollup}/events`, Server-Sent Events of a rollup's receipts as their
 //! status moves (`accepted` → `proven` → `included`), resumable with `Last-Event-ID`.
 //!
-//! SSE rather than webhooks: poe opens no connection out (operators' networks rarely allow
-//! it), there is no receiver URL to register nor secret to keep per rollup, and a client that
-//! drops and comes back resumes from the last id it saw — the catch-up is rebuilt from the
-//! receipts, so nothing is lost and nothing needs a delivery queue. An event id is
-//! `SEQ.STATUS`: delivery is idempotent, the same id always means the same fact.
+//! SSE needs no connection out of the operator's network and no receiver registered: a client
+//! that drops and comes back resumes from the last id it saw — the catch-up is rebuilt from
+//! the receipts, so nothing is lost and nothing needs a delivery queue. An event id is
+//! `SEQ.STATUS`: delivery is idempotent, the same id always means the same fact. Rollups that
+//! cannot hold a stream open get the same events by webhooks ([`crate::webhooks`]).
 
 use std::convert::Infallible;
 

@@ -7,6 +7,7 @@ pub mod events;
 mod explorer;
 pub mod metrics;
 mod problem;
+pub mod webhooks;
 
 use batches::{dry_run, get_batch, get_head, list_batches, list_rollups, now_us, submit};
 use body::timed_body;

@@ -3,8 +3,8 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Counter, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Counter, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Upper bounds of the submission latency histogram, seconds.
@@ -20,6 +20,9 @@ pub struct Metrics {
     latency: Histogram,
     in_flight: IntGauge,
     capacity: IntGauge,
+    webhook_attempts: IntCounterVec,
+    webhook_backlog: IntGaugeVec,
+    webhook_failing: IntGaugeVec,
     /// The day pipeline's figures (all zero when `poe serve` runs without it).
     pub pipeline: PipelineMetrics,
 }
@@ -164,6 +167,33 @@ impl Default for Metrics {
             )
             .expect("valid metric"),
         );
+        let webhook_attempts = per_rollup(
+            "poe_webhook_attempts_total",
+            "Webhook deliveries attempted, by rollup and outcome (delivered: a 2xx; failed: retried).",
+            &["rollup", "outcome"],
+        );
+        let webhook_backlog = register(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "poe_webhook_backlog",
+                    "Webhook events waiting for the rollup's receiver, as of the deliverer's last scan of the receipts.",
+                ),
+                &["rollup"],
+            )
+            .expect("valid metric"),
+        );
+        let webhook_failing = register(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "poe_webhook_consecutive_failures",
+                    "Failed webhook attempts since the rollup's receiver last answered 2xx (alert on it).",
+                ),
+                &["rollup"],
+            )
+            .expect("valid metric"),
+        );
         // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, …
         #[cfg(target_os = "linux")]
         r.register(Box::new(
@@ -179,6 +209,9 @@ impl Default for Metrics {
             latency,
             in_flight,
             capacity,
+            webhook_attempts,
+            webhook_backlog,
+            webhook_failing,
             pipeline,
         }
     }
@@ -209,6 +242,26 @@ impl Metrics {
         self.operations_accepted
             .with_label_values(&[rollup])
             .inc_by(u64::from(n_ops));
+    }
+
+    /// Records one webhook delivery attempt (`outcome`: `delivered` or `failed`).
+    pub fn webhook_attempt(&self, rollup: &str, outcome: &str) {
+        self.webhook_attempts
+            .with_label_values(&[rollup, outcome])
+            .inc();
+        let failing = self.webhook_failing.with_label_values(&[rollup]);
+        if outcome == "delivered" {
+            failing.set(0);
+        } else {
+            failing.inc();
+        }
+    }
+
+    /// Events waiting for `rollup`'s receiver, as counted by its last scan.
+    pub fn webhook_backlog(&self, rollup: &str, pending: usize) {
+        self.webhook_backlog
+            .with_label_values(&[rollup])
+            .set(pending as i64);
     }
 
     /// The text exposition format; `in_flight` and `capacity` describe the intake queue now.

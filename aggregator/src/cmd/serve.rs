@@ -1,17 +1,43 @@
 //! `poe serve`: the service assembled — registry, intake store, HTTP API, day pipeline.
 
+use std::path::Path;
+
+/// Where `poe serve` reads and writes, and where it listens.
+pub(crate) struct Places<'a> {
+    /// The rollup registry.
+    pub config: &'a Path,
+    /// The intake store's directory (and webhooks' cursors, leaf proofs).
+    pub data: &'a Path,
+    /// Create the store (`--init`).
+    pub init: bool,
+    /// The archive root.
+    pub archive: &'a Path,
+    /// The listen address.
+    pub listen: &'a str,
+    /// The webhooks file, if any.
+    pub webhooks: Option<&'a Path>,
+}
+
 pub(crate) fn serve(
-    config: &std::path::Path,
-    data: &std::path::Path,
-    init: bool,
-    archive: &std::path::Path,
-    listen: &str,
+    places: Places<'_>,
     api: poe_api::ApiConfig,
     pipeline: Option<poe_aggregator::pipeline::PipelineConfig>,
 ) -> Result<(), String> {
+    let Places {
+        config,
+        data,
+        init,
+        archive,
+        listen,
+        webhooks,
+    } = places;
     let registry = poe_ingest::registry::Registry::load(config)
         .map_err(|e| format!("{}: {e}", config.display()))?;
     let n_rollups = registry.rollups().len();
+    let webhooks = webhooks
+        .map(|path| poe_api::webhooks::WebhookConfig::load(path, &registry))
+        .transpose()
+        .map_err(|e| format!("webhooks {e}"))?;
     let store = data.join("intake.redb");
     let intake = if init {
         std::fs::create_dir_all(data).map_err(|e| format!("creating {}: {e}", data.display()))?;
@@ -66,7 +92,21 @@ pub(crate) fn serve(
             }
             None => None,
         };
+        let deliverers = match webhooks {
+            Some(config) => {
+                tracing::info!(receivers = config.hooks.len(), "webhooks");
+                Some(poe_api::webhooks::start(
+                    &state,
+                    config,
+                    &data.join("webhooks"),
+                )?)
+            }
+            None => None,
+        };
         poe_api::run(listener, state, shutdown).await;
+        if let Some(d) = deliverers {
+            d.stop();
+        }
         // A leaf proof or day close in progress is abandoned, not awaited: nothing is
         // published half-way, and the next start redoes it.
         if let Some(p) = pipeline {
