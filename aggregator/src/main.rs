@@ -362,6 +362,19 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         ops: usize,
     },
+    /// Measure intake's start-up over stores of 10^5 and 10^6 operations: opening the store,
+    /// rebuilding the state by full replay, and from the latest snapshot.
+    BenchRestart {
+        /// Stored operations, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+        ops: Vec<usize>,
+        /// Operations per batch.
+        #[arg(long, default_value_t = 1_000)]
+        batch_ops: usize,
+        /// Timed start-ups per size and way.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Load the intake service on loopback: concurrent rollups submitting batches of 1k and 10k
     /// trades over HTTP, fsync on; prints accepted operations/s and latency quantiles.
     BenchLoad {
@@ -750,6 +763,11 @@ fn run(cli: Cli) -> Result<(), String> {
             preset: p,
         } => bench(min_log, max_log, runs, &p),
         Command::BenchIntake { ops } => bench_intake(ops),
+        Command::BenchRestart {
+            ops,
+            batch_ops,
+            runs,
+        } => cmd::bench::bench_restart(&ops, batch_ops, runs),
         Command::BenchPoseidon2 { perms, runs } => cmd::bench::bench_poseidon2(perms, runs),
         Command::BenchNode {
             copies,

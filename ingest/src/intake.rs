@@ -132,6 +132,42 @@ struct Head {
     venue: Venue,
     seq: u64,
     root: Digest,
+    /// Operations accepted since the seq of the rollup's latest snapshot.
+    ops_since_snapshot: u64,
+}
+
+/// How [`Intake::open_with`] rebuilds the rollups' state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Start from each rollup's latest snapshot that checks out (else replay every batch).
+    pub snapshots: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self { snapshots: true }
+    }
+}
+
+/// Operations a rollup accepts between two automatic snapshots of its state: start-up
+/// replays at most about this many per rollup (`specs/api.md` §7.1).
+pub const SNAPSHOT_EVERY_OPS: u64 = 100_000;
+
+/// Snapshots kept per rollup: the latest few, so that a proof of a batch shortly before the
+/// latest still starts from a snapshot.
+pub const SNAPSHOTS_KEPT: usize = 4;
+
+/// How start-up rebuilt one rollup's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Rollup wire name.
+    pub rollup: String,
+    /// The snapshot's seq it started from (0: from the empty state).
+    pub from_seq: u64,
+    /// Batches re-executed after it.
+    pub replayed: u64,
+    /// Why a snapshot that was there was not used (then `from_seq` is 0).
+    pub snapshot_refused: Option<String>,
 }
 
 /// The intake: registry, store, and each rollup's re-executed state.
@@ -146,6 +182,7 @@ pub struct Intake {
     /// The latest acceptance time given: times never go backwards, across restarts too, so
     /// a clock that steps back cannot stamp a batch into a day already closing.
     last_accepted_us: u64,
+    rebuilt: Vec<Rebuilt>,
 }
 
 /// A stored batch, parsed, with where and when it was accepted.
@@ -203,28 +240,61 @@ fn replay_parse(
     Ok(sub)
 }
 
+/// Sees every batch a replay re-executes, as `(seq, submission)`.
+type EachBatch<'a> = &'a mut dyn FnMut(u64, &Submission);
+
 /// The one replay: rollup `rollup`'s state after re-executing its stored batches before
-/// `before_seq`, each held to its record ([`replay_parse`]); `each(seq, submission)` sees
-/// every batch replayed. A stored batch that no longer applies is a `ReplayFailed` refusal.
+/// `before_seq`, each held to its record ([`replay_parse`]), starting from the latest snapshot
+/// that checks out ([`from_snapshot`]) unless `each` is given: then from the empty state, and
+/// `each(seq, submission)` sees every batch. A stored batch that no longer applies is a
+/// `ReplayFailed` refusal.
 fn replay(
     store: &Store,
     registry: &Registry,
     rollup: &Rollup,
     before_seq: u64,
-    mut each: impl FnMut(u64, &Submission),
-) -> Result<Head, IntakeError> {
-    let mut head = Head {
-        venue: Venue::new(rollup.instruments.clone()),
-        seq: 0,
-        root: Digest::ZERO,
+    mut each: Option<EachBatch<'_>>,
+) -> Result<(Head, Rebuilt), IntakeError> {
+    let mut rebuilt = Rebuilt {
+        rollup: rollup.name.as_str().to_owned(),
+        from_seq: 0,
+        replayed: 0,
+        snapshot_refused: None,
     };
-    head.root = head.venue.state_root();
-    for (seq, stored) in store.batches_of(&rollup.name.to_be_bytes32())? {
+    // A caller that must see every batch (`each`) replays them all.
+    let start = if each.is_none() {
+        match from_snapshot(store, registry, rollup, before_seq) {
+            Ok(found) => found,
+            Err(why) => {
+                rebuilt.snapshot_refused = Some(why);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut head = match start {
+        Some(head) => head,
+        None => {
+            let mut venue = Venue::new(rollup.instruments.clone());
+            let root = venue.state_root();
+            Head {
+                venue,
+                seq: 0,
+                root,
+                ops_since_snapshot: 0,
+            }
+        }
+    };
+    rebuilt.from_seq = head.seq;
+    for (seq, stored) in store.batches_from(&rollup.name.to_be_bytes32(), head.seq + 1)? {
         if seq >= before_seq {
             break;
         }
         let sub = replay_parse(store, registry, rollup, seq, &stored)?;
-        each(seq, &sub);
+        if let Some(each) = each.as_mut() {
+            each(seq, &sub);
+        }
         let effect = head
             .venue
             .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
@@ -237,8 +307,53 @@ fn replay(
             })?;
         head.seq = seq;
         head.root = effect.post_state_root;
+        head.ops_since_snapshot += sub.ops.len() as u64;
+        rebuilt.replayed += 1;
     }
-    Ok(head)
+    Ok((head, rebuilt))
+}
+
+/// The rollup's state from its latest snapshot before `before_seq`, if there is one and it
+/// checks out: canonical, over the registry's instruments, and giving the post-state root of
+/// the stored batch it follows. `Err` says why one was there but not used; the caller replays
+/// from the empty state then, as the batches are the truth and the snapshot only a cache.
+fn from_snapshot(
+    store: &Store,
+    registry: &Registry,
+    rollup: &Rollup,
+    before_seq: u64,
+) -> Result<Option<Head>, String> {
+    let key = rollup.name.to_be_bytes32();
+    let Some((seq, bytes)) = store
+        .snapshot_before(&key, before_seq)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let mut venue = Venue::from_snapshot(rollup.instruments.clone(), &bytes)
+        .map_err(|e| format!("snapshot at seq {seq}: {e}"))?;
+    let root = venue.state_root();
+    let stored = store
+        .id_at(&key, seq)
+        .and_then(|id| match id {
+            Some(id) => store.get(&id),
+            None => Ok(None),
+        })
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("snapshot at seq {seq}: no batch {seq} is stored"))?;
+    let sub = replay_parse(store, registry, rollup, seq, &stored).map_err(|e| e.to_string())?;
+    if sub.header.post_state_root != root {
+        return Err(format!(
+            "snapshot at seq {seq}: its state root {root} is not batch {seq}'s post-state root {}",
+            sub.header.post_state_root
+        ));
+    }
+    Ok(Some(Head {
+        venue,
+        seq,
+        root,
+        ops_since_snapshot: 0,
+    }))
 }
 
 fn records_of(sub: &Submission) -> Vec<poe_circle_stark::field::M31> {
@@ -254,7 +369,20 @@ impl Intake {
     /// that no longer parses or applies (registry changed incompatibly) is a `replay_failed`
     /// refusal with its seq.
     pub fn open(registry: Registry, path: &Path) -> Result<Self, IntakeError> {
-        Self::over(registry, Store::open(path)?)
+        Self::open_with(registry, path, OpenOptions::default())
+    }
+
+    /// [`Intake::open`], choosing whether snapshots may be used (`poe bench-restart` measures
+    /// both ways).
+    ///
+    /// # Errors
+    /// As [`Intake::open`].
+    pub fn open_with(
+        registry: Registry,
+        path: &Path,
+        options: OpenOptions,
+    ) -> Result<Self, IntakeError> {
+        Self::over(registry, Store::open(path)?, options)
     }
 
     /// Creates a new, empty store at `path`, where there is none ([`Store::create`]): the
@@ -263,15 +391,17 @@ impl Intake {
     /// # Errors
     /// [`IntakeError::Store`]: a file already at `path`, or I/O failure.
     pub fn create(registry: Registry, path: &Path) -> Result<Self, IntakeError> {
-        Self::over(registry, Store::create(path)?)
+        Self::over(registry, Store::create(path)?, OpenOptions::default())
     }
 
-    fn over(registry: Registry, store: Store) -> Result<Self, IntakeError> {
+    fn over(registry: Registry, store: Store, options: OpenOptions) -> Result<Self, IntakeError> {
         let mut heads = HashMap::new();
+        let mut rebuilt = Vec::new();
         let mut unindexed = (!store.trade_ids_indexed()?).then(Vec::new);
+        let see_all = unindexed.is_some() || !options.snapshots;
         for rollup in registry.rollups() {
             let key = rollup.name.to_be_bytes32();
-            let head = replay(&store, &registry, rollup, u64::MAX, |seq, sub| {
+            let mut index = |seq: u64, sub: &Submission| {
                 if let Some(ids) = unindexed.as_mut() {
                     ids.extend(
                         sub.ops
@@ -279,8 +409,13 @@ impl Intake {
                             .map(|o| (key, o.trade_id.to_be_bytes32(), seq)),
                     );
                 }
-            })?;
+            };
+            // Every batch is seen where the trade-id index is to be filled in, or where the
+            // operator asked for no snapshot.
+            let each: Option<EachBatch<'_>> = if see_all { Some(&mut index) } else { None };
+            let (head, how) = replay(&store, &registry, rollup, u64::MAX, each)?;
             heads.insert(rollup.name.as_str().to_owned(), head);
+            rebuilt.push(how);
         }
         if let Some(ids) = unindexed {
             store.index_trade_ids(&ids)?;
@@ -293,7 +428,38 @@ impl Intake {
             heads,
             open_from_us,
             last_accepted_us,
+            rebuilt,
         })
+    }
+
+    /// How start-up rebuilt each rollup's state (from which snapshot, how many batches
+    /// replayed, why a snapshot was refused): `poe serve` logs it.
+    pub fn rebuilt(&self) -> &[Rebuilt] {
+        &self.rebuilt
+    }
+
+    /// Stores a snapshot of every rollup's state at its head, where it moved since the last
+    /// one (at a day close, and when `poe serve` stops, so that the next start replays
+    /// nothing).
+    ///
+    /// # Errors
+    /// [`IntakeError::Store`]; a snapshot is a cache, so a caller may log this and go on.
+    pub fn snapshot_all(&mut self) -> Result<(), IntakeError> {
+        for rollup in self.registry.rollups() {
+            let Some(head) = self.heads.get_mut(rollup.name.as_str()) else {
+                continue;
+            };
+            if head.seq > 0 && head.ops_since_snapshot > 0 {
+                self.store.put_snapshot(
+                    &rollup.name.to_be_bytes32(),
+                    head.seq,
+                    &head.venue.to_snapshot(),
+                    SNAPSHOTS_KEPT,
+                )?;
+                head.ops_since_snapshot = 0;
+            }
+        }
+        Ok(())
     }
 
     /// Marks every day up to and including `day` closed, on disk before it returns: from now
@@ -310,6 +476,9 @@ impl Intake {
         let mark = self.open_from_us.max(day.next().start_us());
         self.store.close_before(mark)?;
         self.open_from_us = mark;
+        // A snapshot per day at least, whatever the volume. A cache: failing to write one
+        // costs a slower start, not the close.
+        let _ = self.snapshot_all();
         Ok(())
     }
 
@@ -379,7 +548,9 @@ impl Intake {
                     format!("no rollup {rollup_id}"),
                 )
             })?;
-        Ok(replay(&self.store, &self.registry, rollup, seq, |_, _| {})?.venue)
+        Ok(replay(&self.store, &self.registry, rollup, seq, None)?
+            .0
+            .venue)
     }
 
     /// One stored batch, parsed; `None` if there is no such batch.
@@ -507,14 +678,31 @@ impl Intake {
             &trade_ids,
         )?;
         self.last_accepted_us = now_us;
-        self.heads.insert(
-            rollup.name.as_str().to_owned(),
-            Head {
-                venue,
-                seq: sub.header.seq,
-                root: post_state_root,
-            },
-        );
+        let head = self
+            .heads
+            .get_mut(rollup.name.as_str())
+            .expect("a registered rollup has a head");
+        *head = Head {
+            venue,
+            seq: sub.header.seq,
+            root: post_state_root,
+            ops_since_snapshot: head.ops_since_snapshot + sub.ops.len() as u64,
+        };
+        if head.ops_since_snapshot >= SNAPSHOT_EVERY_OPS {
+            // After the batch is on disk: a failure here costs a slower start, not the batch.
+            if self
+                .store
+                .put_snapshot(
+                    &name_key,
+                    head.seq,
+                    &head.venue.to_snapshot(),
+                    SNAPSHOTS_KEPT,
+                )
+                .is_ok()
+            {
+                head.ops_since_snapshot = 0;
+            }
+        }
         Ok(Outcome::Accepted(receipt))
     }
 

@@ -35,6 +35,11 @@ const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 /// `rollup name (32) ‖ trade id (32, a short string) → seq`: every operation id a rollup has
 /// used, so that no id is accepted twice (`specs/api.md` §4).
 const TRADE_IDS: TableDefinition<&[u8], u64> = TableDefinition::new("trade_ids");
+/// `rollup name (32) ‖ seq (8 BE) → venue snapshot`: the rollup's state after batch `seq`
+/// (`Venue::to_snapshot`), so that start-up replays only the batches after it. A cache of the
+/// batches: checked against batch `seq`'s post-state root before use, ignored if it fails.
+/// Added after format 2 without a format change: an older poe never opens this table.
+const SNAPSHOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots");
 /// Store-wide facts, by name ([`META_FORMAT`], [`META_CLOSED_BEFORE`], [`META_TRADE_IDS`]).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -655,11 +660,23 @@ impl Store {
     /// # Errors
     /// [`StoreError`] on I/O failure or a dangling index entry.
     pub fn batches_of(&self, rollup: &[u8; 32]) -> Result<Vec<(u64, StoredBatch)>, StoreError> {
+        self.batches_from(rollup, 0)
+    }
+
+    /// A rollup's batches from `from_seq` on, in sequence order, as `(seq, batch)`.
+    ///
+    /// # Errors
+    /// [`StoreError`] on I/O failure or a dangling index entry.
+    pub fn batches_from(
+        &self,
+        rollup: &[u8; 32],
+        from_seq: u64,
+    ) -> Result<Vec<(u64, StoredBatch)>, StoreError> {
         let ids: Vec<(u64, [u8; 32])> = {
             let txn = self.db.begin_read().map_err(e)?;
             let table = txn.open_table(SEQS).map_err(e)?;
             let range = table
-                .range(&seq_key(rollup, 0)[..]..=&seq_key(rollup, u64::MAX)[..])
+                .range(&seq_key(rollup, from_seq)[..]..=&seq_key(rollup, u64::MAX)[..])
                 .map_err(e)?;
             range
                 .map(|item| {
@@ -670,6 +687,69 @@ impl Store {
                 .collect::<Result<_, StoreError>>()?
         };
         self.load(ids)
+    }
+
+    /// Stores `snapshot`, the rollup's state after its batch `seq`, and keeps only its `keep`
+    /// latest snapshots; on disk before it returns.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; nothing is then changed.
+    pub fn put_snapshot(
+        &self,
+        rollup: &[u8; 32],
+        seq: u64,
+        snapshot: &[u8],
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(e)?;
+        txn.set_durability(Durability::Immediate).map_err(e)?;
+        {
+            let mut table = txn.open_table(SNAPSHOTS).map_err(e)?;
+            table
+                .insert(&seq_key(rollup, seq)[..], snapshot)
+                .map_err(e)?;
+            let seqs: Vec<[u8; 40]> = table
+                .range(&seq_key(rollup, 0)[..]..=&seq_key(rollup, u64::MAX)[..])
+                .map_err(e)?
+                .map(|item| {
+                    let (k, _) = item.map_err(e)?;
+                    Ok(k.value().try_into().expect("40-byte keys"))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            for old in &seqs[..seqs.len().saturating_sub(keep)] {
+                table.remove(&old[..]).map_err(e)?;
+            }
+        }
+        txn.commit().map_err(e)
+    }
+
+    /// The rollup's latest snapshot taken after a batch before `before_seq`, as `(seq, bytes)`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn snapshot_before(
+        &self,
+        rollup: &[u8; 32],
+        before_seq: u64,
+    ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        if before_seq == 0 {
+            return Ok(None);
+        }
+        let txn = self.db.begin_read().map_err(e)?;
+        let table = match txn.open_table(SNAPSHOTS) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(err) => return Err(e(err)),
+        };
+        let mut range = table
+            .range(&seq_key(rollup, 0)[..]..=&seq_key(rollup, before_seq - 1)[..])
+            .map_err(e)?;
+        let Some(item) = range.next_back() else {
+            return Ok(None);
+        };
+        let (k, v) = item.map_err(e)?;
+        let seq = u64::from_be_bytes(k.value()[32..].try_into().expect("8 bytes"));
+        Ok(Some((seq, v.value().to_vec())))
     }
 
     /// The batches an index scan named, as `(seq, batch)`.

@@ -111,6 +111,14 @@ fn sigterm_drains_and_exits_cleanly() {
     );
     assert!(lines.iter().any(|l| l["span"]["request_id"] == request_id
         && l["fields"]["message"] == "finished processing request"));
+    // The shutdown left a snapshot at the head: the next start replays no batch.
+    let intake = poe_ingest::intake::Intake::open(
+        poe_ingest::registry::Registry::load(&config).unwrap(),
+        &dir.join("data/intake.redb"),
+    )
+    .unwrap();
+    let how = &intake.rebuilt()[0];
+    assert_eq!((how.from_seq, how.replayed), (1, 0), "{how:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

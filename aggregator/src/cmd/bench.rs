@@ -1018,3 +1018,83 @@ fn leaf_key_for_one(
 ) -> poe_circle_stark::hash::poseidon2::Digest {
     statements[0].0
 }
+
+/// `poe bench-restart`: start-up of intake over stores of `sizes` operations (batches of
+/// `batch_ops`, one rollup): opening the store (redb's page check and every record's digest)
+/// and rebuilding the rollup's state, by full replay and from the latest snapshot.
+pub(crate) fn bench_restart(sizes: &[usize], batch_ops: usize, runs: usize) -> Result<(), String> {
+    use poe_ingest::commitment::Scheme;
+    use poe_ingest::intake::{Intake, OpenOptions, Outcome};
+    use poe_ingest::store::Store;
+    use poe_ingest::testkit::{client, realistic_ops, registry, T0};
+    if batch_ops < 64 || runs == 0 {
+        return Err("--batch-ops must be at least 64 and --runs at least 1".into());
+    }
+    println!(
+        "poe bench-restart: intake start-up over a store of N operations (one rollup, batches of \
+         {batch_ops}, 50 accounts, ~95% trades), {runs} run(s), medians"
+    );
+    println!(
+        "| stored ops | batches | store MB | open store s | replay all s | start, full replay s | start from snapshot s | ratio |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        let dir =
+            std::env::temp_dir().join(format!("poe-bench-restart-{n}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = dir.join("intake.redb");
+        let mut c = client("bench", 5, Scheme::Keccak256);
+        let reg = registry(&[&c]);
+        let batches = n.div_ceil(batch_ops);
+        {
+            let mut intake = Intake::create(reg.clone(), &path).map_err(|e| e.to_string())?;
+            let t = Instant::now();
+            for b in 0..batches {
+                let start = T0 + (b * batch_ops) as u64;
+                let ops = realistic_ops(batch_ops, 1_000 + b as u64, start);
+                let body = c.next_batch(&ops, "none", b"");
+                match intake.submit(&body, start + batch_ops as u64) {
+                    Ok(Outcome::Accepted(_)) => {}
+                    other => return Err(format!("batch {b}: {other:?}")),
+                }
+                if (b + 1) % 100 == 0 || b + 1 == batches {
+                    eprintln!(
+                        "  {n} ops: {}/{batches} batches stored ({:.0} s)",
+                        b + 1,
+                        t.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            intake.snapshot_all().map_err(|e| e.to_string())?;
+        }
+        let mb = std::fs::metadata(&path).map_err(|e| e.to_string())?.len() as f64 / 1e6;
+        let time = |f: &dyn Fn() -> Result<(), String>| -> Result<f64, String> {
+            let mut xs = Vec::new();
+            for _ in 0..runs {
+                let t = Instant::now();
+                f()?;
+                xs.push(t.elapsed().as_secs_f64());
+            }
+            Ok(rss::median(xs))
+        };
+        let open = time(&|| Store::open(&path).map(drop).map_err(|e| e.to_string()))?;
+        let full = time(&|| {
+            Intake::open_with(reg.clone(), &path, OpenOptions { snapshots: false })
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })?;
+        let snap = time(&|| {
+            Intake::open_with(reg.clone(), &path, OpenOptions { snapshots: true })
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })?;
+        println!(
+            "| {n} | {batches} | {mb:.0} | {open:.2} | {:.2} | {full:.2} | {snap:.2} | {:.1}× |",
+            full - open,
+            full / snap
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}

@@ -50,6 +50,17 @@ pub(crate) fn serve(
         poe_ingest::intake::Intake::open(registry, &store)
     }
     .map_err(|e| e.to_string())?;
+    for r in intake.rebuilt() {
+        tracing::info!(
+            rollup = %r.rollup,
+            from_snapshot_seq = r.from_seq,
+            batches_replayed = r.replayed,
+            "state rebuilt"
+        );
+        if let Some(why) = &r.snapshot_refused {
+            tracing::warn!(rollup = %r.rollup, "snapshot not used, every batch replayed: {why}");
+        }
+    }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -103,7 +114,7 @@ pub(crate) fn serve(
             }
             None => None,
         };
-        poe_api::run(listener, state, shutdown).await;
+        poe_api::run(listener, state.clone(), shutdown).await;
         if let Some(d) = deliverers {
             d.stop();
         }
@@ -111,6 +122,10 @@ pub(crate) fn serve(
         // published half-way, and the next start redoes it.
         if let Some(p) = pipeline {
             p.stop(false);
+        }
+        // The next start then replays nothing.
+        if let Err(e) = state.with_intake_mut(|i| i.snapshot_all()) {
+            tracing::warn!("no snapshot at shutdown (the next start replays more): {e}");
         }
         Ok(())
     })

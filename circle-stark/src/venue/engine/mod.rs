@@ -464,5 +464,8 @@ impl Venue {
     }
 }
 
+mod snapshot;
+pub use snapshot::{SnapshotError, SNAPSHOT_TAG};
+
 #[cfg(test)]
 mod tests;
