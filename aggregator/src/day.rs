@@ -45,10 +45,11 @@ pub fn day_input(intake: &Intake, day: Day, config: SecurityConfig) -> Result<Da
                 name: rollup.name.as_str().to_string(),
                 native_scheme: rollup.scheme.name().to_string(),
                 public_key: rollup.public_key.to_bytes_be(),
+                // The day's table: listings accepted today take effect tomorrow.
                 instruments: rollup
-                    .instruments
+                    .instruments_at(day.start_us())
                     .iter()
-                    .zip(&rollup.instrument_names)
+                    .zip(rollup.names_at(day.start_us()))
                     .map(|(i, n)| NamedInstrument {
                         name: n.clone(),
                         instrument: i.clone(),
@@ -90,7 +91,7 @@ pub fn batch_input(rollup: &Rollup, b: AcceptedBatch) -> BatchInput {
             sub.header.pre_state_root,
             sub.header.post_state_root,
             sub.ops.iter().map(|o| o.op),
-            &rollup.instruments,
+            rollup.instruments_at(b.accepted_us),
         ),
         batch_id: b.batch_id,
         accepted_us: b.accepted_us,

@@ -213,6 +213,23 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// List instruments for a rollup on a running server: FILE is a JSON array of instruments
+    /// (name, underlying, expiry_us, strike, kind, collateral; amounts as decimal strings),
+    /// appended to the rollup's table, signed with its key. They trade from the next UTC day.
+    ListInstruments {
+        /// The poe server, http://host:port or https://host.
+        #[arg(long, env = "POE_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The rollup's name.
+        #[arg(long)]
+        rollup: String,
+        /// The rollup's private key file (`poe keygen --out`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The instruments (JSON).
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// TEST MATERIAL: write DIR/poe.toml (one rollup whose private key is public) and
     /// DIR/batches.jsonl (a chain of validly signed batches of it, stamped now) to post to a
     /// local `poe serve --config DIR/poe.toml`.
@@ -952,6 +969,17 @@ fn run(cli: Cli) -> Result<(), String> {
             name,
             commitment,
         } => cmd::keygen::keygen(&out, &name, &commitment),
+        Command::ListInstruments {
+            server,
+            rollup,
+            key,
+            file,
+        } => cmd::submit::list_instruments(&cmd::submit::ListArgs {
+            server: &server,
+            rollup: &rollup,
+            key: &key,
+            file: &file,
+        }),
         Command::Submit {
             server,
             config,

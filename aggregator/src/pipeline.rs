@@ -450,6 +450,13 @@ impl Shared {
                 .with_intake(|i| i.venue_before(rollup_id, seq))
                 .map_err(|e| e.to_string())?,
         };
+        // The table of b's day: instruments listed for it since the cached batch.
+        let mut before = before;
+        before.extend_instruments(
+            &self
+                .state
+                .with_intake(|i| i.instruments_at(rollup_id, b.accepted_us)),
+        );
         let mut after = before.clone();
         let ops: Vec<Operation> = b.ops.iter().map(|o| o.op).collect();
         after

@@ -59,7 +59,7 @@ fn registered_rollup(state: &AppState, body: &[u8]) -> Option<String> {
         rollup: String,
     }
     let name = serde_json::from_slice::<Peek>(body).ok()?.header.rollup;
-    state.registry.get(&name).map(|_| name)
+    state.registry().get(&name).map(|_| name)
 }
 
 pub(crate) async fn submit(
@@ -97,7 +97,7 @@ pub(crate) async fn submit(
 
 /// What every submission (and dry run) passes before its body is looked at: the service is
 /// not draining, the body is JSON, and a slot is free.
-fn admission(
+pub(crate) fn admission(
     state: &AppState,
     content_type: Option<&str>,
 ) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
@@ -141,11 +141,7 @@ pub(crate) async fn dry_run(
         Ok(p) => p,
         Err(p) => return Ok(p.reply()),
     };
-    let (intake, registry, clock) = (
-        state.intake.clone(),
-        state.registry.clone(),
-        state.clock.clone(),
-    );
+    let (intake, registry, clock) = (state.intake.clone(), state.registry(), state.clock.clone());
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let checked = poe_ingest::intake::check(&registry, &body)?;
@@ -198,7 +194,7 @@ pub(crate) async fn submit_inner(
         Err(p) => return problem(p),
     };
     let intake = state.intake.clone();
-    let registry = state.registry.clone();
+    let registry = state.registry();
     let clock = state.clock.clone();
     let hook = state.on_accept.clone();
     // Blocking work: the stateless checks (parse, signature, native commitment) run outside the
@@ -366,7 +362,7 @@ pub(crate) async fn get_batch(
 
 /// `GET /v1/rollups`: the registered rollups with their heads.
 pub(crate) async fn list_rollups(state: AppState) -> Result<warp::reply::Response, Infallible> {
-    let registry = state.registry.clone();
+    let registry = state.registry();
     let heads = read_intake(&state, move |i| {
         Ok(registry
             .rollups()

@@ -66,7 +66,7 @@ pub(crate) async fn events(
     rollup: String,
     last_event_id: Option<String>,
 ) -> Result<warp::reply::Response, Infallible> {
-    if state.registry.get(&rollup).is_none() {
+    if state.registry().get(&rollup).is_none() {
         return Ok(Problem::new(
             StatusCode::NOT_FOUND,
             "unknown_rollup",

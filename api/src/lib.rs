@@ -5,6 +5,7 @@ mod body;
 pub mod days;
 pub mod events;
 mod explorer;
+mod instruments;
 pub mod metrics;
 mod problem;
 pub mod webhooks;
@@ -72,7 +73,9 @@ impl Default for ApiConfig {
 /// Shared state of the routes.
 #[derive(Clone)]
 pub struct AppState {
-    registry: Arc<poe_ingest::registry::Registry>,
+    /// The registry as intake now has it (listings append instruments): replaced whole after
+    /// each listing, read as a snapshot by each request.
+    registry: Arc<std::sync::RwLock<Arc<poe_ingest::registry::Registry>>>,
     intake: Arc<Mutex<Intake>>,
     inflight: Arc<Semaphore>,
     draining: Arc<AtomicBool>,
@@ -105,7 +108,7 @@ impl AppState {
         let metrics = metrics::Metrics::default();
         metrics.rollups(intake.registry().rollups().iter().map(|r| r.name.as_str()));
         Self {
-            registry: Arc::new(intake.registry().clone()),
+            registry: Arc::new(std::sync::RwLock::new(Arc::new(intake.registry().clone()))),
             intake: Arc::new(Mutex::new(intake)),
             inflight: Arc::new(Semaphore::new(config.max_inflight)),
             draining: Arc::new(AtomicBool::new(false)),
@@ -119,6 +122,14 @@ impl AppState {
             close_grace_us: None,
             events: events::channel(),
         }
+    }
+
+    /// The registry now (with the instruments listed so far).
+    pub fn registry(&self) -> Arc<poe_ingest::registry::Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Runs `f` on the intake under its lock (blocking: call from a blocking context).
@@ -303,8 +314,15 @@ pub fn routes(
         .and(submission.clone())
         .and_then(submit);
     let dry = warp::path!("v1" / "batches" / "dry-run")
-        .and(submission)
+        .and(submission.clone())
         .and_then(dry_run);
+    let list_instruments = warp::path!("v1" / "rollups" / String / "instruments")
+        .and(submission)
+        .and_then(|r, s, ct, body| instruments::list(s, r, ct, body));
+    let instrument_table = warp::path!("v1" / "rollups" / String / "instruments")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|r, s| instruments::table(s, r));
     let batch = warp::path!("v1" / "batches" / String)
         // `dry-run` is a route of its own (POST): a GET of it is a 405, not a malformed id.
         .and_then(|id: String| async move {
@@ -474,6 +492,8 @@ pub fn routes(
         proof.boxed(),
         manifest.boxed(),
         file.boxed(),
+        list_instruments.boxed(),
+        instrument_table.boxed(),
         wrong_method.boxed(),
     ];
     routes

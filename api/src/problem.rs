@@ -26,7 +26,7 @@ pub fn refusal_status(code: RefusalCode) -> StatusCode {
         C::MalformedSignature => StatusCode::UNAUTHORIZED,
         C::BadSignature => StatusCode::FORBIDDEN,
         C::UnknownRollup => StatusCode::NOT_FOUND,
-        C::SeqConflict | C::SeqGap | C::StateFork => StatusCode::CONFLICT,
+        C::SeqConflict | C::SeqGap | C::StateFork | C::ListingConflict => StatusCode::CONFLICT,
         C::UnknownInstrument
         | C::CommitmentMismatch
         | C::CommitmentSchemeMismatch
@@ -36,7 +36,8 @@ pub fn refusal_status(code: RefusalCode) -> StatusCode {
         | C::TimestampTooOld
         | C::InstrumentExpired
         | C::DuplicateTradeId
-        | C::RollupProofInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+        | C::RollupProofInvalid
+        | C::InvalidListing => StatusCode::UNPROCESSABLE_ENTITY,
         // A stored batch that no longer replays: the service's fault, never the client's.
         C::ReplayFailed => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -124,6 +125,7 @@ pub(crate) fn allowed_methods(path: &str) -> Option<&'static str> {
     Some(match parts.as_slice() {
         ["v1", "batches"] | ["v1", "batches", "dry-run"] => "POST",
         ["v1", "days", _, "files", ..] => "GET, HEAD",
+        ["v1", "rollups", _, "instruments"] => "GET, POST",
         [""]
         | ["explorer"]
         | ["explorer", _]

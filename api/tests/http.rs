@@ -821,3 +821,108 @@ fn funding_at_id(i: u64) -> Vec<poe_ingest::commitment::CommittedOp> {
         },
     )]
 }
+
+async fn send(state: &AppState, method: &str, path: &str, body: &[u8]) -> (StatusCode, Value) {
+    let resp = warp::test::request()
+        .method(method)
+        .path(path)
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(body)
+        .reply(&routes(state.clone()))
+        .await;
+    (
+        resp.status(),
+        serde_json::from_slice(resp.body()).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn instruments_listed_over_http_are_named_by_the_next_days_batches() {
+    use poe_circle_stark::venue::{Instrument, Operation, OptionKind};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = std::env::temp_dir().join(format!("poe-api-listing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut c = client("aurora", 3, Scheme::Keccak256);
+    let intake = Intake::create(registry(&[&c]), &dir.join("intake.redb")).unwrap();
+    let now = std::sync::Arc::new(AtomicU64::new(T0 + 5_000_000));
+    let clock = now.clone();
+    let state = AppState::new(intake, ApiConfig::default())
+        .with_clock(std::sync::Arc::new(move || clock.load(Ordering::SeqCst)));
+    let (status, _, _) = post(
+        &state,
+        "application/json",
+        &c.next_batch(&funding(), "none", b""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let listed = poe_ingest::registry::NamedInstrument {
+        name: "BTC-26NOV26-120-C".into(),
+        instrument: Instrument {
+            underlying: 1,
+            expiry_us: T0 + 8 * 86_400_000_000,
+            strike: 120,
+            kind: OptionKind::Call,
+            collateral: 50,
+        },
+    };
+    let body = c.list_instruments(std::slice::from_ref(&listed));
+    let path = "/v1/rollups/aurora/instruments";
+    let (status, answer) = send(&state, "POST", path, &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let tomorrow = poe_circle_stark::calendar::Day::of_us(T0).next().start_us();
+    assert_eq!(answer["first_index"], 2);
+    assert_eq!(answer["effective_from_us"], tomorrow.to_string());
+    let (status, again) = send(&state, "POST", path, &body).await;
+    assert_eq!((status, &again), (StatusCode::OK, &answer), "a retry");
+    // For another rollup than the path's: refused before intake.
+    let (status, problem) = send(&state, "POST", "/v1/rollups/borealis/instruments", &body).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_listing"))
+    );
+    // A tampered listing: the signature no longer covers it.
+    let tampered = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("\"120\"", "\"121\"");
+    let (status, problem) = send(&state, "POST", path, tampered.as_bytes()).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("bad_signature"))
+    );
+
+    let (status, table) = send(&state, "GET", path, b"").await;
+    assert_eq!(status, StatusCode::OK);
+    let t = table["instruments"].as_array().unwrap();
+    assert_eq!(t.len(), 3);
+    assert_eq!(t[2]["name"], "BTC-26NOV26-120-C");
+    assert_eq!(t[2]["effective_from_us"], tomorrow.to_string());
+    assert_eq!(t[0]["effective_from_us"], "0");
+
+    // The next day a batch names it: the edge resolves the name (the shared registry was
+    // replaced), and intake lets it trade.
+    now.store(tomorrow + 10_000_000, Ordering::SeqCst);
+    let trade = vec![poe_ingest::testkit::op(
+        "W-1",
+        Operation::Trade {
+            buyer: 1,
+            seller: 2,
+            instrument: 2,
+            qty: 1,
+            price: 9,
+            buyer_fee: 1,
+            seller_fee: 1,
+            timestamp_us: tomorrow + 1_000_000,
+        },
+    )];
+    let (status, _, receipt) = post(
+        &state,
+        "application/json",
+        &c.next_batch(&trade, "none", b""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

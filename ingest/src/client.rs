@@ -53,6 +53,25 @@ impl RollupClient {
         Ok(client)
     }
 
+    /// The signed body of a listing of `listed` at the end of the rollup's table
+    /// (`POST /v1/rollups/{rollup}/instruments`), and the instruments appended to this
+    /// client's table so that its batches can name them (they trade from the next UTC day).
+    pub fn list_instruments(&mut self, listed: &[crate::registry::NamedInstrument]) -> Vec<u8> {
+        let first = self.instrument_names.len() as u32;
+        let body = crate::listing::Listing::signed_body(
+            self.name.as_str(),
+            first,
+            listed,
+            &self.private_key,
+        );
+        let mut table = self.venue.instruments().to_vec();
+        table.extend(listed.iter().map(|t| t.instrument.clone()));
+        self.venue.extend_instruments(&table);
+        self.instrument_names
+            .extend(listed.iter().map(|t| t.name.clone()));
+        body
+    }
+
     /// The state root of the rollup's replica now (the next batch's `pre_state_root`).
     pub fn state_root(&mut self) -> poe_circle_stark::hash::poseidon2::Digest {
         self.venue.state_root()

@@ -12,6 +12,7 @@ use poe_circle_stark::hash::poseidon2::Digest;
 use poe_circle_stark::venue::ops::OP_LIMBS;
 use poe_circle_stark::venue::{Operation, Venue};
 
+use crate::listing::Listing;
 use crate::model::{parse_submission, Refusal, RefusalCode, Submission, POE_PROOF_SYSTEM};
 use crate::registry::{Registry, Rollup};
 use crate::store::{Store, StoreError};
@@ -276,7 +277,7 @@ fn replay(
     let mut head = match start {
         Some(head) => head,
         None => {
-            let mut venue = Venue::new(rollup.instruments.clone());
+            let mut venue = Venue::new(rollup.instruments_at(0).to_vec());
             let root = venue.state_root();
             Head {
                 venue,
@@ -295,6 +296,9 @@ fn replay(
         if let Some(each) = each.as_mut() {
             each(seq, &sub);
         }
+        // The table of the batch's day: listings take effect at day starts.
+        head.venue
+            .extend_instruments(rollup.instruments_at(stored.accepted_us));
         let effect = head
             .venue
             .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
@@ -311,6 +315,76 @@ fn replay(
         rebuilt.replayed += 1;
     }
     Ok((head, rebuilt))
+}
+
+/// Every stored listing appended to its rollup's table, in table order, each checked again
+/// (parse, the rollup's signature, its position): the registry as it stood when intake
+/// stopped. A stored listing that no longer applies (the registry changed under it) is a
+/// `replay_failed` refusal naming it.
+fn load_listings(store: &Store, registry: &mut Registry) -> Result<(), IntakeError> {
+    let names: Vec<String> = registry
+        .rollups()
+        .iter()
+        .map(|r| r.name.as_str().to_owned())
+        .collect();
+    for name in names {
+        let key = registry.get(&name).expect("listed").name.to_be_bytes32();
+        for (first, accepted_us, body) in store.listings_of(&key)? {
+            let failed = |why: String| -> IntakeError {
+                Refusal::new(
+                    RefusalCode::ReplayFailed,
+                    format!("{name} listing at {first}"),
+                    why,
+                )
+                .into()
+            };
+            let listing = Listing::parse(&body).map_err(|r| failed(r.to_string()))?;
+            listing
+                .authenticate(registry)
+                .map_err(|r| failed(r.to_string()))?;
+            let rollup = registry.get_mut(&name).expect("listed");
+            if listing.rollup != name || first as usize != rollup.instruments.len() {
+                return Err(failed(format!(
+                    "stored at position {first} of {}, the table has {}",
+                    listing.rollup,
+                    rollup.instruments.len()
+                )));
+            }
+            rollup
+                .append(&listing.instruments, listing_effective_from(accepted_us))
+                .map_err(|e| failed(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A listing accepted at `accepted_us` takes effect at the start of the next UTC day.
+pub fn listing_effective_from(accepted_us: u64) -> u64 {
+    poe_circle_stark::calendar::Day::of_us(accepted_us)
+        .next()
+        .start_us()
+}
+
+/// What became of an instrument listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListingOutcome {
+    /// Appended and stored now (HTTP 202).
+    Listed(ListingReceipt),
+    /// The same instruments were listed at that position before (HTTP 200).
+    Duplicate(ListingReceipt),
+}
+
+/// Where a listing's instruments are in the table, and from when they trade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingReceipt {
+    /// Rollup wire name.
+    pub rollup: String,
+    /// Table position of the first instrument listed.
+    pub first_index: u32,
+    /// How many.
+    pub count: u32,
+    /// When they can first be traded: the start of the UTC day after acceptance (µs).
+    pub effective_from_us: u64,
 }
 
 /// The rollup's state from its latest snapshot before `before_seq`, if there is one and it
@@ -330,9 +404,6 @@ fn from_snapshot(
     else {
         return Ok(None);
     };
-    let mut venue = Venue::from_snapshot(rollup.instruments.clone(), &bytes)
-        .map_err(|e| format!("snapshot at seq {seq}: {e}"))?;
-    let root = venue.state_root();
     let stored = store
         .id_at(&key, seq)
         .and_then(|id| match id {
@@ -341,6 +412,10 @@ fn from_snapshot(
         })
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("snapshot at seq {seq}: no batch {seq} is stored"))?;
+    let mut venue =
+        Venue::from_snapshot(rollup.instruments_at(stored.accepted_us).to_vec(), &bytes)
+            .map_err(|e| format!("snapshot at seq {seq}: {e}"))?;
+    let root = venue.state_root();
     let sub = replay_parse(store, registry, rollup, seq, &stored).map_err(|e| e.to_string())?;
     if sub.header.post_state_root != root {
         return Err(format!(
@@ -394,7 +469,12 @@ impl Intake {
         Self::over(registry, Store::create(path)?, OpenOptions::default())
     }
 
-    fn over(registry: Registry, store: Store, options: OpenOptions) -> Result<Self, IntakeError> {
+    fn over(
+        mut registry: Registry,
+        store: Store,
+        options: OpenOptions,
+    ) -> Result<Self, IntakeError> {
+        load_listings(&store, &mut registry)?;
         let mut heads = HashMap::new();
         let mut rebuilt = Vec::new();
         let mut unindexed = (!store.trade_ids_indexed()?).then(Vec::new);
@@ -430,6 +510,94 @@ impl Intake {
             last_accepted_us,
             rebuilt,
         })
+    }
+
+    /// Lists instruments for a rollup (`POST /v1/rollups/{rollup}/instruments`, `specs/api.md`
+    /// §2.6): the listing parsed, its signature checked against the rollup's key, its position
+    /// checked against the table (the next free one; the same instruments again at a position
+    /// already held is a duplicate), the terms checked, then stored fsync'd and appended. They
+    /// trade from the start of the next UTC day.
+    ///
+    /// # Errors
+    /// `malformed_json`, `malformed_amount`, `malformed_signature`, `unknown_rollup`,
+    /// `bad_signature`, `listing_conflict` (another position than the next free one, or other
+    /// instruments at a position held), `invalid_listing` (terms; a name already listed; an
+    /// expiry before the listing could trade; the table full); [`IntakeError::Store`].
+    pub fn list(&mut self, body: &[u8], now_us: u64) -> Result<ListingOutcome, IntakeError> {
+        let listing = Listing::parse(body)?;
+        let rollup = listing.authenticate(&self.registry)?.clone();
+        let (first, n) = (listing.first_index as usize, listing.instruments.len());
+        let held = rollup.instruments.len();
+        let receipt = |effective_from_us| ListingReceipt {
+            rollup: listing.rollup.clone(),
+            first_index: listing.first_index,
+            count: n as u32,
+            effective_from_us,
+        };
+        if first < held {
+            let same = first + n <= held
+                && listing.instruments.iter().enumerate().all(|(j, t)| {
+                    rollup.instruments[first + j] == t.instrument
+                        && rollup.instrument_names[first + j] == t.name
+                });
+            if same {
+                return Ok(ListingOutcome::Duplicate(receipt(
+                    rollup.effective_from_us[first],
+                )));
+            }
+            return Err(Refusal::new(
+                RefusalCode::ListingConflict,
+                "first_index",
+                format!(
+                    "positions {first}.. of {} already hold other instruments; the next free position is {held}",
+                    rollup.name
+                ),
+            )
+            .into());
+        }
+        if first > held {
+            return Err(Refusal::new(
+                RefusalCode::ListingConflict,
+                "first_index",
+                format!(
+                    "the table of {} has {held} instruments: a listing starts at {held}, not {first}",
+                    rollup.name
+                ),
+            )
+            .into());
+        }
+        let now_us = now_us.max(self.open_from_us);
+        let effective = listing_effective_from(now_us);
+        let mut checked = rollup.clone();
+        checked
+            .append(&listing.instruments, effective)
+            .map_err(|e| Refusal::new(RefusalCode::InvalidListing, e.path, e.message))?;
+        self.store.put_listing(
+            &rollup.name.to_be_bytes32(),
+            listing.first_index,
+            now_us,
+            body,
+        )?;
+        *self
+            .registry
+            .get_mut(rollup.name.as_str())
+            .expect("authenticated against it") = checked;
+        Ok(ListingOutcome::Listed(receipt(effective)))
+    }
+
+    /// Rollup `rollup_id`'s instrument table in effect at `us` (a day's table: the one its
+    /// proofs bind).
+    pub fn instruments_at(
+        &self,
+        rollup_id: u32,
+        us: u64,
+    ) -> Vec<poe_circle_stark::venue::Instrument> {
+        self.registry
+            .rollups()
+            .iter()
+            .find(|r| r.id == rollup_id)
+            .map(|r| r.instruments_at(us).to_vec())
+            .unwrap_or_default()
     }
 
     /// How start-up rebuilt each rollup's state (from which snapshot, how many batches
@@ -548,9 +716,17 @@ impl Intake {
                     format!("no rollup {rollup_id}"),
                 )
             })?;
-        Ok(replay(&self.store, &self.registry, rollup, seq, None)?
+        let mut venue = replay(&self.store, &self.registry, rollup, seq, None)?
             .0
-            .venue)
+            .venue;
+        // The table of batch `seq`'s day, which may have grown since the batch before it.
+        let key = rollup.name.to_be_bytes32();
+        if let Some(id) = self.store.id_at(&key, seq)? {
+            if let Some(stored) = self.store.get(&id)? {
+                venue.extend_instruments(rollup.instruments_at(stored.accepted_us));
+            }
+        }
+        Ok(venue)
     }
 
     /// One stored batch, parsed; `None` if there is no such batch.
@@ -846,6 +1022,11 @@ impl Intake {
         let receipt = self.receipt(sub, rollup, now_us)?;
 
         let mut venue = head.venue.clone();
+        // Instruments listed for today are tradable; those listed today wait for tomorrow
+        // (the venue refuses them as unknown).
+        if let Some(entry) = self.registry.get(rollup.name.as_str()) {
+            venue.extend_instruments(entry.instruments_at(now_us));
+        }
         let effect = venue
             .apply_batch(&sub.ops.iter().map(|o| o.op).collect::<Vec<_>>())
             .map_err(|v| Refusal {

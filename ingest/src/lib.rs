@@ -5,6 +5,7 @@ pub mod client;
 pub mod commitment;
 pub mod edge;
 pub mod intake;
+pub mod listing;
 pub mod model;
 pub mod registry;
 pub mod short_string;

@@ -71,11 +71,15 @@ pub enum RefusalCode {
     PostStateRootMismatch,
     /// `replay_failed`.
     ReplayFailed,
+    /// `invalid_listing`: an instrument listing whose terms cannot be listed.
+    InvalidListing,
+    /// `listing_conflict`: a listing at a table position another listing holds.
+    ListingConflict,
 }
 
 impl RefusalCode {
     /// Every code, in the order of this declaration.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 27] = [
         Self::MalformedJson,
         Self::MalformedAmount,
         Self::MalformedRoot,
@@ -101,6 +105,8 @@ impl RefusalCode {
         Self::RuleViolation,
         Self::PostStateRootMismatch,
         Self::ReplayFailed,
+        Self::InvalidListing,
+        Self::ListingConflict,
     ];
 
     /// The wire spelling (`code` and `urn:poe:problem:<code>` of a problem).
@@ -131,6 +137,8 @@ impl RefusalCode {
             Self::RuleViolation => "rule_violation",
             Self::PostStateRootMismatch => "post_state_root_mismatch",
             Self::ReplayFailed => "replay_failed",
+            Self::InvalidListing => "invalid_listing",
+            Self::ListingConflict => "listing_conflict",
         }
     }
 }

@@ -58,6 +58,15 @@ struct InstrumentToml {
     collateral: u64,
 }
 
+/// An instrument with its venue name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedInstrument {
+    /// Venue name (what operations and Parquet rows carry).
+    pub name: String,
+    /// Its terms.
+    pub instrument: Instrument,
+}
+
 /// A registered rollup.
 #[derive(Debug, Clone)]
 pub struct Rollup {
@@ -73,13 +82,89 @@ pub struct Rollup {
     pub instruments: Vec<Instrument>,
     /// Instrument names, same order.
     pub instrument_names: Vec<String>,
+    /// When each instrument can first be traded (µs; 0 for those in `poe.toml`): listings
+    /// through the API take effect at the start of the next UTC day. Non-decreasing.
+    pub effective_from_us: Vec<u64>,
     by_name: HashMap<String, u32>,
 }
 
 impl Rollup {
-    /// Instrument index by venue name.
+    /// Instrument index by venue name (listed ones included, effective or not yet).
     pub fn instrument_index(&self, name: &str) -> Option<u32> {
         self.by_name.get(name).copied()
+    }
+
+    /// How many instruments can be traded at `us`: the table of its day is the first this many.
+    pub fn effective_count(&self, us: u64) -> usize {
+        self.effective_from_us.partition_point(|&from| from <= us)
+    }
+
+    /// The instrument table in effect at `us` (a prefix of `instruments`).
+    pub fn instruments_at(&self, us: u64) -> &[Instrument] {
+        &self.instruments[..self.effective_count(us)]
+    }
+
+    /// The names of [`Rollup::instruments_at`].
+    pub fn names_at(&self, us: u64) -> &[String] {
+        &self.instrument_names[..self.effective_count(us)]
+    }
+
+    /// Appends `listed`, tradable from `effective_from_us`, after checking them as the
+    /// registry checks its own: an option's terms, a put's collateral equal to its strike, a
+    /// name not in the table, an expiry after `effective_from_us`, at most
+    /// [`MAX_INSTRUMENTS`] in all. Nothing is appended unless all pass.
+    ///
+    /// # Errors
+    /// [`RegistryError`] naming `instruments[i].field`.
+    pub fn append(
+        &mut self,
+        listed: &[NamedInstrument],
+        effective_from_us: u64,
+    ) -> Result<(), RegistryError> {
+        if self.instruments.len() + listed.len() > MAX_INSTRUMENTS as usize {
+            return Err(err(
+                "instruments",
+                format!(
+                    "{} listed and {} more: at most {MAX_INSTRUMENTS}",
+                    self.instruments.len(),
+                    listed.len()
+                ),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (j, t) in listed.iter().enumerate() {
+            let at = format!("instruments[{j}]");
+            if self.by_name.contains_key(&t.name) || !names.insert(&t.name) {
+                return Err(err(
+                    format!("{at}.name"),
+                    format!("{} is already in the table", t.name),
+                ));
+            }
+            let i = &t.instrument;
+            if i.kind == OptionKind::Put && i.collateral != i.strike {
+                return Err(err(
+                    format!("{at}.collateral"),
+                    format!("a put's collateral must equal its strike {}", i.strike),
+                ));
+            }
+            if i.expiry_us <= effective_from_us {
+                return Err(err(
+                    format!("{at}.expiry_us"),
+                    format!(
+                        "expires at {} µs, before it could trade (from {effective_from_us} µs)",
+                        i.expiry_us
+                    ),
+                ));
+            }
+        }
+        for t in listed {
+            self.by_name
+                .insert(t.name.clone(), self.instruments.len() as u32);
+            self.instruments.push(t.instrument.clone());
+            self.instrument_names.push(t.name.clone());
+            self.effective_from_us.push(effective_from_us);
+        }
+        Ok(())
     }
 }
 
@@ -169,6 +254,7 @@ impl Registry {
                 name,
                 public_key,
                 scheme,
+                effective_from_us: vec![0; instruments.len()],
                 instruments,
                 instrument_names,
                 by_name,
@@ -185,6 +271,11 @@ impl Registry {
     /// Every rollup.
     pub fn rollups(&self) -> &[Rollup] {
         &self.rollups
+    }
+
+    /// A rollup by wire name, to append listings to.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Rollup> {
+        self.rollups.iter_mut().find(|r| r.name.as_str() == name)
     }
 }
 

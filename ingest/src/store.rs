@@ -40,6 +40,10 @@ const TRADE_IDS: TableDefinition<&[u8], u64> = TableDefinition::new("trade_ids")
 /// batches: checked against batch `seq`'s post-state root before use, ignored if it fails.
 /// Added after format 2 without a format change: an older poe never opens this table.
 const SNAPSHOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots");
+/// `rollup name (32) ‖ first index (8 BE) → accepted_us (8 BE) ‖ request body`: every
+/// instrument listing accepted (`specs/api.md` §2.6), replayed onto the registry at start-up.
+/// Added after format 2 like [`SNAPSHOTS`].
+const LISTINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("listings");
 /// Store-wide facts, by name ([`META_FORMAT`], [`META_CLOSED_BEFORE`], [`META_TRADE_IDS`]).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -750,6 +754,61 @@ impl Store {
         let (k, v) = item.map_err(e)?;
         let seq = u64::from_be_bytes(k.value()[32..].try_into().expect("8 bytes"));
         Ok(Some((seq, v.value().to_vec())))
+    }
+
+    /// Stores an accepted instrument listing; on disk before it returns (one fsync'd,
+    /// two-phase commit, as a batch).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; nothing is then stored.
+    pub fn put_listing(
+        &self,
+        rollup: &[u8; 32],
+        first_index: u32,
+        accepted_us: u64,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut value = accepted_us.to_be_bytes().to_vec();
+        value.extend_from_slice(body);
+        let mut txn = self.db.begin_write().map_err(e)?;
+        txn.set_durability(Durability::Immediate).map_err(e)?;
+        txn.set_two_phase_commit(true);
+        txn.open_table(LISTINGS)
+            .map_err(e)?
+            .insert(&seq_key(rollup, u64::from(first_index))[..], &value[..])
+            .map_err(e)?;
+        txn.commit().map_err(e)
+    }
+
+    /// A rollup's accepted listings in table order, as `(first index, accepted_us, body)`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; [`StoreError::Corrupted`] for a record too short to hold a time.
+    pub fn listings_of(&self, rollup: &[u8; 32]) -> Result<Vec<(u32, u64, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(e)?;
+        let table = match txn.open_table(LISTINGS) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(err) => return Err(e(err)),
+        };
+        let range = table
+            .range(&seq_key(rollup, 0)[..]..=&seq_key(rollup, u64::MAX)[..])
+            .map_err(e)?;
+        range
+            .map(|item| {
+                let (k, v) = item.map_err(e)?;
+                let first = u64::from_be_bytes(k.value()[32..].try_into().expect("8 bytes"));
+                let v = v.value();
+                if v.len() < 8 {
+                    return Err(StoreError::Corrupted {
+                        path: self.path.clone(),
+                        what: format!("listing at {first} of rollup {}", rollup_name(rollup)),
+                    });
+                }
+                let at = u64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
+                Ok((first as u32, at, v[8..].to_vec()))
+            })
+            .collect()
     }
 
     /// The batches an index scan named, as `(seq, batch)`.

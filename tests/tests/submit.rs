@@ -1,6 +1,6 @@
 //! `poe submit` against a real server: a batch from JSON, the next from CSV (the history
-//! replayed), a dry run only, and a history that does not match the server's head refused
-//! before anything is sent.
+//! replayed), a dry run only, a history that does not match the server's head refused
+//! before anything is sent, and an instrument listed with `poe list-instruments`.
 
 mod common;
 
@@ -130,4 +130,54 @@ fn a_rollup_submits_from_json_then_csv_with_its_history() {
     std::fs::write(&history, lines.join("\n") + "\n").unwrap();
     let (ok, out) = submit("bad.csv", &[]);
     assert!(!ok && out.contains("unknown column \"acount\""), "{out}");
+
+    // A strike listed through the API (`poe list-instruments`), for tomorrow.
+    let expiry = now + 30 * 86_400_000_000;
+    std::fs::write(
+        dir.join("listing.json"),
+        serde_json::json!([{"name": "BTC-SAMPLE-120-C", "underlying": 1,
+            "expiry_us": expiry.to_string(), "strike": "120", "kind": "call", "collateral": "60"}])
+        .to_string(),
+    )
+    .unwrap();
+    let list = || {
+        let out = Command::new(poe_binary())
+            .args(["list-instruments", "--server", &format!("http://{addr}")])
+            .args(["--rollup", "sample-options", "--key"])
+            .arg(&key)
+            .arg("--file")
+            .arg(dir.join("listing.json"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = list();
+    assert!(
+        ok && out.contains("HTTP 202") && out.contains("at positions 2.."),
+        "{out}"
+    );
+    let (ok, out) = list();
+    assert!(
+        ok && out.contains("already listed") && out.contains("at positions 2.."),
+        "{out}"
+    );
+    // `poe submit` knows the name from the server, and the server refuses it until tomorrow.
+    std::fs::write(
+        dir.join("early.csv"),
+        format!(
+            "type,id,account,amount,buyer,seller,instrument,qty,price,buyer_fee,seller_fee,timestamp_us\n\
+             trade,T-2,,,1,2,BTC-SAMPLE-120-C,1,40,1,1,{}\n",
+            now + 4
+        ),
+    )
+    .unwrap();
+    let (ok, out) = submit("early.csv", &[]);
+    assert!(
+        !ok && out.contains("dry run: HTTP 422") && out.contains("rule_violation"),
+        "{out}"
+    );
 }

@@ -8,7 +8,9 @@ use std::io::Write;
 use std::path::Path;
 
 use poe_aggregator::fetch::Fetcher;
+use poe_circle_stark::venue::{Instrument, OptionKind};
 use poe_ingest::client::RollupClient;
+use poe_ingest::registry::{NamedInstrument, Rollup};
 use serde_json::{json, Value};
 
 /// The CSV columns, as the wire form's fields (`specs/api/openapi.yaml`, Operation); a row
@@ -84,16 +86,130 @@ pub(crate) struct SubmitArgs<'a> {
     pub dry_run: bool,
 }
 
+fn read_key(path: &Path) -> Result<starknet_crypto::Felt, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    starknet_crypto::Felt::from_hex(text.trim()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The instruments of `GET /v1/rollups/{rollup}/instruments`, in table order, with the time
+/// each trades from.
+fn server_table(server: &Fetcher, rollup: &str) -> Result<Vec<(NamedInstrument, u64)>, String> {
+    let table: Value =
+        serde_json::from_slice(&server.get(&format!("/v1/rollups/{rollup}/instruments"))?)
+            .map_err(|e| format!("instruments: {e}"))?;
+    let bad = || format!("instruments: not poe's table: {table}");
+    let num = |v: &Value| v.as_str().and_then(|t| t.parse::<u64>().ok());
+    table["instruments"]
+        .as_array()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|t| {
+            let instrument = Instrument {
+                underlying: t["underlying"]
+                    .as_u64()
+                    .and_then(|u| u32::try_from(u).ok())
+                    .ok_or_else(bad)?,
+                expiry_us: num(&t["expiry_us"]).ok_or_else(bad)?,
+                strike: num(&t["strike"]).ok_or_else(bad)?,
+                kind: if t["kind"] == "put" {
+                    OptionKind::Put
+                } else {
+                    OptionKind::Call
+                },
+                collateral: num(&t["collateral"]).ok_or_else(bad)?,
+            };
+            let name = t["name"].as_str().ok_or_else(bad)?.to_owned();
+            Ok((
+                NamedInstrument { name, instrument },
+                num(&t["effective_from_us"]).ok_or_else(bad)?,
+            ))
+        })
+        .collect()
+}
+
+/// `entry` with the instruments the server lists beyond it (listed through the API); the
+/// ones `entry` has must be the server's first ones.
+fn with_listed(entry: &Rollup, server: &Fetcher) -> Result<Rollup, String> {
+    let table = server_table(server, entry.name.as_str())?;
+    let mut out = entry.clone();
+    for (i, (t, _)) in table.iter().enumerate().take(entry.instruments.len()) {
+        if entry.instruments[i] != t.instrument || entry.instrument_names[i] != t.name {
+            return Err(format!(
+                "instrument {i}: the registry has {}, the server {}: use the server's poe.toml",
+                entry.instrument_names[i], t.name
+            ));
+        }
+    }
+    for (t, from) in table.into_iter().skip(entry.instruments.len()) {
+        out.append(std::slice::from_ref(&t), from)
+            .map_err(|e| format!("the server's instrument {}: {e}", t.name))?;
+    }
+    Ok(out)
+}
+
+/// What `poe list-instruments` needs.
+pub(crate) struct ListArgs<'a> {
+    pub server: &'a str,
+    pub rollup: &'a str,
+    pub key: &'a Path,
+    pub file: &'a Path,
+}
+
+/// `poe list-instruments`: instruments from a JSON file listed at the end of the rollup's
+/// table on the server, signed with its key; they trade from the next UTC day.
+pub(crate) fn list_instruments(a: &ListArgs<'_>) -> Result<(), String> {
+    let key = read_key(a.key)?;
+    let text = std::fs::read_to_string(a.file).map_err(|e| format!("{}: {e}", a.file.display()))?;
+    let listed: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.file.display()))?;
+    // Checked as the server will (terms, canonical amounts) before anything is sent.
+    let probe = json!({
+        "rollup": a.rollup, "first_index": 0, "instruments": listed,
+        "signature": {"r": "0x0", "s": "0x0"},
+    });
+    let instruments = poe_ingest::listing::Listing::parse(probe.to_string().as_bytes())
+        .map_err(|r| format!("{}: {}: {}", a.file.display(), r.path, r.message))?
+        .instruments;
+    let server = Fetcher::new(a.server, None)?;
+    let table = server_table(&server, a.rollup)?;
+    // Run again after a listing went through: nothing to do.
+    if let Some(at) = table
+        .windows(instruments.len())
+        .position(|w| w.iter().map(|(t, _)| t).eq(instruments.iter()))
+    {
+        println!(
+            "already listed: {} instrument(s) of {} at positions {at}.., trading from {} µs",
+            instruments.len(),
+            a.rollup,
+            table[at].1
+        );
+        return Ok(());
+    }
+    let first = table.len() as u32;
+    let body = poe_ingest::listing::Listing::signed_body(a.rollup, first, &instruments, &key);
+    let (status, answer) = server.post(&format!("/v1/rollups/{}/instruments", a.rollup), &body)?;
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+    if status != 202 && status != 200 {
+        return Err(format!("HTTP {status}: {answer}"));
+    }
+    println!(
+        "HTTP {status}: {} instrument(s) of {} at positions {}.., trading from {} µs (the next UTC day)",
+        answer["count"], a.rollup, answer["first_index"],
+        answer["effective_from_us"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
 pub(crate) fn submit(a: &SubmitArgs<'_>) -> Result<(), String> {
     let registry = poe_ingest::registry::Registry::load(a.config)
         .map_err(|e| format!("{}: {e}", a.config.display()))?;
     let entry = registry
         .get(a.rollup)
         .ok_or_else(|| format!("{}: no rollup {:?}", a.config.display(), a.rollup))?;
-    let key_text =
-        std::fs::read_to_string(a.key).map_err(|e| format!("{}: {e}", a.key.display()))?;
-    let key = starknet_crypto::Felt::from_hex(key_text.trim())
-        .map_err(|e| format!("{}: {e}", a.key.display()))?;
+    let key = read_key(a.key)?;
+    let server = Fetcher::new(a.server, None)?;
+    // Instruments listed through the API since poe.toml was written.
+    let entry = &with_listed(entry, &server)?;
     let mut client = RollupClient::for_rollup(entry, key)?;
 
     // The rollup's state: its history replayed.
@@ -120,7 +236,6 @@ pub(crate) fn submit(a: &SubmitArgs<'_>) -> Result<(), String> {
             .try_next_batch(&ops, "none", b"")
             .map_err(|e| format!("{} line {}: {e}", a.history.display(), i + 1))?;
     }
-    let server = Fetcher::new(a.server, None)?;
     let head: Value =
         serde_json::from_slice(&server.get(&format!("/v1/rollups/{}/head", a.rollup))?)
             .map_err(|e| format!("head: {e}"))?;

@@ -163,6 +163,21 @@ impl Venue {
         &self.instruments
     }
 
+    /// Grows the instrument table to `table` (instruments listed since, appended: an index
+    /// keeps its terms). The state is untouched: instruments are not in the state tree.
+    ///
+    /// # Panics
+    /// If `table` does not start with the current table.
+    pub fn extend_instruments(&mut self, table: &[Instrument]) {
+        assert!(
+            table.starts_with(&self.instruments),
+            "an instrument table only grows by appending"
+        );
+        if table.len() > self.instruments.len() {
+            self.instruments = table.to_vec();
+        }
+    }
+
     /// An account's balances (zero if never touched).
     pub fn account(&self, id: u32) -> AccountState {
         self.accounts.get(&id).copied().unwrap_or_default()
