@@ -64,12 +64,18 @@ impl RollupClient {
             listed,
             &self.private_key,
         );
+        self.add_instruments(listed);
+        body
+    }
+
+    /// Appends instruments listed earlier to this client's table (a client started from
+    /// `poe.toml` after listings: `GET /v1/rollups/{rollup}/instruments` has them).
+    pub fn add_instruments(&mut self, listed: &[crate::registry::NamedInstrument]) {
         let mut table = self.venue.instruments().to_vec();
         table.extend(listed.iter().map(|t| t.instrument.clone()));
         self.venue.extend_instruments(&table);
         self.instrument_names
             .extend(listed.iter().map(|t| t.name.clone()));
-        body
     }
 
     /// The state root of the rollup's replica now (the next batch's `pre_state_root`).

@@ -77,6 +77,21 @@ fn decimal(path: &str, text: &str) -> Result<u64, Refusal> {
         })
 }
 
+/// A JSON array of instruments in their wire form (as in a listing's `instruments`), checked
+/// as a listing's are: what clients list from.
+///
+/// # Errors
+/// The refusal a listing of them would get for its terms (`instruments[i].field`).
+pub fn parse_instruments(json: &[u8]) -> Result<Vec<NamedInstrument>, Refusal> {
+    let instruments: serde_json::Value = serde_json::from_slice(json)
+        .map_err(|e| Refusal::new(RefusalCode::MalformedJson, "", e.to_string()))?;
+    let probe = serde_json::json!({
+        "rollup": "", "first_index": 0, "instruments": instruments,
+        "signature": {"r": "0x0", "s": "0x0"},
+    });
+    Ok(Listing::parse(probe.to_string().as_bytes())?.instruments)
+}
+
 impl Listing {
     /// Parses a request body.
     ///

@@ -160,16 +160,9 @@ pub(crate) struct ListArgs<'a> {
 pub(crate) fn list_instruments(a: &ListArgs<'_>) -> Result<(), String> {
     let key = read_key(a.key)?;
     let text = std::fs::read_to_string(a.file).map_err(|e| format!("{}: {e}", a.file.display()))?;
-    let listed: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.file.display()))?;
     // Checked as the server will (terms, canonical amounts) before anything is sent.
-    let probe = json!({
-        "rollup": a.rollup, "first_index": 0, "instruments": listed,
-        "signature": {"r": "0x0", "s": "0x0"},
-    });
-    let instruments = poe_ingest::listing::Listing::parse(probe.to_string().as_bytes())
-        .map_err(|r| format!("{}: {}: {}", a.file.display(), r.path, r.message))?
-        .instruments;
+    let instruments = poe_ingest::listing::parse_instruments(text.as_bytes())
+        .map_err(|r| format!("{}: {}: {}", a.file.display(), r.path, r.message))?;
     let server = Fetcher::new(a.server, None)?;
     let table = server_table(&server, a.rollup)?;
     // Run again after a listing went through: nothing to do.

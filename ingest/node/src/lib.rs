@@ -74,6 +74,29 @@ impl Rollup {
         Ok(body.into())
     }
 
+    /// The signed request body of a listing of `instrumentsJson` (a JSON array of instruments
+    /// in their wire form) at the end of the rollup's table, for `listInstruments`; this
+    /// client's table takes them at once (the server's trades them from the next UTC day).
+    /// Bad terms or a name already in the table throw.
+    #[napi]
+    pub fn list_instruments(&mut self, instruments_json: String) -> Result<Buffer> {
+        let listed = self.append(&instruments_json)?;
+        Ok(poe_ingest::listing::Listing::signed_body(
+            self.entry.name.as_str(),
+            (self.entry.instruments.len() - listed.len()) as u32,
+            &listed,
+            &self.client.private_key,
+        )
+        .into())
+    }
+
+    /// Appends instruments listed earlier (from `GET /v1/rollups/{rollup}/instruments`, the
+    /// ones beyond `poe.toml`'s) to this client's table, without a listing.
+    #[napi]
+    pub fn add_instruments(&mut self, instruments_json: String) -> Result<()> {
+        self.append(&instruments_json).map(|_| ())
+    }
+
     /// Applies a batch already submitted (its operations), so that a client restarted
     /// mid-chain signs the right roots: the replica and seq move on, no body is made.
     #[napi]
@@ -87,6 +110,17 @@ impl Rollup {
 }
 
 impl Rollup {
+    fn append(
+        &mut self,
+        instruments_json: &str,
+    ) -> Result<Vec<poe_ingest::registry::NamedInstrument>> {
+        let listed = poe_ingest::listing::parse_instruments(instruments_json.as_bytes())
+            .map_err(|r| invalid(format!("{}: {}", r.path, r.message)))?;
+        self.entry.append(&listed, 0).map_err(invalid)?;
+        self.client.add_instruments(&listed);
+        Ok(listed)
+    }
+
     fn parse(&self, operations_json: &str) -> Result<Vec<poe_ingest::commitment::CommittedOp>> {
         poe_ingest::model::parse_operations(operations_json.as_bytes(), &self.entry)
             .map_err(|r| invalid(format!("{}: {}", r.path, r.message)))
@@ -153,6 +187,17 @@ pub fn submit(base_url: String, body: Buffer) -> AsyncTask<Post> {
 #[napi(ts_return_type = "Promise<HttpResponse>")]
 pub fn dry_run(base_url: String, body: Buffer) -> AsyncTask<Post> {
     post(&base_url, "/v1/batches/dry-run", &body)
+}
+
+/// POSTs a listing body to `baseUrl`'s `/v1/rollups/{rollup}/instruments`: 202 listed, 200
+/// the same listing again, a problem document otherwise.
+#[napi(ts_return_type = "Promise<HttpResponse>")]
+pub fn list_instruments(base_url: String, rollup: String, body: Buffer) -> AsyncTask<Post> {
+    post(
+        &base_url,
+        &format!("/v1/rollups/{rollup}/instruments"),
+        &body,
+    )
 }
 
 /// The public key (hex) of a private key (hex): what the registry names.

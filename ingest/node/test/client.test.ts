@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Rollup, dryRun, publicKey, submit } from "../index";
+import { Rollup, dryRun, listInstruments, publicKey, submit } from "../index";
 
 const VECTORS = join(__dirname, "..", "..", "..", "specs", "vectors", "state-roots.json");
 
@@ -108,6 +108,27 @@ test("against a running poe serve", { skip: base ? false : "POE_URL is not set" 
   const withdraw = [{ type: "withdraw", id: "ts-W-2", account: 1, amount: "10", timestamp_us: at(4) }];
   const next = await submit(base!, restarted.batch(JSON.stringify(withdraw)));
   assert.equal(next.status, 202, next.body);
+
+  // A strike listed through the API: signed, 202, a retry is a 200, in the server's table
+  // from the next UTC day; bad terms throw here, before anything is sent.
+  const listing = [{
+    name: "BTC-TS-130-C", underlying: 1, expiry_us: String(now + 30n * 86_400_000_000n),
+    strike: "130", kind: "call", collateral: "60",
+  }];
+  const listingBody = restarted.listInstruments(JSON.stringify(listing));
+  const listed = await listInstruments(base!, name, listingBody);
+  assert.equal(listed.status, 202, listed.body);
+  const answer = JSON.parse(listed.body);
+  const retry = await listInstruments(base!, name, listingBody);
+  assert.equal(retry.status, 200, retry.body);
+  assert.deepEqual(JSON.parse(retry.body), answer);
+  const table = (await (await fetch(base + answer.instruments_url)).json()) as {
+    instruments: { name: string; effective_from_us: string }[];
+  };
+  assert.equal(table.instruments[answer.first_index].name, "BTC-TS-130-C");
+  assert.equal(table.instruments[answer.first_index].effective_from_us, answer.effective_from_us);
+  const badPut = [{ ...listing[0], name: "BTC-TS-130-P", kind: "put" }];
+  assert.throws(() => restarted.listInstruments(JSON.stringify(badPut)), /instruments\[0\]\.collateral/);
 
   // A server that is not there rejects the promise; it does not hang or resolve.
   await assert.rejects(submit("http://127.0.0.1:9", body), /POST http:\/\/127\.0\.0\.1:9\/v1\/batches/);

@@ -68,6 +68,31 @@ impl PyRollup {
         Ok(PyBytes::new(py, &body))
     }
 
+    /// The signed request body (JSON bytes) of a listing of `instruments_json` (a JSON array
+    /// of instruments in their wire form) at the end of the rollup's table, for
+    /// `list_instruments`; this client's table takes them at once (the server's trades them
+    /// from the next UTC day). Bad terms or a name already in the table: `ValueError`.
+    fn list_instruments<'py>(
+        &mut self,
+        py: Python<'py>,
+        instruments_json: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let listed = self.append(instruments_json)?;
+        let body = poe_ingest::listing::Listing::signed_body(
+            self.entry.name.as_str(),
+            (self.entry.instruments.len() - listed.len()) as u32,
+            &listed,
+            &self.client.private_key,
+        );
+        Ok(PyBytes::new(py, &body))
+    }
+
+    /// Appends instruments listed earlier (from `GET /v1/rollups/{rollup}/instruments`, the
+    /// ones beyond `poe.toml`'s) to this client's table, without a listing.
+    fn add_instruments(&mut self, instruments_json: &str) -> PyResult<()> {
+        self.append(instruments_json).map(|_| ())
+    }
+
     /// Applies batches already submitted (their operations, oldest first), so that a client
     /// restarted mid-chain signs the right roots: the replica and seq move on, no body is made.
     fn replay(&mut self, operations_json: &str) -> PyResult<()> {
@@ -77,6 +102,19 @@ impl PyRollup {
             .try_next_batch(&ops, "none", b"")
             .map(|_| ())
             .map_err(value_error)
+    }
+}
+
+impl PyRollup {
+    fn append(
+        &mut self,
+        instruments_json: &str,
+    ) -> PyResult<Vec<poe_ingest::registry::NamedInstrument>> {
+        let listed = poe_ingest::listing::parse_instruments(instruments_json.as_bytes())
+            .map_err(|r| value_error(format!("{}: {}", r.path, r.message)))?;
+        self.entry.append(&listed, 0).map_err(value_error)?;
+        self.client.add_instruments(&listed);
+        Ok(listed)
     }
 }
 
@@ -119,6 +157,19 @@ fn dry_run(base_url: &str, body: &[u8]) -> PyResult<(u16, String)> {
     )
 }
 
+/// POSTs a listing body to `base_url`'s `/v1/rollups/{rollup}/instruments`: `(status,
+/// response JSON text)` — 202 listed, 200 the same listing again, a problem document otherwise.
+#[pyfunction]
+fn list_instruments(base_url: &str, rollup: &str, body: &[u8]) -> PyResult<(u16, String)> {
+    post(
+        &format!(
+            "{}/v1/rollups/{rollup}/instruments",
+            base_url.trim_end_matches('/')
+        ),
+        body,
+    )
+}
+
 /// The public key (hex) of a private key (hex): what the registry names.
 #[pyfunction]
 fn public_key(private_key: &str) -> PyResult<String> {
@@ -132,5 +183,6 @@ fn poe_client(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(submit, m)?)?;
     m.add_function(wrap_pyfunction!(dry_run, m)?)?;
     m.add_function(wrap_pyfunction!(public_key, m)?)?;
+    m.add_function(wrap_pyfunction!(list_instruments, m)?)?;
     Ok(())
 }

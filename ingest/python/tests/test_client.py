@@ -85,7 +85,37 @@ def against(base, toml, key, name):
     nxt = again.batch(json.dumps([{"type": "withdraw", "id": "py-W-2", "account": 1, "amount": "10", "timestamp_us": str(now + 4)}]))
     status, text = poe_client.submit(base, nxt)
     assert status == 202, (status, text)
-    print("against %s: dry run, 202, retry 200, receipt, refusal before sending, replay: all as expected" % base)
+
+    # A strike listed through the API: signed, 202, a retry is a 200, in the server's table
+    # from the next UTC day; bad terms are refused here, before anything is sent.
+    listing = [{"name": "BTC-PY-130-C", "underlying": 1, "expiry_us": str(now + 30 * 86_400_000_000),
+                "strike": "130", "kind": "call", "collateral": "60"}]
+    body = again.list_instruments(json.dumps(listing))
+    status, text = poe_client.list_instruments(base, name, body)
+    assert status == 202, (status, text)
+    listed = json.loads(text)
+    status, text = poe_client.list_instruments(base, name, body)
+    assert status == 200 and json.loads(text) == listed, (status, text)
+    with urllib.request.urlopen(base + listed["instruments_url"]) as resp:
+        table = json.loads(resp.read())["instruments"]
+    assert table[listed["first_index"]]["name"] == "BTC-PY-130-C"
+    assert table[listed["first_index"]]["effective_from_us"] == listed["effective_from_us"]
+    bad_put = [dict(listing[0], name="BTC-PY-130-P", kind="put")]
+    try:
+        again.list_instruments(json.dumps(bad_put))
+        raise AssertionError("a put with collateral below its strike was listed")
+    except ValueError as e:
+        assert "instruments[0].collateral" in str(e), e
+    # A client started from poe.toml takes the listed instruments from the server's table.
+    later = poe_client.Rollup(toml, name, key)
+    later.add_instruments(json.dumps([{k: t[k] for k in ("name", "underlying", "expiry_us", "strike", "kind", "collateral")}
+                                      for t in table[listed["first_index"]:]]))
+    try:
+        later.add_instruments(json.dumps(listing))
+        raise AssertionError("a name already in the table was added")
+    except ValueError as e:
+        assert "already in the table" in str(e), e
+    print("against %s: dry run, 202, retry 200, receipt, refusal before sending, replay, a listing: all as expected" % base)
 
 
 if __name__ == "__main__":
