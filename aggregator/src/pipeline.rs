@@ -616,9 +616,13 @@ fn worker(shared: &Shared) {
         if m.leaf_backlog.get() > 0 {
             m.leaf_backlog.dec();
         }
-        if let Err(e) = result {
-            m.failures.inc();
-            tracing::error!(target: "poe::pipeline", batch_id = hex::encode(id), error = e, "leaf failed");
+        match result {
+            Ok(()) => shared.state.clear_leaf_failure(&id),
+            Err(e) => {
+                m.failures.inc();
+                shared.state.report_leaf_failure(&id, &e);
+                tracing::error!(target: "poe::pipeline", batch_id = hex::encode(id), error = e, "leaf failed");
+            }
         }
         shared.wake.notify_all();
     }
@@ -636,10 +640,12 @@ fn closer(shared: &Shared) {
         let retry_at = match shared.try_close() {
             Ok(true) => {
                 failures = 0;
+                shared.state.clear_close_failure();
                 continue;
             }
             Ok(false) => {
                 failures = 0;
+                shared.state.clear_close_failure();
                 None
             }
             Err(e) => {
@@ -650,6 +656,17 @@ fn closer(shared: &Shared) {
                     shared.config.max_close_backoff,
                 );
                 shared.state.metrics().pipeline.failures.inc();
+                // The receipts of the day's batches say why they are not included yet.
+                let day = shared
+                    .lock()
+                    .pending
+                    .first()
+                    .map(|&(at, _)| Day::of_us(at).to_string());
+                if let Some(day) = day {
+                    let next = (shared.state.clock())()
+                        .saturating_add(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX));
+                    shared.state.report_close_failure(&day, &e, Some(next));
+                }
                 tracing::error!(
                     target: "poe::pipeline",
                     error = e,

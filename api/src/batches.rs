@@ -24,6 +24,13 @@ pub(crate) fn receipt_json(state: &AppState, r: &Receipt) -> Value {
             .then(|| state.expected_inclusion_us(r))
             .flatten()
             .map(|t| t.to_string()),
+        "trouble": state.trouble(r, status).map(|t| json!({
+            "stage": t.stage,
+            "reason": t.reason,
+            "failures": t.failures,
+            "since_us": t.since_us.to_string(),
+            "next_attempt_us": t.next_attempt_us.map(|n| n.to_string()),
+        })),
         "rollup": r.rollup,
         "seq": r.seq,
         "day": r.day,

@@ -88,6 +88,32 @@ pub struct AppState {
     etags: days::Etags,
     close_grace_us: Option<u64>,
     events: tokio::sync::broadcast::Sender<events::StatusEvent>,
+    troubles: Arc<Mutex<Troubles>>,
+}
+
+/// Why a batch's status is not moving: the pipeline's work for it is failing and being
+/// retried (`specs/api.md` §5). Not a state: the batch stays `accepted` or `proven`, and moves
+/// on once the retry succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trouble {
+    /// `leaf_proof` or `day_close`.
+    pub stage: &'static str,
+    /// The last failure, as logged.
+    pub reason: String,
+    /// Failures in a row.
+    pub failures: u32,
+    /// When the first of them happened (µs).
+    pub since_us: u64,
+    /// When the next attempt is due (µs), where known.
+    pub next_attempt_us: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Troubles {
+    /// The day whose close is failing, and how.
+    close: Option<(String, Trouble)>,
+    /// Leaf proofs failing, by batch id.
+    leaves: HashMap<[u8; 32], Trouble>,
 }
 
 /// Called with every newly accepted batch's receipt, after it is on disk (the day pipeline
@@ -121,7 +147,78 @@ impl AppState {
             etags: days::Etags::default(),
             close_grace_us: None,
             events: events::channel(),
+            troubles: Arc::default(),
         }
+    }
+
+    /// Records that closing `day` failed (again): the receipts of its batches say so until
+    /// [`AppState::clear_close_failure`].
+    pub fn report_close_failure(&self, day: &str, reason: &str, next_attempt_us: Option<u64>) {
+        let now = (self.clock)();
+        let mut t = self.troubles.lock().unwrap_or_else(|p| p.into_inner());
+        let (failures, since_us) = match &t.close {
+            Some((d, old)) if d == day => (old.failures + 1, old.since_us),
+            _ => (1, now),
+        };
+        t.close = Some((
+            day.to_owned(),
+            Trouble {
+                stage: "day_close",
+                reason: reason.to_owned(),
+                failures,
+                since_us,
+                next_attempt_us,
+            },
+        ));
+    }
+
+    /// The day close is no longer failing.
+    pub fn clear_close_failure(&self) {
+        self.troubles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .close = None;
+    }
+
+    /// Records that proving batch `batch_id`'s leaf failed; the day's close proves it again.
+    pub fn report_leaf_failure(&self, batch_id: &[u8; 32], reason: &str) {
+        let now = (self.clock)();
+        let mut t = self.troubles.lock().unwrap_or_else(|p| p.into_inner());
+        let e = t.leaves.entry(*batch_id).or_insert(Trouble {
+            stage: "leaf_proof",
+            reason: String::new(),
+            failures: 0,
+            since_us: now,
+            next_attempt_us: None,
+        });
+        e.failures += 1;
+        e.reason = reason.to_owned();
+    }
+
+    /// Batch `batch_id`'s leaf proof no longer fails.
+    pub fn clear_leaf_failure(&self, batch_id: &[u8; 32]) {
+        self.troubles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .leaves
+            .remove(batch_id);
+    }
+
+    /// What holds the batch back, if anything: a failing close of its day, or (while it is
+    /// `accepted`) a failing leaf proof.
+    pub fn trouble(&self, r: &Receipt, status: &str) -> Option<Trouble> {
+        if status == "included" {
+            return None;
+        }
+        let t = self.troubles.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((day, trouble)) = &t.close {
+            if *day == r.day {
+                return Some(trouble.clone());
+            }
+        }
+        (status == "accepted")
+            .then(|| t.leaves.get(&r.batch_id).cloned())
+            .flatten()
     }
 
     /// The registry now (with the instruments listed so far).

@@ -205,13 +205,40 @@ fn batches_are_proven_then_the_ended_day_closes_itself() {
         Some("2.proven"),
     );
 
-    // Midnight passes: the pipeline closes the day by itself.
+    // Midnight passes, but the archive cannot be written (a file where its directory should
+    // be): the close fails, and the day's receipts say why they are not moving.
+    let archive_dir = dir.join("archive");
+    let aside = dir.join("archive.aside");
+    if archive_dir.exists() {
+        std::fs::rename(&archive_dir, &aside).unwrap();
+    }
+    std::fs::write(&archive_dir, b"not a directory").unwrap();
+    assert!(json(&base, &format!("/v1/batches/{}", ids[0]))["trouble"].is_null());
     clock.store(day().next().start_us(), Ordering::SeqCst);
+    wait_for("the failed close on the receipts", || {
+        let r = json(&base, &format!("/v1/batches/{}", ids[0]));
+        r["trouble"]["stage"] == "day_close" && r["trouble"]["failures"].as_u64() >= Some(2)
+    });
+    let receipt = json(&base, &format!("/v1/batches/{}", ids[0]));
+    let trouble = &receipt["trouble"];
+    assert_eq!(
+        receipt["status"], "proven",
+        "not a state: the batch stays proven"
+    );
+    assert!(trouble["reason"].as_str().unwrap().len() > 5, "{trouble}");
+    assert_eq!(trouble["since_us"], day().next().start_us().to_string());
+    assert!(trouble["next_attempt_us"].is_string(), "{trouble}");
+    // The operator puts the archive back: the next retry closes the day by itself.
+    std::fs::remove_file(&archive_dir).unwrap();
+    if aside.exists() {
+        std::fs::rename(&aside, &archive_dir).unwrap();
+    }
     wait_for("the day close", || {
         get(&base, &format!("/v1/days/{}", day())).is_ok()
     });
     for id in &ids {
         assert_eq!(status(&base, id), "included");
+        assert!(json(&base, &format!("/v1/batches/{id}"))["trouble"].is_null());
     }
     // The catch-up repeats batch 1 (not yet included, so its status may move), then the close
     // pushes both inclusions.
@@ -231,15 +258,23 @@ fn batches_are_proven_then_the_ended_day_closes_itself() {
         !bundle.join("leaf-proofs").exists(),
         "the v5 root proves every state root: no leaf proof is published"
     );
-    assert!(
-        std::fs::read_dir(dir.join("leaves"))
-            .unwrap()
-            .next()
-            .is_none(),
-        "leaf proofs of a published day are cleared from the leaf store"
+    // The closer clears the leaf store and counts the close just after publishing: wait for
+    // it rather than race it.
+    wait_for(
+        "leaf proofs of a published day cleared from the leaf store",
+        || {
+            std::fs::read_dir(dir.join("leaves"))
+                .unwrap()
+                .next()
+                .is_none()
+        },
     );
+    wait_for("the close counted", || {
+        String::from_utf8(get(&base, "/metrics").unwrap())
+            .unwrap()
+            .contains("poe_days_closed_total 1")
+    });
     let metrics = String::from_utf8(get(&base, "/metrics").unwrap()).unwrap();
-    assert!(metrics.contains("poe_days_closed_total 1"), "{metrics}");
     assert!(metrics.contains("poe_leaf_proofs_total 4"), "{metrics}");
 
     // A rollup clock (or ours) running behind stamps a batch before midnight: the day is
