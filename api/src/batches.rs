@@ -172,16 +172,8 @@ pub(crate) async fn dry_run(
             }))
             .into_response()
         }
-        Ok(Err(IntakeError::Refused(r))) => Problem::from_refusal(r).reply(),
-        Ok(Err(IntakeError::Store(e))) => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_failed",
-            e.to_string(),
-        )
-        .reply(),
-        Err(e) => {
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply()
-        }
+        Ok(Err(e)) => Problem::from_blocking(Ok(e)).reply(),
+        Err(e) => Problem::from_blocking(Err(e)).reply(),
     };
     tracing::info!(target: "poe::dry_run", status = resp.status().as_u16(), "dry run");
     Ok(resp)
@@ -240,17 +232,8 @@ pub(crate) async fn submit_inner(
                 body,
             )
         }
-        Ok(Err(IntakeError::Refused(r))) => problem(Problem::from_refusal(r)),
-        Ok(Err(IntakeError::Store(e))) => problem(Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_failed",
-            e.to_string(),
-        )),
-        Err(e) => problem(Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )),
+        Ok(Err(e)) => problem(Problem::from_blocking(Ok(e))),
+        Err(e) => problem(Problem::from_blocking(Err(e))),
     }
 }
 

@@ -34,7 +34,8 @@ pub(crate) fn channel() -> broadcast::Sender<StatusEvent> {
     broadcast::channel(CAPACITY).0
 }
 
-fn rank(status: &str) -> u8 {
+/// The order of statuses: 1 accepted, 2 proven, 3 included (0: none of them).
+pub(crate) fn rank(status: &str) -> u8 {
     match status {
         "accepted" => 1,
         "proven" => 2,

@@ -63,16 +63,8 @@ pub(crate) async fn list(
             )
             .into_response()
         }
-        Ok(Err(IntakeError::Refused(r))) => Problem::from_refusal(r).reply(),
-        Ok(Err(IntakeError::Store(e))) => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_failed",
-            e.to_string(),
-        )
-        .reply(),
-        Err(e) => {
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).reply()
-        }
+        Ok(Err(e)) => Problem::from_blocking(Ok(e)).reply(),
+        Err(e) => Problem::from_blocking(Err(e)).reply(),
     };
     Ok(resp)
 }

@@ -64,6 +64,23 @@ impl Problem {
         }
     }
 
+    /// A blocking intake call's failure: a refusal with its status, a store failure (500
+    /// `store_failed`, nothing acknowledged), or the task itself (500 `internal`).
+    pub(crate) fn from_blocking(
+        e: Result<poe_ingest::intake::IntakeError, tokio::task::JoinError>,
+    ) -> Self {
+        use poe_ingest::intake::IntakeError;
+        match e {
+            Ok(IntakeError::Refused(r)) => Self::from_refusal(r),
+            Ok(IntakeError::Store(e)) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_failed",
+                e.to_string(),
+            ),
+            Err(e) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        }
+    }
+
     pub(crate) fn from_refusal(r: Refusal) -> Self {
         Self {
             status: refusal_status(r.code),

@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::batches::receipt_json;
+use crate::events::rank;
 use crate::AppState;
 
 /// A webhooks file that cannot be used.
@@ -214,15 +215,6 @@ pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
-}
-
-fn rank(status: &str) -> u8 {
-    match status {
-        "accepted" => 1,
-        "proven" => 2,
-        "included" => 3,
-        _ => 0,
-    }
 }
 
 /// What a receiver has acknowledged: every seq up to `floor` at `included` (nothing more can
