@@ -347,16 +347,24 @@ fn runs_are_proven_during_the_day_and_the_close_uses_them() {
     wait_for("the day close", || {
         get(&base, &format!("/v1/days/{}", day())).is_ok()
     });
+    // Counted and cleaned up just after publishing: wait for it rather than race it.
+    wait_for("the close counted", || {
+        String::from_utf8(get(&base, "/metrics").unwrap())
+            .unwrap()
+            .contains("poe_days_closed_total 1")
+    });
     let metrics = String::from_utf8(get(&base, "/metrics").unwrap()).unwrap();
     assert!(metrics.contains("poe_runs_reused_total 2"), "{metrics}");
     let listed = json(&base, "/v1/days");
     assert_eq!(listed["days"][0]["segments"], 4);
-    assert!(
-        std::fs::read_dir(dir.join("leaves"))
-            .unwrap()
-            .next()
-            .is_none(),
-        "runs and leaf proofs of a published day are cleared from the leaf store"
+    wait_for(
+        "runs and leaf proofs of a published day cleared from the leaf store",
+        || {
+            std::fs::read_dir(dir.join("leaves"))
+                .unwrap()
+                .next()
+                .is_none()
+        },
     );
     service.shutdown();
 
