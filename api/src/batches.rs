@@ -13,6 +13,16 @@ use warp::http::{header, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::Reply;
 
+/// The order of statuses: 1 accepted, 2 proven, 3 included (0: none of them).
+pub(crate) fn rank(status: &str) -> u8 {
+    match status {
+        "accepted" => 1,
+        "proven" => 2,
+        "included" => 3,
+        _ => 0,
+    }
+}
+
 pub(crate) fn receipt_json(state: &AppState, r: &Receipt) -> Value {
     let id = hex::encode(r.batch_id);
     let status = state.batch_status(r);

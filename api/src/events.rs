@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use warp::http::StatusCode;
 use warp::Reply;
 
-use crate::batches::{read_intake, receipt_json};
+use crate::batches::{rank, read_intake, receipt_json};
 use crate::problem::Problem;
 use crate::AppState;
 
@@ -32,16 +32,6 @@ pub(crate) const CAPACITY: usize = 4096;
 
 pub(crate) fn channel() -> broadcast::Sender<StatusEvent> {
     broadcast::channel(CAPACITY).0
-}
-
-/// The order of statuses: 1 accepted, 2 proven, 3 included (0: none of them).
-pub(crate) fn rank(status: &str) -> u8 {
-    match status {
-        "accepted" => 1,
-        "proven" => 2,
-        "included" => 3,
-        _ => 0,
-    }
 }
 
 /// `SEQ.STATUS` → (seq, rank).

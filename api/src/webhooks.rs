@@ -25,8 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::batches::receipt_json;
-use crate::events::rank;
+use crate::batches::{rank, receipt_json};
 use crate::AppState;
 
 /// A webhooks file that cannot be used.
