@@ -623,18 +623,7 @@ async fn a_known_route_asked_with_another_method_is_405_with_allow() {
 }
 
 async fn dry(state: &AppState, body: &[u8]) -> (StatusCode, Value) {
-    let resp = warp::test::request()
-        .method("POST")
-        .path("/v1/batches/dry-run")
-        .header("content-type", "application/json")
-        .header("content-length", body.len())
-        .body(body)
-        .reply(&routes(state.clone()))
-        .await;
-    (
-        resp.status(),
-        serde_json::from_slice(resp.body()).unwrap_or(Value::Null),
-    )
+    send(state, "POST", "/v1/batches/dry-run", body).await
 }
 
 /// The dry run: the post-state root re-execution gives, whether the batch would be accepted as
@@ -839,7 +828,7 @@ async fn send(state: &AppState, method: &str, path: &str, body: &[u8]) -> (Statu
 
 #[tokio::test]
 async fn instruments_listed_over_http_are_named_by_the_next_days_batches() {
-    use poe_circle_stark::venue::{Instrument, Operation, OptionKind};
+    use poe_circle_stark::venue::Operation;
     use std::sync::atomic::{AtomicU64, Ordering};
     let dir = std::env::temp_dir().join(format!("poe-api-listing-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -858,17 +847,7 @@ async fn instruments_listed_over_http_are_named_by_the_next_days_batches() {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
 
-    let listed = poe_ingest::registry::NamedInstrument {
-        name: "BTC-26NOV26-120-C".into(),
-        instrument: Instrument {
-            underlying: 1,
-            expiry_us: T0 + 8 * 86_400_000_000,
-            strike: 120,
-            kind: OptionKind::Call,
-            collateral: 50,
-        },
-    };
-    let body = c.list_instruments(std::slice::from_ref(&listed));
+    let body = c.list_instruments(&[poe_ingest::testkit::weekly_call()]);
     let path = "/v1/rollups/aurora/instruments";
     let (status, answer) = send(&state, "POST", path, &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");

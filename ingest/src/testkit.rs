@@ -241,3 +241,18 @@ pub fn signed_submission(
         proof_bytes: proof_bytes.to_vec(),
     }
 }
+
+/// A weekly call to list through the API (`specs/api.md` §2.6): the fixture rollups' third
+/// instrument, expiring a week after [`EXPIRY`].
+pub fn weekly_call() -> crate::registry::NamedInstrument {
+    crate::registry::NamedInstrument {
+        name: "BTC-26NOV26-120-C".into(),
+        instrument: Instrument {
+            underlying: 1,
+            expiry_us: T0 + 8 * 86_400_000_000,
+            strike: 120,
+            kind: OptionKind::Call,
+            collateral: 50,
+        },
+    }
+}

@@ -3,14 +3,13 @@
 //! replayed onto the registry after a restart.
 
 use poe_circle_stark::calendar::Day;
-use poe_circle_stark::venue::{Instrument, Operation, OptionKind};
+use poe_circle_stark::venue::{Operation, OptionKind};
 use poe_ingest::client::RollupClient;
 use poe_ingest::commitment::Scheme;
 use poe_ingest::intake::{Intake, IntakeError, ListingOutcome, Outcome};
 use poe_ingest::listing::Listing;
 use poe_ingest::model::RefusalCode;
-use poe_ingest::registry::NamedInstrument;
-use poe_ingest::testkit::{funding, op, registry, T0};
+use poe_ingest::testkit::{funding, op, registry, weekly_call, T0};
 use std::path::PathBuf;
 
 fn scratch(tag: &str) -> PathBuf {
@@ -22,20 +21,6 @@ fn scratch(tag: &str) -> PathBuf {
 
 fn client() -> RollupClient {
     poe_ingest::testkit::client("aurora", 1, Scheme::Keccak256)
-}
-
-/// A call listed for the day after T0's, expiring a week later.
-fn weekly_call() -> NamedInstrument {
-    NamedInstrument {
-        name: "BTC-26NOV26-120-C".into(),
-        instrument: Instrument {
-            underlying: 1,
-            expiry_us: T0 + 8 * 86_400_000_000,
-            strike: 120,
-            kind: OptionKind::Call,
-            collateral: 50,
-        },
-    }
 }
 
 fn trade(id: &str, instrument: u32, ts: u64) -> Vec<poe_ingest::commitment::CommittedOp> {

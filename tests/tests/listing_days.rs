@@ -9,11 +9,10 @@ use std::process::Command;
 use common::{day, poe_binary, scratch};
 use poe_archive::LocalDir;
 use poe_circle_stark::config::SecurityConfig;
-use poe_circle_stark::venue::{Instrument, Operation, OptionKind};
+use poe_circle_stark::venue::Operation;
 use poe_ingest::commitment::Scheme;
 use poe_ingest::intake::{Intake, ListingOutcome, Outcome};
-use poe_ingest::registry::NamedInstrument;
-use poe_ingest::testkit::{client, funding, op, realistic_ops, registry, T0};
+use poe_ingest::testkit::{client, funding, op, realistic_ops, registry, weekly_call, T0};
 use serde_json::Value;
 
 #[test]
@@ -37,17 +36,7 @@ fn a_listing_goes_into_the_next_days_table_and_both_days_audit() {
     );
 
     // Day 1: a weekly call is listed (table position 2), for day 2.
-    let listed = NamedInstrument {
-        name: "BTC-26NOV26-120-C".into(),
-        instrument: Instrument {
-            underlying: 1,
-            expiry_us: T0 + 8 * 86_400_000_000,
-            strike: 120,
-            kind: OptionKind::Call,
-            collateral: 50,
-        },
-    };
-    let body = c.list_instruments(std::slice::from_ref(&listed));
+    let body = c.list_instruments(&[weekly_call()]);
     assert!(matches!(
         intake.list(&body, T0 + 3_600_000_000).unwrap(),
         ListingOutcome::Listed(_)
